@@ -1,0 +1,235 @@
+//! Wires the stages together for each command and maps failures to exit codes.
+//!
+//! Exit codes (a contract): 0 success; 1 runtime failure; 2 bad usage or bad input (missing
+//! file, bad zone, bad catalogue, unreadable lake, SQL error) — always with one line on stderr
+//! naming what and where.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::cli::{Command, ParseArgs};
+use crate::ingest::{IngestOptions, ingest};
+use crate::lake::manifest::{FP_BYTES, LakeError, hash_prefix};
+use crate::lake::writer::WriterConfig;
+use crate::parse::Parser;
+use crate::parse::catalogue::Catalogue;
+use crate::parse::reader::{AtEof, ReaderConfig, RecordReader};
+use crate::parse::time::Zone;
+use crate::query::{self, Format, QueryError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Bad usage or bad input: exit 2.
+    #[error("{0}")]
+    Input(String),
+    /// Something failed while working: exit 1.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl AppError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            AppError::Input(_) => 2,
+            AppError::Runtime(_) => 1,
+        }
+    }
+}
+
+/// The sample log bundled into the binary for `hubpulse demo`.
+const SAMPLE_LOG: &str = include_str!("../fixtures/sample/hub.log");
+
+pub fn run(cmd: Command) -> Result<(), AppError> {
+    match cmd {
+        Command::Parse { opts, files } => parse_cmd(&opts, &files),
+        Command::Ingest { lake, opts, no_progress, files } => ingest_cmd(&lake, &opts, !no_progress, &files),
+        Command::Query { lake, format, file, name, queries, sql } => {
+            let sql = match (sql, file, name) {
+                (Some(s), _, _) => s,
+                (_, Some(f), _) => std::fs::read_to_string(&f).map_err(|e| AppError::Input(format!("{}: {e}", f.display())))?,
+                (_, _, Some(n)) => query::named(&n, queries.as_deref()).map_err(AppError::Input)?,
+                _ => return Err(AppError::Input("no SQL given".into())),
+            };
+            query_cmd(&lake, &sql, format)
+        }
+        Command::Demo { lake } => demo(&lake),
+        Command::Generate { users, days, start, seed, activity_interval, out, truth } => {
+            let cfg = crate::generate::GenConfig { users, days, start, seed, activity_interval_secs: activity_interval };
+            generate_cmd(&cfg, &out, truth.as_deref())
+        }
+        Command::Kinds { parsers } => {
+            let cat = load_catalogue(parsers.as_deref())?;
+            let mut out = io::stdout().lock();
+            for (file, kind) in &cat.entries {
+                let _ = writeln!(out, "{kind}\t{file}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn load_catalogue(dir: Option<&Path>) -> Result<Catalogue, AppError> {
+    let r = match dir {
+        Some(d) => Catalogue::from_dir(d),
+        None => Catalogue::embedded(),
+    };
+    r.map_err(|e| AppError::Input(format!("catalogue: {e}")))
+}
+
+struct Setup {
+    catalogue: Arc<Catalogue>,
+    zone: Zone,
+    reader: ReaderConfig,
+}
+
+fn setup(opts: &ParseArgs) -> Result<Setup, AppError> {
+    let zone = Zone::parse(&opts.tz).map_err(|e| AppError::Input(format!("--tz: {e}")))?;
+    let catalogue = Arc::new(load_catalogue(opts.parsers.as_deref())?);
+    if opts.max_line_bytes < 256 {
+        return Err(AppError::Input("--max-line-bytes: must be at least 256".into()));
+    }
+    let reader = ReaderConfig { max_line_bytes: opts.max_line_bytes, ..ReaderConfig::default() };
+    Ok(Setup { catalogue, zone, reader })
+}
+
+fn check_inputs(files: &[PathBuf], allow_stdin: bool) -> Result<(), AppError> {
+    for f in files {
+        if allow_stdin && f.as_os_str() == "-" {
+            continue;
+        }
+        if let Err(e) = File::open(f) {
+            return Err(AppError::Input(format!("{}: {e}", f.display())));
+        }
+        if f.is_dir() {
+            return Err(AppError::Input(format!("{}: is a directory, not a log file", f.display())));
+        }
+    }
+    Ok(())
+}
+
+fn parse_cmd(opts: &ParseArgs, files: &[PathBuf]) -> Result<(), AppError> {
+    let s = setup(opts)?;
+    check_inputs(files, true)?;
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    for f in files {
+        let (input, name, fp): (Box<dyn Read>, String, String) = if f.as_os_str() == "-" {
+            (Box::new(io::stdin().lock()), "-".into(), "stdin".into())
+        } else {
+            let fp = hash_prefix(f, FP_BYTES).map(|(h, _)| h).unwrap_or_default();
+            let file = File::open(f).map_err(|e| AppError::Input(format!("{}: {e}", f.display())))?;
+            (Box::new(file), f.display().to_string(), fp)
+        };
+        let mut parser = Parser::new(s.catalogue.clone(), s.zone.clone(), Some(chrono::Utc::now().date_naive()));
+        let mut reader = RecordReader::new(input, 0, s.reader);
+        let mut write_err: Option<io::Error> = None;
+        let r = reader.run(AtEof::Finish, |raw| {
+            if write_err.is_some() {
+                return;
+            }
+            let v = parser.parse(&raw, |rec| rec.to_json(&opts.hub, &name, &fp));
+            if let Err(e) = serde_json::to_writer(&mut out, &v).map_err(io::Error::from).and_then(|_| out.write_all(b"\n")) {
+                write_err = Some(e);
+            }
+        });
+        if let Some(e) = write_err {
+            return output_error(e);
+        }
+        r.map_err(|e| AppError::Runtime(format!("{name}: {e}")))?;
+    }
+    out.flush().or_else(output_error)
+}
+
+/// A closed stdout (`hubpulse parse … | head`) is a normal end, not a failure.
+fn output_error(e: io::Error) -> Result<(), AppError> {
+    if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(AppError::Runtime(format!("stdout: {e}"))) }
+}
+
+fn ingest_cmd(lake: &Path, opts: &ParseArgs, progress: bool, files: &[PathBuf]) -> Result<(), AppError> {
+    let s = setup(opts)?;
+    if files.iter().any(|f| f.as_os_str() == "-") {
+        return Err(AppError::Input(
+            "-: ingest reads files (it resumes them by offset); pipe streams to `hubpulse parse -` instead".into(),
+        ));
+    }
+    check_inputs(files, false)?;
+    std::fs::create_dir_all(lake).map_err(|e| AppError::Input(format!("{}: cannot create lake: {e}", lake.display())))?;
+    let iopts = IngestOptions {
+        lake: lake.to_path_buf(),
+        zone: s.zone,
+        hub: opts.hub.clone(),
+        catalogue: s.catalogue,
+        reader: s.reader,
+        writer: WriterConfig::default(),
+        batch_rows: 64 * 1024,
+        commit_bytes: 256 << 20,
+        progress,
+    };
+    let summary = ingest(&iopts, files).map_err(|e| match e {
+        LakeError::Locked { .. } | LakeError::Corrupt { .. } => AppError::Input(e.to_string()),
+        LakeError::Io { ref path, .. } if !path.starts_with(lake) => AppError::Input(e.to_string()),
+        e => AppError::Runtime(e.to_string()),
+    })?;
+    println!("{summary}");
+    Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| AppError::Runtime(format!("tokio: {e}")))
+}
+
+fn query_err(e: QueryError) -> AppError {
+    match e {
+        QueryError::Output(m) => AppError::Runtime(m),
+        e => AppError::Input(e.to_string()),
+    }
+}
+
+fn query_cmd(lake: &Path, sql: &str, format: Format) -> Result<(), AppError> {
+    let batches = runtime()?.block_on(async {
+        let ctx = query::session(lake).await?;
+        query::run(&ctx, sql).await
+    });
+    let batches = batches.map_err(query_err)?;
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    query::render(&batches, format, &mut out).map_err(query_err)?;
+    out.flush().or_else(output_error)
+}
+
+fn demo(lake: &Path) -> Result<(), AppError> {
+    let sample_dir = lake.join("_hubpulse").join("sample");
+    std::fs::create_dir_all(&sample_dir).map_err(|e| AppError::Input(format!("{}: {e}", sample_dir.display())))?;
+    let sample = sample_dir.join("hub.log");
+    if !sample.exists() {
+        std::fs::write(&sample, SAMPLE_LOG).map_err(|e| AppError::Runtime(format!("{}: {e}", sample.display())))?;
+    }
+    println!("# ingesting the bundled sample log ({}) into {}", sample.display(), lake.display());
+    let opts = ParseArgs { tz: "UTC".into(), parsers: None, hub: "sample-hub".into(), max_line_bytes: 64 * 1024 };
+    ingest_cmd(lake, &opts, false, &[sample])?;
+    for name in ["daily_active_users", "spawn_duration_percentiles", "request_errors_by_route", "failed_spawns"] {
+        println!("\n# hubpulse query --lake {} --name {name}", lake.display());
+        let sql = query::named(name, None).map_err(AppError::Input)?;
+        query_cmd(lake, &sql, Format::Table)?;
+    }
+    Ok(())
+}
+
+fn generate_cmd(cfg: &crate::generate::GenConfig, out: &Path, truth: Option<&Path>) -> Result<(), AppError> {
+    let f = File::create(out).map_err(|e| AppError::Input(format!("{}: {e}", out.display())))?;
+    let t = crate::generate::generate(cfg, BufWriter::with_capacity(1 << 20, f))
+        .map_err(|e| AppError::Runtime(format!("{}: {e}", out.display())))?;
+    let json = serde_json::to_string_pretty(&t).map_err(|e| AppError::Runtime(e.to_string()))?;
+    match truth {
+        Some(p) => std::fs::write(p, json).map_err(|e| AppError::Input(format!("{}: {e}", p.display())))?,
+        None => eprintln!("{json}"),
+    }
+    println!("lines={} records={} bytes={}", t.lines, t.records, t.bytes);
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! Command-line definitions (clap only; behaviour lives in `app`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::query::Format;
+
+#[derive(Debug, Parser)]
+#[command(name = "hubpulse", version, about = "Makes a JupyterHub deployment observable and keeps it cheap.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ParseArgs {
+    /// IANA time zone of the hub's and single-user servers' local timestamps.
+    #[arg(long, default_value = "UTC", value_name = "ZONE")]
+    pub tz: String,
+    /// Replace the embedded message catalogue with the *.toml files in DIR.
+    #[arg(long, value_name = "DIR")]
+    pub parsers: Option<PathBuf>,
+    /// Name of the hub, stored in every row (tells several hubs apart in one lake).
+    #[arg(long, default_value = "jupyterhub", value_name = "NAME")]
+    pub hub: String,
+    /// Lines longer than this are kept truncated and flagged.
+    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
+    pub max_line_bytes: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print one JSON object per log record (JSON Lines); `-` reads stdin.
+    Parse {
+        #[command(flatten)]
+        opts: ParseArgs,
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Append log files to the lake, exactly once, and print one summary line.
+    Ingest {
+        /// Lake root directory (created if missing).
+        #[arg(long, value_name = "DIR")]
+        lake: PathBuf,
+        #[command(flatten)]
+        opts: ParseArgs,
+        /// Do not draw a progress bar even on a terminal.
+        #[arg(long)]
+        no_progress: bool,
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Run SQL over the lake with DataFusion (tables: events).
+    Query {
+        #[arg(long, value_name = "DIR")]
+        lake: PathBuf,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Read the SQL from a file.
+        #[arg(long, value_name = "PATH", conflicts_with_all = ["sql", "name"])]
+        file: Option<PathBuf>,
+        /// Run a named query from queries/ (e.g. daily_active_users).
+        #[arg(long, value_name = "NAME", conflicts_with = "sql")]
+        name: Option<String>,
+        /// Directory of named queries (default: the copies embedded in the binary).
+        #[arg(long, value_name = "DIR")]
+        queries: Option<PathBuf>,
+        /// The SQL text.
+        #[arg(required_unless_present_any = ["file", "name"])]
+        sql: Option<String>,
+    },
+    /// The main job on the bundled sample: ingest it into a local lake and show what it says.
+    Demo {
+        #[arg(long, default_value = "hubpulse-lake", value_name = "DIR")]
+        lake: PathBuf,
+    },
+    /// Write a large, realistic, deterministic hub log and the true counts it contains.
+    Generate {
+        #[arg(long, default_value_t = 50)]
+        users: u32,
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        #[arg(long, default_value = "2026-11-02", value_name = "YYYY-MM-DD")]
+        start: chrono::NaiveDate,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Single-user activity report interval (JupyterHub's default is 300 s).
+        #[arg(long, default_value_t = 300, value_name = "SECS")]
+        activity_interval: u32,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Where to write the true counts as JSON.
+        #[arg(long, value_name = "FILE")]
+        truth: Option<PathBuf>,
+    },
+    /// List the message kinds of the catalogue (embedded or --parsers DIR), validating it.
+    Kinds {
+        #[arg(long, value_name = "DIR")]
+        parsers: Option<PathBuf>,
+    },
+}

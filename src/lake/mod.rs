@@ -1,0 +1,15 @@
+//! The Parquet usage lake: Hive-partitioned tables under one root directory, published
+//! atomically through a manifest so that every reader (DataFusion, DuckDB, pyarrow, Spark,
+//! Athena) sees whole commits only, and no source is ever counted twice.
+//!
+//! * [`schema`]: one Arrow schema function per table.
+//! * [`batch`]: records → Arrow batches.
+//! * [`writer`]: batches → zstd Parquet parts in staging.
+//! * [`manifest`]: the commit protocol, crash recovery, and per-source progress.
+
+pub mod batch;
+pub mod manifest;
+pub mod schema;
+pub mod writer;
+
+pub use manifest::{LakeError, Manifest};

@@ -1,0 +1,56 @@
+//! The lake's tables and their Arrow schemas: one function per table, used by the writer and
+//! passed explicitly to DataFusion (a fresh, empty lake has nothing to infer a schema from).
+//!
+//! Column documentation lives in README.md ("The lake"); keep the two in step.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+pub const EVENTS: &str = "events";
+/// The Hive partition key: the record's UTC day, `dt=YYYY-MM-DD`. Not stored inside the files.
+pub const PARTITION_COL: &str = "dt";
+
+fn utf8(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Utf8, nullable)
+}
+
+/// `events`: one row per log record.
+pub fn events() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        utf8("hub", false),
+        utf8("source", false),
+        utf8("level", true),
+        utf8("logger", true),
+        utf8("module", true),
+        utf8("kind", false),
+        utf8("user", true),
+        utf8("actor", true),
+        utf8("server_name", true),
+        utf8("method", true),
+        Field::new("status", DataType::Int32, true),
+        utf8("route", true),
+        utf8("path", true),
+        utf8("target", true),
+        utf8("client_ip", true),
+        utf8("service", true),
+        Field::new("duration_ms", DataType::Float64, true),
+        Field::new("exit_code", DataType::Int32, true),
+        Field::new("count", DataType::Int64, true),
+        utf8("attrs", true),
+        utf8("message", false),
+        Field::new("lines", DataType::Int32, false),
+        utf8("flags", true),
+        utf8("source_file", false),
+        utf8("source_fp", false),
+        Field::new("source_offset", DataType::Int64, false),
+    ]))
+}
+
+/// Columns whose values repeat a lot and compress best with a Parquet dictionary. The others
+/// (message, path, offsets, times) are written plain: a dictionary would only overflow.
+pub const DICTIONARY_COLUMNS: &[&str] = &[
+    "hub", "source", "level", "logger", "module", "kind", "user", "actor", "server_name", "method", "route",
+    "client_ip", "service", "flags", "source_file", "source_fp", "target",
+];

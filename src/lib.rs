@@ -1,0 +1,22 @@
+//! hubpulse: makes a JupyterHub deployment observable and keeps it cheap.
+//!
+//! The data path: log bytes → [`parse::reader`] (records) → [`parse::Parser`] ([`record::Record`])
+//! → `lake` (Arrow batches → Hive-partitioned Parquet + manifest) → `query` (DataFusion SQL).
+//! `main.rs` is a thin CLI over `app`. Without the default `lake` feature only the parser is
+//! built (what the fuzz targets link).
+
+pub mod generate;
+pub mod parse;
+pub mod queries;
+pub mod record;
+
+#[cfg(feature = "lake")]
+pub mod app;
+#[cfg(feature = "lake")]
+pub mod cli;
+#[cfg(feature = "lake")]
+pub mod ingest;
+#[cfg(feature = "lake")]
+pub mod lake;
+#[cfg(feature = "lake")]
+pub mod query;

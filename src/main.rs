@@ -1,0 +1,20 @@
+//! The `hubpulse` binary: parse flags, run one command, map errors to exit codes (see `app`).
+
+use clap::Parser;
+use hubpulse::app::{self, AppError};
+use hubpulse::cli::Cli;
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HUBPULSE_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if let Err(e) = app::run(cli.command) {
+        let AppError::Input(msg) | AppError::Runtime(msg) = &e;
+        eprintln!("hubpulse: {}", msg.lines().next().unwrap_or(""));
+        std::process::exit(e.exit_code());
+    }
+}

@@ -1,0 +1,360 @@
+//! Log records → typed [`Record`]s.
+//!
+//! Pipeline for one raw record (see [`reader`] for how lines become records):
+//! decode (lossy UTF-8, NULs) → strip ANSI/CR → scrub secrets → prefix ([`prefix`], nom) →
+//! request line ([`request`], nom) or message kind ([`catalogue`], one `RegexSet` per family) →
+//! fields → enrichment (server names the hub left out) → callback.
+//!
+//! What this is not: it does not read files or write the lake; it never drops a record. A record
+//! whose prefix matches no family is classified by the `python` catalogue or kept as `unparsed`;
+//! a prefixed record whose message is unknown keeps the generic kind `message`.
+//!
+//! The parser is stateful in three small, bounded ways, all in stream order: the last local date
+//! (for CHP 3.x/4.x lines that carry only a time), the last timestamp (for records without one),
+//! and per-user server names seen in proxy routes and spawn requests (for the lifecycle messages
+//! that omit them).
+
+pub mod catalogue;
+pub mod prefix;
+pub mod reader;
+pub mod request;
+pub mod route;
+pub mod text;
+pub mod time;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+
+use crate::record::Record;
+use catalogue::{Catalogue, FieldTarget};
+use prefix::{Family, Header, Stamp};
+use reader::RawRecord;
+use text::Flags;
+use time::{DateCarry, LocalStamp, Zone};
+
+pub const KIND_REQUEST: &str = "request";
+pub const KIND_MESSAGE: &str = "message";
+pub const KIND_UNPARSED: &str = "unparsed";
+
+/// Counters a caller may report (the `ingest` summary line, `/metrics`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ParseStats {
+    pub records: u64,
+    pub lines: u64,
+    pub bytes: u64,
+    pub unparsed: u64,
+    pub truncated: u64,
+}
+
+pub struct Parser {
+    catalogue: Arc<Catalogue>,
+    zone: Zone,
+    carry: DateCarry,
+    default_date: Option<NaiveDate>,
+    last_ts: Option<i64>,
+    enrich: Enricher,
+    pub stats: ParseStats,
+}
+
+impl Parser {
+    /// `default_date` dates time-only lines seen before any dated record (e.g. the file's mtime).
+    pub fn new(catalogue: Arc<Catalogue>, zone: Zone, default_date: Option<NaiveDate>) -> Self {
+        Parser {
+            catalogue,
+            zone,
+            carry: DateCarry::default(),
+            default_date,
+            last_ts: None,
+            enrich: Enricher::default(),
+            stats: ParseStats::default(),
+        }
+    }
+
+    /// Parse one raw record and hand the result to `f`.
+    pub fn parse<T>(&mut self, raw: &RawRecord<'_>, f: impl FnOnce(&Record<'_>) -> T) -> T {
+        let mut flags = Flags::default();
+        if raw.truncated {
+            flags.set(Flags::TRUNCATED);
+        }
+        if raw.split {
+            flags.set(Flags::SPLIT);
+        }
+        let text = text::decode(raw.bytes, &mut flags);
+        let text = text::strip_controls(text, &mut flags);
+        let text = text::scrub(text, &mut flags);
+        let body = text.trim_end_matches(['\n', '\r']);
+        let mut rec = match prefix::header(body) {
+            Some(h) => self.prefixed(&h),
+            None => self.unprefixed(body),
+        };
+        rec.flags = flags;
+        rec.lines = raw.lines;
+        rec.offset = raw.offset;
+        rec.length = raw.end - raw.offset;
+        if rec.ts.is_none() {
+            rec.ts_hint = self.last_ts;
+        }
+        self.stats.records += 1;
+        self.stats.lines += raw.lines as u64;
+        self.stats.bytes += rec.length;
+        self.stats.unparsed += (rec.kind == KIND_UNPARSED) as u64;
+        self.stats.truncated += raw.truncated as u64;
+        f(&rec)
+    }
+
+    fn timestamp(&mut self, stamp: Stamp) -> Option<i64> {
+        let ts = match stamp {
+            Stamp::Local(st) => {
+                self.carry.observe(st);
+                Some(self.zone.to_utc(st))
+            }
+            Stamp::Utc(us) => Some(us),
+            Stamp::TimeOnly(tod) => {
+                let st = self.carry.complete(tod).or_else(|| {
+                    self.default_date.map(|date| LocalStamp { date, micros_of_day: tod })
+                });
+                st.map(|st| self.zone.to_utc(st))
+            }
+            Stamp::None => None,
+        };
+        if ts.is_some() {
+            self.last_ts = ts;
+        }
+        ts
+    }
+
+    fn prefixed<'r>(&mut self, h: &Header<'r>) -> Record<'r> {
+        let mut rec = Record::new(KIND_MESSAGE, h.family, h.message);
+        rec.ts = self.timestamp(h.stamp);
+        rec.level = h.level;
+        rec.logger = h.logger;
+        rec.module = h.module;
+        let first = first_line(h.message);
+        if matches!(h.family, Family::Hub | Family::SingleUser)
+            && let Some(r) = request::parse(first)
+        {
+            rec.kind = KIND_REQUEST;
+            rec.status = Some(r.status);
+            rec.method = Some(r.method);
+            rec.duration_ms = Some(r.duration_ms);
+            rec.target = r.redirect;
+            rec.client_ip = Some(r.ip);
+            rec.actor = (!r.actor.is_empty()).then_some(r.actor);
+            set_path(&mut rec, r.path);
+            if rec.user.is_none() {
+                rec.user = rec.actor.map(Cow::Borrowed);
+            }
+        } else {
+            self.classify(&mut rec, h.family, first);
+        }
+        self.enrich.apply(&mut rec);
+        rec
+    }
+
+    fn unprefixed<'r>(&mut self, body: &'r str) -> Record<'r> {
+        let mut rec = Record::new(KIND_UNPARSED, Family::Python, body);
+        self.classify(&mut rec, Family::Python, first_line(body));
+        if rec.kind == KIND_MESSAGE {
+            rec.kind = KIND_UNPARSED;
+        }
+        if rec.kind == KIND_UNPARSED {
+            rec.source = Family::Unknown;
+        }
+        rec
+    }
+
+    fn classify<'r>(&self, rec: &mut Record<'r>, family: Family, first: &'r str) {
+        let Some((kind, caps)) = self.catalogue.classify(family, first) else {
+            return;
+        };
+        rec.kind = kind.name;
+        for &(i, name, target) in &kind.groups {
+            if let Some(m) = caps.get(i) {
+                apply_field(rec, name, target, m.as_str());
+            }
+        }
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.split_once('\n').map_or(s, |(a, _)| a)
+}
+
+fn set_path<'r>(rec: &mut Record<'r>, path: &'r str) {
+    let info = route::classify(path);
+    rec.path = Some(path);
+    rec.route = Some(info.route);
+    if info.user.is_some() {
+        rec.user = info.user;
+    }
+    if info.server.is_some() {
+        rec.server_name = info.server;
+    }
+}
+
+/// Split `alice:gpu` (hub) or `alice/gpu` (culler) into user and server (`""` = default server).
+fn split_name(s: &str, sep: char) -> (&str, &str) {
+    s.split_once(sep).unwrap_or((s, ""))
+}
+
+fn apply_field<'r>(rec: &mut Record<'r>, name: &'static str, target: FieldTarget, v: &'r str) {
+    use FieldTarget as T;
+    match target {
+        T::User => rec.user = Some(Cow::Borrowed(v)),
+        T::Actor => rec.actor = Some(v),
+        T::ServerName => rec.server_name = Some(Cow::Borrowed(v)),
+        T::Method => rec.method = Some(v),
+        T::Status => rec.status = v.parse().ok(),
+        T::Path => set_path(rec, v),
+        T::ClientIp => rec.client_ip = Some(v),
+        T::Target => rec.target = Some(v),
+        T::Service => rec.service = Some(v),
+        T::ExitCode => rec.exit_code = v.parse().ok(),
+        T::Count => rec.count = v.parse().ok(),
+        T::DurationMs => rec.duration_ms = v.parse().ok(),
+        T::Seconds => rec.duration_ms = v.parse::<f64>().ok().map(|s| s * 1000.0),
+        T::LogName | T::CullerName => {
+            let (u, s) = split_name(v, if target == T::LogName { ':' } else { '/' });
+            rec.user = Some(Cow::Borrowed(u));
+            rec.server_name = Some(Cow::Borrowed(s));
+        }
+        T::RouteSpec => {
+            rec.attrs.push((name, v));
+            let path = v.find("://").map_or(v, |i| v[i + 3..].find('/').map_or("", |j| &v[i + 3 + j..]));
+            let info = route::classify(path);
+            if rec.user.is_none() {
+                rec.user = info.user;
+            }
+            if info.route.starts_with("/user/{user}") {
+                rec.server_name = info.server.or(Some(Cow::Borrowed("")));
+            }
+        }
+        T::QuotedUser => rec.user = Some(Cow::Borrowed(v.trim_matches(|c| c == '\'' || c == '"'))),
+        T::Attr => rec.attrs.push((name, v)),
+    }
+}
+
+/// Recovers server names that some hub messages leave out, from records seen just before.
+#[derive(Debug, Default)]
+struct Enricher {
+    /// user → server of the last route removed from the proxy (stop lines omit the server).
+    removed: HashMap<String, String>,
+    /// user → server of the last spawn request (failure lines name only the user).
+    spawning: HashMap<String, String>,
+}
+
+const ENRICH_CAP: usize = 100_000;
+
+impl Enricher {
+    fn apply(&mut self, rec: &mut Record<'_>) {
+        let Some(user) = rec.user.as_deref() else { return };
+        if self.removed.len() > ENRICH_CAP || self.spawning.len() > ENRICH_CAP {
+            self.removed.clear();
+            self.spawning.clear();
+        }
+        match rec.kind {
+            "proxy_route_removed" => {
+                if let Some(s) = rec.server_name.as_deref() {
+                    self.removed.insert(user.to_string(), s.to_string());
+                }
+            }
+            "stop_succeeded" | "server_exited" if rec.server_name.is_none() => {
+                if let Some(s) = self.removed.remove(user) {
+                    rec.server_name = Some(Cow::Owned(s));
+                }
+            }
+            KIND_REQUEST if is_spawn_request(rec) => {
+                if let Some(s) = rec.server_name.as_deref() {
+                    self.spawning.insert(user.to_string(), s.to_string());
+                }
+            }
+            "spawn_failed" | "spawn_timeout" | "spawn_cleanup_failed" if rec.server_name.is_none() => {
+                if let Some(s) = self.spawning.get(user) {
+                    rec.server_name = Some(Cow::Owned(s.clone()));
+                }
+            }
+            "spawn_succeeded" => {
+                self.spawning.remove(user);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn is_spawn_request(rec: &Record<'_>) -> bool {
+    match (rec.method, rec.route) {
+        (Some("POST"), Some(r)) => r.ends_with("/server") || r.ends_with("/servers/{server}") || r.starts_with("/hub/spawn"),
+        (Some("GET"), Some(r)) => r.starts_with("/hub/spawn/"),
+        _ => false,
+    }
+}
+
+/// Parse arbitrary bytes end to end and check the accounting invariant: the records tile the
+/// input exactly. Used by the fuzz targets and the property tests; panics on any violation.
+pub fn fuzz_one(input: &[u8]) {
+    use std::sync::LazyLock;
+    static CATALOGUE: LazyLock<Arc<Catalogue>> =
+        LazyLock::new(|| Arc::new(Catalogue::embedded().unwrap_or_else(|e| panic!("embedded catalogue: {e}"))));
+    let zone = Zone::new(chrono_tz::Tz::Europe__Paris);
+    let mut parser = Parser::new(CATALOGUE.clone(), zone, NaiveDate::from_ymd_opt(2026, 11, 28));
+    let cfg = reader::ReaderConfig { max_line_bytes: 300, max_record_bytes: 2000, chunk_bytes: 97 };
+    let mut r = reader::RecordReader::new(input, 0, cfg);
+    let mut pos = 0u64;
+    let end = r
+        .run(reader::AtEof::Finish, |raw| {
+            assert_eq!(raw.offset, pos, "records must tile the input");
+            pos = raw.end;
+            parser.parse(&raw, |rec| {
+                let _ = rec.to_json("h", "f", "fp");
+            });
+        })
+        .unwrap_or_else(|e| panic!("reading from memory cannot fail: {e}"));
+    assert_eq!(end, input.len() as u64);
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    const PREFIXES: &[&str] = &[
+        "[I 2026-11-28 15:30:10.250 JupyterHub log:192] ",
+        "[W 2026-11-28 15:30:10.250 ServerApp] ",
+        "[E 241111 16:38:10 __init__:251] ",
+        "2026-11-28T15:30:10.250Z [ConfigProxy] info: ",
+        "21:44:04.424 [ConfigProxy] info: ",
+        "    ",
+        "200 GET /hub/api/users/a@b@::1 (x@y@::ffff:1.2.3.4) 1.0ms",
+        "Task exception was never retrieved\n",
+        "\x1b[32m",
+        "}\n",
+        "\n",
+    ];
+
+    fn chunks() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(
+            prop_oneof![
+                prop::sample::select(PREFIXES).prop_map(|s| s.as_bytes().to_vec()),
+                prop::collection::vec(any::<u8>(), 0..40),
+                "[ -~]{0,60}".prop_map(|s| s.into_bytes()),
+            ],
+            0..30,
+        )
+        .prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+        #[test]
+        fn parser_never_panics_and_loses_no_byte(input in chunks()) {
+            super::fuzz_one(&input);
+        }
+
+        #[test]
+        fn parser_never_panics_on_raw_bytes(input in prop::collection::vec(any::<u8>(), 0..600)) {
+            super::fuzz_one(&input);
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! Line prefixes of every family that lands in a hub's log stream, parsed with nom.
+//!
+//! Grammar (one per family; `L` is one of `D I W E C`):
+//!
+//! ```text
+//! hub        "[" L " " YYYY-MM-DD " " HH:MM:SS.mmm " " logger " " module ":" lineno "] " message
+//!            [I 2026-11-28 15:30:10.250 JupyterHub log:192] 200 GET /hub/api/ (@127.0.0.1) 1.14ms
+//! singleuser "[" L " " YYYY-MM-DD " " HH:MM:SS.mmm " " logger "] " message
+//!            [I 2026-11-28 15:30:12.001 ServerApp] Kernel started: 5d7c…
+//! culler 1.x "[" L " " YYMMDD " " HH:MM:SS " " module ":" lineno "] " message   (tornado default)
+//!            [I 241111 16:38:10 __init__:251] Culling server alice (inactive for 01:00:41)
+//! chp 5.x    YYYY-MM-DD "T" HH:MM:SS.mmm "Z [ConfigProxy] " level ": " message
+//!            2026-11-28T15:32:33.223Z [ConfigProxy] info: 200 GET /api/routes
+//! chp 4.x    HH:MM:SS.mmm " [ConfigProxy] " level ": " message
+//!            21:44:04.424 [ConfigProxy] info: Adding route /user/jim -> http://127.0.0.1:32772
+//! chp 3.x    HH:MM:SS.mmm " - " level ": [ConfigProxy] " message
+//!            14:02:57.164 - info: [ConfigProxy] Removing route /user/jaime
+//! kernel     "[" App "] " LEVEL " | " message
+//!            [IPKernelApp] WARNING | Parent appears to have exited, shutting down.
+//! ```
+//!
+//! The parsers take the whole (already cleaned) record text; `message` is everything after the
+//! prefix, continuation lines included. Nothing here allocates.
+
+use chrono::NaiveDate;
+use nom::{
+    IResult, Parser,
+    branch::alt,
+    bytes::complete::{tag, take_till1, take_while_m_n, take_while1},
+    character::complete::{char, one_of},
+    combinator::{map_res, opt},
+    sequence::{preceded, terminated},
+};
+
+use super::time::{LocalStamp, micros_of_day};
+
+/// The log family a record came from: the lake's `source` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    Hub,
+    SingleUser,
+    Culler,
+    Chp,
+    /// Un-prefixed output: Python tracebacks, asyncio's "Task exception was never retrieved",
+    /// `warnings`, Z2JH's config-loading `print()`s.
+    Python,
+    Unknown,
+}
+
+impl Family {
+    pub const ALL: [Family; 6] = [
+        Family::Hub,
+        Family::SingleUser,
+        Family::Culler,
+        Family::Chp,
+        Family::Python,
+        Family::Unknown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Hub => "hub",
+            Family::SingleUser => "singleuser",
+            Family::Culler => "culler",
+            Family::Chp => "chp",
+            Family::Python => "python",
+            Family::Unknown => "unknown",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Family> {
+        Family::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Debug,
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warning => "WARNING",
+            Level::Error => "ERROR",
+            Level::Critical => "CRITICAL",
+        }
+    }
+
+    fn from_letter(c: char) -> Level {
+        match c {
+            'D' => Level::Debug,
+            'W' => Level::Warning,
+            'E' => Level::Error,
+            'C' => Level::Critical,
+            _ => Level::Info,
+        }
+    }
+
+    fn from_word(w: &str) -> Option<Level> {
+        Some(match w.to_ascii_lowercase().as_str() {
+            "debug" | "silly" | "verbose" => Level::Debug,
+            "info" | "http" => Level::Info,
+            "warn" | "warning" => Level::Warning,
+            "error" => Level::Error,
+            "critical" | "fatal" => Level::Critical,
+            _ => return None,
+        })
+    }
+}
+
+/// How much of the time a prefix carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamp {
+    /// Local wall time without a zone (hub, single-user, culler).
+    Local(LocalStamp),
+    /// Already UTC (CHP 5.x `…Z`), micros since the epoch.
+    Utc(i64),
+    /// Time of day only (CHP 3.x/4.x), micros since midnight, local time.
+    TimeOnly(i64),
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Header<'a> {
+    pub family: Family,
+    pub level: Option<Level>,
+    pub stamp: Stamp,
+    pub logger: Option<&'a str>,
+    /// `module:lineno` as printed, e.g. `log:192`.
+    pub module: Option<&'a str>,
+    pub message: &'a str,
+}
+
+fn is_digit(c: char) -> bool {
+    c.is_ascii_digit()
+}
+
+fn num<'a>(n: usize) -> impl Parser<&'a str, Output = u32, Error = nom::error::Error<&'a str>> {
+    map_res(take_while_m_n(n, n, is_digit), |s: &str| s.parse::<u32>())
+}
+
+/// `YYYY-MM-DD`
+fn date10(i: &str) -> IResult<&str, NaiveDate> {
+    let (i, (y, _, m, _, d)) = (num(4), char('-'), num(2), char('-'), num(2)).parse(i)?;
+    let date = NaiveDate::from_ymd_opt(y as i32, m, d)
+        .ok_or_else(|| nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Verify)))?;
+    Ok((i, date))
+}
+
+/// `YYMMDD` (tornado's default `%y%m%d`).
+fn date6(i: &str) -> IResult<&str, NaiveDate> {
+    let (i, (y, m, d)) = (num(2), num(2), num(2)).parse(i)?;
+    let date = NaiveDate::from_ymd_opt(2000 + y as i32, m, d)
+        .ok_or_else(|| nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Verify)))?;
+    Ok((i, date))
+}
+
+/// `HH:MM:SS[.fff…]` → micros of day.
+fn time_of_day(i: &str) -> IResult<&str, i64> {
+    let (i, (h, _, m, _, s)) = (num(2), char(':'), num(2), char(':'), num(2)).parse(i)?;
+    let (i, frac) = opt(preceded(one_of(".,"), take_while_m_n(1, 9, is_digit))).parse(i)?;
+    let frac_micros = frac.map_or(0, |f: &str| {
+        let mut v: u32 = 0;
+        for (k, c) in f.bytes().take(6).enumerate() {
+            v += (c - b'0') as u32 * 10u32.pow(5 - k as u32);
+        }
+        v
+    });
+    let t = micros_of_day(h, m, s, frac_micros)
+        .ok_or_else(|| nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Verify)))?;
+    Ok((i, t))
+}
+
+fn level_letter(i: &str) -> IResult<&str, Level> {
+    one_of("DIWEC").map(Level::from_letter).parse(i)
+}
+
+fn module_lineno(i: &str) -> IResult<&str, &str> {
+    nom::combinator::recognize((
+        take_while1(|c: char| c.is_alphanumeric() || c == '_' || c == '.' || c == '-'),
+        char(':'),
+        take_while1(is_digit),
+    ))
+    .parse(i)
+}
+
+fn message(i: &str) -> &str {
+    i.strip_prefix(' ').unwrap_or(i)
+}
+
+/// `[L YYYY-MM-DD HH:MM:SS.mmm logger[ module:line]] message` and the culler 1.x form.
+fn bracketed(i: &str) -> IResult<&str, Header<'_>> {
+    let (i, level) = preceded(char('['), terminated(level_letter, char(' '))).parse(i)?;
+    alt((
+        move |i| bracketed_full(i, level),
+        move |i| bracketed_tornado(i, level),
+    ))
+    .parse(i)
+}
+
+fn bracketed_full(i: &str, level: Level) -> IResult<&str, Header<'_>> {
+    let (i, (date, _, tod, _)) = (date10, char(' '), time_of_day, char(' ')).parse(i)?;
+    let (i, logger) = take_till1(|c| c == ' ' || c == ']').parse(i)?;
+    let (i, module) = opt(preceded(char(' '), module_lineno)).parse(i)?;
+    let (i, _) = char(']').parse(i)?;
+    let family = family_of(logger, module.is_some());
+    let stamp = Stamp::Local(LocalStamp { date, micros_of_day: tod });
+    Ok(("", Header { family, level: Some(level), stamp, logger: Some(logger), module, message: message(i) }))
+}
+
+fn bracketed_tornado(i: &str, level: Level) -> IResult<&str, Header<'_>> {
+    let (i, (date, _, tod, _, module, _)) =
+        (date6, char(' '), time_of_day, char(' '), module_lineno, char(']')).parse(i)?;
+    let stamp = Stamp::Local(LocalStamp { date, micros_of_day: tod });
+    Ok((
+        "",
+        Header { family: Family::Culler, level: Some(level), stamp, logger: None, module: Some(module), message: message(i) },
+    ))
+}
+
+const SINGLEUSER_LOGGERS: &[&str] = &[
+    "ServerApp",
+    "LabApp",
+    "JupyterHubSingleUser",
+    "NotebookApp",
+    "LabServerApp",
+    "NotebookNotary",
+    "KernelRestarter",
+    "TerminalManager",
+    "ExtensionApp",
+    "JupyterNotebookApp",
+];
+
+fn family_of(logger: &str, has_module: bool) -> Family {
+    if logger == "IdleCuller" {
+        Family::Culler
+    } else if logger.starts_with("SingleUser") || SINGLEUSER_LOGGERS.contains(&logger) || !has_module {
+        Family::SingleUser
+    } else {
+        Family::Hub
+    }
+}
+
+fn chp_level(i: &str) -> IResult<&str, Level> {
+    map_res(take_while1(|c: char| c.is_ascii_alphabetic()), |w: &str| {
+        Level::from_word(w).ok_or("level")
+    })
+    .parse(i)
+}
+
+/// CHP 5.x: `2026-11-28T15:32:33.223Z [ConfigProxy] info: message`
+fn chp5(i: &str) -> IResult<&str, Header<'_>> {
+    let (i, (date, _, tod, _, _, level, _)) =
+        (date10, char('T'), time_of_day, tag("Z "), tag("[ConfigProxy] "), chp_level, char(':')).parse(i)?;
+    let utc = super::time::days_since_epoch(date) * 86_400_000_000 + tod;
+    Ok(("", chp_header(level, Stamp::Utc(utc), i)))
+}
+
+/// CHP 4.x `HH:MM:SS.mmm [ConfigProxy] info: message` and 3.x `HH:MM:SS.mmm - info: [ConfigProxy] message`.
+fn chp_old(i: &str) -> IResult<&str, Header<'_>> {
+    let (i, tod) = time_of_day(i)?;
+    let v4 = (tag(" [ConfigProxy] "), chp_level, char(':')).map(|(_, l, _)| l);
+    let v3 = (tag(" - "), chp_level, tag(": [ConfigProxy]")).map(|(_, l, _)| l);
+    let (i, level) = alt((v4, v3)).parse(i)?;
+    Ok(("", chp_header(level, Stamp::TimeOnly(tod), i)))
+}
+
+fn chp_header(level: Level, stamp: Stamp, rest: &str) -> Header<'_> {
+    Header {
+        family: Family::Chp,
+        level: Some(level),
+        stamp,
+        logger: Some("ConfigProxy"),
+        module: None,
+        message: message(rest),
+    }
+}
+
+/// `[IPKernelApp] WARNING | message`
+fn kernel_app(i: &str) -> IResult<&str, Header<'_>> {
+    let (i, (_, app, _, word, _)) = (
+        char('['),
+        take_while1(|c: char| c.is_ascii_alphanumeric()),
+        tag("] "),
+        take_while1(|c: char| c.is_ascii_uppercase()),
+        tag(" |"),
+    )
+        .parse(i)?;
+    let level = Level::from_word(word);
+    Ok((
+        "",
+        Header { family: Family::SingleUser, level, stamp: Stamp::None, logger: Some(app), module: None, message: message(i) },
+    ))
+}
+
+/// Parse the prefix of a record; `None` if no family's prefix matches.
+pub fn header(text: &str) -> Option<Header<'_>> {
+    let first = *text.as_bytes().first()?;
+    let r = match first {
+        b'[' => alt((bracketed, kernel_app)).parse(text),
+        b'0'..=b'9' => alt((chp5, chp_old)).parse(text),
+        _ => return None,
+    };
+    r.ok().map(|(_, h)| h)
+}
+
+/// Cheap test used while assembling lines into records: does this line open a new record?
+pub fn starts_record(line: &[u8]) -> bool {
+    match line.first() {
+        Some(b'[') => {
+            matches!(line.get(1), Some(b'D' | b'I' | b'W' | b'E' | b'C'))
+                && line.get(2) == Some(&b' ')
+                && line.get(3).is_some_and(u8::is_ascii_digit)
+                || line.get(1).is_some_and(u8::is_ascii_uppercase) && memchr::memmem::find(line, b"] ").is_some_and(|p| p < 40)
+        }
+        Some(b'0'..=b'9') => memchr::memmem::find(line, b"[ConfigProxy]").is_some_and(|p| p < 40),
+        Some(0x1b) => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hub_prefix() {
+        let h = header("[I 2026-11-28 15:30:10.250 JupyterHub log:192] 200 GET /hub/api/ (@127.0.0.1) 1.14ms").unwrap();
+        assert_eq!(h.family, Family::Hub);
+        assert_eq!(h.level, Some(Level::Info));
+        assert_eq!(h.logger, Some("JupyterHub"));
+        assert_eq!(h.module, Some("log:192"));
+        assert_eq!(h.message, "200 GET /hub/api/ (@127.0.0.1) 1.14ms");
+        let Stamp::Local(st) = h.stamp else { panic!() };
+        assert_eq!(st.micros_of_day, micros_of_day(15, 30, 10, 250_000).unwrap());
+    }
+
+    #[test]
+    fn dotted_logger_and_single_user_without_module() {
+        let h = header("[I 2017-11-17 10:07:56.470 alembic.runtime.migration migration:117] Context impl SQLiteImpl.").unwrap();
+        assert_eq!((h.family, h.logger), (Family::Hub, Some("alembic.runtime.migration")));
+        let h = header("[W 2024-05-21 20:49:19.086 LabApp] 'extra_template_paths' was found").unwrap();
+        assert_eq!((h.family, h.module), (Family::SingleUser, None));
+        let h = header("[I 2023-09-11 06:21:56.643 SingleUserLabApp log:186] 201 POST /user/a/api/sessions (a@10.1.0.1) 69.93ms").unwrap();
+        assert_eq!(h.family, Family::SingleUser);
+    }
+
+    #[test]
+    fn culler_tornado_default_and_v2() {
+        let h = header("[I 241111 16:38:10 __init__:251] Culling server alice (inactive for 01:00:41)").unwrap();
+        assert_eq!(h.family, Family::Culler);
+        let Stamp::Local(st) = h.stamp else { panic!() };
+        assert_eq!(st.date, NaiveDate::from_ymd_opt(2024, 11, 11).unwrap());
+        let h = header("[I 2026-07-01 10:00:00.123 IdleCuller __init__:255] Culling server alice/gpu (inactive for 01:00:12)").unwrap();
+        assert_eq!(h.family, Family::Culler);
+    }
+
+    #[test]
+    fn chp_three_generations() {
+        let h = header("2025-06-01T12:00:00.000Z [ConfigProxy] info: 200 GET /api/routes ").unwrap();
+        assert_eq!((h.family, h.level), (Family::Chp, Some(Level::Info)));
+        assert!(matches!(h.stamp, Stamp::Utc(_)));
+        assert_eq!(h.message, "200 GET /api/routes ");
+        let h = header("21:44:04.424 [ConfigProxy] info: Adding route /user/jim -> http://127.0.0.1:32772").unwrap();
+        assert!(matches!(h.stamp, Stamp::TimeOnly(_)));
+        assert_eq!(h.message, "Adding route /user/jim -> http://127.0.0.1:32772");
+        let h = header("14:02:57.164 - warn: [ConfigProxy] Removing route /user/jaime").unwrap();
+        assert_eq!(h.level, Some(Level::Warning));
+        assert_eq!(h.message, "Removing route /user/jaime");
+    }
+
+    #[test]
+    fn kernel_app_lines() {
+        let h = header("[IPKernelApp] WARNING | Parent appears to have exited, shutting down.").unwrap();
+        assert_eq!((h.family, h.level), (Family::SingleUser, Some(Level::Warning)));
+    }
+
+    #[test]
+    fn rejects_non_prefixes() {
+        assert!(header("Task exception was never retrieved").is_none());
+        assert!(header("[X 2026-11-28 15:30:10.250 JupyterHub log:192] x").is_none());
+        assert!(header("[I 2026-13-28 15:30:10.250 JupyterHub log:192] x").is_none());
+        assert!(header("").is_none());
+    }
+
+    #[test]
+    fn record_starts() {
+        assert!(starts_record(b"[I 2026-11-28 15:30:10.250 JupyterHub log:192] x"));
+        assert!(starts_record(b"[I 241111 16:38:10 __init__:251] x"));
+        assert!(starts_record(b"2025-06-01T12:00:00.000Z [ConfigProxy] info: x"));
+        assert!(starts_record(b"[IPKernelApp] WARNING | x"));
+        assert!(!starts_record(b"    Traceback (most recent call last):"));
+        assert!(!starts_record(b"}"));
+    }
+}

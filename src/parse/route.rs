@@ -1,0 +1,350 @@
+//! Request paths → a bounded-cardinality `route` template, plus the user and server named in it.
+//!
+//! `/user/alice/analysis/api/kernels/5d7c…/channels` → `/user/{user}/{server}/api/kernels/{id}/channels`,
+//! user `alice`, server `analysis`. Every route this module returns is one of a fixed set of
+//! `&'static str` built once at start-up, so the `route` column (and any metric tag made from it)
+//! can never carry a user name, an id or a file path, whatever the input.
+//!
+//! A `/user/<name>/<segment>` path is a *named* server unless `<segment>` is a word a Jupyter
+//! server uses at its root (`api`, `lab`, `tree`, `files`, …) — the same ambiguity
+//! configurable-http-proxy resolves by prefix.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seg {
+    Lit(&'static str),
+    User,
+    Server,
+    Group,
+    Service,
+    Id,
+    /// One or more remaining segments.
+    Path,
+}
+
+/// Hub routes, most specific first within a shared prefix.
+const HUB_TEMPLATES: &[&str] = &[
+    "/hub/api",
+    "/hub/api/info",
+    "/hub/api/user",
+    "/hub/api/users",
+    "/hub/api/users/{user}",
+    "/hub/api/users/{user}/activity",
+    "/hub/api/users/{user}/server",
+    "/hub/api/users/{user}/server/progress",
+    "/hub/api/users/{user}/servers/{server}",
+    "/hub/api/users/{user}/servers/{server}/progress",
+    "/hub/api/users/{user}/tokens",
+    "/hub/api/users/{user}/tokens/{id}",
+    "/hub/api/users/{user}/shared",
+    "/hub/api/users/{user}/shared/{path}",
+    "/hub/api/groups",
+    "/hub/api/groups/{group}",
+    "/hub/api/groups/{group}/users",
+    "/hub/api/groups/{group}/properties",
+    "/hub/api/groups/{group}/shared/{path}",
+    "/hub/api/services",
+    "/hub/api/services/{service}",
+    "/hub/api/proxy",
+    "/hub/api/shutdown",
+    "/hub/api/shares/{path}",
+    "/hub/api/share-codes/{path}",
+    "/hub/api/authorizations/token/{id}",
+    "/hub/api/authorizations/cookie/{path}",
+    "/hub/api/oauth2/authorize",
+    "/hub/api/oauth2/token",
+    "/hub/api/metrics",
+    "/hub",
+    "/hub/home",
+    "/hub/login",
+    "/hub/logout",
+    "/hub/admin",
+    "/hub/token",
+    "/hub/health",
+    "/hub/metrics",
+    "/hub/oauth_callback",
+    "/hub/accept-share",
+    "/hub/logo",
+    "/hub/error/{id}",
+    "/hub/spawn",
+    "/hub/spawn/{user}",
+    "/hub/spawn/{user}/{server}",
+    "/hub/spawn-pending/{user}",
+    "/hub/spawn-pending/{user}/{server}",
+    "/hub/user-redirect/{path}",
+    "/hub/static/{path}",
+    "/hub/security/csp-report",
+    "/",
+    "/favicon.ico",
+    "/api/routes",
+    "/api/routes/{path}",
+    "/metrics",
+    "/user",
+];
+
+/// Routes inside a single-user server, relative to its prefix.
+const SERVER_TEMPLATES: &[&str] = &[
+    "",
+    "api",
+    "api/status",
+    "api/me",
+    "api/spec.yaml",
+    "api/kernels",
+    "api/kernels/{id}",
+    "api/kernels/{id}/channels",
+    "api/kernels/{id}/interrupt",
+    "api/kernels/{id}/restart",
+    "api/sessions",
+    "api/sessions/{id}",
+    "api/terminals",
+    "api/terminals/{id}",
+    "api/contents",
+    "api/contents/{path}",
+    "api/kernelspecs",
+    "api/kernelspecs/{path}",
+    "api/events/subscribe",
+    "api/config/{id}",
+    "api/nbconvert",
+    "api/shutdown",
+    "api/collaboration/{path}",
+    "api/{path}",
+    "lab",
+    "lab/api/{path}",
+    "lab/tree/{path}",
+    "lab/workspaces/{path}",
+    "lab/{path}",
+    "tree",
+    "tree/{path}",
+    "notebooks/{path}",
+    "files/{path}",
+    "edit/{path}",
+    "view/{path}",
+    "doc/{path}",
+    "static/{path}",
+    "nbconvert/{path}",
+    "terminals/{path}",
+    "kernelspecs/{path}",
+    "custom/{path}",
+    "nbextensions/{path}",
+    "lsp/{path}",
+    "voila/{path}",
+    "oauth_callback",
+    "login",
+    "logout",
+    "metrics",
+];
+
+/// Words a Jupyter server serves at its root; anything else after `/user/<name>/` is a server name.
+const SERVER_ROOT_WORDS: &[&str] = &[
+    "api", "lab", "tree", "notebooks", "files", "edit", "view", "doc", "static", "nbconvert", "terminals",
+    "kernelspecs", "custom", "nbextensions", "lsp", "voila", "oauth_callback", "login", "logout", "metrics",
+];
+
+struct Template {
+    segs: Vec<Seg>,
+    route: &'static str,
+}
+
+struct Table {
+    /// Keyed by the first path segment, so a lookup scans only a handful of templates.
+    by_first: HashMap<&'static str, Vec<Template>>,
+}
+
+fn leak(s: String) -> &'static str {
+    // Built once per process from the fixed tables above: bounded, never freed on purpose.
+    Box::leak(s.into_boxed_str())
+}
+
+fn compile(route: &'static str) -> Template {
+    let segs = route
+        .split('/')
+        .skip(1)
+        .filter(|s| !s.is_empty())
+        .map(|s| match s {
+            "{user}" => Seg::User,
+            "{server}" => Seg::Server,
+            "{group}" => Seg::Group,
+            "{service}" => Seg::Service,
+            "{id}" => Seg::Id,
+            "{path}" => Seg::Path,
+            lit => Seg::Lit(lit),
+        })
+        .collect();
+    Template { segs, route }
+}
+
+static TABLE: LazyLock<Table> = LazyLock::new(|| {
+    let mut routes: Vec<&'static str> = HUB_TEMPLATES.to_vec();
+    for prefix in ["/user/{user}", "/user/{user}/{server}", "/hub/user/{user}", "/hub/user/{user}/{server}"] {
+        for t in SERVER_TEMPLATES {
+            routes.push(leak(format!("{prefix}/{t}")));
+        }
+    }
+    let mut by_first: HashMap<&'static str, Vec<Template>> = HashMap::new();
+    for r in routes {
+        let t = compile(r);
+        let first = match t.segs.first() {
+            Some(Seg::Lit(l)) => *l,
+            _ => "",
+        };
+        by_first.entry(first).or_default().push(t);
+    }
+    Table { by_first }
+});
+
+/// What a path says: its route template and the user/server it names.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RouteInfo<'a> {
+    pub route: &'static str,
+    pub user: Option<Cow<'a, str>>,
+    /// `Some("")` for the default server, `Some(name)` for a named one, `None` if not server-specific.
+    pub server: Option<Cow<'a, str>>,
+}
+
+/// Percent-decode a path segment (user names with `@` arrive as `%40`).
+pub fn percent_decode(s: &str) -> Cow<'_, str> {
+    if !s.contains('%') {
+        return Cow::Borrowed(s);
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push(h * 16 + l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn hex(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+fn matches<'a>(t: &Template, segs: &[&'a str]) -> Option<RouteInfo<'a>> {
+    let mut info = RouteInfo { route: t.route, user: None, server: None };
+    let mut i = 0;
+    for (k, seg) in t.segs.iter().enumerate() {
+        match seg {
+            Seg::Path => {
+                // `{path}` is last in every template and needs at least one segment.
+                return (i < segs.len() && k == t.segs.len() - 1).then_some(info);
+            }
+            _ if i >= segs.len() => return None,
+            Seg::Lit(l) => {
+                if segs[i] != *l {
+                    return None;
+                }
+            }
+            Seg::User => info.user = Some(percent_decode(segs[i])),
+            Seg::Server => {
+                if SERVER_ROOT_WORDS.contains(&segs[i]) {
+                    return None;
+                }
+                info.server = Some(percent_decode(segs[i]));
+            }
+            Seg::Group | Seg::Service | Seg::Id => {}
+        }
+        i += 1;
+    }
+    (i == segs.len()).then_some(info)
+}
+
+/// Classify a request path (query string and fragment ignored).
+pub fn classify(path: &str) -> RouteInfo<'_> {
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let first = segs.first().copied().unwrap_or("");
+    let mut info = TABLE
+        .by_first
+        .get(first)
+        .and_then(|ts| ts.iter().find_map(|t| matches(t, &segs)))
+        .unwrap_or_else(|| fallback(&segs));
+    if info.server.is_none() && is_server_route(info.route) {
+        info.server = Some(Cow::Borrowed(""));
+    }
+    info
+}
+
+fn is_server_route(route: &str) -> bool {
+    route.starts_with("/user/{user}/")
+        || route.starts_with("/hub/user/{user}/")
+        || route.ends_with("/users/{user}/server")
+        || route.ends_with("/users/{user}/server/progress")
+}
+
+/// Routes no template knows keep only their well-known head, so cardinality stays bounded.
+fn fallback<'a>(segs: &[&'a str]) -> RouteInfo<'a> {
+    let user = |i: usize| segs.get(i).map(|s| percent_decode(s));
+    match segs {
+        ["user", _, s, ..] if !SERVER_ROOT_WORDS.contains(s) => {
+            RouteInfo { route: "/user/{user}/{server}/*", user: user(1), server: Some(percent_decode(s)) }
+        }
+        ["user", _, ..] => RouteInfo { route: "/user/{user}/*", user: user(1), server: None },
+        ["hub", "user", _, ..] => RouteInfo { route: "/hub/user/{user}/*", user: user(2), server: None },
+        ["hub", "api", "users", _, ..] => RouteInfo { route: "/hub/api/users/{user}/*", user: user(3), server: None },
+        ["hub", "api", ..] => RouteInfo { route: "/hub/api/*", user: None, server: None },
+        ["hub", ..] => RouteInfo { route: "/hub/*", user: None, server: None },
+        ["services", ..] => RouteInfo { route: "/services/*", user: None, server: None },
+        _ => RouteInfo { route: "/*", user: None, server: None },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(p: &str) -> (&'static str, Option<String>, Option<String>) {
+        let i = classify(p);
+        (i.route, i.user.map(|c| c.into_owned()), i.server.map(|c| c.into_owned()))
+    }
+
+    #[test]
+    fn hub_api_routes() {
+        assert_eq!(r("/hub/api/users/alice/activity"), ("/hub/api/users/{user}/activity", Some("alice".into()), None));
+        assert_eq!(
+            r("/hub/api/users/carol/servers/scratch"),
+            ("/hub/api/users/{user}/servers/{server}", Some("carol".into()), Some("scratch".into()))
+        );
+        assert_eq!(r("/hub/api/users/bob/server"), ("/hub/api/users/{user}/server", Some("bob".into()), Some("".into())));
+        assert_eq!(r("/hub/api/users?state=[secret]").0, "/hub/api/users");
+        assert_eq!(r("/hub/api/").0, "/hub/api");
+        assert_eq!(r("/hub/api/groups/data-science/users").0, "/hub/api/groups/{group}/users");
+    }
+
+    #[test]
+    fn user_server_routes() {
+        assert_eq!(
+            r("/user/alice/analysis/api/kernels/5d7c-11/channels?session_id=x"),
+            ("/user/{user}/{server}/api/kernels/{id}/channels", Some("alice".into()), Some("analysis".into()))
+        );
+        assert_eq!(r("/user/alice/api/kernels/5d7c"), ("/user/{user}/api/kernels/{id}", Some("alice".into()), Some("".into())));
+        assert_eq!(r("/user/alice/lab/tree/a/b.ipynb").0, "/user/{user}/lab/tree/{path}");
+        assert_eq!(r("/hub/user/alice/api/status").0, "/hub/user/{user}/api/status");
+        assert_eq!(r("/user/frank%40example.org/lab").1.as_deref(), Some("frank@example.org"));
+    }
+
+    #[test]
+    fn unknown_paths_fall_back_to_bounded_heads() {
+        assert_eq!(r("/hub/some/custom/handler/alice").0, "/hub/*");
+        assert_eq!(r("/user/alice/gpu/weird/deep/path").0, "/user/{user}/{server}/*");
+        assert_eq!(r("/wp-login.php").0, "/*");
+        assert_eq!(r("").0, "/");
+    }
+
+    #[test]
+    fn percent_decoding_keeps_malformed_escapes() {
+        assert_eq!(percent_decode("a%40b"), "a@b");
+        assert_eq!(percent_decode("a%4"), "a%4");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}

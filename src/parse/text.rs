@@ -1,0 +1,274 @@
+//! Text hygiene applied to a record before it is parsed: invalid UTF-8, ANSI colour codes,
+//! carriage returns, NUL bytes, and secrets the hub did not scrub.
+//!
+//! Everything here borrows when there is nothing to change (the common case in a
+//! Kubernetes log stream: no TTY, no colours, valid UTF-8), so the hot path allocates nothing.
+//!
+//! Invariant: nothing is dropped silently. A change that loses information (lossy UTF-8
+//! decoding, NUL removal) sets a [`Flags`] bit that ends up in the record's `flags` column.
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// Anomalies seen while cleaning a record; stored in the lake's `flags` column.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Flags(u8);
+
+impl Flags {
+    pub const INVALID_UTF8: Flags = Flags(1);
+    pub const TRUNCATED: Flags = Flags(2);
+    pub const NUL: Flags = Flags(4);
+    pub const ANSI: Flags = Flags(8);
+    pub const SCRUBBED: Flags = Flags(16);
+    pub const SPLIT: Flags = Flags(32);
+
+    const NAMES: [(Flags, &'static str); 6] = [
+        (Flags::INVALID_UTF8, "invalid_utf8"),
+        (Flags::TRUNCATED, "truncated"),
+        (Flags::NUL, "nul"),
+        (Flags::ANSI, "ansi"),
+        (Flags::SCRUBBED, "scrubbed"),
+        (Flags::SPLIT, "split"),
+    ];
+
+    pub fn set(&mut self, f: Flags) {
+        self.0 |= f.0;
+    }
+    pub fn contains(self, f: Flags) -> bool {
+        self.0 & f.0 != 0
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    /// `|`-separated names, e.g. `invalid_utf8|truncated`; `None` when no flag is set.
+    pub fn names(self) -> Option<String> {
+        if self.is_empty() {
+            return None;
+        }
+        let v: Vec<&str> = Self::NAMES
+            .iter()
+            .filter(|(f, _)| self.contains(*f))
+            .map(|(_, n)| *n)
+            .collect();
+        Some(v.join("|"))
+    }
+}
+
+/// Decode bytes as UTF-8, lossily if needed (flagged), removing NUL bytes (flagged).
+pub fn decode(bytes: &[u8], flags: &mut Flags) -> Cow<'_, str> {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => {
+            flags.set(Flags::INVALID_UTF8);
+            String::from_utf8_lossy(bytes)
+        }
+    };
+    if memchr::memchr(0, text.as_bytes()).is_some() {
+        flags.set(Flags::NUL);
+        return Cow::Owned(text.replace('\0', ""));
+    }
+    text
+}
+
+/// Remove ANSI escape sequences (CSI `ESC [ ... final`, charset `ESC ( B`) and carriage returns.
+pub fn strip_controls<'a>(text: Cow<'a, str>, flags: &mut Flags) -> Cow<'a, str> {
+    let bytes = text.as_bytes();
+    if memchr::memchr2(0x1b, b'\r', bytes).is_none() {
+        return text;
+    }
+    let mut out = String::with_capacity(bytes.len());
+    let mut chars = text.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        match c {
+            '\r' => {}
+            '\x1b' => {
+                flags.set(Flags::ANSI);
+                match chars.next() {
+                    Some((_, '[')) => {
+                        // CSI: parameters and intermediates, then one final byte in 0x40..=0x7e.
+                        for (_, c) in chars.by_ref() {
+                            if ('\x40'..='\x7e').contains(&c) {
+                                break;
+                            }
+                        }
+                    }
+                    Some((_, '(' | ')' | '*' | '+')) => {
+                        chars.next();
+                    }
+                    _ => {}
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+static SCRUB_PREFILTER: LazyLock<Regex> = LazyLock::new(|| {
+    #[allow(clippy::unwrap_used)] // a literal pattern, covered by tests
+    Regex::new(r"(?i)token|auth|key|code|state|xsrf|cookie|password|secret").unwrap()
+});
+
+/// Query parameters whose *key contains* one of JupyterHub's `SCRUB_PARAM_KEYS`.
+static QUERY_SECRET: LazyLock<Regex> = LazyLock::new(|| {
+    #[allow(clippy::unwrap_used)]
+    Regex::new(r"(?i)([?&][^=&\s'\x22]*(?:token|auth|key|code|state|_xsrf)[^=&\s'\x22]*=)([^&\s#'\x22)]+)")
+        .unwrap()
+});
+
+/// `api_token='…'`, `password="…"` in Python reprs (the culler's `functools.partial` traceback).
+static ASSIGN_SECRET: LazyLock<Regex> = LazyLock::new(|| {
+    #[allow(clippy::unwrap_used)]
+    Regex::new(r#"(?i)\b((?:api_)?token|password|secret|client_secret)(\s*[=:]\s*)(['"])([^'"]*)(['"])"#).unwrap()
+});
+
+/// `Authorization: token abc`, `"Authorization": "Bearer abc"`.
+static AUTH_HEADER: LazyLock<Regex> = LazyLock::new(|| {
+    #[allow(clippy::unwrap_used)]
+    Regex::new(r#"(?i)(authorization"?\s*:\s*"?\s*)([A-Za-z]+\s+)?([^\s",]+)"#).unwrap()
+});
+
+/// `Cookie: a=b; c=d` → the names stay, the values go.
+static COOKIE_HEADER: LazyLock<Regex> = LazyLock::new(|| {
+    #[allow(clippy::unwrap_used)]
+    Regex::new(r#"(?i)((?:set-)?cookie"?\s*:\s*"?)([^"\n]*)"#).unwrap()
+});
+
+static COOKIE_PAIR: LazyLock<Regex> = LazyLock::new(|| {
+    #[allow(clippy::unwrap_used)]
+    Regex::new(r"([^=;\s]+)=([^;]*)").unwrap()
+});
+
+const SECRET: &str = "[secret]";
+
+/// Replace secret values the hub left in clear text with `[secret]`.
+///
+/// Covers OAuth `code=`/`state=` (and every key JupyterHub itself scrubs) in URLs,
+/// `api_token='…'` in Python reprs, and `Authorization`/`Cookie` header values.
+/// Values that are already `[secret]` are left alone, so scrubbing is idempotent.
+pub fn scrub<'a>(text: Cow<'a, str>, flags: &mut Flags) -> Cow<'a, str> {
+    if !SCRUB_PREFILTER.is_match(&text) {
+        return text;
+    }
+    let mut changed = false;
+    let mut cur: String = text.to_string();
+    let replaced = QUERY_SECRET.replace_all(&cur, |c: &regex::Captures| {
+        if &c[2] == SECRET {
+            c[0].to_string()
+        } else {
+            changed = true;
+            format!("{}{SECRET}", &c[1])
+        }
+    });
+    if let Cow::Owned(s) = replaced {
+        cur = s;
+    }
+    let replaced = ASSIGN_SECRET.replace_all(&cur, |c: &regex::Captures| {
+        if &c[4] == SECRET || c[4].is_empty() {
+            c[0].to_string()
+        } else {
+            changed = true;
+            format!("{}{}{}{SECRET}{}", &c[1], &c[2], &c[3], &c[5])
+        }
+    });
+    if let Cow::Owned(s) = replaced {
+        cur = s;
+    }
+    let replaced = AUTH_HEADER.replace_all(&cur, |c: &regex::Captures| {
+        if &c[3] == SECRET {
+            c[0].to_string()
+        } else {
+            changed = true;
+            let scheme = c.get(2).map_or("", |m| m.as_str());
+            format!("{}{scheme}{SECRET}", &c[1])
+        }
+    });
+    if let Cow::Owned(s) = replaced {
+        cur = s;
+    }
+    let replaced = COOKIE_HEADER.replace_all(&cur, |c: &regex::Captures| {
+        let pairs = COOKIE_PAIR.replace_all(&c[2], |p: &regex::Captures| {
+            if &p[2] == SECRET {
+                p[0].to_string()
+            } else {
+                changed = true;
+                format!("{}={SECRET}", &p[1])
+            }
+        });
+        format!("{}{pairs}", &c[1])
+    });
+    if let Cow::Owned(s) = replaced {
+        cur = s;
+    }
+    if changed {
+        flags.set(Flags::SCRUBBED);
+        Cow::Owned(cur)
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clean(s: &str) -> (String, Flags) {
+        let mut f = Flags::default();
+        let t = strip_controls(Cow::Borrowed(s), &mut f);
+        let t = scrub(t, &mut f);
+        (t.into_owned(), f)
+    }
+
+    #[test]
+    fn strips_tornado_pty_colours_and_crlf() {
+        let (t, f) = clean("\x1b[32m[I 2026-11-28 10:32:33.231 JupyterHub app:3913]\x1b(B\x1b[m Running\r");
+        assert_eq!(t, "[I 2026-11-28 10:32:33.231 JupyterHub app:3913] Running");
+        assert!(f.contains(Flags::ANSI));
+    }
+
+    #[test]
+    fn strips_chp_level_colour() {
+        let (t, _) = clean("2026-11-02T09:15:45.192Z [ConfigProxy] \x1b[32minfo\x1b[39m: 200 GET /api/routes ");
+        assert_eq!(t, "2026-11-02T09:15:45.192Z [ConfigProxy] info: 200 GET /api/routes ");
+    }
+
+    #[test]
+    fn scrubs_oauth_code_and_state_in_raw_uri() {
+        let (t, f) = clean("Uncaught exception GET /hub/oauth_callback?state=eyJzdGF0ZSI6&code=8a544009-1 (::1)");
+        assert_eq!(t, "Uncaught exception GET /hub/oauth_callback?state=[secret]&code=[secret] (::1)");
+        assert!(f.contains(Flags::SCRUBBED));
+    }
+
+    #[test]
+    fn leaves_already_scrubbed_values_and_counts_no_change() {
+        let s = "200 GET /hub/api/users?state=[secret] (jupyterhub-idle-culler@::1) 34.92ms";
+        let (t, f) = clean(s);
+        assert_eq!(t, s);
+        assert!(!f.contains(Flags::SCRUBBED));
+    }
+
+    #[test]
+    fn scrubs_culler_api_token_repr() {
+        let (t, _) = clean("functools.partial(<function cull_idle at 0x7f>, url='http://localhost:8081/hub/api', api_token='2f57c9af00', inactive_limit=3600)");
+        assert!(t.contains("api_token='[secret]'"), "{t}");
+        assert!(!t.contains("2f57c9af00"));
+    }
+
+    #[test]
+    fn scrubs_header_dump_values() {
+        let (t, _) = clean("    \"Authorization\": \"token abcdef123\",\n    \"Cookie\": \"jupyterhub-session-id=abc; _xsrf=def\"");
+        assert!(t.contains("\"Authorization\": \"token [secret]\""), "{t}");
+        assert!(t.contains("jupyterhub-session-id=[secret]; _xsrf=[secret]"), "{t}");
+    }
+
+    #[test]
+    fn lossy_utf8_and_nul_are_flagged_not_dropped() {
+        let mut f = Flags::default();
+        let t = decode(b"ab\xffc\0d", &mut f);
+        assert_eq!(t, "ab\u{fffd}cd");
+        assert!(f.contains(Flags::INVALID_UTF8) && f.contains(Flags::NUL));
+        assert_eq!(f.names().as_deref(), Some("invalid_utf8|nul"));
+    }
+}

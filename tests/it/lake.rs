@@ -1,0 +1,132 @@
+//! The lake's guarantees: idempotent and incremental ingest, crash recovery, nothing lost.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::{bin, query_num, root, run, run_ok};
+
+fn ingest(lake: &Path, files: &[&Path]) -> String {
+    let mut cmd = bin();
+    cmd.args(["ingest", "--no-progress", "--lake"]).arg(lake).args(files);
+    run_ok(&mut cmd)
+}
+
+fn field(summary: &str, key: &str) -> u64 {
+    summary
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("{key} missing in {summary}"))
+        .parse()
+        .unwrap()
+}
+
+const LINE: &str = "[I 2026-11-28 10:00:00.000 JupyterHub log:192] 200 POST /hub/api/users/alice/activity (alice@10.0.0.1) 1.00ms\n";
+
+#[test]
+fn ingesting_the_same_file_twice_adds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let f = root().join("fixtures/logs/kubespawner/z2jh-spawn-lifecycle.log");
+    let s1 = ingest(&lake, &[&f]);
+    assert_eq!(field(&s1, "files"), 1);
+    let n = field(&s1, "records");
+    assert!(n > 20);
+    let s2 = ingest(&lake, &[&f]);
+    assert_eq!(field(&s2, "records"), 0, "{s2}");
+    assert_eq!(query_num(&lake, "SELECT count(*) FROM events"), n as i64);
+    // The same content under another path is the same source.
+    let copy = dir.path().join("renamed.log");
+    std::fs::copy(&f, &copy).unwrap();
+    assert_eq!(field(&ingest(&lake, &[&copy]), "records"), 0);
+    assert_eq!(query_num(&lake, "SELECT count(*) FROM events"), n as i64);
+}
+
+#[test]
+fn a_grown_file_adds_only_its_new_records_and_a_partial_line_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lake, log) = (dir.path().join("lake"), dir.path().join("hub.log"));
+    std::fs::write(&log, LINE.repeat(3)).unwrap();
+    assert_eq!(field(&ingest(&lake, &[&log]), "records"), 3);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    f.write_all(LINE.repeat(2).as_bytes()).unwrap();
+    f.write_all(&LINE.as_bytes()[..40]).unwrap();
+    assert_eq!(field(&ingest(&lake, &[&log]), "records"), 2);
+    f.write_all(&LINE.as_bytes()[40..]).unwrap();
+    assert_eq!(field(&ingest(&lake, &[&log]), "records"), 1);
+    assert_eq!(query_num(&lake, "SELECT count(*) FROM events"), 6);
+    assert_eq!(query_num(&lake, "SELECT count(DISTINCT source_offset) FROM events"), 6);
+}
+
+#[test]
+fn a_file_truncated_and_rewritten_is_a_new_source_not_a_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lake, log) = (dir.path().join("lake"), dir.path().join("hub.log"));
+    std::fs::write(&log, LINE.repeat(4)).unwrap();
+    ingest(&lake, &[&log]);
+    let other = LINE.replace("alice", "bobby");
+    std::fs::write(&log, other.repeat(6)).unwrap();
+    assert_eq!(field(&ingest(&lake, &[&log]), "records"), 6);
+    assert_eq!(query_num(&lake, "SELECT count(*) FROM events WHERE \"user\" = 'bobby'"), 6);
+    // Same first 4 KiB, different bytes before the old end: caught by the prefix guard.
+    let log2 = dir.path().join("hub2.log");
+    std::fs::write(&log2, LINE.repeat(50)).unwrap();
+    assert_eq!(field(&ingest(&lake, &[&log2]), "records"), 50);
+    std::fs::write(&log2, format!("{}{}", LINE.repeat(40), other.repeat(20))).unwrap();
+    let s = ingest(&lake, &[&log2]);
+    assert_eq!(field(&s, "records"), 60, "{s}");
+    assert_eq!(field(&ingest(&lake, &[&log2]), "records"), 0, "and idempotent under its new identity");
+}
+
+#[test]
+fn an_interrupted_commit_is_finished_and_stray_staging_files_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let f = root().join("fixtures/logs/chp/chp3.log");
+    ingest(&lake, &[&f]);
+    let before = query_num(&lake, "SELECT count(*) FROM events");
+    // Simulate a crash after the commit file was written but before its parts were renamed.
+    let commit: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(lake.join("_hubpulse/manifest/00000000000000000001.json")).unwrap(),
+    )
+    .unwrap();
+    let part = commit["parts"][0].clone();
+    std::fs::rename(lake.join(part["path"].as_str().unwrap()), lake.join(part["staging"].as_str().unwrap())).unwrap();
+    // And a crash while writing parts of a commit that never happened.
+    std::fs::write(lake.join("_hubpulse/staging/00000000000000000099-0.parquet"), b"PAR1 half written").unwrap();
+    assert_eq!(query_num(&lake, "SELECT count(*) FROM events"), 0);
+    ingest(&lake, &[&f]);
+    assert_eq!(query_num(&lake, "SELECT count(*) FROM events"), before);
+    assert!(!lake.join("_hubpulse/staging/00000000000000000099-0.parquet").exists());
+}
+
+#[test]
+fn hive_layout_zstd_and_no_partial_files_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ingest(&lake, &[&root().join("fixtures/logs/kubespawner/z2jh-spawn-lifecycle.log")]);
+    let dt = lake.join("events/dt=2022-12-12");
+    let parts: Vec<_> = std::fs::read_dir(&dt).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(parts.len(), 1);
+    assert!(parts[0].file_name().unwrap().to_string_lossy().starts_with("part-"));
+    let file = std::fs::File::open(&parts[0]).unwrap();
+    let meta = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+    use parquet::file::reader::FileReader;
+    let rg = meta.metadata().row_group(0);
+    let kind = rg.columns().iter().find(|c| c.column_path().string() == "kind").unwrap();
+    assert_eq!(kind.compression(), parquet::basic::Compression::ZSTD(Default::default()));
+    assert!(kind.encodings().any(|e| e == parquet::basic::Encoding::RLE_DICTIONARY), "dictionary-encoded");
+    assert!(std::fs::read_dir(lake.join("_hubpulse/staging")).unwrap().next().is_none());
+}
+
+#[test]
+fn a_lake_held_by_another_writer_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let f = root().join("fixtures/logs/chp/chp3.log");
+    ingest(&lake, &[&f]);
+    let lock = std::fs::File::options().write(true).open(lake.join("_hubpulse/lock")).unwrap();
+    lock.lock().unwrap();
+    let out = run(bin().args(["ingest", "--lake"]).arg(&lake).arg(&f));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another hubpulse process"));
+}

@@ -1,0 +1,75 @@
+//! hubpulse's integration tests: one binary, one module per behaviour area.
+//! They run the real binary or the library against real files, real lakes and real servers.
+
+mod cli;
+mod golden;
+mod lake;
+mod queries;
+mod readers;
+mod real_hub;
+mod scale;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hubpulse"))
+}
+
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("spawn hubpulse");
+    assert!(out.status.success(), "{:?} failed: {}\n{}", cmd, out.status, String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf8 stdout")
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("spawn hubpulse")
+}
+
+/// `HUBPULSE_BLESS=1` rewrites golden files instead of comparing (then review the diff).
+pub fn bless() -> bool {
+    std::env::var_os("HUBPULSE_BLESS").is_some()
+}
+
+pub fn check_golden(path: &Path, actual: &str) {
+    if bless() {
+        std::fs::write(path, actual).expect("write golden");
+        return;
+    }
+    let expected = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with HUBPULSE_BLESS=1 to create it, then review it)", path.display()));
+    if expected != actual {
+        let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
+        let first = e.iter().zip(&a).position(|(x, y)| x != y).unwrap_or(e.len().min(a.len()));
+        panic!(
+            "{} differs at line {} ({} expected lines, {} actual)\nexpected: {}\nactual:   {}",
+            path.display(),
+            first + 1,
+            e.len(),
+            a.len(),
+            e.get(first).unwrap_or(&"<none>"),
+            a.get(first).unwrap_or(&"<none>")
+        );
+    }
+}
+
+/// The Python interpreter that has duckdb/pyarrow (set by .ci/run), else `python3`.
+pub fn python() -> String {
+    std::env::var("HUBPULSE_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Query the lake through the CLI and return CSV.
+pub fn query_csv(lake: &Path, sql: &str) -> String {
+    run_ok(bin().args(["query", "--format", "csv", "--lake"]).arg(lake).arg(sql))
+}
+
+/// A single number from a one-cell CSV result.
+pub fn query_num(lake: &Path, sql: &str) -> i64 {
+    let csv = query_csv(lake, sql);
+    let v = csv.lines().nth(1).unwrap_or_else(|| panic!("no row for {sql}: {csv}"));
+    v.trim().parse().unwrap_or_else(|_| panic!("not a number for {sql}: {v}"))
+}

@@ -1,0 +1,52 @@
+//! The lake is readable as it is by an independent reader (DuckDB from PyPI), with the same answers.
+
+use std::process::Command;
+
+use super::{bin, python, query_csv, root, run_ok};
+
+#[test]
+fn duckdb_reads_the_lake_and_agrees_with_datafusion() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    run_ok(
+        bin()
+            .args(["ingest", "--no-progress", "--lake"])
+            .arg(&lake)
+            .arg(root().join("fixtures/logs/kubespawner/z2jh-spawn-lifecycle.log"))
+            .arg(root().join("fixtures/logs/chp/chp5-ansi-error-object.log")),
+    );
+    let sql = "SELECT CAST(dt AS VARCHAR) AS dt, kind, count(*) AS n, count(\"user\") AS users, \
+               CAST(min(ts) AS VARCHAR) AS first FROM events GROUP BY 1, 2 ORDER BY 1, 2";
+    let script = format!(
+        "import duckdb, sys\n\
+         con = duckdb.connect()\n\
+         con.execute(\"SET TimeZone='UTC'\")\n\
+         con.execute(\"CREATE VIEW events AS SELECT * FROM read_parquet('{}/events/*/*.parquet', hive_partitioning=true)\")\n\
+         for r in con.execute(\"{}\").fetchall():\n    print(','.join('' if v is None else str(v) for v in r))\n",
+        lake.display(),
+        sql.replace('"', "\\\"")
+    );
+    let out = Command::new(python()).arg("-c").arg(&script).output().expect("run python");
+    assert!(
+        out.status.success(),
+        "duckdb failed (set HUBPULSE_PYTHON to a Python with duckdb; .ci/run does): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let duck = String::from_utf8(out.stdout).unwrap();
+    let df = query_csv(
+        &lake,
+        "SELECT dt, kind, count(*) AS n, count(\"user\") AS users, \
+         to_char(min(ts), '%Y-%m-%d %H:%M:%S%.6f') AS first FROM events GROUP BY 1, 2 ORDER BY 1, 2",
+    );
+    let norm = |s: &str| -> Vec<String> {
+        s.lines().map(|l| l.replace("+00:00", "").replace(".000000", "")).filter(|l| !l.is_empty()).collect()
+    };
+    let df_rows: Vec<String> = norm(&df).into_iter().skip(1).collect();
+    let duck_rows = norm(&duck);
+    assert_eq!(duck_rows.len(), df_rows.len(), "duck:\n{duck}\ndf:\n{df}");
+    for (d, f) in duck_rows.iter().zip(&df_rows) {
+        let (d, f): (Vec<&str>, Vec<&str>) = (d.split(',').collect(), f.split(',').collect());
+        assert_eq!(d[..4], f[..4], "row differs: duck {d:?} datafusion {f:?}");
+        assert_eq!(d[4].trim_end_matches('0'), f[4].trim_end_matches('0'), "first ts");
+    }
+}
