@@ -1,33 +1,36 @@
 -- hourly_running_servers: how many single-user servers ran in each UTC hour, and for how long.
--- A server runs from its `spawn_succeeded` record until the next stop record of the same
--- user and server (`stop_succeeded`, `server_exited`), or until the last record in the lake
--- if it is still running. Default servers have server_name ''.
+-- A server runs from its `spawn_succeeded` record until the next stop record of the same user
+-- and server (`stop_succeeded`, `server_exited`); one that never stops is counted until the last
+-- record of the log it came from. Default servers have server_name ''. Hours in which no server
+-- ran are absent (read them as 0).
 -- Output: hour TIMESTAMP (UTC, start of the hour), running_servers BIGINT (servers running at
--- any moment of the hour), server_hours DOUBLE (total server time inside the hour, in hours).
-WITH lifecycle AS (
-  SELECT "user", COALESCE(server_name, '') AS server, kind, ts,
-         LEAD(ts) OVER (PARTITION BY "user", COALESCE(server_name, '') ORDER BY ts, source_offset) AS next_ts
+-- any moment of the hour), server_hours DOUBLE (server time inside the hour, in hours).
+WITH RECURSIVE source_end AS (
+  SELECT source_fp, max(ts) AS last_ts FROM events GROUP BY source_fp
+),
+lifecycle AS (
+  SELECT hub, "user", COALESCE(server_name, '') AS server, kind, ts, source_fp,
+         LEAD(ts) OVER (PARTITION BY hub, "user", COALESCE(server_name, '') ORDER BY ts, source_offset) AS next_ts
   FROM events
   WHERE kind IN ('spawn_succeeded', 'stop_succeeded', 'server_exited')
     AND ts IS NOT NULL AND "user" IS NOT NULL
 ),
 intervals AS (
-  SELECT "user", server, ts AS started,
-         COALESCE(next_ts, (SELECT max(ts) FROM events)) AS stopped
-  FROM lifecycle
-  WHERE kind = 'spawn_succeeded'
+  SELECT l."user", l.server, l.ts AS started, COALESCE(l.next_ts, e.last_ts) AS stopped
+  FROM lifecycle l JOIN source_end e ON l.source_fp = e.source_fp
+  WHERE l.kind = 'spawn_succeeded'
 ),
-hours AS (
-  SELECT unnest(generate_series(date_trunc('hour', min(started)), date_trunc('hour', max(stopped)), INTERVAL '1 hour')) AS hour
-  FROM intervals
+running AS (
+  SELECT "user", server, started, stopped, date_trunc('hour', started) AS hour FROM intervals
+  UNION ALL
+  SELECT "user", server, started, stopped, hour + INTERVAL '1 hour'
+  FROM running WHERE hour + INTERVAL '1 hour' < stopped
 )
-SELECT h.hour,
-       COUNT(i.started) AS running_servers,
-       COALESCE(SUM(
-         CAST(date_part('epoch', LEAST(i.stopped, h.hour + INTERVAL '1 hour')) - date_part('epoch', GREATEST(i.started, h.hour)) AS DOUBLE) / 3600.0
-       ), 0.0) AS server_hours
-FROM hours h
-LEFT JOIN intervals i
-  ON i.started < h.hour + INTERVAL '1 hour' AND i.stopped > h.hour
-GROUP BY h.hour
-ORDER BY h.hour
+SELECT hour,
+       COUNT(*) AS running_servers,
+       ROUND(SUM(
+         date_part('epoch', LEAST(stopped, hour + INTERVAL '1 hour')) - date_part('epoch', GREATEST(started, hour))
+       ) / 3600.0, 4) AS server_hours
+FROM running
+GROUP BY hour
+ORDER BY hour

@@ -39,7 +39,7 @@ impl AppError {
 }
 
 /// The sample log bundled into the binary for `hubpulse demo`.
-const SAMPLE_LOG: &str = include_str!("../fixtures/sample/hub.log");
+const SAMPLE_LOG: &str = include_str!("../fixtures/logs/real/hub-only/hub.log");
 
 pub fn run(cmd: Command) -> Result<(), AppError> {
     match cmd {

@@ -1,7 +1,7 @@
 //! The `hubpulse` binary: parse flags, run one command, map errors to exit codes (see `app`).
 
 use clap::Parser;
-use hubpulse::app::{self, AppError};
+use hubpulse::app;
 use hubpulse::cli::Cli;
 
 fn main() {
@@ -13,7 +13,7 @@ fn main() {
         .init();
     let cli = Cli::parse();
     if let Err(e) = app::run(cli.command) {
-        let AppError::Input(msg) | AppError::Runtime(msg) = &e;
+        let msg = e.to_string();
         eprintln!("hubpulse: {}", msg.lines().next().unwrap_or(""));
         std::process::exit(e.exit_code());
     }

@@ -72,7 +72,9 @@ struct KindSpec {
     fields: Vec<String>,
     #[serde(default)]
     example: Option<String>,
+    /// Documentation for people reading the catalogue; not used by the parser.
     #[serde(default)]
+    #[allow(dead_code)]
     description: Option<String>,
 }
 
@@ -221,7 +223,7 @@ impl Catalogue {
     }
 
     /// Classify the first line of a message: the first kind (in file order) whose pattern matches.
-    pub fn classify(&self, family: Family, first_line: &str) -> Option<(&Kind, regex::Captures<'_>)> {
+    pub fn classify<'h>(&self, family: Family, first_line: &'h str) -> Option<(&Kind, regex::Captures<'h>)> {
         let fs = self.families.get(&family)?;
         let idx = fs.set.matches(first_line).iter().next()?;
         let kind = &fs.kinds[idx];

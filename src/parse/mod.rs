@@ -242,14 +242,27 @@ fn apply_field<'r>(rec: &mut Record<'r>, name: &'static str, target: FieldTarget
 struct Enricher {
     /// user → server of the last route removed from the proxy (stop lines omit the server).
     removed: HashMap<String, String>,
-    /// user → server of the last spawn request (failure lines name only the user).
+    /// user → server of the last `Initiating spawn for user:server` (DEBUG logs only).
     spawning: HashMap<String, String>,
+    /// The latest OAuth client ids, `jupyterhub-user-<quote(user)>[-<quote(server)>]`: the
+    /// first INFO line of every spawn, and the only place a failed spawn names its server.
+    clients: std::collections::VecDeque<String>,
 }
 
 const ENRICH_CAP: usize = 100_000;
+const CLIENTS_CAP: usize = 256;
 
 impl Enricher {
     fn apply(&mut self, rec: &mut Record<'_>) {
+        if rec.kind == "oauth_client" {
+            if let Some((_, id)) = rec.attrs.iter().find(|(k, _)| *k == "client_id") {
+                if self.clients.len() == CLIENTS_CAP {
+                    self.clients.pop_front();
+                }
+                self.clients.push_back(id.to_string());
+            }
+            return;
+        }
         let Some(user) = rec.user.as_deref() else { return };
         if self.removed.len() > ENRICH_CAP || self.spawning.len() > ENRICH_CAP {
             self.removed.clear();
@@ -266,15 +279,14 @@ impl Enricher {
                     rec.server_name = Some(Cow::Owned(s));
                 }
             }
-            KIND_REQUEST if is_spawn_request(rec) => {
+            "spawn_requested" => {
                 if let Some(s) = rec.server_name.as_deref() {
                     self.spawning.insert(user.to_string(), s.to_string());
                 }
             }
             "spawn_failed" | "spawn_timeout" | "spawn_cleanup_failed" if rec.server_name.is_none() => {
-                if let Some(s) = self.spawning.get(user) {
-                    rec.server_name = Some(Cow::Owned(s.clone()));
-                }
+                let found = self.spawning.get(user).cloned().or_else(|| self.client_server(user));
+                rec.server_name = found.map(Cow::Owned);
             }
             "spawn_succeeded" => {
                 self.spawning.remove(user);
@@ -282,15 +294,34 @@ impl Enricher {
             _ => {}
         }
     }
-}
 
-fn is_spawn_request(rec: &Record<'_>) -> bool {
-    match (rec.method, rec.route) {
-        (Some("POST"), Some(r)) => r.ends_with("/server") || r.ends_with("/servers/{server}") || r.starts_with("/hub/spawn"),
-        (Some("GET"), Some(r)) => r.starts_with("/hub/spawn/"),
-        _ => false,
+    /// The server of the newest OAuth client created for `user`.
+    fn client_server(&self, user: &str) -> Option<String> {
+        let base = format!("jupyterhub-user-{}", py_quote(user));
+        self.clients.iter().rev().find_map(|id| {
+            let rest = id.strip_prefix(&base)?;
+            match rest.strip_prefix('-') {
+                _ if rest.is_empty() => Some(String::new()),
+                Some(server) => Some(route::percent_decode(server).into_owned()),
+                None => None,
+            }
+        })
     }
 }
+
+/// Python's `urllib.parse.quote(s)` (safe `/`), as JupyterHub builds OAuth client ids.
+fn py_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"_.-~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 
 /// Parse arbitrary bytes end to end and check the accounting invariant: the records tile the
 /// input exactly. Used by the fuzz targets and the property tests; panics on any violation.

@@ -57,7 +57,7 @@ impl Flags {
 }
 
 /// Decode bytes as UTF-8, lossily if needed (flagged), removing NUL bytes (flagged).
-pub fn decode(bytes: &[u8], flags: &mut Flags) -> Cow<'_, str> {
+pub fn decode<'a>(bytes: &'a [u8], flags: &mut Flags) -> Cow<'a, str> {
     let text = match std::str::from_utf8(bytes) {
         Ok(s) => Cow::Borrowed(s),
         Err(_) => {
@@ -127,7 +127,8 @@ static ASSIGN_SECRET: LazyLock<Regex> = LazyLock::new(|| {
 /// `Authorization: token abc`, `"Authorization": "Bearer abc"`.
 static AUTH_HEADER: LazyLock<Regex> = LazyLock::new(|| {
     #[allow(clippy::unwrap_used)]
-    Regex::new(r#"(?i)(authorization"?\s*:\s*"?\s*)([A-Za-z]+\s+)?([^\s",]+)"#).unwrap()
+    // The value must follow `: ` or `": "`, so `oauthlib…authorization:98]` (a module:lineno) is left alone.
+    Regex::new(r#"(?i)(authorization(?:"\s*:\s*"|:\s+"?))([A-Za-z]+\s+)?([^\s",]+)"#).unwrap()
 });
 
 /// `Cookie: a=b; c=d` → the names stay, the values go.
@@ -261,6 +262,14 @@ mod tests {
         let (t, _) = clean("    \"Authorization\": \"token abcdef123\",\n    \"Cookie\": \"jupyterhub-session-id=abc; _xsrf=def\"");
         assert!(t.contains("\"Authorization\": \"token [secret]\""), "{t}");
         assert!(t.contains("jupyterhub-session-id=[secret]; _xsrf=[secret]"), "{t}");
+    }
+
+    #[test]
+    fn module_named_authorization_is_not_a_header() {
+        let s = "[D 2026-11-28 17:05:25.241 oauthlib.oauth2.rfc6749.endpoints.authorization authorization:98] Dispatching";
+        assert_eq!(clean(s).0, s);
+        let (t, _) = clean("Authorization: Bearer abc.def");
+        assert_eq!(t, "Authorization: Bearer [secret]");
     }
 
     #[test]
