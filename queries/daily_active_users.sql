@@ -1,7 +1,9 @@
 -- daily_active_users: how many distinct people used the hub on each UTC day.
--- A user counts as active on a day when they logged in, had a server start, or made a
--- successful request on their own behalf (their server's activity reports included).
--- Services (the idle culler, CI drivers) are excluded: they appear in `service_created` records.
+-- A user counts as active on a day when they logged in, had a server start, their server
+-- reported activity to the hub (`POST /hub/api/users/{user}/activity`, sent only when there was
+-- activity), or they made a request to their own server (single-user request lines).
+-- Services (the idle culler, CI drivers) never do any of these; those named in
+-- `service_created` records are excluded as well.
 -- Output: day DATE, active_users BIGINT — one row per day with any activity, oldest first.
 WITH services AS (
   SELECT DISTINCT service AS name FROM events WHERE service IS NOT NULL
@@ -12,7 +14,8 @@ FROM events
 WHERE ts IS NOT NULL
   AND "user" IS NOT NULL
   AND (kind IN ('login', 'spawn_succeeded')
-       OR (kind = 'request' AND actor = "user" AND status < 400))
+       OR (kind = 'request' AND status < 400 AND route = '/hub/api/users/{user}/activity')
+       OR (kind = 'request' AND status < 400 AND source = 'singleuser' AND actor = "user"))
   AND "user" NOT IN (SELECT name FROM services)
 GROUP BY 1
 ORDER BY 1

@@ -206,7 +206,10 @@ impl Manifest {
         // Same head, different content (truncated and rewritten): a new source. Its identity
         // is derived from its own content so that re-ingesting it is idempotent too.
         let derived = format!("{}-{prefix}", p.fp);
-        let resume = self.progress.get(&derived).map_or(0, |d| d.to.min(n));
+        let resume = match self.progress.get(&derived) {
+            Some(d) if hash_prefix(path, d.to).map_err(io_err(path))? == (d.prefix_hash.clone(), d.to) => d.to,
+            _ => 0,
+        };
         Ok((derived, head_len, resume))
     }
 

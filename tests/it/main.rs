@@ -57,9 +57,14 @@ pub fn check_golden(path: &Path, actual: &str) {
     }
 }
 
-/// The Python interpreter that has duckdb/pyarrow (set by .ci/run), else `python3`.
+/// The Python interpreter that has duckdb/pyarrow: `HUBPULSE_PYTHON`, else the venv that
+/// `bench/setup.sh` makes (scripts/test.sh runs it), else `python3`.
 pub fn python() -> String {
-    std::env::var("HUBPULSE_PYTHON").unwrap_or_else(|_| "python3".into())
+    if let Ok(p) = std::env::var("HUBPULSE_PYTHON") {
+        return p;
+    }
+    let venv = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/hubpulse-bench/venv/bin/python");
+    if venv.exists() { venv.display().to_string() } else { "python3".into() }
 }
 
 /// Query the lake through the CLI and return CSV.
