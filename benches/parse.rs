@@ -29,7 +29,9 @@ fn parse_all(cat: &Arc<Catalogue>, data: &[u8]) -> u64 {
     let mut n = 0u64;
     reader
         .run(AtEof::Finish, |raw| {
-            n += parser.parse(&raw, |rec| rec.status.is_some() as u64 + rec.user.is_some() as u64);
+            n += parser.parse(&raw, |rec| {
+                rec.status.is_some() as u64 + rec.user.is_some() as u64
+            });
         })
         .expect("read");
     n
@@ -41,7 +43,9 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("parse");
     g.throughput(Throughput::Elements(lines));
     g.sample_size(10);
-    g.bench_function("generated_hub_log_lines", |b| b.iter(|| parse_all(&cat, &data)));
+    g.bench_function("generated_hub_log_lines", |b| {
+        b.iter(|| parse_all(&cat, &data))
+    });
     g.finish();
 }
 

@@ -44,19 +44,46 @@ const SAMPLE_LOG: &str = include_str!("../fixtures/logs/real/hub-only/hub.log");
 pub fn run(cmd: Command) -> Result<(), AppError> {
     match cmd {
         Command::Parse { opts, files } => parse_cmd(&opts, &files),
-        Command::Ingest { lake, opts, no_progress, files } => ingest_cmd(&lake, &opts, !no_progress, &files),
-        Command::Query { lake, format, file, name, queries, sql } => {
+        Command::Ingest {
+            lake,
+            opts,
+            no_progress,
+            files,
+        } => ingest_cmd(&lake, &opts, !no_progress, &files),
+        Command::Query {
+            lake,
+            format,
+            file,
+            name,
+            queries,
+            sql,
+        } => {
             let sql = match (sql, file, name) {
                 (Some(s), _, _) => s,
-                (_, Some(f), _) => std::fs::read_to_string(&f).map_err(|e| AppError::Input(format!("{}: {e}", f.display())))?,
+                (_, Some(f), _) => std::fs::read_to_string(&f)
+                    .map_err(|e| AppError::Input(format!("{}: {e}", f.display())))?,
                 (_, _, Some(n)) => query::named(&n, queries.as_deref()).map_err(AppError::Input)?,
                 _ => return Err(AppError::Input("no SQL given".into())),
             };
             query_cmd(&lake, &sql, format)
         }
         Command::Demo { lake } => demo(&lake),
-        Command::Generate { users, days, start, seed, activity_interval, out, truth } => {
-            let cfg = crate::generate::GenConfig { users, days, start, seed, activity_interval_secs: activity_interval };
+        Command::Generate {
+            users,
+            days,
+            start,
+            seed,
+            activity_interval,
+            out,
+            truth,
+        } => {
+            let cfg = crate::generate::GenConfig {
+                users,
+                days,
+                start,
+                seed,
+                activity_interval_secs: activity_interval,
+            };
             generate_cmd(&cfg, &out, truth.as_deref())
         }
         Command::Kinds { parsers } => {
@@ -88,10 +115,19 @@ fn setup(opts: &ParseArgs) -> Result<Setup, AppError> {
     let zone = Zone::parse(&opts.tz).map_err(|e| AppError::Input(format!("--tz: {e}")))?;
     let catalogue = Arc::new(load_catalogue(opts.parsers.as_deref())?);
     if opts.max_line_bytes < 256 {
-        return Err(AppError::Input("--max-line-bytes: must be at least 256".into()));
+        return Err(AppError::Input(
+            "--max-line-bytes: must be at least 256".into(),
+        ));
     }
-    let reader = ReaderConfig { max_line_bytes: opts.max_line_bytes, ..ReaderConfig::default() };
-    Ok(Setup { catalogue, zone, reader })
+    let reader = ReaderConfig {
+        max_line_bytes: opts.max_line_bytes,
+        ..ReaderConfig::default()
+    };
+    Ok(Setup {
+        catalogue,
+        zone,
+        reader,
+    })
 }
 
 fn check_inputs(files: &[PathBuf], allow_stdin: bool) -> Result<(), AppError> {
@@ -103,7 +139,10 @@ fn check_inputs(files: &[PathBuf], allow_stdin: bool) -> Result<(), AppError> {
             return Err(AppError::Input(format!("{}: {e}", f.display())));
         }
         if f.is_dir() {
-            return Err(AppError::Input(format!("{}: is a directory, not a log file", f.display())));
+            return Err(AppError::Input(format!(
+                "{}: is a directory, not a log file",
+                f.display()
+            )));
         }
     }
     Ok(())
@@ -119,10 +158,15 @@ fn parse_cmd(opts: &ParseArgs, files: &[PathBuf]) -> Result<(), AppError> {
             (Box::new(io::stdin().lock()), "-".into(), "stdin".into())
         } else {
             let fp = hash_prefix(f, FP_BYTES).map(|(h, _)| h).unwrap_or_default();
-            let file = File::open(f).map_err(|e| AppError::Input(format!("{}: {e}", f.display())))?;
+            let file =
+                File::open(f).map_err(|e| AppError::Input(format!("{}: {e}", f.display())))?;
             (Box::new(file), f.display().to_string(), fp)
         };
-        let mut parser = Parser::new(s.catalogue.clone(), s.zone.clone(), Some(chrono::Utc::now().date_naive()));
+        let mut parser = Parser::new(
+            s.catalogue.clone(),
+            s.zone.clone(),
+            Some(chrono::Utc::now().date_naive()),
+        );
         let mut reader = RecordReader::new(input, 0, s.reader);
         let mut write_err: Option<io::Error> = None;
         let r = reader.run(AtEof::Finish, |raw| {
@@ -130,7 +174,10 @@ fn parse_cmd(opts: &ParseArgs, files: &[PathBuf]) -> Result<(), AppError> {
                 return;
             }
             let v = parser.parse(&raw, |rec| rec.to_json(&opts.hub, &name, &fp));
-            if let Err(e) = serde_json::to_writer(&mut out, &v).map_err(io::Error::from).and_then(|_| out.write_all(b"\n")) {
+            if let Err(e) = serde_json::to_writer(&mut out, &v)
+                .map_err(io::Error::from)
+                .and_then(|_| out.write_all(b"\n"))
+            {
                 write_err = Some(e);
             }
         });
@@ -144,10 +191,19 @@ fn parse_cmd(opts: &ParseArgs, files: &[PathBuf]) -> Result<(), AppError> {
 
 /// A closed stdout (`hubpulse parse … | head`) is a normal end, not a failure.
 fn output_error(e: io::Error) -> Result<(), AppError> {
-    if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(AppError::Runtime(format!("stdout: {e}"))) }
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        Ok(())
+    } else {
+        Err(AppError::Runtime(format!("stdout: {e}")))
+    }
 }
 
-fn ingest_cmd(lake: &Path, opts: &ParseArgs, progress: bool, files: &[PathBuf]) -> Result<(), AppError> {
+fn ingest_cmd(
+    lake: &Path,
+    opts: &ParseArgs,
+    progress: bool,
+    files: &[PathBuf],
+) -> Result<(), AppError> {
     let s = setup(opts)?;
     if files.iter().any(|f| f.as_os_str() == "-") {
         return Err(AppError::Input(
@@ -155,7 +211,8 @@ fn ingest_cmd(lake: &Path, opts: &ParseArgs, progress: bool, files: &[PathBuf]) 
         ));
     }
     check_inputs(files, false)?;
-    std::fs::create_dir_all(lake).map_err(|e| AppError::Input(format!("{}: cannot create lake: {e}", lake.display())))?;
+    std::fs::create_dir_all(lake)
+        .map_err(|e| AppError::Input(format!("{}: cannot create lake: {e}", lake.display())))?;
     let iopts = IngestOptions {
         lake: lake.to_path_buf(),
         zone: s.zone,
@@ -205,15 +262,31 @@ fn query_cmd(lake: &Path, sql: &str, format: Format) -> Result<(), AppError> {
 
 fn demo(lake: &Path) -> Result<(), AppError> {
     let sample_dir = lake.join("_hubpulse").join("sample");
-    std::fs::create_dir_all(&sample_dir).map_err(|e| AppError::Input(format!("{}: {e}", sample_dir.display())))?;
+    std::fs::create_dir_all(&sample_dir)
+        .map_err(|e| AppError::Input(format!("{}: {e}", sample_dir.display())))?;
     let sample = sample_dir.join("hub.log");
     if !sample.exists() {
-        std::fs::write(&sample, SAMPLE_LOG).map_err(|e| AppError::Runtime(format!("{}: {e}", sample.display())))?;
+        std::fs::write(&sample, SAMPLE_LOG)
+            .map_err(|e| AppError::Runtime(format!("{}: {e}", sample.display())))?;
     }
-    println!("# ingesting the bundled sample log ({}) into {}", sample.display(), lake.display());
-    let opts = ParseArgs { tz: "UTC".into(), parsers: None, hub: "sample-hub".into(), max_line_bytes: 64 * 1024 };
+    println!(
+        "# ingesting the bundled sample log ({}) into {}",
+        sample.display(),
+        lake.display()
+    );
+    let opts = ParseArgs {
+        tz: "UTC".into(),
+        parsers: None,
+        hub: "sample-hub".into(),
+        max_line_bytes: 64 * 1024,
+    };
     ingest_cmd(lake, &opts, false, &[sample])?;
-    for name in ["daily_active_users", "spawn_duration_percentiles", "request_errors_by_route", "failed_spawns"] {
+    for name in [
+        "daily_active_users",
+        "spawn_duration_percentiles",
+        "request_errors_by_route",
+        "failed_spawns",
+    ] {
         println!("\n# hubpulse query --lake {} --name {name}", lake.display());
         let sql = query::named(name, None).map_err(AppError::Input)?;
         query_cmd(lake, &sql, Format::Table)?;
@@ -221,13 +294,19 @@ fn demo(lake: &Path) -> Result<(), AppError> {
     Ok(())
 }
 
-fn generate_cmd(cfg: &crate::generate::GenConfig, out: &Path, truth: Option<&Path>) -> Result<(), AppError> {
+fn generate_cmd(
+    cfg: &crate::generate::GenConfig,
+    out: &Path,
+    truth: Option<&Path>,
+) -> Result<(), AppError> {
     let f = File::create(out).map_err(|e| AppError::Input(format!("{}: {e}", out.display())))?;
     let t = crate::generate::generate(cfg, BufWriter::with_capacity(1 << 20, f))
         .map_err(|e| AppError::Runtime(format!("{}: {e}", out.display())))?;
     let json = serde_json::to_string_pretty(&t).map_err(|e| AppError::Runtime(e.to_string()))?;
     match truth {
-        Some(p) => std::fs::write(p, json).map_err(|e| AppError::Input(format!("{}: {e}", p.display())))?,
+        Some(p) => {
+            std::fs::write(p, json).map_err(|e| AppError::Input(format!("{}: {e}", p.display())))?
+        }
         None => eprintln!("{json}"),
     }
     println!("lines={} records={} bytes={}", t.lines, t.records, t.bytes);

@@ -7,7 +7,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::query::Format;
 
 #[derive(Debug, Parser)]
-#[command(name = "hubpulse", version, about = "Makes a JupyterHub deployment observable and keeps it cheap.")]
+#[command(
+    name = "hubpulse",
+    version,
+    about = "Makes a JupyterHub deployment observable and keeps it cheap."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -107,7 +107,11 @@ struct PrefixHasher {
 
 impl PrefixHasher {
     fn new(path: &Path) -> std::io::Result<Self> {
-        Ok(PrefixHasher { file: File::open(path)?, state: xxhash_rust::xxh3::Xxh3::new(), pos: 0 })
+        Ok(PrefixHasher {
+            file: File::open(path)?,
+            state: xxhash_rust::xxh3::Xxh3::new(),
+            pos: 0,
+        })
     }
 
     fn advance(&mut self, to: u64) -> std::io::Result<String> {
@@ -133,7 +137,9 @@ struct DayNames(HashMap<i64, String>);
 impl DayNames {
     fn get(&mut self, micros: i64) -> &str {
         let day = micros.div_euclid(86_400_000_000);
-        self.0.entry(day).or_insert_with(|| utc_date(micros).format("%Y-%m-%d").to_string())
+        self.0
+            .entry(day)
+            .or_insert_with(|| utc_date(micros).format("%Y-%m-%d").to_string())
     }
 }
 
@@ -227,9 +233,22 @@ fn ingest_file(
     file.seek(SeekFrom::Start(resume)).map_err(io_err(path))?;
     let default_date = mtime_date(path);
     let mut parser = Parser::new(opts.catalogue.clone(), opts.zone.clone(), default_date);
-    let default_ts = default_date.map_or(0, |d| crate::parse::time::days_since_epoch(d) * 86_400_000_000);
-    let src = SourceInfo { hub: opts.hub.clone(), file: path.display().to_string(), fp: fp.clone() };
-    let mut run = FileRun { opts, tx, builders: HashMap::new(), days: DayNames::default(), default_ts, src };
+    let default_ts = default_date.map_or(0, |d| {
+        crate::parse::time::days_since_epoch(d) * 86_400_000_000
+    });
+    let src = SourceInfo {
+        hub: opts.hub.clone(),
+        file: path.display().to_string(),
+        fp: fp.clone(),
+    };
+    let mut run = FileRun {
+        opts,
+        tx,
+        builders: HashMap::new(),
+        days: DayNames::default(),
+        default_ts,
+        src,
+    };
     let mut reader = RecordReader::new(file, resume, opts.reader);
     let mut hasher = PrefixHasher::new(path).map_err(io_err(path))?;
     let bar = progress_bar(opts.progress, size - resume, path);
@@ -242,7 +261,10 @@ fn ingest_file(
                 let dt = parser.parse(&raw, |rec| {
                     let ts = rec.ts.or(rec.ts_hint).unwrap_or(run.default_ts);
                     let dt = run.days.get(ts).to_string();
-                    run.builders.entry(dt.clone()).or_default().append(rec, &run.src);
+                    run.builders
+                        .entry(dt.clone())
+                        .or_default()
+                        .append(rec, &run.src);
                     unparsed += (rec.kind == KIND_UNPARSED) as u64;
                     dt
                 });
@@ -298,9 +320,9 @@ fn progress_bar(enabled: bool, len: u64, path: &Path) -> indicatif::ProgressBar 
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-    {
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
         bar.set_style(style);
     }
     bar.set_message(path.display().to_string());

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::DataType;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -31,13 +33,18 @@ pub enum QueryError {
 pub async fn session(lake: &Path) -> Result<SessionContext, QueryError> {
     let events_dir = lake.join(schema::EVENTS);
     if !events_dir.is_dir() {
-        return Err(QueryError::NotALake { path: lake.to_path_buf(), table: schema::EVENTS });
+        return Err(QueryError::NotALake {
+            path: lake.to_path_buf(),
+            table: schema::EVENTS,
+        });
     }
     let runtime = RuntimeEnvBuilder::new()
         .with_object_list_cache_limit(0)
         .build_arc()
         .map_err(|e| QueryError::Sql(e.to_string()))?;
-    let config = SessionConfig::new().with_information_schema(true).with_target_partitions(2);
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_target_partitions(2);
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     register(&ctx, schema::EVENTS, &events_dir, schema::events()).await?;
     Ok(ctx)
@@ -49,21 +56,31 @@ async fn register(
     dir: &Path,
     file_schema: arrow::datatypes::SchemaRef,
 ) -> Result<(), QueryError> {
-    let abs = std::fs::canonicalize(dir).map_err(|e| QueryError::Sql(format!("{}: {e}", dir.display())))?;
-    let url = ListingTableUrl::parse(format!("{}/", abs.display())).map_err(|e| QueryError::Sql(e.to_string()))?;
+    let abs = std::fs::canonicalize(dir)
+        .map_err(|e| QueryError::Sql(format!("{}: {e}", dir.display())))?;
+    let url = ListingTableUrl::parse(format!("{}/", abs.display()))
+        .map_err(|e| QueryError::Sql(e.to_string()))?;
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
         .with_table_partition_cols(vec![(schema::PARTITION_COL.to_string(), DataType::Utf8)]);
-    let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(file_schema);
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(file_schema);
     let table = ListingTable::try_new(config).map_err(|e| QueryError::Sql(e.to_string()))?;
-    ctx.register_table(name, Arc::new(table)).map_err(|e| QueryError::Sql(e.to_string()))?;
+    ctx.register_table(name, Arc::new(table))
+        .map_err(|e| QueryError::Sql(e.to_string()))?;
     Ok(())
 }
 
 /// Run one SQL statement and collect its result.
 pub async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
-    let df = ctx.sql(sql).await.map_err(|e| QueryError::Sql(one_line(&e.to_string())))?;
-    df.collect().await.map_err(|e| QueryError::Sql(one_line(&e.to_string())))
+    let df = ctx
+        .sql(sql)
+        .await
+        .map_err(|e| QueryError::Sql(one_line(&e.to_string())))?;
+    df.collect()
+        .await
+        .map_err(|e| QueryError::Sql(one_line(&e.to_string())))
 }
 
 fn one_line(s: &str) -> String {
@@ -78,7 +95,11 @@ pub enum Format {
 }
 
 /// Render batches in the requested format.
-pub fn render(batches: &[RecordBatch], format: Format, out: &mut impl std::io::Write) -> Result<(), QueryError> {
+pub fn render(
+    batches: &[RecordBatch],
+    format: Format,
+    out: &mut impl std::io::Write,
+) -> Result<(), QueryError> {
     let err = |e: arrow::error::ArrowError| QueryError::Output(e.to_string());
     match format {
         Format::Table => {
@@ -86,7 +107,9 @@ pub fn render(batches: &[RecordBatch], format: Format, out: &mut impl std::io::W
             writeln!(out, "{t}").map_err(|e| QueryError::Output(e.to_string()))
         }
         Format::Csv => {
-            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(out);
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(out);
             for b in batches {
                 w.write(b).map_err(err)?;
             }
@@ -108,7 +131,12 @@ pub fn named(name: &str, dir: Option<&Path>) -> Result<String, String> {
         let p = d.join(format!("{name}.sql"));
         return std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()));
     }
-    crate::queries::get(name).map(str::to_string).ok_or_else(|| {
-        format!("no named query {name:?}; available: {}", crate::queries::NAMES.join(", "))
-    })
+    crate::queries::get(name)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            format!(
+                "no named query {name:?}; available: {}",
+                crate::queries::NAMES.join(", ")
+            )
+        })
 }

@@ -81,8 +81,11 @@ impl<'r> Record<'r> {
         if self.attrs.is_empty() {
             return None;
         }
-        let m: Map<String, Value> =
-            self.attrs.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect();
+        let m: Map<String, Value> = self
+            .attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect();
         Some(Value::Object(m).to_string())
     }
 
@@ -103,14 +106,23 @@ impl<'r> Record<'r> {
         m.insert("actor".into(), s(self.actor));
         m.insert("server_name".into(), s(self.server_name.as_deref()));
         m.insert("method".into(), s(self.method));
-        m.insert("status".into(), self.status.map_or(Value::Null, Value::from));
+        m.insert(
+            "status".into(),
+            self.status.map_or(Value::Null, Value::from),
+        );
         m.insert("route".into(), s(self.route));
         m.insert("path".into(), s(self.path));
         m.insert("target".into(), s(self.target));
         m.insert("client_ip".into(), s(self.client_ip));
         m.insert("service".into(), s(self.service));
-        m.insert("duration_ms".into(), self.duration_ms.map_or(Value::Null, Value::from));
-        m.insert("exit_code".into(), self.exit_code.map_or(Value::Null, Value::from));
+        m.insert(
+            "duration_ms".into(),
+            self.duration_ms.map_or(Value::Null, Value::from),
+        );
+        m.insert(
+            "exit_code".into(),
+            self.exit_code.map_or(Value::Null, Value::from),
+        );
         m.insert("count".into(), self.count.map_or(Value::Null, Value::from));
         m.insert("attrs".into(), s(self.attrs_json()));
         m.insert("message".into(), Value::String(self.message.into()));

@@ -48,7 +48,10 @@ pub enum LakeError {
 }
 
 pub fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LakeError + '_ {
-    move |source| LakeError::Io { path: path.to_path_buf(), source }
+    move |source| LakeError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -118,23 +121,48 @@ pub fn hash_prefix(path: &Path, len: u64) -> io::Result<(String, u64)> {
 }
 
 pub fn fsync_dir(dir: &Path) -> Result<(), LakeError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
 }
 
 impl Manifest {
     pub fn open(root: &Path) -> Result<Manifest, LakeError> {
         let meta = root.join("_hubpulse");
-        for d in [meta.join("manifest"), meta.join("staging"), root.join(super::schema::EVENTS)] {
+        for d in [
+            meta.join("manifest"),
+            meta.join("staging"),
+            root.join(super::schema::EVENTS),
+        ] {
             fs::create_dir_all(&d).map_err(io_err(&d))?;
         }
         let lock_path = meta.join("lock");
-        let lock = File::options().create(true).truncate(false).write(true).open(&lock_path).map_err(io_err(&lock_path))?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
         match lock.try_lock() {
             Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(LakeError::Locked { path: root.to_path_buf() }),
-            Err(fs::TryLockError::Error(e)) => return Err(LakeError::Io { path: lock_path, source: e }),
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(LakeError::Locked {
+                    path: root.to_path_buf(),
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(LakeError::Io {
+                    path: lock_path,
+                    source: e,
+                });
+            }
         }
-        let mut m = Manifest { root: root.to_path_buf(), _lock: lock, next_seq: 1, progress: HashMap::new() };
+        let mut m = Manifest {
+            root: root.to_path_buf(),
+            _lock: lock,
+            next_seq: 1,
+            progress: HashMap::new(),
+        };
         let commits = read_commits(root)?;
         m.recover(&commits)?;
         for c in commits {
@@ -195,7 +223,10 @@ impl Manifest {
     /// once grown, it is recognised by hashing the same number of leading bytes.
     pub fn identify(&self, path: &Path) -> Result<(String, u64, u64), LakeError> {
         let (fp, head_len) = hash_prefix(path, FP_BYTES).map_err(io_err(path))?;
-        let known = self.progress.get(&fp).or_else(|| self.short_head_match(path, head_len));
+        let known = self
+            .progress
+            .get(&fp)
+            .or_else(|| self.short_head_match(path, head_len));
         let Some(p) = known else {
             return Ok((fp, head_len, 0));
         };
@@ -207,7 +238,12 @@ impl Manifest {
         // is derived from its own content so that re-ingesting it is idempotent too.
         let derived = format!("{}-{prefix}", p.fp);
         let resume = match self.progress.get(&derived) {
-            Some(d) if hash_prefix(path, d.to).map_err(io_err(path))? == (d.prefix_hash.clone(), d.to) => d.to,
+            Some(d)
+                if hash_prefix(path, d.to).map_err(io_err(path))?
+                    == (d.prefix_hash.clone(), d.to) =>
+            {
+                d.to
+            }
             _ => 0,
         };
         Ok((derived, head_len, resume))
@@ -215,7 +251,11 @@ impl Manifest {
 
     fn short_head_match(&self, path: &Path, size_head: u64) -> Option<&SourceProgress> {
         let mut head = Vec::new();
-        File::open(path).ok()?.take(FP_BYTES).read_to_end(&mut head).ok()?;
+        File::open(path)
+            .ok()?
+            .take(FP_BYTES)
+            .read_to_end(&mut head)
+            .ok()?;
         self.progress.values().find(|p| {
             p.head_len < FP_BYTES
                 && p.head_len <= size_head
@@ -232,7 +272,10 @@ impl Manifest {
         let dir = self.root.join("_hubpulse").join("manifest");
         let name = format!("{:020}.json", c.seq);
         let tmp = dir.join(format!(".{name}.tmp"));
-        let body = serde_json::to_vec_pretty(c).map_err(|e| LakeError::Corrupt { path: tmp.clone(), msg: e.to_string() })?;
+        let body = serde_json::to_vec_pretty(c).map_err(|e| LakeError::Corrupt {
+            path: tmp.clone(),
+            msg: e.to_string(),
+        })?;
         {
             let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
             f.write_all(&body).map_err(io_err(&tmp))?;
@@ -259,15 +302,26 @@ pub fn read_commits(root: &Path) -> Result<Vec<Commit>, LakeError> {
     let rd = match fs::read_dir(&dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(LakeError::Io { path: dir, source: e }),
+        Err(e) => {
+            return Err(LakeError::Io {
+                path: dir,
+                source: e,
+            });
+        }
     };
     for e in rd {
         let p = e.map_err(io_err(&dir))?.path();
-        if p.extension().is_none_or(|x| x != "json") || p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+        if p.extension().is_none_or(|x| x != "json")
+            || p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
             continue;
         }
         let text = fs::read(&p).map_err(io_err(&p))?;
-        let c: Commit = serde_json::from_slice(&text).map_err(|e| LakeError::Corrupt { path: p.clone(), msg: e.to_string() })?;
+        let c: Commit = serde_json::from_slice(&text).map_err(|e| LakeError::Corrupt {
+            path: p.clone(),
+            msg: e.to_string(),
+        })?;
         out.push(c);
     }
     out.sort_by_key(|c| c.seq);

@@ -18,7 +18,11 @@ fn utf8(name: &str, nullable: bool) -> Field {
 /// `events`: one row per log record.
 pub fn events() -> SchemaRef {
     Arc::new(Schema::new(vec![
-        Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
         utf8("hub", false),
         utf8("source", false),
         utf8("level", true),
@@ -51,6 +55,21 @@ pub fn events() -> SchemaRef {
 /// Columns whose values repeat a lot and compress best with a Parquet dictionary. The others
 /// (message, path, offsets, times) are written plain: a dictionary would only overflow.
 pub const DICTIONARY_COLUMNS: &[&str] = &[
-    "hub", "source", "level", "logger", "module", "kind", "user", "actor", "server_name", "method", "route",
-    "client_ip", "service", "flags", "source_file", "source_fp", "target",
+    "hub",
+    "source",
+    "level",
+    "logger",
+    "module",
+    "kind",
+    "user",
+    "actor",
+    "server_name",
+    "method",
+    "route",
+    "client_ip",
+    "service",
+    "flags",
+    "source_file",
+    "source_fp",
+    "target",
 ];

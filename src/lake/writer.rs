@@ -25,13 +25,18 @@ pub struct WriterConfig {
 
 impl Default for WriterConfig {
     fn default() -> Self {
-        WriterConfig { row_group_rows: 256 * 1024, zstd_level: 3 }
+        WriterConfig {
+            row_group_rows: 256 * 1024,
+            zstd_level: 3,
+        }
     }
 }
 
 pub fn writer_properties(cfg: &WriterConfig) -> WriterProperties {
     let mut b = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(cfg.zstd_level).unwrap_or_default()))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(cfg.zstd_level).unwrap_or_default(),
+        ))
         .set_max_row_group_row_count(Some(cfg.row_group_rows))
         .set_dictionary_enabled(false)
         .set_statistics_enabled(EnabledStatistics::Chunk)
@@ -61,7 +66,13 @@ pub struct PartSet {
 
 impl PartSet {
     pub fn new(root: PathBuf, seq: u64, cfg: &WriterConfig) -> Self {
-        PartSet { root, seq, props: writer_properties(cfg), open: BTreeMap::new(), counter: 0 }
+        PartSet {
+            root,
+            seq,
+            props: writer_properties(cfg),
+            open: BTreeMap::new(),
+            counter: 0,
+        }
     }
 
     pub fn seq(&self) -> u64 {
@@ -88,12 +99,25 @@ impl PartSet {
         let name = format!("{:020}-{}.parquet", self.seq, self.counter);
         self.counter += 1;
         let staging_rel = format!("_hubpulse/staging/{name}");
-        let final_rel = format!("{}/{}={dt}/part-{name}", schema::EVENTS, schema::PARTITION_COL);
+        let final_rel = format!(
+            "{}/{}={dt}/part-{name}",
+            schema::EVENTS,
+            schema::PARTITION_COL
+        );
         let staging = self.root.join(&staging_rel);
         let file = File::create(&staging).map_err(io_err(&staging))?;
         let writer = ArrowWriter::try_new(file, schema::events(), Some(self.props.clone()))?;
-        let entry = PartEntry { path: final_rel, staging: staging_rel, rows: 0, bytes: 0 };
-        Ok(OpenPart { writer, staging, entry })
+        let entry = PartEntry {
+            path: final_rel,
+            staging: staging_rel,
+            rows: 0,
+            bytes: 0,
+        };
+        Ok(OpenPart {
+            writer,
+            staging,
+            entry,
+        })
     }
 
     /// Close every part and make it durable in staging; returns the entries for the commit.

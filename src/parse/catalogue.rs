@@ -35,7 +35,10 @@ use super::prefix::Family;
 /// The default catalogue, compiled into the binary from `parsers/`.
 const EMBEDDED: &[(&str, &str)] = &[
     ("hub.toml", include_str!("../../parsers/hub.toml")),
-    ("singleuser.toml", include_str!("../../parsers/singleuser.toml")),
+    (
+        "singleuser.toml",
+        include_str!("../../parsers/singleuser.toml"),
+    ),
     ("culler.toml", include_str!("../../parsers/culler.toml")),
     ("chp.toml", include_str!("../../parsers/chp.toml")),
     ("python.toml", include_str!("../../parsers/python.toml")),
@@ -44,11 +47,18 @@ const EMBEDDED: &[(&str, &str)] = &[
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogueError {
     #[error("{file}: cannot read: {source}")]
-    Io { file: PathBuf, source: std::io::Error },
+    Io {
+        file: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{file}: {msg}")]
     Syntax { file: PathBuf, msg: String },
     #[error("{file}: kind {kind:?}: {msg}")]
-    Entry { file: PathBuf, kind: String, msg: String },
+    Entry {
+        file: PathBuf,
+        kind: String,
+        msg: String,
+    },
     #[error("{dir}: no *.toml catalogue files found")]
     Empty { dir: PathBuf },
 }
@@ -162,13 +172,18 @@ fn leak(s: String) -> &'static str {
 impl Catalogue {
     /// The catalogue embedded in the binary.
     pub fn embedded() -> Result<Catalogue, CatalogueError> {
-        let files = EMBEDDED.iter().map(|(n, t)| (PathBuf::from(format!("parsers/{n}")), t.to_string()));
+        let files = EMBEDDED
+            .iter()
+            .map(|(n, t)| (PathBuf::from(format!("parsers/{n}")), t.to_string()));
         Self::from_files(files.collect())
     }
 
     /// Every `*.toml` file in `dir`, in file-name order.
     pub fn from_dir(dir: &Path) -> Result<Catalogue, CatalogueError> {
-        let rd = std::fs::read_dir(dir).map_err(|source| CatalogueError::Io { file: dir.into(), source })?;
+        let rd = std::fs::read_dir(dir).map_err(|source| CatalogueError::Io {
+            file: dir.into(),
+            source,
+        })?;
         let mut paths: Vec<PathBuf> = rd
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == "toml"))
@@ -179,7 +194,10 @@ impl Catalogue {
         }
         let mut files = Vec::new();
         for p in paths {
-            let text = std::fs::read_to_string(&p).map_err(|source| CatalogueError::Io { file: p.clone(), source })?;
+            let text = std::fs::read_to_string(&p).map_err(|source| CatalogueError::Io {
+                file: p.clone(),
+                source,
+            })?;
             files.push((p, text));
         }
         Self::from_files(files)
@@ -188,8 +206,10 @@ impl Catalogue {
     fn from_files(files: Vec<(PathBuf, String)>) -> Result<Catalogue, CatalogueError> {
         let mut per_family: HashMap<Family, Vec<(PathBuf, KindSpec)>> = HashMap::new();
         for (file, text) in files {
-            let spec: FileSpec =
-                toml::from_str(&text).map_err(|e| CatalogueError::Syntax { file: file.clone(), msg: one_line(&e.to_string()) })?;
+            let spec: FileSpec = toml::from_str(&text).map_err(|e| CatalogueError::Syntax {
+                file: file.clone(),
+                msg: one_line(&e.to_string()),
+            })?;
             let _ = spec.description;
             for fam in &spec.families {
                 let family = Family::from_name(fam).ok_or_else(|| CatalogueError::Syntax {
@@ -223,28 +243,36 @@ impl Catalogue {
     }
 
     /// Classify the first line of a message: the first kind (in file order) whose pattern matches.
-    pub fn classify<'h>(&self, family: Family, first_line: &'h str) -> Option<(&Kind, regex::Captures<'h>)> {
+    pub fn classify<'h>(
+        &self,
+        family: Family,
+        first_line: &'h str,
+    ) -> Option<(&Kind, regex::Captures<'h>)> {
         let fs = self.families.get(&family)?;
         let idx = fs.set.matches(first_line).iter().next()?;
         let kind = &fs.kinds[idx];
         kind.regex.captures(first_line).map(|c| (kind, c))
     }
 
-    fn check_examples(&self, examples: &[(Family, PathBuf, &'static str, String)]) -> Result<(), CatalogueError> {
+    fn check_examples(
+        &self,
+        examples: &[(Family, PathBuf, &'static str, String)],
+    ) -> Result<(), CatalogueError> {
         for (family, file, kind, example) in examples {
             let got = self.classify(*family, example).map(|(k, _)| k.name);
             if got != Some(*kind) {
                 return Err(CatalogueError::Entry {
                     file: file.clone(),
                     kind: kind.to_string(),
-                    msg: format!("example {example:?} is classified as {got:?}, not as this kind (check the pattern, or an earlier entry shadows it)"),
+                    msg: format!(
+                        "example {example:?} is classified as {got:?}, not as this kind (check the pattern, or an earlier entry shadows it)"
+                    ),
                 });
             }
         }
         Ok(())
     }
 }
-
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -254,15 +282,27 @@ fn compile_family(specs: &[(PathBuf, KindSpec)]) -> Result<FamilySet, CatalogueE
     let mut kinds = Vec::with_capacity(specs.len());
     let mut patterns = Vec::with_capacity(specs.len());
     for (file, k) in specs {
-        let err = |msg: String| CatalogueError::Entry { file: file.clone(), kind: k.name.clone(), msg };
-        if k.name.is_empty() || !k.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+        let err = |msg: String| CatalogueError::Entry {
+            file: file.clone(),
+            kind: k.name.clone(),
+            msg,
+        };
+        if k.name.is_empty()
+            || !k
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
             return Err(err("name must be lower_snake_case".into()));
         }
-        let regex = Regex::new(&k.pattern).map_err(|e| err(format!("bad pattern: {}", one_line(&e.to_string()))))?;
+        let regex = Regex::new(&k.pattern)
+            .map_err(|e| err(format!("bad pattern: {}", one_line(&e.to_string()))))?;
         let names: BTreeSet<&str> = regex.capture_names().flatten().collect();
         let declared: BTreeSet<&str> = k.fields.iter().map(String::as_str).collect();
         if names != declared {
-            return Err(err(format!("fields {declared:?} do not match the pattern's named groups {names:?}")));
+            return Err(err(format!(
+                "fields {declared:?} do not match the pattern's named groups {names:?}"
+            )));
         }
         let groups = regex
             .capture_names()
@@ -270,7 +310,11 @@ fn compile_family(specs: &[(PathBuf, KindSpec)]) -> Result<FamilySet, CatalogueE
             .filter_map(|(i, n)| n.map(|n| (i, leak(n.to_string()), FieldTarget::of(n))))
             .collect();
         patterns.push(k.pattern.clone());
-        kinds.push(Kind { name: leak(k.name.clone()), regex, groups });
+        kinds.push(Kind {
+            name: leak(k.name.clone()),
+            regex,
+            groups,
+        });
     }
     let set = RegexSet::new(&patterns).map_err(|e| CatalogueError::Syntax {
         file: specs.first().map(|(f, _)| f.clone()).unwrap_or_default(),

@@ -114,7 +114,10 @@ impl Parser {
             Stamp::Utc(us) => Some(us),
             Stamp::TimeOnly(tod) => {
                 let st = self.carry.complete(tod).or_else(|| {
-                    self.default_date.map(|date| LocalStamp { date, micros_of_day: tod })
+                    self.default_date.map(|date| LocalStamp {
+                        date,
+                        micros_of_day: tod,
+                    })
                 });
                 st.map(|st| self.zone.to_utc(st))
             }
@@ -223,7 +226,9 @@ fn apply_field<'r>(rec: &mut Record<'r>, name: &'static str, target: FieldTarget
         }
         T::RouteSpec => {
             rec.attrs.push((name, v));
-            let path = v.find("://").map_or(v, |i| v[i + 3..].find('/').map_or("", |j| &v[i + 3 + j..]));
+            let path = v
+                .find("://")
+                .map_or(v, |i| v[i + 3..].find('/').map_or("", |j| &v[i + 3 + j..]));
             let info = route::classify(path);
             if rec.user.is_none() {
                 rec.user = info.user;
@@ -263,7 +268,9 @@ impl Enricher {
             }
             return;
         }
-        let Some(user) = rec.user.as_deref() else { return };
+        let Some(user) = rec.user.as_deref() else {
+            return;
+        };
         if self.removed.len() > ENRICH_CAP || self.spawning.len() > ENRICH_CAP {
             self.removed.clear();
             self.spawning.clear();
@@ -284,8 +291,14 @@ impl Enricher {
                     self.spawning.insert(user.to_string(), s.to_string());
                 }
             }
-            "spawn_failed" | "spawn_timeout" | "spawn_cleanup_failed" if rec.server_name.is_none() => {
-                let found = self.spawning.get(user).cloned().or_else(|| self.client_server(user));
+            "spawn_failed" | "spawn_timeout" | "spawn_cleanup_failed"
+                if rec.server_name.is_none() =>
+            {
+                let found = self
+                    .spawning
+                    .get(user)
+                    .cloned()
+                    .or_else(|| self.client_server(user));
                 rec.server_name = found.map(Cow::Owned);
             }
             "spawn_succeeded" => {
@@ -322,16 +335,24 @@ fn py_quote(s: &str) -> String {
     out
 }
 
-
 /// Parse arbitrary bytes end to end and check the accounting invariant: the records tile the
 /// input exactly. Used by the fuzz targets and the property tests; panics on any violation.
 pub fn fuzz_one(input: &[u8]) {
     use std::sync::LazyLock;
-    static CATALOGUE: LazyLock<Arc<Catalogue>> =
-        LazyLock::new(|| Arc::new(Catalogue::embedded().unwrap_or_else(|e| panic!("embedded catalogue: {e}"))));
+    static CATALOGUE: LazyLock<Arc<Catalogue>> = LazyLock::new(|| {
+        Arc::new(Catalogue::embedded().unwrap_or_else(|e| panic!("embedded catalogue: {e}")))
+    });
     let zone = Zone::new(chrono_tz::Tz::Europe__Paris);
-    let mut parser = Parser::new(CATALOGUE.clone(), zone, NaiveDate::from_ymd_opt(2026, 11, 28));
-    let cfg = reader::ReaderConfig { max_line_bytes: 300, max_record_bytes: 2000, chunk_bytes: 97 };
+    let mut parser = Parser::new(
+        CATALOGUE.clone(),
+        zone,
+        NaiveDate::from_ymd_opt(2026, 11, 28),
+    );
+    let cfg = reader::ReaderConfig {
+        max_line_bytes: 300,
+        max_record_bytes: 2000,
+        chunk_bytes: 97,
+    };
     let mut r = reader::RecordReader::new(input, 0, cfg);
     let mut pos = 0u64;
     let end = r

@@ -211,17 +211,47 @@ fn bracketed_full(i: &str, level: Level) -> IResult<&str, Header<'_>> {
     let (i, module) = opt(preceded(char(' '), module_lineno)).parse(i)?;
     let (i, _) = char(']').parse(i)?;
     let family = family_of(logger, module.is_some());
-    let stamp = Stamp::Local(LocalStamp { date, micros_of_day: tod });
-    Ok(("", Header { family, level: Some(level), stamp, logger: Some(logger), module, message: message(i) }))
+    let stamp = Stamp::Local(LocalStamp {
+        date,
+        micros_of_day: tod,
+    });
+    Ok((
+        "",
+        Header {
+            family,
+            level: Some(level),
+            stamp,
+            logger: Some(logger),
+            module,
+            message: message(i),
+        },
+    ))
 }
 
 fn bracketed_tornado(i: &str, level: Level) -> IResult<&str, Header<'_>> {
-    let (i, (date, _, tod, _, module, _)) =
-        (date6, char(' '), time_of_day, char(' '), module_lineno, char(']')).parse(i)?;
-    let stamp = Stamp::Local(LocalStamp { date, micros_of_day: tod });
+    let (i, (date, _, tod, _, module, _)) = (
+        date6,
+        char(' '),
+        time_of_day,
+        char(' '),
+        module_lineno,
+        char(']'),
+    )
+        .parse(i)?;
+    let stamp = Stamp::Local(LocalStamp {
+        date,
+        micros_of_day: tod,
+    });
     Ok((
         "",
-        Header { family: Family::Culler, level: Some(level), stamp, logger: None, module: Some(module), message: message(i) },
+        Header {
+            family: Family::Culler,
+            level: Some(level),
+            stamp,
+            logger: None,
+            module: Some(module),
+            message: message(i),
+        },
     ))
 }
 
@@ -241,7 +271,10 @@ const SINGLEUSER_LOGGERS: &[&str] = &[
 fn family_of(logger: &str, has_module: bool) -> Family {
     if logger == "IdleCuller" {
         Family::Culler
-    } else if logger.starts_with("SingleUser") || SINGLEUSER_LOGGERS.contains(&logger) || !has_module {
+    } else if logger.starts_with("SingleUser")
+        || SINGLEUSER_LOGGERS.contains(&logger)
+        || !has_module
+    {
         Family::SingleUser
     } else {
         Family::Hub
@@ -257,8 +290,16 @@ fn chp_level(i: &str) -> IResult<&str, Level> {
 
 /// CHP 5.x: `2026-11-28T15:32:33.223Z [ConfigProxy] info: message`
 fn chp5(i: &str) -> IResult<&str, Header<'_>> {
-    let (i, (date, _, tod, _, _, level, _)) =
-        (date10, char('T'), time_of_day, tag("Z "), tag("[ConfigProxy] "), chp_level, char(':')).parse(i)?;
+    let (i, (date, _, tod, _, _, level, _)) = (
+        date10,
+        char('T'),
+        time_of_day,
+        tag("Z "),
+        tag("[ConfigProxy] "),
+        chp_level,
+        char(':'),
+    )
+        .parse(i)?;
     let utc = super::time::days_since_epoch(date) * 86_400_000_000 + tod;
     Ok(("", chp_header(level, Stamp::Utc(utc), i)))
 }
@@ -296,7 +337,14 @@ fn kernel_app(i: &str) -> IResult<&str, Header<'_>> {
     let level = Level::from_word(word);
     Ok((
         "",
-        Header { family: Family::SingleUser, level, stamp: Stamp::None, logger: Some(app), module: None, message: message(i) },
+        Header {
+            family: Family::SingleUser,
+            level,
+            stamp: Stamp::None,
+            logger: Some(app),
+            module: None,
+            message: message(i),
+        },
     ))
 }
 
@@ -318,7 +366,8 @@ pub fn starts_record(line: &[u8]) -> bool {
             matches!(line.get(1), Some(b'D' | b'I' | b'W' | b'E' | b'C'))
                 && line.get(2) == Some(&b' ')
                 && line.get(3).is_some_and(u8::is_ascii_digit)
-                || line.get(1).is_some_and(u8::is_ascii_uppercase) && memchr::memmem::find(line, b"] ").is_some_and(|p| p < 40)
+                || line.get(1).is_some_and(u8::is_ascii_uppercase)
+                    && memchr::memmem::find(line, b"] ").is_some_and(|p| p < 40)
         }
         Some(b'0'..=b'9') => memchr::memmem::find(line, b"[ConfigProxy]").is_some_and(|p| p < 40),
         Some(0x1b) => true,
@@ -332,21 +381,31 @@ mod tests {
 
     #[test]
     fn hub_prefix() {
-        let h = header("[I 2026-11-28 15:30:10.250 JupyterHub log:192] 200 GET /hub/api/ (@127.0.0.1) 1.14ms").unwrap();
+        let h = header(
+            "[I 2026-11-28 15:30:10.250 JupyterHub log:192] 200 GET /hub/api/ (@127.0.0.1) 1.14ms",
+        )
+        .unwrap();
         assert_eq!(h.family, Family::Hub);
         assert_eq!(h.level, Some(Level::Info));
         assert_eq!(h.logger, Some("JupyterHub"));
         assert_eq!(h.module, Some("log:192"));
         assert_eq!(h.message, "200 GET /hub/api/ (@127.0.0.1) 1.14ms");
         let Stamp::Local(st) = h.stamp else { panic!() };
-        assert_eq!(st.micros_of_day, micros_of_day(15, 30, 10, 250_000).unwrap());
+        assert_eq!(
+            st.micros_of_day,
+            micros_of_day(15, 30, 10, 250_000).unwrap()
+        );
     }
 
     #[test]
     fn dotted_logger_and_single_user_without_module() {
         let h = header("[I 2017-11-17 10:07:56.470 alembic.runtime.migration migration:117] Context impl SQLiteImpl.").unwrap();
-        assert_eq!((h.family, h.logger), (Family::Hub, Some("alembic.runtime.migration")));
-        let h = header("[W 2024-05-21 20:49:19.086 LabApp] 'extra_template_paths' was found").unwrap();
+        assert_eq!(
+            (h.family, h.logger),
+            (Family::Hub, Some("alembic.runtime.migration"))
+        );
+        let h =
+            header("[W 2024-05-21 20:49:19.086 LabApp] 'extra_template_paths' was found").unwrap();
         assert_eq!((h.family, h.module), (Family::SingleUser, None));
         let h = header("[I 2023-09-11 06:21:56.643 SingleUserLabApp log:186] 201 POST /user/a/api/sessions (a@10.1.0.1) 69.93ms").unwrap();
         assert_eq!(h.family, Family::SingleUser);
@@ -354,7 +413,9 @@ mod tests {
 
     #[test]
     fn culler_tornado_default_and_v2() {
-        let h = header("[I 241111 16:38:10 __init__:251] Culling server alice (inactive for 01:00:41)").unwrap();
+        let h =
+            header("[I 241111 16:38:10 __init__:251] Culling server alice (inactive for 01:00:41)")
+                .unwrap();
         assert_eq!(h.family, Family::Culler);
         let Stamp::Local(st) = h.stamp else { panic!() };
         assert_eq!(st.date, NaiveDate::from_ymd_opt(2024, 11, 11).unwrap());
@@ -364,13 +425,20 @@ mod tests {
 
     #[test]
     fn chp_three_generations() {
-        let h = header("2025-06-01T12:00:00.000Z [ConfigProxy] info: 200 GET /api/routes ").unwrap();
+        let h =
+            header("2025-06-01T12:00:00.000Z [ConfigProxy] info: 200 GET /api/routes ").unwrap();
         assert_eq!((h.family, h.level), (Family::Chp, Some(Level::Info)));
         assert!(matches!(h.stamp, Stamp::Utc(_)));
         assert_eq!(h.message, "200 GET /api/routes ");
-        let h = header("21:44:04.424 [ConfigProxy] info: Adding route /user/jim -> http://127.0.0.1:32772").unwrap();
+        let h = header(
+            "21:44:04.424 [ConfigProxy] info: Adding route /user/jim -> http://127.0.0.1:32772",
+        )
+        .unwrap();
         assert!(matches!(h.stamp, Stamp::TimeOnly(_)));
-        assert_eq!(h.message, "Adding route /user/jim -> http://127.0.0.1:32772");
+        assert_eq!(
+            h.message,
+            "Adding route /user/jim -> http://127.0.0.1:32772"
+        );
         let h = header("14:02:57.164 - warn: [ConfigProxy] Removing route /user/jaime").unwrap();
         assert_eq!(h.level, Some(Level::Warning));
         assert_eq!(h.message, "Removing route /user/jaime");
@@ -378,8 +446,12 @@ mod tests {
 
     #[test]
     fn kernel_app_lines() {
-        let h = header("[IPKernelApp] WARNING | Parent appears to have exited, shutting down.").unwrap();
-        assert_eq!((h.family, h.level), (Family::SingleUser, Some(Level::Warning)));
+        let h = header("[IPKernelApp] WARNING | Parent appears to have exited, shutting down.")
+            .unwrap();
+        assert_eq!(
+            (h.family, h.level),
+            (Family::SingleUser, Some(Level::Warning))
+        );
     }
 
     #[test]
@@ -392,9 +464,13 @@ mod tests {
 
     #[test]
     fn record_starts() {
-        assert!(starts_record(b"[I 2026-11-28 15:30:10.250 JupyterHub log:192] x"));
+        assert!(starts_record(
+            b"[I 2026-11-28 15:30:10.250 JupyterHub log:192] x"
+        ));
         assert!(starts_record(b"[I 241111 16:38:10 __init__:251] x"));
-        assert!(starts_record(b"2025-06-01T12:00:00.000Z [ConfigProxy] info: x"));
+        assert!(starts_record(
+            b"2025-06-01T12:00:00.000Z [ConfigProxy] info: x"
+        ));
         assert!(starts_record(b"[IPKernelApp] WARNING | x"));
         assert!(!starts_record(b"    Traceback (most recent call last):"));
         assert!(!starts_record(b"}"));

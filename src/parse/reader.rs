@@ -30,7 +30,11 @@ pub struct ReaderConfig {
 
 impl Default for ReaderConfig {
     fn default() -> Self {
-        ReaderConfig { max_line_bytes: 64 * 1024, max_record_bytes: 1024 * 1024, chunk_bytes: 1024 * 1024 }
+        ReaderConfig {
+            max_line_bytes: 64 * 1024,
+            max_record_bytes: 1024 * 1024,
+            chunk_bytes: 1024 * 1024,
+        }
     }
 }
 
@@ -131,7 +135,11 @@ impl<R: Read> RecordReader<R> {
 
     /// Read one chunk and emit every record it completes. Returns `Ok(false)` once the input is
     /// exhausted and everything emittable under `at_eof` has been emitted.
-    pub fn next_chunk(&mut self, at_eof: AtEof, f: &mut impl FnMut(RawRecord<'_>)) -> io::Result<bool> {
+    pub fn next_chunk(
+        &mut self,
+        at_eof: AtEof,
+        f: &mut impl FnMut(RawRecord<'_>),
+    ) -> io::Result<bool> {
         if self.eof {
             return Ok(false);
         }
@@ -222,12 +230,24 @@ impl<R: Read> RecordReader<R> {
             }
             let block = o.block;
             self.close(f);
-            self.open = Some(Open { start: ls, end: le, lines: 1, block, split: true });
+            self.open = Some(Open {
+                start: ls,
+                end: le,
+                lines: 1,
+                block,
+                split: true,
+            });
             return;
         }
         let block = classify_line(line);
         self.close(f);
-        self.open = Some(Open { start: ls, end: le, lines: 1, block, split: false });
+        self.open = Some(Open {
+            start: ls,
+            end: le,
+            lines: 1,
+            block,
+            split: false,
+        });
     }
 
     fn close(&mut self, f: &mut impl FnMut(RawRecord<'_>)) {
@@ -276,7 +296,14 @@ impl<R: Read> RecordReader<R> {
             if n == 0 {
                 self.eof = true;
                 if at_eof == AtEof::Finish {
-                    let rec = RawRecord { offset, end: pos, bytes: &head, lines: 1, truncated: true, split: false };
+                    let rec = RawRecord {
+                        offset,
+                        end: pos,
+                        bytes: &head,
+                        lines: 1,
+                        truncated: true,
+                        split: false,
+                    };
                     self.committed = pos;
                     f(rec);
                 }
@@ -284,7 +311,14 @@ impl<R: Read> RecordReader<R> {
             }
             if let Some(nl) = memchr::memchr(b'\n', &chunk[..n]) {
                 let end = pos + nl as u64 + 1;
-                let rec = RawRecord { offset, end, bytes: &head, lines: 1, truncated: true, split: false };
+                let rec = RawRecord {
+                    offset,
+                    end,
+                    bytes: &head,
+                    lines: 1,
+                    truncated: true,
+                    split: false,
+                };
                 self.committed = end;
                 f(rec);
                 // Resume normal scanning right after the newline.
@@ -316,12 +350,21 @@ impl<R: Read> RecordReader<R> {
 mod tests {
     use super::*;
 
-    fn records(input: &[u8], cfg: ReaderConfig, at_eof: AtEof) -> (Vec<(u64, u64, String, u32, bool)>, u64) {
+    /// (offset, end, text, lines, truncated)
+    type Rec = (u64, u64, String, u32, bool);
+
+    fn records(input: &[u8], cfg: ReaderConfig, at_eof: AtEof) -> (Vec<Rec>, u64) {
         let mut out = Vec::new();
         let mut r = RecordReader::new(input, 0, cfg);
         let end = r
             .run(at_eof, |rec| {
-                out.push((rec.offset, rec.end, String::from_utf8_lossy(rec.bytes).into_owned(), rec.lines, rec.truncated))
+                out.push((
+                    rec.offset,
+                    rec.end,
+                    String::from_utf8_lossy(rec.bytes).into_owned(),
+                    rec.lines,
+                    rec.truncated,
+                ))
             })
             .unwrap();
         (out, end)
@@ -331,7 +374,9 @@ mod tests {
 
     #[test]
     fn groups_tracebacks_and_blank_continuations() {
-        let input = format!("{HUB}[E 2026-11-28 15:30:11.000 JupyterHub user:1] boom\n    Traceback:\n      File x\n    \n{HUB}");
+        let input = format!(
+            "{HUB}[E 2026-11-28 15:30:11.000 JupyterHub user:1] boom\n    Traceback:\n      File x\n    \n{HUB}"
+        );
         let (recs, end) = records(input.as_bytes(), ReaderConfig::default(), AtEof::Finish);
         assert_eq!(recs.len(), 3);
         assert_eq!(recs[1].3, 4);
@@ -351,7 +396,11 @@ mod tests {
     #[test]
     fn partial_last_line_is_held_back_or_finished() {
         let input = format!("{HUB}[I 2026-11-28 15:30:10.250 JupyterHub log:192] part");
-        let (recs, end) = records(input.as_bytes(), ReaderConfig::default(), AtEof::HoldPartialLine);
+        let (recs, end) = records(
+            input.as_bytes(),
+            ReaderConfig::default(),
+            AtEof::HoldPartialLine,
+        );
         assert_eq!((recs.len(), end), (1, HUB.len() as u64));
         let (recs, end) = records(input.as_bytes(), ReaderConfig::default(), AtEof::Finish);
         assert_eq!((recs.len(), end), (2, input.len() as u64));
@@ -360,7 +409,11 @@ mod tests {
 
     #[test]
     fn long_lines_are_kept_truncated_in_small_chunks() {
-        let cfg = ReaderConfig { max_line_bytes: 16, max_record_bytes: 64, chunk_bytes: 8 };
+        let cfg = ReaderConfig {
+            max_line_bytes: 16,
+            max_record_bytes: 64,
+            chunk_bytes: 8,
+        };
         let long = format!("{}\n", "x".repeat(100));
         let input = format!("short\n{long}after\n");
         let (recs, end) = records(input.as_bytes(), cfg, AtEof::Finish);
@@ -376,7 +429,11 @@ mod tests {
     fn records_tile_the_stream_for_any_chunk_size() {
         let input = format!("{HUB}    cont\n{HUB}plain\n\n{HUB}");
         for chunk in 1..20 {
-            let cfg = ReaderConfig { max_line_bytes: 1000, max_record_bytes: 10_000, chunk_bytes: chunk };
+            let cfg = ReaderConfig {
+                max_line_bytes: 1000,
+                max_record_bytes: 10_000,
+                chunk_bytes: chunk,
+            };
             let (recs, end) = records(input.as_bytes(), cfg, AtEof::Finish);
             let mut pos = 0;
             let mut joined = String::new();

@@ -37,7 +37,10 @@ pub struct Request<'a> {
 /// `status " " METHOD " "`, shared with CHP's API and proxy-error lines.
 pub fn status_method(i: &str) -> IResult<&str, (u16, &str)> {
     let (i, (status, _, method, _)) = (
-        map_res(take_while_m_n(3, 3, |c: char| c.is_ascii_digit()), |s: &str| s.parse::<u16>()),
+        map_res(
+            take_while_m_n(3, 3, |c: char| c.is_ascii_digit()),
+            |s: &str| s.parse::<u16>(),
+        ),
         char(' '),
         take_while1(|c: char| c.is_ascii_uppercase()),
         char(' '),
@@ -57,14 +60,25 @@ pub fn parse(msg: &str) -> Option<Request<'_>> {
     let open = head.rfind(" (")?;
     let (target, who) = (&head[..open], &head[open + 2..]);
     let (actor, ip) = who.rsplit_once('@')?;
-    let (path, redirect) = match target.split_once(" -> ").or_else(|| target.split_once(" → ")) {
+    let (path, redirect) = match target
+        .split_once(" -> ")
+        .or_else(|| target.split_once(" → "))
+    {
         Some((p, r)) => (p, Some(r)),
         None => (target, None),
     };
     if path.is_empty() {
         return None;
     }
-    Some(Request { status, method, path, redirect, actor, ip, duration_ms })
+    Some(Request {
+        status,
+        method,
+        path,
+        redirect,
+        actor,
+        ip,
+        duration_ms,
+    })
 }
 
 #[cfg(test)]
@@ -84,14 +98,20 @@ mod tests {
 
     #[test]
     fn redirect_and_at_in_user_and_mapped_ipv6() {
-        let r = parse("302 GET /hub/ -> /hub/spawn (XXXXXX@mail.tau.ac.il@::ffff:10.128.0.69) 13.12ms").unwrap();
+        let r =
+            parse("302 GET /hub/ -> /hub/spawn (XXXXXX@mail.tau.ac.il@::ffff:10.128.0.69) 13.12ms")
+                .unwrap();
         assert_eq!(r.redirect, Some("/hub/spawn"));
-        assert_eq!((r.actor, r.ip), ("XXXXXX@mail.tau.ac.il", "::ffff:10.128.0.69"));
+        assert_eq!(
+            (r.actor, r.ip),
+            ("XXXXXX@mail.tau.ac.il", "::ffff:10.128.0.69")
+        );
     }
 
     #[test]
     fn anonymous_service_and_ipv6() {
-        let r = parse("200 GET /hub/api/users?state=[secret] (jupyterhub-idle-culler@::1) 34.92ms").unwrap();
+        let r = parse("200 GET /hub/api/users?state=[secret] (jupyterhub-idle-culler@::1) 34.92ms")
+            .unwrap();
         assert_eq!((r.actor, r.ip), ("jupyterhub-idle-culler", "::1"));
         let r = parse("404 GET /hub/user/nobody/api (@127.0.0.1) 3.10ms").unwrap();
         assert_eq!((r.actor, r.ip), ("", "127.0.0.1"));

@@ -139,8 +139,26 @@ const SERVER_TEMPLATES: &[&str] = &[
 
 /// Words a Jupyter server serves at its root; anything else after `/user/<name>/` is a server name.
 const SERVER_ROOT_WORDS: &[&str] = &[
-    "api", "lab", "tree", "notebooks", "files", "edit", "view", "doc", "static", "nbconvert", "terminals",
-    "kernelspecs", "custom", "nbextensions", "lsp", "voila", "oauth_callback", "login", "logout", "metrics",
+    "api",
+    "lab",
+    "tree",
+    "notebooks",
+    "files",
+    "edit",
+    "view",
+    "doc",
+    "static",
+    "nbconvert",
+    "terminals",
+    "kernelspecs",
+    "custom",
+    "nbextensions",
+    "lsp",
+    "voila",
+    "oauth_callback",
+    "login",
+    "logout",
+    "metrics",
 ];
 
 struct Template {
@@ -178,7 +196,12 @@ fn compile(route: &'static str) -> Template {
 
 static TABLE: LazyLock<Table> = LazyLock::new(|| {
     let mut routes: Vec<&'static str> = HUB_TEMPLATES.to_vec();
-    for prefix in ["/user/{user}", "/user/{user}/{server}", "/hub/user/{user}", "/hub/user/{user}/{server}"] {
+    for prefix in [
+        "/user/{user}",
+        "/user/{user}/{server}",
+        "/hub/user/{user}",
+        "/hub/user/{user}/{server}",
+    ] {
         for t in SERVER_TEMPLATES {
             routes.push(leak(format!("{prefix}/{t}")));
         }
@@ -213,12 +236,13 @@ pub fn percent_decode(s: &str) -> Cow<'_, str> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push(h * 16 + l);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -231,7 +255,11 @@ fn hex(c: u8) -> Option<u8> {
 }
 
 fn matches<'a>(t: &Template, segs: &[&'a str]) -> Option<RouteInfo<'a>> {
-    let mut info = RouteInfo { route: t.route, user: None, server: None };
+    let mut info = RouteInfo {
+        route: t.route,
+        user: None,
+        server: None,
+    };
     let mut i = 0;
     for (k, seg) in t.segs.iter().enumerate() {
         match seg {
@@ -286,16 +314,46 @@ fn is_server_route(route: &str) -> bool {
 fn fallback<'a>(segs: &[&'a str]) -> RouteInfo<'a> {
     let user = |i: usize| segs.get(i).map(|s| percent_decode(s));
     match segs {
-        ["user", _, s, ..] if !SERVER_ROOT_WORDS.contains(s) => {
-            RouteInfo { route: "/user/{user}/{server}/*", user: user(1), server: Some(percent_decode(s)) }
-        }
-        ["user", _, ..] => RouteInfo { route: "/user/{user}/*", user: user(1), server: None },
-        ["hub", "user", _, ..] => RouteInfo { route: "/hub/user/{user}/*", user: user(2), server: None },
-        ["hub", "api", "users", _, ..] => RouteInfo { route: "/hub/api/users/{user}/*", user: user(3), server: None },
-        ["hub", "api", ..] => RouteInfo { route: "/hub/api/*", user: None, server: None },
-        ["hub", ..] => RouteInfo { route: "/hub/*", user: None, server: None },
-        ["services", ..] => RouteInfo { route: "/services/*", user: None, server: None },
-        _ => RouteInfo { route: "/*", user: None, server: None },
+        ["user", _, s, ..] if !SERVER_ROOT_WORDS.contains(s) => RouteInfo {
+            route: "/user/{user}/{server}/*",
+            user: user(1),
+            server: Some(percent_decode(s)),
+        },
+        ["user", _, ..] => RouteInfo {
+            route: "/user/{user}/*",
+            user: user(1),
+            server: None,
+        },
+        ["hub", "user", _, ..] => RouteInfo {
+            route: "/hub/user/{user}/*",
+            user: user(2),
+            server: None,
+        },
+        ["hub", "api", "users", _, ..] => RouteInfo {
+            route: "/hub/api/users/{user}/*",
+            user: user(3),
+            server: None,
+        },
+        ["hub", "api", ..] => RouteInfo {
+            route: "/hub/api/*",
+            user: None,
+            server: None,
+        },
+        ["hub", ..] => RouteInfo {
+            route: "/hub/*",
+            user: None,
+            server: None,
+        },
+        ["services", ..] => RouteInfo {
+            route: "/services/*",
+            user: None,
+            server: None,
+        },
+        _ => RouteInfo {
+            route: "/*",
+            user: None,
+            server: None,
+        },
     }
 }
 
@@ -305,38 +363,82 @@ mod tests {
 
     fn r(p: &str) -> (&'static str, Option<String>, Option<String>) {
         let i = classify(p);
-        (i.route, i.user.map(|c| c.into_owned()), i.server.map(|c| c.into_owned()))
+        (
+            i.route,
+            i.user.map(|c| c.into_owned()),
+            i.server.map(|c| c.into_owned()),
+        )
     }
 
     #[test]
     fn hub_api_routes() {
-        assert_eq!(r("/hub/api/users/alice/activity"), ("/hub/api/users/{user}/activity", Some("alice".into()), None));
+        assert_eq!(
+            r("/hub/api/users/alice/activity"),
+            ("/hub/api/users/{user}/activity", Some("alice".into()), None)
+        );
         assert_eq!(
             r("/hub/api/users/carol/servers/scratch"),
-            ("/hub/api/users/{user}/servers/{server}", Some("carol".into()), Some("scratch".into()))
+            (
+                "/hub/api/users/{user}/servers/{server}",
+                Some("carol".into()),
+                Some("scratch".into())
+            )
         );
-        assert_eq!(r("/hub/api/users/bob/server"), ("/hub/api/users/{user}/server", Some("bob".into()), Some("".into())));
+        assert_eq!(
+            r("/hub/api/users/bob/server"),
+            (
+                "/hub/api/users/{user}/server",
+                Some("bob".into()),
+                Some("".into())
+            )
+        );
         assert_eq!(r("/hub/api/users?state=[secret]").0, "/hub/api/users");
         assert_eq!(r("/hub/api/").0, "/hub/api");
-        assert_eq!(r("/hub/api/groups/data-science/users").0, "/hub/api/groups/{group}/users");
+        assert_eq!(
+            r("/hub/api/groups/data-science/users").0,
+            "/hub/api/groups/{group}/users"
+        );
     }
 
     #[test]
     fn user_server_routes() {
         assert_eq!(
             r("/user/alice/analysis/api/kernels/5d7c-11/channels?session_id=x"),
-            ("/user/{user}/{server}/api/kernels/{id}/channels", Some("alice".into()), Some("analysis".into()))
+            (
+                "/user/{user}/{server}/api/kernels/{id}/channels",
+                Some("alice".into()),
+                Some("analysis".into())
+            )
         );
-        assert_eq!(r("/user/alice/api/kernels/5d7c"), ("/user/{user}/api/kernels/{id}", Some("alice".into()), Some("".into())));
-        assert_eq!(r("/user/alice/lab/tree/a/b.ipynb").0, "/user/{user}/lab/tree/{path}");
-        assert_eq!(r("/hub/user/alice/api/status").0, "/hub/user/{user}/api/status");
-        assert_eq!(r("/user/frank%40example.org/lab").1.as_deref(), Some("frank@example.org"));
+        assert_eq!(
+            r("/user/alice/api/kernels/5d7c"),
+            (
+                "/user/{user}/api/kernels/{id}",
+                Some("alice".into()),
+                Some("".into())
+            )
+        );
+        assert_eq!(
+            r("/user/alice/lab/tree/a/b.ipynb").0,
+            "/user/{user}/lab/tree/{path}"
+        );
+        assert_eq!(
+            r("/hub/user/alice/api/status").0,
+            "/hub/user/{user}/api/status"
+        );
+        assert_eq!(
+            r("/user/frank%40example.org/lab").1.as_deref(),
+            Some("frank@example.org")
+        );
     }
 
     #[test]
     fn unknown_paths_fall_back_to_bounded_heads() {
         assert_eq!(r("/hub/some/custom/handler/alice").0, "/hub/*");
-        assert_eq!(r("/user/alice/gpu/weird/deep/path").0, "/user/{user}/{server}/*");
+        assert_eq!(
+            r("/user/alice/gpu/weird/deep/path").0,
+            "/user/{user}/{server}/*"
+        );
         assert_eq!(r("/wp-login.php").0, "/*");
         assert_eq!(r("").0, "/");
     }

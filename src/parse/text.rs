@@ -114,14 +114,19 @@ static SCRUB_PREFILTER: LazyLock<Regex> = LazyLock::new(|| {
 /// Query parameters whose *key contains* one of JupyterHub's `SCRUB_PARAM_KEYS`.
 static QUERY_SECRET: LazyLock<Regex> = LazyLock::new(|| {
     #[allow(clippy::unwrap_used)]
-    Regex::new(r"(?i)([?&][^=&\s'\x22]*(?:token|auth|key|code|state|_xsrf)[^=&\s'\x22]*=)([^&\s#'\x22)]+)")
-        .unwrap()
+    Regex::new(
+        r"(?i)([?&][^=&\s'\x22]*(?:token|auth|key|code|state|_xsrf)[^=&\s'\x22]*=)([^&\s#'\x22)]+)",
+    )
+    .unwrap()
 });
 
 /// `api_token='…'`, `password="…"` in Python reprs (the culler's `functools.partial` traceback).
 static ASSIGN_SECRET: LazyLock<Regex> = LazyLock::new(|| {
     #[allow(clippy::unwrap_used)]
-    Regex::new(r#"(?i)\b((?:api_)?token|password|secret|client_secret)(\s*[=:]\s*)(['"])([^'"]*)(['"])"#).unwrap()
+    Regex::new(
+        r#"(?i)\b((?:api_)?token|password|secret|client_secret)(\s*[=:]\s*)(['"])([^'"]*)(['"])"#,
+    )
+    .unwrap()
 });
 
 /// `Authorization: token abc`, `"Authorization": "Bearer abc"`.
@@ -224,21 +229,32 @@ mod tests {
 
     #[test]
     fn strips_tornado_pty_colours_and_crlf() {
-        let (t, f) = clean("\x1b[32m[I 2026-11-28 10:32:33.231 JupyterHub app:3913]\x1b(B\x1b[m Running\r");
+        let (t, f) =
+            clean("\x1b[32m[I 2026-11-28 10:32:33.231 JupyterHub app:3913]\x1b(B\x1b[m Running\r");
         assert_eq!(t, "[I 2026-11-28 10:32:33.231 JupyterHub app:3913] Running");
         assert!(f.contains(Flags::ANSI));
     }
 
     #[test]
     fn strips_chp_level_colour() {
-        let (t, _) = clean("2026-11-02T09:15:45.192Z [ConfigProxy] \x1b[32minfo\x1b[39m: 200 GET /api/routes ");
-        assert_eq!(t, "2026-11-02T09:15:45.192Z [ConfigProxy] info: 200 GET /api/routes ");
+        let (t, _) = clean(
+            "2026-11-02T09:15:45.192Z [ConfigProxy] \x1b[32minfo\x1b[39m: 200 GET /api/routes ",
+        );
+        assert_eq!(
+            t,
+            "2026-11-02T09:15:45.192Z [ConfigProxy] info: 200 GET /api/routes "
+        );
     }
 
     #[test]
     fn scrubs_oauth_code_and_state_in_raw_uri() {
-        let (t, f) = clean("Uncaught exception GET /hub/oauth_callback?state=eyJzdGF0ZSI6&code=8a544009-1 (::1)");
-        assert_eq!(t, "Uncaught exception GET /hub/oauth_callback?state=[secret]&code=[secret] (::1)");
+        let (t, f) = clean(
+            "Uncaught exception GET /hub/oauth_callback?state=eyJzdGF0ZSI6&code=8a544009-1 (::1)",
+        );
+        assert_eq!(
+            t,
+            "Uncaught exception GET /hub/oauth_callback?state=[secret]&code=[secret] (::1)"
+        );
         assert!(f.contains(Flags::SCRUBBED));
     }
 
@@ -252,16 +268,23 @@ mod tests {
 
     #[test]
     fn scrubs_culler_api_token_repr() {
-        let (t, _) = clean("functools.partial(<function cull_idle at 0x7f>, url='http://localhost:8081/hub/api', api_token='2f57c9af00', inactive_limit=3600)");
+        let (t, _) = clean(
+            "functools.partial(<function cull_idle at 0x7f>, url='http://localhost:8081/hub/api', api_token='2f57c9af00', inactive_limit=3600)",
+        );
         assert!(t.contains("api_token='[secret]'"), "{t}");
         assert!(!t.contains("2f57c9af00"));
     }
 
     #[test]
     fn scrubs_header_dump_values() {
-        let (t, _) = clean("    \"Authorization\": \"token abcdef123\",\n    \"Cookie\": \"jupyterhub-session-id=abc; _xsrf=def\"");
+        let (t, _) = clean(
+            "    \"Authorization\": \"token abcdef123\",\n    \"Cookie\": \"jupyterhub-session-id=abc; _xsrf=def\"",
+        );
         assert!(t.contains("\"Authorization\": \"token [secret]\""), "{t}");
-        assert!(t.contains("jupyterhub-session-id=[secret]; _xsrf=[secret]"), "{t}");
+        assert!(
+            t.contains("jupyterhub-session-id=[secret]; _xsrf=[secret]"),
+            "{t}"
+        );
     }
 
     #[test]

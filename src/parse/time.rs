@@ -43,9 +43,11 @@ impl Zone {
 
     /// Parse an IANA zone name (`UTC`, `Europe/Paris`); the error names the bad value.
     pub fn parse(name: &str) -> Result<Self, String> {
-        name.parse::<Tz>()
-            .map(Zone::new)
-            .map_err(|_| format!("unknown time zone {name:?} (expected an IANA name such as UTC or Europe/Paris)"))
+        name.parse::<Tz>().map(Zone::new).map_err(|_| {
+            format!(
+                "unknown time zone {name:?} (expected an IANA name such as UTC or Europe/Paris)"
+            )
+        })
     }
 
     pub fn tz(&self) -> Tz {
@@ -129,7 +131,10 @@ impl DateCarry {
         } else {
             last.date
         };
-        let st = LocalStamp { date, micros_of_day };
+        let st = LocalStamp {
+            date,
+            micros_of_day,
+        };
         self.last = Some(st);
         Some(st)
     }
@@ -146,7 +151,10 @@ mod tests {
     #[test]
     fn utc_is_identity() {
         let mut z = Zone::parse("UTC").unwrap();
-        let st = LocalStamp { date: d(2026, 11, 28), micros_of_day: micros_of_day(15, 32, 33, 231_000).unwrap() };
+        let st = LocalStamp {
+            date: d(2026, 11, 28),
+            micros_of_day: micros_of_day(15, 32, 33, 231_000).unwrap(),
+        };
         assert_eq!(rfc3339(z.to_utc(st)), "2026-11-28T15:32:33.231000Z");
     }
 
@@ -154,27 +162,40 @@ mod tests {
     fn named_zone_converts_local_to_utc() {
         // The tty sample: hub 10:32:33.231 local directly follows CHP 15:32:33.223Z (UTC-5).
         let mut z = Zone::parse("America/New_York").unwrap();
-        let st = LocalStamp { date: d(2026, 11, 28), micros_of_day: micros_of_day(10, 32, 33, 231_000).unwrap() };
+        let st = LocalStamp {
+            date: d(2026, 11, 28),
+            micros_of_day: micros_of_day(10, 32, 33, 231_000).unwrap(),
+        };
         assert_eq!(rfc3339(z.to_utc(st)), "2026-11-28T15:32:33.231000Z");
     }
 
     #[test]
     fn dst_ambiguous_hour_takes_earlier_instant() {
         let mut z = Zone::parse("Europe/Paris").unwrap();
-        let st = LocalStamp { date: d(2026, 10, 25), micros_of_day: micros_of_day(2, 30, 0, 0).unwrap() };
+        let st = LocalStamp {
+            date: d(2026, 10, 25),
+            micros_of_day: micros_of_day(2, 30, 0, 0).unwrap(),
+        };
         assert_eq!(rfc3339(z.to_utc(st)), "2026-10-25T00:30:00.000000Z");
     }
 
     #[test]
     fn bad_zone_names_the_value() {
-        assert!(Zone::parse("Mars/Olympus").unwrap_err().contains("Mars/Olympus"));
+        assert!(
+            Zone::parse("Mars/Olympus")
+                .unwrap_err()
+                .contains("Mars/Olympus")
+        );
     }
 
     #[test]
     fn date_carry_rolls_over_midnight() {
         let mut c = DateCarry::default();
         assert_eq!(c.complete(0), None);
-        c.observe(LocalStamp { date: d(2026, 11, 28), micros_of_day: micros_of_day(23, 59, 59, 0).unwrap() });
+        c.observe(LocalStamp {
+            date: d(2026, 11, 28),
+            micros_of_day: micros_of_day(23, 59, 59, 0).unwrap(),
+        });
         let st = c.complete(micros_of_day(0, 0, 1, 0).unwrap()).unwrap();
         assert_eq!(st.date, d(2026, 11, 29));
         let st = c.complete(micros_of_day(23, 59, 58, 0).unwrap()).unwrap();

@@ -7,7 +7,11 @@ use super::{bin, root, run, run_ok};
 
 fn stderr_line(out: &std::process::Output) -> String {
     let s = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(s.trim_end().lines().count(), 1, "stderr should be one line: {s:?}");
+    assert_eq!(
+        s.trim_end().lines().count(),
+        1,
+        "stderr should be one line: {s:?}"
+    );
     s
 }
 
@@ -67,8 +71,18 @@ fn operator_taught_kind_is_used_without_recompiling() {
     )
     .unwrap();
     let log = dir.path().join("x.log");
-    std::fs::write(&log, "[W 2026-11-28 10:00:00.000 JupyterHub quota:12] Quota: alice used 95%\n").unwrap();
-    let out = run_ok(bin().arg("parse").arg("--parsers").arg(dir.path()).arg(&log));
+    std::fs::write(
+        &log,
+        "[W 2026-11-28 10:00:00.000 JupyterHub quota:12] Quota: alice used 95%\n",
+    )
+    .unwrap();
+    let out = run_ok(
+        bin()
+            .arg("parse")
+            .arg("--parsers")
+            .arg(dir.path())
+            .arg(&log),
+    );
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["kind"], "quota_warning");
     assert_eq!(v["user"], "alice");
@@ -99,21 +113,39 @@ fn parse_reads_stdin_and_prints_json_lines_with_every_column() {
     assert_eq!(v["ts"], "2026-11-28T15:30:10.250000Z");
     assert_eq!(v["route"], "/hub/api");
     assert_eq!(v["user"], serde_json::Value::Null);
-    assert_eq!(v.as_object().unwrap().len(), 27, "every lake column, nulls included: {v}");
+    assert_eq!(
+        v.as_object().unwrap().len(),
+        27,
+        "every lake column, nulls included: {v}"
+    );
 }
 
 #[test]
 fn query_errors_are_exit_2() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(bin().args(["query", "--lake"]).arg(dir.path().join("nope")).arg("SELECT 1"));
+    let out = run(bin()
+        .args(["query", "--lake"])
+        .arg(dir.path().join("nope"))
+        .arg("SELECT 1"));
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr_line(&out).contains("nope"));
     let lake = dir.path().join("lake");
-    run_ok(bin().args(["ingest", "--lake"]).arg(&lake).arg(root().join("fixtures/logs/chp/chp3.log")));
-    let out = run(bin().args(["query", "--lake"]).arg(&lake).arg("SELEC broken"));
+    run_ok(
+        bin()
+            .args(["ingest", "--lake"])
+            .arg(&lake)
+            .arg(root().join("fixtures/logs/chp/chp3.log")),
+    );
+    let out = run(bin()
+        .args(["query", "--lake"])
+        .arg(&lake)
+        .arg("SELEC broken"));
     assert_eq!(out.status.code(), Some(2));
     stderr_line(&out);
-    let out = run(bin().args(["query", "--lake"]).arg(&lake).args(["--name", "no_such_query"]));
+    let out = run(bin()
+        .args(["query", "--lake"])
+        .arg(&lake)
+        .args(["--name", "no_such_query"]));
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr_line(&out).contains("daily_active_users"));
 }

@@ -69,6 +69,11 @@ fn nothing_is_lost_lines_and_bytes_add_up() {
             assert!(off > last_offset, "{}: offsets must increase", f.display());
             last_offset = off;
         }
-        assert_eq!(sum_lines, lines as u64, "{}: every line belongs to exactly one record", f.display());
+        assert_eq!(
+            sum_lines,
+            lines as u64,
+            "{}: every line belongs to exactly one record",
+            f.display()
+        );
     }
 }

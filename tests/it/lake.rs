@@ -7,7 +7,9 @@ use super::{bin, query_num, root, run, run_ok};
 
 fn ingest(lake: &Path, files: &[&Path]) -> String {
     let mut cmd = bin();
-    cmd.args(["ingest", "--no-progress", "--lake"]).arg(lake).args(files);
+    cmd.args(["ingest", "--no-progress", "--lake"])
+        .arg(lake)
+        .args(files);
     run_ok(&mut cmd)
 }
 
@@ -54,7 +56,10 @@ fn a_grown_file_adds_only_its_new_records_and_a_partial_line_waits() {
     f.write_all(&LINE.as_bytes()[40..]).unwrap();
     assert_eq!(field(&ingest(&lake, &[&log]), "records"), 1);
     assert_eq!(query_num(&lake, "SELECT count(*) FROM events"), 6);
-    assert_eq!(query_num(&lake, "SELECT count(DISTINCT source_offset) FROM events"), 6);
+    assert_eq!(
+        query_num(&lake, "SELECT count(DISTINCT source_offset) FROM events"),
+        6
+    );
 }
 
 #[test]
@@ -66,7 +71,13 @@ fn a_file_truncated_and_rewritten_is_a_new_source_not_a_resume() {
     let other = LINE.replace("alice", "bobby");
     std::fs::write(&log, other.repeat(6)).unwrap();
     assert_eq!(field(&ingest(&lake, &[&log]), "records"), 6);
-    assert_eq!(query_num(&lake, "SELECT count(*) FROM events WHERE \"user\" = 'bobby'"), 6);
+    assert_eq!(
+        query_num(
+            &lake,
+            "SELECT count(*) FROM events WHERE \"user\" = 'bobby'"
+        ),
+        6
+    );
     // Same first 4 KiB, different bytes before the old end: caught by the prefix guard.
     // (A file whose first bytes equal another source's whole content is that source grown:
     // content fingerprints cannot tell them apart, so this one starts differently.)
@@ -77,7 +88,11 @@ fn a_file_truncated_and_rewritten_is_a_new_source_not_a_resume() {
     std::fs::write(&log2, format!("{}{}", carol.repeat(40), other.repeat(20))).unwrap();
     let s = ingest(&lake, &[&log2]);
     assert_eq!(field(&s, "records"), 60, "{s}");
-    assert_eq!(field(&ingest(&lake, &[&log2]), "records"), 0, "and idempotent under its new identity");
+    assert_eq!(
+        field(&ingest(&lake, &[&log2]), "records"),
+        0,
+        "and idempotent under its new identity"
+    );
 }
 
 #[test]
@@ -93,32 +108,72 @@ fn an_interrupted_commit_is_finished_and_stray_staging_files_are_removed() {
     )
     .unwrap();
     let part = commit["parts"][0].clone();
-    std::fs::rename(lake.join(part["path"].as_str().unwrap()), lake.join(part["staging"].as_str().unwrap())).unwrap();
+    std::fs::rename(
+        lake.join(part["path"].as_str().unwrap()),
+        lake.join(part["staging"].as_str().unwrap()),
+    )
+    .unwrap();
     // And a crash while writing parts of a commit that never happened.
-    std::fs::write(lake.join("_hubpulse/staging/00000000000000000099-0.parquet"), b"PAR1 half written").unwrap();
+    std::fs::write(
+        lake.join("_hubpulse/staging/00000000000000000099-0.parquet"),
+        b"PAR1 half written",
+    )
+    .unwrap();
     assert_eq!(query_num(&lake, "SELECT count(*) FROM events"), 0);
     ingest(&lake, &[&f]);
     assert_eq!(query_num(&lake, "SELECT count(*) FROM events"), before);
-    assert!(!lake.join("_hubpulse/staging/00000000000000000099-0.parquet").exists());
+    assert!(
+        !lake
+            .join("_hubpulse/staging/00000000000000000099-0.parquet")
+            .exists()
+    );
 }
 
 #[test]
 fn hive_layout_zstd_and_no_partial_files_visible() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    ingest(&lake, &[&root().join("fixtures/logs/kubespawner/z2jh-spawn-lifecycle.log")]);
+    ingest(
+        &lake,
+        &[&root().join("fixtures/logs/kubespawner/z2jh-spawn-lifecycle.log")],
+    );
     let dt = lake.join("events/dt=2022-12-12");
-    let parts: Vec<_> = std::fs::read_dir(&dt).unwrap().map(|e| e.unwrap().path()).collect();
+    let parts: Vec<_> = std::fs::read_dir(&dt)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(parts.len(), 1);
-    assert!(parts[0].file_name().unwrap().to_string_lossy().starts_with("part-"));
+    assert!(
+        parts[0]
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("part-")
+    );
     let file = std::fs::File::open(&parts[0]).unwrap();
     let meta = parquet::file::reader::SerializedFileReader::new(file).unwrap();
     use parquet::file::reader::FileReader;
     let rg = meta.metadata().row_group(0);
-    let kind = rg.columns().iter().find(|c| c.column_path().string() == "kind").unwrap();
-    assert_eq!(kind.compression(), parquet::basic::Compression::ZSTD(Default::default()));
-    assert!(kind.encodings().any(|e| e == parquet::basic::Encoding::RLE_DICTIONARY), "dictionary-encoded");
-    assert!(std::fs::read_dir(lake.join("_hubpulse/staging")).unwrap().next().is_none());
+    let kind = rg
+        .columns()
+        .iter()
+        .find(|c| c.column_path().string() == "kind")
+        .unwrap();
+    assert_eq!(
+        kind.compression(),
+        parquet::basic::Compression::ZSTD(Default::default())
+    );
+    assert!(
+        kind.encodings()
+            .any(|e| e == parquet::basic::Encoding::RLE_DICTIONARY),
+        "dictionary-encoded"
+    );
+    assert!(
+        std::fs::read_dir(lake.join("_hubpulse/staging"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
 }
 
 #[test]
@@ -127,7 +182,10 @@ fn a_lake_held_by_another_writer_is_refused() {
     let lake = dir.path().join("lake");
     let f = root().join("fixtures/logs/chp/chp3.log");
     ingest(&lake, &[&f]);
-    let lock = std::fs::File::options().write(true).open(lake.join("_hubpulse/lock")).unwrap();
+    let lock = std::fs::File::options()
+        .write(true)
+        .open(lake.join("_hubpulse/lock"))
+        .unwrap();
     lock.lock().unwrap();
     let out = run(bin().args(["ingest", "--lake"]).arg(&lake).arg(&f));
     assert_eq!(out.status.code(), Some(2));

@@ -1,5 +1,6 @@
 //! hubpulse's integration tests: one binary, one module per behaviour area.
 //! They run the real binary or the library against real files, real lakes and real servers.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod cli;
 mod golden;
@@ -22,7 +23,13 @@ pub fn bin() -> Command {
 
 pub fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().expect("spawn hubpulse");
-    assert!(out.status.success(), "{:?} failed: {}\n{}", cmd, out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}\n{}",
+        cmd,
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("utf8 stdout")
 }
 
@@ -40,11 +47,19 @@ pub fn check_golden(path: &Path, actual: &str) {
         std::fs::write(path, actual).expect("write golden");
         return;
     }
-    let expected = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with HUBPULSE_BLESS=1 to create it, then review it)", path.display()));
+    let expected = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with HUBPULSE_BLESS=1 to create it, then review it)",
+            path.display()
+        )
+    });
     if expected != actual {
         let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
-        let first = e.iter().zip(&a).position(|(x, y)| x != y).unwrap_or(e.len().min(a.len()));
+        let first = e
+            .iter()
+            .zip(&a)
+            .position(|(x, y)| x != y)
+            .unwrap_or(e.len().min(a.len()));
         panic!(
             "{} differs at line {} ({} expected lines, {} actual)\nexpected: {}\nactual:   {}",
             path.display(),
@@ -63,18 +78,33 @@ pub fn python() -> String {
     if let Ok(p) = std::env::var("HUBPULSE_PYTHON") {
         return p;
     }
-    let venv = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/hubpulse-bench/venv/bin/python");
-    if venv.exists() { venv.display().to_string() } else { "python3".into() }
+    let venv = PathBuf::from(std::env::var("HOME").unwrap_or_default())
+        .join(".cache/hubpulse-bench/venv/bin/python");
+    if venv.exists() {
+        venv.display().to_string()
+    } else {
+        "python3".into()
+    }
 }
 
 /// Query the lake through the CLI and return CSV.
 pub fn query_csv(lake: &Path, sql: &str) -> String {
-    run_ok(bin().args(["query", "--format", "csv", "--lake"]).arg(lake).arg(sql))
+    run_ok(
+        bin()
+            .args(["query", "--format", "csv", "--lake"])
+            .arg(lake)
+            .arg(sql),
+    )
 }
 
 /// A single number from a one-cell CSV result.
 pub fn query_num(lake: &Path, sql: &str) -> i64 {
     let csv = query_csv(lake, sql);
-    let v = csv.lines().nth(1).unwrap_or_else(|| panic!("no row for {sql}: {csv}"));
-    v.trim().parse().unwrap_or_else(|_| panic!("not a number for {sql}: {v}"))
+    let v = csv
+        .lines()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no row for {sql}: {csv}"));
+    v.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("not a number for {sql}: {v}"))
 }

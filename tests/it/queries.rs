@@ -23,7 +23,12 @@ fn fixture_logs() -> Vec<PathBuf> {
 
 fn fixture_lake(dir: &Path) -> PathBuf {
     let lake = dir.join("lake");
-    run_ok(bin().args(["ingest", "--no-progress", "--hub", "fixtures", "--lake"]).arg(&lake).args(fixture_logs()));
+    run_ok(
+        bin()
+            .args(["ingest", "--no-progress", "--hub", "fixtures", "--lake"])
+            .arg(&lake)
+            .args(fixture_logs()),
+    );
     lake
 }
 
@@ -33,15 +38,33 @@ fn every_named_query_has_a_golden_result() {
     let lake = fixture_lake(dir.path());
     let mut names: Vec<String> = std::fs::read_dir(root().join("queries"))
         .unwrap()
-        .map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned())
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     names.sort();
     assert!(names.len() >= 6);
     for name in names {
         let sql = std::fs::read_to_string(root().join(format!("queries/{name}.sql"))).unwrap();
-        assert!(sql.starts_with("-- "), "{name}.sql must open with a comment saying what it answers");
-        let csv = run_ok(bin().args(["query", "--format", "csv", "--lake"]).arg(&lake).args(["--name", &name]));
-        assert!(csv.lines().count() > 1, "{name} returned no rows over the fixtures");
+        assert!(
+            sql.starts_with("-- "),
+            "{name}.sql must open with a comment saying what it answers"
+        );
+        let csv = run_ok(
+            bin()
+                .args(["query", "--format", "csv", "--lake"])
+                .arg(&lake)
+                .args(["--name", &name]),
+        );
+        assert!(
+            csv.lines().count() > 1,
+            "{name} returned no rows over the fixtures"
+        );
         check_golden(&root().join(format!("fixtures/queries/{name}.csv")), &csv);
     }
 }
@@ -58,17 +81,31 @@ fn named_query_files_and_embedded_copies_agree() {
 fn partition_pruning_by_dt_and_formats() {
     let dir = tempfile::tempdir().unwrap();
     let lake = fixture_lake(dir.path());
-    let csv = query_csv(&lake, "SELECT count(*) AS n FROM events WHERE dt = '2022-12-12'");
+    let csv = query_csv(
+        &lake,
+        "SELECT count(*) AS n FROM events WHERE dt = '2022-12-12'",
+    );
     let n: i64 = csv.lines().nth(1).unwrap().parse().unwrap();
-    let all = query_csv(&lake, "SELECT count(*) AS n FROM events WHERE CAST(ts AS DATE) = DATE '2022-12-12'");
+    let all = query_csv(
+        &lake,
+        "SELECT count(*) AS n FROM events WHERE CAST(ts AS DATE) = DATE '2022-12-12'",
+    );
     assert_eq!(n, all.lines().nth(1).unwrap().parse::<i64>().unwrap());
     let json = run_ok(
-        bin().args(["query", "--format", "json", "--lake"]).arg(&lake).arg("SELECT kind, count(*) AS n FROM events GROUP BY kind"),
+        bin()
+            .args(["query", "--format", "json", "--lake"])
+            .arg(&lake)
+            .arg("SELECT kind, count(*) AS n FROM events GROUP BY kind"),
     );
     for l in json.lines() {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
         assert!(v["kind"].is_string() && v["n"].is_number());
     }
-    let table = run_ok(bin().args(["query", "--lake"]).arg(&lake).arg("SELECT 1 AS one"));
+    let table = run_ok(
+        bin()
+            .args(["query", "--lake"])
+            .arg(&lake)
+            .arg("SELECT 1 AS one"),
+    );
     assert!(table.contains("| one |"), "{table}");
 }

@@ -26,7 +26,11 @@ fn duckdb_reads_the_lake_and_agrees_with_datafusion() {
         lake.display(),
         sql.replace('"', "\\\"")
     );
-    let out = Command::new(python()).arg("-c").arg(&script).output().expect("run python");
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("run python");
     assert!(
         out.status.success(),
         "duckdb failed (set HUBPULSE_PYTHON to a Python with duckdb; .ci/run does): {}",
@@ -38,7 +42,12 @@ fn duckdb_reads_the_lake_and_agrees_with_datafusion() {
         "SELECT dt, kind, count(*) AS n, count(\"user\") AS users, \
          CAST(ROUND(date_part('epoch', min(ts)) * 1000000) AS BIGINT) AS first FROM events GROUP BY 1, 2 ORDER BY 1, 2",
     );
-    let norm = |s: &str| -> Vec<String> { s.lines().filter(|l| !l.is_empty()).map(str::to_string).collect() };
+    let norm = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
     let df_rows: Vec<String> = norm(&df).into_iter().skip(1).collect();
     let duck_rows = norm(&duck);
     assert_eq!(duck_rows.len(), df_rows.len(), "duck:\n{duck}\ndf:\n{df}");

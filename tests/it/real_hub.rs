@@ -9,7 +9,9 @@ use super::{bin, query_csv, root, run_ok};
 fn harness_python() -> PathBuf {
     let dir = std::env::var_os("HUBPULSE_JH_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/hubpulse-jh"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/hubpulse-jh")
+        });
     dir.join("venv/bin/python")
 }
 
@@ -21,7 +23,11 @@ fn count(lake: &std::path::Path, where_: &str) -> u64 {
 #[test]
 fn a_real_hub_session_is_fully_recognised() {
     let py = harness_python();
-    assert!(py.exists(), "{} missing: run fixtures/harness/setup.sh (.ci/run does)", py.display());
+    assert!(
+        py.exists(),
+        "{} missing: run fixtures/harness/setup.sh (.ci/run does)",
+        py.display()
+    );
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let status = Command::new(&py)
@@ -31,17 +37,29 @@ fn a_real_hub_session_is_fully_recognised() {
         .status()
         .expect("run harness");
     assert!(status.success(), "harness failed");
-    let truth: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("truth.json")).unwrap()).unwrap();
+    let truth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("truth.json")).unwrap()).unwrap();
     let lake = dir.path().join("lake");
-    let summary = run_ok(bin().args(["ingest", "--no-progress", "--lake"]).arg(&lake).arg(out.join("hub.log")));
-    assert!(summary.contains("unparsed=0"), "every line of a real hub log is recognised: {summary}");
+    let summary = run_ok(
+        bin()
+            .args(["ingest", "--no-progress", "--lake"])
+            .arg(&lake)
+            .arg(out.join("hub.log")),
+    );
+    assert!(
+        summary.contains("unparsed=0"),
+        "every line of a real hub log is recognised: {summary}"
+    );
 
     let ok = truth["spawns_succeeded"].as_array().unwrap();
     assert_eq!(count(&lake, "kind = 'spawn_succeeded'"), ok.len() as u64);
     for s in ok {
         let (u, srv) = (s["user"].as_str().unwrap(), s["server"].as_str().unwrap());
         assert_eq!(
-            count(&lake, &format!("kind = 'spawn_succeeded' AND \"user\" = '{u}' AND server_name = '{srv}'")),
+            count(
+                &lake,
+                &format!("kind = 'spawn_succeeded' AND \"user\" = '{u}' AND server_name = '{srv}'")
+            ),
             1,
             "spawn of {u}:{srv}"
         );
@@ -50,7 +68,10 @@ fn a_real_hub_session_is_fully_recognised() {
     for s in stops {
         let (u, srv) = (s["user"].as_str().unwrap(), s["server"].as_str().unwrap());
         assert!(
-            count(&lake, &format!("kind = 'stop_succeeded' AND \"user\" = '{u}' AND server_name = '{srv}'")) >= 1,
+            count(
+                &lake,
+                &format!("kind = 'stop_succeeded' AND \"user\" = '{u}' AND server_name = '{srv}'")
+            ) >= 1,
             "stop of {u}:{srv} with its server name recovered"
         );
     }
@@ -59,12 +80,26 @@ fn a_real_hub_session_is_fully_recognised() {
     for s in failed {
         let (u, srv) = (s["user"].as_str().unwrap(), s["server"].as_str().unwrap());
         assert!(
-            count(&lake, &format!("kind IN ('spawn_failed', 'spawn_timeout') AND \"user\" = '{u}' AND server_name = '{srv}'")) >= 1,
+            count(
+                &lake,
+                &format!(
+                    "kind IN ('spawn_failed', 'spawn_timeout') AND \"user\" = '{u}' AND server_name = '{srv}'"
+                )
+            ) >= 1,
             "failed spawn of {u}:{srv}"
         );
     }
-    assert_eq!(count(&lake, "kind = 'login'"), truth["logins_ok"].as_u64().unwrap());
+    assert_eq!(
+        count(&lake, "kind = 'login'"),
+        truth["logins_ok"].as_u64().unwrap()
+    );
     assert_eq!(count(&lake, "kind = 'hub_shutdown'"), 1);
     assert!(count(&lake, "kind = 'request'") > 10);
-    assert_eq!(count(&lake, "message LIKE '%api_token=%' AND message NOT LIKE '%api_token=''[secret]''%'"), 0);
+    assert_eq!(
+        count(
+            &lake,
+            "message LIKE '%api_token=%' AND message NOT LIKE '%api_token=''[secret]''%'"
+        ),
+        0
+    );
 }
