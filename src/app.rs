@@ -43,7 +43,11 @@ const SAMPLE_LOG: &str = include_str!("../fixtures/logs/real/hub-only/hub.log");
 
 pub fn run(cmd: Command) -> Result<(), AppError> {
     match cmd {
-        Command::Parse { opts, files } => parse_cmd(&opts, &files),
+        Command::Parse {
+            opts,
+            summary,
+            files,
+        } => parse_cmd(&opts, summary, &files),
         Command::Ingest {
             lake,
             opts,
@@ -148,7 +152,7 @@ fn check_inputs(files: &[PathBuf], allow_stdin: bool) -> Result<(), AppError> {
     Ok(())
 }
 
-fn parse_cmd(opts: &ParseArgs, files: &[PathBuf]) -> Result<(), AppError> {
+fn parse_cmd(opts: &ParseArgs, summary: bool, files: &[PathBuf]) -> Result<(), AppError> {
     let s = setup(opts)?;
     check_inputs(files, true)?;
     let stdout = io::stdout();
@@ -169,7 +173,12 @@ fn parse_cmd(opts: &ParseArgs, files: &[PathBuf]) -> Result<(), AppError> {
         );
         let mut reader = RecordReader::new(input, 0, s.reader);
         let mut write_err: Option<io::Error> = None;
+        let started = std::time::Instant::now();
         let r = reader.run(AtEof::Finish, |raw| {
+            if summary {
+                parser.parse(&raw, |rec| std::hint::black_box(rec.kind));
+                return;
+            }
             if write_err.is_some() {
                 return;
             }
@@ -185,6 +194,18 @@ fn parse_cmd(opts: &ParseArgs, files: &[PathBuf]) -> Result<(), AppError> {
             return output_error(e);
         }
         r.map_err(|e| AppError::Runtime(format!("{name}: {e}")))?;
+        if summary {
+            let (st, secs) = (&parser.stats, started.elapsed().as_secs_f64());
+            let line = format!(
+                "file={name} records={} lines={} unparsed={} bytes={} seconds={secs:.3} lines_per_sec={:.0}\n",
+                st.records,
+                st.lines,
+                st.unparsed,
+                st.bytes,
+                st.lines as f64 / secs.max(1e-9)
+            );
+            out.write_all(line.as_bytes()).or_else(output_error)?;
+        }
     }
     out.flush().or_else(output_error)
 }

@@ -39,6 +39,9 @@ pub enum Command {
     Parse {
         #[command(flatten)]
         opts: ParseArgs,
+        /// Print only one summary line per input (records, lines, unparsed, bytes, seconds, lines/s).
+        #[arg(long)]
+        summary: bool,
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },

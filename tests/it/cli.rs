@@ -155,3 +155,17 @@ fn usage_errors_are_exit_2() {
     let out = run(bin().args(["ingest", "x.log"]));
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn parse_summary_counts_what_json_lines_print() {
+    let f = root().join("fixtures/logs/real/hub-only/hub.log");
+    let json = run_ok(bin().arg("parse").arg(&f));
+    let summary = run_ok(bin().args(["parse", "--summary"]).arg(&f));
+    let records = json.lines().count();
+    assert!(
+        summary.contains(&format!("records={records} ")),
+        "{summary}"
+    );
+    let lines = std::fs::read_to_string(&f).unwrap().lines().count();
+    assert!(summary.contains(&format!("lines={lines} ")), "{summary}");
+}
