@@ -130,17 +130,11 @@ impl PrefixHasher {
     }
 }
 
-/// Caches `YYYY-MM-DD` strings per UTC day.
-#[derive(Default)]
-struct DayNames(HashMap<i64, String>);
-
-impl DayNames {
-    fn get(&mut self, micros: i64) -> &str {
-        let day = micros.div_euclid(86_400_000_000);
-        self.0
-            .entry(day)
-            .or_insert_with(|| utc_date(micros).format("%Y-%m-%d").to_string())
-    }
+/// The `dt` partition of a UTC day number.
+fn day_name(day: i64) -> String {
+    utc_date(day * 86_400_000_000)
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 fn mtime_date(path: &Path) -> Option<NaiveDate> {
@@ -188,27 +182,27 @@ pub fn ingest(opts: &IngestOptions, files: &[PathBuf]) -> Result<IngestSummary, 
 struct FileRun<'a> {
     opts: &'a IngestOptions,
     tx: &'a SyncSender<ToWriter>,
-    builders: HashMap<String, EventsBuilder>,
-    days: DayNames,
+    /// One builder per UTC day number.
+    builders: HashMap<i64, EventsBuilder>,
     default_ts: i64,
     src: SourceInfo,
 }
 
 impl FileRun<'_> {
-    fn send_full(&mut self, dt: &str) {
-        if let Some(b) = self.builders.get_mut(dt)
+    fn send_full(&mut self, day: i64) {
+        if let Some(b) = self.builders.get_mut(&day)
             && b.len() >= self.opts.batch_rows
             && let Ok(batch) = b.finish()
         {
-            let _ = self.tx.send(ToWriter::Batch(dt.to_string(), batch));
+            let _ = self.tx.send(ToWriter::Batch(day_name(day), batch));
         }
     }
 
     fn flush(&mut self) -> Result<Vec<PartEntry>, LakeError> {
-        for (dt, b) in self.builders.iter_mut() {
+        for (day, b) in self.builders.iter_mut() {
             if !b.is_empty() {
                 let batch = b.finish()?;
-                let _ = self.tx.send(ToWriter::Batch(dt.clone(), batch));
+                let _ = self.tx.send(ToWriter::Batch(day_name(*day), batch));
             }
         }
         let (rtx, rrx) = sync_channel(1);
@@ -245,7 +239,6 @@ fn ingest_file(
         opts,
         tx,
         builders: HashMap::new(),
-        days: DayNames::default(),
         default_ts,
         src,
     };
@@ -258,18 +251,15 @@ fn ingest_file(
     loop {
         let more = reader
             .next_chunk(AtEof::HoldPartialLine, &mut |raw| {
-                let dt = parser.parse(&raw, |rec| {
+                let day = parser.parse(&raw, |rec| {
                     let ts = rec.ts.or(rec.ts_hint).unwrap_or(run.default_ts);
-                    let dt = run.days.get(ts).to_string();
-                    run.builders
-                        .entry(dt.clone())
-                        .or_default()
-                        .append(rec, &run.src);
+                    let day = ts.div_euclid(86_400_000_000);
+                    run.builders.entry(day).or_default().append(rec, &run.src);
                     unparsed += (rec.kind == KIND_UNPARSED) as u64;
-                    dt
+                    day
                 });
                 records += 1;
-                run.send_full(&dt);
+                run.send_full(day);
             })
             .map_err(io_err(path))?;
         bar.set_position(reader.committed() - resume);

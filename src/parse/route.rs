@@ -287,16 +287,28 @@ fn matches<'a>(t: &Template, segs: &[&'a str]) -> Option<RouteInfo<'a>> {
     (i == segs.len()).then_some(info)
 }
 
+const MAX_SEGS: usize = 32;
+
 /// Classify a request path (query string and fragment ignored).
 pub fn classify(path: &str) -> RouteInfo<'_> {
     let path = path.split(['?', '#']).next().unwrap_or("");
-    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    // No template is longer than a dozen segments; a fixed array keeps the hot path allocation-free.
+    let mut buf = [""; MAX_SEGS];
+    let mut n = 0;
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        if n == MAX_SEGS {
+            break;
+        }
+        buf[n] = seg;
+        n += 1;
+    }
+    let segs = &buf[..n];
     let first = segs.first().copied().unwrap_or("");
     let mut info = TABLE
         .by_first
         .get(first)
-        .and_then(|ts| ts.iter().find_map(|t| matches(t, &segs)))
-        .unwrap_or_else(|| fallback(&segs));
+        .and_then(|ts| ts.iter().find_map(|t| matches(t, segs)))
+        .unwrap_or_else(|| fallback(segs));
     if info.server.is_none() && is_server_route(info.route) {
         info.server = Some(Cow::Borrowed(""));
     }
