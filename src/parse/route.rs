@@ -167,8 +167,17 @@ struct Template {
 }
 
 struct Table {
-    /// Keyed by the first path segment, so a lookup scans only a handful of templates.
-    by_first: HashMap<&'static str, Vec<Template>>,
+    /// Keyed by the first two segments (a placeholder is `*`, a missing segment `""`), so a
+    /// lookup scans only the few templates that share the path's head, in table order.
+    by_head: HashMap<(&'static str, &'static str), Vec<Template>>,
+}
+
+fn key_of(seg: Option<&Seg>) -> &'static str {
+    match seg {
+        Some(Seg::Lit(l)) => l,
+        Some(_) => "*",
+        None => "",
+    }
 }
 
 fn leak(s: String) -> &'static str {
@@ -206,16 +215,13 @@ static TABLE: LazyLock<Table> = LazyLock::new(|| {
             routes.push(leak(format!("{prefix}/{t}")));
         }
     }
-    let mut by_first: HashMap<&'static str, Vec<Template>> = HashMap::new();
+    let mut by_head: HashMap<(&'static str, &'static str), Vec<Template>> = HashMap::new();
     for r in routes {
         let t = compile(r);
-        let first = match t.segs.first() {
-            Some(Seg::Lit(l)) => *l,
-            _ => "",
-        };
-        by_first.entry(first).or_default().push(t);
+        let key = (key_of(t.segs.first()), key_of(t.segs.get(1)));
+        by_head.entry(key).or_default().push(t);
     }
-    Table { by_first }
+    Table { by_head }
 });
 
 /// What a path says: its route template and the user/server it names.
@@ -304,10 +310,21 @@ pub fn classify(path: &str) -> RouteInfo<'_> {
     }
     let segs = &buf[..n];
     let first = segs.first().copied().unwrap_or("");
-    let mut info = TABLE
-        .by_first
-        .get(first)
-        .and_then(|ts| ts.iter().find_map(|t| matches(t, segs)))
+    let second = segs.get(1).copied().unwrap_or("");
+    let lookup = |key: (&str, &str)| {
+        TABLE
+            .by_head
+            .get(&key)
+            .and_then(|ts| ts.iter().find_map(|t| matches(t, segs)))
+    };
+    let mut info = lookup((first, second))
+        .or_else(|| {
+            if second.is_empty() {
+                None
+            } else {
+                lookup((first, "*"))
+            }
+        })
         .unwrap_or_else(|| fallback(segs));
     if info.server.is_none() && is_server_route(info.route) {
         info.server = Some(Cow::Borrowed(""));
