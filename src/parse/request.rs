@@ -15,6 +15,9 @@
 //! part ends just before it, and it opens at the last ` (` before that. Services appear as the
 //! user (`jupyterhub-idle-culler@::1`); anonymous requests are `(@ip)`.
 
+use std::sync::LazyLock;
+
+use memchr::memmem::{Finder, FinderRev};
 use nom::{
     IResult, Parser,
     bytes::complete::{take_while_m_n, take_while1},
@@ -33,6 +36,11 @@ pub struct Request<'a> {
     pub ip: &'a str,
     pub duration_ms: f64,
 }
+
+static OPEN_PAREN: LazyLock<FinderRev<'static>> = LazyLock::new(|| FinderRev::new(" ("));
+/// ` -> ` and the `→` of very old hubs, with their lengths in bytes.
+static ARROWS: LazyLock<[(Finder<'static>, usize); 2]> =
+    LazyLock::new(|| [(Finder::new(" -> "), 4), (Finder::new(" → "), " → ".len())]);
 
 /// `status " " METHOD " "`, shared with CHP's API and proxy-error lines.
 pub fn status_method(i: &str) -> IResult<&str, (u16, &str)> {
@@ -57,14 +65,14 @@ pub fn parse(msg: &str) -> Option<Request<'_>> {
     let duration_ms: f64 = dur.strip_suffix("ms")?.parse().ok()?;
     // who: `(user@ip)` just before the duration
     let head = head.strip_suffix(')')?;
-    let open = head.rfind(" (")?;
+    let open = OPEN_PAREN.rfind(head.as_bytes())?;
     let (target, who) = (&head[..open], &head[open + 2..]);
     let (actor, ip) = who.rsplit_once('@')?;
-    let (path, redirect) = match target
-        .split_once(" -> ")
-        .or_else(|| target.split_once(" → "))
-    {
-        Some((p, r)) => (p, Some(r)),
+    let arrow = ARROWS
+        .iter()
+        .find_map(|(f, n)| f.find(target.as_bytes()).map(|i| (i, *n)));
+    let (path, redirect) = match arrow {
+        Some((i, n)) => (&target[..i], Some(&target[i + n..])),
         None => (target, None),
     };
     if path.is_empty() {

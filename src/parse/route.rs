@@ -166,10 +166,34 @@ struct Template {
     route: &'static str,
 }
 
+/// FNV-1a: the keys are short path segments; SipHash's DoS resistance buys nothing here
+/// (the table is fixed; lookups of unknown keys just miss).
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FnvMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+
 struct Table {
     /// Keyed by the first two segments (a placeholder is `*`, a missing segment `""`), so a
     /// lookup scans only the few templates that share the path's head, in table order.
-    by_head: HashMap<(&'static str, &'static str), Vec<Template>>,
+    by_head: FnvMap<(&'static str, &'static str), Vec<Template>>,
 }
 
 fn key_of(seg: Option<&Seg>) -> &'static str {
@@ -215,7 +239,7 @@ static TABLE: LazyLock<Table> = LazyLock::new(|| {
             routes.push(leak(format!("{prefix}/{t}")));
         }
     }
-    let mut by_head: HashMap<(&'static str, &'static str), Vec<Template>> = HashMap::new();
+    let mut by_head: FnvMap<(&'static str, &'static str), Vec<Template>> = FnvMap::default();
     for r in routes {
         let t = compile(r);
         let key = (key_of(t.segs.first()), key_of(t.segs.get(1)));
