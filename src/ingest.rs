@@ -79,10 +79,14 @@ fn writer_thread(root: PathBuf, cfg: WriterConfig, rx: Receiver<ToWriter>) {
         match msg {
             ToWriter::Begin(seq) => set = Some(PartSet::new(root.clone(), seq, &cfg)),
             ToWriter::Batch(dt, b) => {
-                if failed.is_none()
-                    && let Some(s) = set.as_mut()
-                    && let Err(e) = s.write(&dt, &b)
-                {
+                if failed.is_some() {
+                    continue;
+                }
+                // A batch outside a commit would be lost: fail the commit instead.
+                let r = set
+                    .as_mut()
+                    .map_or(Err(LakeError::WriterGone), |s| s.write(&dt, &b));
+                if let Err(e) = r {
                     failed = Some(e);
                 }
             }
@@ -207,7 +211,9 @@ impl FileRun<'_> {
         }
         let (rtx, rrx) = sync_channel(1);
         let _ = self.tx.send(ToWriter::Finish(rtx));
-        rrx.recv().unwrap_or_else(|_| Ok(Vec::new()))
+        // A writer that died must fail the commit: committing progress without its parts would
+        // skip those records forever.
+        rrx.recv().unwrap_or_else(|_| Err(LakeError::WriterGone))
     }
 }
 

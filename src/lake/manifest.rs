@@ -45,6 +45,8 @@ pub enum LakeError {
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
+    #[error("the Parquet writer thread stopped unexpectedly; nothing was committed")]
+    WriterGone,
 }
 
 pub fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LakeError + '_ {
