@@ -4,6 +4,15 @@ use std::collections::BTreeMap;
 
 use super::{bin, query_csv, run_ok};
 
+/// A named query's result as CSV.
+fn named(lake: &std::path::Path, name: &str) -> String {
+    run_ok(
+        bin()
+            .args(["query", "--format", "csv", "--name", name, "--lake"])
+            .arg(lake),
+    )
+}
+
 fn csv_map(csv: &str) -> BTreeMap<String, u64> {
     csv.lines()
         .skip(1)
@@ -81,37 +90,15 @@ fn generated_log_round_trips_exact_counts() {
     ));
     assert_eq!(classes, truth.requests_by_status_class);
 
-    let dau = csv_map(&run_ok(
-        bin()
-            .args([
-                "query",
-                "--format",
-                "csv",
-                "--name",
-                "daily_active_users",
-                "--lake",
-            ])
-            .arg(&lake),
-    ));
+    let dau = csv_map(&named(&lake, "daily_active_users"));
     assert_eq!(dau, truth.daily_active_users);
-    let spawns: BTreeMap<String, u64> = run_ok(
-        bin()
-            .args([
-                "query",
-                "--format",
-                "csv",
-                "--name",
-                "spawn_duration_percentiles",
-                "--lake",
-            ])
-            .arg(&lake),
-    )
-    .lines()
-    .skip(1)
-    .map(|l| {
-        let f: Vec<&str> = l.split(',').collect();
-        (f[0].to_string(), f[1].parse().unwrap())
-    })
-    .collect();
+    let spawns: BTreeMap<String, u64> = named(&lake, "spawn_duration_percentiles")
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_string(), f[1].parse().unwrap())
+        })
+        .collect();
     assert_eq!(spawns, truth.spawns_succeeded_per_day);
 }
