@@ -142,8 +142,22 @@ fn is_digit(c: char) -> bool {
     c.is_ascii_digit()
 }
 
+/// Exactly `n` ASCII digits as a number: the fixed-width fields of every stamp. Written by hand
+/// (it runs a dozen times per line) rather than as `map_res(take_while_m_n(..), str::parse)`.
 fn num<'a>(n: usize) -> impl Parser<&'a str, Output = u32, Error = nom::error::Error<&'a str>> {
-    map_res(take_while_m_n(n, n, is_digit), |s: &str| s.parse::<u32>())
+    move |i: &'a str| {
+        let b = i.as_bytes();
+        if b.len() < n || !b[..n].iter().all(u8::is_ascii_digit) {
+            return Err(nom::Err::Error(nom::error::Error::new(
+                i,
+                nom::error::ErrorKind::Digit,
+            )));
+        }
+        let v = b[..n]
+            .iter()
+            .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
+        Ok((&i[n..], v))
+    }
 }
 
 /// `YYYY-MM-DD`

@@ -164,6 +164,8 @@ const SERVER_ROOT_WORDS: &[&str] = &[
 struct Template {
     segs: Vec<Seg>,
     route: &'static str,
+    /// Ends in `{path}` (matches any longer path), else matches exactly `segs.len()` segments.
+    open_ended: bool,
 }
 
 /// FNV-1a: the keys are short path segments; SipHash's DoS resistance buys nothing here
@@ -210,7 +212,7 @@ fn leak(s: String) -> &'static str {
 }
 
 fn compile(route: &'static str) -> Template {
-    let segs = route
+    let segs: Vec<Seg> = route
         .split('/')
         .skip(1)
         .filter(|s| !s.is_empty())
@@ -224,7 +226,12 @@ fn compile(route: &'static str) -> Template {
             lit => Seg::Lit(lit),
         })
         .collect();
-    Template { segs, route }
+    let open_ended = segs.last() == Some(&Seg::Path);
+    Template {
+        segs,
+        route,
+        open_ended,
+    }
 }
 
 static TABLE: LazyLock<Table> = LazyLock::new(|| {
@@ -285,6 +292,11 @@ fn hex(c: u8) -> Option<u8> {
 }
 
 fn matches<'a>(t: &Template, segs: &[&'a str]) -> Option<RouteInfo<'a>> {
+    // Most templates of a bucket differ in length: reject them before comparing any segment.
+    if (t.open_ended && segs.len() < t.segs.len()) || (!t.open_ended && segs.len() != t.segs.len())
+    {
+        return None;
+    }
     let mut info = RouteInfo {
         route: t.route,
         user: None,
