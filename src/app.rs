@@ -197,10 +197,11 @@ fn parse_cmd(opts: &ParseArgs, summary: bool, files: &[PathBuf]) -> Result<(), A
         if summary {
             let (st, secs) = (&parser.stats, started.elapsed().as_secs_f64());
             let line = format!(
-                "file={name} records={} lines={} unparsed={} bytes={} seconds={secs:.3} lines_per_sec={:.0}\n",
+                "file={name} records={} lines={} unparsed={} truncated={} bytes={} seconds={secs:.3} lines_per_sec={:.0}\n",
                 st.records,
                 st.lines,
                 st.unparsed,
+                st.truncated,
                 st.bytes,
                 st.lines as f64 / secs.max(1e-9)
             );

@@ -176,10 +176,6 @@ impl Manifest {
         Ok(m)
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     pub fn next_seq(&self) -> u64 {
         self.next_seq
     }
@@ -263,10 +259,6 @@ impl Manifest {
                 && p.head_len <= size_head
                 && hex(xxhash_rust::xxh3::xxh3_64(&head[..p.head_len as usize])) == p.fp
         })
-    }
-
-    pub fn progress(&self, fp: &str) -> Option<&SourceProgress> {
-        self.progress.get(fp)
     }
 
     /// Make a commit durable, then publish its parts. Parts must already be in staging, synced.

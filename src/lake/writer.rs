@@ -75,10 +75,6 @@ impl PartSet {
         }
     }
 
-    pub fn seq(&self) -> u64 {
-        self.seq
-    }
-
     /// Append a batch whose rows all belong to partition `dt` (`YYYY-MM-DD`).
     pub fn write(&mut self, dt: &str, batch: &RecordBatch) -> Result<(), LakeError> {
         if batch.num_rows() == 0 {

@@ -225,20 +225,9 @@ fn bracketed_full(i: &str, level: Level) -> IResult<&str, Header<'_>> {
     let (i, module) = opt(preceded(char(' '), module_lineno)).parse(i)?;
     let (i, _) = char(']').parse(i)?;
     let family = family_of(logger, module.is_some());
-    let stamp = Stamp::Local(LocalStamp {
-        date,
-        micros_of_day: tod,
-    });
     Ok((
         "",
-        Header {
-            family,
-            level: Some(level),
-            stamp,
-            logger: Some(logger),
-            module,
-            message: message(i),
-        },
+        local_header(family, level, date, tod, Some(logger), module, i),
     ))
 }
 
@@ -252,21 +241,32 @@ fn bracketed_tornado(i: &str, level: Level) -> IResult<&str, Header<'_>> {
         char(']'),
     )
         .parse(i)?;
+    let header = local_header(Family::Culler, level, date, tod, None, Some(module), i);
+    Ok(("", header))
+}
+
+/// A header whose stamp is local wall time (hub, single-user, culler).
+fn local_header<'a>(
+    family: Family,
+    level: Level,
+    date: NaiveDate,
+    micros_of_day: i64,
+    logger: Option<&'a str>,
+    module: Option<&'a str>,
+    rest: &'a str,
+) -> Header<'a> {
     let stamp = Stamp::Local(LocalStamp {
         date,
-        micros_of_day: tod,
+        micros_of_day,
     });
-    Ok((
-        "",
-        Header {
-            family: Family::Culler,
-            level: Some(level),
-            stamp,
-            logger: None,
-            module: Some(module),
-            message: message(i),
-        },
-    ))
+    Header {
+        family,
+        level: Some(level),
+        stamp,
+        logger,
+        module,
+        message: message(rest),
+    }
 }
 
 const SINGLEUSER_LOGGERS: &[&str] = &[

@@ -185,59 +185,51 @@ pub fn scrub<'a>(text: Cow<'a, str>, flags: &mut Flags) -> Cow<'a, str> {
     }
     let mut changed = false;
     let mut cur: String = text.to_string();
-    let replaced = QUERY_SECRET.replace_all(&cur, |c: &regex::Captures| {
-        if &c[2] == SECRET {
-            c[0].to_string()
-        } else {
-            changed = true;
-            format!("{}{SECRET}", &c[1])
-        }
+    let keep = |v: &str| v == SECRET;
+    rule(&mut cur, &mut changed, &QUERY_SECRET, |c| {
+        (!keep(&c[2])).then(|| format!("{}{SECRET}", &c[1]))
     });
-    if let Cow::Owned(s) = replaced {
-        cur = s;
-    }
-    let replaced = ASSIGN_SECRET.replace_all(&cur, |c: &regex::Captures| {
-        if &c[4] == SECRET || c[4].is_empty() {
-            c[0].to_string()
-        } else {
-            changed = true;
-            format!("{}{}{}{SECRET}{}", &c[1], &c[2], &c[3], &c[5])
-        }
+    rule(&mut cur, &mut changed, &ASSIGN_SECRET, |c| {
+        (!keep(&c[4]) && !c[4].is_empty())
+            .then(|| format!("{}{}{}{SECRET}{}", &c[1], &c[2], &c[3], &c[5]))
     });
-    if let Cow::Owned(s) = replaced {
-        cur = s;
-    }
-    let replaced = AUTH_HEADER.replace_all(&cur, |c: &regex::Captures| {
-        if &c[3] == SECRET {
-            c[0].to_string()
-        } else {
-            changed = true;
-            let scheme = c.get(2).map_or("", |m| m.as_str());
-            format!("{}{scheme}{SECRET}", &c[1])
-        }
+    rule(&mut cur, &mut changed, &AUTH_HEADER, |c| {
+        let scheme = c.get(2).map_or("", |m| m.as_str());
+        (!keep(&c[3])).then(|| format!("{}{scheme}{SECRET}", &c[1]))
     });
-    if let Cow::Owned(s) = replaced {
-        cur = s;
-    }
-    let replaced = COOKIE_HEADER.replace_all(&cur, |c: &regex::Captures| {
-        let pairs = COOKIE_PAIR.replace_all(&c[2], |p: &regex::Captures| {
-            if &p[2] == SECRET {
-                p[0].to_string()
-            } else {
-                changed = true;
-                format!("{}={SECRET}", &p[1])
-            }
+    rule(&mut cur, &mut changed, &COOKIE_HEADER, |c| {
+        let mut pairs = c[2].to_string();
+        let mut any = false;
+        rule(&mut pairs, &mut any, &COOKIE_PAIR, |p| {
+            (!keep(&p[2])).then(|| format!("{}={SECRET}", &p[1]))
         });
-        format!("{}{pairs}", &c[1])
+        any.then(|| format!("{}{pairs}", &c[1]))
     });
-    if let Cow::Owned(s) = replaced {
-        cur = s;
-    }
     if changed {
         flags.set(Flags::SCRUBBED);
         Cow::Owned(cur)
     } else {
         text
+    }
+}
+
+/// Apply one scrubbing rule to `cur`: `f` returns the replacement of a match, or `None` to
+/// leave it as it is (already `[secret]`). Sets `changed` when anything was replaced.
+fn rule(
+    cur: &mut String,
+    changed: &mut bool,
+    re: &Regex,
+    mut f: impl FnMut(&regex::Captures) -> Option<String>,
+) {
+    let out = re.replace_all(cur, |c: &regex::Captures| match f(c) {
+        Some(r) => {
+            *changed = true;
+            r
+        }
+        None => c[0].to_string(),
+    });
+    if let Cow::Owned(s) = out {
+        *cur = s;
     }
 }
 

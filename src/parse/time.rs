@@ -50,10 +50,6 @@ impl Zone {
         })
     }
 
-    pub fn tz(&self) -> Tz {
-        self.tz
-    }
-
     /// Local stamp → UTC micros since the epoch.
     pub fn to_utc(&mut self, st: LocalStamp) -> i64 {
         let hour = st.micros_of_day / MICROS_PER_HOUR;
