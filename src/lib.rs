@@ -11,6 +11,8 @@ pub mod queries;
 pub mod record;
 
 #[cfg(feature = "lake")]
+pub mod agent;
+#[cfg(feature = "lake")]
 pub mod app;
 #[cfg(feature = "lake")]
 pub mod cli;
