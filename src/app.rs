@@ -9,6 +9,8 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::agent::AgentError;
+use crate::agent::config::{AgentConfig, LogFormat};
 use crate::cli::{Command, ParseArgs};
 use crate::ingest::{IngestOptions, ingest};
 use crate::lake::manifest::{FP_BYTES, LakeError, hash_prefix};
@@ -71,6 +73,58 @@ pub fn run(cmd: Command) -> Result<(), AppError> {
             };
             query_cmd(&lake, &sql, format)
         }
+        Command::Run {
+            config,
+            lake,
+            follow,
+            http,
+            flush_interval,
+            tz,
+            hub,
+        } => {
+            let cfg = match (config, lake) {
+                (Some(path), _) => AgentConfig::load(&path).map_err(AppError::Input)?,
+                (None, Some(lake)) => {
+                    let mut c = AgentConfig::zero(lake, &follow).map_err(AppError::Input)?;
+                    if let Some(h) = http {
+                        c.http = match h.as_str() {
+                            "off" => None,
+                            a => Some(a.parse().map_err(|e| {
+                                AppError::Input(format!("--http {a:?}: {e} (use ADDR:PORT or off)"))
+                            })?),
+                        };
+                    }
+                    if let Some(d) = flush_interval {
+                        c.lake.flush_interval = crate::agent::config::parse_duration(&d)
+                            .map_err(|e| AppError::Input(format!("--flush-interval: {e}")))?;
+                    }
+                    if let Some(z) = tz {
+                        Zone::parse(&z).map_err(|e| AppError::Input(format!("--tz: {e}")))?;
+                        c.tz = z;
+                    }
+                    if let Some(h) = hub {
+                        c.hub = h;
+                    }
+                    c
+                }
+                (None, None) => {
+                    return Err(AppError::Input(
+                        "run: give --config FILE, or --lake DIR --follow PATH_OR_GLOB...".into(),
+                    ));
+                }
+            };
+            init_logging(&cfg);
+            crate::agent::run(cfg, Vec::new()).map_err(|e| match e {
+                AgentError::Config(m) => AppError::Input(m),
+                AgentError::Runtime(m) => AppError::Runtime(m),
+            })
+        }
+        Command::CheckConfig { file } => {
+            let cfg = AgentConfig::load(&file).map_err(AppError::Input)?;
+            println!("{}: ok", file.display());
+            println!("{cfg:#?}");
+            Ok(())
+        }
         Command::Demo { lake } => demo(&lake),
         Command::Generate {
             users,
@@ -99,6 +153,23 @@ pub fn run(cmd: Command) -> Result<(), AppError> {
             Ok(())
         }
     }
+}
+
+/// Logging for every command: `HUBPULSE_LOG` (an env-filter) wins over the configured level.
+pub fn init_logging_with(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HUBPULSE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => b.json().try_init(),
+        LogFormat::Text => b.try_init(),
+    };
+}
+
+fn init_logging(cfg: &AgentConfig) {
+    init_logging_with(&cfg.log_level, cfg.log_format);
 }
 
 fn load_catalogue(dir: Option<&Path>) -> Result<Catalogue, AppError> {
@@ -282,27 +353,77 @@ fn query_cmd(lake: &Path, sql: &str, format: Format) -> Result<(), AppError> {
     out.flush().or_else(output_error)
 }
 
+/// The README's main job: the live agent follows the bundled sample log while it is being
+/// written (as a hub would write it), the lake fills commit by commit, then named queries run.
 fn demo(lake: &Path) -> Result<(), AppError> {
+    use std::sync::atomic::Ordering;
     let sample_dir = lake.join("_hubpulse").join("sample");
     std::fs::create_dir_all(&sample_dir)
         .map_err(|e| AppError::Input(format!("{}: {e}", sample_dir.display())))?;
     let sample = sample_dir.join("hub.log");
-    if !sample.exists() {
-        std::fs::write(&sample, SAMPLE_LOG)
-            .map_err(|e| AppError::Runtime(format!("{}: {e}", sample.display())))?;
+    let mut cfg = AgentConfig::zero(lake.to_path_buf(), &[sample.display().to_string()])
+        .map_err(AppError::Input)?;
+    cfg.hub = "sample-hub".into();
+    cfg.http = None;
+    cfg.lake.flush_interval = std::time::Duration::from_millis(500);
+    let metrics = Arc::new(crate::agent::metrics::Metrics::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    println!(
+        "# hubpulse run --lake {} --follow {}   (the live agent, on the bundled sample log)",
+        lake.display(),
+        sample.display()
+    );
+    let m = metrics.clone();
+    let agent = std::thread::spawn(move || crate::agent::run_with(cfg, Vec::new(), m, Some(stop_rx)));
+    // Write the sample the way a hub writes its log: a slice at a time.
+    let fresh = !sample.exists();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&sample)
+        .map_err(|e| AppError::Runtime(format!("{}: {e}", sample.display())))?;
+    let lines: Vec<&str> = SAMPLE_LOG.split_inclusive('\n').collect();
+    let total_lines = lines.len() as u64;
+    let wait = |what: &dyn Fn() -> bool| {
+        let t = std::time::Instant::now();
+        while !what() && t.elapsed() < std::time::Duration::from_secs(20) && !agent.is_finished() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    if fresh {
+        for chunk in lines.chunks(lines.len().div_ceil(5)) {
+            f.write_all(chunk.concat().as_bytes())
+                .map_err(|e| AppError::Runtime(format!("{}: {e}", sample.display())))?;
+            let before = metrics.commits.load(Ordering::Relaxed);
+            wait(&|| metrics.commits.load(Ordering::Relaxed) > before);
+            println!(
+                "  lake: {:>5} rows in {:>2} commits (parsed {} records)",
+                metrics.rows_published.load(Ordering::Relaxed),
+                metrics.commits.load(Ordering::Relaxed),
+                metrics.records.load(Ordering::Relaxed)
+            );
+        }
+        wait(&|| {
+            metrics.lines.load(Ordering::Relaxed) >= total_lines
+                && metrics.rows_published.load(Ordering::Relaxed)
+                    == metrics.records.load(Ordering::Relaxed)
+        });
+    } else {
+        println!("  (sample already followed into this lake: the agent resumes at its checkpoint and adds nothing)");
+        wait(&|| metrics.ready());
+    }
+    let _ = stop_tx.send(true);
+    match agent.join() {
+        Ok(r) => r.map_err(|e| match e {
+            AgentError::Config(m) => AppError::Input(m),
+            AgentError::Runtime(m) => AppError::Runtime(m),
+        })?,
+        Err(_) => return Err(AppError::Runtime("agent thread panicked".into())),
     }
     println!(
-        "# ingesting the bundled sample log ({}) into {}",
-        sample.display(),
-        lake.display()
+        "  lake: {} rows committed in this run; agent stopped cleanly",
+        metrics.rows_published.load(Ordering::Relaxed)
     );
-    let opts = ParseArgs {
-        tz: "UTC".into(),
-        parsers: None,
-        hub: "sample-hub".into(),
-        max_line_bytes: 64 * 1024,
-    };
-    ingest_cmd(lake, &opts, false, &[sample])?;
     for name in [
         "daily_active_users",
         "spawn_duration_percentiles",

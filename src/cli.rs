@@ -77,6 +77,38 @@ pub enum Command {
         #[arg(required_unless_present_any = ["file", "name"])]
         sql: Option<String>,
     },
+    /// Run the live agent: follow logs into the lake until SIGTERM/SIGINT.
+    ///
+    /// Either `--config FILE` (see hubpulse.example.toml) or the zero-config form
+    /// `--lake DIR --follow PATH_OR_GLOB...` (`-` follows stdin).
+    Run {
+        /// TOML configuration file.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["lake", "follow"])]
+        config: Option<PathBuf>,
+        /// Lake root directory (zero-config form).
+        #[arg(long, value_name = "DIR", requires = "follow")]
+        lake: Option<PathBuf>,
+        /// Files or glob patterns to follow; `-` is stdin (zero-config form).
+        #[arg(long, value_name = "PATH_OR_GLOB", num_args = 1.., requires = "lake")]
+        follow: Vec<String>,
+        /// HTTP address for /healthz and /metrics (zero-config form; `off` to disable).
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
+        /// Commit at least this often (zero-config form), e.g. 10s.
+        #[arg(long, value_name = "DURATION")]
+        flush_interval: Option<String>,
+        /// Time zone of local timestamps (zero-config form).
+        #[arg(long, value_name = "ZONE")]
+        tz: Option<String>,
+        /// Hub name stored in every row (zero-config form).
+        #[arg(long, value_name = "NAME")]
+        hub: Option<String>,
+    },
+    /// Validate an agent configuration file; prints the typed result, or one error line.
+    CheckConfig {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// The main job on the bundled sample: ingest it into a local lake and show what it says.
     Demo {
         #[arg(long, default_value = "hubpulse-lake", value_name = "DIR")]

@@ -5,14 +5,11 @@ use hubpulse::app;
 use hubpulse::cli::Cli;
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HUBPULSE_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // `run` configures logging from its config; every other command logs warnings and errors.
+    if !matches!(cli.command, hubpulse::cli::Command::Run { .. }) {
+        app::init_logging_with("warn", hubpulse::agent::config::LogFormat::Text);
+    }
     if let Err(e) = app::run(cli.command) {
         let msg = e.to_string();
         eprintln!("hubpulse: {}", msg.lines().next().unwrap_or(""));

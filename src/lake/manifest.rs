@@ -70,6 +70,14 @@ pub struct SourceProgress {
     pub prefix_hash: String,
 }
 
+/// Progress of a Kubernetes pod-log stream (no byte offsets survive a reconnect there).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StreamProgress {
+    /// `k8s/<namespace>/<pod>/<container>`.
+    pub stream: String,
+    pub pos: crate::agent::kube::StreamPos,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PartEntry {
     /// Relative to the lake root, e.g. `events/dt=2026-11-02/part-00000000000000000003-0.parquet`.
@@ -86,7 +94,17 @@ pub struct Commit {
     pub seq: u64,
     pub created: String,
     pub table: String,
+    /// `hubpulse ingest`: the one file this commit read.
     pub source: Option<SourceProgress>,
+    /// `hubpulse run`: every file source that advanced in this commit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceProgress>,
+    /// `hubpulse run`: every pod-log stream that advanced in this commit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<StreamProgress>,
+    /// Compaction: published parts this commit replaces (they are deleted after it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaces: Vec<String>,
     pub parts: Vec<PartEntry>,
     pub records: u64,
     pub unparsed: u64,
@@ -99,6 +117,10 @@ pub struct Manifest {
     next_seq: u64,
     /// fp → latest progress of that source.
     progress: HashMap<String, SourceProgress>,
+    /// stream → latest committed position.
+    streams: HashMap<String, crate::agent::kube::StreamPos>,
+    /// `dt` → published parts (relative paths), in commit order.
+    live: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 fn hex(h: u64) -> String {
@@ -164,16 +186,56 @@ impl Manifest {
             _lock: lock,
             next_seq: 1,
             progress: HashMap::new(),
+            streams: HashMap::new(),
+            live: Default::default(),
         };
         let commits = read_commits(root)?;
         m.recover(&commits)?;
-        for c in commits {
-            m.next_seq = m.next_seq.max(c.seq + 1);
-            if let Some(s) = c.source {
-                m.progress.insert(s.fp.clone(), s);
-            }
+        for c in &commits {
+            m.note(c);
         }
         Ok(m)
+    }
+
+    fn note(&mut self, c: &Commit) {
+        self.next_seq = self.next_seq.max(c.seq + 1);
+        for s in c.source.iter().chain(&c.sources) {
+            self.progress.insert(s.fp.clone(), s.clone());
+        }
+        for s in &c.streams {
+            self.streams.insert(s.stream.clone(), s.pos);
+        }
+        for r in &c.replaces {
+            if let Some(dt) = dt_of(r)
+                && let Some(v) = self.live.get_mut(dt)
+            {
+                v.retain(|p| p != r);
+            }
+        }
+        for p in &c.parts {
+            if let Some(dt) = dt_of(&p.path) {
+                self.live.entry(dt.to_string()).or_default().push(p.path.clone());
+            }
+        }
+    }
+
+    /// Published parts per partition value, in commit order.
+    pub fn live_parts(&self) -> &std::collections::BTreeMap<String, Vec<String>> {
+        &self.live
+    }
+
+    /// Committed progress of every file source, by identity.
+    pub fn progress(&self) -> &HashMap<String, SourceProgress> {
+        &self.progress
+    }
+
+    /// Committed position of every pod-log stream.
+    pub fn stream_positions(&self) -> &HashMap<String, crate::agent::kube::StreamPos> {
+        &self.streams
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     pub fn next_seq(&self) -> u64 {
@@ -190,8 +252,18 @@ impl Manifest {
         for c in commits {
             for p in &c.parts {
                 named.insert(self.root.join(&p.staging));
-                self.publish_part(p)?;
             }
+            if c.replaces.is_empty() {
+                for p in &c.parts {
+                    self.publish_part(p)?;
+                }
+            } else {
+                self.swap(c)?;
+            }
+        }
+        let swap = self.root.join("_hubpulse").join("swap");
+        if swap.exists() {
+            fs::remove_dir_all(&swap).map_err(io_err(&swap))?;
         }
         let staging = self.staging_dir();
         for e in fs::read_dir(&staging).map_err(io_err(&staging))? {
@@ -220,49 +292,71 @@ impl Manifest {
     /// A file first seen shorter than `FP_BYTES` was fingerprinted on its whole (short) content;
     /// once grown, it is recognised by hashing the same number of leading bytes.
     pub fn identify(&self, path: &Path) -> Result<(String, u64, u64), LakeError> {
-        let (fp, head_len) = hash_prefix(path, FP_BYTES).map_err(io_err(path))?;
-        let known = self
-            .progress
-            .get(&fp)
-            .or_else(|| self.short_head_match(path, head_len));
-        let Some(p) = known else {
-            return Ok((fp, head_len, 0));
-        };
-        let (prefix, n) = hash_prefix(path, p.to).map_err(io_err(path))?;
-        if n == p.to && prefix == p.prefix_hash {
-            return Ok((p.fp.clone(), p.head_len, p.to));
+        identify_in(&self.progress, path)
+    }
+}
+
+/// [`Manifest::identify`] over a snapshot of the committed progress.
+pub fn identify_in(
+    progress: &HashMap<String, SourceProgress>,
+    path: &Path,
+) -> Result<(String, u64, u64), LakeError> {
+    let (fp, head_len) = hash_prefix(path, FP_BYTES).map_err(io_err(path))?;
+    let known = progress
+        .get(&fp)
+        .or_else(|| short_head_match(progress, path, head_len));
+    let Some(p) = known else {
+        return Ok((fp, head_len, 0));
+    };
+    let (prefix, n) = hash_prefix(path, p.to).map_err(io_err(path))?;
+    if n == p.to && prefix == p.prefix_hash {
+        return Ok((p.fp.clone(), p.head_len, p.to));
+    }
+    // Same head, different content (truncated and rewritten): a new source. Its identity
+    // is derived from its own content so that re-ingesting it is idempotent too.
+    let derived = format!("{}-{prefix}", p.fp);
+    let resume = match progress.get(&derived) {
+        Some(d)
+            if hash_prefix(path, d.to).map_err(io_err(path))?
+                == (d.prefix_hash.clone(), d.to) =>
+        {
+            d.to
         }
-        // Same head, different content (truncated and rewritten): a new source. Its identity
-        // is derived from its own content so that re-ingesting it is idempotent too.
-        let derived = format!("{}-{prefix}", p.fp);
-        let resume = match self.progress.get(&derived) {
-            Some(d)
-                if hash_prefix(path, d.to).map_err(io_err(path))?
-                    == (d.prefix_hash.clone(), d.to) =>
-            {
-                d.to
-            }
-            _ => 0,
-        };
-        Ok((derived, head_len, resume))
-    }
+        _ => 0,
+    };
+    Ok((derived, head_len, resume))
+}
 
-    fn short_head_match(&self, path: &Path, size_head: u64) -> Option<&SourceProgress> {
-        let mut head = Vec::new();
-        File::open(path)
-            .ok()?
-            .take(FP_BYTES)
-            .read_to_end(&mut head)
-            .ok()?;
-        self.progress.values().find(|p| {
-            p.head_len < FP_BYTES
-                && p.head_len <= size_head
-                && hex(xxhash_rust::xxh3::xxh3_64(&head[..p.head_len as usize])) == p.fp
-        })
-    }
+fn short_head_match<'p>(
+    progress: &'p HashMap<String, SourceProgress>,
+    path: &Path,
+    size_head: u64,
+) -> Option<&'p SourceProgress> {
+    let mut head = Vec::new();
+    File::open(path)
+        .ok()?
+        .take(FP_BYTES)
+        .read_to_end(&mut head)
+        .ok()?;
+    progress.values().find(|p| {
+        p.head_len < FP_BYTES
+            && p.head_len <= size_head
+            && hex(xxhash_rust::xxh3::xxh3_64(&head[..p.head_len as usize])) == p.fp
+    })
+}
 
+impl Manifest {
     /// Make a commit durable, then publish its parts. Parts must already be in staging, synced.
     pub fn commit(&mut self, c: &Commit) -> Result<(), LakeError> {
+        self.write_commit(c)?;
+        for p in &c.parts {
+            self.publish_part(p)?;
+        }
+        self.note(c);
+        Ok(())
+    }
+
+    fn write_commit(&self, c: &Commit) -> Result<(), LakeError> {
         let dir = self.root.join("_hubpulse").join("manifest");
         let name = format!("{:020}.json", c.seq);
         let tmp = dir.join(format!(".{name}.tmp"));
@@ -277,16 +371,91 @@ impl Manifest {
         }
         let dst = dir.join(&name);
         fs::rename(&tmp, &dst).map_err(io_err(&dst))?;
-        fsync_dir(&dir)?;
-        for p in &c.parts {
-            self.publish_part(p)?;
+        fsync_dir(&dir)
+    }
+
+    /// Make a compaction durable, then swap the partition directory (see `lake::compact`).
+    pub fn commit_compaction(
+        &mut self,
+        replaces: Vec<String>,
+        entry: PartEntry,
+    ) -> Result<u64, LakeError> {
+        let c = Commit {
+            version: 1,
+            seq: self.next_seq,
+            created: chrono::Utc::now().to_rfc3339(),
+            table: super::schema::EVENTS.into(),
+            source: None,
+            sources: Vec::new(),
+            streams: Vec::new(),
+            replaces,
+            parts: vec![entry],
+            records: 0,
+            unparsed: 0,
+        };
+        self.write_commit(&c)?;
+        self.swap(&c)?;
+        self.note(&c);
+        Ok(c.seq)
+    }
+
+    /// Replace a partition's directory by one holding the compacted part instead of the parts
+    /// it replaces (plus every other part, hard-linked), in one atomic exchange. Idempotent:
+    /// recovery calls it again for a commit whose swap may not have happened.
+    fn swap(&self, c: &Commit) -> Result<(), LakeError> {
+        let Some(entry) = c.parts.first() else {
+            return Ok(());
+        };
+        let dst = self.root.join(&entry.path);
+        let Some(part_dir) = dst.parent().map(Path::to_path_buf) else {
+            return Ok(());
+        };
+        let staging = self.root.join(&entry.staging);
+        let pending = c.replaces.iter().any(|r| self.root.join(r).exists());
+        if pending && staging.exists() {
+            let name = part_dir.file_name().unwrap_or_default();
+            let swap = self.root.join("_hubpulse").join("swap").join(name);
+            if swap.exists() {
+                fs::remove_dir_all(&swap).map_err(io_err(&swap))?;
+            }
+            fs::create_dir_all(&swap).map_err(io_err(&swap))?;
+            let new_name = dst.file_name().unwrap_or_default();
+            fs::hard_link(&staging, swap.join(new_name)).map_err(io_err(&swap))?;
+            let replaced: std::collections::HashSet<PathBuf> =
+                c.replaces.iter().map(|r| self.root.join(r)).collect();
+            for e in fs::read_dir(&part_dir).map_err(io_err(&part_dir))? {
+                let p = e.map_err(io_err(&part_dir))?.path();
+                if !replaced.contains(&p) && p.file_name() != Some(new_name) {
+                    let to = swap.join(p.file_name().unwrap_or_default());
+                    fs::hard_link(&p, &to).map_err(io_err(&to))?;
+                }
+            }
+            fsync_dir(&swap)?;
+            rustix::fs::renameat_with(
+                rustix::fs::CWD,
+                &swap,
+                rustix::fs::CWD,
+                &part_dir,
+                rustix::fs::RenameFlags::EXCHANGE,
+            )
+            .map_err(|e| LakeError::Io {
+                path: part_dir.clone(),
+                source: e.into(),
+            })?;
+            if let Some(events) = part_dir.parent() {
+                fsync_dir(events)?;
+            }
+            fs::remove_dir_all(&swap).map_err(io_err(&swap))?;
         }
-        self.next_seq = self.next_seq.max(c.seq + 1);
-        if let Some(s) = &c.source {
-            self.progress.insert(s.fp.clone(), s.clone());
+        if dst.exists() && staging.exists() {
+            fs::remove_file(&staging).map_err(io_err(&staging))?;
         }
         Ok(())
     }
+}
+
+fn dt_of(rel: &str) -> Option<&str> {
+    rel.split('/').find_map(|seg| seg.strip_prefix("dt="))
 }
 
 /// All commits, in sequence order. Leftover `*.tmp` files are ignored (never committed).

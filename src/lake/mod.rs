@@ -6,8 +6,10 @@
 //! * [`batch`]: records → Arrow batches.
 //! * [`writer`]: batches → zstd Parquet parts in staging.
 //! * [`manifest`]: the commit protocol, crash recovery, and per-source progress.
+//! * [`compact`]: merging a partition's small parts, swapped in atomically.
 
 pub mod batch;
+pub mod compact;
 pub mod manifest;
 pub mod schema;
 pub mod writer;

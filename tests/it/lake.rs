@@ -191,3 +191,89 @@ fn a_lake_held_by_another_writer_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("another hubpulse process"));
 }
+
+/// Rows in `dt`'s partition as a directory-listing reader sees it: list, then read each
+/// part's footer. `None` when a listed part vanished before it was opened (a reader that
+/// raced a swap retries; it must never get a wrong count).
+fn listed_rows(dir: &Path) -> Option<u64> {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).ok()? {
+        let p = e.ok()?.path();
+        if p.extension().is_none_or(|x| x != "parquet") {
+            continue;
+        }
+        let f = std::fs::File::open(&p).ok()?;
+        let meta = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+            .ok()?
+            .metadata()
+            .clone();
+        total += meta.file_metadata().num_rows() as u64;
+    }
+    Some(total)
+}
+
+#[test]
+fn compaction_swaps_a_partition_without_a_partial_or_duplicated_view() {
+    use hubpulse::lake::compact::merge;
+    use hubpulse::lake::manifest::Manifest;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let part_dir = lake.join("events/dt=2026-11-28");
+    // While `expected` is non-zero, every complete listing must count exactly that many rows.
+    let expected = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let checked = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let (expected, stop, checked, part_dir) =
+            (expected.clone(), stop.clone(), checked.clone(), part_dir.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Acquire) {
+                let before = expected.load(Ordering::Acquire);
+                let rows = listed_rows(&part_dir);
+                let after = expected.load(Ordering::Acquire);
+                if let (Some(rows), true) = (rows, before != 0 && before == after) {
+                    assert_eq!(rows, before, "a reader saw a partial or duplicated partition");
+                    checked.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let mut written = 0u64;
+    for round in 0..6 {
+        for i in 0..4 {
+            let f = dir.path().join(format!("r{round}-{i}.log"));
+            let body: String = (0..(10 + i))
+                .map(|n| LINE.replace("alice/activity", &format!("u{round}x{i}x{n}/activity")))
+                .collect();
+            std::fs::write(&f, body).unwrap();
+            ingest(&lake, &[&f]);
+            written += 10 + i as u64;
+        }
+        let mut m = Manifest::open(&lake).unwrap();
+        let parts = m.live_parts()["2026-11-28"].clone();
+        assert!(parts.len() >= 4);
+        let merged = merge(&lake, hubpulse::lake::compact::Job { dt: "2026-11-28".into(), parts }, &Default::default()).unwrap();
+        expected.store(written, Ordering::Release);
+        m.commit_compaction(merged.job.parts, merged.entry).unwrap();
+        // Keep the reader checking the swapped directory for a moment of observed listings.
+        let seen = checked.load(Ordering::Relaxed);
+        super::agent::wait_for("a listing after the swap", std::time::Duration::from_secs(30), || {
+            checked.load(Ordering::Relaxed) > seen + 20
+        });
+        expected.store(0, Ordering::Release);
+        drop(m);
+        let files = std::fs::read_dir(&part_dir).unwrap().count();
+        assert_eq!(files, 1, "round {round}: one merged part left");
+        assert_eq!(query_num(&lake, "SELECT count(*) FROM events"), written as i64);
+    }
+    stop.store(true, Ordering::Release);
+    reader.join().unwrap();
+    // Ingest stays idempotent after compaction: the sources' progress is untouched.
+    let f = dir.path().join("r0-0.log");
+    let s = ingest(&lake, &[&f]);
+    assert_eq!(field(&s, "records"), 0, "{s}");
+    assert_eq!(query_num(&lake, "SELECT count(*) FROM events"), written as i64);
+}

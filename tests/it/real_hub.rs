@@ -30,6 +30,23 @@ fn a_real_hub_session_is_fully_recognised() {
     );
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
+    std::fs::create_dir_all(&out).unwrap();
+    // The live agent follows the hub's log while the scenario runs.
+    let live = dir.path().join("live-lake");
+    let port = super::agent::free_port();
+    let mut agent = bin()
+        .args(["run", "--flush-interval", "1s", "--hub", "real", "--http"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--lake")
+        .arg(&live)
+        .arg("--follow")
+        .arg(out.join("hub.log"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn hubpulse run");
+    super::agent::wait_for("the agent's /healthz", std::time::Duration::from_secs(30), || {
+        super::agent::http_get(port, "/healthz").is_some_and(|(s, _)| s == 200)
+    });
     let status = Command::new(&py)
         .arg(root().join("fixtures/harness/run_hub.py"))
         .args(["--layout", "combined", "--scenario", "quick", "--out"])
@@ -37,6 +54,16 @@ fn a_real_hub_session_is_fully_recognised() {
         .status()
         .expect("run harness");
     assert!(status.success(), "harness failed");
+    // The hub has exited: its last record (the shutdown) reaches the live lake within the
+    // flush interval; then the agent stops gracefully.
+    super::agent::wait_for("the hub's shutdown in the live lake", std::time::Duration::from_secs(60), || {
+        live.join("events").exists() && count(&live, "kind = 'hub_shutdown'") == 1
+    });
+    Command::new("kill")
+        .args(["-TERM", &agent.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(agent.wait().unwrap().success(), "agent exit status");
     let truth: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("truth.json")).unwrap()).unwrap();
     let lake = dir.path().join("lake");
@@ -50,6 +77,9 @@ fn a_real_hub_session_is_fully_recognised() {
         summary.contains("unparsed=0"),
         "every line of a real hub log is recognised: {summary}"
     );
+    // The live agent's lake holds exactly what a batch ingest of the finished file holds.
+    let by_kind = "SELECT kind, count(*) AS n, sum(source_offset) AS o FROM events GROUP BY kind ORDER BY kind";
+    assert_eq!(query_csv(&live, by_kind), query_csv(&lake, by_kind));
 
     let ok = truth["spawns_succeeded"].as_array().unwrap();
     assert_eq!(count(&lake, "kind = 'spawn_succeeded'"), ok.len() as u64);

@@ -1,0 +1,515 @@
+//! The agent's configuration: a TOML file (see `hubpulse.example.toml`, every field documented)
+//! or the zero-config flags, validated up front into typed values.
+//!
+//! Errors name the file, the line and column, the key and why, on one line:
+//! `hubpulse.toml:12:17: lake.flush_interval: invalid duration "6o s" (use e.g. 250ms, 10s, 5m, 1h)`.
+//! Secrets are never read from this file (keys and tokens come from the environment or from
+//! files named here), so a config can be committed and shared.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::agent::kube::KubeSourceConfig;
+
+/// Where to start in a file seen for the first time (no checkpoint), found at startup.
+/// Files that appear while the agent runs are always read from their beginning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StartAt {
+    #[default]
+    Beginning,
+    End,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentConfig {
+    pub hub: String,
+    pub tz: String,
+    pub parsers: Option<PathBuf>,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub lake: LakeConfig,
+    /// `None`: no HTTP endpoint.
+    pub http: Option<SocketAddr>,
+    pub files: Vec<FileSourceConfig>,
+    pub stdin: bool,
+    pub kubernetes: Option<KubeSourceConfig>,
+    /// How long a record may stay open waiting for continuation lines (a traceback written in
+    /// several writes) once its source has gone quiet.
+    pub record_hold: Duration,
+    /// Graceful shutdown: stop reading, flush, commit; give up (still losing nothing: the
+    /// checkpoint rule) after this long.
+    pub shutdown_deadline: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LakeConfig {
+    pub path: PathBuf,
+    /// Commit at least this often while records are buffered (freshness of queries).
+    pub flush_interval: Duration,
+    /// Commit once this many input bytes are buffered (bounds memory).
+    pub flush_bytes: u64,
+    /// Merge a partition's small parts once it has at least this many (0: never).
+    pub compact_min_files: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileSourceConfig {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub start_at: StartAt,
+    pub max_line_bytes: usize,
+    /// How often files are polled for new bytes when idle (append-to-record latency).
+    pub poll_interval: Duration,
+    /// How often the globs are re-evaluated to discover new and rotated files.
+    pub glob_interval: Duration,
+    /// A rotated (renamed or deleted) file is kept open and read until it has been quiet
+    /// this long; then its held partial last line, if any, is emitted and it is let go.
+    pub rotate_wait: Duration,
+}
+
+impl Default for FileSourceConfig {
+    fn default() -> Self {
+        FileSourceConfig {
+            include: Vec::new(),
+            exclude: Vec::new(),
+            start_at: StartAt::Beginning,
+            max_line_bytes: 64 * 1024,
+            poll_interval: Duration::from_millis(20),
+            glob_interval: Duration::from_millis(500),
+            rotate_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+impl AgentConfig {
+    /// The zero-config form: `hubpulse run --lake DIR --follow PATH_OR_GLOB…` (`-` = stdin).
+    pub fn zero(lake: PathBuf, follow: &[String]) -> Result<AgentConfig, String> {
+        let stdin = follow.iter().any(|f| f == "-");
+        let include: Vec<String> = follow.iter().filter(|f| *f != "-").cloned().collect();
+        for g in &include {
+            glob::Pattern::new(g).map_err(|e| format!("--follow {g:?}: {e}"))?;
+        }
+        let files = if include.is_empty() {
+            Vec::new()
+        } else {
+            vec![FileSourceConfig {
+                include,
+                ..FileSourceConfig::default()
+            }]
+        };
+        Ok(AgentConfig {
+            hub: "jupyterhub".into(),
+            tz: "UTC".into(),
+            parsers: None,
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            lake: LakeConfig {
+                path: lake,
+                flush_interval: Duration::from_secs(60),
+                flush_bytes: 32 << 20,
+                compact_min_files: 16,
+            },
+            http: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            files,
+            stdin,
+            kubernetes: None,
+            record_hold: Duration::from_millis(50),
+            shutdown_deadline: Duration::from_secs(10),
+        })
+    }
+
+    /// Read and validate a TOML config file.
+    pub fn load(path: &Path) -> Result<AgentConfig, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Parse and validate TOML text; `name` is used in error messages.
+    pub fn from_toml(text: &str, name: &str) -> Result<AgentConfig, String> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| line_col(text, s.start))
+                .map_or(String::new(), |(l, c)| format!(":{l}:{c}"));
+            format!("{name}{at}: {}", e.message().trim().replace('\n', " "))
+        })?;
+        raw.validate(text).map_err(|(key, why)| {
+            let at = key_position(text, &key).map_or(String::new(), |(l, c)| format!(":{l}:{c}"));
+            format!("{name}{at}: {key}: {why}")
+        })
+    }
+}
+
+fn line_col(text: &str, byte: usize) -> (usize, usize) {
+    let before = &text[..byte.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    (line, col)
+}
+
+/// Best-effort position of a dotted key (`lake.flush_interval`, `files[1].include`) in the text:
+/// the first line, after the table header, that assigns its last segment.
+fn key_position(text: &str, key: &str) -> Option<(usize, usize)> {
+    let leaf = key.rsplit('.').next()?;
+    let leaf = leaf.split('[').next()?;
+    let table = key.rsplit_once('.').map(|(t, _)| t.split('[').next().unwrap_or(t));
+    let mut in_table = table.is_none();
+    let mut index: usize = 0;
+    let want_index = key
+        .split_once('[')
+        .and_then(|(_, r)| r.split(']').next()?.parse::<usize>().ok());
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim_start();
+        if let Some(h) = t.strip_prefix("[[") {
+            let name = h.split("]]").next().unwrap_or("").trim();
+            if Some(name) == table {
+                in_table = want_index.is_none_or(|w| w == index);
+                index += 1;
+            } else {
+                in_table = false;
+            }
+            continue;
+        }
+        if let Some(h) = t.strip_prefix('[') {
+            in_table = Some(h.split(']').next().unwrap_or("").trim()) == table;
+            continue;
+        }
+        if in_table
+            && let Some(rest) = t.strip_prefix(leaf)
+            && rest.trim_start().starts_with('=')
+        {
+            return Some((i + 1, line.len() - t.len() + 1));
+        }
+    }
+    None
+}
+
+/// Parse `250ms`, `10s`, `5m`, `1h` (an integer and a unit).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (use e.g. 250ms, 10s, 5m, 1h)"))?;
+    let d = match unit.trim() {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => {
+            return Err(format!(
+                "invalid duration {s:?} (use e.g. 250ms, 10s, 5m, 1h)"
+            ));
+        }
+    };
+    Ok(d)
+}
+
+/// Parse `65536`, `64KiB`, `32MiB`, `1GiB`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("invalid size {s:?} (use e.g. 65536, 64KiB, 32MiB)"))?;
+    let mult = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return Err(format!("invalid size {s:?} (use e.g. 65536, 64KiB, 32MiB)")),
+    };
+    Ok(n * mult)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum SizeValue {
+    Int(u64),
+    Text(String),
+}
+
+impl SizeValue {
+    fn get(&self) -> Result<u64, String> {
+        match self {
+            SizeValue::Int(n) => Ok(*n),
+            SizeValue::Text(s) => parse_size(s),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    agent: RawAgent,
+    lake: RawLake,
+    #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
+    files: Vec<RawFiles>,
+    #[serde(default)]
+    stdin: RawStdin,
+    kubernetes: Option<RawKube>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    hub: Option<String>,
+    tz: Option<String>,
+    parsers: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    log_level: Option<String>,
+    record_hold: Option<String>,
+    shutdown_deadline: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLake {
+    path: PathBuf,
+    flush_interval: Option<String>,
+    flush_bytes: Option<SizeValue>,
+    compact_min_files: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    /// `"127.0.0.1:9464"` or `"off"`.
+    listen: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFiles {
+    include: Vec<String>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    start_at: Option<StartAt>,
+    max_line_bytes: Option<SizeValue>,
+    poll_interval: Option<String>,
+    glob_interval: Option<String>,
+    rotate_wait: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStdin {
+    #[serde(default)]
+    enabled: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKube {
+    namespace: String,
+    selector: Option<String>,
+    proxy_selector: Option<String>,
+    container: Option<String>,
+}
+
+type KeyErr = (String, String);
+
+fn dur(key: &str, v: &Option<String>, default: Duration) -> Result<Duration, KeyErr> {
+    match v {
+        None => Ok(default),
+        Some(s) => parse_duration(s).map_err(|e| (key.to_string(), e)),
+    }
+}
+
+impl RawConfig {
+    fn validate(self, _text: &str) -> Result<AgentConfig, KeyErr> {
+        let zero = FileSourceConfig::default();
+        let a = &self.agent;
+        let tz = a.tz.clone().unwrap_or_else(|| "UTC".into());
+        crate::parse::time::Zone::parse(&tz).map_err(|e| ("agent.tz".into(), e.to_string()))?;
+        if let Some(p) = &a.parsers
+            && !p.is_dir()
+        {
+            return Err((
+                "agent.parsers".into(),
+                format!("{}: not a directory", p.display()),
+            ));
+        }
+        let log_level = a.log_level.clone().unwrap_or_else(|| "info".into());
+        tracing_subscriber::EnvFilter::try_new(&log_level)
+            .map_err(|e| ("agent.log_level".into(), e.to_string()))?;
+        let record_hold = dur(
+            "agent.record_hold",
+            &a.record_hold,
+            Duration::from_millis(50),
+        )?;
+        let shutdown_deadline = dur(
+            "agent.shutdown_deadline",
+            &a.shutdown_deadline,
+            Duration::from_secs(10),
+        )?;
+        let flush_interval = dur(
+            "lake.flush_interval",
+            &self.lake.flush_interval,
+            Duration::from_secs(60),
+        )?;
+        if flush_interval.is_zero() {
+            return Err(("lake.flush_interval".into(), "must be > 0".into()));
+        }
+        let flush_bytes = match &self.lake.flush_bytes {
+            None => 32 << 20,
+            Some(v) => v.get().map_err(|e| ("lake.flush_bytes".to_string(), e))?,
+        };
+        if flush_bytes < 4096 {
+            return Err(("lake.flush_bytes".into(), "must be at least 4KiB".into()));
+        }
+        let http = match self.http.listen.as_deref() {
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            Some("off") => None,
+            Some(s) => Some(s.parse::<SocketAddr>().map_err(|e| {
+                (
+                    "http.listen".to_string(),
+                    format!("{s:?}: {e} (use ADDR:PORT or \"off\")"),
+                )
+            })?),
+        };
+        let mut files = Vec::new();
+        for (i, f) in self.files.iter().enumerate() {
+            let k = |leaf: &str| format!("files[{i}].{leaf}");
+            if f.include.is_empty() {
+                return Err((k("include"), "needs at least one path or glob".into()));
+            }
+            for (key, pats) in [("include", &f.include), ("exclude", &f.exclude)] {
+                for g in pats.iter() {
+                    glob::Pattern::new(g).map_err(|e| (k(key), format!("{g:?}: {e}")))?;
+                }
+            }
+            let max_line_bytes = match &f.max_line_bytes {
+                None => zero.max_line_bytes,
+                Some(v) => v.get().map_err(|e| (k("max_line_bytes"), e))? as usize,
+            };
+            if max_line_bytes < 256 {
+                return Err((k("max_line_bytes"), "must be at least 256".into()));
+            }
+            files.push(FileSourceConfig {
+                include: f.include.clone(),
+                exclude: f.exclude.clone(),
+                start_at: f.start_at.unwrap_or_default(),
+                max_line_bytes,
+                poll_interval: dur(&k("poll_interval"), &f.poll_interval, zero.poll_interval)?,
+                glob_interval: dur(&k("glob_interval"), &f.glob_interval, zero.glob_interval)?,
+                rotate_wait: dur(&k("rotate_wait"), &f.rotate_wait, zero.rotate_wait)?,
+            });
+        }
+        let kubernetes = self.kubernetes.map(|k| KubeSourceConfig {
+            namespace: k.namespace,
+            selector: k.selector.unwrap_or_else(|| "component=hub".into()),
+            proxy_selector: k.proxy_selector,
+            container: k.container,
+        });
+        if files.is_empty() && !self.stdin.enabled && kubernetes.is_none() {
+            return Err((
+                "files".into(),
+                "no source: add a [[files]] table, [stdin] enabled = true, or [kubernetes]".into(),
+            ));
+        }
+        Ok(AgentConfig {
+            hub: a.hub.clone().unwrap_or_else(|| "jupyterhub".into()),
+            tz,
+            parsers: a.parsers.clone(),
+            log_format: a.log_format.unwrap_or_default(),
+            log_level,
+            lake: LakeConfig {
+                path: self.lake.path,
+                flush_interval,
+                flush_bytes,
+                compact_min_files: self.lake.compact_min_files.unwrap_or(16),
+            },
+            http,
+            files,
+            stdin: self.stdin.enabled,
+            kubernetes,
+            record_hold,
+            shutdown_deadline,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[agent]
+hub = "prod"
+tz = "Europe/Paris"
+
+[lake]
+path = "/tmp/lake"
+flush_interval = "10s"
+flush_bytes = "8MiB"
+
+[http]
+listen = "127.0.0.1:0"
+
+[[files]]
+include = ["/var/log/jupyterhub/*.log*"]
+start_at = "end"
+rotate_wait = "2s"
+"#;
+
+    #[test]
+    fn good_config_becomes_typed_values() {
+        let c = AgentConfig::from_toml(GOOD, "x.toml").unwrap();
+        assert_eq!(c.hub, "prod");
+        assert_eq!(c.lake.flush_interval, Duration::from_secs(10));
+        assert_eq!(c.lake.flush_bytes, 8 << 20);
+        assert_eq!(c.files[0].start_at, StartAt::End);
+        assert_eq!(c.files[0].rotate_wait, Duration::from_secs(2));
+        assert_eq!(c.http.unwrap().port(), 0);
+    }
+
+    #[test]
+    fn errors_name_file_line_key_and_why() {
+        let bad = GOOD.replace("\"10s\"", "\"6o s\"");
+        let e = AgentConfig::from_toml(&bad, "x.toml").unwrap_err();
+        assert!(
+            e.starts_with("x.toml:8:1: lake.flush_interval: invalid duration"),
+            "{e}"
+        );
+        let bad = GOOD.replace("start_at = \"end\"", "start_at = \"middle\"");
+        let e = AgentConfig::from_toml(&bad, "x.toml").unwrap_err();
+        assert!(e.starts_with("x.toml:16:12: "), "{e}");
+        assert!(e.contains("middle"), "{e}");
+        let bad = GOOD.replace("hub = \"prod\"", "hubb = \"prod\"");
+        let e = AgentConfig::from_toml(&bad, "x.toml").unwrap_err();
+        assert!(e.starts_with("x.toml:3:1: unknown field `hubb`"), "{e}");
+        let bad = GOOD.replace("Europe/Paris", "Mars/Olympus");
+        let e = AgentConfig::from_toml(&bad, "x.toml").unwrap_err();
+        assert!(e.starts_with("x.toml:4:1: agent.tz: "), "{e}");
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("").is_err());
+        assert_eq!(parse_size("64KiB").unwrap(), 65536);
+        assert!(parse_size("64kb").is_err());
+    }
+}
