@@ -8,6 +8,8 @@
 //! cargo run --release --example agent_latency -- [LINES_PER_SEC] [SECONDS]
 //! ```
 
+#![allow(clippy::unwrap_used)] // a benchmark program: a panic is its error report
+
 use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -46,7 +48,11 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("hubpulse-latency-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("hub.log");
-    std::fs::write(&log, "[I 2026-11-28 12:00:00.000 JupyterHub app:1] start t=0\n").unwrap();
+    std::fs::write(
+        &log,
+        "[I 2026-11-28 12:00:00.000 JupyterHub app:1] start t=0\n",
+    )
+    .unwrap();
     let mut cfg = AgentConfig::zero(dir.join("lake"), &[log.display().to_string()]).unwrap();
     cfg.http = None;
     cfg.lake.flush_interval = Duration::from_secs(1);

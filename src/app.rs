@@ -374,7 +374,8 @@ fn demo(lake: &Path) -> Result<(), AppError> {
         sample.display()
     );
     let m = metrics.clone();
-    let agent = std::thread::spawn(move || crate::agent::run_with(cfg, Vec::new(), m, Some(stop_rx)));
+    let agent =
+        std::thread::spawn(move || crate::agent::run_with(cfg, Vec::new(), m, Some(stop_rx)));
     // Write the sample the way a hub writes its log: a slice at a time.
     let fresh = !sample.exists();
     let mut f = std::fs::OpenOptions::new()
@@ -391,8 +392,22 @@ fn demo(lake: &Path) -> Result<(), AppError> {
         }
     };
     if fresh {
-        for chunk in lines.chunks(lines.len().div_ceil(5)) {
-            f.write_all(chunk.concat().as_bytes())
+        // Five slices, each ending where a record ends (as a hub writes whole records).
+        let target = lines.len().div_ceil(5);
+        let mut chunks: Vec<String> = vec![String::new()];
+        let mut in_chunk = 0;
+        for l in &lines {
+            if in_chunk >= target && crate::parse::prefix::starts_record(l.as_bytes()) {
+                chunks.push(String::new());
+                in_chunk = 0;
+            }
+            if let Some(c) = chunks.last_mut() {
+                c.push_str(l);
+            }
+            in_chunk += 1;
+        }
+        for chunk in &chunks {
+            f.write_all(chunk.as_bytes())
                 .map_err(|e| AppError::Runtime(format!("{}: {e}", sample.display())))?;
             let before = metrics.commits.load(Ordering::Relaxed);
             wait(&|| metrics.commits.load(Ordering::Relaxed) > before);
@@ -409,7 +424,9 @@ fn demo(lake: &Path) -> Result<(), AppError> {
                     == metrics.records.load(Ordering::Relaxed)
         });
     } else {
-        println!("  (sample already followed into this lake: the agent resumes at its checkpoint and adds nothing)");
+        println!(
+            "  (sample already followed into this lake: the agent resumes at its checkpoint and adds nothing)"
+        );
         wait(&|| metrics.ready());
     }
     let _ = stop_tx.send(true);

@@ -156,7 +156,10 @@ impl AgentConfig {
 fn line_col(text: &str, byte: usize) -> (usize, usize) {
     let before = &text[..byte.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
     (line, col)
 }
 
@@ -165,7 +168,9 @@ fn line_col(text: &str, byte: usize) -> (usize, usize) {
 fn key_position(text: &str, key: &str) -> Option<(usize, usize)> {
     let leaf = key.rsplit('.').next()?;
     let leaf = leaf.split('[').next()?;
-    let table = key.rsplit_once('.').map(|(t, _)| t.split('[').next().unwrap_or(t));
+    let table = key
+        .rsplit_once('.')
+        .map(|(t, _)| t.split('[').next().unwrap_or(t));
     let mut in_table = table.is_none();
     let mut index: usize = 0;
     let want_index = key

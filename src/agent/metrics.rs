@@ -70,11 +70,7 @@ impl Metrics {
                 "Bytes read from all sources.",
                 g(&self.bytes_read),
             ),
-            (
-                "hubpulse_lines_total",
-                "Log lines parsed.",
-                g(&self.lines),
-            ),
+            ("hubpulse_lines_total", "Log lines parsed.", g(&self.lines)),
             (
                 "hubpulse_records_total",
                 "Log records parsed (a record is a line plus its continuation lines).",
@@ -171,7 +167,9 @@ impl Metrics {
                 );
             }
         }
-        o.push_str("# HELP hubpulse_errors_total Errors, by kind.\n# TYPE hubpulse_errors_total counter\n");
+        o.push_str(
+            "# HELP hubpulse_errors_total Errors, by kind.\n# TYPE hubpulse_errors_total counter\n",
+        );
         if let Ok(e) = self.errors.lock() {
             for (kind, v) in e.iter() {
                 let _ = writeln!(o, "hubpulse_errors_total{{kind=\"{kind}\"}} {v}");

@@ -95,9 +95,10 @@ pub fn run_with(
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let listener = match cfg.http {
-        Some(addr) => Some(rt.block_on(http::bind(addr)).map_err(|e| {
-            AgentError::Config(format!("http.listen {addr}: {e}"))
-        })?),
+        Some(addr) => Some(
+            rt.block_on(http::bind(addr))
+                .map_err(|e| AgentError::Config(format!("http.listen {addr}: {e}")))?,
+        ),
         None => None,
     };
 
@@ -149,7 +150,14 @@ pub fn run_with(
     }
     if let Some(k) = &cfg.kubernetes {
         metrics.starting.fetch_add(1, Ordering::Relaxed);
-        start_kube(&rt, k.clone(), resume_streams, tx.clone(), stop_rx.clone(), metrics.clone())?;
+        start_kube(
+            &rt,
+            k.clone(),
+            resume_streams,
+            tx.clone(),
+            stop_rx.clone(),
+            metrics.clone(),
+        )?;
     }
     drop(tx);
 

@@ -28,9 +28,7 @@ use crate::agent::metrics::Metrics;
 use crate::agent::source::{SourceId, SourceKind, SourceMsg};
 use crate::lake::batch::{EventsBuilder, SourceInfo};
 use crate::lake::compact::{Compactor, Job};
-use crate::lake::manifest::{
-    Commit, LakeError, Manifest, SourceProgress, StreamProgress,
-};
+use crate::lake::manifest::{Commit, LakeError, Manifest, SourceProgress, StreamProgress};
 use crate::lake::writer::{PartSet, WriterConfig};
 use crate::parse::catalogue::Catalogue;
 use crate::parse::prefix::starts_record;
@@ -200,7 +198,11 @@ impl Pipeline {
         r
     }
 
-    fn run_loop(&mut self, rx: Receiver<SourceMsg>, shutdown: &AtomicBool) -> Result<(), LakeError> {
+    fn run_loop(
+        &mut self,
+        rx: Receiver<SourceMsg>,
+        shutdown: &AtomicBool,
+    ) -> Result<(), LakeError> {
         loop {
             match rx.recv_timeout(TICK) {
                 Ok(msg) => self.handle(msg)?,
@@ -329,7 +331,8 @@ impl Pipeline {
         let Some(src) = self.sources.get_mut(&id) else {
             return Ok(());
         };
-        let (builders, observers, kinds) = (&mut self.builders, &mut self.observers, &mut self.kinds);
+        let (builders, observers, kinds) =
+            (&mut self.builders, &mut self.observers, &mut self.kinds);
         let (mut records, mut unparsed) = (0u64, 0u64);
         let mut newest = None;
         let mut full_days: Vec<i64> = Vec::new();
@@ -475,7 +478,8 @@ impl Pipeline {
             None => {}
         }
         if !c.busy()
-            && let Some(job) = compaction_job(self.manifest.live_parts(), self.cfg.compact_min_files)
+            && let Some(job) =
+                compaction_job(self.manifest.live_parts(), self.cfg.compact_min_files)
         {
             c.submit(job);
         }
@@ -537,10 +541,7 @@ impl Pipeline {
                     path: path.display().to_string(),
                     from: src.committed,
                     to: src.emitted,
-                    prefix_hash: format!(
-                        "{:016x}",
-                        src.prefix.as_ref().map_or(0, |p| p.digest())
-                    ),
+                    prefix_hash: format!("{:016x}", src.prefix.as_ref().map_or(0, |p| p.digest())),
                 }),
                 SourceKind::Stream { key } => {
                     if let Some(pos) = src.emitted_pos {
@@ -584,7 +585,8 @@ impl Pipeline {
         for src in self.sources.values_mut() {
             src.committed = src.emitted;
         }
-        self.sources.retain(|_, s| !(s.ended && s.pending.is_empty()));
+        self.sources
+            .retain(|_, s| !(s.ended && s.pending.is_empty()));
         let m = &self.metrics;
         m.commits.fetch_add(1, Ordering::Relaxed);
         m.parts_published.fetch_add(n_parts, Ordering::Relaxed);

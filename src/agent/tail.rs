@@ -39,7 +39,7 @@ use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 use crate::agent::config::{FileSourceConfig, StartAt};
 use crate::agent::metrics::Metrics;
 use crate::agent::source::{SourceId, SourceKind, SourceMsg, next_id};
-use crate::lake::manifest::{FP_BYTES, SourceProgress, identify_in};
+use crate::lake::manifest::{FP_BYTES, LakeError, SourceProgress, identify_in};
 
 /// Bytes read from one file per turn before the next file gets its turn.
 const TURN_BYTES: usize = 4 << 20;
@@ -197,6 +197,7 @@ impl Tailer {
             if let Err(e) = self.consider(&path, now) {
                 match e {
                     ScanError::Gone => return Err(Gone),
+                    ScanError::Retry(why) => tracing::debug!("{why}"),
                     ScanError::Io(e) => {
                         tracing::warn!(file = %path.display(), error = %e, "cannot read file; will retry");
                         self.metrics.error("file_read");
@@ -257,7 +258,8 @@ impl Tailer {
         if memchr::memchr(b'\n', &head).is_none() && (head.len() as u64) < FP_BYTES {
             return Ok(()); // not identifiable yet
         }
-        let matches = |fp: u64, len: u64| len <= head.len() as u64 && xxh3_64(&head[..len as usize]) == fp;
+        let matches =
+            |fp: u64, len: u64| len <= head.len() as u64 && xxh3_64(&head[..len as usize]) == fp;
         if let Some(w) = self
             .watchers
             .iter_mut()
@@ -286,7 +288,10 @@ impl Tailer {
             return Ok(());
         }
         let (identity, head_len, mut resume) =
-            identify_in(&self.progress, path).map_err(|e| ScanError::Io(std::io::Error::other(e.to_string())))?;
+            identify_in(&self.progress, path).map_err(|e| match e {
+                LakeError::Io { source, .. } => ScanError::from(source),
+                other => ScanError::Io(std::io::Error::other(other.to_string())),
+            })?;
         if let Some(d) = self.done.iter().find(|d| matches(d.head_fp, d.head_len)) {
             resume = resume.max(d.offset);
         }
@@ -295,7 +300,8 @@ impl Tailer {
             resume = last_line_end(path, meta.len())?;
         }
         if resume >= meta.len() {
-            self.idle.insert(path.to_path_buf(), (key.0, key.1, meta.len()));
+            self.idle
+                .insert(path.to_path_buf(), (key.0, key.1, meta.len()));
             return Ok(());
         }
         self.idle.remove(path);
@@ -312,6 +318,7 @@ impl Tailer {
         now: Instant,
     ) -> Result<(), ScanError> {
         let mut file = File::open(path)?;
+        let key = file.metadata().map(|m| dev_ino(&m)).unwrap_or(key);
         // The prefix hash over [0, resume): the manifest's guard for the next resume.
         let mut prefix = Xxh3::new();
         let mut left = resume;
@@ -319,7 +326,7 @@ impl Tailer {
             let want = (left as usize).min(self.buf.len());
             let n = file.read(&mut self.buf[..want])?;
             if n == 0 {
-                break;
+                return Err(changed(path, "shrank while its prefix was hashed"));
             }
             prefix.update(&self.buf[..n]);
             left -= n as u64;
@@ -330,6 +337,20 @@ impl Tailer {
             file.read_exact_at(&mut head, 0)?;
             xxh3_64(&head)
         };
+        // The file may have been rotated between identification and here (copy-truncate racing
+        // a restart): everything must describe the same content, or we try again next scan.
+        // Reading new content at an old offset would deliver the middle of a line, and a
+        // checkpoint with a wrong prefix hash would make the next restart re-read the file.
+        let head_hex = format!("{head_fp:016x}");
+        if identity.split('-').next() != Some(head_hex.as_str()) {
+            return Err(changed(path, "changed while it was identified"));
+        }
+        if let Some(p) = self.progress.get(&identity)
+            && p.to == resume
+            && format!("{:016x}", prefix.digest()) != p.prefix_hash
+        {
+            return Err(changed(path, "changed while its prefix was hashed"));
+        }
         let id = next_id();
         tracing::info!(file = %path.display(), %identity, offset = resume, "following file");
         self.tx
@@ -344,7 +365,9 @@ impl Tailer {
                 prefix: Some(Box::new(prefix)),
             })
             .map_err(|_| ScanError::Gone)?;
-        self.metrics.sources_attached.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .sources_attached
+            .fetch_add(1, Ordering::Relaxed);
         self.watchers.push(Watcher {
             id,
             head_fp,
@@ -386,7 +409,9 @@ impl Tailer {
                 break;
             }
             total += n;
-            self.metrics.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+            self.metrics
+                .bytes_read
+                .fetch_add(n as u64, Ordering::Relaxed);
             w.last_growth = Instant::now();
             w.partial.extend_from_slice(&self.buf[..n]);
             let cut = match memchr::memrchr(b'\n', &w.partial) {
@@ -500,13 +525,25 @@ fn last_line_end(path: &Path, len: u64) -> std::io::Result<u64> {
 
 struct Gone;
 
+fn changed(path: &Path, what: &str) -> ScanError {
+    ScanError::Retry(format!("{}: {what}; will retry", path.display()))
+}
+
 enum ScanError {
     Gone,
     Io(std::io::Error),
+    /// A benign race (the file rotated under us): look again at the next scan.
+    Retry(String),
 }
 
 impl From<std::io::Error> for ScanError {
     fn from(e: std::io::Error) -> Self {
-        ScanError::Io(e)
+        match e.kind() {
+            // Renamed or removed between the glob and here: a rotation, not an error.
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::UnexpectedEof => {
+                ScanError::Retry(e.to_string())
+            }
+            _ => ScanError::Io(e),
+        }
     }
 }

@@ -214,7 +214,10 @@ impl Manifest {
         }
         for p in &c.parts {
             if let Some(dt) = dt_of(&p.path) {
-                self.live.entry(dt.to_string()).or_default().push(p.path.clone());
+                self.live
+                    .entry(dt.to_string())
+                    .or_default()
+                    .push(p.path.clone());
             }
         }
     }
@@ -317,8 +320,7 @@ pub fn identify_in(
     let derived = format!("{}-{prefix}", p.fp);
     let resume = match progress.get(&derived) {
         Some(d)
-            if hash_prefix(path, d.to).map_err(io_err(path))?
-                == (d.prefix_hash.clone(), d.to) =>
+            if hash_prefix(path, d.to).map_err(io_err(path))? == (d.prefix_hash.clone(), d.to) =>
         {
             d.to
         }
@@ -330,7 +332,7 @@ pub fn identify_in(
 fn short_head_match<'p>(
     progress: &'p HashMap<String, SourceProgress>,
     path: &Path,
-    size_head: u64,
+    _size_head: u64,
 ) -> Option<&'p SourceProgress> {
     let mut head = Vec::new();
     File::open(path)
@@ -340,7 +342,8 @@ fn short_head_match<'p>(
         .ok()?;
     progress.values().find(|p| {
         p.head_len < FP_BYTES
-            && p.head_len <= size_head
+            // The file may have changed since it was first hashed: go by what was read now.
+            && p.head_len <= head.len() as u64
             && hex(xxhash_rust::xxh3::xxh3_64(&head[..p.head_len as usize])) == p.fp
     })
 }

@@ -262,11 +262,19 @@ fn check_lake(lake: &Path, n: u64) {
 /// SIGKILL at a random moment, otherwise with SIGTERM (which must exit 0), after which rotated
 /// files the lake already holds are deleted at random (the tailer must cope with vanished files).
 fn scenario(seed: u64, rounds: u32, kill: bool) {
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    let lake = dir.path().join("lake");
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    // HUBPULSE_KEEP=1 keeps the scenario's files for a post-mortem.
+    let _guard = if std::env::var_os("HUBPULSE_KEEP").is_some() {
+        eprintln!("scenario files kept in {}", tmp.keep().display());
+        None
+    } else {
+        Some(tmp)
+    };
+    let logs = root.as_path().join("logs");
+    let lake = root.as_path().join("lake");
     let port = free_port();
-    let cfg = config(dir.path(), &lake, &format!("127.0.0.1:{port}"), "");
+    let cfg = config(root.as_path(), &lake, &format!("127.0.0.1:{port}"), "");
     let stop = Arc::new(AtomicBool::new(false));
     let rotated = Arc::new(Mutex::new(Vec::new()));
     let writer = {
@@ -307,14 +315,24 @@ fn scenario(seed: u64, rounds: u32, kill: bool) {
     let w = writer.join().unwrap();
     let n = w.seq;
     assert!(n > 1000, "writer wrote only {n} lines");
-    assert!(w.rotations >= 3, "writer rotated only {} times", w.rotations);
+    assert!(
+        w.rotations >= 3,
+        "writer rotated only {} times",
+        w.rotations
+    );
     // A last lifetime to catch up, then stop gracefully.
     let mut child = start(&cfg);
-    wait_for("the lake to hold every written line", Duration::from_secs(120), || {
-        lake_count(&lake, "kind = 'message'") >= n
+    wait_for("/healthz", Duration::from_secs(30), || {
+        http_get(port, "/healthz").is_some_and(|(s, _)| s == 200)
     });
+    wait_for(
+        "the lake to hold every written line",
+        Duration::from_secs(120),
+        || lake_count(&lake, "kind = 'message'") >= n,
+    );
     sigterm(&child);
-    assert!(child.wait().unwrap().success());
+    let st = child.wait().unwrap();
+    assert!(st.success(), "{st}");
     check_lake(&lake, n);
 }
 
@@ -360,28 +378,48 @@ fn serves_health_and_metrics_and_stops_on_sigterm() {
     for s in 0..100 {
         f.write_all(line(s).as_bytes()).unwrap();
     }
-    f.write_all(b"[W 2026-11-28 12:00:02.000 JupyterHub app:1] not finished").unwrap();
+    f.write_all(b"[W 2026-11-28 12:00:02.000 JupyterHub app:1] not finished")
+        .unwrap();
     let mut child = start(&cfg);
     wait_for("/healthz to answer 200", Duration::from_secs(30), || {
         http_get(port, "/healthz").is_some_and(|(s, _)| s == 200)
     });
-    wait_for("100 committed rows in /metrics", Duration::from_secs(30), || {
-        http_get(port, "/metrics")
-            .is_some_and(|(_, b)| b.contains("\nhubpulse_lake_rows_published_total 100\n"))
-    });
+    wait_for(
+        "100 committed rows in /metrics",
+        Duration::from_secs(30),
+        || {
+            http_get(port, "/metrics")
+                .is_some_and(|(_, b)| b.contains("\nhubpulse_lake_rows_published_total 100\n"))
+        },
+    );
     let (_, m) = http_get(port, "/metrics").unwrap();
-    assert!(m.contains("hubpulse_records_by_kind_total{kind=\"message\"} 100\n"), "{m}");
-    assert!(m.contains("# TYPE hubpulse_source_lag_seconds gauge\nhubpulse_source_lag_seconds{source="), "{m}");
-    assert_eq!(lake_count(&lake, "true"), 100, "the partial last line is held back");
+    assert!(
+        m.contains("hubpulse_records_by_kind_total{kind=\"message\"} 100\n"),
+        "{m}"
+    );
+    assert!(
+        m.contains("# TYPE hubpulse_source_lag_seconds gauge\nhubpulse_source_lag_seconds{source="),
+        "{m}"
+    );
+    assert_eq!(
+        lake_count(&lake, "true"),
+        100,
+        "the partial last line is held back"
+    );
     // The partial line completes: it arrives as one record.
     f.write_all(b" yet\n").unwrap();
-    wait_for("the completed line in the lake", Duration::from_secs(30), || {
-        lake_count(&lake, "message = 'not finished yet'") == 1
-    });
+    wait_for(
+        "the completed line in the lake",
+        Duration::from_secs(30),
+        || lake_count(&lake, "message = 'not finished yet'") == 1,
+    );
     sigterm(&child);
     let st = child.wait().unwrap();
     assert!(st.success(), "{st}");
-    assert!(http_get(port, "/healthz").is_none(), "server still up after exit");
+    assert!(
+        http_get(port, "/healthz").is_none(),
+        "server still up after exit"
+    );
     // Restart: resumes from the checkpoint, adds nothing.
     let mut child = start(&cfg);
     wait_for("/healthz after restart", Duration::from_secs(30), || {
@@ -457,9 +495,18 @@ fn the_readme_main_job_fills_the_lake_live_and_queries_it() {
     let batch = dir.path().join("batch");
     let copy = dir.path().join("hub.log");
     std::fs::write(&copy, sample).unwrap();
-    run_ok(bin().args(["ingest", "--no-progress", "--lake"]).arg(&batch).arg(&copy));
+    run_ok(
+        bin()
+            .args(["ingest", "--no-progress", "--lake"])
+            .arg(&batch)
+            .arg(&copy),
+    );
     let by_kind = "SELECT kind, count(*) AS n FROM events GROUP BY kind ORDER BY kind";
-    assert_eq!(query_csv(&lake, by_kind), query_csv(&batch, by_kind), "live == batch");
+    assert_eq!(
+        query_csv(&lake, by_kind),
+        query_csv(&batch, by_kind),
+        "live == batch"
+    );
     // Again: the agent resumes at its checkpoint and adds nothing.
     let out = run_ok(bin().args(["demo", "--lake"]).arg(&lake));
     assert!(out.contains("adds nothing"), "{out}");

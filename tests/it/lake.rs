@@ -227,15 +227,22 @@ fn compaction_swaps_a_partition_without_a_partial_or_duplicated_view() {
     let stop = Arc::new(AtomicBool::new(false));
     let checked = Arc::new(AtomicU64::new(0));
     let reader = {
-        let (expected, stop, checked, part_dir) =
-            (expected.clone(), stop.clone(), checked.clone(), part_dir.clone());
+        let (expected, stop, checked, part_dir) = (
+            expected.clone(),
+            stop.clone(),
+            checked.clone(),
+            part_dir.clone(),
+        );
         std::thread::spawn(move || {
             while !stop.load(Ordering::Acquire) {
                 let before = expected.load(Ordering::Acquire);
                 let rows = listed_rows(&part_dir);
                 let after = expected.load(Ordering::Acquire);
                 if let (Some(rows), true) = (rows, before != 0 && before == after) {
-                    assert_eq!(rows, before, "a reader saw a partial or duplicated partition");
+                    assert_eq!(
+                        rows, before,
+                        "a reader saw a partial or duplicated partition"
+                    );
                     checked.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -255,19 +262,32 @@ fn compaction_swaps_a_partition_without_a_partial_or_duplicated_view() {
         let mut m = Manifest::open(&lake).unwrap();
         let parts = m.live_parts()["2026-11-28"].clone();
         assert!(parts.len() >= 4);
-        let merged = merge(&lake, hubpulse::lake::compact::Job { dt: "2026-11-28".into(), parts }, &Default::default()).unwrap();
+        let merged = merge(
+            &lake,
+            hubpulse::lake::compact::Job {
+                dt: "2026-11-28".into(),
+                parts,
+            },
+            &Default::default(),
+        )
+        .unwrap();
         expected.store(written, Ordering::Release);
         m.commit_compaction(merged.job.parts, merged.entry).unwrap();
         // Keep the reader checking the swapped directory for a moment of observed listings.
         let seen = checked.load(Ordering::Relaxed);
-        super::agent::wait_for("a listing after the swap", std::time::Duration::from_secs(30), || {
-            checked.load(Ordering::Relaxed) > seen + 20
-        });
+        super::agent::wait_for(
+            "a listing after the swap",
+            std::time::Duration::from_secs(30),
+            || checked.load(Ordering::Relaxed) > seen + 20,
+        );
         expected.store(0, Ordering::Release);
         drop(m);
         let files = std::fs::read_dir(&part_dir).unwrap().count();
         assert_eq!(files, 1, "round {round}: one merged part left");
-        assert_eq!(query_num(&lake, "SELECT count(*) FROM events"), written as i64);
+        assert_eq!(
+            query_num(&lake, "SELECT count(*) FROM events"),
+            written as i64
+        );
     }
     stop.store(true, Ordering::Release);
     reader.join().unwrap();
@@ -275,5 +295,8 @@ fn compaction_swaps_a_partition_without_a_partial_or_duplicated_view() {
     let f = dir.path().join("r0-0.log");
     let s = ingest(&lake, &[&f]);
     assert_eq!(field(&s, "records"), 0, "{s}");
-    assert_eq!(query_num(&lake, "SELECT count(*) FROM events"), written as i64);
+    assert_eq!(
+        query_num(&lake, "SELECT count(*) FROM events"),
+        written as i64
+    );
 }

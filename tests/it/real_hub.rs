@@ -44,9 +44,11 @@ fn a_real_hub_session_is_fully_recognised() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("spawn hubpulse run");
-    super::agent::wait_for("the agent's /healthz", std::time::Duration::from_secs(30), || {
-        super::agent::http_get(port, "/healthz").is_some_and(|(s, _)| s == 200)
-    });
+    super::agent::wait_for(
+        "the agent's /healthz",
+        std::time::Duration::from_secs(30),
+        || super::agent::http_get(port, "/healthz").is_some_and(|(s, _)| s == 200),
+    );
     let status = Command::new(&py)
         .arg(root().join("fixtures/harness/run_hub.py"))
         .args(["--layout", "combined", "--scenario", "quick", "--out"])
@@ -56,9 +58,11 @@ fn a_real_hub_session_is_fully_recognised() {
     assert!(status.success(), "harness failed");
     // The hub has exited: its last record (the shutdown) reaches the live lake within the
     // flush interval; then the agent stops gracefully.
-    super::agent::wait_for("the hub's shutdown in the live lake", std::time::Duration::from_secs(60), || {
-        live.join("events").exists() && count(&live, "kind = 'hub_shutdown'") == 1
-    });
+    super::agent::wait_for(
+        "the hub's shutdown in the live lake",
+        std::time::Duration::from_secs(60),
+        || live.join("events").exists() && count(&live, "kind = 'hub_shutdown'") == 1,
+    );
     Command::new("kill")
         .args(["-TERM", &agent.id().to_string()])
         .status()
