@@ -335,6 +335,11 @@ impl Tailer {
         let head_fp = {
             let mut head = vec![0u8; head_len as usize];
             file.read_exact_at(&mut head, 0)?;
+            // An identity must cover at least one whole line: a file caught mid-rotation with a
+            // few bytes would otherwise get an identity that prefixes every later file.
+            if head_len < FP_BYTES && memchr::memchr(b'\n', &head).is_none() {
+                return Err(changed(path, "has no complete first line yet"));
+            }
             xxh3_64(&head)
         };
         // The file may have been rotated between identification and here (copy-truncate racing
@@ -343,7 +348,12 @@ impl Tailer {
         // checkpoint with a wrong prefix hash would make the next restart re-read the file.
         let head_hex = format!("{head_fp:016x}");
         if identity.split('-').next() != Some(head_hex.as_str()) {
-            return Err(changed(path, "changed while it was identified"));
+            return Err(changed(
+                path,
+                &format!(
+                    "changed while it was identified ({identity} vs head {head_hex}, {head_len} bytes)"
+                ),
+            ));
         }
         if let Some(p) = self.progress.get(&identity)
             && p.to == resume

@@ -326,7 +326,8 @@ pub fn identify_in(
         }
         _ => 0,
     };
-    Ok((derived, head_len, resume))
+    // The derived source is recognised by the same head as the source it was mistaken for.
+    Ok((derived, p.head_len, resume))
 }
 
 fn short_head_match<'p>(
@@ -341,7 +342,8 @@ fn short_head_match<'p>(
         .read_to_end(&mut head)
         .ok()?;
     progress.values().find(|p| {
-        p.head_len < FP_BYTES
+        p.head_len > 0
+            && p.head_len < FP_BYTES
             // The file may have changed since it was first hashed: go by what was read now.
             && p.head_len <= head.len() as u64
             && hex(xxhash_rust::xxh3::xxh3_64(&head[..p.head_len as usize])) == p.fp
