@@ -4,6 +4,7 @@
 
 mod cli;
 mod golden;
+mod kube_source;
 mod lake;
 mod queries;
 mod readers;
