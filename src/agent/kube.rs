@@ -384,7 +384,8 @@ impl SelectorLoop {
         let params = WatchParams::default()
             .labels(&self.selector)
             .timeout(WATCH_TIMEOUT_SECS);
-        let opening = api.watch(&params, &version);
+        let from = version.clone();
+        let opening = api.watch(&params, &from);
         tokio::pin!(opening);
         let opened = loop {
             tokio::select! {

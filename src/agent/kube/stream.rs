@@ -156,7 +156,7 @@ impl StreamTask {
     }
 
     /// Reads one connection to its end, sending batches as it goes.
-    async fn read(&mut self, reader: impl AsyncBufRead + Unpin) -> Result<Read, KubeError> {
+    async fn read(&mut self, mut reader: impl AsyncBufRead + Unpin) -> Result<Read, KubeError> {
         let mut lines = LineAssembler::new(self.key.clone(), self.floor);
         let mut progressed = false;
         let end = loop {
