@@ -376,7 +376,7 @@ async fn attaches_to_the_newest_running_hub_pod_and_strips_kubelet_timestamps() 
     assert_eq!(watch.query["resourceVersion"], "100");
     let requests = api.requests();
     assert_eq!(
-        requests[0], "/api/v1/namespaces/jhub/pods?labelSelector=component%3Dhub",
+        requests[0], "/api/v1/namespaces/jhub/pods?&labelSelector=component%3Dhub",
         "first a list of the hub pods: {requests:?}"
     );
 
