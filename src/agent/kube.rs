@@ -409,50 +409,58 @@ impl SelectorLoop {
                 }
                 event = events.next() => event,
             };
-            let pod = match event {
+            let event = match event {
                 // The server's timeout: watch again from where this one got to.
                 None if progressed => return Ok(Step::Continue(Some(version))),
                 None => return Ok(Step::Retry(Some(version))),
-                Some(Ok(WatchEvent::Added(pod) | WatchEvent::Modified(pod))) => {
-                    let info = PodInfo::from_pod(&pod);
-                    self.pods.send_modify(|m| {
-                        m.insert(info.name.clone(), info);
-                    });
-                    pod
-                }
-                Some(Ok(WatchEvent::Deleted(pod))) => {
-                    let name = pod.metadata.name.clone().unwrap_or_default();
-                    self.pods.send_modify(|m| {
-                        m.remove(&name);
-                    });
-                    pod
-                }
-                Some(Ok(WatchEvent::Bookmark(b))) => {
-                    progressed = true;
-                    version = b.metadata.resource_version;
-                    continue;
-                }
-                // The version is too old to watch from: list again.
-                Some(Ok(WatchEvent::Error(status))) if status.code == 410 => {
-                    return Ok(Step::Continue(None));
-                }
-                Some(Ok(WatchEvent::Error(status))) => {
-                    self.stats.errors.fetch_add(1, Relaxed);
-                    tracing::warn!(selector = %self.selector, ?status, "pod watch error");
-                    return Ok(Step::Retry(None));
-                }
                 Some(Err(e)) => {
                     self.stats.errors.fetch_add(1, Relaxed);
                     tracing::warn!(selector = %self.selector, error = %e, "pod watch failed");
                     return Ok(Step::Retry(Some(version)));
                 }
+                Some(Ok(event)) => event,
             };
             progressed = true;
-            if let Some(v) = pod.metadata.resource_version {
-                version = v;
+            if let Some(step) = self.apply(event, &mut version) {
+                return Ok(step);
             }
-            self.reconcile();
         }
+    }
+
+    /// Applies one watch event to the pod map (and `version`); `Some` ends this watch.
+    fn apply(&mut self, event: WatchEvent<Pod>, version: &mut String) -> Option<Step> {
+        let pod = match event {
+            WatchEvent::Added(pod) | WatchEvent::Modified(pod) => {
+                let info = PodInfo::from_pod(&pod);
+                self.pods.send_modify(|m| {
+                    m.insert(info.name.clone(), info);
+                });
+                pod
+            }
+            WatchEvent::Deleted(pod) => {
+                let name = pod.metadata.name.as_deref().unwrap_or_default();
+                self.pods.send_modify(|m| {
+                    m.remove(name);
+                });
+                pod
+            }
+            WatchEvent::Bookmark(b) => {
+                *version = b.metadata.resource_version;
+                return None;
+            }
+            // The version is too old to watch from: list again.
+            WatchEvent::Error(status) if status.code == 410 => return Some(Step::Continue(None)),
+            WatchEvent::Error(status) => {
+                self.stats.errors.fetch_add(1, Relaxed);
+                tracing::warn!(selector = %self.selector, ?status, "pod watch error");
+                return Some(Step::Retry(None));
+            }
+        };
+        if let Some(v) = pod.metadata.resource_version {
+            *version = v;
+        }
+        self.reconcile();
+        None
     }
 
     /// A failed list or watch request: fatal, or retried from `version`.

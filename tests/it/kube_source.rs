@@ -66,6 +66,8 @@ struct ApiState {
     requests: Arc<Mutex<Vec<String>>>,
     pods: Arc<Mutex<Vec<Value>>>,
     forbid: Arc<AtomicBool>,
+    /// Bumped after each request is recorded, so tests can wait for one.
+    seen: watch::Sender<usize>,
     watches: mpsc::UnboundedSender<Call>,
     logs: mpsc::UnboundedSender<Call>,
 }
@@ -85,6 +87,7 @@ impl ScriptedApi {
             requests: Arc::default(),
             pods: Arc::new(Mutex::new(pods)),
             forbid: Arc::default(),
+            seen: watch::Sender::new(0),
             watches: watch_tx,
             logs: log_tx,
         };
@@ -131,6 +134,19 @@ impl ScriptedApi {
         self.state.requests.lock().unwrap().clone()
     }
 
+    /// Waits until a request containing `part` has been recorded (its answer is on its way).
+    async fn wait_request(&self, part: &str) {
+        let mut seen = self.state.seen.subscribe();
+        let found = async {
+            while !self.requests().iter().any(|r| r.contains(part)) {
+                seen.changed().await.unwrap();
+            }
+        };
+        tokio::time::timeout(WAIT, found)
+            .await
+            .unwrap_or_else(|_| panic!("no request for {part}: {:?}", self.requests()));
+    }
+
     fn log_requests(&self) -> Vec<String> {
         let mut r = self.requests();
         r.retain(|r| r.contains("/log?"));
@@ -140,6 +156,7 @@ impl ScriptedApi {
 
 fn record(state: &ApiState, uri: &Uri) {
     state.requests.lock().unwrap().push(uri.to_string());
+    state.seen.send_modify(|n| *n += 1);
 }
 
 fn status(code: StatusCode, reason: &str) -> Response {
@@ -406,8 +423,20 @@ async fn attaches_to_the_newest_running_hub_pod_and_strips_kubelet_timestamps() 
     assert_eq!(api.log_requests().len(), 1);
 }
 
-#[tokio::test]
-async fn follows_the_replacement_pod_and_reads_the_old_stream_to_its_end() {
+const A: &str = "k8s/jhub/hub-a/hub";
+const B: &str = "k8s/jhub/hub-b/hub";
+
+/// Following `hub-a`, two lines received; the watch is open.
+struct Replacing {
+    api: ScriptedApi,
+    source: Source,
+    old_log: Call,
+    watch: Call,
+    old: Value,
+    new: Value,
+}
+
+async fn following_hub_a() -> Replacing {
     let old = hub_pod("hub-a", "2026-11-28T17:00:00Z", "Running");
     let new = hub_pod("hub-b", "2026-11-28T19:00:10Z", "Running");
     let mut api = ScriptedApi::start(vec![old.clone()]).await;
@@ -416,37 +445,91 @@ async fn follows_the_replacement_pod_and_reads_the_old_stream_to_its_end() {
     assert_log_query(&old_log, "hub-a", None);
     let watch = api.next_watch().await;
     old_log.send("2026-11-28T19:00:01Z a1\n2026-11-28T19:00:02Z a2\n");
-    let (a, b) = ("k8s/jhub/hub-a/hub", "k8s/jhub/hub-b/hub");
     assert_eq!(
         source.lines(2).await,
-        [at(a, "a1", T0 + SEC, 1), at(a, "a2", T0 + 2 * SEC, 1)]
+        [at(A, "a1", T0 + SEC, 1), at(A, "a2", T0 + 2 * SEC, 1)]
     );
+    Replacing {
+        api,
+        source,
+        old_log,
+        watch,
+        old,
+        new,
+    }
+}
 
-    // The Deployment replaces the hub: the old pod starts terminating, the new one runs.
-    api.set_pods(vec![terminating(old.clone()), new.clone()]);
-    watch.event("MODIFIED", &terminating(old.clone()));
-    watch.event("ADDED", &new);
-    let new_log = api.next_log().await;
-    assert_log_query(&new_log, "hub-b", None);
-
-    // The old container still logs while shutting down; its last line has no newline.
+/// The rest of the old stream (`a3`, `a4` without its newline) and two lines of the new one
+/// all arrive once; the old stream has ended cleanly.
+async fn assert_rest_of_both(source: &mut Source, old_log: Call, new_log: &Call) {
     old_log.send("2026-11-28T19:00:11Z a3\n2026-11-28T19:00:12Z a4 last words");
     drop(old_log); // clean end of the old stream
-    api.set_pods(vec![new.clone()]);
-    watch.event("DELETED", &terminating(old));
     new_log.send("2026-11-28T19:00:11Z b1\n2026-11-28T19:00:11Z b2\n");
-
     let mut got = source.lines(4).await;
     got.sort_by(|x, y| (&x.0, x.2).cmp(&(&y.0, y.2)));
     assert_eq!(
         got,
         [
-            at(a, "a3", T0 + 11 * SEC, 1),
-            at(a, "a4 last words", T0 + 12 * SEC, 1),
-            at(b, "b1", T0 + 11 * SEC, 1),
-            at(b, "b2", T0 + 11 * SEC, 2),
+            at(A, "a3", T0 + 11 * SEC, 1),
+            at(A, "a4 last words", T0 + 12 * SEC, 1),
+            at(B, "b1", T0 + 11 * SEC, 1),
+            at(B, "b2", T0 + 11 * SEC, 2),
         ]
     );
+}
+
+#[tokio::test]
+async fn follows_the_replacement_pod_and_reads_the_old_stream_to_its_end() {
+    let Replacing {
+        mut api,
+        mut source,
+        old_log,
+        watch,
+        old,
+        new,
+    } = following_hub_a().await;
+
+    // The hub is replaced: the old pod is deleted, the new one runs; the old pod's log
+    // stream has not ended yet (its last lines are still in flight).
+    api.set_pods(vec![new.clone()]);
+    watch.event("DELETED", &old);
+    watch.event("ADDED", &new);
+    let new_log = api.next_log().await;
+    assert_log_query(&new_log, "hub-b", None);
+    assert_rest_of_both(&mut source, old_log, &new_log).await;
+
+    let stats = source.stop().await.snapshot();
+    assert_eq!((stats.attaches, stats.reconnects, stats.errors), (2, 0, 0));
+    assert_eq!((stats.lines, stats.skipped_on_resume), (6, 0));
+    let logs = api.log_requests();
+    assert_eq!(
+        logs.len(),
+        2,
+        "one request per pod, no retry of the old one: {logs:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_terminating_old_pod_is_read_to_its_end_and_not_reconnected() {
+    let Replacing {
+        mut api,
+        mut source,
+        old_log,
+        watch,
+        old,
+        new,
+    } = following_hub_a().await;
+
+    // A rolling replacement: the old pod starts terminating while the new one already runs.
+    api.set_pods(vec![terminating(old.clone()), new.clone()]);
+    watch.event("MODIFIED", &terminating(old.clone()));
+    watch.event("ADDED", &new);
+    let new_log = api.next_log().await;
+    assert_log_query(&new_log, "hub-b", None);
+    assert_rest_of_both(&mut source, old_log, &new_log).await;
+    api.set_pods(vec![new.clone()]);
+    watch.event("DELETED", &terminating(old));
+
     let stats = source.stop().await.snapshot();
     assert_eq!((stats.attaches, stats.reconnects, stats.errors), (2, 0, 0));
     let logs = api.log_requests();
@@ -455,6 +538,41 @@ async fn follows_the_replacement_pod_and_reads_the_old_stream_to_its_end() {
         2,
         "one request per pod, no retry of the old one: {logs:?}"
     );
+}
+
+#[tokio::test]
+async fn an_old_stream_ending_before_the_watch_notices_ends_at_the_404() {
+    let Replacing {
+        mut api,
+        mut source,
+        old_log,
+        watch,
+        old,
+        new,
+    } = following_hub_a().await;
+
+    // The old container exits and its pod is deleted before the watch reports anything:
+    // the source still believes the pod runs, so it reconnects, and the 404 ends the stream.
+    api.set_pods(vec![new.clone()]);
+    old_log.send("2026-11-28T19:00:11Z a3\n");
+    drop(old_log);
+    assert_eq!(source.lines(1).await, [at(A, "a3", T0 + 11 * SEC, 1)]);
+    api.wait_request(
+        "/pods/hub-a/log?&container=hub&follow=true&sinceTime=2026-11-28T19%3A00%3A11Z",
+    )
+    .await;
+
+    watch.event("DELETED", &old);
+    watch.event("ADDED", &new);
+    let new_log = api.next_log().await;
+    assert_log_query(&new_log, "hub-b", None);
+    new_log.send("2026-11-28T19:00:12Z b1\n");
+    assert_eq!(source.lines(1).await, [at(B, "b1", T0 + 12 * SEC, 1)]);
+
+    let stats = source.stop().await.snapshot();
+    assert_eq!((stats.attaches, stats.reconnects, stats.errors), (2, 1, 0));
+    let logs = api.log_requests();
+    assert_eq!(logs.len(), 3, "{logs:?}");
 }
 
 #[tokio::test]

@@ -117,13 +117,11 @@ impl StreamTask {
     }
 
     async fn connect(&mut self) -> Connect {
-        let since_time = match self.floor.map(since_second) {
-            Some(s) => match k8s_openapi::jiff::Timestamp::from_second(s) {
-                Ok(t) => Some(t),
-                Err(_) => None, // out of range: read from the start and let the filter skip
-            },
-            None => None,
-        };
+        // Out of jiff's range (no real kubelet time is): no `sinceTime`; the filter still skips.
+        let since_time = self
+            .floor
+            .map(since_second)
+            .and_then(|s| k8s_openapi::jiff::Timestamp::from_second(s).ok());
         let params = LogParams {
             container: Some(self.container.clone()),
             follow: true,
