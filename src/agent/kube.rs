@@ -123,6 +123,9 @@ pub struct KubeStats {
     pub bytes: AtomicU64,
     /// Streams attached (first successful connection of a pod's container).
     pub attaches: AtomicU64,
+    /// Streams complete: their pod is gone, terminating or finished, and its log was read to
+    /// the end (or the pod vanished before it could be).
+    pub detaches: AtomicU64,
     /// Log connections retried after the first, and watches restarted after a failure.
     pub reconnects: AtomicU64,
     /// Failed requests and broken streams (all retried; fatal ones end [`follow`]).
@@ -139,6 +142,7 @@ pub struct KubeCounts {
     pub lines: u64,
     pub bytes: u64,
     pub attaches: u64,
+    pub detaches: u64,
     pub reconnects: u64,
     pub errors: u64,
     pub skipped_on_resume: u64,
@@ -151,6 +155,7 @@ impl KubeStats {
             lines: self.lines.load(Relaxed),
             bytes: self.bytes.load(Relaxed),
             attaches: self.attaches.load(Relaxed),
+            detaches: self.detaches.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),
             errors: self.errors.load(Relaxed),
             skipped_on_resume: self.skipped_on_resume.load(Relaxed),
@@ -161,11 +166,12 @@ impl KubeStats {
 
 impl KubeCounts {
     /// Prometheus counter names and values (all `_total`, no labels).
-    pub fn metrics(&self) -> [(&'static str, u64); 7] {
+    pub fn metrics(&self) -> [(&'static str, u64); 8] {
         [
             ("hubpulse_kube_lines_total", self.lines),
             ("hubpulse_kube_bytes_total", self.bytes),
             ("hubpulse_kube_attaches_total", self.attaches),
+            ("hubpulse_kube_detaches_total", self.detaches),
             ("hubpulse_kube_reconnects_total", self.reconnects),
             ("hubpulse_kube_errors_total", self.errors),
             (

@@ -316,6 +316,20 @@ impl Source {
         out
     }
 
+    /// Waits until `n` streams are complete (`detaches`). A counter has no event to wait on, so
+    /// this polls it; the deadline is only a failure bound.
+    async fn detached(&self, n: u64) {
+        let stats = self.stats.clone();
+        let done = async move {
+            while stats.snapshot().detaches < n {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(WAIT, done)
+            .await
+            .unwrap_or_else(|_| panic!("{n} streams never completed: {:?}", self.stats.snapshot()));
+    }
+
     /// Asks for shutdown and checks that `follow` returns promptly and cleanly; then checks
     /// that nothing else was sent.
     async fn stop(mut self) -> Arc<KubeStats> {
@@ -497,9 +511,11 @@ async fn follows_the_replacement_pod_and_reads_the_old_stream_to_its_end() {
     let new_log = api.next_log().await;
     assert_log_query(&new_log, "hub-b", None);
     assert_rest_of_both(&mut source, old_log, &new_log).await;
+    source.detached(1).await;
 
     let stats = source.stop().await.snapshot();
-    assert_eq!((stats.attaches, stats.reconnects, stats.errors), (2, 0, 0));
+    assert_eq!((stats.attaches, stats.detaches), (2, 1));
+    assert_eq!((stats.reconnects, stats.errors), (0, 0));
     assert_eq!((stats.lines, stats.skipped_on_resume), (6, 0));
     let logs = api.log_requests();
     assert_eq!(
@@ -527,11 +543,16 @@ async fn a_terminating_old_pod_is_read_to_its_end_and_not_reconnected() {
     let new_log = api.next_log().await;
     assert_log_query(&new_log, "hub-b", None);
     assert_rest_of_both(&mut source, old_log, &new_log).await;
-    api.set_pods(vec![new.clone()]);
-    watch.event("DELETED", &terminating(old));
+    // The old pod is still there (terminating): its stream is complete all the same.
+    source.detached(1).await;
+    let stats = source.stats.snapshot();
+    assert_eq!((stats.attaches, stats.reconnects, stats.errors), (2, 0, 0));
 
     let stats = source.stop().await.snapshot();
-    assert_eq!((stats.attaches, stats.reconnects, stats.errors), (2, 0, 0));
+    assert_eq!(
+        (stats.attaches, stats.detaches, stats.reconnects),
+        (2, 1, 0)
+    );
     let logs = api.log_requests();
     assert_eq!(
         logs.len(),
@@ -570,7 +591,8 @@ async fn an_old_stream_ending_before_the_watch_notices_ends_at_the_404() {
     assert_eq!(source.lines(1).await, [at(B, "b1", T0 + 12 * SEC, 1)]);
 
     let stats = source.stop().await.snapshot();
-    assert_eq!((stats.attaches, stats.reconnects, stats.errors), (2, 1, 0));
+    assert_eq!((stats.attaches, stats.detaches), (2, 1));
+    assert_eq!((stats.reconnects, stats.errors), (1, 0));
     let logs = api.log_requests();
     assert_eq!(logs.len(), 3, "{logs:?}");
 }

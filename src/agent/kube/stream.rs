@@ -62,6 +62,9 @@ enum Read {
 impl StreamTask {
     pub async fn run(mut self) -> TaskEnd {
         let result = self.follow().await;
+        if let Ok(true) = result {
+            self.stats.detaches.fetch_add(1, Relaxed);
+        }
         TaskEnd {
             key: self.key,
             uid: self.pod.uid,
