@@ -134,11 +134,12 @@ impl ScriptedApi {
         self.state.requests.lock().unwrap().clone()
     }
 
-    /// Waits until a request containing `part` has been recorded (its answer is on its way).
-    async fn wait_request(&self, part: &str) {
+    /// Waits until `n` requests containing `part` have been recorded (the answer to the last
+    /// is on its way).
+    async fn wait_request(&self, part: &str, n: usize) {
         let mut seen = self.state.seen.subscribe();
         let found = async {
-            while !self.requests().iter().any(|r| r.contains(part)) {
+            while self.requests().iter().filter(|r| r.contains(part)).count() < n {
                 seen.changed().await.unwrap();
             }
         };
@@ -580,8 +581,10 @@ async fn an_old_stream_ending_before_the_watch_notices_ends_at_the_404() {
     assert_eq!(source.lines(1).await, [at(A, "a3", T0 + 11 * SEC, 1)]);
     api.wait_request(
         "/pods/hub-a/log?&container=hub&follow=true&sinceTime=2026-11-28T19%3A00%3A11Z",
+        1,
     )
     .await;
+    source.detached(1).await;
 
     watch.event("DELETED", &old);
     watch.event("ADDED", &new);
@@ -685,6 +688,48 @@ async fn resumes_after_the_committed_position_without_resending() {
         !requests.iter().any(|r| r.contains("hub-gone")),
         "{requests:?}"
     );
+}
+
+#[tokio::test]
+async fn rewatches_from_the_last_version_and_relists_when_it_expired() {
+    let hub = hub_pod("hub-x", "2026-11-28T17:00:00Z", "Running");
+    let mut api = ScriptedApi::start(vec![hub.clone()]).await;
+    let source = start(&api, cfg(), Resume::new(), 16);
+    let log = api.next_log().await;
+    assert_log_query(&log, "hub-x", None);
+    let first = api.next_watch().await;
+    assert_eq!(first.query["resourceVersion"], "100");
+
+    // A change (seen: the source attaches to the new pod), then the connection breaks:
+    // watch again from that change's version.
+    let mut newer = hub_pod("hub-y", "2026-11-28T18:00:00Z", "Running");
+    newer["metadata"]["resourceVersion"] = json!("205");
+    api.set_pods(vec![hub.clone(), newer.clone()]);
+    first.event("ADDED", &newer);
+    assert_log_query(&api.next_log().await, "hub-y", None);
+    first.cut();
+    let second = api.next_watch().await;
+    assert_eq!(second.query["labelSelector"], "component=hub");
+    assert_eq!(second.query["resourceVersion"], "205");
+
+    // That version expires (410) while the hub is being replaced again: list again, attach
+    // to the pod the new list shows, watch from the new list's version.
+    let newest = hub_pod("hub-z", "2026-11-28T18:30:00Z", "Running");
+    api.set_pods(vec![hub, newer, newest]);
+    let expired = json!({
+        "kind": "Status", "apiVersion": "v1", "status": "Failure",
+        "message": "too old resource version: 205 (300)", "reason": "Expired", "code": 410,
+    });
+    second.event("ERROR", &expired);
+    assert_log_query(&api.next_log().await, "hub-z", None);
+    let third = api.next_watch().await;
+    assert_eq!(third.query["resourceVersion"], "100");
+    api.wait_request("/pods?&labelSelector=component%3Dhub", 2)
+        .await;
+    source.stop().await;
+    let logs = api.log_requests();
+    assert_eq!(logs.len(), 3, "one log request per pod: {logs:?}");
+    drop(log);
 }
 
 #[tokio::test]
