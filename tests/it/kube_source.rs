@@ -645,6 +645,39 @@ async fn reconnects_after_a_dropped_stream_and_skips_what_it_already_sent() {
 }
 
 #[tokio::test]
+async fn a_burst_is_sent_in_bounded_batches_in_order() {
+    let mut api =
+        ScriptedApi::start(vec![hub_pod("hub-x", "2026-11-28T17:00:00Z", "Running")]).await;
+    let mut source = start(&api, cfg(), Resume::new(), 64);
+    let log = api.next_log().await;
+    // 400 lines of 1 KiB (after the timestamp) in one write: 400 KiB.
+    let text = |i: usize| format!("{i:04} {}", "x".repeat(1018));
+    let burst: String = (0..400)
+        .map(|i| format!("2026-11-28T19:00:01Z {}\n", text(i)))
+        .collect();
+    log.send(&burst);
+    let mut got = Vec::new();
+    while got.len() < 400 {
+        let batch = tokio::time::timeout(WAIT, source.rx.recv())
+            .await
+            .expect("the burst arrives")
+            .unwrap();
+        assert!(
+            batch.bytes.len() <= 64 * 1024 + 1024,
+            "{}",
+            batch.bytes.len()
+        );
+        got.extend(split(&batch));
+    }
+    let s = "k8s/jhub/hub-x/hub";
+    let want: Vec<Line> = (0..400)
+        .map(|i| at(s, &text(i), T0 + SEC, i as u32 + 1))
+        .collect();
+    assert_eq!(got, want);
+    source.stop().await;
+}
+
+#[tokio::test]
 async fn resumes_after_the_committed_position_without_resending() {
     let mut api =
         ScriptedApi::start(vec![hub_pod("hub-x", "2026-11-28T17:00:00Z", "Running")]).await;

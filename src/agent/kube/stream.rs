@@ -228,15 +228,17 @@ enum Connect {
     Shutdown,
 }
 
-/// Reads what the body has (waiting if it has nothing yet) into `lines`; `Ok(0)` at its end.
+/// Reads what the body has (waiting if it has nothing yet) into `lines`, no more than fills
+/// the batch to [`MAX_BATCH_BYTES`] (plus the rest of a line begun); `Ok(0)` at its end.
 async fn read_some(
     reader: &mut (impl AsyncBufRead + Unpin),
     lines: &mut LineAssembler,
     stats: &KubeStats,
 ) -> std::io::Result<usize> {
     let chunk = reader.fill_buf().await?;
-    let n = chunk.len();
-    lines.push(chunk, stats);
+    let room = MAX_BATCH_BYTES.saturating_sub(lines.batch_len()).max(1);
+    let n = chunk.len().min(room);
+    lines.push(&chunk[..n], stats);
     reader.consume_unpin(n);
     Ok(n)
 }
