@@ -22,7 +22,9 @@
 //! terminating) and, if no task follows that pod yet, starts one. A task reads
 //! `GET …/pods/{pod}/log?container=…&follow=true&timestamps=true[&sinceTime=…]` to its end and
 //! reconnects while the pod lives ([`after_stream_end`]); so when the hub is replaced, the old
-//! pod's stream is read to its end while the new pod's is already being read.
+//! pod's stream is read to its end while the new pod's is already being read. A followed pod
+//! stays followed until its log is complete, even once a newer pod is chosen; a pod whose log
+//! is complete is never attached again in this run.
 //!
 //! # Guarantees
 //! * No line is sent twice in one run, and no line at or before a committed position is sent
