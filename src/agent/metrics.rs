@@ -39,6 +39,8 @@ pub struct Metrics {
     /// Source label → newest record timestamp (µs since the epoch).
     pub newest: Mutex<BTreeMap<String, i64>>,
     pub errors: Mutex<BTreeMap<&'static str, u64>>,
+    /// The Kubernetes pod-log source's counters, when it runs.
+    pub kube: Mutex<Option<std::sync::Arc<crate::agent::kube::KubeStats>>>,
 }
 
 impl Metrics {

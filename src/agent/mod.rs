@@ -262,10 +262,44 @@ fn start_kube(
     stop: tokio::sync::watch::Receiver<bool>,
     metrics: Arc<Metrics>,
 ) -> Result<(), AgentError> {
-    let _ = (rt, cfg, resume, tx, stop, metrics);
-    Err(AgentError::Config(
-        "kubernetes: the pod-log source is not built into this binary yet".into(),
-    ))
+    // In-cluster service account, or KUBECONFIG / ~/.kube/config.
+    let client = rt
+        .block_on(::kube::Client::try_default())
+        .map_err(|e| AgentError::Config(format!("kubernetes: no usable cluster config: {e}")))?;
+    let stats = Arc::new(kube::KubeStats::default());
+    if let Ok(mut k) = metrics.kube.lock() {
+        *k = Some(stats.clone());
+    }
+    let (ptx, prx) = tokio::sync::mpsc::channel::<PodLines>(CHANNEL_DEPTH);
+    let m = metrics.clone();
+    std::thread::Builder::new()
+        .name("hubpulse-kube".into())
+        .spawn(move || bridge_pod_lines(prx, tx, m))
+        .map_err(|e| AgentError::Runtime(format!("thread: {e}")))?;
+    let (ns, m) = (cfg.namespace.clone(), metrics.clone());
+    let st = stats.clone();
+    rt.spawn(async move {
+        // Ready once the first stream is attached (or the source stops).
+        let ready = {
+            let (st, m) = (st.clone(), m.clone());
+            tokio::spawn(async move {
+                while st.attaches.load(Ordering::Relaxed) == 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                m.starting.fetch_sub(1, Ordering::Relaxed);
+            })
+        };
+        let r = kube::follow(client, cfg, resume, ptx, stop, st).await;
+        if !ready.is_finished() {
+            ready.abort();
+            m.starting.fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Err(e) = r {
+            tracing::error!(namespace = %ns, error = %e, "kubernetes pod-log source stopped");
+            m.error("kube_source");
+        }
+    });
+    Ok(())
 }
 
 /// Turns pod-log batches into pipeline messages: one source per stream, with byte offsets
