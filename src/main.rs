@@ -5,6 +5,8 @@ use hubpulse::app;
 use hubpulse::cli::Cli;
 
 fn main() {
+    // One TLS crypto provider for the whole process (kube and reqwest both use rustls + ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     // `run` configures logging from its config; every other command logs warnings and errors.
     if !matches!(cli.command, hubpulse::cli::Command::Run { .. }) {

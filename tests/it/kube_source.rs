@@ -862,3 +862,121 @@ async fn follows_the_proxy_pod_through_its_first_container() {
     drop(hub);
     source.stop().await;
 }
+
+/// `hubpulse run` with a `[kubernetes]` source, against the scripted API server: the pod's log
+/// reaches the lake; after a SIGKILL the restarted agent asks the API for the log since the
+/// committed second and adds only what it had not committed (the manifest's stream checkpoint).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_follows_a_pod_into_the_lake_and_resumes_after_sigkill() {
+    let mut api =
+        ScriptedApi::start(vec![hub_pod("hub-a", "2026-11-28T18:00:00Z", "Running")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: {}\n\
+             contexts:\n- name: t\n  context:\n    cluster: t\n    user: u\n    namespace: jhub\n\
+             current-context: t\nusers:\n- name: u\n  user: {{}}\n",
+            api.url
+        ),
+    )
+    .unwrap();
+    let lake = dir.path().join("lake");
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[agent]\nlog_level = \"warn\"\nrecord_hold = \"30ms\"\n\n[lake]\npath = \"{}\"\n\
+             flush_interval = \"100ms\"\n\n[http]\nlisten = \"off\"\n\n[kubernetes]\nnamespace = \"jhub\"\n",
+            lake.display()
+        ),
+    )
+    .unwrap();
+    let spawn = || {
+        super::bin()
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .env("KUBECONFIG", &kubeconfig)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let rows = |lake: std::path::PathBuf| async move {
+        tokio::task::spawn_blocking(move || {
+            if !lake.join("events").exists() {
+                return 0;
+            }
+            let out = super::run(
+                super::bin()
+                    .args(["query", "--format", "csv", "--lake"])
+                    .arg(&lake)
+                    .arg("SELECT count(*) FROM events WHERE message LIKE 'line %'"),
+            );
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .nth(1)
+                .and_then(|l| l.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .await
+        .unwrap()
+    };
+    let wait_rows = |n: u64| {
+        let lake = lake.clone();
+        async move {
+            let t = Instant::now();
+            while rows(lake.clone()).await != n {
+                assert!(
+                    t.elapsed() < Duration::from_secs(60),
+                    "the lake never held {n} rows"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let line = |sec: u32, n: u32| {
+        format!(
+            "2026-11-28T19:00:{sec:02}.{n:09}Z [I 2026-11-28 19:00:{sec:02}.000 JupyterHub app:1] line {n}\n"
+        )
+    };
+
+    let mut agent = spawn();
+    let log = api.next_log().await;
+    assert_log_query(&log, "hub-a", None);
+    let _watch = api.next_watch().await;
+    for n in 1..=3 {
+        log.send(&line(1, n));
+    }
+    // The second line of second 2 arrives only after the restart (below).
+    log.send(&line(2, 4));
+    wait_rows(4).await;
+    agent.kill().unwrap();
+    let _ = agent.wait();
+
+    let mut agent = spawn();
+    let log = api.next_log().await;
+    assert_log_query(&log, "hub-a", Some("2026-11-28T19:00:02Z"));
+    let _watch = api.next_watch().await;
+    // The API server replays from the second asked for: line 4 again, then new lines.
+    log.send(&line(2, 4));
+    log.send(&line(2, 5));
+    log.send(&line(3, 6));
+    wait_rows(6).await;
+    let kinds = tokio::task::spawn_blocking({
+        let lake = lake.clone();
+        move || super::query_csv(&lake, "SELECT count(DISTINCT message) AS d, count(*) AS n, min(source_file) AS f FROM events")
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        kinds.lines().nth(1),
+        Some("6,6,k8s/jhub/hub-a/hub"),
+        "{kinds}"
+    );
+    std::process::Command::new("kill")
+        .args(["-TERM", &agent.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(agent.wait().unwrap().success());
+}
