@@ -159,8 +159,10 @@ pub fn run(cmd: Command) -> Result<(), AppError> {
 pub fn init_logging_with(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HUBPULSE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    use std::io::IsTerminal;
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => b.json().try_init(),
