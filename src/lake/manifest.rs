@@ -121,6 +121,28 @@ pub struct Manifest {
     streams: HashMap<String, crate::agent::kube::StreamPos>,
     /// `dt` → published parts (relative paths), in commit order.
     live: std::collections::BTreeMap<String, Vec<String>>,
+    /// Commit files not yet folded into the snapshot.
+    unfolded: usize,
+}
+
+/// Commits folded into `_hubpulse/snapshot.json` at a time.
+pub const FOLD_EVERY: usize = 512;
+const SNAPSHOT: &str = "snapshot.json";
+
+/// Everything the commits up to `seq` established (see `Manifest::maybe_fold`).
+#[derive(Debug, Serialize, Deserialize)]
+struct Snapshot {
+    version: u32,
+    seq: u64,
+    progress: Vec<SourceProgress>,
+    streams: Vec<StreamProgress>,
+    live: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+fn commit_path(root: &Path, seq: u64) -> PathBuf {
+    root.join("_hubpulse")
+        .join("manifest")
+        .join(format!("{seq:020}.json"))
 }
 
 fn hex(h: u64) -> String {
@@ -188,13 +210,95 @@ impl Manifest {
             progress: HashMap::new(),
             streams: HashMap::new(),
             live: Default::default(),
+            unfolded: 0,
         };
-        let commits = read_commits(root)?;
+        let folded = m.load_snapshot()?;
+        let mut commits = read_commits(root)?;
+        // Commits already folded into the snapshot (left by an interrupted fold) go.
+        for c in commits.iter().filter(|c| c.seq <= folded) {
+            let p = commit_path(root, c.seq);
+            fs::remove_file(&p).map_err(io_err(&p))?;
+        }
+        commits.retain(|c| c.seq > folded);
         m.recover(&commits)?;
         for c in &commits {
             m.note(c);
         }
+        m.unfolded = commits.len();
         Ok(m)
+    }
+
+    /// Load `_hubpulse/snapshot.json`, if any; returns the last commit seq it folds (0: none).
+    fn load_snapshot(&mut self) -> Result<u64, LakeError> {
+        let p = self.root.join("_hubpulse").join(SNAPSHOT);
+        let text = match fs::read(&p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(LakeError::Io { path: p, source: e }),
+        };
+        let snap: Snapshot = serde_json::from_slice(&text).map_err(|e| LakeError::Corrupt {
+            path: p.clone(),
+            msg: e.to_string(),
+        })?;
+        self.next_seq = snap.seq + 1;
+        for s in snap.progress {
+            self.progress.insert(s.fp.clone(), s);
+        }
+        for s in snap.streams {
+            self.streams.insert(s.stream, s.pos);
+        }
+        self.live = snap.live;
+        Ok(snap.seq)
+    }
+
+    /// Fold every commit so far into the snapshot and delete their files, once there are
+    /// `FOLD_EVERY` of them: opening the lake then reads one snapshot and a bounded number of
+    /// commits, however long the agent has run (one commit per `flush_interval`).
+    fn maybe_fold(&mut self) -> Result<(), LakeError> {
+        if self.unfolded < FOLD_EVERY {
+            return Ok(());
+        }
+        let seq = self.next_seq - 1;
+        let mut progress: Vec<SourceProgress> = self.progress.values().cloned().collect();
+        progress.sort_by(|a, b| a.fp.cmp(&b.fp));
+        let mut streams: Vec<StreamProgress> = self
+            .streams
+            .iter()
+            .map(|(k, v)| StreamProgress {
+                stream: k.clone(),
+                pos: *v,
+            })
+            .collect();
+        streams.sort_by(|a, b| a.stream.cmp(&b.stream));
+        let snap = Snapshot {
+            version: 1,
+            seq,
+            progress,
+            streams,
+            live: self.live.clone(),
+        };
+        let meta = self.root.join("_hubpulse");
+        let tmp = meta.join(format!(".{SNAPSHOT}.tmp"));
+        let body = serde_json::to_vec(&snap).map_err(|e| LakeError::Corrupt {
+            path: tmp.clone(),
+            msg: e.to_string(),
+        })?;
+        {
+            let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+            f.write_all(&body).map_err(io_err(&tmp))?;
+            f.sync_all().map_err(io_err(&tmp))?;
+        }
+        let dst = meta.join(SNAPSHOT);
+        fs::rename(&tmp, &dst).map_err(io_err(&dst))?;
+        fsync_dir(&meta)?;
+        for c in read_commits(&self.root)? {
+            if c.seq <= seq {
+                let p = commit_path(&self.root, c.seq);
+                fs::remove_file(&p).map_err(io_err(&p))?;
+            }
+        }
+        self.unfolded = 0;
+        Ok(())
     }
 
     fn note(&mut self, c: &Commit) {
@@ -358,7 +462,8 @@ impl Manifest {
             self.publish_part(p)?;
         }
         self.note(c);
-        Ok(())
+        self.unfolded += 1;
+        self.maybe_fold()
     }
 
     fn write_commit(&self, c: &Commit) -> Result<(), LakeError> {
@@ -401,6 +506,8 @@ impl Manifest {
         self.write_commit(&c)?;
         self.swap(&c)?;
         self.note(&c);
+        self.unfolded += 1;
+        self.maybe_fold()?;
         Ok(c.seq)
     }
 
@@ -494,4 +601,69 @@ pub fn read_commits(root: &Path) -> Result<Vec<Commit>, LakeError> {
     }
     out.sort_by_key(|c| c.seq);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit(seq: u64, to: u64) -> Commit {
+        Commit {
+            version: 1,
+            seq,
+            created: String::new(),
+            table: "events".into(),
+            source: None,
+            sources: vec![SourceProgress {
+                fp: format!("f{}", seq % 3),
+                head_len: 100,
+                path: "x.log".into(),
+                from: to - 1,
+                to,
+                prefix_hash: format!("{to:016x}"),
+            }],
+            streams: vec![StreamProgress {
+                stream: "k8s/ns/hub/hub".into(),
+                pos: crate::agent::kube::StreamPos {
+                    ts_nanos: seq as i64,
+                    same_ts: 1,
+                },
+            }],
+            replaces: Vec::new(),
+            parts: Vec::new(),
+            records: 1,
+            unparsed: 0,
+        }
+    }
+
+    #[test]
+    fn commits_fold_into_a_snapshot_and_reopen_to_the_same_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = FOLD_EVERY as u64 * 2 + 7;
+        let (progress, streams, next) = {
+            let mut m = Manifest::open(dir.path()).unwrap();
+            for i in 1..=n {
+                let seq = m.next_seq();
+                m.commit(&commit(seq, i + 10)).unwrap();
+            }
+            let files = fs::read_dir(dir.path().join("_hubpulse/manifest"))
+                .unwrap()
+                .count();
+            assert!(files <= FOLD_EVERY, "{files} commit files left");
+            (
+                m.progress().clone(),
+                m.stream_positions().clone(),
+                m.next_seq(),
+            )
+        };
+        assert_eq!(next, n + 1);
+        assert_eq!(
+            progress["f1"].to,
+            (1..=n).filter(|s| s % 3 == 1).max().unwrap() + 10
+        );
+        let m = Manifest::open(dir.path()).unwrap();
+        assert_eq!(m.progress(), &progress);
+        assert_eq!(m.stream_positions(), &streams);
+        assert_eq!(m.next_seq(), n + 1);
+    }
 }
