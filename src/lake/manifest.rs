@@ -6,6 +6,9 @@
 //! ```text
 //! events/dt=YYYY-MM-DD/part-<seq>-<n>.parquet   published parts (what readers see)
 //! _hubpulse/manifest/<seq, 20 digits>.json     one file per commit, written tmp → fsync → rename
+//! _hubpulse/snapshot.json                      every 512 commits: their folded state (progress,
+//!                                              stream positions, live parts); those files go
+//! _hubpulse/swap/                              compaction's next partition directory
 //! _hubpulse/staging/<seq>-<n>.parquet          parts written, not yet published
 //! _hubpulse/lock                               held by a writer for its whole life
 //! ```
