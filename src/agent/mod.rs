@@ -79,7 +79,9 @@ pub fn run_with(
         None => Catalogue::embedded(),
     }
     .map_err(|e| AgentError::Config(format!("catalogue: {e}")))?;
-    let manifest = Manifest::open(&cfg.lake.path)?;
+    // A lake that cannot be opened for writing is a configuration problem (exit 2).
+    let manifest = Manifest::open(&cfg.lake.path)
+        .map_err(|e| AgentError::Config(format!("lake.path: {e}")))?;
     metrics.lake_open.store(true, Ordering::Relaxed);
     let progress = manifest.progress().clone();
     let resume_streams = manifest.stream_positions().clone();

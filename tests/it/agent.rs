@@ -512,3 +512,19 @@ fn the_readme_main_job_fills_the_lake_live_and_queries_it() {
     assert!(out.contains("adds nothing"), "{out}");
     assert_eq!(query_csv(&lake, by_kind), query_csv(&batch, by_kind));
 }
+
+#[test]
+fn an_unwritable_lake_is_exit_2_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let out = run(bin()
+        .args(["run", "--http", "off", "--lake"])
+        .arg(file.join("lake"))
+        .args(["--follow", "/nonexistent/*.log"]));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("hubpulse: lake.path: "), "{err}");
+    assert!(err.contains("not-a-dir"), "{err}");
+}
