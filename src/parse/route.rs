@@ -222,6 +222,37 @@ fn templates() -> Vec<Template> {
 struct Trie {
     nodes: Vec<Node>,
     templates: Vec<Template>,
+    /// `unrivalled[i]`: no template of smaller priority can match a path template `i` matches,
+    /// so a path template `i` matches needs no walk (see [`RECENT`]).
+    unrivalled: Vec<bool>,
+}
+
+thread_local! {
+    /// The last few unrivalled templates returned: a log repeats a handful of routes, and
+    /// trying these first (a length check rejects most) skips the walk for most paths.
+    static RECENT: std::cell::Cell<[usize; RECENT_LEN]> = const { std::cell::Cell::new([usize::MAX; RECENT_LEN]) };
+}
+
+const RECENT_LEN: usize = 4;
+
+/// Can some path match both `a` and `b`? Conservative: `true` unless provably not.
+fn may_overlap(a: &Template, b: &Template) -> bool {
+    let fixed = |t: &Template| t.segs.len() - usize::from(t.open_ended);
+    let (fa, fb) = (fixed(a), fixed(b));
+    // Path lengths: exactly `fixed` segments, or at least `fixed + 1` when open-ended.
+    let lengths_meet = match (a.open_ended, b.open_ended) {
+        (false, false) => fa == fb,
+        (true, false) => fb > fa,
+        (false, true) => fa > fb,
+        (true, true) => true,
+    };
+    let root = |s: &Seg, l: &str| *s == Seg::Server && SERVER_ROOT_WORDS.contains(&l);
+    lengths_meet
+        && a.segs[..fa].iter().zip(&b.segs[..fb]).all(|(x, y)| match (x, y) {
+            (Seg::Lit(l), Seg::Lit(m)) => l == m,
+            (Seg::Lit(l), s) | (s, Seg::Lit(l)) => !root(s, l),
+            _ => true,
+        })
 }
 
 #[derive(Default)]
@@ -277,7 +308,21 @@ impl Trie {
                 node.exact = least(node.exact, Some(prio));
             }
         }
-        Trie { nodes, templates }
+        let unrivalled = (0..templates.len())
+            .map(|i| {
+                let prio = |j: usize| {
+                    let star = !matches!(templates[j].segs.get(1), Some(Seg::Lit(_)) | None);
+                    (star, j)
+                };
+                (0..templates.len())
+                    .all(|j| prio(j) >= prio(i) || !may_overlap(&templates[j], &templates[i]))
+            })
+            .collect();
+        Trie {
+            nodes,
+            templates,
+            unrivalled,
+        }
     }
 
     /// Least priority of a template matching `segs[i..]` from `node`.
@@ -301,8 +346,19 @@ impl Trie {
     }
 
     fn lookup<'a>(&self, segs: &[&'a str]) -> Option<RouteInfo<'a>> {
-        let prio = self.best(0, segs, 0)?;
-        matches(&self.templates[(prio & (STAR - 1)) as usize], segs)
+        let recent = RECENT.with(|r| r.get());
+        for &i in &recent {
+            if let Some(info) = self.templates.get(i).and_then(|t| matches(t, segs)) {
+                return Some(info);
+            }
+        }
+        let i = (self.best(0, segs, 0)? & (STAR - 1)) as usize;
+        if self.unrivalled[i] {
+            let mut next = [i; RECENT_LEN];
+            next[1..].copy_from_slice(&recent[..RECENT_LEN - 1]);
+            RECENT.with(|r| r.set(next));
+        }
+        matches(&self.templates[i], segs)
     }
 }
 
@@ -672,6 +728,14 @@ mod tests {
         for p in &paths {
             assert_eq!(classify(p), reference(p), "{p}");
         }
+        // Again in reverse, so the recent-template shortcut sees other sequences.
+        for p in paths.iter().rev() {
+            assert_eq!(classify(p), reference(p), "{p}");
+        }
+        let t = &*TRIE;
+        let hot = |r: &str| t.templates.iter().position(|x| x.route == r).unwrap();
+        assert!(t.unrivalled[hot("/hub/api/users/{user}/activity")]);
+        assert!(t.unrivalled[hot("/user/{user}/{server}/api/kernels/{id}/channels")]);
     }
 
     #[test]
