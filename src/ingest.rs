@@ -12,7 +12,6 @@
 //! * Nothing is dropped: every byte up to the commit offset belongs to exactly one row.
 //!   A partial last line (no newline yet) is left for the next ingest.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -186,15 +185,16 @@ pub fn ingest(opts: &IngestOptions, files: &[PathBuf]) -> Result<IngestSummary, 
 struct FileRun<'a> {
     opts: &'a IngestOptions,
     tx: &'a SyncSender<ToWriter>,
-    /// One builder per UTC day number.
-    builders: HashMap<i64, EventsBuilder>,
+    /// One builder per UTC day number, in order of first appearance (a handful at most: a
+    /// linear scan from the newest beats hashing the day on every row).
+    builders: Vec<(i64, EventsBuilder)>,
     default_ts: i64,
-    src: SourceInfo,
+    src: Arc<SourceInfo>,
 }
 
 impl FileRun<'_> {
     fn send_full(&mut self, day: i64) {
-        if let Some(b) = self.builders.get_mut(&day)
+        if let Some((_, b)) = self.builders.iter_mut().rev().find(|(d, _)| *d == day)
             && b.len() >= self.opts.batch_rows
             && let Ok(batch) = b.finish()
         {
@@ -202,13 +202,27 @@ impl FileRun<'_> {
         }
     }
 
+    fn builder(&mut self, day: i64) -> &mut EventsBuilder {
+        let i = match self.builders.iter().rposition(|(d, _)| *d == day) {
+            Some(i) => i,
+            None => {
+                let b = EventsBuilder::new(self.src.clone());
+                self.builders.push((day, b));
+                self.builders.len() - 1
+            }
+        };
+        &mut self.builders[i].1
+    }
+
     fn flush(&mut self) -> Result<Vec<PartEntry>, LakeError> {
-        for (day, b) in self.builders.iter_mut() {
+        for (day, b) in &mut self.builders {
             if !b.is_empty() {
                 let batch = b.finish()?;
                 let _ = self.tx.send(ToWriter::Batch(day_name(*day), batch));
             }
         }
+        // Past days' builders would keep their buffers until the file ends: start afresh.
+        self.builders.clear();
         let (rtx, rrx) = sync_channel(1);
         let _ = self.tx.send(ToWriter::Finish(rtx));
         // A writer that died must fail the commit: committing progress without its parts would
@@ -236,15 +250,15 @@ fn ingest_file(
     let default_ts = default_date.map_or(0, |d| {
         crate::parse::time::days_since_epoch(d) * 86_400_000_000
     });
-    let src = SourceInfo {
+    let src = Arc::new(SourceInfo {
         hub: opts.hub.clone(),
         file: path.display().to_string(),
         fp: fp.clone(),
-    };
+    });
     let mut run = FileRun {
         opts,
         tx,
-        builders: HashMap::new(),
+        builders: Vec::new(),
         default_ts,
         src,
     };
@@ -260,7 +274,7 @@ fn ingest_file(
                 let day = parser.parse(&raw, |rec| {
                     let ts = rec.ts.or(rec.ts_hint).unwrap_or(run.default_ts);
                     let day = ts.div_euclid(86_400_000_000);
-                    run.builders.entry(day).or_default().append(rec, &run.src);
+                    run.builder(day).append(rec);
                     unparsed += (rec.kind == KIND_UNPARSED) as u64;
                     day
                 });

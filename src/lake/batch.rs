@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Float64Builder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayRef, ArrowPrimitiveType, Float64Builder, Int32Builder, Int64Builder, PrimitiveBuilder,
+    RecordBatch, StringArray, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::error::ArrowError;
 
@@ -23,8 +23,9 @@ pub struct SourceInfo {
 }
 
 pub struct EventsBuilder {
+    /// `hub`, `source_file`, `source_fp`: the same on every row, so built once per batch.
+    src: Arc<SourceInfo>,
     ts: TimestampMicrosecondBuilder,
-    hub: StringBuilder,
     source: StringBuilder,
     level: StringBuilder,
     logger: StringBuilder,
@@ -47,23 +48,16 @@ pub struct EventsBuilder {
     message: StringBuilder,
     lines: Int32Builder,
     flags: StringBuilder,
-    source_file: StringBuilder,
-    source_fp: StringBuilder,
     source_offset: Int64Builder,
     rows: usize,
 }
 
-impl Default for EventsBuilder {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl EventsBuilder {
-    pub fn new() -> Self {
+    /// A builder for rows of one source.
+    pub fn new(src: Arc<SourceInfo>) -> Self {
         EventsBuilder {
+            src,
             ts: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            hub: StringBuilder::new(),
             source: StringBuilder::new(),
             level: StringBuilder::new(),
             logger: StringBuilder::new(),
@@ -86,8 +80,6 @@ impl EventsBuilder {
             message: StringBuilder::new(),
             lines: Int32Builder::new(),
             flags: StringBuilder::new(),
-            source_file: StringBuilder::new(),
-            source_fp: StringBuilder::new(),
             source_offset: Int64Builder::new(),
             rows: 0,
         }
@@ -101,9 +93,8 @@ impl EventsBuilder {
         self.rows == 0
     }
 
-    pub fn append(&mut self, r: &Record<'_>, src: &SourceInfo) {
+    pub fn append(&mut self, r: &Record<'_>) {
         self.ts.append_option(r.ts);
-        self.hub.append_value(&src.hub);
         self.source.append_value(r.source.as_str());
         self.level.append_option(r.level.map(|l| l.as_str()));
         self.logger.append_option(r.logger);
@@ -126,44 +117,67 @@ impl EventsBuilder {
         self.message.append_value(r.message);
         self.lines.append_value(r.lines as i32);
         self.flags.append_option(r.flags.names());
-        self.source_file.append_value(&src.file);
-        self.source_fp.append_value(&src.fp);
         self.source_offset.append_value(r.offset as i64);
         self.rows += 1;
     }
 
     /// Take the rows appended so far as a batch; the builder is empty afterwards.
+    ///
+    /// Each column's next builder is allocated at the size this batch reached (Arrow's own
+    /// `finish` starts again from nothing, and regrowing by doubling copies every batch once
+    /// more). Untouched capacity is only reserved address space, not resident memory.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        let rows = self.rows;
         let cols: Vec<ArrayRef> = vec![
-            Arc::new(self.ts.finish()),
-            Arc::new(self.hub.finish()),
-            Arc::new(self.source.finish()),
-            Arc::new(self.level.finish()),
-            Arc::new(self.logger.finish()),
-            Arc::new(self.module.finish()),
-            Arc::new(self.kind.finish()),
-            Arc::new(self.user.finish()),
-            Arc::new(self.actor.finish()),
-            Arc::new(self.server_name.finish()),
-            Arc::new(self.method.finish()),
-            Arc::new(self.status.finish()),
-            Arc::new(self.route.finish()),
-            Arc::new(self.path.finish()),
-            Arc::new(self.target.finish()),
-            Arc::new(self.client_ip.finish()),
-            Arc::new(self.service.finish()),
-            Arc::new(self.duration_ms.finish()),
-            Arc::new(self.exit_code.finish()),
-            Arc::new(self.count.finish()),
-            Arc::new(self.attrs.finish()),
-            Arc::new(self.message.finish()),
-            Arc::new(self.lines.finish()),
-            Arc::new(self.flags.finish()),
-            Arc::new(self.source_file.finish()),
-            Arc::new(self.source_fp.finish()),
-            Arc::new(self.source_offset.finish()),
+            take_ts(&mut self.ts, rows),
+            repeat_str(&self.src.hub, rows),
+            take_str(&mut self.source, rows),
+            take_str(&mut self.level, rows),
+            take_str(&mut self.logger, rows),
+            take_str(&mut self.module, rows),
+            take_str(&mut self.kind, rows),
+            take_str(&mut self.user, rows),
+            take_str(&mut self.actor, rows),
+            take_str(&mut self.server_name, rows),
+            take_str(&mut self.method, rows),
+            take_prim(&mut self.status, rows),
+            take_str(&mut self.route, rows),
+            take_str(&mut self.path, rows),
+            take_str(&mut self.target, rows),
+            take_str(&mut self.client_ip, rows),
+            take_str(&mut self.service, rows),
+            take_prim(&mut self.duration_ms, rows),
+            take_prim(&mut self.exit_code, rows),
+            take_prim(&mut self.count, rows),
+            take_str(&mut self.attrs, rows),
+            take_str(&mut self.message, rows),
+            take_prim(&mut self.lines, rows),
+            take_str(&mut self.flags, rows),
+            repeat_str(&self.src.file, rows),
+            repeat_str(&self.src.fp, rows),
+            take_prim(&mut self.source_offset, rows),
         ];
         self.rows = 0;
         RecordBatch::try_new(schema::events(), cols)
     }
+}
+
+fn repeat_str(value: &str, rows: usize) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+        value, rows,
+    )))
+}
+
+fn take_str(b: &mut StringBuilder, rows: usize) -> ArrayRef {
+    let next = StringBuilder::with_capacity(rows, b.values_slice().len());
+    Arc::new(std::mem::replace(b, next).finish())
+}
+
+fn take_prim<T: ArrowPrimitiveType>(b: &mut PrimitiveBuilder<T>, rows: usize) -> ArrayRef {
+    Arc::new(std::mem::replace(b, PrimitiveBuilder::with_capacity(rows)).finish())
+}
+
+fn take_ts(b: &mut TimestampMicrosecondBuilder, rows: usize) -> ArrayRef {
+    let next = TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC");
+    Arc::new(std::mem::replace(b, next).finish())
 }

@@ -1,17 +1,25 @@
 //! Parquet parts for one commit: one open part per `dt` partition, written to staging.
 //!
 //! Parts are zstd-compressed, dictionary-encoded for the low-cardinality columns only, with
-//! row groups bounded in rows so memory stays bounded whatever the input size. A part is
+//! row groups bounded in rows so memory stays bounded whatever the input size. The columns of a
+//! batch are encoded on two threads (see [`OpenPart`]). A part is
 //! `fsync`ed before its commit is written (see `manifest`); nothing here makes a part visible.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
 
+use std::sync::Mutex;
+
 use arrow::array::RecordBatch;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
+};
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 
 use super::manifest::{LakeError, PartEntry, io_err};
@@ -49,10 +57,107 @@ pub fn writer_properties(cfg: &WriterConfig) -> WriterProperties {
     b.build()
 }
 
+/// One part being written: the Parquet file, and the column writers of its open row group.
+///
+/// This is what `ArrowWriter` does (same column writers, same row-group cuts, same bytes), taken
+/// apart so that the columns of a batch are encoded and compressed on two threads: zstd over
+/// the `message` and `path` columns is most of the writer's time.
 struct OpenPart {
-    writer: ArrowWriter<File>,
+    file: SerializedFileWriter<File>,
+    factory: ArrowRowGroupWriterFactory,
+    /// Column writers of the row group in progress (`None` between row groups).
+    columns: Option<Vec<ArrowColumnWriter>>,
+    buffered_rows: usize,
+    row_groups: usize,
     staging: PathBuf,
     entry: PartEntry,
+}
+
+impl OpenPart {
+    /// Append `batch` to the part, cutting row groups at `max_rows` like `ArrowWriter`.
+    fn write(&mut self, batch: &RecordBatch, max_rows: usize) -> Result<(), LakeError> {
+        let mut at = 0;
+        while at < batch.num_rows() {
+            let take = (max_rows - self.buffered_rows).min(batch.num_rows() - at);
+            self.encode(&batch.slice(at, take))?;
+            self.buffered_rows += take;
+            at += take;
+            if self.buffered_rows >= max_rows {
+                self.close_row_group()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn encode(&mut self, batch: &RecordBatch) -> Result<(), LakeError> {
+        let columns = match &mut self.columns {
+            Some(c) => c,
+            none => none.insert(self.factory.create_column_writers(self.row_groups)?),
+        };
+        // Each leaf with the size of its array, to hand out the biggest columns first.
+        let mut leaves = Vec::with_capacity(columns.len());
+        for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
+            let weight = array.get_array_memory_size();
+            leaves.extend(
+                compute_leaves(field, array)?
+                    .into_iter()
+                    .map(|l| (weight, l)),
+            );
+        }
+        let mut jobs: Vec<_> = columns.iter_mut().zip(leaves).collect();
+        jobs.sort_by_key(|(_, (weight, _))| std::cmp::Reverse(*weight));
+        in_parallel(jobs, |(w, (_, leaf))| w.write(&leaf))?;
+        Ok(())
+    }
+
+    fn close_row_group(&mut self) -> Result<(), LakeError> {
+        let Some(columns) = self.columns.take() else {
+            return Ok(());
+        };
+        let mut chunks: Vec<Option<ArrowColumnChunk>> = Vec::new();
+        chunks.resize_with(columns.len(), || None);
+        let jobs: Vec<_> = columns.into_iter().zip(chunks.iter_mut()).collect();
+        in_parallel(jobs, |(w, slot)| {
+            *slot = Some(w.close()?);
+            Ok(())
+        })?;
+        let mut rg = self.file.next_row_group()?;
+        for chunk in chunks.into_iter().flatten() {
+            chunk.append_to_row_group(&mut rg)?;
+        }
+        rg.close()?;
+        self.row_groups += 1;
+        self.buffered_rows = 0;
+        Ok(())
+    }
+}
+
+/// Run `f` over `jobs` on this thread and one helper, each taking the next job in order.
+fn in_parallel<J: Send>(
+    jobs: Vec<J>,
+    f: impl Fn(J) -> Result<(), ParquetError> + Sync,
+) -> Result<(), ParquetError> {
+    let queue = Mutex::new(jobs.into_iter());
+    let work = || -> Result<(), ParquetError> {
+        loop {
+            let job = match queue.lock() {
+                Ok(mut q) => q.next(),
+                Err(_) => return Err(ParquetError::General("encoder thread panicked".into())),
+            };
+            match job {
+                Some(j) => f(j)?,
+                None => return Ok(()),
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        let helper = s.spawn(work);
+        let mine = work();
+        let theirs = helper
+            .join()
+            .unwrap_or_else(|_| Err(ParquetError::General("encoder thread panicked".into())));
+        mine.and(theirs)
+    })
 }
 
 /// The parts of one commit in progress.
@@ -60,6 +165,7 @@ pub struct PartSet {
     root: PathBuf,
     seq: u64,
     props: WriterProperties,
+    row_group_rows: usize,
     open: BTreeMap<String, OpenPart>,
     counter: usize,
 }
@@ -70,6 +176,7 @@ impl PartSet {
             root,
             seq,
             props: writer_properties(cfg),
+            row_group_rows: cfg.row_group_rows.max(1),
             open: BTreeMap::new(),
             counter: 0,
         }
@@ -85,7 +192,7 @@ impl PartSet {
             self.open.insert(dt.to_string(), part);
         }
         if let Some(p) = self.open.get_mut(dt) {
-            p.writer.write(batch)?;
+            p.write(batch, self.row_group_rows)?;
             p.entry.rows += batch.num_rows() as u64;
         }
         Ok(())
@@ -102,7 +209,11 @@ impl PartSet {
         );
         let staging = self.root.join(&staging_rel);
         let file = File::create(&staging).map_err(io_err(&staging))?;
-        let writer = ArrowWriter::try_new(file, schema::events(), Some(self.props.clone()))?;
+        // `ArrowWriter` sets the file up (Parquet schema, the Arrow schema in the footer's
+        // metadata); the row groups are then written by hand.
+        let (file, factory) =
+            ArrowWriter::try_new(file, schema::events(), Some(self.props.clone()))?
+                .into_serialized_writer()?;
         let entry = PartEntry {
             path: final_rel,
             staging: staging_rel,
@@ -110,7 +221,11 @@ impl PartSet {
             bytes: 0,
         };
         Ok(OpenPart {
-            writer,
+            file,
+            factory,
+            columns: None,
+            buffered_rows: 0,
+            row_groups: 0,
             staging,
             entry,
         })
@@ -120,7 +235,8 @@ impl PartSet {
     pub fn finish(self) -> Result<Vec<PartEntry>, LakeError> {
         let mut out = Vec::with_capacity(self.open.len());
         for (_, mut p) in self.open {
-            let file = p.writer.into_inner()?;
+            p.close_row_group()?;
+            let file = p.file.into_inner()?;
             file.sync_all().map_err(io_err(&p.staging))?;
             p.entry.bytes = file.metadata().map_err(io_err(&p.staging))?.len();
             out.push(p.entry);

@@ -366,11 +366,143 @@ fn kernel_app(i: &str) -> IResult<&str, Header<'_>> {
 pub fn header(text: &str) -> Option<Header<'_>> {
     let first = *text.as_bytes().first()?;
     let r = match first {
-        b'[' => alt((bracketed, kernel_app)).parse(text),
+        b'[' => {
+            if let Some(h) = fast::bracketed(text) {
+                return Some(h);
+            }
+            alt((bracketed, kernel_app)).parse(text)
+        }
         b'0'..=b'9' => alt((chp5, chp_old)).parse(text),
         _ => return None,
     };
     r.ok().map(|(_, h)| h)
+}
+
+/// Byte-level fast path for the fixed-width stamp of hub and single-user lines
+/// (`[I 2026-11-28 15:30:10.250 JupyterHub log:192] …`), which make up nearly every line of a
+/// hub's log. It accepts a strict subset of what [`bracketed_full`] accepts (ASCII module names
+/// only) and returns exactly the same [`Header`]; anything else, valid or not, returns `None`
+/// and goes to the nom grammar, which stays the reference.
+mod fast {
+    use std::cell::Cell;
+
+    use chrono::NaiveDate;
+
+    use super::{Header, Level, family_of, local_header};
+    use crate::parse::time::micros_of_day;
+
+    fn digits<const N: usize>(b: &[u8], at: usize) -> Option<u32> {
+        let d = b.get(at..at + N)?;
+        let mut v = 0u32;
+        for &c in d {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + u32::from(c - b'0');
+        }
+        Some(v)
+    }
+
+    thread_local! {
+        /// The last `(y, m, d)` validated, and its date: a log stays on one day for hours.
+        static LAST_DATE: Cell<(u32, u32, u32, Option<NaiveDate>)> = const { Cell::new((0, 0, 0, None)) };
+    }
+
+    fn date(y: u32, m: u32, d: u32) -> Option<NaiveDate> {
+        LAST_DATE.with(|c| {
+            let (cy, cm, cd, date) = c.get();
+            if (cy, cm, cd) == (y, m, d) && date.is_some() {
+                return date;
+            }
+            let date = NaiveDate::from_ymd_opt(y as i32, m, d)?;
+            c.set((y, m, d, Some(date)));
+            Some(date)
+        })
+    }
+
+    /// `[L YYYY-MM-DD HH:MM:SS.f… logger[ module:lineno]] message`
+    pub(super) fn bracketed(text: &str) -> Option<Header<'_>> {
+        let b = text.as_bytes();
+        let level = match b.get(1)? {
+            b'D' => Level::Debug,
+            b'I' => Level::Info,
+            b'W' => Level::Warning,
+            b'E' => Level::Error,
+            b'C' => Level::Critical,
+            _ => return None,
+        };
+        let fixed = b.get(..23)?;
+        if fixed[0] != b'['
+            || fixed[2] != b' '
+            || fixed[7] != b'-'
+            || fixed[10] != b'-'
+            || fixed[13] != b' '
+            || fixed[16] != b':'
+            || fixed[19] != b':'
+            || !matches!(fixed[22], b'.' | b',')
+        {
+            return None;
+        }
+        let (y, mo, d) = (digits::<4>(b, 3)?, digits::<2>(b, 8)?, digits::<2>(b, 11)?);
+        let (h, mi, s) = (
+            digits::<2>(b, 14)?,
+            digits::<2>(b, 17)?,
+            digits::<2>(b, 20)?,
+        );
+        // 1 to 9 fraction digits (the first 6 count), then a space.
+        let mut i = 23;
+        let mut frac = 0u32;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - 23 < 6 {
+                frac += u32::from(b[i] - b'0') * 10u32.pow(5 - (i - 23) as u32);
+            }
+            i += 1;
+        }
+        if i == 23 || i - 23 > 9 || b.get(i) != Some(&b' ') {
+            return None;
+        }
+        let tod = micros_of_day(h, mi, s, frac)?;
+        let date = date(y, mo, d)?;
+        let rest = &text[i + 1..];
+        let end = memchr::memchr2(b' ', b']', rest.as_bytes())?;
+        if end == 0 {
+            return None;
+        }
+        let logger = &rest[..end];
+        let after = &rest[end..];
+        let (module, tail) = if after.as_bytes()[0] == b']' {
+            (None, &after[1..])
+        } else {
+            let (module, tail) = module_lineno(&after[1..])?;
+            (Some(module), tail)
+        };
+        let family = family_of(logger, module.is_some());
+        Some(local_header(
+            family,
+            level,
+            date,
+            tod,
+            Some(logger),
+            module,
+            tail,
+        ))
+    }
+
+    /// ASCII `name:digits]`; returns the `name:digits` and the text after `]`.
+    fn module_lineno(s: &str) -> Option<(&str, &str)> {
+        let b = s.as_bytes();
+        let name = b
+            .iter()
+            .position(|&c| !(c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-')))?;
+        if name == 0 || b[name] != b':' {
+            return None;
+        }
+        let num = b[name + 1..].iter().position(|c| !c.is_ascii_digit())? + name + 1;
+        if num == name + 1 || b[num] != b']' {
+            return None;
+        }
+        Some((&s[..num], &s[num + 1..]))
+    }
 }
 
 /// Cheap test used while assembling lines into records: does this line open a new record?

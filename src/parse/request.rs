@@ -18,12 +18,7 @@
 use std::sync::LazyLock;
 
 use memchr::memmem::{Finder, FinderRev};
-use nom::{
-    IResult, Parser,
-    bytes::complete::{take_while_m_n, take_while1},
-    character::complete::char,
-    combinator::map_res,
-};
+use nom::IResult;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Request<'a> {
@@ -43,18 +38,54 @@ static ARROWS: LazyLock<[(Finder<'static>, usize); 2]> =
     LazyLock::new(|| [(Finder::new(" -> "), 4), (Finder::new(" → "), " → ".len())]);
 
 /// `status " " METHOD " "`, shared with CHP's API and proxy-error lines.
+///
+/// Written by hand (it runs on every hub line); the grammar is that of
+/// `(take_while_m_n(3, 3, digit), char(' '), take_while1(uppercase), char(' '))`.
 pub fn status_method(i: &str) -> IResult<&str, (u16, &str)> {
-    let (i, (status, _, method, _)) = (
-        map_res(
-            take_while_m_n(3, 3, |c: char| c.is_ascii_digit()),
-            |s: &str| s.parse::<u16>(),
-        ),
-        char(' '),
-        take_while1(|c: char| c.is_ascii_uppercase()),
-        char(' '),
-    )
-        .parse(i)?;
-    Ok((i, (status, method)))
+    let b = i.as_bytes();
+    let err = || nom::Err::Error(nom::error::Error::new(i, nom::error::ErrorKind::Verify));
+    if b.len() < 5 || !b[..3].iter().all(u8::is_ascii_digit) || b[3] != b' ' {
+        return Err(err());
+    }
+    let status = b[..3]
+        .iter()
+        .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
+    let len = b[4..].iter().take_while(|c| c.is_ascii_uppercase()).count();
+    if len == 0 || b.get(4 + len) != Some(&b' ') {
+        return Err(err());
+    }
+    Ok((&i[5 + len..], (status, &i[4..4 + len])))
+}
+
+/// `str::parse::<f64>` for the `12.34` of a request line, without its general machinery.
+///
+/// Exact: a decimal with at most 15 digits has a mantissa below 2^53 and a power of ten below
+/// 10^22, both exact in an `f64`, so one IEEE division rounds correctly, as `parse` does
+/// (Clinger's fast path). Anything else (exponents, signs, long fractions) goes to `parse`.
+fn duration(s: &str) -> Option<f64> {
+    const POW10: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let b = s.as_bytes();
+    let (mut mant, mut digits, mut frac, mut dot) = (0u64, 0usize, 0usize, false);
+    for &c in b {
+        match c {
+            b'0'..=b'9' => {
+                mant = mant * 10 + u64::from(c - b'0');
+                digits += 1;
+                frac += usize::from(dot);
+            }
+            b'.' if !dot => dot = true,
+            _ => return s.parse().ok(),
+        }
+        if digits > 15 {
+            return s.parse().ok();
+        }
+    }
+    if digits == 0 || (dot && frac == 0) || b.first() == Some(&b'.') {
+        return s.parse().ok();
+    }
+    Some(mant as f64 / POW10[frac])
 }
 
 /// Parse the first line of a hub/single-user message as a request line.
@@ -62,15 +93,18 @@ pub fn parse(msg: &str) -> Option<Request<'_>> {
     let (rest, (status, method)) = status_method(msg).ok()?;
     // duration: the last word, `12.34ms`
     let (head, dur) = rest.rsplit_once(' ')?;
-    let duration_ms: f64 = dur.strip_suffix("ms")?.parse().ok()?;
+    let duration_ms = duration(dur.strip_suffix("ms")?)?;
     // who: `(user@ip)` just before the duration
     let head = head.strip_suffix(')')?;
     let open = OPEN_PAREN.rfind(head.as_bytes())?;
     let (target, who) = (&head[..open], &head[open + 2..]);
     let (actor, ip) = who.rsplit_once('@')?;
-    let arrow = ARROWS
-        .iter()
-        .find_map(|(f, n)| f.find(target.as_bytes()).map(|i| (i, *n)));
+    // Both arrows need a `-` or the first byte of `→`: one scan rules them out for most lines.
+    let arrow = memchr::memchr2(b'-', 0xE2, target.as_bytes()).and_then(|_| {
+        ARROWS
+            .iter()
+            .find_map(|(f, n)| f.find(target.as_bytes()).map(|i| (i, *n)))
+    });
     let (path, redirect) = match arrow {
         Some((i, n)) => (&target[..i], Some(&target[i + n..])),
         None => (target, None),
@@ -137,5 +171,43 @@ mod tests {
         assert!(parse("200 GET /api/routes ").is_none());
         assert!(parse("429 POST /hub/api/users/alice/server (10.0.0.7): Too many users").is_none());
         assert!(parse("200 GET (a@b) 1ms").is_none());
+        assert!(parse("200 get /x (a@b) 1ms").is_none());
+        assert!(parse("20 GET /x (a@b) 1ms").is_none());
+    }
+
+    #[test]
+    fn duration_matches_std_parse() {
+        for s in [
+            "0",
+            "7.38",
+            "13.12",
+            "0.1",
+            "34.92",
+            "1.",
+            ".5",
+            "1e3",
+            "-1.0",
+            "",
+            ".",
+            "1.2.3",
+            "123456789012345.6",
+            "1234567890.12345",
+            "99999999999999.9",
+            "0.000000000000001",
+            "inf",
+            "NaN",
+            "+1.5",
+            "12.345678901234567",
+        ] {
+            assert_eq!(
+                duration(s).map(f64::to_bits),
+                s.parse::<f64>().ok().map(f64::to_bits),
+                "{s:?}"
+            );
+        }
+        for m in 0..20_000u32 {
+            let s = format!("{}.{:02}", m / 100, m % 100);
+            assert_eq!(duration(&s), s.parse::<f64>().ok(), "{s}");
+        }
     }
 }

@@ -10,7 +10,6 @@
 //! configurable-http-proxy resolves by prefix.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::LazyLock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,44 +167,6 @@ struct Template {
     open_ended: bool,
 }
 
-/// FNV-1a: the keys are short path segments; SipHash's DoS resistance buys nothing here
-/// (the table is fixed; lookups of unknown keys just miss).
-#[derive(Default)]
-struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-type FnvMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
-
-struct Table {
-    /// Keyed by the first two segments (a placeholder is `*`, a missing segment `""`), so a
-    /// lookup scans only the few templates that share the path's head, in table order.
-    by_head: FnvMap<(&'static str, &'static str), Vec<Template>>,
-}
-
-fn key_of(seg: Option<&Seg>) -> &'static str {
-    match seg {
-        Some(Seg::Lit(l)) => l,
-        Some(_) => "*",
-        None => "",
-    }
-}
-
 fn leak(s: String) -> &'static str {
     // Built once per process from the fixed tables above: bounded, never freed on purpose.
     Box::leak(s.into_boxed_str())
@@ -234,7 +195,8 @@ fn compile(route: &'static str) -> Template {
     }
 }
 
-static TABLE: LazyLock<Table> = LazyLock::new(|| {
+/// Every template, in priority order: the hub's, then the four single-user prefixes.
+fn templates() -> Vec<Template> {
     let mut routes: Vec<&'static str> = HUB_TEMPLATES.to_vec();
     for prefix in [
         "/user/{user}",
@@ -246,14 +208,161 @@ static TABLE: LazyLock<Table> = LazyLock::new(|| {
             routes.push(leak(format!("{prefix}/{t}")));
         }
     }
-    let mut by_head: FnvMap<(&'static str, &'static str), Vec<Template>> = FnvMap::default();
-    for r in routes {
-        let t = compile(r);
-        let key = (key_of(t.segs.first()), key_of(t.segs.get(1)));
-        by_head.entry(key).or_default().push(t);
+    routes.into_iter().map(compile).collect()
+}
+
+/// The templates as a trie of segments.
+///
+/// The rule it implements (the one this module has always had): a path takes the first
+/// template, in table order, among those whose first two segments are the path's literally;
+/// failing that, the first among those whose second segment is a placeholder. So a template's
+/// priority is `(second segment is a placeholder, index)`, and the trie returns the matching
+/// template of least priority, walking literal and placeholder branches alike. Only that one
+/// template is then matched segment by segment to capture user and server.
+struct Trie {
+    nodes: Vec<Node>,
+    templates: Vec<Template>,
+    /// `unrivalled[i]`: no template of smaller priority can match a path template `i` matches,
+    /// so a path template `i` matches needs no walk (see [`RECENT`]).
+    unrivalled: Vec<bool>,
+}
+
+thread_local! {
+    /// The last few unrivalled templates returned: a log repeats a handful of routes, and
+    /// trying these first (a length check rejects most) skips the walk for most paths.
+    static RECENT: std::cell::Cell<[usize; RECENT_LEN]> = const { std::cell::Cell::new([usize::MAX; RECENT_LEN]) };
+}
+
+const RECENT_LEN: usize = 4;
+
+/// Can some path match both `a` and `b`? Conservative: `true` unless provably not.
+fn may_overlap(a: &Template, b: &Template) -> bool {
+    let fixed = |t: &Template| t.segs.len() - usize::from(t.open_ended);
+    let (fa, fb) = (fixed(a), fixed(b));
+    // Path lengths: exactly `fixed` segments, or at least `fixed + 1` when open-ended.
+    let lengths_meet = match (a.open_ended, b.open_ended) {
+        (false, false) => fa == fb,
+        (true, false) => fb > fa,
+        (false, true) => fa > fb,
+        (true, true) => true,
+    };
+    let root = |s: &Seg, l: &str| *s == Seg::Server && SERVER_ROOT_WORDS.contains(&l);
+    lengths_meet
+        && a.segs[..fa].iter().zip(&b.segs[..fb]).all(|(x, y)| match (x, y) {
+            (Seg::Lit(l), Seg::Lit(m)) => l == m,
+            (Seg::Lit(l), s) | (s, Seg::Lit(l)) => !root(s, l),
+            _ => true,
+        })
+}
+
+#[derive(Default)]
+struct Node {
+    lits: Vec<(&'static str, usize)>,
+    /// Placeholder children; only `Server` refuses some segments (the server root words).
+    holes: Vec<(Seg, usize)>,
+    /// Least priority of a template ending here.
+    exact: Option<u32>,
+    /// Least priority of a template ending here in `{path}` (needs one more segment at least).
+    open: Option<u32>,
+}
+
+const STAR: u32 = 1 << 16;
+
+fn least(a: Option<u32>, b: Option<u32>) -> Option<u32> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        _ => a.or(b),
     }
-    Table { by_head }
-});
+}
+
+impl Trie {
+    fn build() -> Trie {
+        let templates = templates();
+        let mut nodes = vec![Node::default()];
+        for (idx, t) in templates.iter().enumerate() {
+            let star = !matches!(t.segs.get(1), Some(Seg::Lit(_)) | None);
+            let prio = idx as u32 | if star { STAR } else { 0 };
+            let mut at = 0;
+            for seg in &t.segs {
+                if *seg == Seg::Path {
+                    break;
+                }
+                let found = match seg {
+                    Seg::Lit(l) => nodes[at].lits.iter().find(|(k, _)| k == l).map(|c| c.1),
+                    _ => nodes[at].holes.iter().find(|(k, _)| k == seg).map(|c| c.1),
+                };
+                at = found.unwrap_or_else(|| {
+                    nodes.push(Node::default());
+                    let child = nodes.len() - 1;
+                    match seg {
+                        Seg::Lit(l) => nodes[at].lits.push((l, child)),
+                        _ => nodes[at].holes.push((*seg, child)),
+                    }
+                    child
+                });
+            }
+            let node = &mut nodes[at];
+            if t.open_ended {
+                node.open = least(node.open, Some(prio));
+            } else {
+                node.exact = least(node.exact, Some(prio));
+            }
+        }
+        let unrivalled = (0..templates.len())
+            .map(|i| {
+                let prio = |j: usize| {
+                    let star = !matches!(templates[j].segs.get(1), Some(Seg::Lit(_)) | None);
+                    (star, j)
+                };
+                (0..templates.len())
+                    .all(|j| prio(j) >= prio(i) || !may_overlap(&templates[j], &templates[i]))
+            })
+            .collect();
+        Trie {
+            nodes,
+            templates,
+            unrivalled,
+        }
+    }
+
+    /// Least priority of a template matching `segs[i..]` from `node`.
+    fn best(&self, node: usize, segs: &[&str], i: usize) -> Option<u32> {
+        let n = &self.nodes[node];
+        let Some(seg) = segs.get(i) else {
+            return n.exact;
+        };
+        let mut best = n.open;
+        for (lit, child) in &n.lits {
+            if lit.len() == seg.len() && lit.as_bytes()[0] == seg.as_bytes()[0] && lit == seg {
+                best = least(best, self.best(*child, segs, i + 1));
+            }
+        }
+        for (hole, child) in &n.holes {
+            if *hole != Seg::Server || !SERVER_ROOT_WORDS.contains(seg) {
+                best = least(best, self.best(*child, segs, i + 1));
+            }
+        }
+        best
+    }
+
+    fn lookup<'a>(&self, segs: &[&'a str]) -> Option<RouteInfo<'a>> {
+        let recent = RECENT.with(|r| r.get());
+        for &i in &recent {
+            if let Some(info) = self.templates.get(i).and_then(|t| matches(t, segs)) {
+                return Some(info);
+            }
+        }
+        let i = (self.best(0, segs, 0)? & (STAR - 1)) as usize;
+        if self.unrivalled[i] {
+            let mut next = [i; RECENT_LEN];
+            next[1..].copy_from_slice(&recent[..RECENT_LEN - 1]);
+            RECENT.with(|r| r.set(next));
+        }
+        matches(&self.templates[i], segs)
+    }
+}
+
+static TRIE: LazyLock<Trie> = LazyLock::new(Trie::build);
 
 /// What a path says: its route template and the user/server it names.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -333,35 +442,28 @@ const MAX_SEGS: usize = 32;
 
 /// Classify a request path (query string and fragment ignored).
 pub fn classify(path: &str) -> RouteInfo<'_> {
-    let path = path.split(['?', '#']).next().unwrap_or("");
+    let path = memchr::memchr2(b'?', b'#', path.as_bytes()).map_or(path, |i| &path[..i]);
     // No template is longer than a dozen segments; a fixed array keeps the hot path allocation-free.
     let mut buf = [""; MAX_SEGS];
     let mut n = 0;
-    for seg in path.split('/').filter(|s| !s.is_empty()) {
-        if n == MAX_SEGS {
-            break;
+    let mut start = 0;
+    let b = path.as_bytes();
+    // Non-empty `/`-separated segments (`/` is ASCII, so every cut is a char boundary).
+    for i in 0..=b.len() {
+        if i < b.len() && b[i] != b'/' {
+            continue;
         }
-        buf[n] = seg;
-        n += 1;
+        if i > start {
+            if n == MAX_SEGS {
+                break;
+            }
+            buf[n] = &path[start..i];
+            n += 1;
+        }
+        start = i + 1;
     }
     let segs = &buf[..n];
-    let first = segs.first().copied().unwrap_or("");
-    let second = segs.get(1).copied().unwrap_or("");
-    let lookup = |key: (&str, &str)| {
-        TABLE
-            .by_head
-            .get(&key)
-            .and_then(|ts| ts.iter().find_map(|t| matches(t, segs)))
-    };
-    let mut info = lookup((first, second))
-        .or_else(|| {
-            if second.is_empty() {
-                None
-            } else {
-                lookup((first, "*"))
-            }
-        })
-        .unwrap_or_else(|| fallback(segs));
+    let mut info = TRIE.lookup(segs).unwrap_or_else(|| fallback(segs));
     if info.server.is_none() && is_server_route(info.route) {
         info.server = Some(Cow::Borrowed(""));
     }
@@ -506,6 +608,134 @@ mod tests {
         );
         assert_eq!(r("/wp-login.php").0, "/*");
         assert_eq!(r("").0, "/");
+    }
+
+    /// The table scan the trie replaced: templates bucketed by their first two segments, the
+    /// literal bucket first, then the placeholder one, first match in table order.
+    fn reference(path: &str) -> RouteInfo<'_> {
+        use std::collections::HashMap;
+        type Buckets = HashMap<(&'static str, &'static str), Vec<Template>>;
+        static BY_HEAD: LazyLock<Buckets> = LazyLock::new(|| {
+            let key_of = |seg: Option<&Seg>| match seg {
+                Some(Seg::Lit(l)) => *l,
+                Some(_) => "*",
+                None => "",
+            };
+            let mut by_head = Buckets::new();
+            for t in templates() {
+                let key = (key_of(t.segs.first()), key_of(t.segs.get(1)));
+                by_head.entry(key).or_default().push(t);
+            }
+            by_head
+        });
+        let by_head = &*BY_HEAD;
+        let path = path.split(['?', '#']).next().unwrap_or("");
+        let segs: Vec<&str> = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .take(MAX_SEGS)
+            .collect();
+        let first = segs.first().copied().unwrap_or("");
+        let second = segs.get(1).copied().unwrap_or("");
+        let lookup = |key: (&str, &str)| {
+            by_head
+                .get(&key)
+                .and_then(|ts| ts.iter().find_map(|t| matches(t, &segs)))
+        };
+        let mut info = lookup((first, second))
+            .or_else(|| {
+                if second.is_empty() {
+                    None
+                } else {
+                    lookup((first, "*"))
+                }
+            })
+            .unwrap_or_else(|| fallback(&segs));
+        if info.server.is_none() && is_server_route(info.route) {
+            info.server = Some(Cow::Borrowed(""));
+        }
+        info
+    }
+
+    #[test]
+    fn trie_agrees_with_the_table_scan() {
+        let words = [
+            "",
+            "hub",
+            "api",
+            "user",
+            "users",
+            "alice",
+            "a%40b",
+            "lab",
+            "tree",
+            "api",
+            "kernels",
+            "k1",
+            "channels",
+            "servers",
+            "server",
+            "progress",
+            "gpu",
+            "spawn",
+            "static",
+            "x",
+            "*",
+            "routes",
+            "groups",
+            "g",
+            "shared",
+            "tokens",
+            "activity",
+            "contents",
+            "metrics",
+            "favicon.ico",
+            "services",
+            "login",
+            "oauth_callback",
+            "authorizations",
+            "token",
+        ];
+        let mut paths: Vec<String> = templates()
+            .iter()
+            .map(|t| {
+                t.route
+                    .replace("{user}", "alice")
+                    .replace("{server}", "gpu")
+                    .replace("{path}", "a/b")
+                    .replace(['{', '}'], "")
+            })
+            .collect();
+        // Every combination of up to three words, and a sample of deeper ones.
+        let n = words.len();
+        for i in 0..n * n * n {
+            let (a, b, c) = (i % n, i / n % n, i / n / n);
+            paths.push(format!("/{}/{}/{}", words[a], words[b], words[c]));
+            let d = (i * 7) % n;
+            paths.push(format!(
+                "/{}/{}/{}/{}",
+                words[c], words[b], words[a], words[d]
+            ));
+            paths.push(format!(
+                "/user/{}/{}/{}/{}",
+                words[a], words[b], words[c], words[d]
+            ));
+            paths.push(format!(
+                "/hub/{}/{}/{}/{}/x",
+                words[a], words[b], words[c], words[d]
+            ));
+        }
+        for p in &paths {
+            assert_eq!(classify(p), reference(p), "{p}");
+        }
+        // Again in reverse, so the recent-template shortcut sees other sequences.
+        for p in paths.iter().rev() {
+            assert_eq!(classify(p), reference(p), "{p}");
+        }
+        let t = &*TRIE;
+        let hot = |r: &str| t.templates.iter().position(|x| x.route == r).unwrap();
+        assert!(t.unrivalled[hot("/hub/api/users/{user}/activity")]);
+        assert!(t.unrivalled[hot("/user/{user}/{server}/api/kernels/{id}/channels")]);
     }
 
     #[test]

@@ -131,8 +131,13 @@ static HEADER_WORDS: LazyLock<[memchr::memmem::Finder<'static>; 4]> = LazyLock::
 /// name: two SIMD scans decide for the common record that there is nothing to scrub.
 fn may_hold_secret(text: &str) -> bool {
     let b = text.as_bytes();
-    let candidate =
-        memchr::memchr(b'=', b).is_some() || HEADER_WORDS.iter().any(|f| f.find(b).is_some());
+    // Each header word holds a `z` or a `k` in one case or the other: two `memchr2` scans
+    // rule out the four substring searches for most records.
+    let header = || {
+        (memchr::memchr2(b'z', b'k', b).is_some() || memchr::memchr2(b'Z', b'K', b).is_some())
+            && HEADER_WORDS.iter().any(|f| f.find(b).is_some())
+    };
+    let candidate = memchr::memchr(b'=', b).is_some() || header();
     candidate && SCRUB_WORDS.is_match(text)
 }
 
