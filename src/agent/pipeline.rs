@@ -65,7 +65,7 @@ pub struct PipelineConfig {
 
 struct Src {
     kind: SourceKind,
-    info: SourceInfo,
+    info: Arc<SourceInfo>,
     parser: Parser,
     /// Complete lines not yet emitted as records, starting at `pending_start`.
     pending: Vec<u8>,
@@ -118,7 +118,8 @@ pub struct Pipeline {
     metrics: Arc<Metrics>,
     observers: Vec<Box<dyn Observer>>,
     sources: HashMap<SourceId, Src>,
-    builders: BTreeMap<i64, EventsBuilder>,
+    /// One builder per (UTC day, source): `hub`, `source_file`, `source_fp` are per source.
+    builders: BTreeMap<(i64, SourceId), EventsBuilder>,
     parts: Option<PartSet>,
     buffered_bytes: u64,
     buffered_records: u64,
@@ -248,11 +249,11 @@ impl Pipeline {
                 let now = Instant::now();
                 let src = Src {
                     kind,
-                    info: SourceInfo {
+                    info: Arc::new(SourceInfo {
                         hub: self.cfg.hub.clone(),
                         file,
                         fp,
-                    },
+                    }),
                     parser: Parser::new(
                         self.cfg.catalogue.clone(),
                         self.cfg.zone.clone(),
@@ -356,8 +357,10 @@ impl Pipeline {
                     parser.parse(&raw, |rec| {
                         let ts = rec.ts.or(rec.ts_hint).unwrap_or(default_ts);
                         let day = ts.div_euclid(86_400_000_000);
-                        let b = builders.entry(day).or_default();
-                        b.append(rec, info);
+                        let b = builders
+                            .entry((day, id))
+                            .or_insert_with(|| EventsBuilder::new(info.clone()));
+                        b.append(rec);
                         if b.len() >= batch_rows {
                             full_days.push(day);
                         }
@@ -367,7 +370,7 @@ impl Pipeline {
                             newest = Some(newest.map_or(t, |n: i64| n.max(t)));
                         }
                         for o in observers.iter_mut() {
-                            o.on_record(rec, info, read_at);
+                            o.on_record(rec, &**info, read_at);
                         }
                     });
                     records += 1;
@@ -410,14 +413,15 @@ impl Pipeline {
         self.buffered_unparsed += unparsed;
         self.oldest_buffered.get_or_insert_with(Instant::now);
         for day in full_days {
-            self.spill(day)?;
+            self.spill((day, id))?;
         }
         Ok(())
     }
 
     /// Stream a full builder into the open Parquet parts (staging; not visible until commit).
-    fn spill(&mut self, day: i64) -> Result<(), LakeError> {
-        let Some(b) = self.builders.get_mut(&day) else {
+    fn spill(&mut self, key: (i64, SourceId)) -> Result<(), LakeError> {
+        let day = key.0;
+        let Some(b) = self.builders.get_mut(&key) else {
             return Ok(());
         };
         if b.is_empty() {
@@ -520,10 +524,13 @@ impl Pipeline {
 
     /// Write buffered rows and commit them with every advanced checkpoint.
     pub fn flush(&mut self) -> Result<(), LakeError> {
-        let days: Vec<i64> = self.builders.keys().copied().collect();
-        for day in days {
-            self.spill(day)?;
+        let keys: Vec<(i64, SourceId)> = self.builders.keys().copied().collect();
+        for key in keys {
+            self.spill(key)?;
         }
+        // Builders of sources that are gone are dropped; the others are kept (pre-sized).
+        let live: std::collections::HashSet<SourceId> = self.sources.keys().copied().collect();
+        self.builders.retain(|(_, id), _| live.contains(id));
         let mut sources = Vec::new();
         let mut streams = Vec::new();
         for src in self.sources.values() {
