@@ -370,7 +370,7 @@ impl Pipeline {
                             newest = Some(newest.map_or(t, |n: i64| n.max(t)));
                         }
                         for o in observers.iter_mut() {
-                            o.on_record(rec, &**info, read_at);
+                            o.on_record(rec, info, read_at);
                         }
                     });
                     records += 1;
