@@ -20,7 +20,7 @@ fn start(t: i64) -> i64 {
     t.div_euclid(IV) * IV / 1_000_000
 }
 
-fn kind<'a>(e: &'a Expected) -> &'a str {
+fn kind(e: &Expected) -> &str {
     e.v["kind"].as_str().unwrap()
 }
 
