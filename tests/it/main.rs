@@ -5,6 +5,7 @@
 mod agent;
 mod cli;
 mod dd_common;
+mod dd_dashboards;
 mod dd_derive;
 mod dd_payload;
 mod golden;
