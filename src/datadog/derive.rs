@@ -39,6 +39,8 @@ use crate::lake::batch::SourceInfo;
 use crate::record::Record;
 
 const US: i64 = 1_000_000;
+/// Record times further ahead of the wall clock than this are taken as read time.
+const MAX_FUTURE_US: i64 = 600 * US;
 
 /// Windows of `jupyterhub.users.active`: (tag value, seconds).
 pub const ACTIVE_WINDOWS: [(&str, i64); 3] = [("5m", 300), ("1h", 3600), ("24h", 86_400)];
@@ -75,6 +77,8 @@ pub struct DeriveStats {
     pub intervals: u64,
     /// Empty intervals skipped when time jumped by more than `max_gap_intervals`.
     pub gap_skipped: u64,
+    /// Records stamped more than 10 min after they were read: counted at their read time.
+    pub future: u64,
 }
 
 /// A set of at most `cap` strings, each shared; past the cap every new value is `other`.
@@ -209,11 +213,17 @@ impl Deriver {
     /// Feed one record of hub `hub`, read at wall-clock `read_us` (POSIX µs).
     pub fn record(&mut self, rec: &Record<'_>, hub: &str, read_us: i64) {
         self.stats.records += 1;
-        let t = rec.ts.or(rec.ts_hint).unwrap_or(if self.anchor.is_some() {
+        let mut t = rec.ts.or(rec.ts_hint).unwrap_or(if self.anchor.is_some() {
             self.watermark
         } else {
             read_us
         });
+        // A stamp from the future (a skewed clock, a mangled line) would drag the watermark
+        // ahead and make every later record late; Datadog refuses points > 10 min ahead anyway.
+        if t > read_us + MAX_FUTURE_US {
+            self.stats.future += 1;
+            t = read_us;
+        }
         let key = self.start_of(t);
         self.sample_until(key);
         self.watermark = self.watermark.max(t);

@@ -313,3 +313,20 @@ fn wall_clock_maps_instants_both_ways() {
         assert_eq!(c.unix_us(before), 4_998_000);
     }
 }
+
+#[test]
+fn a_stamp_from_the_future_does_not_drag_time_ahead() {
+    let mut d = Deriver::new(DeriveConfig::default());
+    let mut bogus = rec("login", 0);
+    bogus.ts = Some(T0 + 86_400 * US);
+    d.record(&rec("login", 0), "hub-a", T0 + 100_000);
+    d.record(&bogus, "hub-a", T0 + 200_000);
+    d.record(&rec("login", 1_000), "hub-a", T0 + 1_100_000);
+    assert_eq!((d.stats().future, d.stats().late), (1, 0));
+    let ivs = all(&mut d);
+    assert_eq!(ivs.len(), 1);
+    assert_eq!(
+        value(&ivs[0], n::LOGINS, &["outcome:ok"]),
+        Some(Value::Count(3.0))
+    );
+}
