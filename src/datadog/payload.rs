@@ -154,6 +154,8 @@ pub struct Payload {
     pub uncompressed_len: usize,
     pub series: usize,
     pub points: usize,
+    /// The oldest point's timestamp (POSIX s): Datadog refuses points more than 1 h old.
+    pub oldest_s: i64,
 }
 
 #[derive(Debug, Default)]
@@ -261,6 +263,7 @@ pub fn build(intervals: &[Interval], cfg: &PayloadConfig) -> Result<Built, Paylo
 struct Frag {
     json: Vec<u8>,
     points: usize,
+    oldest_s: i64,
 }
 
 fn series_frag(
@@ -288,9 +291,11 @@ fn series_frag(
     if let Some(def) = metric_def(metric) {
         o["unit"] = json!(def.unit);
     }
+    let oldest_s = pts.keys().next().copied().unwrap_or(i64::MAX);
     Frag {
         json: o.to_string().into_bytes(),
         points: pts.len(),
+        oldest_s,
     }
 }
 
@@ -317,10 +322,15 @@ fn dist_frags(
             "host": cfg.host,
             "type": "distribution",
         });
-        let points = o["points"].as_array().map_or(0, Vec::len);
+        let pts = o["points"].as_array();
+        let points = pts.map_or(0, Vec::len);
+        let oldest_s = pts
+            .and_then(|a| a.iter().filter_map(|p| p[0].as_i64()).min())
+            .unwrap_or(i64::MAX);
         out.push(Frag {
             json: o.to_string().into_bytes(),
             points,
+            oldest_s,
         });
         *cur_values = 0;
     };
@@ -414,9 +424,45 @@ fn emit(
         uncompressed_len: raw.len(),
         series: batch.len(),
         points: batch.iter().map(|f| f.points).sum(),
+        oldest_s: batch.iter().map(|f| f.oldest_s).min().unwrap_or(i64::MAX),
         body,
     });
     Ok(next.min(limits.max_uncompressed))
+}
+
+/// Split a payload the intake refused as too large (413) into two, by series; `None` when it
+/// holds a single series (nothing left to split: the sender drops it and counts it).
+///
+/// # Errors
+/// A body that does not decode as this module's own output.
+pub fn split_in_two(p: &Payload) -> Result<Option<(Payload, Payload)>, PayloadError> {
+    let raw = p.codec.decompress(&p.body)?;
+    let mut v: Json = serde_json::from_slice(&raw).map_err(std::io::Error::from)?;
+    let Some(series) = v["series"].as_array_mut().filter(|s| s.len() > 1) else {
+        return Ok(None);
+    };
+    let second = series.split_off(series.len() / 2);
+    let first = std::mem::take(series);
+    let half = |s: Vec<Json>| -> Result<Payload, PayloadError> {
+        let points = |x: &Json| x["points"].as_array().map_or(0, Vec::len);
+        let ts = |x: &Json| -> Option<i64> {
+            let pts = x["points"].as_array()?;
+            pts.iter()
+                .filter_map(|pt| pt.get("timestamp").unwrap_or(&pt[0]).as_i64())
+                .min()
+        };
+        let body = json!({ "series": s }).to_string().into_bytes();
+        Ok(Payload {
+            endpoint: p.endpoint,
+            codec: p.codec,
+            uncompressed_len: body.len(),
+            series: s.len(),
+            points: s.iter().map(points).sum(),
+            oldest_s: s.iter().filter_map(ts).min().unwrap_or(i64::MAX),
+            body: p.codec.compress(&body)?,
+        })
+    };
+    Ok(Some((half(first)?, half(second)?)))
 }
 
 #[cfg(test)]

@@ -221,3 +221,22 @@ fn a_huge_distribution_spreads_over_distinct_seconds_of_its_interval() {
     let expect: Vec<i64> = (100..110).chain([110]).collect();
     assert_eq!(seconds, expect);
 }
+
+#[test]
+fn a_refused_payload_splits_in_two_halves_that_hold_everything() {
+    let b = build(
+        &[many_counts(101, 50), many_counts(101, 60)],
+        &PayloadConfig::new("h"),
+    )
+    .unwrap();
+    let p = &b.payloads[0];
+    assert_eq!((p.series, p.points, p.oldest_s), (101, 202, 50));
+    let (a, c) = split_in_two(p).unwrap().unwrap();
+    assert_eq!((a.series + c.series, a.points + c.points), (101, 202));
+    assert_eq!((a.oldest_s, c.oldest_s), (50, 50));
+    let mut all = decode(&a)["series"].as_array().unwrap().clone();
+    all.extend(decode(&c)["series"].as_array().unwrap().iter().cloned());
+    assert_eq!(serde_json::json!({ "series": all }), decode(p));
+    let single = build(&[many_counts(1, 0)], &PayloadConfig::new("h")).unwrap();
+    assert!(split_in_two(&single.payloads[0]).unwrap().is_none());
+}
