@@ -24,6 +24,7 @@ use std::sync::Arc;
 pub mod classify;
 pub mod derive;
 pub mod payload;
+pub mod retry;
 mod state;
 
 /// Metric types as the agent produces them (Datadog's v2 `MetricIntakeType` plus distributions,
