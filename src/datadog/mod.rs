@@ -5,8 +5,10 @@
 //!   per-interval points ([`Interval`]): gauges, counts and distributions named in [`METRICS`].
 //! * [`payload`]: points → compressed request bodies for `POST /api/v2/series` and
 //!   `POST /api/v1/distribution_points`, split by measured size.
+//! * [`retry`]: what to do with the intake's answer to a payload (a pure `decide()`).
 //!
-//! Not here yet: sending, retries, the disk buffer, logs and events (issue 4, next step).
+//! Not here yet: the HTTP sender acting on [`retry`], the disk buffer, logs and events, and the
+//! wiring into `hubpulse run` (issue 4, next step).
 //!
 //! # Invariants
 //! * Every metric is one of [`METRICS`] (prefix `jupyterhub.`), and every tag key is one of

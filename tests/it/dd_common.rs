@@ -221,6 +221,18 @@ impl Intake {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> (u16, Vec<u8>) {
+        let (status, _, body) = self.request_full(method, path, headers, body);
+        (status, body)
+    }
+
+    /// One HTTP/1.1 request; returns the status, the headers (names lowercased) and the body.
+    pub fn request_full(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, BTreeMap<String, String>, Vec<u8>) {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n",
@@ -237,17 +249,28 @@ impl Intake {
         s.read_to_end(&mut resp).unwrap();
         let status = std::str::from_utf8(&resp[9..12]).unwrap().parse().unwrap();
         let at = memchr::memmem::find(&resp, b"\r\n\r\n").unwrap() + 4;
-        (status, resp[at..].to_vec())
+        let head = String::from_utf8_lossy(&resp[..at]);
+        let headers = head
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        (status, headers, resp[at..].to_vec())
     }
 
     /// Send a payload as the sink will: the endpoint's path, media type, encoding and an API key.
     pub fn send(&self, p: &Payload) -> u16 {
+        self.send_full(p).0
+    }
+
+    pub fn send_full(&self, p: &Payload) -> (u16, BTreeMap<String, String>, Vec<u8>) {
         let headers = [
             ("DD-API-KEY", "test-key"),
             ("Content-Type", p.endpoint.content_type()),
             ("Content-Encoding", p.codec.content_encoding()),
         ];
-        self.request("POST", p.endpoint.path(), &headers, &p.body).0
+        self.request_full("POST", p.endpoint.path(), &headers, &p.body)
     }
 
     pub fn recorded(&self) -> Vec<Value> {

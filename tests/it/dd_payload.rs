@@ -5,7 +5,10 @@
 use std::collections::{BTreeSet, HashSet};
 
 use hubpulse::datadog::derive::DeriveConfig;
-use hubpulse::datadog::payload::{Codec, Endpoint, Limits, Payload, PayloadConfig, build};
+use hubpulse::datadog::payload::{
+    Codec, Endpoint, Limits, Payload, PayloadConfig, build, split_in_two,
+};
+use hubpulse::datadog::retry::{Action, Answer, RetryPolicy, decide};
 use hubpulse::datadog::{Interval, Point, Tag, TagValue, Value, names};
 use serde_json::{Value as Json, json};
 
@@ -243,4 +246,52 @@ fn dd_no_user_name_ip_or_path_from_the_fixture_appears_in_any_payload() {
     let p = &raw.payloads[0];
     let body = String::from_utf8(p.codec.decompress(&p.body).unwrap()).unwrap();
     assert!(words(&body).contains("carol"));
+}
+
+/// The retry policy acting on the intake's real answers: 413 splits (and both halves are
+/// accepted), 429 waits as its rate-limit header says, a 202 with errors is a partial failure,
+/// 403 is dropped without retry.
+#[test]
+fn dd_answers_of_the_intake_drive_the_retry_policy() {
+    let b = build(&fixture_intervals(), &cfg(Codec::Deflate)).unwrap();
+    let p = b
+        .payloads
+        .iter()
+        .find(|p| p.endpoint == Endpoint::Series)
+        .unwrap();
+    let intake = Intake::start();
+    let policy = RetryPolicy::default();
+    let act = |p: &Payload| {
+        let (status, h, body) = intake.send_full(p);
+        let answer = Answer::Http {
+            status,
+            body: &body,
+            rate_limit_reset: h.get("x-ratelimit-reset").map(String::as_str),
+            retry_after: h.get("retry-after").map(String::as_str),
+        };
+        decide(&policy, answer, 0, 0.5)
+    };
+    intake.script(json!([{"status": 413}]));
+    assert_eq!(act(p), Action::Split);
+    let (a, c) = split_in_two(p).unwrap().unwrap();
+    assert_eq!((act(&a), act(&c)), (Action::Done, Action::Done));
+    intake.script(json!([
+        {"status": 429, "headers": {"X-RateLimit-Reset": "12"}},
+        {"status": 202, "body": {"errors": ["point too old"]}},
+        {"status": 403},
+        {"status": 500}
+    ]));
+    assert_eq!(
+        act(p),
+        Action::RetryAfter(std::time::Duration::from_secs(12))
+    );
+    assert_eq!(act(p), Action::PartialFailure(vec!["point too old".into()]));
+    assert_eq!(act(p), Action::Drop("forbidden"));
+    assert!(matches!(act(p), Action::RetryAfter(_)));
+    let rec = intake.recorded();
+    assert_eq!(rec.len(), 7);
+    assert!(
+        rec.iter().all(|r| r["valid"] == json!(true)),
+        "the halves are valid bodies too"
+    );
 }
