@@ -356,6 +356,12 @@ fn dd_observer_hands_each_interval_to_the_sink_once() {
         let got = got.clone();
         move |iv| got.lock().unwrap().push(iv)
     };
+    // It is what `agent::run_with` takes.
+    let _boxed: Box<dyn Observer> = Box::new(DerivingObserver::new(
+        DeriveConfig::default(),
+        clock,
+        |_| {},
+    ));
     let mut obs = DerivingObserver::new(DeriveConfig::default(), clock, sink);
     let src = SourceInfo {
         hub: "golden".into(),
