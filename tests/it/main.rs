@@ -4,6 +4,10 @@
 
 mod agent;
 mod cli;
+mod dd_common;
+mod dd_dashboards;
+mod dd_derive;
+mod dd_payload;
 mod golden;
 mod kube_source;
 mod lake;

@@ -1,0 +1,332 @@
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::borrow::Cow;
+
+use super::*;
+use crate::datadog::{MetricType, TAG_KEYS, metric_def};
+use crate::parse::prefix::Family;
+
+const T0: i64 = 1_764_349_200 * US; // 2025-11-28T17:00:00Z, a multiple of 10 s
+
+fn rec(kind: &'static str, t_ms: i64) -> Record<'static> {
+    let mut r = Record::new(kind, Family::Hub, "");
+    r.ts = Some(T0 + t_ms * 1000);
+    r.logger = Some("JupyterHub");
+    r
+}
+
+fn request(t_ms: i64, status: u16, route: &'static str, user: &'static str) -> Record<'static> {
+    let mut r = rec("request", t_ms);
+    r.status = Some(status);
+    r.route = Some(route);
+    r.duration_ms = Some(12.5);
+    r.user = Some(Cow::Borrowed(user));
+    r.actor = Some(user);
+    r
+}
+
+fn spawned(t_ms: i64, user: &'static str, server: &'static str) -> Record<'static> {
+    let mut r = rec("spawn_succeeded", t_ms);
+    r.user = Some(Cow::Borrowed(user));
+    r.server_name = Some(Cow::Borrowed(server));
+    r.duration_ms = Some(4000.0);
+    r
+}
+
+fn feed(d: &mut Deriver, recs: &[Record<'_>]) {
+    for r in recs {
+        let read = r.ts.unwrap_or(T0) + 200_000;
+        d.record(r, "hub-a", read);
+    }
+}
+
+fn value(iv: &Interval, metric: &str, tags: &[&str]) -> Option<Value> {
+    iv.points
+        .iter()
+        .find(|p| {
+            p.metric == metric
+                && tags
+                    .iter()
+                    .all(|t| p.tags.iter().any(|x| x.to_string() == *t))
+        })
+        .map(|p| p.value.clone())
+}
+
+fn all(d: &mut Deriver) -> Vec<Interval> {
+    d.flush_all();
+    d.take_ready()
+}
+
+#[test]
+fn counts_land_in_the_interval_of_their_record_time() {
+    let mut d = Deriver::new(DeriveConfig::default());
+    feed(
+        &mut d,
+        &[
+            request(1_000, 200, "/hub/api/users/{user}", "alice"),
+            request(9_999, 200, "/hub/api/users/{user}", "bob"),
+            request(10_000, 503, "/user/{user}/api/kernels", "alice"),
+        ],
+    );
+    let ivs = all(&mut d);
+    assert_eq!(ivs.len(), 2);
+    assert_eq!(ivs[0].start_s, T0 / US);
+    assert_eq!(ivs[1].start_s, T0 / US + 10);
+    let tags = ["route_group:hub_api", "status_class:2xx", "hub:hub-a"];
+    assert_eq!(value(&ivs[0], n::REQUESTS, &tags), Some(Value::Count(2.0)));
+    assert_eq!(value(&ivs[1], n::REQUESTS, &tags), None);
+    let five = ["route_group:singleuser", "status_class:5xx"];
+    assert_eq!(value(&ivs[1], n::REQUESTS, &five), Some(Value::Count(1.0)));
+    assert_eq!(
+        value(&ivs[0], n::REQUEST_DURATION, &["route_group:hub_api"]),
+        Some(Value::Distribution(vec![0.0125, 0.0125]))
+    );
+}
+
+#[test]
+fn every_point_is_a_known_metric_with_known_tags_and_one_per_series() {
+    let mut d = Deriver::new(DeriveConfig::default());
+    let mut fail = rec("spawn_failed", 3_000);
+    fail.message = "Unhandled error starting alice's server: boom";
+    feed(
+        &mut d,
+        &[
+            request(1_000, 200, "/hub/login", "alice"),
+            rec("login", 1_100),
+            rec("process_spawned", 1_200),
+            spawned(2_000, "alice", ""),
+            fail,
+            rec("cull_server", 4_000),
+            rec("chp_proxy_error", 5_000),
+            rec("spawn_throttled", 6_000),
+        ],
+    );
+    for iv in all(&mut d) {
+        let mut seen = std::collections::HashSet::new();
+        for p in &iv.points {
+            let def = metric_def(p.metric).unwrap_or_else(|| panic!("unknown {}", p.metric));
+            for t in &p.tags {
+                assert!(TAG_KEYS.contains(&t.key), "{}", t.key);
+                assert!(
+                    t.key == "hub" || def.tags.contains(&t.key),
+                    "{} on {}",
+                    t.key,
+                    p.metric
+                );
+            }
+            let ok = matches!(
+                (&p.value, def.kind),
+                (Value::Count(_), MetricType::Count)
+                    | (Value::Gauge(_), MetricType::Gauge)
+                    | (Value::Distribution(_), MetricType::Distribution)
+            );
+            assert!(ok, "{} has the wrong value type", p.metric);
+            assert!(
+                seen.insert((p.metric, p.tags.clone())),
+                "two points of {}",
+                p.metric
+            );
+        }
+    }
+}
+
+#[test]
+fn a_late_record_is_counted_once_in_the_oldest_open_interval() {
+    let mut d = Deriver::new(DeriveConfig::default());
+    feed(
+        &mut d,
+        &[
+            request(1_000, 200, "/hub/api", "a"),
+            request(16_000, 200, "/hub/api", "a"),
+        ],
+    );
+    // The watermark (16 s) is past 0–10 s + 5 s lateness: the first interval is closed.
+    let first = d.take_ready();
+    assert_eq!(first.len(), 1);
+    feed(&mut d, &[request(2_000, 200, "/hub/api", "a")]);
+    assert_eq!(d.stats().late, 1);
+    let rest = all(&mut d);
+    assert!(
+        rest.iter().all(|iv| iv.start_s != first[0].start_s),
+        "no second point at 0 s"
+    );
+    let total: f64 = first
+        .iter()
+        .chain(&rest)
+        .filter_map(|iv| value(iv, n::REQUESTS, &[]))
+        .map(|v| match v {
+            Value::Count(c) => c,
+            _ => 0.0,
+        })
+        .sum();
+    assert_eq!(total, 3.0);
+}
+
+#[test]
+fn quiet_time_still_closes_intervals_with_gauges() {
+    let mut d = Deriver::new(DeriveConfig::default());
+    let s = spawned(1_000, "alice", "");
+    d.record(&s, "hub-a", T0 + 1_100_000);
+    assert!(d.take_ready().is_empty());
+    // 40 s of wall time later, no record: intervals 0, 10, 20 (ends + 5 s ≤ 41 s) close.
+    d.advance(T0 + 41_100_000);
+    let ivs = d.take_ready();
+    assert_eq!(
+        ivs.iter().map(|i| i.start_s - T0 / US).collect::<Vec<_>>(),
+        [0, 10, 20]
+    );
+    for iv in &ivs {
+        let running = value(iv, n::SERVERS_RUNNING, &["server_type:default"]);
+        assert_eq!(running, Some(Value::Gauge(1.0)), "at {}", iv.start_s);
+    }
+}
+
+#[test]
+fn a_jump_in_time_fills_at_most_max_gap_intervals() {
+    let cfg = DeriveConfig {
+        max_gap_intervals: 6,
+        ..Default::default()
+    };
+    let mut d = Deriver::new(cfg);
+    feed(&mut d, &[rec("login", 0), rec("login", 7_200_000)]);
+    let ivs = all(&mut d);
+    // interval 0 (records), 6 gap intervals before the jump target, the target itself.
+    assert_eq!(
+        ivs.len(),
+        8,
+        "{:?}",
+        ivs.iter().map(|i| i.start_s).collect::<Vec<_>>()
+    );
+    assert_eq!(d.stats().gap_skipped, 720 - 1 - 6);
+    let starts: Vec<i64> = ivs.iter().map(|i| i.start_s).collect();
+    assert!(starts.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[test]
+fn running_servers_follow_spawns_and_stops_by_server_type() {
+    let mut d = Deriver::new(DeriveConfig::default());
+    let mut stop = rec("stop_succeeded", 12_000);
+    stop.user = Some(Cow::Borrowed("bob"));
+    stop.server_name = Some(Cow::Borrowed("gpu"));
+    stop.duration_ms = Some(650.0);
+    let mut exited = rec("server_exited", 25_000);
+    exited.user = Some(Cow::Borrowed("alice")); // no server named: alice's only one
+    feed(
+        &mut d,
+        &[
+            spawned(1_000, "alice", ""),
+            spawned(2_000, "bob", "gpu"),
+            stop,
+            exited,
+        ],
+    );
+    d.advance(T0 + 60_000_000);
+    let ivs = d.take_ready();
+    let g =
+        |i: usize, ty: &str| value(&ivs[i], n::SERVERS_RUNNING, &[&format!("server_type:{ty}")]);
+    assert_eq!(
+        (g(0, "default"), g(0, "named")),
+        (Some(Value::Gauge(1.0)), Some(Value::Gauge(1.0)))
+    );
+    assert_eq!(
+        (g(1, "default"), g(1, "named")),
+        (Some(Value::Gauge(1.0)), Some(Value::Gauge(0.0)))
+    );
+    assert_eq!(g(2, "default"), Some(Value::Gauge(0.0)));
+    let stops = value(
+        &ivs[1],
+        n::STOPS,
+        &["reason:requested", "server_type:named"],
+    );
+    assert_eq!(stops, Some(Value::Count(1.0)));
+    let exits = value(&ivs[2], n::STOPS, &["reason:exited", "server_type:default"]);
+    assert_eq!(exits, Some(Value::Count(1.0)));
+}
+
+#[test]
+fn active_users_count_people_not_services_within_each_window() {
+    let mut d = Deriver::new(DeriveConfig::default());
+    let mut svc = rec("service_created", 0);
+    svc.service = Some("ci-driver");
+    let mut on_behalf = request(2_000, 200, "/hub/api/users/{user}", "carol");
+    on_behalf.actor = Some("ci-driver");
+    feed(
+        &mut d,
+        &[
+            svc,
+            request(1_000, 200, "/hub/api/user", "ci-driver"),
+            on_behalf,
+            rec("login", 3_000), // no user on it: nobody
+            request(4_000, 200, "/hub/api/users/{user}/activity", "alice"),
+            request(400_000, 200, "/hub/api/users/{user}/activity", "bob"),
+        ],
+    );
+    let ivs = all(&mut d);
+    let a = |iv: &Interval, w: &str| value(iv, n::USERS_ACTIVE, &[&format!("window:{w}")]);
+    assert_eq!(a(&ivs[0], "5m"), Some(Value::Gauge(1.0)));
+    let last = ivs.last().unwrap();
+    assert_eq!(
+        a(last, "5m"),
+        Some(Value::Gauge(1.0)),
+        "alice is > 5 min ago"
+    );
+    assert_eq!(a(last, "1h"), Some(Value::Gauge(2.0)));
+}
+
+#[test]
+fn free_text_tags_are_capped() {
+    let cfg = DeriveConfig {
+        max_tag_values: 2,
+        ..Default::default()
+    };
+    let mut d = Deriver::new(cfg);
+    let loggers = ["A", "B", "C", "D"];
+    let recs: Vec<Record<'static>> = loggers
+        .iter()
+        .map(|l| {
+            let mut r = rec("asyncio_exception", 1_000);
+            r.logger = Some(l);
+            r
+        })
+        .collect();
+    feed(&mut d, &recs);
+    let ivs = all(&mut d);
+    assert_eq!(
+        value(&ivs[0], n::TRACEBACKS, &["logger:a"]),
+        Some(Value::Count(1.0))
+    );
+    assert_eq!(
+        value(&ivs[0], n::TRACEBACKS, &["logger:other"]),
+        Some(Value::Count(2.0))
+    );
+}
+
+#[test]
+fn wall_clock_maps_instants_both_ways() {
+    let now = Instant::now();
+    let c = WallClock::anchored(now, 5_000_000);
+    assert_eq!(
+        c.unix_us(now + std::time::Duration::from_millis(3)),
+        5_003_000
+    );
+    if let Some(before) = now.checked_sub(std::time::Duration::from_millis(2)) {
+        assert_eq!(c.unix_us(before), 4_998_000);
+    }
+}
+
+#[test]
+fn a_stamp_from_the_future_does_not_drag_time_ahead() {
+    let mut d = Deriver::new(DeriveConfig::default());
+    let mut bogus = rec("login", 0);
+    bogus.ts = Some(T0 + 86_400 * US);
+    d.record(&rec("login", 0), "hub-a", T0 + 100_000);
+    d.record(&bogus, "hub-a", T0 + 200_000);
+    d.record(&rec("login", 1_000), "hub-a", T0 + 1_100_000);
+    assert_eq!((d.stats().future, d.stats().late), (1, 0));
+    let ivs = all(&mut d);
+    assert_eq!(ivs.len(), 1);
+    assert_eq!(
+        value(&ivs[0], n::LOGINS, &["outcome:ok"]),
+        Some(Value::Count(3.0))
+    );
+}
