@@ -179,7 +179,9 @@ pub struct Intake {
 impl Intake {
     pub fn start() -> Intake {
         let script = root().join("tests/support/dd_intake.py");
-        let spec = root().join("../shared/datadog");
+        let spec = std::env::var_os("HUBPULSE_DD_SPEC_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| root().join("fixtures/datadog/spec"));
         let mut child = Command::new(python())
             .arg(&script)
             .arg("--spec-dir")

@@ -1,5 +1,5 @@
 //! Datadog payloads, checked by a local intake against Datadog's own published request schemas
-//! (`../shared/datadog/openapi-v{1,2}.yaml`): built from a real fixture log, a large burst, and
+//! (`fixtures/datadog/spec/openapi-v{1,2}.yaml`, vendored from `../shared/datadog`): built from a real fixture log, a large burst, and
 //! nothing personal in any of them.
 
 use std::collections::{BTreeSet, HashSet};

@@ -256,7 +256,7 @@ def make_handler(state):
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--spec-dir", default=os.path.join(here, "../../../shared/datadog"))
+    ap.add_argument("--spec-dir", default=os.path.join(here, "../../fixtures/datadog/spec"))
     ap.add_argument("--cache-dir", default=os.path.join(
         os.environ.get("HUBPULSE_BENCH_DIR", os.path.expanduser("~/.cache/hubpulse-bench")), "dd-spec"))
     ap.add_argument("--check", metavar="SCHEMA_PATH", help="validate one JSON file against the "

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/support/dd_intake_setup.sh — prepares the Python side of the Datadog test intake
 # (tests/support/dd_intake.py): jsonschema validates every body it receives against the request
-# schema in Datadog's published OpenAPI spec (../shared/datadog/openapi-v{1,2}.yaml, read with PyYAML).
+# schema in Datadog's published OpenAPI spec (fixtures/datadog/spec/openapi-v{1,2}.yaml, read with PyYAML).
 #
 # Idempotent. Installs pinned jsonschema + PyYAML + zstandard (to decode `zstd1` bodies) into the same venv as bench/setup.sh:
 #   ${HUBPULSE_BENCH_DIR:-$HOME/.cache/hubpulse-bench}/venv
