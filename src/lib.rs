@@ -17,6 +17,8 @@ pub mod app;
 #[cfg(feature = "lake")]
 pub mod cli;
 #[cfg(feature = "lake")]
+pub mod hub;
+#[cfg(feature = "lake")]
 pub mod ingest;
 #[cfg(feature = "lake")]
 pub mod lake;
