@@ -5,6 +5,7 @@
 mod agent;
 mod cli;
 mod golden;
+mod hub_api;
 mod kube_source;
 mod lake;
 mod queries;
