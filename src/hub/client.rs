@@ -81,9 +81,13 @@ impl HubConfig {
     /// # Errors
     /// [`HubError::Config`] naming the variable that is missing or empty.
     pub fn from_env() -> Result<Self, HubError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`HubConfig::from_env`] over any variable lookup.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, HubError> {
         let var = |name: &str| {
-            std::env::var(name)
-                .ok()
+            lookup(name)
                 .filter(|v| !v.trim().is_empty())
                 .ok_or_else(|| HubError::Config(format!("{name} is not set")))
         };
@@ -621,6 +625,104 @@ mod tests {
         let dbg = format!("{client:?}");
         assert!(!dbg.contains("s3cr3t"), "{dbg}");
         assert!(dbg.contains("***"), "{dbg}");
+    }
+
+    #[test]
+    fn the_environment_of_a_hub_service_configures_the_client() {
+        fn env(
+            url: Option<&'static str>,
+            token: Option<&'static str>,
+        ) -> impl Fn(&str) -> Option<String> {
+            move |name| match name {
+                "JUPYTERHUB_API_URL" => url.map(String::from),
+                "JUPYTERHUB_API_TOKEN" => token.map(String::from),
+                _ => None,
+            }
+        }
+        let c = HubConfig::from_lookup(env(Some("http://hub:8081/hub/api"), Some("tok"))).unwrap();
+        assert_eq!(c.api_url, "http://hub:8081/hub/api");
+        assert_eq!(c.token, ApiToken::new("tok"));
+        let e =
+            HubConfig::from_lookup(env(Some("http://hub:8081/hub/api"), Some(" "))).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "hub API configuration: JUPYTERHUB_API_TOKEN is not set"
+        );
+        let e = HubConfig::from_lookup(env(None, Some("tok"))).unwrap_err();
+        assert!(e.to_string().contains("JUPYTERHUB_API_URL"));
+    }
+
+    /// A local server that answers every request after `hold`, recording the most requests it
+    /// ever had in progress at once.
+    async fn slow_server(hold: Duration) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (active, max) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let max_out = max.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let (active, max) = (active.clone(), max.clone());
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = sock.read(&mut buf).await {
+                        if n == 0 {
+                            return;
+                        }
+                        let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                        max.fetch_max(now, Ordering::SeqCst);
+                        tokio::time::sleep(hold).await;
+                        active.fetch_sub(1, Ordering::SeqCst);
+                        let body = r#"{"version": "6.1.1"}"#;
+                        let resp = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if sock.write_all(resp.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (format!("http://{addr}/hub/api"), max_out)
+    }
+
+    #[tokio::test]
+    async fn no_more_than_max_concurrency_requests_are_in_flight() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (url, max) = slow_server(Duration::from_millis(150)).await;
+        let mut config = HubConfig::new(url, ApiToken::new("t"));
+        config.max_concurrency = 2;
+        let c = HubClient::new(config).unwrap();
+        let calls: Vec<_> = (0..6)
+            .map(|_| {
+                let c = c.clone();
+                tokio::spawn(async move { c.version().await })
+            })
+            .collect();
+        for call in calls {
+            assert_eq!(call.await.unwrap().unwrap(), "6.1.1");
+        }
+        assert_eq!(max.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_hub_that_does_not_answer_is_a_retriable_timeout() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (url, _) = slow_server(Duration::from_secs(30)).await;
+        let mut config = HubConfig::new(url, ApiToken::new("t"));
+        config.request_timeout = Duration::from_millis(300);
+        let err = HubClient::new(config).unwrap().version().await.unwrap_err();
+        assert!(
+            matches!(err, HubError::Timeout { method: "GET", .. }),
+            "{err}"
+        );
+        assert!(err.is_retriable());
     }
 
     #[test]
