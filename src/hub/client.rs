@@ -17,155 +17,12 @@ use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 
+use super::config::{ApiToken, HubConfig};
+use super::error::{HubError, error_for, error_message};
 use super::model::{Group, Identity, Page, RawPage, StartOutcome, StopOutcome, User, UserState};
 
 /// `Accept` value that opts into `{"items": [...], "_pagination": {...}}` list bodies.
 pub const PAGINATION_ACCEPT: &str = "application/jupyterhub-pagination+json";
-
-/// The hub's message for a missing, unknown or expired token (`APIHandler`, 6.1.1).
-const BAD_CREDENTIALS: &str = "Missing or invalid credentials";
-
-/// A JupyterHub API token. `Debug` prints `ApiToken(***)`; there is no `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiToken(String);
-
-impl ApiToken {
-    pub fn new(token: impl Into<String>) -> Self {
-        ApiToken(token.into())
-    }
-
-    fn header(&self) -> Result<HeaderValue, HubError> {
-        let mut v = HeaderValue::from_str(&format!("token {}", self.0))
-            .map_err(|_| HubError::Config("the API token is not a valid header value".into()))?;
-        v.set_sensitive(true);
-        Ok(v)
-    }
-}
-
-impl std::fmt::Debug for ApiToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ApiToken(***)")
-    }
-}
-
-/// How to reach the hub. `Debug` redacts the token.
-#[derive(Debug, Clone)]
-pub struct HubConfig {
-    /// The API root, e.g. `http://hub:8081/hub/api` (what `JUPYTERHUB_API_URL` holds).
-    pub api_url: String,
-    pub token: ApiToken,
-    /// Total time for one request, body included. A DELETE can take the hub's
-    /// `slow_stop_timeout` (10 s) and a POST its `slow_spawn_timeout` (10 s) before answering.
-    pub request_timeout: Duration,
-    pub connect_timeout: Duration,
-    /// Requests in flight at once (jupyterhub-idle-culler's `--concurrency`, default 10).
-    pub max_concurrency: usize,
-    /// `limit` of each list request; the hub caps it at `api_page_max_limit` (200).
-    pub page_size: u32,
-}
-
-impl HubConfig {
-    pub fn new(api_url: impl Into<String>, token: ApiToken) -> Self {
-        HubConfig {
-            api_url: api_url.into(),
-            token,
-            request_timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(5),
-            max_concurrency: 10,
-            page_size: 200,
-        }
-    }
-
-    /// From `JUPYTERHUB_API_URL` and `JUPYTERHUB_API_TOKEN`, as JupyterHub gives them to services.
-    ///
-    /// # Errors
-    /// [`HubError::Config`] naming the variable that is missing or empty.
-    pub fn from_env() -> Result<Self, HubError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// [`HubConfig::from_env`] over any variable lookup.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, HubError> {
-        let var = |name: &str| {
-            lookup(name)
-                .filter(|v| !v.trim().is_empty())
-                .ok_or_else(|| HubError::Config(format!("{name} is not set")))
-        };
-        let url = var("JUPYTERHUB_API_URL")?;
-        let token = var("JUPYTERHUB_API_TOKEN")?;
-        Ok(HubConfig::new(url, ApiToken::new(token)))
-    }
-}
-
-/// Errors from the hub API. None of them carries the token.
-#[derive(Debug, thiserror::Error)]
-pub enum HubError {
-    #[error("hub API configuration: {0}")]
-    Config(String),
-    /// 401, or 403 "Missing or invalid credentials.": the token is unknown, expired or absent.
-    #[error("the hub rejected the API token ({status} on {method} {path}): {message}")]
-    BadCredentials {
-        method: &'static str,
-        path: String,
-        status: u16,
-        message: String,
-    },
-    /// 403 for a valid token: its scopes do not cover the call (the message names the scope).
-    #[error("the API token lacks a scope for {method} {path}: {message}")]
-    MissingScope {
-        method: &'static str,
-        path: String,
-        message: String,
-    },
-    /// Any other unexpected status; the hub's JSON `message` when it sent one.
-    #[error("hub API {method} {path} answered {status}: {message}")]
-    Api {
-        method: &'static str,
-        path: String,
-        status: u16,
-        message: String,
-    },
-    #[error("hub API {method} {path} timed out")]
-    Timeout { method: &'static str, path: String },
-    #[error("hub API {method} {path}: {source}")]
-    Transport {
-        method: &'static str,
-        path: String,
-        #[source]
-        source: reqwest::Error,
-    },
-    #[error("hub API {method} {path}: unexpected body: {source}")]
-    Decode {
-        method: &'static str,
-        path: String,
-        #[source]
-        source: serde_json::Error,
-    },
-}
-
-impl HubError {
-    /// True when the same request may succeed later (network, timeout, 5xx, 429).
-    pub fn is_retriable(&self) -> bool {
-        match self {
-            HubError::Timeout { .. } | HubError::Transport { .. } => true,
-            HubError::Api { status, .. } => *status >= 500 || *status == 429,
-            _ => false,
-        }
-    }
-
-    /// A bounded label for metrics.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            HubError::Config(_) => "config",
-            HubError::BadCredentials { .. } => "bad_credentials",
-            HubError::MissingScope { .. } => "missing_scope",
-            HubError::Api { .. } => "status",
-            HubError::Timeout { .. } => "timeout",
-            HubError::Transport { .. } => "transport",
-            HubError::Decode { .. } => "decode",
-        }
-    }
-}
 
 /// A typed JupyterHub REST API client. Cheap to clone (shares the connection pool and the
 /// concurrency limit). `Debug` redacts the token.
@@ -521,51 +378,11 @@ fn method_name(m: &Method) -> &'static str {
 
 /// Success statuses pass; errors become typed [`HubError`]s.
 fn check(reply: Reply, method: &'static str, path: &str) -> Result<Reply, HubError> {
-    let status = reply.status;
-    if status.is_success() {
-        return Ok(reply);
+    if reply.status.is_success() {
+        Ok(reply)
+    } else {
+        Err(error_for(reply.status.as_u16(), &reply.body, method, path))
     }
-    let message = error_message(&reply.body);
-    let path = path.to_string();
-    let status = status.as_u16();
-    Err(match status {
-        401 => HubError::BadCredentials {
-            method,
-            path,
-            status,
-            message,
-        },
-        403 if message.starts_with(BAD_CREDENTIALS) => HubError::BadCredentials {
-            method,
-            path,
-            status,
-            message,
-        },
-        403 => HubError::MissingScope {
-            method,
-            path,
-            message,
-        },
-        _ => HubError::Api {
-            method,
-            path,
-            status,
-            message,
-        },
-    })
-}
-
-/// The hub's `{"status": …, "message": "…"}`, else the start of the body.
-fn error_message(body: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct E {
-        message: Option<String>,
-    }
-    if let Ok(E { message: Some(m) }) = serde_json::from_slice::<E>(body) {
-        return m;
-    }
-    let text = String::from_utf8_lossy(body);
-    text.chars().take(200).collect()
 }
 
 fn decode<T: DeserializeOwned>(
@@ -625,31 +442,6 @@ mod tests {
         let dbg = format!("{client:?}");
         assert!(!dbg.contains("s3cr3t"), "{dbg}");
         assert!(dbg.contains("***"), "{dbg}");
-    }
-
-    #[test]
-    fn the_environment_of_a_hub_service_configures_the_client() {
-        fn env(
-            url: Option<&'static str>,
-            token: Option<&'static str>,
-        ) -> impl Fn(&str) -> Option<String> {
-            move |name| match name {
-                "JUPYTERHUB_API_URL" => url.map(String::from),
-                "JUPYTERHUB_API_TOKEN" => token.map(String::from),
-                _ => None,
-            }
-        }
-        let c = HubConfig::from_lookup(env(Some("http://hub:8081/hub/api"), Some("tok"))).unwrap();
-        assert_eq!(c.api_url, "http://hub:8081/hub/api");
-        assert_eq!(c.token, ApiToken::new("tok"));
-        let e =
-            HubConfig::from_lookup(env(Some("http://hub:8081/hub/api"), Some(" "))).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "hub API configuration: JUPYTERHUB_API_TOKEN is not set"
-        );
-        let e = HubConfig::from_lookup(env(None, Some("tok"))).unwrap_err();
-        assert!(e.to_string().contains("JUPYTERHUB_API_URL"));
     }
 
     /// A local server that answers every request after `hold`, recording the most requests it
@@ -739,46 +531,6 @@ mod tests {
         let err =
             HubClient::new(HubConfig::new("http://hub/api", ApiToken::new("a\nb"))).unwrap_err();
         assert!(!err.to_string().contains("a\nb"));
-    }
-
-    #[test]
-    fn forbidden_is_split_into_bad_credentials_and_missing_scope() {
-        let reply = |status: u16, body: &str| Reply {
-            status: StatusCode::from_u16(status).unwrap(),
-            retry_after: None,
-            body: body.as_bytes().to_vec(),
-        };
-        let e = check(
-            reply(
-                403,
-                r#"{"status": 403, "message": "Missing or invalid credentials."}"#,
-            ),
-            "GET",
-            "/users",
-        )
-        .err()
-        .unwrap();
-        assert!(
-            matches!(e, HubError::BadCredentials { status: 403, .. }),
-            "{e}"
-        );
-        let e = check(
-            reply(
-                403,
-                r#"{"status": 403, "message": "Action is not authorized with current scopes; requires any of [delete:servers]"}"#,
-            ),
-            "DELETE",
-            "/users/a/server",
-        )
-        .err()
-        .unwrap();
-        assert!(matches!(e, HubError::MissingScope { .. }), "{e}");
-        assert!(e.to_string().contains("delete:servers"));
-        let e = check(reply(502, "<html>bad gateway</html>"), "GET", "/users")
-            .err()
-            .unwrap();
-        assert!(e.is_retriable());
-        assert!(e.to_string().contains("bad gateway"));
     }
 
     #[test]

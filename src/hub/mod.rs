@@ -43,9 +43,13 @@
 //!   `state=ready` filters after offset/limit, so pages can be short.
 
 mod client;
+mod config;
+mod error;
 mod model;
 
-pub use client::{ApiToken, HubClient, HubConfig, HubError, PAGINATION_ACCEPT, parse_retry_after};
+pub use client::{HubClient, PAGINATION_ACCEPT, parse_retry_after};
+pub use config::{ApiToken, HubConfig};
+pub use error::HubError;
 pub use model::{
     Group, Identity, NextPage, Page, Pending, Server, StartOutcome, StopOutcome, User, UserState,
 };
