@@ -39,6 +39,9 @@
 //!   404 comes only for an unknown user or a named server that no longer exists (removed).
 //! - Start: 201 ready within `slow_spawn_timeout`, else 202; 429 with `Retry-After` when
 //!   `concurrent_spawn_limit` is reached.
+//! - `POST /users/{name}/activity` answers 200. A report for a server (`{"servers": {…}}`)
+//!   moves only that server's `last_activity`, not the user's; reports older than the stored
+//!   value are ignored; the hub accepts timestamps up to 59 minutes in the future.
 //! - Pagination: `next` is `{offset, limit, url}` until the last page, where it is `null`;
 //!   `state=ready` filters after offset/limit, so pages can be short.
 

@@ -306,6 +306,54 @@ async fn a_default_server_starts_reports_its_times_and_stops() {
     assert_eq!(c.user("nobody-here").await.unwrap(), None);
 }
 
+/// POSTs `/users/{name}/activity` as a single-user server does (the hub's `users:activity`).
+async fn post_activity(hub: &Hub, name: &str, server: &str, ts: &str) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/users/{name}/activity", hub.api_url))
+        .header("Authorization", format!("token {}", hub.admin_token))
+        .json(&serde_json::json!({"servers": {server: {"last_activity": ts}}}))
+        .send()
+        .await
+        .unwrap();
+    // JupyterHub 6.1.1 answers 200 with an empty body.
+    assert_eq!(
+        resp.status().as_u16(),
+        200,
+        "{}",
+        resp.text().await.unwrap()
+    );
+}
+
+#[tokio::test]
+async fn reported_activity_shows_in_last_activity_and_never_moves_back() {
+    let hub = shared_hub();
+    let c = admin(hub);
+    c.create_users(&["active-user"]).await.unwrap();
+    start_ready(&c, "active-user", "").await;
+    // Ten minutes ahead (the hub accepts up to 59), to the microsecond.
+    let ahead = (Utc::now() + chrono::Duration::minutes(10)).format("%Y-%m-%dT%H:%M:%S%.6fZ");
+    let ahead = ahead.to_string();
+    post_activity(hub, "active-user", "", &ahead).await;
+    let expected: DateTime<Utc> = DateTime::parse_from_rfc3339(&ahead).unwrap().into();
+    let u = user(&c, "active-user").await;
+    assert_eq!(u.server("").unwrap().last_activity, Some(expected));
+    // A report for a server alone does not move the user's own last_activity (the single-user
+    // extension sends both): idleness must be read per server.
+    assert!(u.last_activity.unwrap() < expected, "{:?}", u.last_activity);
+    // An older report is ignored: last_activity only moves forward.
+    post_activity(hub, "active-user", "", "2020-01-01T00:00:00.000000Z").await;
+    assert_eq!(
+        user(&c, "active-user")
+            .await
+            .server("")
+            .unwrap()
+            .last_activity,
+        Some(expected)
+    );
+    c.stop_server("active-user", "", false).await.unwrap();
+    wait_gone(&c, "active-user", "").await;
+}
+
 #[tokio::test]
 async fn a_slow_named_stop_is_stopping_then_gone_then_not_found() {
     let hub = shared_hub();
