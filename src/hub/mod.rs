@@ -37,8 +37,12 @@
 //! - Stop: 204 when stopped within `slow_stop_timeout` (10 s), else 202, and 202 again while that
 //!   stop runs. Stopping a server that is not running is 204 too (default or named), not 404;
 //!   404 comes only for an unknown user or a named server that no longer exists (removed).
-//! - Start: 201 ready within `slow_spawn_timeout`, else 202; 429 with `Retry-After` when
-//!   `concurrent_spawn_limit` is reached.
+//! - `remove` on the default server: 400. Starting a running server: 400 `<name> is already
+//!   running` ([`HubError::Api`]).
+//! - Start: 201 ready within `slow_spawn_timeout`, else 202; 429 with `Retry-After` (30–60 s)
+//!   when `concurrent_spawn_limit` is reached.
+//! - Service tokens (`api_token` in the hub's config) longer than 64 characters stop the hub at
+//!   start-up (`Cannot create tokens larger than 64 characters`).
 //! - `POST /users/{name}/activity` answers 200. A report for a server (`{"servers": {…}}`)
 //!   moves only that server's `last_activity`, not the user's; reports older than the stored
 //!   value are ignored; the hub accepts timestamps up to 59 minutes in the future.
