@@ -19,6 +19,8 @@ pub mod cli;
 #[cfg(feature = "lake")]
 pub mod datadog;
 #[cfg(feature = "lake")]
+pub mod hub;
+#[cfg(feature = "lake")]
 pub mod ingest;
 #[cfg(feature = "lake")]
 pub mod lake;

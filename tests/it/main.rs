@@ -9,6 +9,7 @@ mod dd_dashboards;
 mod dd_derive;
 mod dd_payload;
 mod golden;
+mod hub_api;
 mod kube_source;
 mod lake;
 mod queries;
