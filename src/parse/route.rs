@@ -248,11 +248,14 @@ fn may_overlap(a: &Template, b: &Template) -> bool {
     };
     let root = |s: &Seg, l: &str| *s == Seg::Server && SERVER_ROOT_WORDS.contains(&l);
     lengths_meet
-        && a.segs[..fa].iter().zip(&b.segs[..fb]).all(|(x, y)| match (x, y) {
-            (Seg::Lit(l), Seg::Lit(m)) => l == m,
-            (Seg::Lit(l), s) | (s, Seg::Lit(l)) => !root(s, l),
-            _ => true,
-        })
+        && a.segs[..fa]
+            .iter()
+            .zip(&b.segs[..fb])
+            .all(|(x, y)| match (x, y) {
+                (Seg::Lit(l), Seg::Lit(m)) => l == m,
+                (Seg::Lit(l), s) | (s, Seg::Lit(l)) => !root(s, l),
+                _ => true,
+            })
 }
 
 #[derive(Default)]
