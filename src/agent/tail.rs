@@ -215,15 +215,18 @@ impl Tailer {
     fn check_rotation(&mut self, i: usize, now: Instant) {
         let w = &mut self.watchers[i];
         let Some(file) = &w.file else { return };
+        // Truncation first, on the open handle: a file truncated and then renamed away before
+        // this scan (copy-truncate, then a rename rotation) is not a plain rename. Its held
+        // partial line belongs to the copy, and must not be flushed as a line at rotate_wait.
+        if truncated(w, file) {
+            orphan(w, &self.metrics, now);
+            return;
+        }
         if w.rotated.is_some() {
             return;
         }
         match std::fs::metadata(&w.path) {
-            Ok(m) if dev_ino(&m) == w.dev_ino => {
-                if m.len() < w.read_pos() || !w.head_ok(file) {
-                    orphan(w, &self.metrics, now);
-                }
-            }
+            Ok(m) if dev_ino(&m) == w.dev_ino => {}
             _ => {
                 tracing::info!(file = %w.path.display(), "followed file was rotated or removed; reading it to its end");
                 self.metrics.files_rotated.fetch_add(1, Ordering::Relaxed);
@@ -452,6 +455,13 @@ impl Tailer {
         let wait = self.cfg.rotate_wait;
         let mut i = 0;
         while i < self.watchers.len() {
+            let w = &mut self.watchers[i];
+            if w.rotated.is_some()
+                && !w.partial.is_empty()
+                && w.file.as_ref().is_some_and(|f| truncated(w, f))
+            {
+                orphan(w, &self.metrics, now);
+            }
             let w = &self.watchers[i];
             let idle_for = now.duration_since(w.last_growth);
             let quiet = w.rotated.is_some() && idle_for >= wait;
@@ -506,6 +516,11 @@ impl Tailer {
         }
         Ok(())
     }
+}
+
+/// Was the file behind the handle truncated (shorter than what was read, or a different head)?
+fn truncated(w: &Watcher, file: &File) -> bool {
+    file.metadata().map_or(true, |m| m.len() < w.read_pos()) || !w.head_ok(file)
 }
 
 fn orphan(w: &mut Watcher, metrics: &Metrics, now: Instant) {

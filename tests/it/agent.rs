@@ -81,7 +81,7 @@ listen = "{http}"
 include = ["{}/hub.log*"]
 poll_interval = "10ms"
 glob_interval = "40ms"
-rotate_wait = "2s"
+rotate_wait = "300ms"
 {extra_files}
 "#,
             lake.display(),
