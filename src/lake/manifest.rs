@@ -280,20 +280,11 @@ impl Manifest {
             streams,
             live: self.live.clone(),
         };
-        let meta = self.root.join("_hubpulse");
-        let tmp = meta.join(format!(".{SNAPSHOT}.tmp"));
         let body = serde_json::to_vec(&snap).map_err(|e| LakeError::Corrupt {
-            path: tmp.clone(),
+            path: self.root.join("_hubpulse").join(SNAPSHOT),
             msg: e.to_string(),
         })?;
-        {
-            let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-            f.write_all(&body).map_err(io_err(&tmp))?;
-            f.sync_all().map_err(io_err(&tmp))?;
-        }
-        let dst = meta.join(SNAPSHOT);
-        fs::rename(&tmp, &dst).map_err(io_err(&dst))?;
-        fsync_dir(&meta)?;
+        write_durable(&self.root.join("_hubpulse"), SNAPSHOT, &body)?;
         for c in read_commits(&self.root)? {
             if c.seq <= seq {
                 let p = commit_path(&self.root, c.seq);
@@ -472,19 +463,11 @@ impl Manifest {
     fn write_commit(&self, c: &Commit) -> Result<(), LakeError> {
         let dir = self.root.join("_hubpulse").join("manifest");
         let name = format!("{:020}.json", c.seq);
-        let tmp = dir.join(format!(".{name}.tmp"));
         let body = serde_json::to_vec_pretty(c).map_err(|e| LakeError::Corrupt {
-            path: tmp.clone(),
+            path: dir.join(&name),
             msg: e.to_string(),
         })?;
-        {
-            let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-            f.write_all(&body).map_err(io_err(&tmp))?;
-            f.sync_all().map_err(io_err(&tmp))?;
-        }
-        let dst = dir.join(&name);
-        fs::rename(&tmp, &dst).map_err(io_err(&dst))?;
-        fsync_dir(&dir)
+        write_durable(&dir, &name, &body)
     }
 
     /// Make a compaction durable, then swap the partition directory (see `lake::compact`).
@@ -567,6 +550,19 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+/// Write `dir/name` atomically and durably: a hidden tmp file, fsync, rename, fsync the directory.
+fn write_durable(dir: &Path, name: &str, body: &[u8]) -> Result<(), LakeError> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    {
+        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+        f.write_all(body).map_err(io_err(&tmp))?;
+        f.sync_all().map_err(io_err(&tmp))?;
+    }
+    let dst = dir.join(name);
+    fs::rename(&tmp, &dst).map_err(io_err(&dst))?;
+    fsync_dir(dir)
 }
 
 fn dt_of(rel: &str) -> Option<&str> {
