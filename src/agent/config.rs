@@ -202,43 +202,43 @@ fn key_position(text: &str, key: &str) -> Option<(usize, usize)> {
     None
 }
 
+/// Split `"<integer><unit>"` (spaces around the unit allowed) and look the unit up.
+fn number_unit<T>(
+    s: &str,
+    what: &str,
+    hint: &str,
+    unit: impl Fn(&str) -> Option<T>,
+) -> Result<(u64, T), String> {
+    let s = s.trim();
+    let bad = || format!("invalid {what} {s:?} (use e.g. {hint})");
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, u) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let u = unit(u.trim()).ok_or_else(bad)?;
+    Ok((n, u))
+}
+
 /// Parse `250ms`, `10s`, `5m`, `1h` (an integer and a unit).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?} (use e.g. 250ms, 10s, 5m, 1h)"))?;
-    let d = match unit.trim() {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => {
-            return Err(format!(
-                "invalid duration {s:?} (use e.g. 250ms, 10s, 5m, 1h)"
-            ));
-        }
-    };
-    Ok(d)
+    let (n, ms) = number_unit(s, "duration", "250ms, 10s, 5m, 1h", |u| match u {
+        "ms" => Some(1),
+        "s" => Some(1000),
+        "m" => Some(60_000),
+        "h" => Some(3_600_000),
+        _ => None,
+    })?;
+    Ok(Duration::from_millis(n * ms))
 }
 
 /// Parse `65536`, `64KiB`, `32MiB`, `1GiB`.
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("invalid size {s:?} (use e.g. 65536, 64KiB, 32MiB)"))?;
-    let mult = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        _ => return Err(format!("invalid size {s:?} (use e.g. 65536, 64KiB, 32MiB)")),
-    };
+    let (n, mult) = number_unit(s, "size", "65536, 64KiB, 32MiB", |u| match u {
+        "" | "B" => Some(1),
+        "KiB" => Some(1 << 10),
+        "MiB" => Some(1 << 20),
+        "GiB" => Some(1 << 30),
+        _ => None,
+    })?;
     Ok(n * mult)
 }
 

@@ -54,6 +54,8 @@ pub fn wait_for(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) 
     let start = Instant::now();
     while !cond() {
         assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        // The poll interval of an observed condition (lake contents, HTTP answers), not a wait
+        // for time to pass: the loop ends as soon as the condition is seen.
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -5,7 +5,6 @@
 //! The harness stops the hub when our end of its stdin closes, i.e. when the test process exits.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -46,14 +45,7 @@ fn random_hex() -> String {
     s
 }
 
-fn harness_python() -> PathBuf {
-    let dir = std::env::var_os("HUBPULSE_JH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/hubpulse-jh")
-        });
-    dir.join("venv/bin/python")
-}
+use super::harness_python;
 
 fn start_hub(concurrent_spawn_limit: u32) -> Hub {
     let py = harness_python();

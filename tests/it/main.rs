@@ -24,6 +24,16 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The Python of the real-JupyterHub venv (fixtures/harness/setup.sh; `HUBPULSE_JH_DIR` moves it).
+pub fn harness_python() -> PathBuf {
+    let dir = std::env::var_os("HUBPULSE_JH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/hubpulse-jh")
+        });
+    dir.join("venv/bin/python")
+}
+
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hubpulse"))
 }

@@ -1,19 +1,11 @@
 //! Against a real JupyterHub (PyPI) with configurable-http-proxy (npm): the harness drives a
 //! scenario and records what it observed through the API; hubpulse must find it all in the log.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use super::{bin, query_csv, root, run_ok};
 
-fn harness_python() -> PathBuf {
-    let dir = std::env::var_os("HUBPULSE_JH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/hubpulse-jh")
-        });
-    dir.join("venv/bin/python")
-}
+use super::harness_python;
 
 fn count(lake: &std::path::Path, where_: &str) -> u64 {
     let csv = query_csv(lake, &format!("SELECT count(*) FROM events WHERE {where_}"));
