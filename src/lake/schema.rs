@@ -52,6 +52,21 @@ pub fn events() -> SchemaRef {
     ]))
 }
 
+/// Columns with chunk min/max statistics: those whose values cluster enough to prune a row
+/// group (`ts` has page statistics on top). Per-user and free-text columns have none: with
+/// thousands of users interleaved in every row group their min/max would prune nothing, and
+/// computing them costs a comparison per value.
+pub const STATISTICS_COLUMNS: &[&str] = &[
+    "hub",
+    "source",
+    "level",
+    "kind",
+    "method",
+    "status",
+    "route",
+    "source_offset",
+];
+
 /// Columns whose values repeat a lot and compress best with a Parquet dictionary. The others
 /// (message, path, offsets, times) are written plain: a dictionary would only overflow.
 pub const DICTIONARY_COLUMNS: &[&str] = &[

@@ -35,7 +35,7 @@ impl Default for WriterConfig {
     fn default() -> Self {
         WriterConfig {
             row_group_rows: 256 * 1024,
-            zstd_level: 3,
+            zstd_level: 1,
         }
     }
 }
@@ -47,13 +47,17 @@ pub fn writer_properties(cfg: &WriterConfig) -> WriterProperties {
         ))
         .set_max_row_group_row_count(Some(cfg.row_group_rows))
         .set_dictionary_enabled(false)
-        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_statistics_enabled(EnabledStatistics::None)
         .set_created_by(format!("hubpulse {}", env!("CARGO_PKG_VERSION")));
     for c in schema::DICTIONARY_COLUMNS {
         b = b.set_column_dictionary_enabled(ColumnPath::from(*c), true);
     }
     // Page statistics on the time column let readers prune time ranges inside a part.
     b = b.set_column_statistics_enabled(ColumnPath::from("ts"), EnabledStatistics::Page);
+    // Min/max costs a comparison per value; keep it only where it can prune a row group.
+    for c in schema::STATISTICS_COLUMNS {
+        b = b.set_column_statistics_enabled(ColumnPath::from(*c), EnabledStatistics::Chunk);
+    }
     b.build()
 }
 

@@ -168,6 +168,16 @@ fn hive_layout_zstd_and_no_partial_files_visible() {
             .any(|e| e == parquet::basic::Encoding::RLE_DICTIONARY),
         "dictionary-encoded"
     );
+    let stats_of = |name: &str| {
+        rg.columns()
+            .iter()
+            .find(|c| c.column_path().string() == name)
+            .unwrap()
+            .statistics()
+            .is_some()
+    };
+    assert!(stats_of("kind"), "kind keeps min/max: it prunes row groups");
+    assert!(!stats_of("message"), "free text carries no min/max");
     assert!(
         std::fs::read_dir(lake.join("_hubpulse/staging"))
             .unwrap()
