@@ -73,6 +73,16 @@ pub fn run(cmd: Command) -> Result<(), AppError> {
             };
             query_cmd(&lake, &sql, format)
         }
+        Command::Report {
+            report:
+                crate::cli::ReportCommand::Monthly {
+                    lake,
+                    month,
+                    pricing,
+                    format,
+                    out,
+                },
+        } => report_monthly(&lake, &month, pricing.as_deref(), format, out.as_deref()),
         Command::Run {
             config,
             lake,
@@ -343,9 +353,18 @@ fn query_err(e: QueryError) -> AppError {
     }
 }
 
+/// Whether the SQL may read the derived `sessions` table (built only when asked for: it
+/// reads every lifecycle record of the lake).
+fn mentions_sessions(sql: &str) -> bool {
+    sql.to_ascii_lowercase().contains("sessions")
+}
+
 fn query_cmd(lake: &Path, sql: &str, format: Format) -> Result<(), AppError> {
     let batches = runtime()?.block_on(async {
         let ctx = query::session(lake).await?;
+        if mentions_sessions(sql) {
+            crate::report::register_sessions(&ctx).await?;
+        }
         query::run(&ctx, sql).await
     });
     let batches = batches.map_err(query_err)?;
@@ -353,6 +372,38 @@ fn query_cmd(lake: &Path, sql: &str, format: Format) -> Result<(), AppError> {
     let mut out = BufWriter::new(stdout.lock());
     query::render(&batches, format, &mut out).map_err(query_err)?;
     out.flush().or_else(output_error)
+}
+
+fn report_monthly(
+    lake: &Path,
+    month: &str,
+    pricing: Option<&Path>,
+    format: crate::report::ReportFormat,
+    out: Option<&Path>,
+) -> Result<(), AppError> {
+    use crate::report::{self, pricing::Pricing};
+    let first = report::parse_month(month).map_err(AppError::Input)?;
+    let pricing = match pricing {
+        Some(p) => Pricing::load(p).map_err(AppError::Input)?,
+        None => Pricing::default(),
+    };
+    let m = runtime()?
+        .block_on(async {
+            let ctx = query::session(lake).await?;
+            report::monthly(&ctx, first, &pricing).await
+        })
+        .map_err(query_err)?;
+    let text = report::render(&m, format);
+    match out {
+        Some(path) => std::fs::write(path, text)
+            .map_err(|e| AppError::Runtime(format!("{}: {e}", path.display()))),
+        None => {
+            let stdout = io::stdout();
+            let mut w = BufWriter::new(stdout.lock());
+            w.write_all(text.as_bytes()).or_else(output_error)?;
+            w.flush().or_else(output_error)
+        }
+    }
 }
 
 /// The README's main job: the live agent follows the bundled sample log while it is being

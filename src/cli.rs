@@ -77,6 +77,11 @@ pub enum Command {
         #[arg(required_unless_present_any = ["file", "name"])]
         sql: Option<String>,
     },
+    /// Reports for team leads and finance, from the lake.
+    Report {
+        #[command(subcommand)]
+        report: ReportCommand,
+    },
     /// Run the live agent: follow logs into the lake until SIGTERM/SIGINT.
     ///
     /// Either `--config FILE` (see hubpulse.example.toml) or the zero-config form
@@ -137,5 +142,27 @@ pub enum Command {
     Kinds {
         #[arg(long, value_name = "DIR")]
         parsers: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Cost and usage of one month: totals and breakdowns by user, group, profile and project,
+    /// idle time, month-over-month change.
+    Monthly {
+        #[arg(long, value_name = "DIR")]
+        lake: PathBuf,
+        /// The month, YYYY-MM (UTC).
+        #[arg(long, value_name = "YYYY-MM")]
+        month: String,
+        /// Pricing file: profile prices, groups, projects (see examples/pricing.toml).
+        /// Without it every profile costs 0.
+        #[arg(long, value_name = "FILE")]
+        pricing: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "html")]
+        format: crate::report::ReportFormat,
+        /// Write here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }

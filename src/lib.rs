@@ -26,3 +26,5 @@ pub mod ingest;
 pub mod lake;
 #[cfg(feature = "lake")]
 pub mod query;
+#[cfg(feature = "lake")]
+pub mod report;

@@ -153,7 +153,7 @@ impl AgentConfig {
     }
 }
 
-fn line_col(text: &str, byte: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, byte: usize) -> (usize, usize) {
     let before = &text[..byte.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let col = before
@@ -165,7 +165,7 @@ fn line_col(text: &str, byte: usize) -> (usize, usize) {
 
 /// Best-effort position of a dotted key (`lake.flush_interval`, `files[1].include`) in the text:
 /// the first line, after the table header, that assigns its last segment.
-fn key_position(text: &str, key: &str) -> Option<(usize, usize)> {
+pub(crate) fn key_position(text: &str, key: &str) -> Option<(usize, usize)> {
     let leaf = key.rsplit('.').next()?;
     let leaf = leaf.split('[').next()?;
     let table = key

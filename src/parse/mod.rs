@@ -281,7 +281,9 @@ impl Enricher {
                     self.removed.insert(user.to_string(), s.to_string());
                 }
             }
-            "stop_succeeded" | "server_exited" if rec.server_name.is_none() => {
+            // Only the stop line: it follows its route's removal. An exit line comes *before*
+            // its removal, so an entry found then would be a stale one (an earlier exit's).
+            "stop_succeeded" if rec.server_name.is_none() => {
                 if let Some(s) = self.removed.remove(user) {
                     rec.server_name = Some(Cow::Owned(s));
                 }

@@ -1,0 +1,133 @@
+//! Monthly cost and usage reports, and the `sessions` table they stand on.
+//!
+//! * [`sessions`]: server runs rebuilt from lifecycle records (pure; every gap in the log closed
+//!   by a stated rule and flagged).
+//! * [`load`]: reads those records from the lake with DataFusion.
+//! * [`pricing`]: the pricing file (profile prices, groups, projects).
+//! * [`monthly`]: sessions clipped to a month, priced and broken down; [`render`] and [`html`]
+//!   write it as Markdown, CSV or one self-contained HTML file.
+
+pub mod html;
+pub mod load;
+pub mod monthly;
+pub mod pricing;
+pub mod render;
+pub mod sessions;
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use chrono::NaiveDate;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+
+use crate::query::QueryError;
+use pricing::Pricing;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Html,
+    Md,
+    Csv,
+}
+
+/// Parse `YYYY-MM` into the month's first day.
+pub fn parse_month(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d")
+        .map_err(|_| format!("--month {s:?}: expected YYYY-MM, e.g. 2026-10"))
+}
+
+/// The monthly report of the month starting at `first`, over the lake of `ctx`.
+pub async fn monthly(
+    ctx: &SessionContext,
+    first: NaiveDate,
+    pricing: &Pricing,
+) -> Result<monthly::Monthly, QueryError> {
+    let (from, to) = monthly::window(first);
+    let l = load::load(ctx, from, to).await?;
+    let sessions = sessions::derive(&l.events, &l.first_ts);
+    Ok(monthly::build(
+        first,
+        &sessions,
+        &l.last_ts,
+        &l.first_ts,
+        pricing,
+    ))
+}
+
+pub fn render(m: &monthly::Monthly, format: ReportFormat) -> String {
+    match format {
+        ReportFormat::Html => html::html(m),
+        ReportFormat::Md => render::markdown(m),
+        ReportFormat::Csv => render::csv(m),
+    }
+}
+
+/// Schema of the `sessions` table.
+pub fn sessions_schema() -> Arc<Schema> {
+    let ts = || DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new("hub", DataType::Utf8, false),
+        Field::new("user", DataType::Utf8, false),
+        Field::new("server_name", DataType::Utf8, false),
+        Field::new("profile", DataType::Utf8, true),
+        Field::new("start", ts(), false),
+        Field::new("end", ts(), true),
+        Field::new("end_reason", DataType::Utf8, false),
+        Field::new("spawn_seconds", DataType::Float64, true),
+        Field::new("last_activity", ts(), true),
+        Field::new("flags", DataType::Utf8, false),
+        Field::new("running", DataType::Boolean, false),
+    ]))
+}
+
+/// Registers `sessions` (every session over the whole lake) in `ctx`.
+pub async fn register_sessions(ctx: &SessionContext) -> Result<(), QueryError> {
+    let sql_err = |e: datafusion::error::DataFusionError| QueryError::Sql(e.to_string());
+    let (from, to) = (
+        NaiveDate::from_ymd_opt(1, 1, 1),
+        NaiveDate::from_ymd_opt(9999, 12, 31),
+    );
+    let (Some(from), Some(to)) = (from, to) else {
+        return Err(QueryError::Sql("date range".into()));
+    };
+    let l = load::load(ctx, from, to).await?;
+    let s = sessions::derive(&l.events, &l.first_ts);
+    let str_col = |f: &dyn Fn(&sessions::Session) -> Option<String>| -> ArrayRef {
+        Arc::new(s.iter().map(f).collect::<StringArray>())
+    };
+    let ts_col = |f: &dyn Fn(&sessions::Session) -> Option<i64>| -> ArrayRef {
+        Arc::new(
+            s.iter()
+                .map(f)
+                .collect::<TimestampMicrosecondArray>()
+                .with_timezone("UTC"),
+        )
+    };
+    let cols: Vec<ArrayRef> = vec![
+        str_col(&|x| Some(x.hub.clone())),
+        str_col(&|x| Some(x.user.clone())),
+        str_col(&|x| Some(x.server.clone())),
+        str_col(&|x| x.profile.clone()),
+        ts_col(&|x| Some(x.start)),
+        ts_col(&|x| x.end),
+        str_col(&|x| Some(x.end_reason.as_str().to_string())),
+        Arc::new(s.iter().map(|x| x.spawn_seconds).collect::<Float64Array>()),
+        ts_col(&|x| x.last_activity),
+        str_col(&|x| Some(x.flags())),
+        Arc::new(
+            s.iter()
+                .map(|x| Some(x.end.is_none()))
+                .collect::<BooleanArray>(),
+        ),
+    ];
+    let batch = RecordBatch::try_new(sessions_schema(), cols)
+        .map_err(|e| QueryError::Sql(e.to_string()))?;
+    let table = MemTable::try_new(sessions_schema(), vec![vec![batch]]).map_err(sql_err)?;
+    ctx.register_table("sessions", Arc::new(table))
+        .map_err(sql_err)?;
+    Ok(())
+}

@@ -1,0 +1,304 @@
+//! The monthly report's numbers: sessions clipped to the month, priced, and broken down.
+//!
+//! A session counts for the part of its run inside `[first day 00:00 UTC, next month's first
+//! day 00:00 UTC)`, so one crossing the boundary is split at it. A session still running is
+//! counted to its hub's last record. Idle time is a session's tail after its last activity
+//! (activity POSTs; a session with none is idle from its start); "a culler would have saved" is
+//! the part of that tail beyond the pricing file's `idle_timeout`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Months, NaiveDate, TimeDelta};
+
+use super::pricing::Pricing;
+use super::sessions::{EndReason, Session};
+
+const US_PER_S: f64 = 1e6;
+const US_PER_DAY: i64 = 86_400_000_000;
+
+/// One line of a breakdown.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Row {
+    pub key: String,
+    /// Server time inside the month, µs.
+    pub server_us: i64,
+    pub cost: f64,
+    pub sessions: u64,
+    /// Distinct (user, day) pairs with a server running: a user's active days.
+    pub active_days: u64,
+    pub users: u64,
+    pub idle_us: i64,
+}
+
+impl Row {
+    pub fn hours(&self) -> f64 {
+        self.server_us as f64 / US_PER_S / 3600.0
+    }
+    pub fn idle_hours(&self) -> f64 {
+        self.idle_us as f64 / US_PER_S / 3600.0
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Totals {
+    pub all: Row,
+    pub culled_sessions: u64,
+    /// Idle time of culled sessions before the cull, µs.
+    pub culled_idle_us: i64,
+    /// Idle time beyond `idle_timeout` of every session, µs, and its cost.
+    pub saved_us: i64,
+    pub saved_cost: f64,
+    pub spawn_seconds_p50: Option<f64>,
+    pub spawn_seconds_p95: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Flags {
+    pub started_before_data: u64,
+    pub missing_stop: u64,
+    pub end_estimated: u64,
+    pub running_at_end: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Monthly {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub previous_month: String,
+    pub currency: String,
+    pub idle_timeout_s: u64,
+    pub hubs: Vec<String>,
+    pub totals: Totals,
+    /// `None` when the lake holds no record of the previous month.
+    pub previous: Option<Totals>,
+    pub by_user: Vec<Row>,
+    pub by_group: Vec<Row>,
+    pub by_profile: Vec<Row>,
+    pub by_project: Vec<Row>,
+    /// Day -> profile -> server µs.
+    pub daily: BTreeMap<NaiveDate, BTreeMap<String, i64>>,
+    pub end_reasons: BTreeMap<&'static str, u64>,
+    pub flags: Flags,
+    /// Profiles seen in the logs that the pricing file does not price (costed at 0).
+    pub unpriced: BTreeSet<String>,
+}
+
+/// `[start, end)` of a month in µs.
+pub fn month_bounds(first: NaiveDate) -> (i64, i64) {
+    let next = first + Months::new(1);
+    let us = |d: NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .map_or(0, |t| t.and_utc().timestamp_micros())
+    };
+    (us(first), us(next))
+}
+
+fn day_of(us: i64) -> NaiveDate {
+    DateTime::from_timestamp_micros(us).map_or(NaiveDate::MIN, |t| t.date_naive())
+}
+
+struct Piece<'a> {
+    s: &'a Session,
+    slug: String,
+    from: i64,
+    to: i64,
+    idle_from: i64,
+    cost: f64,
+}
+
+/// Clip every session to `[lo, hi)`; `last_ts` closes running ones.
+fn pieces<'a>(
+    sessions: &'a [Session],
+    lo: i64,
+    hi: i64,
+    last_ts: &HashMap<String, i64>,
+    pricing: &Pricing,
+    unpriced: &mut BTreeSet<String>,
+) -> Vec<Piece<'a>> {
+    let mut out = Vec::new();
+    for s in sessions {
+        let end = s
+            .end
+            .unwrap_or_else(|| last_ts.get(&s.hub).copied().unwrap_or(s.start));
+        let (from, to) = (s.start.max(lo), end.min(hi));
+        if to <= from {
+            continue;
+        }
+        let slug = pricing.profile_slug(s.profile.as_deref());
+        let price = pricing.price(&slug).unwrap_or_else(|| {
+            unpriced.insert(slug.clone());
+            0.0
+        });
+        let idle_from = s.last_activity.unwrap_or(s.start).max(s.start);
+        out.push(Piece {
+            s,
+            cost: (to - from) as f64 / US_PER_S / 3600.0 * price,
+            slug,
+            from,
+            to,
+            idle_from,
+        });
+    }
+    out
+}
+
+fn idle_in(p: &Piece, from_offset: i64) -> i64 {
+    let a = (p.idle_from + from_offset).max(p.from);
+    (p.to - a).max(0)
+}
+
+fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    Some(sorted[i])
+}
+
+fn totals(ps: &[Piece], pricing: &Pricing) -> Totals {
+    let timeout = pricing.idle_timeout.as_micros() as i64;
+    let mut t = Totals::default();
+    let mut users = HashSet::new();
+    let mut days = HashSet::new();
+    let mut spawns = Vec::new();
+    for p in ps {
+        t.all.server_us += p.to - p.from;
+        t.all.cost += p.cost;
+        t.all.sessions += 1;
+        t.all.idle_us += idle_in(p, 0);
+        users.insert(p.s.user.as_str());
+        for d in days_of(p) {
+            days.insert((p.s.user.as_str(), d));
+        }
+        let saved = idle_in(p, timeout);
+        t.saved_us += saved;
+        if p.to > p.from {
+            t.saved_cost += p.cost * saved as f64 / (p.to - p.from) as f64;
+        }
+        if p.s.end_reason == EndReason::Culled {
+            t.culled_sessions += 1;
+            t.culled_idle_us += idle_in(p, 0);
+        }
+        if let Some(x) = p.s.spawn_seconds {
+            spawns.push(x);
+        }
+    }
+    t.all.users = users.len() as u64;
+    t.all.active_days = days.len() as u64;
+    t.all.key = "total".into();
+    spawns.sort_by(f64::total_cmp);
+    t.spawn_seconds_p50 = quantile(&spawns, 0.5);
+    t.spawn_seconds_p95 = quantile(&spawns, 0.95);
+    t
+}
+
+fn days_of(p: &Piece) -> impl Iterator<Item = NaiveDate> {
+    let (first, last) = (day_of(p.from), day_of(p.to - 1));
+    first.iter_days().take_while(move |d| *d <= last)
+}
+
+fn breakdown<'a>(ps: &[Piece<'a>], key: impl Fn(&Piece<'a>) -> String) -> Vec<Row> {
+    type Acc<'s> = (Row, HashSet<&'s str>, HashSet<(&'s str, NaiveDate)>);
+    let mut rows: HashMap<String, Acc> = HashMap::new();
+    for p in ps {
+        let k = key(p);
+        let (r, users, days) = rows.entry(k.clone()).or_default();
+        r.key = k;
+        r.server_us += p.to - p.from;
+        r.cost += p.cost;
+        r.sessions += 1;
+        r.idle_us += idle_in(p, 0);
+        users.insert(p.s.user.as_str());
+        for d in days_of(p) {
+            days.insert((p.s.user.as_str(), d));
+        }
+    }
+    let mut out: Vec<Row> = rows
+        .into_values()
+        .map(|(mut r, u, d)| {
+            r.users = u.len() as u64;
+            r.active_days = d.len() as u64;
+            r
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.cost
+            .total_cmp(&a.cost)
+            .then(b.server_us.cmp(&a.server_us))
+            .then(a.key.cmp(&b.key))
+    });
+    out
+}
+
+/// Server time per day and profile.
+fn daily(ps: &[Piece]) -> BTreeMap<NaiveDate, BTreeMap<String, i64>> {
+    let mut out: BTreeMap<NaiveDate, BTreeMap<String, i64>> = BTreeMap::new();
+    for p in ps {
+        for d in days_of(p) {
+            let day_lo = d
+                .and_hms_opt(0, 0, 0)
+                .map_or(0, |t| t.and_utc().timestamp_micros());
+            let (a, b) = (p.from.max(day_lo), p.to.min(day_lo + US_PER_DAY));
+            if b > a {
+                *out.entry(d).or_default().entry(p.slug.clone()).or_default() += b - a;
+            }
+        }
+    }
+    out
+}
+
+/// Build the report of the month starting at `first` from sessions derived over a window that
+/// covers it and the month before.
+pub fn build(
+    first: NaiveDate,
+    sessions: &[Session],
+    last_ts: &HashMap<String, i64>,
+    first_ts: &HashMap<String, i64>,
+    pricing: &Pricing,
+) -> Monthly {
+    let (lo, hi) = month_bounds(first);
+    let prev_first = first - Months::new(1);
+    let (plo, phi) = month_bounds(prev_first);
+    let mut unpriced = BTreeSet::new();
+    let ps = pieces(sessions, lo, hi, last_ts, pricing, &mut unpriced);
+    let mut ignore = BTreeSet::new();
+    let prev_ps = pieces(sessions, plo, phi, last_ts, pricing, &mut ignore);
+    let has_prev = first_ts.values().any(|&f| f < phi) && last_ts.values().any(|&l| l >= plo);
+    let mut end_reasons = BTreeMap::new();
+    let mut flags = Flags::default();
+    for p in &ps {
+        *end_reasons.entry(p.s.end_reason.as_str()).or_insert(0) += 1;
+        flags.started_before_data += u64::from(p.s.started_before_data);
+        flags.missing_stop += u64::from(p.s.missing_stop);
+        flags.end_estimated += u64::from(p.s.end_estimated);
+        flags.running_at_end += u64::from(p.s.end.is_none());
+    }
+    let mut hubs: Vec<String> = ps.iter().map(|p| p.s.hub.clone()).collect();
+    hubs.sort();
+    hubs.dedup();
+    Monthly {
+        month: first.format("%Y-%m").to_string(),
+        previous_month: prev_first.format("%Y-%m").to_string(),
+        currency: pricing.currency.clone(),
+        idle_timeout_s: pricing.idle_timeout.as_secs(),
+        hubs,
+        totals: totals(&ps, pricing),
+        previous: has_prev.then(|| totals(&prev_ps, pricing)),
+        by_user: breakdown(&ps, |p| p.s.user.clone()),
+        by_group: breakdown(&ps, |p| pricing.group_of(&p.s.user).to_string()),
+        by_profile: breakdown(&ps, |p| p.slug.clone()),
+        by_project: breakdown(&ps, |p| pricing.project_of(&p.s.user).to_string()),
+        daily: daily(&ps),
+        end_reasons,
+        flags,
+        unpriced,
+    }
+}
+
+/// The window of data a report of the month starting at `first` reads: the month before
+/// (month-over-month) and 31 days more, so sessions started then are seen starting.
+pub fn window(first: NaiveDate) -> (NaiveDate, NaiveDate) {
+    let from = first - Months::new(1) - TimeDelta::days(31);
+    let to = first + Months::new(1) - TimeDelta::days(1);
+    (from, to)
+}

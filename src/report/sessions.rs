@@ -1,0 +1,383 @@
+//! Sessions: single-user server runs rebuilt from the lake's lifecycle records.
+//!
+//! A session is one run of one server (`hub`, `user`, `server`): from the record that says it
+//! was ready (`User alice:gpu took 12.3 seconds to start`) to the record that says it ended.
+//! [`derive`] is a pure function over [`LifeEvent`]s in log order; `load` reads them from the
+//! lake. Every way the log can fall short is closed by a stated rule and flagged, never guessed
+//! silently:
+//!
+//! | situation | rule | flag |
+//! |---|---|---|
+//! | running before the first line (a stop, `still running` or activity with no spawn seen) | starts at the hub's first record in the data | `started_before_data` |
+//! | still running after the last line | `end` is empty, reason `running`; reports bill it to the hub's last record | — |
+//! | a second spawn while one is open (stop line missing) | the old one ends at its last activity (or its start) | `missing_stop` |
+//! | `appears to have stopped while the Hub was down` | ends at the hub's shutdown before it (or at that line) | `end_estimated` |
+//! | hub restart, servers kept (Z2JH) | nothing ends: `still running` lines confirm it | — |
+//! | exit line without the server name | the user's only open server, else the default one | — |
+//!
+//! End reasons: `user_stop` (the user's own DELETE), `culled` (the culler's log line or a
+//! DELETE by a culler service), `admin_stop` (a DELETE by anyone else), `failed` (the server
+//! exited on its own), `hub_restart` (lost while the hub was down), `replaced` (stop line
+//! missing), `running`.
+//!
+//! Profiles: the hub logs the chosen profile only at DEBUG (`Applying KubeSpawner override for
+//! profile '<display name>'`), before it creates the pod. Each such line is paired with the next
+//! `Attempting to create pod <name>` of the same hub, and the pod with the user's next ready
+//! server whose pod name matches. Servers with no such line get the default profile
+//! (`profile_from = default`): KubeSpawner applies the default profile when none is chosen.
+//!
+//! Times are microseconds since the epoch, UTC, as in the lake.
+
+use std::collections::{HashMap, VecDeque};
+
+/// What a lifecycle record says, with the fields the session rules need.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Life {
+    /// `Applying KubeSpawner override for profile '<name>'` (DEBUG).
+    ProfileOverride(String),
+    /// `Attempting to create pod <pod>`.
+    PodCreate(String),
+    /// Ready; the spawn took this many seconds.
+    SpawnSucceeded(Option<f64>),
+    StopSucceeded,
+    /// Exited on its own (`server stopped, with exit code`).
+    Exited,
+    /// `appears to have stopped while the Hub was down` / `does not appear to be running`.
+    Lost,
+    /// `<name> still running` at hub start-up.
+    StillRunning,
+    /// The idle culler's own line: culling this server or user.
+    CullRequested,
+    /// `DELETE /hub/api/users/<user>/server[s/<name>]`, and who sent it.
+    Delete {
+        actor: String,
+    },
+    /// The hub received a signal and shuts down.
+    HubShutdown,
+    /// Activity from the user (activity POST): updates the last activity of their servers.
+    Activity,
+}
+
+/// One lifecycle record. `user` is `None` for hub-wide records.
+#[derive(Debug, Clone)]
+pub struct LifeEvent {
+    pub ts: i64,
+    pub hub: String,
+    pub user: Option<String>,
+    /// Server name when the record names one (`Some("")` = the default server).
+    pub server: Option<String>,
+    pub life: Life,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EndReason {
+    UserStop,
+    Culled,
+    AdminStop,
+    Failed,
+    HubRestart,
+    Replaced,
+    Running,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::UserStop => "user_stop",
+            EndReason::Culled => "culled",
+            EndReason::AdminStop => "admin_stop",
+            EndReason::Failed => "failed",
+            EndReason::HubRestart => "hub_restart",
+            EndReason::Replaced => "replaced",
+            EndReason::Running => "running",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub hub: String,
+    pub user: String,
+    /// `""` for the default server.
+    pub server: String,
+    /// The profile's display name from the log, or `None` (the default profile).
+    pub profile: Option<String>,
+    pub start: i64,
+    /// `None` while running at the end of the data.
+    pub end: Option<i64>,
+    pub end_reason: EndReason,
+    pub spawn_seconds: Option<f64>,
+    /// Last activity seen while it ran (`None`: none seen).
+    pub last_activity: Option<i64>,
+    pub started_before_data: bool,
+    pub missing_stop: bool,
+    pub end_estimated: bool,
+}
+
+impl Session {
+    /// Comma-separated flags, empty when the session is fully observed.
+    pub fn flags(&self) -> String {
+        let mut f = Vec::new();
+        if self.started_before_data {
+            f.push("started_before_data");
+        }
+        if self.missing_stop {
+            f.push("missing_stop");
+        }
+        if self.end_estimated {
+            f.push("end_estimated");
+        }
+        f.join(",")
+    }
+
+    /// Seconds between the last sign of use (activity, or the start) and `until`.
+    pub fn idle_tail_us(&self, until: i64) -> i64 {
+        let last = self.last_activity.unwrap_or(self.start).max(self.start);
+        (until - last).max(0)
+    }
+}
+
+/// How long after a stop a DELETE request still belongs to it (the request line is written
+/// when the request completes, after the stop line).
+const DELETE_AFTER_STOP_US: i64 = 60_000_000;
+/// How long before a stop a culler's line still explains it.
+const CULL_BEFORE_STOP_US: i64 = 15 * 60_000_000;
+
+type Key = (String, String, String);
+
+#[derive(Default)]
+struct State {
+    open: HashMap<Key, Session>,
+    done: Vec<Session>,
+    /// Closed sessions awaiting their DELETE line: key -> index in `done`.
+    just_stopped: HashMap<Key, usize>,
+    cull_at: HashMap<Key, i64>,
+    /// Per hub: profiles logged and not yet paired with a pod.
+    pending_profiles: HashMap<String, VecDeque<String>>,
+    /// Per hub: pod (normalised name) -> profile.
+    pod_profiles: HashMap<String, Vec<(String, String)>>,
+    /// Users seen in any lifecycle record (per hub): activity from others opens a session.
+    known: std::collections::HashSet<(String, String)>,
+    last_shutdown: HashMap<String, i64>,
+}
+
+/// Rebuild sessions from lifecycle records in log order. `first_ts` gives each hub's first
+/// record in the data (where sessions already running begin).
+pub fn derive(events: &[LifeEvent], first_ts: &HashMap<String, i64>) -> Vec<Session> {
+    let mut st = State::default();
+    for ev in events {
+        st.apply(ev, first_ts);
+    }
+    let mut out = st.done;
+    out.extend(st.open.into_values());
+    out.sort_by(|a, b| {
+        (a.start, &a.hub, &a.user, &a.server).cmp(&(b.start, &b.hub, &b.user, &b.server))
+    });
+    out
+}
+
+fn norm(s: &str) -> String {
+    s.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .flat_map(|c| c.to_lowercase())
+        .collect()
+}
+
+impl State {
+    fn apply(&mut self, ev: &LifeEvent, first_ts: &HashMap<String, i64>) {
+        let hub = &ev.hub;
+        let data_start = first_ts.get(hub).copied().unwrap_or(ev.ts);
+        match &ev.life {
+            Life::ProfileOverride(p) => {
+                self.pending_profiles
+                    .entry(hub.clone())
+                    .or_default()
+                    .push_back(p.clone());
+                return;
+            }
+            Life::PodCreate(pod) => {
+                if let Some(p) = self
+                    .pending_profiles
+                    .get_mut(hub)
+                    .and_then(VecDeque::pop_front)
+                {
+                    let pod = pod.rsplit('/').next().unwrap_or(pod);
+                    self.pod_profiles
+                        .entry(hub.clone())
+                        .or_default()
+                        .push((norm(pod), p));
+                }
+                return;
+            }
+            Life::HubShutdown => {
+                self.last_shutdown.insert(hub.clone(), ev.ts);
+                return;
+            }
+            _ => {}
+        }
+        let Some(user) = ev.user.clone() else { return };
+        if ev.life == Life::Activity {
+            self.activity(hub, user, ev.ts, data_start);
+            return;
+        }
+        self.known.insert((hub.clone(), user.clone()));
+        let server = match (&ev.life, &ev.server) {
+            (_, Some(s)) => s.clone(),
+            (Life::Exited, None) => self.only_open_server(hub, &user),
+            _ => String::new(),
+        };
+        let key = (hub.clone(), user, server);
+        match &ev.life {
+            Life::SpawnSucceeded(secs) => self.started(key, ev.ts, *secs),
+            Life::StopSucceeded => {
+                let reason = match self.cull_at.get(&key) {
+                    Some(&c) if ev.ts - c <= CULL_BEFORE_STOP_US => EndReason::Culled,
+                    _ => EndReason::UserStop,
+                };
+                let i = self.close(&key, ev.ts, reason, data_start);
+                self.just_stopped.insert(key, i);
+            }
+            Life::Exited => {
+                self.close(&key, ev.ts, EndReason::Failed, data_start);
+            }
+            Life::Lost => {
+                let at = self
+                    .last_shutdown
+                    .get(hub)
+                    .copied()
+                    .filter(|&s| s <= ev.ts)
+                    .unwrap_or(ev.ts);
+                let i = self.close(&key, at, EndReason::HubRestart, data_start);
+                self.done[i].end_estimated = true;
+            }
+            Life::StillRunning if !self.open.contains_key(&key) => {
+                let s = self.new_session(&key, data_start, None);
+                self.open.insert(
+                    key,
+                    Session {
+                        started_before_data: true,
+                        ..s
+                    },
+                );
+            }
+            Life::CullRequested => {
+                self.cull_at.insert(key, ev.ts);
+            }
+            Life::Delete { actor } => self.delete(&key, actor, ev.ts),
+            _ => {}
+        }
+    }
+
+    fn activity(&mut self, hub: &str, user: String, ts: i64, data_start: i64) {
+        let mut any = false;
+        for (k, s) in self.open.iter_mut() {
+            if k.0 == hub && k.1 == user {
+                s.last_activity = Some(ts);
+                any = true;
+            }
+        }
+        let who = (hub.to_string(), user);
+        if !any && !self.known.contains(&who) {
+            // Activity from a server whose start the data does not show: it was already running.
+            let key = (who.0.clone(), who.1.clone(), String::new());
+            let mut s = self.new_session(&key, data_start, None);
+            s.started_before_data = true;
+            s.last_activity = Some(ts);
+            self.open.insert(key, s);
+            self.known.insert(who);
+        }
+    }
+
+    fn only_open_server(&self, hub: &str, user: &str) -> String {
+        let mut open = self.open.keys().filter(|k| k.0 == hub && k.1 == user);
+        match (open.next(), open.next()) {
+            (Some(k), None) => k.2.clone(),
+            _ => String::new(),
+        }
+    }
+
+    fn new_session(&mut self, key: &Key, start: i64, spawn: Option<f64>) -> Session {
+        Session {
+            hub: key.0.clone(),
+            user: key.1.clone(),
+            server: key.2.clone(),
+            profile: self.take_profile(key),
+            start,
+            end: None,
+            end_reason: EndReason::Running,
+            spawn_seconds: spawn,
+            last_activity: None,
+            started_before_data: false,
+            missing_stop: false,
+            end_estimated: false,
+        }
+    }
+
+    /// The profile logged for this server's pod: `jupyter-<user>[-[-]<server>]`, compared on
+    /// letters and digits only (KubeSpawner escapes names).
+    fn take_profile(&mut self, key: &Key) -> Option<String> {
+        let pods = self.pod_profiles.get_mut(&key.0)?;
+        let (user, server) = (norm(&key.1), norm(&key.2));
+        let exact = format!("jupyter{user}{server}");
+        let loose = format!("jupyter{user}");
+        let i = pods
+            .iter()
+            .rposition(|(p, _)| *p == exact)
+            .or_else(|| pods.iter().rposition(|(p, _)| *p == loose))?;
+        Some(pods.remove(i).1)
+    }
+
+    fn started(&mut self, key: Key, ts: i64, spawn: Option<f64>) {
+        if let Some(mut old) = self.open.remove(&key) {
+            old.end = Some(old.last_activity.unwrap_or(old.start).max(old.start));
+            old.end_reason = EndReason::Replaced;
+            old.missing_stop = true;
+            self.done.push(old);
+        }
+        self.cull_at.remove(&key);
+        self.just_stopped.remove(&key);
+        let s = self.new_session(&key, ts, spawn);
+        self.open.insert(key, s);
+    }
+
+    /// Ends the open session of `key` (or records one that ran from before the data) and
+    /// returns its index in `done`.
+    fn close(&mut self, key: &Key, at: i64, reason: EndReason, data_start: i64) -> usize {
+        let mut s = match self.open.remove(key) {
+            Some(s) => s,
+            None => {
+                let mut s = self.new_session(key, data_start.min(at), None);
+                s.started_before_data = true;
+                s
+            }
+        };
+        s.end = Some(at.max(s.start));
+        s.end_reason = reason;
+        self.done.push(s);
+        self.done.len() - 1
+    }
+
+    fn delete(&mut self, key: &Key, actor: &str, ts: i64) {
+        let Some(&i) = self.just_stopped.get(key) else {
+            return;
+        };
+        let s = &mut self.done[i];
+        if s.end.is_some_and(|e| ts - e > DELETE_AFTER_STOP_US) {
+            return;
+        }
+        if s.end_reason == EndReason::UserStop {
+            s.end_reason = if actor == key.1 {
+                EndReason::UserStop
+            } else if actor.contains("cull") {
+                EndReason::Culled
+            } else {
+                EndReason::AdminStop
+            };
+        }
+        self.just_stopped.remove(key);
+    }
+}
+
+#[cfg(test)]
+#[path = "sessions_tests.rs"]
+mod tests;
