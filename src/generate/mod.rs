@@ -68,6 +68,22 @@ pub struct Truth {
     pub spawns_succeeded_per_day: BTreeMap<String, u64>,
     /// Records that carry a Python traceback.
     pub tracebacks: u64,
+    /// "YYYY-MM" -> user -> profile display name ("" = the default profile) -> server time in ms,
+    /// from the ready line to the stop (or exit) line. No server runs across midnight.
+    pub server_ms: BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>>,
+    /// "YYYY-MM" -> server runs.
+    pub server_runs: BTreeMap<String, u64>,
+}
+
+/// The profile a user's server runs with: the display name the hub logs at DEBUG, or `None`
+/// for the default profile (no override line). A function of the user and server only, so the
+/// random sequence (and every other figure) is unchanged by it.
+fn profile_of(u: usize, server: Option<&str>) -> Option<&'static str> {
+    match (server, u % 5) {
+        (Some("gpu"), _) => Some("GPU (large)"),
+        (_, 0) => Some("Medium (4 CPU)"),
+        _ => None,
+    }
 }
 
 const DAY_MS: u64 = 86_400_000;
@@ -127,6 +143,8 @@ struct Session {
     work_ms: u64,
     work_end: u64,
     last_activity: u64,
+    /// Ms of day the server was ready.
+    ready_at: u64,
 }
 
 impl Session {
@@ -184,6 +202,8 @@ struct Sim<W: Write> {
     sink: Sink<W>,
     daily_active: BTreeMap<String, u64>,
     daily_spawns: BTreeMap<String, u64>,
+    server_ms: BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>>,
+    server_runs: BTreeMap<String, u64>,
 }
 
 /// Writes the simulated log to `out` (buffered internally) and returns what was written.
@@ -232,6 +252,8 @@ impl<W: Write> Sim<W> {
             sink: Sink::new(out),
             daily_active: BTreeMap::new(),
             daily_spawns: BTreeMap::new(),
+            server_ms: BTreeMap::new(),
+            server_runs: BTreeMap::new(),
         }
     }
 
@@ -315,6 +337,8 @@ impl<W: Write> Sim<W> {
             daily_active_users: self.daily_active,
             spawns_succeeded_per_day: self.daily_spawns,
             tracebacks: s.tracebacks,
+            server_ms: self.server_ms,
+            server_runs: self.server_runs,
         })
     }
 
@@ -438,6 +462,10 @@ impl<W: Write> Sim<W> {
         let msg = format_args!("Creating oauth client jupyterhub-user-{name}{dash}{sv}");
         let t0 = sink.info(Kind::OauthClient, t, "provider:661", msg);
         s.spawn_started = t0;
+        if let Some(p) = profile_of(u, s.server) {
+            let msg = format_args!("Applying KubeSpawner override for profile '{p}'");
+            sink.hub(Kind::ProfileOverride, t0 + 1, 'D', "spawner:1988", msg);
+        }
         let msg = format_args!("Attempting to create pod jupyter-{name}, with timeout 3");
         let t = sink.info(Kind::PodCreate, t0 + r.range(5, 40), "spawner:2469", msg);
         let what =
@@ -476,6 +504,7 @@ impl<W: Write> Sim<W> {
         let (secs, frac) = (took / 1000, took % 1000);
         let msg = format_args!("User {name}{colon}{sv} took {secs}.{frac:03} seconds to start");
         let t = sink.info(Kind::SpawnSucceeded, t, "base:1124", msg);
+        s.ready_at = t;
         let route = format!("/user/{name}{sl}{sv}");
         let msg = format_args!("Adding user {name} to proxy {route}/ => http://{pod}:8888");
         let t = sink.info(Kind::ProxyRouteAdded, t + r.range(1, 10), "proxy:331", msg);
@@ -617,6 +646,14 @@ impl<W: Write> Sim<W> {
     /// Route removal, pod deletion and stop, all within a second, then the 204 DELETE.
     fn stop_sequence(&mut self, t: u64, u: usize, by_culler: bool) {
         let t0 = self.remove_route(t, u);
+        let took = self.rng.range(120, 900);
+        let name = self.users[u].name.as_str();
+        let (secs, frac) = (took / 1000, took % 1000);
+        let msg = format_args!("User {name} server took {secs}.{frac:03} seconds to stop");
+        let t = self
+            .sink
+            .info(Kind::StopSucceeded, t0 + took, "base:1382", msg);
+        self.ended(u, t);
         let (user, s) = (&self.users[u], &self.sessions[u]);
         let (name, ip) = (user.name.as_str(), user.ip.as_str());
         let (actor, ip) = if by_culler {
@@ -625,12 +662,19 @@ impl<W: Write> Sim<W> {
             (name, ip)
         };
         let (r, sink) = (&mut self.rng, &mut self.sink);
-        let took = r.range(120, 900);
-        let (secs, frac) = (took / 1000, took % 1000);
-        let msg = format_args!("User {name} server took {secs}.{frac:03} seconds to stop");
-        let t = sink.info(Kind::StopSucceeded, t0 + took, "base:1382", msg);
         let (who, api) = (Who(actor, ip, took * 100 + r.below(100)), s.api(name));
         sink.request(t + r.range(1, 10), 204, who, format_args!("DELETE {api}"));
+    }
+
+    /// The server of user `u` stopped at `t` (ms of day): add its run to the truth.
+    fn ended(&mut self, u: usize, t: u64) {
+        let month = self.sink.date[..7].to_string();
+        let profile = profile_of(u, self.sessions[u].server).unwrap_or("");
+        let ms = t.saturating_sub(self.sessions[u].ready_at);
+        let by_user = self.server_ms.entry(month.clone()).or_default();
+        let by_profile = by_user.entry(self.users[u].name.clone()).or_default();
+        *by_profile.entry(profile.to_string()).or_default() += ms;
+        *self.server_runs.entry(month).or_default() += 1;
     }
 
     fn on_stop(&mut self, t: u64, u: usize) {
@@ -645,6 +689,7 @@ impl<W: Write> Sim<W> {
         let name = self.users[u].name.as_str();
         let msg = format_args!("User {name} server stopped, with exit code: 137");
         let t = self.sink.hub(Kind::ServerExited, t, 'W', "base:1448", msg);
+        self.ended(u, t);
         let gap = self.rng.range(5, 50);
         self.remove_route(t + gap, u);
     }

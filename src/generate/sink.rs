@@ -20,6 +20,7 @@ kinds! {
     LoginFailed => "login_failed",
     Logout => "logout",
     OauthClient => "oauth_client",
+    ProfileOverride => "profile_override",
     PodCreate => "pod_create",
     SpawnSucceeded => "spawn_succeeded",
     ProxyRouteAdded => "proxy_route_added",

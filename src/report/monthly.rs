@@ -296,9 +296,10 @@ pub fn build(
 }
 
 /// The window of data a report of the month starting at `first` reads: the month before
-/// (month-over-month) and 31 days more, so sessions started then are seen starting.
+/// (month-over-month) and 31 days more, so sessions started then are seen starting; and 31
+/// days after the month, so sessions running at its end are seen running (or ending).
 pub fn window(first: NaiveDate) -> (NaiveDate, NaiveDate) {
     let from = first - Months::new(1) - TimeDelta::days(31);
-    let to = first + Months::new(1) - TimeDelta::days(1);
+    let to = first + Months::new(1) + TimeDelta::days(30);
     (from, to)
 }

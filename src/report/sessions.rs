@@ -140,6 +140,8 @@ impl Session {
 /// How long after a stop a DELETE request still belongs to it (the request line is written
 /// when the request completes, after the stop line).
 const DELETE_AFTER_STOP_US: i64 = 60_000_000;
+/// How long before its pod's creation a profile override line can be.
+const PROFILE_TO_POD_US: i64 = 60_000_000;
 /// How long before a stop a culler's line still explains it.
 const CULL_BEFORE_STOP_US: i64 = 15 * 60_000_000;
 
@@ -152,8 +154,8 @@ struct State {
     /// Closed sessions awaiting their DELETE line: key -> index in `done`.
     just_stopped: HashMap<Key, usize>,
     cull_at: HashMap<Key, i64>,
-    /// Per hub: profiles logged and not yet paired with a pod.
-    pending_profiles: HashMap<String, VecDeque<String>>,
+    /// Per hub: profiles logged (with their time) and not yet paired with a pod.
+    pending_profiles: HashMap<String, VecDeque<(i64, String)>>,
     /// Per hub: pod (normalised name) -> profile.
     pod_profiles: HashMap<String, Vec<(String, String)>>,
     /// Users seen in any lifecycle record (per hub): activity from others opens a session.
@@ -189,23 +191,27 @@ impl State {
         let data_start = first_ts.get(hub).copied().unwrap_or(ev.ts);
         match &ev.life {
             Life::ProfileOverride(p) => {
-                self.pending_profiles
-                    .entry(hub.clone())
-                    .or_default()
-                    .push_back(p.clone());
+                let q = self.pending_profiles.entry(hub.clone()).or_default();
+                q.push_back((ev.ts, p.clone()));
                 return;
             }
             Life::PodCreate(pod) => {
-                if let Some(p) = self
-                    .pending_profiles
-                    .get_mut(hub)
-                    .and_then(VecDeque::pop_front)
+                // Overrides are logged just before their pod is created; one older than that
+                // belongs to a spawn that failed before creating a pod.
+                let q = self.pending_profiles.entry(hub.clone()).or_default();
+                while q
+                    .front()
+                    .is_some_and(|(t, _)| ev.ts - t > PROFILE_TO_POD_US)
                 {
-                    let pod = pod.rsplit('/').next().unwrap_or(pod);
-                    self.pod_profiles
-                        .entry(hub.clone())
-                        .or_default()
-                        .push((norm(pod), p));
+                    q.pop_front();
+                }
+                let profile = q.pop_front().map(|(_, p)| p);
+                let pod = norm(pod.rsplit('/').next().unwrap_or(pod));
+                // Each new pod of that name replaces what an earlier (maybe failed) one left.
+                let pods = self.pod_profiles.entry(hub.clone()).or_default();
+                pods.retain(|(p, _)| *p != pod);
+                if let Some(profile) = profile {
+                    pods.push((pod, profile));
                 }
                 return;
             }

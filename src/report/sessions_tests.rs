@@ -182,3 +182,20 @@ fn profiles_pair_with_pods_in_order_and_unmatched_servers_get_the_default() {
     assert_eq!(by["alice"].as_deref(), Some("GPU"));
     assert_eq!(by["carol"], None);
 }
+
+#[test]
+fn a_failed_spawns_profile_does_not_stick_to_the_users_next_server() {
+    let evs = [
+        ev(1, None, None, Life::ProfileOverride("GPU".into())),
+        ev(2, None, None, Life::PodCreate("jupyter-alice".into())),
+        // that spawn failed; the next day's spawn uses the default profile (no override line)
+        ev(86_400, None, None, Life::PodCreate("jupyter-alice".into())),
+        ev(86_410, Some("alice"), Some(""), Life::SpawnSucceeded(None)),
+        // an override whose spawn failed before creating a pod is not paired a day later
+        ev(90_000, None, None, Life::ProfileOverride("GPU".into())),
+        ev(180_000, None, None, Life::PodCreate("jupyter-bob".into())),
+        ev(180_010, Some("bob"), Some(""), Life::SpawnSucceeded(None)),
+    ];
+    let s = derive(&evs, &first(0));
+    assert!(s.iter().all(|s| s.profile.is_none()), "{s:?}");
+}

@@ -15,6 +15,7 @@ mod lake;
 mod queries;
 mod readers;
 mod real_hub;
+mod report;
 mod scale;
 
 use std::path::{Path, PathBuf};

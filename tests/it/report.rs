@@ -1,0 +1,271 @@
+//! Monthly reports: exact totals against the generator's truth, the session rules on a
+//! hand-made log that crosses a month boundary, and the HTML as a browser renders it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::{bin, root, run, run_ok};
+
+const PRICING: &str = r#"currency = "EUR"
+default_profile = "small"
+idle_timeout = "30m"
+
+[profiles.small]
+hourly = 0.05
+
+[profiles.medium]
+hourly = 0.2
+names = ["Medium (4 CPU)"]
+
+[profiles.gpu]
+instance_type = "g4dn.xlarge"
+node_share = 1.0
+names = ["GPU (large)"]
+
+[instance_types."g4dn.xlarge"]
+hourly = 0.526
+
+[[groups]]
+name = "data-science"
+users = ["user0001", "user0002", "user0003", "user0004", "user0005", "user0006", "user0007"]
+
+[[groups]]
+name = "analysts"
+users = ["user0008", "user0009", "user0010", "user0011", "user0012"]
+
+[[projects]]
+name = "churn"
+groups = ["data-science"]
+users = ["user0013"]
+"#;
+
+fn price(profile_display: &str) -> f64 {
+    match profile_display {
+        "" => 0.05,
+        "Medium (4 CPU)" => 0.2,
+        "GPU (large)" => 0.526,
+        other => panic!("unexpected profile {other}"),
+    }
+}
+
+fn slug(profile_display: &str) -> &'static str {
+    match profile_display {
+        "" => "small",
+        "Medium (4 CPU)" => "medium",
+        _ => "gpu",
+    }
+}
+
+/// `section -> key -> (server_seconds, sessions, cost)` from the report's CSV.
+fn read_csv(csv: &str) -> BTreeMap<(String, String), (i64, u64, String)> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+    let (sec, key, secs, sess, cost) = (
+        col("section"),
+        col("key"),
+        col("server_seconds"),
+        col("sessions"),
+        col("cost"),
+    );
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                (f[sec].to_string(), f[key].to_string()),
+                (
+                    f[secs].parse().unwrap(),
+                    f[sess].parse().unwrap(),
+                    f[cost].to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn ingest(lake: &Path, log: &Path) {
+    run_ok(
+        bin()
+            .args(["ingest", "--no-progress", "--lake"])
+            .arg(lake)
+            .arg(log),
+    );
+}
+
+fn cents(x: f64) -> String {
+    format!("{:.2}", (x * 100.0).round() / 100.0)
+}
+
+#[test]
+fn monthly_totals_equal_the_generators_truth_to_the_second_and_the_cent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, truth_path, lake, pricing) = (
+        dir.path().join("gen.log"),
+        dir.path().join("truth.json"),
+        dir.path().join("lake"),
+        dir.path().join("pricing.toml"),
+    );
+    run_ok(
+        bin()
+            .args([
+                "generate",
+                "--users",
+                "30",
+                "--days",
+                "36",
+                "--start",
+                "2026-09-28",
+            ])
+            .args(["--seed", "11", "--out"])
+            .arg(&log)
+            .arg("--truth")
+            .arg(&truth_path),
+    );
+    std::fs::write(&pricing, PRICING).unwrap();
+    let truth: hubpulse::generate::Truth =
+        serde_json::from_slice(&std::fs::read(&truth_path).unwrap()).unwrap();
+    ingest(&lake, &log);
+    let csv = run_ok(
+        bin()
+            .args([
+                "report", "monthly", "--month", "2026-10", "--format", "csv", "--lake",
+            ])
+            .arg(&lake)
+            .arg("--pricing")
+            .arg(&pricing),
+    );
+    let got = read_csv(&csv);
+    let oct = &truth.server_ms["2026-10"];
+
+    let (mut total_ms, mut total_cost) = (0u64, 0.0);
+    let mut by_profile: BTreeMap<&str, (u64, f64)> = BTreeMap::new();
+    let mut by_group: BTreeMap<&str, (u64, f64)> = BTreeMap::new();
+    for (user, profiles) in oct {
+        let (mut ms, mut cost) = (0u64, 0.0);
+        for (p, &m) in profiles {
+            let c = m as f64 / 3.6e6 * price(p);
+            ms += m;
+            cost += c;
+            let e = by_profile.entry(slug(p)).or_default();
+            (e.0, e.1) = (e.0 + m, e.1 + c);
+        }
+        let row = &got[&("user".to_string(), user.clone())];
+        assert_eq!(row.0, (ms as f64 / 1000.0).round() as i64, "{user} seconds");
+        assert_eq!(row.2, cents(cost), "{user} cost");
+        let n: u32 = user
+            .strip_prefix("user")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let group = match n {
+            1..=7 => "data-science",
+            8..=12 => "analysts",
+            _ => "(no group)",
+        };
+        let e = by_group.entry(group).or_default();
+        (e.0, e.1) = (e.0 + ms, e.1 + cost);
+        total_ms += ms;
+        total_cost += cost;
+    }
+    let total = &got[&("total".to_string(), "total".to_string())];
+    assert_eq!(total.0, (total_ms as f64 / 1000.0).round() as i64);
+    assert_eq!(total.1, truth.server_runs["2026-10"]);
+    assert_eq!(total.2, cents(total_cost));
+    for (p, (ms, cost)) in &by_profile {
+        let row = &got[&("profile".to_string(), p.to_string())];
+        assert_eq!(row.0, (*ms as f64 / 1000.0).round() as i64, "profile {p}");
+        assert_eq!(row.2, cents(*cost), "profile {p}");
+    }
+    assert_eq!(by_profile.len(), 3, "every profile appears: {by_profile:?}");
+    for (g, (ms, cost)) in &by_group {
+        let row = &got[&("group".to_string(), g.to_string())];
+        assert_eq!(row.0, (*ms as f64 / 1000.0).round() as i64, "group {g}");
+        assert_eq!(row.2, cents(*cost), "group {g}");
+    }
+    // September is in the lake too (from the 28th): the month-over-month line is there.
+    assert!(got.contains_key(&("previous_month_total".to_string(), "total".to_string())));
+}
+
+#[test]
+fn sessions_crossing_the_month_boundary_are_split_and_gaps_are_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ingest(&lake, &root().join("fixtures/reports/month-boundary.log"));
+    let q = |sql: &str| {
+        run_ok(
+            bin()
+                .args(["query", "--format", "csv", "--lake"])
+                .arg(&lake)
+                .arg(sql),
+        )
+    };
+    let sessions = q(
+        "SELECT \"user\", server_name, profile, start, \"end\", end_reason, flags \
+                      FROM sessions ORDER BY \"user\", start",
+    );
+    super::check_golden(
+        &root().join("fixtures/reports/month-boundary.sessions.csv"),
+        &sessions,
+    );
+    let csv = run_ok(
+        bin()
+            .args([
+                "report", "monthly", "--month", "2026-10", "--format", "csv", "--lake",
+            ])
+            .arg(&lake),
+    );
+    let got = read_csv(&csv);
+    // alice: ready 2026-10-31 22:00, stopped 2026-11-01 02:00 -> 2 h in October.
+    assert_eq!(got[&("user".into(), "alice".into())].0, 7200);
+    // bob: already running when the data begins (2026-10-31 20:00:00), culled 23:30 -> 3.5 h.
+    assert_eq!(got[&("user".into(), "bob".into())].0, 12_600);
+    // carol: spawned 21:00, no stop line, spawned again 23:00: the first ends at its last
+    // activity (21:30) -> 0.5 h; the second runs to midnight -> 1 h.
+    assert_eq!(
+        got[&("user".into(), "carol".into())],
+        (5400, 2, "0.00".into())
+    );
+    // dave: ready 20:30, lost while the hub was down (shutdown 2026-11-01 00:30) -> 3.5 h here.
+    assert_eq!(got[&("user".into(), "dave".into())].0, 12_600);
+    let nov = run_ok(
+        bin()
+            .args([
+                "report", "monthly", "--month", "2026-11", "--format", "csv", "--lake",
+            ])
+            .arg(&lake),
+    );
+    let nov = read_csv(&nov);
+    // alice's remaining 2 h are November's; carol's second server runs to the last record
+    // (2026-11-01 03:00:00).
+    assert_eq!(nov[&("user".into(), "alice".into())].0, 7200);
+    assert_eq!(nov[&("user".into(), "carol".into())].0, 3 * 3600);
+    assert_eq!(nov[&("user".into(), "dave".into())].0, 1800);
+}
+
+#[test]
+fn a_bad_pricing_file_or_month_is_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ingest(&lake, &root().join("fixtures/reports/month-boundary.log"));
+    let pricing = dir.path().join("p.toml");
+    std::fs::write(
+        &pricing,
+        "currency = \"EUR\"\n[profiles.small]\nhourly = -1\n",
+    )
+    .unwrap();
+    for args in [
+        vec!["--month", "2026-10", "--pricing", pricing.to_str().unwrap()],
+        vec!["--month", "October"],
+    ] {
+        let out = run(bin()
+            .args(["report", "monthly", "--lake"])
+            .arg(&lake)
+            .args(&args));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(
+            err.contains("p.toml:3:1: profiles.small.hourly") || err.contains("--month"),
+            "{err}"
+        );
+    }
+}
