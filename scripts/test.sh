@@ -3,6 +3,7 @@
 #   a real JupyterHub 6.1.1 + configurable-http-proxy 5.3.0 (pip + npm, fixtures/harness/setup.sh)
 #   DuckDB + pyarrow, the independent lake readers (pip, bench/setup.sh)
 #   jsonschema + PyYAML + zstandard for the Datadog test intake (pip, tests/support/dd_intake_setup.sh)
+#   Debian's chromium + playwright-core for the HTML report check (apt + npm, tests/support/browser_setup.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HUBPULSE_JH_DIR="${HUBPULSE_JH_DIR:-$HOME/.cache/hubpulse-jh}"
@@ -10,5 +11,7 @@ export HUBPULSE_BENCH_DIR="${HUBPULSE_BENCH_DIR:-$HOME/.cache/hubpulse-bench}"
 bash fixtures/harness/setup.sh >/dev/null
 bash bench/setup.sh >/dev/null
 bash tests/support/dd_intake_setup.sh >/dev/null
+export HUBPULSE_BROWSER_DIR="${HUBPULSE_BROWSER_DIR:-$HOME/.cache/hubpulse-browser}"
+bash tests/support/browser_setup.sh >/dev/null
 export HUBPULSE_PYTHON="$HUBPULSE_BENCH_DIR/venv/bin/python"
 cargo test "$@"

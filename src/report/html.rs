@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::monthly::{Monthly, Row};
-use super::render::{headline, hours, humanize, money, notes};
+use super::render::{headline, hours, humanize, money, notes, partial_warnings};
 
 const PALETTE: [&str; 8] = [
     "#3366cc", "#dc7633", "#2e9e6b", "#9b59b6", "#c0392b", "#16a2b8", "#7f8c8d", "#d4ac0d",
@@ -185,6 +185,7 @@ thead th{background:#f4f6f8}
 .chart text.tick{font-size:10px;fill:#555}.chart text.lbl,.chart text.val{font-size:11px;fill:#333}
 .legend span{margin-right:14px;font-size:12px}.legend i{display:inline-block;width:10px;height:10px;margin-right:4px}
 .notes{color:#444;font-size:12px}
+.warn{background:#fff4e5;border-left:4px solid #e67e22;padding:6px 10px}
 @media print{body{max-width:none;padding:0}.chart,.card,tr{break-inside:avoid}section.tbl{break-before:auto}}
 @page{size:A4;margin:14mm}
 ";
@@ -197,12 +198,16 @@ pub fn html(m: &Monthly) -> String {
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>JupyterHub usage and cost, {month}</title><style>{STYLE}</style></head><body>\n\
          <h1>JupyterHub usage and cost, {month}</h1><p class=\"sub\">Hubs: {hubs}. Compared with {prev}. \
-         Money in {cur}.</p>\n<div class=\"cards\">",
+         Money in {cur}.</p>\n",
         month = esc(&m.month),
         hubs = esc(&m.hubs.join(", ")),
         prev = esc(&m.previous_month),
         cur = esc(&m.currency),
     );
+    for w in partial_warnings(m) {
+        let _ = write!(out, "<p class=\"warn\">{}</p>", esc(&w));
+    }
+    out.push_str("<div class=\"cards\">");
     for (label, now, before, ch) in headline(m) {
         let class = if ch.starts_with('+') {
             "up"

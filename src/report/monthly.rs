@@ -71,6 +71,9 @@ pub struct Monthly {
     pub totals: Totals,
     /// `None` when the lake holds no record of the previous month.
     pub previous: Option<Totals>,
+    /// First and last record of the data read (UTC, µs), to say when a month is partial.
+    pub data_from: Option<i64>,
+    pub data_to: Option<i64>,
     pub by_user: Vec<Row>,
     pub by_group: Vec<Row>,
     pub by_profile: Vec<Row>,
@@ -81,6 +84,38 @@ pub struct Monthly {
     pub flags: Flags,
     /// Profiles seen in the logs that the pricing file does not price (costed at 0).
     pub unpriced: BTreeSet<String>,
+}
+
+impl Monthly {
+    /// The part of `[lo, hi)` the data covers, when it does not cover all of it.
+    fn partial(&self, lo: i64, hi: i64) -> Option<String> {
+        let (from, to) = (self.data_from?, self.data_to?);
+        let fmt = |us: i64| {
+            DateTime::from_timestamp_micros(us)
+                .map_or(String::new(), |t| t.format("%Y-%m-%d %H:%M").to_string())
+        };
+        match (from > lo, to < hi - 1_000_000) {
+            (false, false) => None,
+            (true, false) => Some(format!("data from {}", fmt(from))),
+            (false, true) => Some(format!("data to {}", fmt(to))),
+            (true, true) => Some(format!("data {} to {}", fmt(from), fmt(to))),
+        }
+    }
+
+    /// Whether the data covers only part of this month: what it covers.
+    pub fn month_partial(&self) -> Option<String> {
+        let first = NaiveDate::parse_from_str(&format!("{}-01", self.month), "%Y-%m-%d").ok()?;
+        let (lo, hi) = month_bounds(first);
+        self.partial(lo, hi)
+    }
+
+    /// Whether the data covers only part of the previous month: what it covers.
+    pub fn previous_partial(&self) -> Option<String> {
+        let first =
+            NaiveDate::parse_from_str(&format!("{}-01", self.previous_month), "%Y-%m-%d").ok()?;
+        let (lo, hi) = month_bounds(first);
+        self.partial(lo, hi)
+    }
 }
 
 /// `[start, end)` of a month in µs.
@@ -284,6 +319,8 @@ pub fn build(
         hubs,
         totals: totals(&ps, pricing),
         previous: has_prev.then(|| totals(&prev_ps, pricing)),
+        data_from: first_ts.values().min().copied(),
+        data_to: last_ts.values().max().copied(),
         by_user: breakdown(&ps, |p| p.s.user.clone()),
         by_group: breakdown(&ps, |p| pricing.group_of(&p.s.user).to_string()),
         by_profile: breakdown(&ps, |p| p.slug.clone()),

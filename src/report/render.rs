@@ -155,6 +155,27 @@ pub fn humanize(secs: u64) -> String {
     }
 }
 
+/// Warnings that a month is only partly covered by the data (change figures are then
+/// misleading).
+pub fn partial_warnings(m: &Monthly) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Some(p) = m.month_partial() {
+        v.push(format!(
+            "{} is only partly covered by the logs ({p}).",
+            m.month
+        ));
+    }
+    if m.previous.is_some()
+        && let Some(p) = m.previous_partial()
+    {
+        v.push(format!(
+            "{} is only partly covered by the logs ({p}): read the change column with care.",
+            m.previous_month
+        ));
+    }
+    v
+}
+
 /// Method notes and data-quality flags, shared by every format.
 pub fn notes(m: &Monthly) -> Vec<String> {
     let f = &m.flags;

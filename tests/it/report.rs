@@ -269,3 +269,103 @@ fn a_bad_pricing_file_or_month_is_one_line_and_exit_2() {
         );
     }
 }
+
+fn browser_dir() -> std::path::PathBuf {
+    std::env::var_os("HUBPULSE_BROWSER_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/hubpulse-browser")
+        })
+}
+
+/// The HTML report opened in headless Chromium (tests/support/render_check.mjs): the charts
+/// and tables render with content, nothing is fetched from outside the file, and the console
+/// stays silent.
+#[test]
+fn the_html_report_renders_in_a_browser_with_charts_tables_and_a_silent_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, lake, pricing, html, shot) = (
+        dir.path().join("gen.log"),
+        dir.path().join("lake"),
+        dir.path().join("pricing.toml"),
+        dir.path().join("report.html"),
+        dir.path().join("report.png"),
+    );
+    run_ok(
+        bin()
+            .args([
+                "generate",
+                "--users",
+                "40",
+                "--days",
+                "40",
+                "--start",
+                "2026-09-25",
+            ])
+            .args(["--seed", "5", "--out"])
+            .arg(&log),
+    );
+    std::fs::write(&pricing, PRICING).unwrap();
+    ingest(&lake, &log);
+    run_ok(
+        bin()
+            .args(["report", "monthly", "--month", "2026-10", "--lake"])
+            .arg(&lake)
+            .arg("--pricing")
+            .arg(&pricing)
+            .arg("--out")
+            .arg(&html),
+    );
+    let out = std::process::Command::new("node")
+        .arg(root().join("tests/support/render_check.mjs"))
+        .arg(&html)
+        .arg(&shot)
+        .env("HUBPULSE_BROWSER_DIR", browser_dir())
+        .output()
+        .expect("node (tests/support/browser_setup.sh installs what it needs)");
+    assert!(
+        out.status.success(),
+        "render_check failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["title"], "JupyterHub usage and cost, 2026-10");
+    assert_eq!(v["console_messages"], serde_json::json!([]), "{v}");
+    assert_eq!(v["page_errors"], serde_json::json!([]), "{v}");
+    assert_eq!(v["external"], serde_json::json!([]), "self-contained: {v}");
+    let charts = v["charts"].as_array().unwrap();
+    let labels: Vec<&str> = charts
+        .iter()
+        .map(|c| c["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "Daily server-hours by profile",
+            "Cost by group",
+            "Top users by cost"
+        ]
+    );
+    // 31 days of stacked bars (three profiles), three groups, the top 15 users.
+    assert!(charts[0]["marks"].as_u64().unwrap() >= 31, "{v}");
+    assert_eq!(charts[1]["marks"], 3, "{v}");
+    assert_eq!(charts[2]["marks"], 15, "{v}");
+    for (c, px) in charts.iter().zip(v["chart_pixels"].as_array().unwrap()) {
+        assert!(c["width"].as_f64().unwrap() > 300.0, "{c}");
+        // Drawn, in colour: a blank or failed chart has no ink and one colour at most.
+        assert!(px["ink_fraction"].as_f64().unwrap() > 0.01, "{c} {px}");
+        assert!(px["colours"].as_u64().unwrap() >= 3, "{c} {px}");
+    }
+    let tables: Vec<u64> = v["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .collect();
+    // group (2 named + no group), profile (3), project (churn + none), user (40).
+    assert_eq!(tables, [3, 3, 2, 40], "{v}");
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 10_000,
+        "a full-page screenshot"
+    );
+}
