@@ -13,7 +13,7 @@ use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
 use chrono::NaiveDate;
 use datafusion::prelude::SessionContext;
 
-use super::sessions::{Life, LifeEvent};
+use super::sessions::{ActivityIndex, Life, LifeEvent};
 use crate::query::{self, QueryError};
 
 const ACTIVITY_ROUTE: &str = "/hub/api/users/{user}/activity";
@@ -36,7 +36,9 @@ const KINDS: [&str; 10] = [
 
 /// Lifecycle records and hub bounds of `[from, to]` (dates, inclusive).
 pub struct Loaded {
+    /// Lifecycle records in log order, with each user's first activity among them.
     pub events: Vec<LifeEvent>,
+    pub activity: ActivityIndex,
     /// hub -> first record in the window (µs).
     pub first_ts: HashMap<String, i64>,
     /// hub -> last record in the window (µs).
@@ -76,10 +78,11 @@ pub async fn load(
             .collect::<Vec<_>>()
             .join(",")
     };
+    // Lifecycle records (a few per cent of the rows), in log order.
     let sql = format!(
-        "SELECT ts, hub, kind, \"user\", actor, server_name, duration_ms, attrs, route FROM events \
-         WHERE {window} AND ts IS NOT NULL AND (kind IN ({kinds}) OR (kind = 'request' AND status < 400 AND ( \
-           (method = 'POST' AND route = '{ACTIVITY_ROUTE}') OR (method = 'DELETE' AND route IN ({servers}))))) \
+        "SELECT ts, hub, kind, \"user\", actor, server_name, duration_ms, attrs FROM events \
+         WHERE {window} AND ts IS NOT NULL AND (kind IN ({kinds}) OR (kind = 'request' AND status < 400 \
+           AND method = 'DELETE' AND route IN ({servers}))) \
          ORDER BY ts, source_fp, source_offset",
         kinds = list(&KINDS),
         servers = list(&SERVER_ROUTES),
@@ -89,8 +92,63 @@ pub async fn load(
     for b in &batches {
         decode(b, &mut events);
     }
+    // Activity POSTs (most of the rows): not sorted by the engine, only grouped per user here.
+    let sql = format!(
+        "SELECT hub, \"user\", CAST(ts AS BIGINT) FROM events WHERE {window} AND ts IS NOT NULL \
+         AND kind = 'request' AND status < 400 AND method = 'POST' AND route = '{ACTIVITY_ROUTE}' \
+         AND \"user\" IS NOT NULL"
+    );
+    // hub -> user -> times; looked up by &str, so a known user costs no allocation.
+    let mut by_hub: HashMap<String, HashMap<String, Vec<i64>>> = HashMap::new();
+    for b in &query::run(ctx, &sql).await? {
+        let (hub, user) = (utf8(b.column(0)), utf8(b.column(1)));
+        let (hub, user) = (hub.as_string::<i32>(), user.as_string::<i32>());
+        let ts = b.column(2).as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            let (h, u) = (hub.value(i), user.value(i));
+            let users = match by_hub.get_mut(h) {
+                Some(m) => m,
+                None => by_hub.entry(h.to_string()).or_default(),
+            };
+            match users.get_mut(u) {
+                Some(v) => v.push(ts.value(i)),
+                None => {
+                    users.insert(u.to_string(), vec![ts.value(i)]);
+                }
+            }
+        }
+    }
+    let activity: ActivityIndex = by_hub
+        .into_iter()
+        .flat_map(|(h, users)| users.into_iter().map(move |(u, v)| ((h.clone(), u), v)))
+        .collect();
+    // Each user's first activity goes into the record stream, at its place: it opens a session
+    // for a server whose start the data does not show.
+    let mut firsts: Vec<LifeEvent> = activity
+        .iter()
+        .filter_map(|((h, u), v)| {
+            Some(LifeEvent {
+                ts: *v.iter().min()?,
+                hub: h.clone(),
+                user: Some(u.clone()),
+                server: None,
+                life: Life::Activity,
+            })
+        })
+        .collect();
+    firsts.sort_by_key(|e| e.ts);
+    let mut merged = Vec::with_capacity(events.len() + firsts.len());
+    let mut it = events.into_iter().peekable();
+    for f in firsts {
+        while let Some(e) = it.next_if(|e| e.ts <= f.ts) {
+            merged.push(e);
+        }
+        merged.push(f);
+    }
+    merged.extend(it);
     Ok(Loaded {
-        events,
+        events: merged,
+        activity,
         first_ts,
         last_ts,
     })
@@ -113,7 +171,7 @@ fn decode(b: &RecordBatch, out: &mut Vec<LifeEvent>) {
     let s = |i: usize| strings[i].as_string::<i32>();
     let (hub, kind, user, actor, server) = (s(1), s(2), s(3), s(4), s(5));
     let dur = b.column(6).as_primitive::<Float64Type>();
-    let (attrs, route) = (s(7), s(8));
+    let attrs = s(7);
     let opt =
         |a: &arrow::array::StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
     for i in 0..b.num_rows() {
@@ -139,7 +197,6 @@ fn decode(b: &RecordBatch, out: &mut Vec<LifeEvent>) {
             "server_still_running" => Life::StillRunning,
             "cull_server" | "cull_user" => Life::CullRequested,
             "hub_shutdown" => Life::HubShutdown,
-            "request" if route.value(i) == ACTIVITY_ROUTE => Life::Activity,
             "request" => Life::Delete {
                 actor: opt(actor, i).unwrap_or_default(),
             },

@@ -48,7 +48,7 @@ pub async fn monthly(
 ) -> Result<monthly::Monthly, QueryError> {
     let (from, to) = monthly::window(first);
     let l = load::load(ctx, from, to).await?;
-    let sessions = sessions::derive(&l.events, &l.first_ts);
+    let sessions = sessions::derive(&l.events, l.activity, &l.first_ts);
     Ok(monthly::build(
         first,
         &sessions,
@@ -95,7 +95,7 @@ pub async fn register_sessions(ctx: &SessionContext) -> Result<(), QueryError> {
         return Err(QueryError::Sql("date range".into()));
     };
     let l = load::load(ctx, from, to).await?;
-    let s = sessions::derive(&l.events, &l.first_ts);
+    let s = sessions::derive(&l.events, l.activity, &l.first_ts);
     let str_col = |f: &dyn Fn(&sessions::Session) -> Option<String>| -> ArrayRef {
         Arc::new(s.iter().map(f).collect::<StringArray>())
     };

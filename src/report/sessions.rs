@@ -161,17 +161,47 @@ struct State {
     /// Users seen in any lifecycle record (per hub): activity from others opens a session.
     known: std::collections::HashSet<(String, String)>,
     last_shutdown: HashMap<String, i64>,
+    activity: ActivityIndex,
 }
 
-/// Rebuild sessions from lifecycle records in log order. `first_ts` gives each hub's first
-/// record in the data (where sessions already running begin).
-pub fn derive(events: &[LifeEvent], first_ts: &HashMap<String, i64>) -> Vec<Session> {
-    let mut st = State::default();
+/// Activity times per (hub, user), µs, each list sorted.
+pub type ActivityIndex = HashMap<(String, String), Vec<i64>>;
+
+/// Rebuild sessions from lifecycle records in log order. `activity` holds every activity time
+/// of every user (merged with any [`Life::Activity`] record in `events`); `first_ts` gives each
+/// hub's first record in the data (where sessions already running begin).
+///
+/// An activity record in `events` matters only for a user with no lifecycle record before it
+/// (it opens a session that was already running); [`load`](super::load) passes each user's
+/// first activity so.
+pub fn derive(
+    events: &[LifeEvent],
+    mut activity: ActivityIndex,
+    first_ts: &HashMap<String, i64>,
+) -> Vec<Session> {
+    for ev in events {
+        if let (Life::Activity, Some(u)) = (&ev.life, &ev.user) {
+            activity
+                .entry((ev.hub.clone(), u.clone()))
+                .or_default()
+                .push(ev.ts);
+        }
+    }
+    for v in activity.values_mut() {
+        v.sort_unstable();
+    }
+    let mut st = State {
+        activity,
+        ..State::default()
+    };
     for ev in events {
         st.apply(ev, first_ts);
     }
-    let mut out = st.done;
-    out.extend(st.open.into_values());
+    let mut out = std::mem::take(&mut st.done);
+    out.extend(std::mem::take(&mut st.open).into_values());
+    for s in &mut out {
+        s.last_activity = st.last_activity(&s.hub, &s.user, s.start, s.end.unwrap_or(i64::MAX));
+    }
     out.sort_by(|a, b| {
         (a.start, &a.hub, &a.user, &a.server).cmp(&(b.start, &b.hub, &b.user, &b.server))
     });
@@ -275,23 +305,23 @@ impl State {
     }
 
     fn activity(&mut self, hub: &str, user: String, ts: i64, data_start: i64) {
-        let mut any = false;
-        for (k, s) in self.open.iter_mut() {
-            if k.0 == hub && k.1 == user {
-                s.last_activity = Some(ts);
-                any = true;
-            }
-        }
+        let any_open = self.open.keys().any(|k| k.0 == hub && k.1 == user);
         let who = (hub.to_string(), user);
-        if !any && !self.known.contains(&who) {
+        if !any_open && !self.known.contains(&who) {
             // Activity from a server whose start the data does not show: it was already running.
             let key = (who.0.clone(), who.1.clone(), String::new());
-            let mut s = self.new_session(&key, data_start, None);
+            let mut s = self.new_session(&key, data_start.min(ts), None);
             s.started_before_data = true;
-            s.last_activity = Some(ts);
             self.open.insert(key, s);
             self.known.insert(who);
         }
+    }
+
+    /// The user's last activity in `[from, to]`.
+    fn last_activity(&self, hub: &str, user: &str, from: i64, to: i64) -> Option<i64> {
+        let v = self.activity.get(&(hub.to_string(), user.to_string()))?;
+        let i = v.partition_point(|&t| t <= to);
+        (i > 0 && v[i - 1] >= from).then(|| v[i - 1])
     }
 
     fn only_open_server(&self, hub: &str, user: &str) -> String {
@@ -335,7 +365,8 @@ impl State {
 
     fn started(&mut self, key: Key, ts: i64, spawn: Option<f64>) {
         if let Some(mut old) = self.open.remove(&key) {
-            old.end = Some(old.last_activity.unwrap_or(old.start).max(old.start));
+            let last = self.last_activity(&old.hub, &old.user, old.start, ts);
+            old.end = Some(last.unwrap_or(old.start).max(old.start));
             old.end_reason = EndReason::Replaced;
             old.missing_stop = true;
             self.done.push(old);
