@@ -105,6 +105,9 @@ pub fn markdown(m: &Monthly) -> String {
         m.hubs.join(", "),
         m.previous_month
     );
+    for w in partial_warnings(m) {
+        let _ = writeln!(out, "> {w}\n");
+    }
     let _ = writeln!(out, "| | {} | {} | change |", m.month, m.previous_month);
     let _ = writeln!(out, "|---|---:|---:|---:|");
     for (label, now, before, ch) in headline(m) {

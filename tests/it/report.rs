@@ -226,6 +226,24 @@ fn sessions_crossing_the_month_boundary_are_split_and_gaps_are_flagged() {
     );
     // dave: ready 20:30, lost while the hub was down (shutdown 2026-11-01 00:30) -> 3.5 h here.
     assert_eq!(got[&("user".into(), "dave".into())].0, 12_600);
+    let md = run_ok(
+        bin()
+            .args([
+                "report", "monthly", "--month", "2026-10", "--format", "md", "--lake",
+            ])
+            .arg(&lake),
+    );
+    assert!(
+        md.starts_with("# JupyterHub usage and cost, 2026-10"),
+        "{md}"
+    );
+    assert!(md.contains("| bob | 3.50 | 1 | 1 | 3.50 | 0.00 |"), "{md}");
+    // The logs cover only the last hours of October: the report says so.
+    assert!(
+        md.contains("> 2026-10 is only partly covered by the logs (data from 2026-10-31 20:00"),
+        "{md}"
+    );
+    assert!(md.contains("1 had no stop line"), "{md}");
     let nov = run_ok(
         bin()
             .args([
