@@ -83,6 +83,20 @@ pub async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, Qu
         .map_err(|e| QueryError::Sql(one_line(&e.to_string())))
 }
 
+/// Run one SQL statement and stream its result batch by batch (bounded memory).
+pub async fn stream(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<datafusion::physical_plan::SendableRecordBatchStream, QueryError> {
+    let df = ctx
+        .sql(sql)
+        .await
+        .map_err(|e| QueryError::Sql(one_line(&e.to_string())))?;
+    df.execute_stream()
+        .await
+        .map_err(|e| QueryError::Sql(one_line(&e.to_string())))
+}
+
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

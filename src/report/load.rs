@@ -12,6 +12,7 @@ use arrow::datatypes::DataType;
 use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
 use chrono::NaiveDate;
 use datafusion::prelude::SessionContext;
+use futures::StreamExt;
 
 use super::sessions::{ActivityIndex, Life, LifeEvent};
 use crate::query::{self, QueryError};
@@ -39,39 +40,25 @@ pub struct Loaded {
     /// Lifecycle records in log order, with each user's first activity among them.
     pub events: Vec<LifeEvent>,
     pub activity: ActivityIndex,
-    /// hub -> first record in the window (µs).
+    /// hub -> its first record (µs).
     pub first_ts: HashMap<String, i64>,
-    /// hub -> last record in the window (µs).
+    /// hub -> its last record (µs).
     pub last_ts: HashMap<String, i64>,
 }
 
-pub async fn load(
-    ctx: &SessionContext,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> Result<Loaded, QueryError> {
-    let window = format!("dt >= '{from}' AND dt <= '{to}'");
-    let bounds = query::run(
-        ctx,
-        &format!(
-            "SELECT hub, CAST(min(ts) AS BIGINT) AS lo, CAST(max(ts) AS BIGINT) AS hi \
-             FROM events WHERE {window} AND ts IS NOT NULL GROUP BY hub"
-        ),
-    )
-    .await?;
-    let (mut first_ts, mut last_ts) = (HashMap::new(), HashMap::new());
-    for b in &bounds {
-        let hub = utf8(b.column(0));
-        let hub = hub.as_string::<i32>();
-        let (lo, hi) = (
-            b.column(1).as_primitive::<Int64Type>(),
-            b.column(2).as_primitive::<Int64Type>(),
-        );
-        for i in 0..b.num_rows() {
-            first_ts.insert(hub.value(i).to_string(), lo.value(i));
-            last_ts.insert(hub.value(i).to_string(), hi.value(i));
-        }
-    }
+/// The dates a report reads: lifecycle records over `life`, activity over `activity` (a
+/// narrower window: activity only sets idle time and a missing stop's end).
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub life: (NaiveDate, NaiveDate),
+    pub activity: (NaiveDate, NaiveDate),
+}
+
+fn dates(w: (NaiveDate, NaiveDate)) -> String {
+    format!("dt >= '{}' AND dt <= '{}'", w.0, w.1)
+}
+
+pub async fn load(ctx: &SessionContext, w: Window) -> Result<Loaded, QueryError> {
     let list = |v: &[&str]| {
         v.iter()
             .map(|k| format!("'{k}'"))
@@ -81,9 +68,10 @@ pub async fn load(
     // Lifecycle records (a few per cent of the rows), in log order.
     let sql = format!(
         "SELECT ts, hub, kind, \"user\", actor, server_name, duration_ms, attrs FROM events \
-         WHERE {window} AND ts IS NOT NULL AND (kind IN ({kinds}) OR (kind = 'request' AND status < 400 \
+         WHERE {dates} AND ts IS NOT NULL AND (kind IN ({kinds}) OR (kind = 'request' AND status < 400 \
            AND method = 'DELETE' AND route IN ({servers}))) \
          ORDER BY ts, source_fp, source_offset",
+        dates = dates(w.life),
         kinds = list(&KINDS),
         servers = list(&SERVER_ROUTES),
     );
@@ -92,17 +80,20 @@ pub async fn load(
     for b in &batches {
         decode(b, &mut events);
     }
-    // Activity POSTs (most of the rows): not sorted by the engine, only grouped per user here.
+    drop(batches);
+    // Activity POSTs (most of the rows): streamed, not sorted by the engine, grouped per user.
     let sql = format!(
-        "SELECT hub, \"user\", CAST(ts AS BIGINT) FROM events WHERE {window} AND ts IS NOT NULL \
+        "SELECT hub, \"user\", CAST(ts AS BIGINT) FROM events WHERE {dates} AND ts IS NOT NULL \
          AND kind = 'request' AND status < 400 AND method = 'POST' AND route = '{ACTIVITY_ROUTE}' \
-         AND \"user\" IS NOT NULL"
+         AND \"user\" IS NOT NULL",
+        dates = dates(w.activity),
     );
     // hub -> user -> times; looked up by &str, so a known user costs no allocation.
     let mut by_hub: HashMap<String, HashMap<String, Vec<i64>>> = HashMap::new();
-    for b in &query::run(ctx, &sql).await? {
-        let (hub, user) = (utf8(b.column(0)), utf8(b.column(1)));
-        let (hub, user) = (hub.as_string::<i32>(), user.as_string::<i32>());
+    let mut stream = query::stream(ctx, &sql).await?;
+    while let Some(b) = stream.next().await {
+        let b = b.map_err(|e| QueryError::Sql(e.to_string()))?;
+        let (hub, user) = (Strs::of(b.column(0)), Strs::of(b.column(1)));
         let ts = b.column(2).as_primitive::<Int64Type>();
         for i in 0..b.num_rows() {
             let (h, u) = (hub.value(i), user.value(i));
@@ -122,8 +113,80 @@ pub async fn load(
         .into_iter()
         .flat_map(|(h, users)| users.into_iter().map(move |(u, v)| ((h.clone(), u), v)))
         .collect();
-    // Each user's first activity goes into the record stream, at its place: it opens a session
-    // for a server whose start the data does not show.
+    let (first_ts, last_ts) = bounds(ctx, &events, &activity).await?;
+    Ok(Loaded {
+        events: with_first_activities(events, &activity),
+        activity,
+        first_ts,
+        last_ts,
+    })
+}
+
+/// Each hub's first and last record. Found among the rows read, then refined by reading every
+/// record of just the days those fall on (a day's CHP or metrics lines may come before or after).
+async fn bounds(
+    ctx: &SessionContext,
+    events: &[LifeEvent],
+    activity: &ActivityIndex,
+) -> Result<(HashMap<String, i64>, HashMap<String, i64>), QueryError> {
+    let (mut first, mut last): (HashMap<String, i64>, HashMap<String, i64>) = Default::default();
+    let mut see = |hub: &str, t: i64| {
+        let f = first.entry(hub.to_string()).or_insert(t);
+        *f = (*f).min(t);
+        let l = last.entry(hub.to_string()).or_insert(t);
+        *l = (*l).max(t);
+    };
+    for e in events {
+        see(&e.hub, e.ts);
+    }
+    for ((h, _), v) in activity {
+        for t in [v.iter().min(), v.iter().max()].into_iter().flatten() {
+            see(h, *t);
+        }
+    }
+    let day =
+        |us: i64| chrono::DateTime::from_timestamp_micros(us).map(|t| t.date_naive().to_string());
+    let mut days: Vec<String> = first
+        .values()
+        .chain(last.values())
+        .filter_map(|&t| day(t))
+        .collect();
+    days.sort();
+    days.dedup();
+    if days.is_empty() {
+        return Ok((first, last));
+    }
+    let days = days
+        .iter()
+        .map(|d| format!("'{d}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let sql = format!(
+        "SELECT hub, CAST(min(ts) AS BIGINT), CAST(max(ts) AS BIGINT) FROM events \
+         WHERE dt IN ({days}) AND ts IS NOT NULL GROUP BY hub"
+    );
+    for b in &query::run(ctx, &sql).await? {
+        let hub = Strs::of(b.column(0));
+        let (lo, hi) = (
+            b.column(1).as_primitive::<Int64Type>(),
+            b.column(2).as_primitive::<Int64Type>(),
+        );
+        for i in 0..b.num_rows() {
+            let h = hub.value(i);
+            if let Some(f) = first.get_mut(h) {
+                *f = (*f).min(lo.value(i));
+            }
+            if let Some(l) = last.get_mut(h) {
+                *l = (*l).max(hi.value(i));
+            }
+        }
+    }
+    Ok((first, last))
+}
+
+/// Each user's first activity goes into the record stream, at its place: it opens a session
+/// for a server whose start the data does not show.
+fn with_first_activities(events: Vec<LifeEvent>, activity: &ActivityIndex) -> Vec<LifeEvent> {
     let mut firsts: Vec<LifeEvent> = activity
         .iter()
         .filter_map(|((h, u), v)| {
@@ -146,12 +209,29 @@ pub async fn load(
         merged.push(f);
     }
     merged.extend(it);
-    Ok(Loaded {
-        events: merged,
-        activity,
-        first_ts,
-        last_ts,
-    })
+    merged
+}
+
+/// A string column as DataFusion hands it over (plain, view or dictionary), read in place.
+enum Strs {
+    Plain(arrow::array::StringArray),
+    View(arrow::array::StringViewArray),
+}
+
+impl Strs {
+    fn of(a: &ArrayRef) -> Strs {
+        match a.data_type() {
+            DataType::Utf8View => Strs::View(a.as_string_view().clone()),
+            DataType::Utf8 => Strs::Plain(a.as_string::<i32>().clone()),
+            _ => Strs::Plain(utf8(a).as_string::<i32>().clone()),
+        }
+    }
+    fn value(&self, i: usize) -> &str {
+        match self {
+            Strs::Plain(a) => a.value(i),
+            Strs::View(a) => a.value(i),
+        }
+    }
 }
 
 /// Any string column (DataFusion reads Parquet strings as views) as plain `Utf8`; other

@@ -46,8 +46,7 @@ pub async fn monthly(
     first: NaiveDate,
     pricing: &Pricing,
 ) -> Result<monthly::Monthly, QueryError> {
-    let (from, to) = monthly::window(first);
-    let l = load::load(ctx, from, to).await?;
+    let l = load::load(ctx, monthly::window(first)).await?;
     let sessions = sessions::derive(&l.events, l.activity, &l.first_ts);
     Ok(monthly::build(
         first,
@@ -94,7 +93,14 @@ pub async fn register_sessions(ctx: &SessionContext) -> Result<(), QueryError> {
     let (Some(from), Some(to)) = (from, to) else {
         return Err(QueryError::Sql("date range".into()));
     };
-    let l = load::load(ctx, from, to).await?;
+    let l = load::load(
+        ctx,
+        load::Window {
+            life: (from, to),
+            activity: (from, to),
+        },
+    )
+    .await?;
     let s = sessions::derive(&l.events, l.activity, &l.first_ts);
     let str_col = |f: &dyn Fn(&sessions::Session) -> Option<String>| -> ArrayRef {
         Arc::new(s.iter().map(f).collect::<StringArray>())

@@ -332,11 +332,17 @@ pub fn build(
     }
 }
 
-/// The window of data a report of the month starting at `first` reads: the month before
-/// (month-over-month) and 31 days more, so sessions started then are seen starting; and 31
-/// days after the month, so sessions running at its end are seen running (or ending).
-pub fn window(first: NaiveDate) -> (NaiveDate, NaiveDate) {
-    let from = first - Months::new(1) - TimeDelta::days(31);
-    let to = first + Months::new(1) + TimeDelta::days(30);
-    (from, to)
+/// The data a report of the month starting at `first` reads.
+///
+/// Lifecycle records: from 31 days before the previous month (so that servers started then are
+/// seen starting, with their profile) to the day after the month (a record after its end shows
+/// which servers still ran at it: they are clipped there). Activity: the previous month and
+/// this one, a day either side (idle time is only counted inside them).
+pub fn window(first: NaiveDate) -> super::load::Window {
+    let prev = first - Months::new(1);
+    let next = first + Months::new(1);
+    super::load::Window {
+        life: (prev - TimeDelta::days(31), next),
+        activity: (prev - TimeDelta::days(1), next),
+    }
 }
