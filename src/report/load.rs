@@ -68,19 +68,28 @@ pub async fn load(ctx: &SessionContext, w: Window) -> Result<Loaded, QueryError>
     // Lifecycle records (a few per cent of the rows), in log order.
     let sql = format!(
         "SELECT ts, hub, kind, \"user\", actor, server_name, duration_ms, attrs FROM events \
-         WHERE {dates} AND ts IS NOT NULL AND (kind IN ({kinds}) OR (kind = 'request' AND status < 400 \
+         WHERE {dates} AND ts IS NOT NULL AND (kind IN ({kinds}) OR (kind = 'request' AND status IN (202, 204) \
            AND method = 'DELETE' AND route IN ({servers}))) \
          ORDER BY ts, source_fp, source_offset",
         dates = dates(w.life),
         kinds = list(&KINDS),
         servers = list(&SERVER_ROUTES),
     );
+    let t0 = std::time::Instant::now();
     let batches = query::run(ctx, &sql).await?;
+    let t1 = std::time::Instant::now();
     let mut events = Vec::new();
     for b in &batches {
         decode(b, &mut events);
     }
     drop(batches);
+    tracing::debug!(
+        rows = events.len(),
+        query_s = (t1 - t0).as_secs_f64(),
+        decode_s = t1.elapsed().as_secs_f64(),
+        "report: lifecycle records"
+    );
+    let t0 = std::time::Instant::now();
     // Activity POSTs (most of the rows): streamed, not sorted by the engine, grouped per user.
     let sql = format!(
         "SELECT hub, \"user\", CAST(ts AS BIGINT) FROM events WHERE {dates} AND ts IS NOT NULL \
@@ -109,6 +118,7 @@ pub async fn load(ctx: &SessionContext, w: Window) -> Result<Loaded, QueryError>
             }
         }
     }
+    tracing::debug!(seconds = t0.elapsed().as_secs_f64(), "report: activity");
     let activity: ActivityIndex = by_hub
         .into_iter()
         .flat_map(|(h, users)| users.into_iter().map(move |(u, v)| ((h.clone(), u), v)))

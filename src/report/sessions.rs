@@ -157,7 +157,7 @@ struct State {
     /// Per hub: profiles logged (with their time) and not yet paired with a pod.
     pending_profiles: HashMap<String, VecDeque<(i64, String)>>,
     /// Per hub: pod (normalised name) -> profile.
-    pod_profiles: HashMap<String, Vec<(String, String)>>,
+    pod_profiles: HashMap<String, HashMap<String, String>>,
     /// Users seen in any lifecycle record (per hub): activity from others opens a session.
     known: std::collections::HashSet<(String, String)>,
     last_shutdown: HashMap<String, i64>,
@@ -239,10 +239,10 @@ impl State {
                 let pod = norm(pod.rsplit('/').next().unwrap_or(pod));
                 // Each new pod of that name replaces what an earlier (maybe failed) one left.
                 let pods = self.pod_profiles.entry(hub.clone()).or_default();
-                pods.retain(|(p, _)| *p != pod);
-                if let Some(profile) = profile {
-                    pods.push((pod, profile));
-                }
+                match profile {
+                    Some(profile) => pods.insert(pod, profile),
+                    None => pods.remove(&pod),
+                };
                 return;
             }
             Life::HubShutdown => {
@@ -353,14 +353,10 @@ impl State {
     /// letters and digits only (KubeSpawner escapes names).
     fn take_profile(&mut self, key: &Key) -> Option<String> {
         let pods = self.pod_profiles.get_mut(&key.0)?;
-        let (user, server) = (norm(&key.1), norm(&key.2));
-        let exact = format!("jupyter{user}{server}");
-        let loose = format!("jupyter{user}");
-        let i = pods
-            .iter()
-            .rposition(|(p, _)| *p == exact)
-            .or_else(|| pods.iter().rposition(|(p, _)| *p == loose))?;
-        Some(pods.remove(i).1)
+        let user = norm(&key.1);
+        let exact = format!("jupyter{user}{}", norm(&key.2));
+        pods.remove(&exact)
+            .or_else(|| pods.remove(&format!("jupyter{user}")))
     }
 
     fn started(&mut self, key: Key, ts: i64, spawn: Option<f64>) {
