@@ -1,0 +1,516 @@
+//! The Datadog sink as it runs inside `hubpulse run`: the pipeline observer, the collector that
+//! builds payloads every flush interval, the spool, and the sender.
+//!
+//! ```text
+//! pipeline thread                     sink thread (its own current-thread tokio runtime)
+//! DerivingObserver ─ try_send ─► channel ─► collector ──► PromState (/metrics)
+//!  (never blocks; a full             (1024      │ every flush_interval: payload::build
+//!   channel is a counted drop)     intervals)   ▼
+//!                                             Spool (memory ≤ memory_limit, then disk) ─► Sender ─► intake
+//! ```
+//!
+//! # Guarantees
+//! * The observer never blocks the pipeline: it hands closed intervals over with `try_send`.
+//! * Every point that does not reach Datadog is counted in `hubpulse_datadog_dropped_points_total`
+//!   by a bounded reason (`queue_full`, `expired`, `bad_request`, `forbidden`, `rejected`,
+//!   `too_large`, `buffer_full`, `spool_full`, `spool_io`, `invalid_value`).
+//! * Shutdown ([`SinkHandle::finish`]): the last intervals are built and sent until the grace
+//!   deadline; what is left is written to the spool directory and sent by the next run.
+//! * Without a key (or with `enabled = false`) nothing is sent; the derived metrics are still
+//!   exported on `/metrics`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::time::Instant;
+
+use crate::agent::metrics::Metrics;
+use crate::agent::pipeline::Observer;
+use crate::datadog::config::{self, ApiKey, DatadogConfig, INSTANCE_TAG};
+use crate::datadog::derive::{DeriveConfig, DerivingObserver, WallClock};
+use crate::datadog::payload::{self, Codec, PayloadConfig};
+use crate::datadog::prom::PromState;
+use crate::datadog::retry::RetryPolicy;
+use crate::datadog::sender::{
+    Clock, Delivery, DryRunTransport, HttpTransport, Sender, Transport, deadline_passed,
+    system_clock,
+};
+use crate::datadog::spool::{Drop as SpoolDrop, Spool, SpoolConfig};
+use crate::datadog::{Interval, Value};
+
+/// Closed intervals in flight from the pipeline to the collector (about 2.8 h at 10 s).
+pub const CHANNEL_DEPTH: usize = 1024;
+
+/// The sink's counters, rendered on `/metrics`.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    pub intervals: AtomicU64,
+    pub payloads_sent: AtomicU64,
+    pub points_sent: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub retries: AtomicU64,
+    pub splits: AtomicU64,
+    pub partial_failures: AtomicU64,
+    pub spool_mem_bytes: AtomicU64,
+    pub spool_mem_peak: AtomicU64,
+    pub spool_disk_bytes: AtomicU64,
+    pub spool_payloads: AtomicU64,
+    pub dropped: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl SinkStats {
+    pub(crate) fn bump(&self, a: &AtomicU64) {
+        a.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sent(&self, p: &payload::Payload) {
+        self.payloads_sent.fetch_add(1, Ordering::Relaxed);
+        self.points_sent
+            .fetch_add(p.points as u64, Ordering::Relaxed);
+        self.bytes_sent
+            .fetch_add(p.body.len() as u64, Ordering::Relaxed);
+    }
+
+    pub fn drop_points(&self, reason: &'static str, n: u64) {
+        if let Ok(mut m) = self.dropped.lock() {
+            *m.entry(reason).or_default() += n;
+        }
+    }
+
+    /// Points dropped for `reason` so far.
+    pub fn dropped(&self, reason: &str) -> u64 {
+        self.dropped
+            .lock()
+            .map(|m| m.get(reason).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    fn spool(&self, s: &Spool) {
+        let mem = s.mem_bytes() as u64;
+        self.spool_mem_bytes.store(mem, Ordering::Relaxed);
+        self.spool_mem_peak.fetch_max(mem, Ordering::Relaxed);
+        self.spool_disk_bytes
+            .store(s.disk_bytes(), Ordering::Relaxed);
+        self.spool_payloads.store(s.len() as u64, Ordering::Relaxed);
+    }
+
+    fn drops(&self, d: Vec<SpoolDrop>) {
+        for x in d {
+            self.drop_points(x.reason, x.points);
+        }
+    }
+
+    /// Append the Prometheus exposition of the sink's counters.
+    pub fn render(&self, o: &mut String) {
+        use std::fmt::Write;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let rows: [(&str, &str, &str, u64); 9] = [
+            (
+                "hubpulse_datadog_intervals_total",
+                "counter",
+                "Flush intervals derived from the records.",
+                g(&self.intervals),
+            ),
+            (
+                "hubpulse_datadog_payloads_sent_total",
+                "counter",
+                "Payloads Datadog accepted (202).",
+                g(&self.payloads_sent),
+            ),
+            (
+                "hubpulse_datadog_points_sent_total",
+                "counter",
+                "Points in the payloads Datadog accepted.",
+                g(&self.points_sent),
+            ),
+            (
+                "hubpulse_datadog_bytes_sent_total",
+                "counter",
+                "Compressed bytes of the payloads Datadog accepted.",
+                g(&self.bytes_sent),
+            ),
+            (
+                "hubpulse_datadog_retries_total",
+                "counter",
+                "Attempts answered 408, 429, 5xx or not at all, to be retried.",
+                g(&self.retries),
+            ),
+            (
+                "hubpulse_datadog_splits_total",
+                "counter",
+                "Payloads split in two after a 413.",
+                g(&self.splits),
+            ),
+            (
+                "hubpulse_datadog_partial_failures_total",
+                "counter",
+                "Payloads accepted with errors (202 carrying errors).",
+                g(&self.partial_failures),
+            ),
+            (
+                "hubpulse_datadog_spool_memory_bytes",
+                "gauge",
+                "Payload bytes waiting in memory.",
+                g(&self.spool_mem_bytes),
+            ),
+            (
+                "hubpulse_datadog_spool_disk_bytes",
+                "gauge",
+                "Payload bytes waiting on disk.",
+                g(&self.spool_disk_bytes),
+            ),
+        ];
+        for (name, ty, help, v) in rows {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {ty}\n{name} {v}");
+        }
+        o.push_str("# HELP hubpulse_datadog_dropped_points_total Points that will never reach Datadog, by reason.\n# TYPE hubpulse_datadog_dropped_points_total counter\n");
+        if let Ok(m) = self.dropped.lock() {
+            for (reason, v) in m.iter() {
+                let _ = writeln!(
+                    o,
+                    "hubpulse_datadog_dropped_points_total{{reason=\"{reason}\"}} {v}"
+                );
+            }
+        }
+    }
+}
+
+/// How the collector builds payloads.
+#[derive(Debug, Clone)]
+pub struct SinkOptions {
+    pub payload: PayloadConfig,
+    pub spool: SpoolConfig,
+    pub flush_interval: Duration,
+}
+
+/// Collector + spool + sender; `run` is the whole sink, on any tokio runtime (tests pause time).
+pub struct Sink<T: Transport> {
+    sender: Option<Sender<T>>,
+    spool: Mutex<Spool>,
+    opts: SinkOptions,
+    stats: Arc<SinkStats>,
+    prom: Arc<Mutex<PromState>>,
+    notify: Notify,
+    input_done: AtomicBool,
+    sending: bool,
+}
+
+impl<T: Transport> Sink<T> {
+    /// `sender: None`: derive for `/metrics` only, send nothing (no spool directory is opened).
+    ///
+    /// # Errors
+    /// The spool directory cannot be opened or is held by another agent.
+    pub fn new(
+        mut opts: SinkOptions,
+        sender: Option<Sender<T>>,
+        stats: Arc<SinkStats>,
+        prom: Arc<Mutex<PromState>>,
+    ) -> Result<Self, String> {
+        if sender.is_none() {
+            opts.spool.dir = None;
+        }
+        let spool = Spool::open(opts.spool.clone()).map_err(|e| {
+            let dir = opts.spool.dir.as_deref().unwrap_or(Path::new("-"));
+            format!("datadog.spool_dir {}: {e}", dir.display())
+        })?;
+        stats.spool(&spool);
+        let sending = sender.is_some();
+        Ok(Sink {
+            sender,
+            spool: Mutex::new(spool),
+            opts,
+            stats,
+            prom,
+            notify: Notify::new(),
+            input_done: AtomicBool::new(false),
+            sending,
+        })
+    }
+
+    /// Run until `rx` is closed and everything is delivered, or until the deadline set through
+    /// `deadline` passes; then spill what is left to disk.
+    pub async fn run(
+        mut self,
+        rx: mpsc::Receiver<Interval>,
+        deadline: watch::Receiver<Option<Instant>>,
+    ) {
+        let mut sender = self.sender.take();
+        let this = &self;
+        let collect = this.collect(rx);
+        let send = async {
+            if let Some(s) = sender.as_mut() {
+                this.send_loop(s, deadline).await;
+            }
+        };
+        tokio::join!(collect, send);
+        if let Ok(mut s) = self.spool.lock() {
+            let left = s.len();
+            let drops = s.persist();
+            if left > 0 && s.dir().is_some() {
+                tracing::info!(
+                    payloads = left,
+                    "datadog: payloads not yet delivered are spooled for the next run"
+                );
+            }
+            self.stats.drops(drops);
+            self.stats.spool(&s);
+        }
+    }
+
+    async fn collect(&self, mut rx: mpsc::Receiver<Interval>) {
+        let mut tick = tokio::time::interval(self.opts.flush_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut pending: Vec<Interval> = Vec::new();
+        loop {
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Some(iv) => {
+                        self.stats.bump(&self.stats.intervals);
+                        if let Ok(mut p) = self.prom.lock() {
+                            p.observe(&iv);
+                        }
+                        if self.sending {
+                            pending.push(iv);
+                        }
+                    }
+                    None => break,
+                },
+                _ = tick.tick() => self.build(&mut pending),
+            }
+        }
+        self.build(&mut pending);
+        self.input_done.store(true, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
+    fn build(&self, pending: &mut Vec<Interval>) {
+        if pending.is_empty() {
+            return;
+        }
+        let ivs = std::mem::take(pending);
+        let built = match payload::build(&ivs, &self.opts.payload) {
+            Ok(b) => b,
+            Err(e) => {
+                let points: usize = ivs.iter().map(|i| i.points.len()).sum();
+                tracing::error!(error = %e, "datadog: cannot build payloads; dropped");
+                self.stats.drop_points("invalid_value", points as u64);
+                return;
+            }
+        };
+        self.stats
+            .drop_points("invalid_value", built.dropped_values);
+        self.stats.drop_points("too_large", built.dropped_series);
+        if let Ok(mut s) = self.spool.lock() {
+            for p in built.payloads {
+                let d = s.push(p);
+                self.stats.drops(d);
+            }
+            self.stats.spool(&s);
+        }
+        self.notify.notify_one();
+    }
+
+    async fn send_loop(
+        &self,
+        sender: &mut Sender<T>,
+        mut deadline: watch::Receiver<Option<Instant>>,
+    ) {
+        loop {
+            let (head, drops) = match self.spool.lock() {
+                Ok(mut s) => s.front(),
+                Err(_) => return,
+            };
+            self.stats.drops(drops);
+            let Some((seq, p)) = head else {
+                if self.input_done.load(Ordering::SeqCst) {
+                    if self.spool.lock().is_ok_and(|s| s.is_empty()) {
+                        return;
+                    }
+                    continue;
+                }
+                tokio::select! {
+                    () = self.notify.notified() => {}
+                    () = deadline_passed(&mut deadline) => return,
+                }
+                continue;
+            };
+            match sender.deliver(p, &mut deadline).await {
+                Delivery::Finished => {
+                    if let Ok(mut s) = self.spool.lock() {
+                        s.ack(seq);
+                        self.stats.spool(&s);
+                    }
+                }
+                Delivery::Interrupted => return,
+            }
+        }
+    }
+}
+
+/// The observer for the pipeline: derives points and hands each closed interval to `tx`
+/// without blocking (a full channel drops the interval, counted as `queue_full`).
+pub fn observer(
+    derive: DeriveConfig,
+    tx: mpsc::Sender<Interval>,
+    stats: Arc<SinkStats>,
+) -> Box<dyn Observer> {
+    Box::new(DerivingObserver::new(
+        derive,
+        WallClock::now(),
+        move |iv: Interval| {
+            if let Err(e) = tx.try_send(iv) {
+                let iv = match e {
+                    mpsc::error::TrySendError::Full(iv) | mpsc::error::TrySendError::Closed(iv) => {
+                        iv
+                    }
+                };
+                let points: usize = iv
+                    .points
+                    .iter()
+                    .map(|p| match &p.value {
+                        Value::Distribution(v) => v.len(),
+                        _ => 1,
+                    })
+                    .sum();
+                stats.drop_points("queue_full", points as u64);
+            }
+        },
+    ))
+}
+
+/// The running sink thread.
+pub struct SinkHandle {
+    deadline: watch::Sender<Option<Instant>>,
+    thread: std::thread::JoinHandle<()>,
+    grace: Duration,
+}
+
+impl SinkHandle {
+    /// Call once the pipeline has stopped (its observer, and so the channel, dropped): send what
+    /// is left for at most the grace period, spool the rest, and wait for the thread.
+    pub fn finish(self) {
+        let _ = self.deadline.send(Some(Instant::now() + self.grace));
+        if self.thread.join().is_err() {
+            tracing::error!("datadog sink thread panicked");
+        }
+    }
+}
+
+fn spawn<T: Transport>(
+    sink: Sink<T>,
+    rx: mpsc::Receiver<Interval>,
+    grace: Duration,
+) -> Result<SinkHandle, String> {
+    let (dtx, drx) = watch::channel(None);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("datadog sink runtime: {e}"))?;
+    let thread = std::thread::Builder::new()
+        .name("hubpulse-datadog".into())
+        .spawn(move || rt.block_on(sink.run(rx, drx)))
+        .map_err(|e| format!("thread: {e}"))?;
+    Ok(SinkHandle {
+        deadline: dtx,
+        thread,
+        grace,
+    })
+}
+
+/// Start the sink for `hubpulse run`: the observer to give the pipeline, and the handle to
+/// finish it after the pipeline returns. `lake` is the default home of the spool.
+///
+/// # Errors
+/// A bad `DD_SITE` or key, an unusable spool directory or dry-run file (exit 2).
+pub fn start(
+    cfg: &DatadogConfig,
+    hub_lake: &Path,
+    metrics: &Metrics,
+    grace: Duration,
+) -> Result<(Box<dyn Observer>, SinkHandle), String> {
+    let stats = Arc::new(SinkStats::default());
+    let prom = Arc::new(Mutex::new(PromState::default()));
+    {
+        let (s, p) = (stats.clone(), prom.clone());
+        if let Ok(mut x) = metrics.extra.lock() {
+            x.push(Arc::new(move |o: &mut String| {
+                s.render(o);
+                if let Ok(p) = p.lock() {
+                    p.render(o);
+                }
+            }));
+        }
+    }
+    let host = cfg.host.clone().unwrap_or_else(config::hostname);
+    let instance = cfg.instance.clone().unwrap_or_else(|| host.clone());
+    let mut pcfg = PayloadConfig::new(host);
+    pcfg.tags = std::iter::once(format!("{INSTANCE_TAG}:{instance}"))
+        .chain(cfg.tags.iter().cloned())
+        .collect();
+    pcfg.series_codec = cfg.compression;
+    pcfg.distribution_codec = Codec::Deflate;
+    let opts = SinkOptions {
+        payload: pcfg,
+        spool: SpoolConfig {
+            dir: Some(
+                cfg.spool_dir
+                    .clone()
+                    .unwrap_or_else(|| hub_lake.join("_hubpulse").join("datadog-spool")),
+            ),
+            memory_limit: usize::try_from(cfg.memory_limit).unwrap_or(usize::MAX),
+            disk_limit: cfg.disk_limit,
+        },
+        flush_interval: cfg.flush_interval,
+    };
+    let derive = DeriveConfig {
+        interval_secs: cfg.flush_interval.as_secs().clamp(1, 3600) as u32,
+        ..DeriveConfig::default()
+    };
+    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+    let obs = observer(derive, tx, stats.clone());
+    let clock: Clock = system_clock();
+    let seed = u64::from(std::process::id()) ^ (clock)() as u64;
+    let handle = if let Some(path) = &cfg.dry_run {
+        let t = DryRunTransport::create(path)
+            .map_err(|e| format!("--datadog-dry-run {}: {e}", path.display()))?;
+        tracing::info!(file = %path.display(), "datadog: dry run, payloads are written to the file, nothing is sent");
+        // Everything is written, however old: a dry run shows what the agent derives.
+        let policy = RetryPolicy {
+            max_age_secs: i64::MAX / 2,
+            ..RetryPolicy::default()
+        };
+        let mut opts = opts;
+        opts.spool.dir = None;
+        let s = Sender::new(t, policy, clock, stats.clone(), seed);
+        spawn(Sink::new(opts, Some(s), stats, prom)?, rx, grace)?
+    } else if !cfg.enabled {
+        tracing::info!(
+            "datadog: disabled ([datadog] enabled = false); derived metrics are on /metrics only"
+        );
+        spawn(
+            Sink::<HttpTransport>::new(opts, None, stats, prom)?,
+            rx,
+            grace,
+        )?
+    } else if let Some(key) = ApiKey::from_env("DD_API_KEY") {
+        let base = config::api_base(cfg)?;
+        let t = HttpTransport::new(&base, &key, cfg.request_timeout)?;
+        tracing::info!(intake = %base, "datadog: sending metrics");
+        let s = Sender::new(t, RetryPolicy::default(), clock, stats.clone(), seed);
+        spawn(Sink::new(opts, Some(s), stats, prom)?, rx, grace)?
+    } else {
+        tracing::info!(
+            "datadog: DD_API_KEY is not set, the Datadog sink is off; derived metrics are on /metrics"
+        );
+        spawn(
+            Sink::<HttpTransport>::new(opts, None, stats, prom)?,
+            rx,
+            grace,
+        )?
+    };
+    Ok((obs, handle))
+}
