@@ -10,18 +10,19 @@
 //!   400/403/other 4xx: dropped and counted, never retried; 202 with `errors`: counted as a
 //!   partial failure, not resent. A 2xx saying `X-RateLimit-Remaining: 0` pauses the next send
 //!   until `X-RateLimit-Reset`.
-//! * Waiting is `tokio::time` only (tests pause time), and every wait ends early when the
-//!   shutdown deadline passes: the payload then stays in the spool for the next run.
+//! * Time is injected ([`Timer`]): every wait goes through it (tests run a 30-minute outage on
+//!   virtual time), and every wait ends early when the shutdown deadline passes: the payload
+//!   then stays in the spool for the next run.
 
 use std::future::Future;
 use std::io::Write;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 use crate::datadog::config::ApiKey;
 use crate::datadog::payload::{Payload, split_in_two};
@@ -179,12 +180,49 @@ impl Transport for DryRunTransport {
     }
 }
 
-/// Unix seconds now (injected so tests can run on paused time).
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+/// Time as the sink sees it: wall-clock seconds for Datadog's age limit, a monotonic clock and
+/// sleeps for backoff, flush ticks and deadlines. Injected so tests can run on virtual time.
+pub trait Timer: Send + Sync + 'static {
+    /// POSIX seconds now.
+    fn unix_s(&self) -> i64;
+    /// Milliseconds on a monotonic clock.
+    fn mono_ms(&self) -> u64;
+    fn sleep(&self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+}
 
-/// The system clock.
-pub fn system_clock() -> Clock {
-    Arc::new(|| chrono::Utc::now().timestamp())
+pub type SharedTimer = Arc<dyn Timer>;
+
+/// The system clock and `tokio::time::sleep`.
+pub struct RealTimer {
+    start: std::time::Instant,
+}
+
+impl RealTimer {
+    pub fn shared() -> SharedTimer {
+        Arc::new(RealTimer {
+            start: std::time::Instant::now(),
+        })
+    }
+}
+
+impl Timer for RealTimer {
+    fn unix_s(&self) -> i64 {
+        chrono::Utc::now().timestamp()
+    }
+    fn mono_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+    fn sleep(&self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        Box::pin(tokio::time::sleep(d))
+    }
+}
+
+/// Sleep until `at_ms` on the timer's monotonic clock.
+pub async fn sleep_until(timer: &SharedTimer, at_ms: u64) {
+    let now = timer.mono_ms();
+    if at_ms > now {
+        timer.sleep(Duration::from_millis(at_ms - now)).await;
+    }
 }
 
 /// How one spooled payload ended.
@@ -196,13 +234,13 @@ pub enum Delivery {
     Interrupted,
 }
 
-/// Wait until the shutdown deadline (set through the watch) has passed.
-pub async fn deadline_passed(rx: &mut watch::Receiver<Option<Instant>>) {
+/// Wait until the shutdown deadline (set through the watch, in [`Timer::mono_ms`]) has passed.
+pub async fn deadline_passed(timer: &SharedTimer, rx: &mut watch::Receiver<Option<u64>>) {
     loop {
         let d = *rx.borrow_and_update();
         match d {
             Some(d) => {
-                tokio::time::sleep_until(d).await;
+                sleep_until(timer, d).await;
                 return;
             }
             None => {
@@ -218,25 +256,25 @@ pub async fn deadline_passed(rx: &mut watch::Receiver<Option<Instant>>) {
 pub struct Sender<T: Transport> {
     pub transport: T,
     pub policy: RetryPolicy,
-    pub clock: Clock,
+    pub timer: SharedTimer,
     pub stats: Arc<SinkStats>,
     rng: u64,
-    /// No send before this (a 2xx said the rate limit is spent).
-    cooldown_until: Option<Instant>,
+    /// No send before this (monotonic ms; a 2xx said the rate limit is spent).
+    cooldown_until: Option<u64>,
 }
 
 impl<T: Transport> Sender<T> {
     pub fn new(
         transport: T,
         policy: RetryPolicy,
-        clock: Clock,
+        timer: SharedTimer,
         stats: Arc<SinkStats>,
         seed: u64,
     ) -> Self {
         Sender {
             transport,
             policy,
-            clock,
+            timer,
             stats,
             rng: seed | 1,
             cooldown_until: None,
@@ -255,13 +293,14 @@ impl<T: Transport> Sender<T> {
     pub async fn deliver(
         &mut self,
         p: Payload,
-        deadline: &mut watch::Receiver<Option<Instant>>,
+        deadline: &mut watch::Receiver<Option<u64>>,
     ) -> Delivery {
+        let timer = self.timer.clone();
         let mut work = vec![p];
         while let Some(p) = work.pop() {
             let mut attempt = 0u32;
             loop {
-                if retry::expired(&self.policy, p.oldest_s, (self.clock)()) {
+                if retry::expired(&self.policy, p.oldest_s, timer.unix_s()) {
                     self.stats.drop_points("expired", p.points as u64);
                     tracing::warn!(
                         points = p.points,
@@ -272,13 +311,13 @@ impl<T: Transport> Sender<T> {
                 }
                 if let Some(until) = self.cooldown_until.take() {
                     tokio::select! {
-                        () = tokio::time::sleep_until(until) => {}
-                        () = deadline_passed(deadline) => return Delivery::Interrupted,
+                        () = sleep_until(&timer, until) => {}
+                        () = deadline_passed(&timer, deadline) => return Delivery::Interrupted,
                     }
                 }
                 let reply = tokio::select! {
                     r = self.transport.send(&p) => r,
-                    () = deadline_passed(deadline) => return Delivery::Interrupted,
+                    () = deadline_passed(&timer, deadline) => return Delivery::Interrupted,
                 };
                 let jitter = self.jitter();
                 let action = match &reply {
@@ -322,8 +361,8 @@ impl<T: Transport> Sender<T> {
                         tracing::warn!(answer = %describe(&reply), attempt, wait_s = wait.as_secs_f64(), endpoint = p.endpoint.path(), "datadog: will retry");
                         attempt = attempt.saturating_add(1);
                         tokio::select! {
-                            () = tokio::time::sleep(wait) => {}
-                            () = deadline_passed(deadline) => return Delivery::Interrupted,
+                            () = timer.sleep(wait) => {}
+                            () = deadline_passed(&timer, deadline) => return Delivery::Interrupted,
                         }
                     }
                     Action::Split => match split_in_two(&p) {
@@ -364,7 +403,8 @@ impl<T: Transport> Sender<T> {
             && s.is_finite()
             && s > 0.0
         {
-            self.cooldown_until = Some(Instant::now() + Duration::from_secs_f64(s.min(3600.0)));
+            let ms = (s.min(3600.0) * 1000.0) as u64;
+            self.cooldown_until = Some(self.timer.mono_ms() + ms);
         }
     }
 }

@@ -26,21 +26,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, watch};
-use tokio::time::Instant;
 
 use crate::agent::metrics::Metrics;
 use crate::agent::pipeline::Observer;
+use crate::datadog::Interval;
 use crate::datadog::config::{self, ApiKey, DatadogConfig, INSTANCE_TAG};
 use crate::datadog::derive::{DeriveConfig, DerivingObserver, WallClock};
 use crate::datadog::payload::{self, Codec, PayloadConfig};
 use crate::datadog::prom::PromState;
 use crate::datadog::retry::RetryPolicy;
 use crate::datadog::sender::{
-    Clock, Delivery, DryRunTransport, HttpTransport, Sender, Transport, deadline_passed,
-    system_clock,
+    Delivery, DryRunTransport, HttpTransport, RealTimer, Sender, SharedTimer, Transport,
+    deadline_passed, sleep_until,
 };
 use crate::datadog::spool::{Drop as SpoolDrop, Spool, SpoolConfig};
-use crate::datadog::{Interval, Value};
 
 /// Closed intervals in flight from the pipeline to the collector (about 2.8 h at 10 s).
 pub const CHANNEL_DEPTH: usize = 1024;
@@ -197,6 +196,7 @@ pub struct Sink<T: Transport> {
     notify: Notify,
     input_done: AtomicBool,
     sending: bool,
+    timer: SharedTimer,
 }
 
 impl<T: Transport> Sink<T> {
@@ -209,6 +209,7 @@ impl<T: Transport> Sink<T> {
         sender: Option<Sender<T>>,
         stats: Arc<SinkStats>,
         prom: Arc<Mutex<PromState>>,
+        timer: SharedTimer,
     ) -> Result<Self, String> {
         if sender.is_none() {
             opts.spool.dir = None;
@@ -228,6 +229,7 @@ impl<T: Transport> Sink<T> {
             notify: Notify::new(),
             input_done: AtomicBool::new(false),
             sending,
+            timer,
         })
     }
 
@@ -236,7 +238,7 @@ impl<T: Transport> Sink<T> {
     pub async fn run(
         mut self,
         rx: mpsc::Receiver<Interval>,
-        deadline: watch::Receiver<Option<Instant>>,
+        deadline: watch::Receiver<Option<u64>>,
     ) {
         let mut sender = self.sender.take();
         let this = &self;
@@ -262,8 +264,10 @@ impl<T: Transport> Sink<T> {
     }
 
     async fn collect(&self, mut rx: mpsc::Receiver<Interval>) {
-        let mut tick = tokio::time::interval(self.opts.flush_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let every = u64::try_from(self.opts.flush_interval.as_millis())
+            .unwrap_or(10_000)
+            .max(1);
+        let mut next = self.timer.mono_ms() + every;
         let mut pending: Vec<Interval> = Vec::new();
         loop {
             tokio::select! {
@@ -279,7 +283,10 @@ impl<T: Transport> Sink<T> {
                     }
                     None => break,
                 },
-                _ = tick.tick() => self.build(&mut pending),
+                () = sleep_until(&self.timer, next) => {
+                    self.build(&mut pending);
+                    next = self.timer.mono_ms().max(next) + every;
+                }
             }
         }
         self.build(&mut pending);
@@ -314,11 +321,7 @@ impl<T: Transport> Sink<T> {
         self.notify.notify_one();
     }
 
-    async fn send_loop(
-        &self,
-        sender: &mut Sender<T>,
-        mut deadline: watch::Receiver<Option<Instant>>,
-    ) {
+    async fn send_loop(&self, sender: &mut Sender<T>, mut deadline: watch::Receiver<Option<u64>>) {
         loop {
             let (head, drops) = match self.spool.lock() {
                 Ok(mut s) => s.front(),
@@ -334,7 +337,7 @@ impl<T: Transport> Sink<T> {
                 }
                 tokio::select! {
                     () = self.notify.notified() => {}
-                    () = deadline_passed(&mut deadline) => return,
+                    () = deadline_passed(&self.timer, &mut deadline) => return,
                 }
                 continue;
             };
@@ -368,15 +371,8 @@ pub fn observer(
                         iv
                     }
                 };
-                let points: usize = iv
-                    .points
-                    .iter()
-                    .map(|p| match &p.value {
-                        Value::Distribution(v) => v.len(),
-                        _ => 1,
-                    })
-                    .sum();
-                stats.drop_points("queue_full", points as u64);
+                // One point per series per interval, as the payloads count them.
+                stats.drop_points("queue_full", iv.points.len() as u64);
             }
         },
     ))
@@ -384,16 +380,18 @@ pub fn observer(
 
 /// The running sink thread.
 pub struct SinkHandle {
-    deadline: watch::Sender<Option<Instant>>,
+    deadline: watch::Sender<Option<u64>>,
     thread: std::thread::JoinHandle<()>,
     grace: Duration,
+    timer: SharedTimer,
 }
 
 impl SinkHandle {
     /// Call once the pipeline has stopped (its observer, and so the channel, dropped): send what
     /// is left for at most the grace period, spool the rest, and wait for the thread.
     pub fn finish(self) {
-        let _ = self.deadline.send(Some(Instant::now() + self.grace));
+        let grace = u64::try_from(self.grace.as_millis()).unwrap_or(u64::MAX / 2);
+        let _ = self.deadline.send(Some(self.timer.mono_ms() + grace));
         if self.thread.join().is_err() {
             tracing::error!("datadog sink thread panicked");
         }
@@ -405,6 +403,7 @@ fn spawn<T: Transport>(
     rx: mpsc::Receiver<Interval>,
     grace: Duration,
 ) -> Result<SinkHandle, String> {
+    let timer = sink.timer.clone();
     let (dtx, drx) = watch::channel(None);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -418,6 +417,7 @@ fn spawn<T: Transport>(
         deadline: dtx,
         thread,
         grace,
+        timer,
     })
 }
 
@@ -453,7 +453,7 @@ pub fn start(
         .collect();
     pcfg.series_codec = cfg.compression;
     pcfg.distribution_codec = Codec::Deflate;
-    let opts = SinkOptions {
+    let mut opts = SinkOptions {
         payload: pcfg,
         spool: SpoolConfig {
             dir: Some(
@@ -472,45 +472,44 @@ pub fn start(
     };
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let obs = observer(derive, tx, stats.clone());
-    let clock: Clock = system_clock();
-    let seed = u64::from(std::process::id()) ^ (clock)() as u64;
+    let timer = RealTimer::shared();
+    let seed = u64::from(std::process::id()) ^ timer.unix_s().unsigned_abs();
+    let off = |why: &str| {
+        tracing::info!("datadog: {why}; the derived metrics are on /metrics only");
+    };
     let handle = if let Some(path) = &cfg.dry_run {
         let t = DryRunTransport::create(path)
             .map_err(|e| format!("--datadog-dry-run {}: {e}", path.display()))?;
         tracing::info!(file = %path.display(), "datadog: dry run, payloads are written to the file, nothing is sent");
-        // Everything is written, however old: a dry run shows what the agent derives.
+        // Everything is written, however old: a dry run shows what the agent derives. No
+        // spool: a dry run must not leave payloads for a later real run to send.
         let policy = RetryPolicy {
             max_age_secs: i64::MAX / 2,
             ..RetryPolicy::default()
         };
-        let mut opts = opts;
         opts.spool.dir = None;
-        let s = Sender::new(t, policy, clock, stats.clone(), seed);
-        spawn(Sink::new(opts, Some(s), stats, prom)?, rx, grace)?
+        let s = Sender::new(t, policy, timer.clone(), stats.clone(), seed);
+        spawn(Sink::new(opts, Some(s), stats, prom, timer)?, rx, grace)?
     } else if !cfg.enabled {
-        tracing::info!(
-            "datadog: disabled ([datadog] enabled = false); derived metrics are on /metrics only"
-        );
-        spawn(
-            Sink::<HttpTransport>::new(opts, None, stats, prom)?,
-            rx,
-            grace,
-        )?
+        off("disabled ([datadog] enabled = false)");
+        let sink = Sink::<HttpTransport>::new(opts, None, stats, prom, timer)?;
+        spawn(sink, rx, grace)?
     } else if let Some(key) = ApiKey::from_env("DD_API_KEY") {
         let base = config::api_base(cfg)?;
         let t = HttpTransport::new(&base, &key, cfg.request_timeout)?;
         tracing::info!(intake = %base, "datadog: sending metrics");
-        let s = Sender::new(t, RetryPolicy::default(), clock, stats.clone(), seed);
-        spawn(Sink::new(opts, Some(s), stats, prom)?, rx, grace)?
-    } else {
-        tracing::info!(
-            "datadog: DD_API_KEY is not set, the Datadog sink is off; derived metrics are on /metrics"
+        let s = Sender::new(
+            t,
+            RetryPolicy::default(),
+            timer.clone(),
+            stats.clone(),
+            seed,
         );
-        spawn(
-            Sink::<HttpTransport>::new(opts, None, stats, prom)?,
-            rx,
-            grace,
-        )?
+        spawn(Sink::new(opts, Some(s), stats, prom, timer)?, rx, grace)?
+    } else {
+        off("DD_API_KEY is not set, the Datadog sink is off");
+        let sink = Sink::<HttpTransport>::new(opts, None, stats, prom, timer)?;
+        spawn(sink, rx, grace)?
     };
     Ok((obs, handle))
 }

@@ -8,6 +8,7 @@ mod dd_common;
 mod dd_dashboards;
 mod dd_derive;
 mod dd_payload;
+mod dd_sink;
 mod golden;
 mod hub_api;
 mod kube_source;
