@@ -124,7 +124,7 @@ impl Transport for HttpTransport {
 }
 
 /// `--datadog-dry-run FILE`: one JSON line per payload (endpoint, headers but the key, sizes,
-/// and the decoded body exactly as it would be sent), answered as accepted.
+/// and last, `body`: the uncompressed body byte for byte), answered as accepted.
 pub struct DryRunTransport {
     out: Mutex<std::io::BufWriter<std::fs::File>>,
 }
@@ -141,8 +141,10 @@ impl DryRunTransport {
 
     fn write(&self, p: &Payload) -> std::io::Result<()> {
         let raw = p.codec.decompress(&p.body)?;
-        let body: serde_json::Value = serde_json::from_slice(&raw).map_err(std::io::Error::from)?;
-        let line = serde_json::json!({
+        // The body is spliced in byte for byte (it is JSON already): the file shows exactly
+        // what would have been sent, before compression.
+        serde_json::from_slice::<serde::de::IgnoredAny>(&raw).map_err(std::io::Error::from)?;
+        let head = serde_json::json!({
             "method": "POST",
             "path": p.endpoint.path(),
             "content_type": p.endpoint.content_type(),
@@ -151,13 +153,16 @@ impl DryRunTransport {
             "decoded_bytes": raw.len(),
             "series": p.series,
             "points": p.points,
-            "body": body,
-        });
+        })
+        .to_string();
         let mut out = self
             .out
             .lock()
             .map_err(|_| std::io::Error::other("dry-run writer poisoned"))?;
-        writeln!(out, "{line}")?;
+        out.write_all(&head.as_bytes()[..head.len() - 1])?;
+        out.write_all(b",\"body\":")?;
+        out.write_all(&raw)?;
+        out.write_all(b"}\n")?;
         out.flush()
     }
 }

@@ -4,6 +4,7 @@
 
 mod agent;
 mod cli;
+mod dd_agent;
 mod dd_common;
 mod dd_dashboards;
 mod dd_derive;
