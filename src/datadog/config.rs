@@ -97,6 +97,8 @@ pub struct DatadogConfig {
     pub disk_limit: u64,
     /// Write the payloads to this file instead of sending (`--datadog-dry-run`; CLI only).
     pub dry_run: Option<PathBuf>,
+    /// Also send spawn failures and culls as events (`/api/v1/events`). Default false.
+    pub events: bool,
 }
 
 impl Default for DatadogConfig {
@@ -115,6 +117,7 @@ impl Default for DatadogConfig {
             memory_limit: 8 << 20,
             disk_limit: 512 << 20,
             dry_run: None,
+            events: false,
         }
     }
 }
@@ -177,6 +180,7 @@ pub struct RawDatadog {
     spool_dir: Option<PathBuf>,
     memory_limit: Option<String>,
     disk_limit: Option<String>,
+    events: Option<bool>,
 }
 
 type KeyErr = (String, String);
@@ -292,6 +296,7 @@ pub fn validate(raw: Option<RawDatadog>) -> Result<DatadogConfig, KeyErr> {
         memory_limit,
         disk_limit,
         dry_run: None,
+        events: r.events.unwrap_or(false),
     })
 }
 

@@ -13,7 +13,9 @@
 //! * [`config`]: the `[datadog]` section, sites, the API key; [`dashboards`]: `hubpulse
 //!   dashboards push`.
 //!
-//! Not here: forwarding records as logs (`/api/v2/logs`) and events (`/api/v1/events`).
+//! * [`events`]: spawn failures and culls as Datadog events (opt-in).
+//!
+//! Not here: forwarding records as logs (`/api/v2/logs`).
 //!
 //! # Invariants
 //! * Every metric is one of [`METRICS`] (prefix `jupyterhub.`), and every tag key is one of
@@ -32,6 +34,7 @@ pub mod classify;
 pub mod config;
 pub mod dashboards;
 pub mod derive;
+pub mod events;
 pub mod payload;
 pub mod prom;
 pub mod retry;

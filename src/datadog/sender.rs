@@ -25,7 +25,7 @@ use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use tokio::sync::watch;
 
 use crate::datadog::config::ApiKey;
-use crate::datadog::payload::{Payload, split_in_two};
+use crate::datadog::payload::{Codec, Payload, split_in_two};
 use crate::datadog::retry::{self, Action, Answer, RetryPolicy};
 use crate::datadog::sink::SinkStats;
 
@@ -90,15 +90,15 @@ fn no_response(e: &reqwest::Error) -> Reply {
 impl Transport for HttpTransport {
     async fn send(&self, p: &Payload) -> Reply {
         let url = format!("{}{}", self.base, p.endpoint.path());
-        let r = self
+        let mut rq = self
             .client
             .post(url)
             .header("DD-API-KEY", self.key.clone())
-            .header(CONTENT_TYPE, p.endpoint.content_type())
-            .header(CONTENT_ENCODING, p.codec.content_encoding())
-            .body(p.body.clone())
-            .send()
-            .await;
+            .header(CONTENT_TYPE, p.endpoint.content_type());
+        if p.codec != Codec::Identity {
+            rq = rq.header(CONTENT_ENCODING, p.codec.content_encoding());
+        }
+        let r = rq.body(p.body.clone()).send().await;
         let resp = match r {
             Ok(r) => r,
             Err(e) => return no_response(&e),

@@ -32,6 +32,7 @@ use crate::agent::pipeline::Observer;
 use crate::datadog::Interval;
 use crate::datadog::config::{self, ApiKey, DatadogConfig, INSTANCE_TAG};
 use crate::datadog::derive::{DeriveConfig, DerivingObserver, WallClock};
+use crate::datadog::events;
 use crate::datadog::payload::{self, Codec, PayloadConfig};
 use crate::datadog::prom::PromState;
 use crate::datadog::retry::RetryPolicy;
@@ -184,6 +185,8 @@ pub struct SinkOptions {
     pub payload: PayloadConfig,
     pub spool: SpoolConfig,
     pub flush_interval: Duration,
+    /// Also build spawn-failure and cull events ([`crate::datadog::events`]).
+    pub events: bool,
 }
 
 /// Collector + spool + sender; `run` is the whole sink, on any tokio runtime (tests pause time).
@@ -311,8 +314,15 @@ impl<T: Transport> Sink<T> {
         self.stats
             .drop_points("invalid_value", built.dropped_values);
         self.stats.drop_points("too_large", built.dropped_series);
+        let mut payloads = built.payloads;
+        if self.opts.events {
+            let (host, tags) = (&self.opts.payload.host, &self.opts.payload.tags);
+            for iv in &ivs {
+                payloads.extend(events::from_interval(iv, host, tags));
+            }
+        }
         if let Ok(mut s) = self.spool.lock() {
-            for p in built.payloads {
+            for p in payloads {
                 let d = s.push(p);
                 self.stats.drops(d);
             }
@@ -465,6 +475,7 @@ pub fn start(
             disk_limit: cfg.disk_limit,
         },
         flush_interval: cfg.flush_interval,
+        events: cfg.events,
     };
     let derive = DeriveConfig {
         interval_secs: cfg.flush_interval.as_secs().clamp(1, 3600) as u32,

@@ -69,6 +69,7 @@ fn ep_name(e: Endpoint) -> &'static str {
     match e {
         Endpoint::Series => "series",
         Endpoint::DistributionPoints => "dist",
+        Endpoint::Events => "event",
     }
 }
 
@@ -93,12 +94,14 @@ fn parse_name(name: &str) -> Option<(u64, Payload)> {
     let endpoint = match *ep {
         "series" => Endpoint::Series,
         "dist" => Endpoint::DistributionPoints,
+        "event" => Endpoint::Events,
         _ => return None,
     };
     let codec = match *codec {
         "deflate" => Codec::Deflate,
         "gzip" => Codec::Gzip,
         "zstd1" => Codec::Zstd1,
+        "identity" => Codec::Identity,
         _ => return None,
     };
     Some((

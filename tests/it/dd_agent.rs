@@ -396,3 +396,78 @@ fn dd_dashboards_push_creates_then_updates_by_title() {
     let list: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(list["dashboards"].as_array().unwrap().len(), 3);
 }
+
+#[test]
+fn dd_payloads_undelivered_at_shutdown_are_spooled_and_sent_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = shifted_log(dir.path(), 300);
+    let intake = Intake::start();
+    let down: Vec<Value> = (0..10_000).map(|_| json!({"status": 503})).collect();
+    intake.script(Value::Array(down));
+    let url = format!("http://127.0.0.1:{}", intake.port);
+    let want = expected_requests();
+    let want_total: f64 = want.values().sum();
+    let http = free_port();
+    let (child, _) = start_agent(dir.path(), &log, http, &["--datadog-url", &url], Some(KEY));
+    wait_for(
+        "derived requests and a retry",
+        Duration::from_secs(90),
+        || {
+            let m = scrape(http);
+            metric_sum(&m, "jupyterhub_requests_total") == want_total
+                && metric_sum(&m, "hubpulse_datadog_retries_total") >= 1.0
+        },
+    );
+    assert_eq!(stop(child), 0);
+    assert!(
+        intake
+            .recorded()
+            .iter()
+            .all(|r| r["answered"] == json!(503))
+    );
+    let spool = dir.path().join("lake/_hubpulse/datadog-spool");
+    let spooled = std::fs::read_dir(&spool)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "dd")
+        })
+        .count();
+    assert!(spooled > 0, "undelivered payloads are on disk");
+
+    // The intake is back; the next run (no new records) sends what the first one spooled.
+    intake.reset();
+    let http = free_port();
+    let (child, _) = start_agent(dir.path(), &log, http, &["--datadog-url", &url], Some(KEY));
+    wait_for(
+        "spooled payloads delivered",
+        Duration::from_secs(90),
+        || {
+            let series: Vec<Value> = intake
+                .recorded()
+                .into_iter()
+                .filter(|r| r["path"] == "/api/v2/series" && r["answered"] == json!(202))
+                .map(|r| r["body"].clone())
+                .collect();
+            series_sums(&series.iter().collect::<Vec<_>>(), "jupyterhub.requests") == want
+        },
+    );
+    assert_eq!(stop(child), 0);
+    for r in intake.recorded() {
+        assert_eq!(r["valid"], json!(true), "{}", r["errors"]);
+    }
+    let left = std::fs::read_dir(&spool)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "dd")
+        })
+        .count();
+    assert_eq!(left, 0);
+}

@@ -181,6 +181,77 @@ fn dd_sender_times_out_on_a_hanging_intake_and_retries() {
     assert_eq!(stats.payloads_sent.load(Ordering::Relaxed), 1);
 }
 
+#[test]
+fn dd_sender_waits_for_the_reset_when_a_2xx_says_the_rate_limit_is_spent() {
+    let intake = Intake::start();
+    let (mut s, stats) = http_sender(&intake, Duration::from_secs(10));
+    intake.script(json!([
+        {"status": 202, "headers": {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1"}}
+    ]));
+    let p = fixture_series_payload();
+    assert_eq!(deliver(&mut s, p.clone()), Delivery::Finished);
+    let t = Instant::now();
+    assert_eq!(deliver(&mut s, p), Delivery::Finished);
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(answered(&intake.recorded()), [json!(202), json!(202)]);
+    assert_eq!(stats.payloads_sent.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn dd_spawn_failure_and_cull_events_are_valid_event_create_requests() {
+    let intake = Intake::start();
+    let (mut s, stats) = http_sender(&intake, Duration::from_secs(10));
+    let now = chrono::Utc::now().timestamp() / 10 * 10 - 60;
+    let t = |k: &'static str, v: &'static str| Tag {
+        key: k,
+        value: TagValue::Static(v),
+    };
+    let iv = Interval {
+        start_s: now,
+        len_s: 10,
+        points: vec![
+            Point {
+                metric: names::SPAWNS_FAILED,
+                tags: vec![t("hub", "prod"), t("reason", "start_timeout")],
+                value: Value::Count(2.0),
+            },
+            Point {
+                metric: names::CULLS,
+                tags: vec![t("hub", "prod"), t("reason", "server_idle")],
+                value: Value::Count(5.0),
+            },
+        ],
+    };
+    let events =
+        hubpulse::datadog::events::from_interval(&iv, "host-1", &["hubpulse_instance:x".into()]);
+    assert_eq!(events.len(), 2);
+    for e in events {
+        assert_eq!(deliver(&mut s, e), Delivery::Finished);
+    }
+    let rec = intake.recorded();
+    assert_eq!(rec.len(), 2);
+    for r in &rec {
+        assert_eq!(r["path"], json!("/api/v1/events"));
+        assert_eq!(
+            r["content_encoding"],
+            Json::Null,
+            "the spec allows no encoding"
+        );
+        assert_eq!(r["valid"], json!(true), "{}", r["errors"]);
+        assert_eq!(r["unknown_fields"], json!([]));
+    }
+    assert_eq!(
+        rec[0]["body"]["title"],
+        json!("JupyterHub prod: 2 spawns failed (start_timeout)")
+    );
+    assert_eq!(rec[1]["body"]["alert_type"], json!("info"));
+    assert_eq!(stats.payloads_sent.load(Ordering::Relaxed), 2);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Virtual time.
 
@@ -363,6 +434,7 @@ fn outage(n: i64, down_s: i64, memory_limit: usize) -> Outage {
                 disk_limit: 1 << 30,
             },
             flush_interval: Duration::from_secs(10),
+            events: false,
         };
         let prom = Arc::new(Mutex::new(PromState::default()));
         let sink = Sink::new(opts, Some(sender), stats.clone(), prom, timer.clone()).unwrap();
