@@ -21,6 +21,8 @@ fn st(s: &'static str) -> TagValue {
 pub(crate) struct Interner {
     cap: usize,
     set: HashMap<String, Arc<str>>,
+    /// The last raw value asked for and its answer (the hub name repeats on every record).
+    last: Option<(String, TagValue)>,
 }
 
 impl Interner {
@@ -28,10 +30,22 @@ impl Interner {
         Interner {
             cap,
             set: HashMap::new(),
+            last: None,
         }
     }
 
     pub(crate) fn get(&mut self, raw: &str) -> TagValue {
+        if let Some((r, v)) = &self.last
+            && r == raw
+        {
+            return v.clone();
+        }
+        let v = self.lookup(raw);
+        self.last = Some((raw.to_string(), v.clone()));
+        v
+    }
+
+    fn lookup(&mut self, raw: &str) -> TagValue {
         let s = classify::sanitize(raw);
         if let Some(v) = self.set.get(&s) {
             return TagValue::Shared(v.clone());
