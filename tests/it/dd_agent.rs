@@ -408,7 +408,7 @@ fn dd_payloads_undelivered_at_shutdown_are_spooled_and_sent_by_the_next_run() {
     let want = expected_requests();
     let want_total: f64 = want.values().sum();
     let http = free_port();
-    let (child, _) = start_agent(dir.path(), &log, http, &["--datadog-url", &url], Some(KEY));
+    let (child, stderr) = start_agent(dir.path(), &log, http, &["--datadog-url", &url], Some(KEY));
     wait_for(
         "derived requests and a retry",
         Duration::from_secs(90),
@@ -418,7 +418,8 @@ fn dd_payloads_undelivered_at_shutdown_are_spooled_and_sent_by_the_next_run() {
                 && metric_sum(&m, "hubpulse_datadog_retries_total") >= 1.0
         },
     );
-    assert_eq!(stop(child), 0);
+    let code = stop(child);
+    assert_eq!(code, 0, "{}", std::fs::read_to_string(&stderr).unwrap());
     assert!(
         intake
             .recorded()
@@ -441,11 +442,16 @@ fn dd_payloads_undelivered_at_shutdown_are_spooled_and_sent_by_the_next_run() {
     // The intake is back; the next run (no new records) sends what the first one spooled.
     intake.reset();
     let http = free_port();
-    let (child, _) = start_agent(dir.path(), &log, http, &["--datadog-url", &url], Some(KEY));
+    let (child, stderr) = start_agent(dir.path(), &log, http, &["--datadog-url", &url], Some(KEY));
+    // Also observed: the agent serves HTTP, so its signal handlers are installed (the spool is
+    // sent from the first milliseconds, before the agent could take a SIGTERM gracefully).
     wait_for(
         "spooled payloads delivered",
         Duration::from_secs(90),
         || {
+            if http_get(http, "/healthz").is_none() {
+                return false;
+            }
             let series: Vec<Value> = intake
                 .recorded()
                 .into_iter()
@@ -455,7 +461,8 @@ fn dd_payloads_undelivered_at_shutdown_are_spooled_and_sent_by_the_next_run() {
             series_sums(&series.iter().collect::<Vec<_>>(), "jupyterhub.requests") == want
         },
     );
-    assert_eq!(stop(child), 0);
+    let code = stop(child);
+    assert_eq!(code, 0, "{}", std::fs::read_to_string(&stderr).unwrap());
     for r in intake.recorded() {
         assert_eq!(r["valid"], json!(true), "{}", r["errors"]);
     }
