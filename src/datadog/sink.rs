@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::agent::metrics::Metrics;
 use crate::agent::pipeline::Observer;
@@ -371,21 +371,57 @@ pub fn observer(
     tx: mpsc::Sender<Interval>,
     stats: Arc<SinkStats>,
 ) -> Box<dyn Observer> {
-    Box::new(DerivingObserver::new(
-        derive,
-        WallClock::now(),
-        move |iv: Interval| {
-            if let Err(e) = tx.try_send(iv) {
-                let iv = match e {
-                    mpsc::error::TrySendError::Full(iv) | mpsc::error::TrySendError::Closed(iv) => {
-                        iv
-                    }
-                };
-                // One point per series per interval, as the payloads count them.
-                stats.drop_points("queue_full", iv.points.len() as u64);
-            }
-        },
-    ))
+    Box::new(deriving(derive, tx, stats))
+}
+
+fn deriving(
+    derive: DeriveConfig,
+    tx: mpsc::Sender<Interval>,
+    stats: Arc<SinkStats>,
+) -> DerivingObserver<impl FnMut(Interval) + Send> {
+    DerivingObserver::new(derive, WallClock::now(), move |iv: Interval| {
+        if let Err(e) = tx.try_send(iv) {
+            let iv = match e {
+                mpsc::error::TrySendError::Full(iv) | mpsc::error::TrySendError::Closed(iv) => iv,
+            };
+            // One point per series per interval, as the payloads count them.
+            stats.drop_points("queue_full", iv.points.len() as u64);
+        }
+    })
+}
+
+/// Tells the sink thread once that the pipeline runs (the lake opened): the sink's status line
+/// is logged then, so a configuration error stays the only line the agent prints.
+struct Announcing<O: Observer> {
+    inner: O,
+    started: Option<oneshot::Sender<()>>,
+}
+
+impl<O: Observer> Announcing<O> {
+    fn announce(&mut self) {
+        if let Some(tx) = self.started.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl<O: Observer> Observer for Announcing<O> {
+    fn on_record(
+        &mut self,
+        rec: &crate::record::Record<'_>,
+        src: &crate::lake::batch::SourceInfo,
+        read_at: std::time::Instant,
+    ) {
+        self.announce();
+        self.inner.on_record(rec, src, read_at);
+    }
+    fn on_tick(&mut self, now: std::time::Instant) {
+        self.announce();
+        self.inner.on_tick(now);
+    }
+    fn on_shutdown(&mut self) {
+        self.inner.on_shutdown();
+    }
 }
 
 /// The running sink thread.
@@ -412,6 +448,8 @@ fn spawn<T: Transport>(
     sink: Sink<T>,
     rx: mpsc::Receiver<Interval>,
     grace: Duration,
+    started: oneshot::Receiver<()>,
+    status: String,
 ) -> Result<SinkHandle, String> {
     let timer = sink.timer.clone();
     let (dtx, drx) = watch::channel(None);
@@ -421,7 +459,16 @@ fn spawn<T: Transport>(
         .map_err(|e| format!("datadog sink runtime: {e}"))?;
     let thread = std::thread::Builder::new()
         .name("hubpulse-datadog".into())
-        .spawn(move || rt.block_on(sink.run(rx, drx)))
+        .spawn(move || {
+            rt.block_on(async move {
+                let announce = async move {
+                    if started.await.is_ok() {
+                        tracing::info!("{status}");
+                    }
+                };
+                tokio::join!(sink.run(rx, drx), announce);
+            });
+        })
         .map_err(|e| format!("thread: {e}"))?;
     Ok(SinkHandle {
         deadline: dtx,
@@ -482,16 +529,21 @@ pub fn start(
         ..DeriveConfig::default()
     };
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-    let obs = observer(derive, tx, stats.clone());
+    let (started_tx, started) = oneshot::channel();
+    let obs = Box::new(Announcing {
+        inner: deriving(derive, tx, stats.clone()),
+        started: Some(started_tx),
+    });
     let timer = RealTimer::shared();
     let seed = u64::from(std::process::id()) ^ timer.unix_s().unsigned_abs();
-    let off = |why: &str| {
-        tracing::info!("datadog: {why}; the derived metrics are on /metrics only");
-    };
+    let off = |why: &str| format!("datadog: {why}; the derived metrics are on /metrics only");
     let handle = if let Some(path) = &cfg.dry_run {
         let t = DryRunTransport::create(path)
             .map_err(|e| format!("--datadog-dry-run {}: {e}", path.display()))?;
-        tracing::info!(file = %path.display(), "datadog: dry run, payloads are written to the file, nothing is sent");
+        let status = format!(
+            "datadog: dry run, payloads are written to {}, nothing is sent",
+            path.display()
+        );
         // Everything is written, however old: a dry run shows what the agent derives. No
         // spool: a dry run must not leave payloads for a later real run to send.
         let policy = RetryPolicy {
@@ -500,15 +552,16 @@ pub fn start(
         };
         opts.spool.dir = None;
         let s = Sender::new(t, policy, timer.clone(), stats.clone(), seed);
-        spawn(Sink::new(opts, Some(s), stats, prom, timer)?, rx, grace)?
+        let sink = Sink::new(opts, Some(s), stats, prom, timer)?;
+        spawn(sink, rx, grace, started, status)?
     } else if !cfg.enabled {
-        off("disabled ([datadog] enabled = false)");
+        let status = off("disabled ([datadog] enabled = false)");
         let sink = Sink::<HttpTransport>::new(opts, None, stats, prom, timer)?;
-        spawn(sink, rx, grace)?
+        spawn(sink, rx, grace, started, status)?
     } else if let Some(key) = ApiKey::from_env("DD_API_KEY") {
         let base = config::api_base(cfg)?;
         let t = HttpTransport::new(&base, &key, cfg.request_timeout)?;
-        tracing::info!(intake = %base, "datadog: sending metrics");
+        let status = format!("datadog: sending metrics to {base}");
         let s = Sender::new(
             t,
             RetryPolicy::default(),
@@ -516,11 +569,12 @@ pub fn start(
             stats.clone(),
             seed,
         );
-        spawn(Sink::new(opts, Some(s), stats, prom, timer)?, rx, grace)?
+        let sink = Sink::new(opts, Some(s), stats, prom, timer)?;
+        spawn(sink, rx, grace, started, status)?
     } else {
-        off("DD_API_KEY is not set, the Datadog sink is off");
+        let status = off("DD_API_KEY is not set, the Datadog sink is off");
         let sink = Sink::<HttpTransport>::new(opts, None, stats, prom, timer)?;
-        spawn(sink, rx, grace)?
+        spawn(sink, rx, grace, started, status)?
     };
     Ok((obs, handle))
 }
