@@ -99,6 +99,8 @@ pub struct DatadogConfig {
     pub dry_run: Option<PathBuf>,
     /// Also send spawn failures and culls as events (`/api/v1/events`). Default false.
     pub events: bool,
+    /// Also forward every record as a log (`/api/v2/logs`). Default false.
+    pub logs: bool,
 }
 
 impl Default for DatadogConfig {
@@ -118,6 +120,7 @@ impl Default for DatadogConfig {
             disk_limit: 512 << 20,
             dry_run: None,
             events: false,
+            logs: false,
         }
     }
 }
@@ -143,6 +146,19 @@ pub fn api_base(cfg: &DatadogConfig) -> Result<String, String> {
         },
     };
     Ok(format!("https://api.{site}"))
+}
+
+/// The logs intake base URL: `url` when set (one endpoint for everything, e.g. a proxy or a
+/// test intake), else `https://http-intake.logs.{site}`.
+///
+/// # Errors
+/// `DD_SITE` names no known site.
+pub fn logs_base(cfg: &DatadogConfig) -> Result<String, String> {
+    if let Some(u) = &cfg.url {
+        return Ok(u.trim_end_matches('/').to_string());
+    }
+    let api = api_base(cfg)?;
+    Ok(api.replacen("https://api.", "https://http-intake.logs.", 1))
 }
 
 fn check_site(s: &str) -> Result<(), String> {
@@ -181,6 +197,7 @@ pub struct RawDatadog {
     memory_limit: Option<String>,
     disk_limit: Option<String>,
     events: Option<bool>,
+    logs: Option<bool>,
 }
 
 type KeyErr = (String, String);
@@ -297,6 +314,7 @@ pub fn validate(raw: Option<RawDatadog>) -> Result<DatadogConfig, KeyErr> {
         disk_limit,
         dry_run: None,
         events: r.events.unwrap_or(false),
+        logs: r.logs.unwrap_or(false),
     })
 }
 

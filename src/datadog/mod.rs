@@ -13,9 +13,8 @@
 //! * [`config`]: the `[datadog]` section, sites, the API key; [`dashboards`]: `hubpulse
 //!   dashboards push`.
 //!
-//! * [`events`]: spawn failures and culls as Datadog events (opt-in).
-//!
-//! Not here: forwarding records as logs (`/api/v2/logs`).
+//! * [`events`]: spawn failures and culls as Datadog events (opt-in); [`logs`]: records as
+//!   Datadog logs (opt-in).
 //!
 //! # Invariants
 //! * Every metric is one of [`METRICS`] (prefix `jupyterhub.`), and every tag key is one of
@@ -35,6 +34,7 @@ pub mod config;
 pub mod dashboards;
 pub mod derive;
 pub mod events;
+pub mod logs;
 pub mod payload;
 pub mod prom;
 pub mod retry;

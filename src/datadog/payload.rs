@@ -84,6 +84,8 @@ pub enum Endpoint {
     DistributionPoints,
     /// `POST /api/v1/events` (see [`super::events`]).
     Events,
+    /// `POST /api/v2/logs`, on the logs intake host (see [`super::logs`]).
+    Logs,
 }
 
 impl Endpoint {
@@ -92,6 +94,7 @@ impl Endpoint {
             Endpoint::Series => "/api/v2/series",
             Endpoint::DistributionPoints => "/api/v1/distribution_points",
             Endpoint::Events => "/api/v1/events",
+            Endpoint::Logs => "/api/v2/logs",
         }
     }
 
@@ -100,7 +103,7 @@ impl Endpoint {
         match self {
             Endpoint::Series => "application/json",
             Endpoint::DistributionPoints => "text/json",
-            Endpoint::Events => "application/json",
+            Endpoint::Events | Endpoint::Logs => "application/json",
         }
     }
 
@@ -110,6 +113,7 @@ impl Endpoint {
             Endpoint::Series => &[Codec::Deflate, Codec::Zstd1, Codec::Gzip],
             Endpoint::DistributionPoints => &[Codec::Deflate],
             Endpoint::Events => &[Codec::Identity],
+            Endpoint::Logs => &[Codec::Gzip, Codec::Deflate, Codec::Identity],
         }
     }
 }

@@ -25,7 +25,7 @@ use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use tokio::sync::watch;
 
 use crate::datadog::config::ApiKey;
-use crate::datadog::payload::{Codec, Payload, split_in_two};
+use crate::datadog::payload::{Codec, Endpoint, Payload, split_in_two};
 use crate::datadog::retry::{self, Action, Answer, RetryPolicy};
 use crate::datadog::sink::SinkStats;
 
@@ -52,6 +52,8 @@ pub trait Transport: Send + Sync + 'static {
 pub struct HttpTransport {
     client: reqwest::Client,
     base: String,
+    /// The logs intake (`http-intake.logs.{site}`); `base` when not set.
+    logs_base: Option<String>,
     key: reqwest::header::HeaderValue,
 }
 
@@ -68,8 +70,16 @@ impl HttpTransport {
         Ok(HttpTransport {
             client,
             base: base.trim_end_matches('/').to_string(),
+            logs_base: None,
             key: key.header().map_err(|e| format!("DD_API_KEY: {e}"))?,
         })
+    }
+
+    /// Send `/api/v2/logs` to this base instead (Datadog's logs intake is its own host).
+    #[must_use]
+    pub fn with_logs_base(mut self, base: &str) -> Self {
+        self.logs_base = Some(base.trim_end_matches('/').to_string());
+        self
     }
 }
 
@@ -89,7 +99,11 @@ fn no_response(e: &reqwest::Error) -> Reply {
 
 impl Transport for HttpTransport {
     async fn send(&self, p: &Payload) -> Reply {
-        let url = format!("{}{}", self.base, p.endpoint.path());
+        let base = match (&self.logs_base, p.endpoint) {
+            (Some(l), Endpoint::Logs) => l,
+            _ => &self.base,
+        };
+        let url = format!("{base}{}", p.endpoint.path());
         let mut rq = self
             .client
             .post(url)
@@ -305,12 +319,20 @@ impl<T: Transport> Sender<T> {
         while let Some(p) = work.pop() {
             let mut attempt = 0u32;
             loop {
-                if retry::expired(&self.policy, p.oldest_s, timer.unix_s()) {
+                // Logs are accepted up to 18 h old; metrics and events are held to 1 h.
+                let policy = match p.endpoint {
+                    Endpoint::Logs => RetryPolicy {
+                        max_age_secs: self.policy.max_age_secs.max(18 * 3600),
+                        ..self.policy
+                    },
+                    _ => self.policy,
+                };
+                if retry::expired(&policy, p.oldest_s, timer.unix_s()) {
                     self.stats.drop_points("expired", p.points as u64);
                     tracing::warn!(
                         points = p.points,
                         endpoint = p.endpoint.path(),
-                        "datadog: points older than Datadog accepts (1 h); dropped"
+                        "datadog: points older than Datadog accepts; dropped"
                     );
                     break;
                 }

@@ -33,6 +33,7 @@ use crate::datadog::Interval;
 use crate::datadog::config::{self, ApiKey, DatadogConfig, INSTANCE_TAG};
 use crate::datadog::derive::{DeriveConfig, DerivingObserver, WallClock};
 use crate::datadog::events;
+use crate::datadog::logs::{self, LogItem};
 use crate::datadog::payload::{self, Codec, PayloadConfig};
 use crate::datadog::prom::PromState;
 use crate::datadog::retry::RetryPolicy;
@@ -44,6 +45,8 @@ use crate::datadog::spool::{Drop as SpoolDrop, Spool, SpoolConfig};
 
 /// Closed intervals in flight from the pipeline to the collector (about 2.8 h at 10 s).
 pub const CHANNEL_DEPTH: usize = 1024;
+/// Log items in flight from the pipeline to the collector (with `[datadog] logs = true`).
+pub const LOG_CHANNEL_DEPTH: usize = 16_384;
 
 /// The sink's counters, rendered on `/metrics`.
 #[derive(Debug, Default)]
@@ -200,6 +203,8 @@ pub struct Sink<T: Transport> {
     input_done: AtomicBool,
     sending: bool,
     timer: SharedTimer,
+    /// Records as logs ([`logs`]), when forwarding is on.
+    logs_rx: Option<mpsc::Receiver<LogItem>>,
 }
 
 impl<T: Transport> Sink<T> {
@@ -233,7 +238,15 @@ impl<T: Transport> Sink<T> {
             input_done: AtomicBool::new(false),
             sending,
             timer,
+            logs_rx: None,
         })
+    }
+
+    /// Also batch the log items arriving on `rx` into `/api/v2/logs` payloads.
+    #[must_use]
+    pub fn with_logs(mut self, rx: mpsc::Receiver<LogItem>) -> Self {
+        self.logs_rx = Some(rx);
+        self
     }
 
     /// Run until `rx` is closed and everything is delivered, or until the deadline set through
@@ -244,8 +257,9 @@ impl<T: Transport> Sink<T> {
         deadline: watch::Receiver<Option<u64>>,
     ) {
         let mut sender = self.sender.take();
+        let logs_rx = self.logs_rx.take();
         let this = &self;
-        let collect = this.collect(rx);
+        let collect = this.collect(rx, logs_rx);
         let send = async {
             if let Some(s) = sender.as_mut() {
                 this.send_loop(s, deadline).await;
@@ -266,14 +280,25 @@ impl<T: Transport> Sink<T> {
         }
     }
 
-    async fn collect(&self, mut rx: mpsc::Receiver<Interval>) {
+    async fn collect(
+        &self,
+        mut rx: mpsc::Receiver<Interval>,
+        mut logs_rx: Option<mpsc::Receiver<LogItem>>,
+    ) {
         let every = u64::try_from(self.opts.flush_interval.as_millis())
             .unwrap_or(10_000)
             .max(1);
         let mut next = self.timer.mono_ms() + every;
         let mut pending: Vec<Interval> = Vec::new();
+        let mut pending_logs: Vec<LogItem> = Vec::new();
         loop {
             tokio::select! {
+                Some(item) = next_log(&mut logs_rx) => {
+                    pending_logs.push(item);
+                    if pending_logs.len() >= logs::MAX_ITEMS {
+                        self.build_logs(&mut pending_logs);
+                    }
+                }
                 m = rx.recv() => match m {
                     Some(iv) => {
                         self.stats.bump(&self.stats.intervals);
@@ -288,12 +313,47 @@ impl<T: Transport> Sink<T> {
                 },
                 () = sleep_until(&self.timer, next) => {
                     self.build(&mut pending);
+                    self.build_logs(&mut pending_logs);
                     next = self.timer.mono_ms().max(next) + every;
                 }
             }
         }
+        // The pipeline is gone: what its log tap queued is all there will be.
+        if let Some(l) = logs_rx.as_mut() {
+            while let Ok(item) = l.try_recv() {
+                pending_logs.push(item);
+            }
+        }
         self.build(&mut pending);
+        self.build_logs(&mut pending_logs);
         self.input_done.store(true, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
+    fn build_logs(&self, pending: &mut Vec<LogItem>) {
+        if pending.is_empty() || !self.sending {
+            pending.clear();
+            return;
+        }
+        let items = std::mem::take(pending);
+        let n = items.len() as u64;
+        match logs::build(items, Codec::Gzip) {
+            Ok(payloads) => self.enqueue(payloads),
+            Err(e) => {
+                tracing::error!(error = %e, "datadog: cannot build log payloads; dropped");
+                self.stats.drop_points("invalid_value", n);
+            }
+        }
+    }
+
+    fn enqueue(&self, payloads: Vec<payload::Payload>) {
+        if let Ok(mut s) = self.spool.lock() {
+            for p in payloads {
+                let d = s.push(p);
+                self.stats.drops(d);
+            }
+            self.stats.spool(&s);
+        }
         self.notify.notify_one();
     }
 
@@ -321,14 +381,7 @@ impl<T: Transport> Sink<T> {
                 payloads.extend(events::from_interval(iv, host, tags));
             }
         }
-        if let Ok(mut s) = self.spool.lock() {
-            for p in payloads {
-                let d = s.push(p);
-                self.stats.drops(d);
-            }
-            self.stats.spool(&s);
-        }
-        self.notify.notify_one();
+        self.enqueue(payloads);
     }
 
     async fn send_loop(&self, sender: &mut Sender<T>, mut deadline: watch::Receiver<Option<u64>>) {
@@ -395,6 +448,15 @@ fn deriving(
 struct Announcing<O: Observer> {
     inner: O,
     started: Option<oneshot::Sender<()>>,
+    logs: Option<LogTap>,
+}
+
+/// Records → log items, handed over without blocking (a full channel is a counted drop).
+struct LogTap {
+    tx: mpsc::Sender<LogItem>,
+    host: String,
+    tags: Vec<String>,
+    stats: Arc<SinkStats>,
 }
 
 impl<O: Observer> Announcing<O> {
@@ -414,6 +476,13 @@ impl<O: Observer> Observer for Announcing<O> {
     ) {
         self.announce();
         self.inner.on_record(rec, src, read_at);
+        if let Some(t) = &self.logs
+            && t.tx
+                .try_send(logs::item(rec, src, &t.host, &t.tags))
+                .is_err()
+        {
+            t.stats.drop_points("logs_queue_full", 1);
+        }
     }
     fn on_tick(&mut self, now: std::time::Instant) {
         self.announce();
@@ -530,9 +599,24 @@ pub fn start(
     };
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let (started_tx, started) = oneshot::channel();
+    let key = ApiKey::from_env("DD_API_KEY");
+    let sending = cfg.dry_run.is_some() || (cfg.enabled && key.is_some());
+    let (log_tap, logs_rx) = if cfg.logs && sending {
+        let (ltx, lrx) = mpsc::channel(LOG_CHANNEL_DEPTH);
+        let tap = LogTap {
+            tx: ltx,
+            host: opts.payload.host.clone(),
+            tags: opts.payload.tags.clone(),
+            stats: stats.clone(),
+        };
+        (Some(tap), Some(lrx))
+    } else {
+        (None, None)
+    };
     let obs = Box::new(Announcing {
         inner: deriving(derive, tx, stats.clone()),
         started: Some(started_tx),
+        logs: log_tap,
     });
     let timer = RealTimer::shared();
     let seed = u64::from(std::process::id()) ^ timer.unix_s().unsigned_abs();
@@ -552,16 +636,24 @@ pub fn start(
         };
         opts.spool.dir = None;
         let s = Sender::new(t, policy, timer.clone(), stats.clone(), seed);
-        let sink = Sink::new(opts, Some(s), stats, prom, timer)?;
+        let sink = attach_logs(Sink::new(opts, Some(s), stats, prom, timer)?, logs_rx);
         spawn(sink, rx, grace, started, status)?
     } else if !cfg.enabled {
         let status = off("disabled ([datadog] enabled = false)");
         let sink = Sink::<HttpTransport>::new(opts, None, stats, prom, timer)?;
         spawn(sink, rx, grace, started, status)?
-    } else if let Some(key) = ApiKey::from_env("DD_API_KEY") {
+    } else if let Some(key) = key {
         let base = config::api_base(cfg)?;
-        let t = HttpTransport::new(&base, &key, cfg.request_timeout)?;
-        let status = format!("datadog: sending metrics to {base}");
+        let t = HttpTransport::new(&base, &key, cfg.request_timeout)?
+            .with_logs_base(&config::logs_base(cfg)?);
+        let status = format!(
+            "datadog: sending metrics to {base}{}",
+            if cfg.logs {
+                ", and records as logs"
+            } else {
+                ""
+            }
+        );
         let s = Sender::new(
             t,
             RetryPolicy::default(),
@@ -569,7 +661,7 @@ pub fn start(
             stats.clone(),
             seed,
         );
-        let sink = Sink::new(opts, Some(s), stats, prom, timer)?;
+        let sink = attach_logs(Sink::new(opts, Some(s), stats, prom, timer)?, logs_rx);
         spawn(sink, rx, grace, started, status)?
     } else {
         let status = off("DD_API_KEY is not set, the Datadog sink is off");
@@ -577,4 +669,19 @@ pub fn start(
         spawn(sink, rx, grace, started, status)?
     };
     Ok((obs, handle))
+}
+
+/// The next log item, or never when log forwarding is off (a `select!` branch).
+async fn next_log(rx: &mut Option<mpsc::Receiver<LogItem>>) -> Option<LogItem> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn attach_logs<T: Transport>(sink: Sink<T>, rx: Option<mpsc::Receiver<LogItem>>) -> Sink<T> {
+    match rx {
+        Some(rx) => sink.with_logs(rx),
+        None => sink,
+    }
 }

@@ -70,6 +70,7 @@ fn ep_name(e: Endpoint) -> &'static str {
         Endpoint::Series => "series",
         Endpoint::DistributionPoints => "dist",
         Endpoint::Events => "event",
+        Endpoint::Logs => "logs",
     }
 }
 
@@ -95,6 +96,7 @@ fn parse_name(name: &str) -> Option<(u64, Payload)> {
         "series" => Endpoint::Series,
         "dist" => Endpoint::DistributionPoints,
         "event" => Endpoint::Events,
+        "logs" => Endpoint::Logs,
         _ => return None,
     };
     let codec = match *codec {

@@ -478,3 +478,87 @@ fn dd_payloads_undelivered_at_shutdown_are_spooled_and_sent_by_the_next_run() {
         .count();
     assert_eq!(left, 0);
 }
+
+#[test]
+fn dd_records_forwarded_as_logs_are_valid_http_logs_one_per_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = shifted_log(dir.path(), 300);
+    let intake = Intake::start();
+    let http = free_port();
+    let cfg = dir.path().join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[lake]\npath = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:{http}\"\n\n[[files]]\ninclude = [\"{}\"]\n\n\
+             [datadog]\nurl = \"http://127.0.0.1:{}\"\nlogs = true\nevents = true\ninstance = \"logs-test\"\n",
+            dir.path().join("lake").display(),
+            log.display(),
+            intake.port
+        ),
+    )
+    .unwrap();
+    let child = bin()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .env("DD_API_KEY", KEY)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let want_total: f64 = expected_requests().values().sum();
+    wait_for(
+        "derived requests on /metrics",
+        Duration::from_secs(90),
+        || metric_sum(&scrape(http), "jupyterhub_requests_total") == want_total,
+    );
+    assert_eq!(stop(child), 0);
+    let rec = intake.recorded();
+    let logs: Vec<&Value> = rec.iter().filter(|r| r["path"] == "/api/v2/logs").collect();
+    assert!(!logs.is_empty());
+    let mut items = Vec::new();
+    for r in &logs {
+        assert_eq!(r["valid"], json!(true), "{}", r["errors"]);
+        assert_eq!(r["content_encoding"], json!("gzip"));
+        assert_eq!(r["answered"], json!(202));
+        items.extend(r["body"].as_array().unwrap().iter().cloned());
+    }
+    let exp = expected();
+    assert_eq!(items.len(), exp.len(), "one log per record");
+    let kinds = |v: &[Value]| {
+        let mut k: Vec<String> = v.iter().map(|x| x["kind"].to_string()).collect();
+        k.sort();
+        k
+    };
+    assert_eq!(kinds(&items), kinds(&exp));
+    for it in &items {
+        assert_eq!(it["service"], json!("jupyterhub"));
+        let tags = it["ddtags"].as_str().unwrap();
+        assert!(
+            tags.contains("hubpulse_instance:logs-test") && tags.contains("kind:"),
+            "{tags}"
+        );
+        assert!(!it.to_string().contains(KEY));
+    }
+    // Events: one per interval and reason with failed spawns (the fixture has a spawn failure
+    // and two timeouts) or culls, spec-valid, as many as the non-zero points of those series.
+    let events: Vec<&Value> = rec
+        .iter()
+        .filter(|r| r["path"] == "/api/v1/events")
+        .collect();
+    for r in &events {
+        assert_eq!(r["valid"], json!(true), "{}", r["errors"]);
+        assert_eq!(r["unknown_fields"], json!([]));
+        assert!(!r["body"].to_string().contains("alice"));
+    }
+    let nonzero = rec
+        .iter()
+        .filter(|r| r["path"] == "/api/v2/series")
+        .flat_map(|r| r["body"]["series"].as_array().unwrap().clone())
+        .filter(|s| s["metric"] == "jupyterhub.spawns.failed" || s["metric"] == "jupyterhub.culls")
+        .flat_map(|s| s["points"].as_array().unwrap().clone())
+        .filter(|p| p["value"].as_f64().unwrap() > 0.0)
+        .count();
+    assert!(nonzero > 0);
+    assert_eq!(events.len(), nonzero);
+}
