@@ -35,6 +35,7 @@ pub mod dashboards;
 pub mod derive;
 pub mod events;
 pub mod logs;
+mod observe;
 pub mod payload;
 pub mod prom;
 pub mod retry;
@@ -42,6 +43,7 @@ pub mod sender;
 pub mod sink;
 pub mod spool;
 mod state;
+pub mod stats;
 
 /// Metric types as the agent produces them (Datadog's v2 `MetricIntakeType` plus distributions,
 /// which go to their own endpoint).

@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use crate::datadog::config::ApiKey;
 use crate::datadog::payload::{Codec, Endpoint, Payload, split_in_two};
 use crate::datadog::retry::{self, Action, Answer, RetryPolicy};
-use crate::datadog::sink::SinkStats;
+use crate::datadog::stats::SinkStats;
 
 /// What came back from one attempt.
 #[derive(Debug, Clone)]

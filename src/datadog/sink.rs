@@ -13,15 +13,15 @@
 //! * The observer never blocks the pipeline: it hands closed intervals over with `try_send`.
 //! * Every point that does not reach Datadog is counted in `hubpulse_datadog_dropped_points_total`
 //!   by a bounded reason (`queue_full`, `expired`, `bad_request`, `forbidden`, `rejected`,
-//!   `too_large`, `buffer_full`, `spool_full`, `spool_io`, `invalid_value`).
+//!   `too_large`, `buffer_full`, `spool_full`, `spool_io`, `invalid_value`, `logs_queue_full`).
+//!   The counters are in [`crate::datadog::stats`], the observer in `observe.rs`.
 //! * Shutdown ([`SinkHandle::finish`]): the last intervals are built and sent until the grace
 //!   deadline; what is left is written to the spool directory and sent by the next run.
 //! * Without a key (or with `enabled = false`) nothing is sent; the derived metrics are still
 //!   exported on `/metrics`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,9 +31,11 @@ use crate::agent::metrics::Metrics;
 use crate::agent::pipeline::Observer;
 use crate::datadog::Interval;
 use crate::datadog::config::{self, ApiKey, DatadogConfig, INSTANCE_TAG};
-use crate::datadog::derive::{DeriveConfig, DerivingObserver, WallClock};
+use crate::datadog::derive::DeriveConfig;
 use crate::datadog::events;
 use crate::datadog::logs::{self, LogItem};
+pub use crate::datadog::observe::observer;
+use crate::datadog::observe::{Announcing, LogTap, deriving};
 use crate::datadog::payload::{self, Codec, PayloadConfig};
 use crate::datadog::prom::PromState;
 use crate::datadog::retry::RetryPolicy;
@@ -41,146 +43,13 @@ use crate::datadog::sender::{
     Delivery, DryRunTransport, HttpTransport, RealTimer, Sender, SharedTimer, Transport,
     deadline_passed, sleep_until,
 };
-use crate::datadog::spool::{Drop as SpoolDrop, Spool, SpoolConfig};
+use crate::datadog::spool::{Spool, SpoolConfig};
+pub use crate::datadog::stats::SinkStats;
 
 /// Closed intervals in flight from the pipeline to the collector (about 2.8 h at 10 s).
 pub const CHANNEL_DEPTH: usize = 1024;
 /// Log items in flight from the pipeline to the collector (with `[datadog] logs = true`).
 pub const LOG_CHANNEL_DEPTH: usize = 16_384;
-
-/// The sink's counters, rendered on `/metrics`.
-#[derive(Debug, Default)]
-pub struct SinkStats {
-    pub intervals: AtomicU64,
-    pub payloads_sent: AtomicU64,
-    pub points_sent: AtomicU64,
-    pub bytes_sent: AtomicU64,
-    pub retries: AtomicU64,
-    pub splits: AtomicU64,
-    pub partial_failures: AtomicU64,
-    pub spool_mem_bytes: AtomicU64,
-    pub spool_mem_peak: AtomicU64,
-    pub spool_disk_bytes: AtomicU64,
-    pub spool_payloads: AtomicU64,
-    pub dropped: Mutex<BTreeMap<&'static str, u64>>,
-}
-
-impl SinkStats {
-    pub(crate) fn bump(&self, a: &AtomicU64) {
-        a.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn sent(&self, p: &payload::Payload) {
-        self.payloads_sent.fetch_add(1, Ordering::Relaxed);
-        self.points_sent
-            .fetch_add(p.points as u64, Ordering::Relaxed);
-        self.bytes_sent
-            .fetch_add(p.body.len() as u64, Ordering::Relaxed);
-    }
-
-    pub fn drop_points(&self, reason: &'static str, n: u64) {
-        if let Ok(mut m) = self.dropped.lock() {
-            *m.entry(reason).or_default() += n;
-        }
-    }
-
-    /// Points dropped for `reason` so far.
-    pub fn dropped(&self, reason: &str) -> u64 {
-        self.dropped
-            .lock()
-            .map(|m| m.get(reason).copied().unwrap_or(0))
-            .unwrap_or(0)
-    }
-
-    fn spool(&self, s: &Spool) {
-        let mem = s.mem_bytes() as u64;
-        self.spool_mem_bytes.store(mem, Ordering::Relaxed);
-        self.spool_mem_peak.fetch_max(mem, Ordering::Relaxed);
-        self.spool_disk_bytes
-            .store(s.disk_bytes(), Ordering::Relaxed);
-        self.spool_payloads.store(s.len() as u64, Ordering::Relaxed);
-    }
-
-    fn drops(&self, d: Vec<SpoolDrop>) {
-        for x in d {
-            self.drop_points(x.reason, x.points);
-        }
-    }
-
-    /// Append the Prometheus exposition of the sink's counters.
-    pub fn render(&self, o: &mut String) {
-        use std::fmt::Write;
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let rows: [(&str, &str, &str, u64); 9] = [
-            (
-                "hubpulse_datadog_intervals_total",
-                "counter",
-                "Flush intervals derived from the records.",
-                g(&self.intervals),
-            ),
-            (
-                "hubpulse_datadog_payloads_sent_total",
-                "counter",
-                "Payloads Datadog accepted (202).",
-                g(&self.payloads_sent),
-            ),
-            (
-                "hubpulse_datadog_points_sent_total",
-                "counter",
-                "Points in the payloads Datadog accepted.",
-                g(&self.points_sent),
-            ),
-            (
-                "hubpulse_datadog_bytes_sent_total",
-                "counter",
-                "Compressed bytes of the payloads Datadog accepted.",
-                g(&self.bytes_sent),
-            ),
-            (
-                "hubpulse_datadog_retries_total",
-                "counter",
-                "Attempts answered 408, 429, 5xx or not at all, to be retried.",
-                g(&self.retries),
-            ),
-            (
-                "hubpulse_datadog_splits_total",
-                "counter",
-                "Payloads split in two after a 413.",
-                g(&self.splits),
-            ),
-            (
-                "hubpulse_datadog_partial_failures_total",
-                "counter",
-                "Payloads accepted with errors (202 carrying errors).",
-                g(&self.partial_failures),
-            ),
-            (
-                "hubpulse_datadog_spool_memory_bytes",
-                "gauge",
-                "Payload bytes waiting in memory.",
-                g(&self.spool_mem_bytes),
-            ),
-            (
-                "hubpulse_datadog_spool_disk_bytes",
-                "gauge",
-                "Payload bytes waiting on disk.",
-                g(&self.spool_disk_bytes),
-            ),
-        ];
-        for (name, ty, help, v) in rows {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {ty}\n{name} {v}");
-        }
-        o.push_str("# HELP hubpulse_datadog_dropped_points_total Points that will never reach Datadog, by reason.\n# TYPE hubpulse_datadog_dropped_points_total counter\n");
-        if let Ok(m) = self.dropped.lock() {
-            for (reason, v) in m.iter() {
-                let _ = writeln!(
-                    o,
-                    "hubpulse_datadog_dropped_points_total{{reason=\"{reason}\"}} {v}"
-                );
-            }
-        }
-    }
-}
 
 /// How the collector builds payloads.
 #[derive(Debug, Clone)]
@@ -414,82 +283,6 @@ impl<T: Transport> Sink<T> {
                 Delivery::Interrupted => return,
             }
         }
-    }
-}
-
-/// The observer for the pipeline: derives points and hands each closed interval to `tx`
-/// without blocking (a full channel drops the interval, counted as `queue_full`).
-pub fn observer(
-    derive: DeriveConfig,
-    tx: mpsc::Sender<Interval>,
-    stats: Arc<SinkStats>,
-) -> Box<dyn Observer> {
-    Box::new(deriving(derive, tx, stats))
-}
-
-fn deriving(
-    derive: DeriveConfig,
-    tx: mpsc::Sender<Interval>,
-    stats: Arc<SinkStats>,
-) -> DerivingObserver<impl FnMut(Interval) + Send> {
-    DerivingObserver::new(derive, WallClock::now(), move |iv: Interval| {
-        if let Err(e) = tx.try_send(iv) {
-            let iv = match e {
-                mpsc::error::TrySendError::Full(iv) | mpsc::error::TrySendError::Closed(iv) => iv,
-            };
-            // One point per series per interval, as the payloads count them.
-            stats.drop_points("queue_full", iv.points.len() as u64);
-        }
-    })
-}
-
-/// Tells the sink thread once that the pipeline runs (the lake opened): the sink's status line
-/// is logged then, so a configuration error stays the only line the agent prints.
-struct Announcing<O: Observer> {
-    inner: O,
-    started: Option<oneshot::Sender<()>>,
-    logs: Option<LogTap>,
-}
-
-/// Records → log items, handed over without blocking (a full channel is a counted drop).
-struct LogTap {
-    tx: mpsc::Sender<LogItem>,
-    host: String,
-    tags: Vec<String>,
-    stats: Arc<SinkStats>,
-}
-
-impl<O: Observer> Announcing<O> {
-    fn announce(&mut self) {
-        if let Some(tx) = self.started.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-impl<O: Observer> Observer for Announcing<O> {
-    fn on_record(
-        &mut self,
-        rec: &crate::record::Record<'_>,
-        src: &crate::lake::batch::SourceInfo,
-        read_at: std::time::Instant,
-    ) {
-        self.announce();
-        self.inner.on_record(rec, src, read_at);
-        if let Some(t) = &self.logs
-            && t.tx
-                .try_send(logs::item(rec, src, &t.host, &t.tags))
-                .is_err()
-        {
-            t.stats.drop_points("logs_queue_full", 1);
-        }
-    }
-    fn on_tick(&mut self, now: std::time::Instant) {
-        self.announce();
-        self.inner.on_tick(now);
-    }
-    fn on_shutdown(&mut self) {
-        self.inner.on_shutdown();
     }
 }
 
