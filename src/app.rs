@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::agent::AgentError;
 use crate::agent::config::{AgentConfig, LogFormat};
-use crate::cli::{Command, ParseArgs};
+use crate::cli::{Command, DashboardsCmd, ParseArgs};
 use crate::ingest::{IngestOptions, ingest};
 use crate::lake::manifest::{FP_BYTES, LakeError, hash_prefix};
 use crate::lake::writer::WriterConfig;
@@ -91,8 +91,10 @@ pub fn run(cmd: Command) -> Result<(), AppError> {
             flush_interval,
             tz,
             hub,
+            datadog_dry_run,
+            datadog_url,
         } => {
-            let cfg = match (config, lake) {
+            let mut cfg = match (config, lake) {
                 (Some(path), _) => AgentConfig::load(&path).map_err(AppError::Input)?,
                 (None, Some(lake)) => {
                     let mut c = AgentConfig::zero(lake, &follow).map_err(AppError::Input)?;
@@ -123,12 +125,18 @@ pub fn run(cmd: Command) -> Result<(), AppError> {
                     ));
                 }
             };
+            if let Some(u) = datadog_url {
+                reqwest::Url::parse(&u)
+                    .map_err(|e| AppError::Input(format!("--datadog-url {u:?}: {e}")))?;
+                cfg.datadog.url = Some(u);
+            }
+            cfg.datadog.dry_run = datadog_dry_run;
             init_logging(&cfg);
-            crate::agent::run(cfg, Vec::new()).map_err(|e| match e {
-                AgentError::Config(m) => AppError::Input(m),
-                AgentError::Runtime(m) => AppError::Runtime(m),
-            })
+            run_agent(cfg)
         }
+        Command::Dashboards {
+            action: DashboardsCmd::Push { dry_run, dir, url },
+        } => dashboards_push(dir.as_deref(), url, dry_run),
         Command::CheckConfig { file } => {
             let cfg = AgentConfig::load(&file).map_err(AppError::Input)?;
             println!("{}: ok", file.display());
@@ -523,5 +531,73 @@ fn generate_cmd(
         None => eprintln!("{json}"),
     }
     println!("lines={} records={} bytes={}", t.lines, t.records, t.bytes);
+    Ok(())
+}
+
+fn agent_err(e: AgentError) -> AppError {
+    match e {
+        AgentError::Config(m) => AppError::Input(m),
+        AgentError::Runtime(m) => AppError::Runtime(m),
+    }
+}
+
+/// `hubpulse run`: the agent with the Datadog sink as an observer; the sink finishes (sends
+/// or spools what is left) after the pipeline has stopped.
+fn run_agent(cfg: AgentConfig) -> Result<(), AppError> {
+    let metrics = Arc::new(crate::agent::metrics::Metrics::default());
+    let grace = (cfg.shutdown_deadline / 2).min(std::time::Duration::from_secs(5));
+    let (obs, sink) = crate::datadog::sink::start(&cfg.datadog, &cfg.lake.path, &metrics, grace)
+        .map_err(AppError::Input)?;
+    let r = crate::agent::run_with(cfg, vec![obs], metrics, None);
+    sink.finish();
+    r.map_err(agent_err)
+}
+
+/// `hubpulse dashboards push [--dry-run]`: one line per dashboard on stdout.
+fn dashboards_push(dir: Option<&Path>, url: Option<String>, dry_run: bool) -> Result<(), AppError> {
+    use crate::datadog::config::{ApiKey, DatadogConfig, api_base};
+    use crate::datadog::dashboards::{Action, Client, load};
+    let boards = load(dir).map_err(AppError::Input)?;
+    let cfg = DatadogConfig {
+        url,
+        ..DatadogConfig::default()
+    };
+    let base = api_base(&cfg).map_err(AppError::Input)?;
+    let keys = (
+        ApiKey::from_env("DD_API_KEY"),
+        ApiKey::from_env("DD_APP_KEY"),
+    );
+    let (Some(api), Some(app)) = keys else {
+        if dry_run {
+            for b in &boards {
+                println!(
+                    "would push {:?} ({}); DD_API_KEY/DD_APP_KEY unset, so not compared with {base}",
+                    b.title, b.file
+                );
+            }
+            return Ok(());
+        }
+        return Err(AppError::Input(
+            "dashboards push: set DD_API_KEY and DD_APP_KEY (an application key with dashboards_write)".into(),
+        ));
+    };
+    let client = Client::new(&base, &api, &app).map_err(AppError::Input)?;
+    let out = runtime()?
+        .block_on(client.push(&boards, dry_run))
+        .map_err(AppError::Runtime)?;
+    for o in out {
+        let verb = match (&o.action, dry_run) {
+            (Action::Create, true) => "would create",
+            (Action::Update { .. }, true) => "would update",
+            (Action::Create, false) => "created",
+            (Action::Update { .. }, false) => "updated",
+        };
+        let id = o.id.as_deref().unwrap_or("-");
+        println!(
+            "{verb} {:?} id={id}{}",
+            o.title,
+            o.url.map(|u| format!(" {u}")).unwrap_or_default()
+        );
+    }
     Ok(())
 }

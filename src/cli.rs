@@ -108,6 +108,17 @@ pub enum Command {
         /// Hub name stored in every row (zero-config form).
         #[arg(long, value_name = "NAME")]
         hub: Option<String>,
+        /// Write the Datadog payloads to FILE (JSON Lines) instead of sending them.
+        #[arg(long, value_name = "FILE")]
+        datadog_dry_run: Option<PathBuf>,
+        /// Send Datadog payloads to this base URL instead of https://api.{site}.
+        #[arg(long, value_name = "URL")]
+        datadog_url: Option<String>,
+    },
+    /// Datadog dashboards (dashboards/*.json, embedded in the binary).
+    Dashboards {
+        #[command(subcommand)]
+        action: DashboardsCmd,
     },
     /// Validate an agent configuration file; prints the typed result, or one error line.
     CheckConfig {
@@ -164,5 +175,22 @@ pub enum ReportCommand {
         /// Write here instead of stdout.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DashboardsCmd {
+    /// Create or update the dashboards through /api/v1/dashboard, idempotent by title
+    /// (needs DD_API_KEY and DD_APP_KEY; DD_SITE picks the site).
+    Push {
+        /// Say what would be created or updated; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Push the *.json files of DIR instead of the embedded dashboards.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// API base URL instead of https://api.{site}.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
     },
 }

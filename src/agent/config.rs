@@ -52,6 +52,8 @@ pub struct AgentConfig {
     /// Graceful shutdown: stop reading, flush, commit; give up (still losing nothing: the
     /// checkpoint rule) after this long.
     pub shutdown_deadline: Duration,
+    /// `[datadog]`: the metrics sink (sends only when `DD_API_KEY` is set).
+    pub datadog: crate::datadog::config::DatadogConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -128,6 +130,7 @@ impl AgentConfig {
             kubernetes: None,
             record_hold: Duration::from_millis(50),
             shutdown_deadline: Duration::from_secs(10),
+            datadog: Default::default(),
         })
     }
 
@@ -271,6 +274,7 @@ struct RawConfig {
     #[serde(default)]
     stdin: RawStdin,
     kubernetes: Option<RawKube>,
+    datadog: Option<crate::datadog::config::RawDatadog>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -374,6 +378,7 @@ impl RawConfig {
         if flush_interval.is_zero() {
             return Err(("lake.flush_interval".into(), "must be > 0".into()));
         }
+        let datadog = crate::datadog::config::validate(self.datadog)?;
         let flush_bytes = match &self.lake.flush_bytes {
             None => 32 << 20,
             Some(v) => v.get().map_err(|e| ("lake.flush_bytes".to_string(), e))?,
@@ -449,6 +454,7 @@ impl RawConfig {
             kubernetes,
             record_hold,
             shutdown_deadline,
+            datadog,
         })
     }
 }

@@ -41,7 +41,13 @@ pub struct Metrics {
     pub errors: Mutex<BTreeMap<&'static str, u64>>,
     /// The Kubernetes pod-log source's counters, when it runs.
     pub kube: Mutex<Option<std::sync::Arc<crate::agent::kube::KubeStats>>>,
+    /// More sections appended to the exposition by other components (the Datadog sink's
+    /// counters and the derived `jupyterhub_*` metrics); each writes whole metric families.
+    pub extra: Mutex<Vec<Extra>>,
 }
+
+/// A renderer of extra metric families for `/metrics`.
+pub type Extra = std::sync::Arc<dyn Fn(&mut String) + Send + Sync>;
 
 impl Metrics {
     pub fn error(&self, kind: &'static str) {
@@ -175,6 +181,11 @@ impl Metrics {
         if let Ok(e) = self.errors.lock() {
             for (kind, v) in e.iter() {
                 let _ = writeln!(o, "hubpulse_errors_total{{kind=\"{kind}\"}} {v}");
+            }
+        }
+        if let Ok(extra) = self.extra.lock() {
+            for f in extra.iter() {
+                f(&mut o);
             }
         }
         o

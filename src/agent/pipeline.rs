@@ -45,6 +45,8 @@ pub trait Observer: Send {
     fn on_record(&mut self, rec: &Record<'_>, src: &SourceInfo, read_at: Instant);
     /// Called about every 10 ms, and once more at shutdown.
     fn on_tick(&mut self, _now: Instant) {}
+    /// Called once when the pipeline stops, after the last `on_tick` (final flush).
+    fn on_shutdown(&mut self) {}
 }
 
 #[derive(Clone)]
@@ -226,6 +228,7 @@ impl Pipeline {
         self.flush()?;
         for o in &mut self.observers {
             o.on_tick(Instant::now());
+            o.on_shutdown();
         }
         self.publish();
         Ok(())

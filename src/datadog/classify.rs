@@ -131,8 +131,10 @@ pub const EXCEPTION_KINDS: &[&str] = &[
 
 /// Whether a record reports an exception (counted once per record, however long its traceback).
 pub fn is_traceback(rec: &Record<'_>) -> bool {
-    EXCEPTION_KINDS.contains(&rec.kind)
-        || memchr::memmem::find(rec.message.as_bytes(), TRACEBACK_MARKER.as_bytes()).is_some()
+    // One searcher for the process: `memmem::find` would build (and allocate) one per record.
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(TRACEBACK_MARKER.as_bytes()));
+    EXCEPTION_KINDS.contains(&rec.kind) || FINDER.find(rec.message.as_bytes()).is_some()
 }
 
 /// `default` for a user's default server (`""`), else `named`.

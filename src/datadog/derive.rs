@@ -521,8 +521,8 @@ impl WallClock {
     }
 }
 
-/// The pipeline observer: derives points and hands every closed interval to `sink` (the sender's
-/// bounded queue, next step). Cheap per record: a few hash-map updates, no I/O.
+/// The pipeline observer: derives points and hands every closed interval to `sink` (the
+/// sink's bounded channel, see [`super::sink::observer`]). Cheap per record: a few hash-map updates, no I/O.
 pub struct DerivingObserver<S: FnMut(Interval) + Send> {
     deriver: Deriver,
     clock: WallClock,
@@ -558,6 +558,12 @@ impl<S: FnMut(Interval) + Send> Observer for DerivingObserver<S> {
 
     fn on_tick(&mut self, now: Instant) {
         self.deriver.advance(self.clock.unix_us(now));
+        self.drain();
+    }
+
+    /// Close every open interval (their gauges from the final state) and hand them over.
+    fn on_shutdown(&mut self) {
+        self.deriver.flush_all();
         self.drain();
     }
 }

@@ -6,9 +6,15 @@
 //! * [`payload`]: points → compressed request bodies for `POST /api/v2/series` and
 //!   `POST /api/v1/distribution_points`, split by measured size.
 //! * [`retry`]: what to do with the intake's answer to a payload (a pure `decide()`).
+//! * [`spool`]: the bounded buffer (memory, spilling to disk) between building and sending.
+//! * [`sender`]: the HTTP and dry-run transports and the retry loop acting on [`retry`].
+//! * [`sink`]: the whole sink as `hubpulse run` starts it (observer → collector → spool →
+//!   sender), with its counters; [`prom`]: the derived metrics on `/metrics`.
+//! * [`config`]: the `[datadog]` section, sites, the API key; [`dashboards`]: `hubpulse
+//!   dashboards push`.
 //!
-//! Not here yet: the HTTP sender acting on [`retry`], the disk buffer, logs and events, and the
-//! wiring into `hubpulse run` (issue 4, next step).
+//! * [`events`]: spawn failures and culls as Datadog events (opt-in); [`logs`]: records as
+//!   Datadog logs (opt-in).
 //!
 //! # Invariants
 //! * Every metric is one of [`METRICS`] (prefix `jupyterhub.`), and every tag key is one of
@@ -24,10 +30,20 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 pub mod classify;
+pub mod config;
+pub mod dashboards;
 pub mod derive;
+pub mod events;
+pub mod logs;
+mod observe;
 pub mod payload;
+pub mod prom;
 pub mod retry;
+pub mod sender;
+pub mod sink;
+pub mod spool;
 mod state;
+pub mod stats;
 
 /// Metric types as the agent produces them (Datadog's v2 `MetricIntakeType` plus distributions,
 /// which go to their own endpoint).

@@ -32,6 +32,8 @@ pub enum Codec {
     Gzip,
     /// zstd; the spec's token is `zstd1`.
     Zstd1,
+    /// Not compressed, no `Content-Encoding` header (events: the spec allows none).
+    Identity,
 }
 
 impl Codec {
@@ -40,6 +42,7 @@ impl Codec {
             Codec::Deflate => "deflate",
             Codec::Gzip => "gzip",
             Codec::Zstd1 => "zstd1",
+            Codec::Identity => "identity",
         }
     }
 
@@ -58,6 +61,7 @@ impl Codec {
                 e.finish()
             }
             Codec::Zstd1 => zstd::encode_all(data, 3),
+            Codec::Identity => Ok(data.to_vec()),
         }
     }
 
@@ -68,6 +72,7 @@ impl Codec {
             Codec::Deflate => flate2::read::ZlibDecoder::new(data).read_to_end(&mut out)?,
             Codec::Gzip => flate2::read::GzDecoder::new(data).read_to_end(&mut out)?,
             Codec::Zstd1 => return zstd::decode_all(data),
+            Codec::Identity => return Ok(data.to_vec()),
         };
         Ok(out)
     }
@@ -77,6 +82,10 @@ impl Codec {
 pub enum Endpoint {
     Series,
     DistributionPoints,
+    /// `POST /api/v1/events` (see [`super::events`]).
+    Events,
+    /// `POST /api/v2/logs`, on the logs intake host (see [`super::logs`]).
+    Logs,
 }
 
 impl Endpoint {
@@ -84,6 +93,8 @@ impl Endpoint {
         match self {
             Endpoint::Series => "/api/v2/series",
             Endpoint::DistributionPoints => "/api/v1/distribution_points",
+            Endpoint::Events => "/api/v1/events",
+            Endpoint::Logs => "/api/v2/logs",
         }
     }
 
@@ -92,6 +103,7 @@ impl Endpoint {
         match self {
             Endpoint::Series => "application/json",
             Endpoint::DistributionPoints => "text/json",
+            Endpoint::Events | Endpoint::Logs => "application/json",
         }
     }
 
@@ -100,6 +112,8 @@ impl Endpoint {
         match self {
             Endpoint::Series => &[Codec::Deflate, Codec::Zstd1, Codec::Gzip],
             Endpoint::DistributionPoints => &[Codec::Deflate],
+            Endpoint::Events => &[Codec::Identity],
+            Endpoint::Logs => &[Codec::Gzip, Codec::Deflate, Codec::Identity],
         }
     }
 }

@@ -21,6 +21,8 @@ fn st(s: &'static str) -> TagValue {
 pub(crate) struct Interner {
     cap: usize,
     set: HashMap<String, Arc<str>>,
+    /// The last raw value asked for and its answer (the hub name repeats on every record).
+    last: Option<(String, TagValue)>,
 }
 
 impl Interner {
@@ -28,10 +30,22 @@ impl Interner {
         Interner {
             cap,
             set: HashMap::new(),
+            last: None,
         }
     }
 
     pub(crate) fn get(&mut self, raw: &str) -> TagValue {
+        if let Some((r, v)) = &self.last
+            && r == raw
+        {
+            return v.clone();
+        }
+        let v = self.lookup(raw);
+        self.last = Some((raw.to_string(), v.clone()));
+        v
+    }
+
+    fn lookup(&mut self, raw: &str) -> TagValue {
         let s = classify::sanitize(raw);
         if let Some(v) = self.set.get(&s) {
             return TagValue::Shared(v.clone());
@@ -143,15 +157,23 @@ impl HubState {
             tags: vec![hub_tag()],
             value: Value::Gauge(pending),
         });
-        self.last_active
-            .retain(|_, t| *t >= end - ACTIVE_WINDOWS[2].1 * US);
-        for (w, secs) in ACTIVE_WINDOWS {
-            let from = end - secs * US;
-            let c = self
-                .last_active
-                .values()
-                .filter(|t| **t >= from && **t < end)
-                .count();
+        // One pass: forget users idle for longer than the widest window, count the others
+        // into every window they fall in (this runs once per interval for every known user).
+        let from: [i64; 3] = ACTIVE_WINDOWS.map(|(_, secs)| end - secs * US);
+        let oldest = from.iter().copied().min().unwrap_or(end);
+        let mut counts = [0usize; 3];
+        self.last_active.retain(|_, t| {
+            if *t < oldest {
+                return false;
+            }
+            if *t < end {
+                for (c, f) in counts.iter_mut().zip(from) {
+                    *c += usize::from(*t >= f);
+                }
+            }
+            true
+        });
+        for ((w, _), c) in ACTIVE_WINDOWS.into_iter().zip(counts) {
             let mut t = vec![
                 hub_tag(),
                 Tag {

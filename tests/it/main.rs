@@ -4,10 +4,12 @@
 
 mod agent;
 mod cli;
+mod dd_agent;
 mod dd_common;
 mod dd_dashboards;
 mod dd_derive;
 mod dd_payload;
+mod dd_sink;
 mod golden;
 mod hub_api;
 mod kube_source;

@@ -19,7 +19,12 @@ Control endpoints for the test (no API key needed):
                    When the list is empty the intake answers by validation: 202 `{"errors": []}`,
                    400 for a body that fails the schema, 413 over a size limit, 403 without key.
   GET  /_recorded  JSON list of every request received, in order (see `record()`).
-  POST /_reset     forget the recorded requests and the script.
+  POST /_reset     forget the recorded requests, the script and the dashboards.
+
+Dashboards (`/api/v1/dashboard`) behave like Datadog's Dashboards API, and need both
+`DD-API-KEY` and `DD-APPLICATION-KEY` (403 otherwise): `GET` lists `{"dashboards": [{id, title,
+url}]}`; `POST` validates the body against `Dashboard` and creates it (200, the dashboard with its
+new `id`); `PUT /api/v1/dashboard/{id}` validates and replaces it (404 for an unknown id).
 
 Every decision is made by the validation first and recorded, so a scripted answer never hides an
 invalid body: `valid` and `errors` are recorded whatever was answered.
@@ -140,6 +145,8 @@ class State:
         self.recorded = []
         self.script = []
         self.release = threading.Event()
+        self.dashboards = {}  # id -> body, in creation order
+        self.next_id = 0
 
 
 def make_handler(state):
@@ -167,8 +174,46 @@ def make_handler(state):
             if self.path == "/_recorded":
                 with state.lock:
                     self.reply(200, state.recorded)
+            elif self.path.split("?", 1)[0] == "/api/v1/dashboard":
+                rec = {"method": "GET", "path": "/api/v1/dashboard", "api_key": self.headers.get("DD-API-KEY"),
+                       "app_key": self.headers.get("DD-APPLICATION-KEY"), "valid": True, "errors": [], "body": None}
+                with state.lock:
+                    state.recorded.append(rec)
+                    if not (rec["api_key"] and rec["app_key"]):
+                        rec["answered"] = 403
+                        self.reply(403, {"errors": ["Forbidden"]})
+                        return
+                    rec["answered"] = 200
+                    listed = [{"id": i, "title": b.get("title"), "url": f"/dashboard/{i}"}
+                              for i, b in state.dashboards.items()]
+                self.reply(200, {"dashboards": listed})
             else:
                 self.reply(404, {"errors": ["not found"]})
+
+        def do_PUT(self):
+            self.do_POST()
+
+        def dashboard(self, rec, verdict):
+            """Create (POST) or replace (PUT .../{id}) a valid dashboard: Datadog answers 200 with it."""
+            if verdict[0] != 202:
+                return verdict
+            if not self.headers.get("DD-APPLICATION-KEY"):
+                rec["errors"].append("missing DD-APPLICATION-KEY")
+                return (403, {"errors": ["Forbidden"]})
+            parts = self.path.split("?", 1)[0].rstrip("/").split("/")
+            body = dict(rec["body"])
+            with state.lock:
+                if self.command == "PUT":
+                    if len(parts) != 5 or parts[4] not in state.dashboards:
+                        return (404, {"errors": ["Dashboard not found"]})
+                    did = parts[4]
+                else:
+                    state.next_id += 1
+                    did = f"abc-def-{state.next_id:03d}"
+                body["id"] = did
+                body["url"] = f"/dashboard/{did}"
+                state.dashboards[did] = body
+            return (200, body)
 
         def do_POST(self):
             raw = self.read_body()
@@ -181,10 +226,17 @@ def make_handler(state):
                 with state.lock:
                     state.recorded.clear()
                     state.script.clear()
+                    state.dashboards.clear()
                 self.reply(200, {"ok": True})
                 return
             path = self.path.split("?", 1)[0]
+            if path.startswith("/api/v1/dashboard/"):
+                path = "/api/v1/dashboard"
             rec, verdict = self.check(path, raw)
+            rec["method"] = self.command
+            rec["app_key"] = self.headers.get("DD-APPLICATION-KEY")
+            if path == "/api/v1/dashboard":
+                verdict = self.dashboard(rec, verdict)
             with state.lock:
                 scripted = state.script.pop(0) if state.script else None
                 rec["answered"] = "hang" if scripted and scripted.get("hang") else (
