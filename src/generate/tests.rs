@@ -40,7 +40,7 @@ fn stamp(line: &str) -> Option<NaiveDateTime> {
 
 /// Kind of the record a line starts, by markers independent of the generator's code.
 fn classify(line: &str) -> Option<&'static str> {
-    const MARKERS: [(&str, &str); 21] = [
+    const MARKERS: [(&str, &str); 22] = [
         ("JupyterHub log:192] ", "request"),
         ("JupyterHub log:184] {", "request_headers"),
         ("base:837] User logged in: ", "login"),
@@ -61,6 +61,10 @@ fn classify(line: &str) -> Option<&'static str> {
         ("proxy:356] Removing user ", "proxy_route_removed"),
         ("spawner:3395] Deleting pod jhub/jupyter-", "pod_delete"),
         ("base:1382] User ", "stop_succeeded"),
+        (
+            "spawner:1988] Applying KubeSpawner override for profile",
+            "profile_override",
+        ),
         ("base:1448] User ", "server_exited"),
         ("__init__:251] Culling server ", "cull_server"),
         ("metrics:373] Found ", "active_users"),
@@ -89,6 +93,41 @@ fn recount(text: &str) -> Truth {
         ..Truth::default()
     };
     let mut active: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    // Server runs: a profile line belongs to the next pod created; a run goes from the user's
+    // ready line to their stop or exit line.
+    let (mut pending, mut profile_of, mut ready) = (
+        None::<String>,
+        BTreeMap::<String, String>::new(),
+        BTreeMap::new(),
+    );
+    for line in text.lines() {
+        let msg = line.split_once("] ").map_or("", |(_, m)| m);
+        let name = |prefix: &str| {
+            msg.strip_prefix(prefix)
+                .and_then(|m| m.split([' ', ':', ',']).next())
+                .map(str::to_string)
+        };
+        if let Some(p) = msg.strip_prefix("Applying KubeSpawner override for profile '") {
+            pending = Some(p.trim_end_matches('\'').to_string());
+        } else if let Some(u) = name("Attempting to create pod jupyter-") {
+            profile_of.insert(u, pending.take().unwrap_or_default());
+        } else if msg.contains(" seconds to start") {
+            ready.insert(name("User ").unwrap(), stamp(line).unwrap());
+        } else if msg.contains(" seconds to stop") || msg.contains("server stopped, with exit code")
+        {
+            let (u, end) = (name("User ").unwrap(), stamp(line).unwrap());
+            let start = ready.remove(&u).unwrap();
+            let month = end.format("%Y-%m").to_string();
+            let ms = (end - start).num_milliseconds() as u64;
+            let by_user = t.server_ms.entry(month.clone()).or_default();
+            *by_user
+                .entry(u.clone())
+                .or_default()
+                .entry(profile_of[&u].clone())
+                .or_default() += ms;
+            *t.server_runs.entry(month).or_default() += 1;
+        }
+    }
     for line in text.lines() {
         t.lines += 1;
         t.tracebacks += u64::from(line == "    Traceback (most recent call last):");
