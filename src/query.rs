@@ -47,6 +47,17 @@ pub async fn session(lake: &Path) -> Result<SessionContext, QueryError> {
         .with_target_partitions(2);
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     register(&ctx, schema::EVENTS, &events_dir, schema::events()).await?;
+    let decisions_dir = lake.join(crate::control::decisions::DECISIONS);
+    if decisions_dir.is_dir() {
+        let s = crate::control::decisions::schema();
+        register(
+            &ctx,
+            crate::control::decisions::DECISIONS,
+            &decisions_dir,
+            s,
+        )
+        .await?;
+    }
     Ok(ctx)
 }
 

@@ -52,6 +52,8 @@ pub struct AgentConfig {
     /// Graceful shutdown: stop reading, flush, commit; give up (still losing nothing: the
     /// checkpoint rule) after this long.
     pub shutdown_deadline: Duration,
+    /// `[hub]`, `[culler]`, `[admission]`: the control loops (issue 5).
+    pub control: crate::control::config::ControlConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -128,6 +130,7 @@ impl AgentConfig {
             kubernetes: None,
             record_hold: Duration::from_millis(50),
             shutdown_deadline: Duration::from_secs(10),
+            control: Default::default(),
         })
     }
 
@@ -271,6 +274,9 @@ struct RawConfig {
     #[serde(default)]
     stdin: RawStdin,
     kubernetes: Option<RawKube>,
+    hub: Option<crate::control::config::RawHub>,
+    culler: Option<crate::control::config::RawCuller>,
+    admission: Option<crate::control::config::RawAdmission>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -431,6 +437,7 @@ impl RawConfig {
                 "no source: add a [[files]] table, [stdin] enabled = true, or [kubernetes]".into(),
             ));
         }
+        let control = crate::control::config::validate(self.hub, self.culler, self.admission)?;
         Ok(AgentConfig {
             hub: a.hub.clone().unwrap_or_else(|| "jupyterhub".into()),
             tz,
@@ -449,6 +456,7 @@ impl RawConfig {
             kubernetes,
             record_hold,
             shutdown_deadline,
+            control,
         })
     }
 }

@@ -41,6 +41,8 @@ pub struct Metrics {
     pub errors: Mutex<BTreeMap<&'static str, u64>>,
     /// The Kubernetes pod-log source's counters, when it runs.
     pub kube: Mutex<Option<std::sync::Arc<crate::agent::kube::KubeStats>>>,
+    /// The culler's and quotas' counters, when they run.
+    pub control: Mutex<Option<std::sync::Arc<crate::control::metrics::ControlStats>>>,
 }
 
 impl Metrics {
@@ -176,6 +178,11 @@ impl Metrics {
             for (kind, v) in e.iter() {
                 let _ = writeln!(o, "hubpulse_errors_total{{kind=\"{kind}\"}} {v}");
             }
+        }
+        if let Ok(c) = self.control.lock()
+            && let Some(c) = c.as_ref()
+        {
+            c.render(&mut o);
         }
         o
     }
