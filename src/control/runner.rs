@@ -20,8 +20,10 @@
 //!   a burst of deadlines spread over seconds cannot get around it.
 //!
 //! # Assumptions
-//! - The agent follows the hub's own log: the culler's reconcile requests then appear in it, so
-//!   a healthy stream is never silent for longer than `reconcile_every`.
+//! - The agent follows the hub's own log. When the stream has been quiet for half of
+//!   `stream_max_silence`, the culler *probes* it: one logged API request
+//!   (`GET /users?state=active&limit=1`) that a healthy stream shows within the other half. So
+//!   a quiet hub is not mistaken for a stalled stream, and a stalled stream is noticed.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -323,12 +325,24 @@ impl Culler {
         let mut next_reconcile = tokio::time::Instant::now();
         let mut rx = self.stream_rx.take();
         let mut prune_at = Instant::now() + Duration::from_secs(3600);
+        let half_silence = self.policy.stream_max_silence / 2;
+        let mut last_probe = Instant::now();
         loop {
             let next_wake = self.wake.keys().next().map(|t| {
                 let d = (*t - Utc::now()).to_std().unwrap_or(Duration::ZERO);
                 tokio::time::Instant::now() + d
             });
-            let until = next_wake.map_or(next_reconcile, |w| w.min(next_reconcile));
+            let mut until = next_wake.map_or(next_reconcile, |w| w.min(next_reconcile));
+            // A quiet stream is probed: one logged API request that must show up in it.
+            let probe_at = self
+                .stream
+                .last_record
+                .unwrap_or(last_probe)
+                .max(last_probe)
+                + half_silence;
+            if rx.is_some() {
+                until = until.min(tokio::time::Instant::from_std(probe_at));
+            }
             tokio::select! {
                 _ = super::stopped(&mut stop) => return,
                 b = async { match rx.as_mut() { Some(r) => r.recv().await, None => std::future::pending().await } } => {
@@ -342,6 +356,13 @@ impl Culler {
                     }
                 }
                 _ = tokio::time::sleep_until(until) => {
+                    if rx.is_some() && Instant::now() >= probe_at {
+                        last_probe = Instant::now();
+                        if let Err(e) = self.client.users_page(Some(UserState::Active), 0, 1).await {
+                            self.stats.api_error(e.metric_label());
+                        }
+                        continue;
+                    }
                     if tokio::time::Instant::now() >= next_reconcile {
                         match self.reconcile("reconcile").await {
                             Ok(_) => next_reconcile = tokio::time::Instant::now() + self.policy.reconcile_every,
