@@ -432,6 +432,17 @@ group_hours = { data-science = 15 }
     }
 
     #[test]
+    fn the_example_policy_parses() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/contrib/quota-policy.example.toml"
+        );
+        let p = Policy::load(Path::new(path)).unwrap();
+        assert_eq!(p.class_of("gpu"), "gpu");
+        assert_eq!(p.grace, Duration::from_secs(600));
+    }
+
+    #[test]
     fn a_bad_policy_is_one_line_with_a_position() {
         let e = Policy::parse("[profiles.gpu]\ngroupz = []\n", "p.toml").unwrap_err();
         assert!(e.starts_with("p.toml:2:1: unknown field `groupz`"), "{e}");

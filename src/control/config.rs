@@ -355,3 +355,56 @@ pub fn read_token(file: Option<&std::path::Path>, var: &str) -> Result<String, S
     }
     Ok(t)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use crate::agent::config::AgentConfig;
+    use std::time::Duration;
+
+    const BASE: &str = "[lake]\npath = \"/tmp/l\"\n[[files]]\ninclude = [\"/tmp/x.log\"]\n";
+
+    #[test]
+    fn the_culler_section_becomes_a_policy() {
+        let t = format!(
+            "{BASE}[hub]\napi_url = \"http://hub:8081/hub/api\"\n[culler]\ntimeout = \"1h\"\n\
+             profile_timeouts = {{ gpu = \"30m\" }}\nexempt_servers = [\"keep-*\"]\ndry_run = true\n"
+        );
+        let c = AgentConfig::from_toml(&t, "a.toml").unwrap();
+        let p = c.control.culler.unwrap();
+        assert_eq!(p.timeout, Duration::from_secs(3600));
+        assert_eq!(p.profile_timeouts["gpu"], Duration::from_secs(1800));
+        assert!(p.dry_run && p.exempt_servers[0].matches("keep-me"));
+        assert_eq!(p.reconcile_every, Duration::from_secs(300));
+        let off = format!("{BASE}[culler]\nenabled = false\n");
+        assert!(
+            AgentConfig::from_toml(&off, "a.toml")
+                .unwrap()
+                .control
+                .culler
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_bad_culler_value_is_one_line_with_its_position() {
+        let t = format!("{BASE}[culler]\ntimeout = \"10s\"\nmax_cull_fraction = 1.5\n");
+        let e = AgentConfig::from_toml(&t, "a.toml").unwrap_err();
+        assert_eq!(e, "a.toml:7:1: culler.max_cull_fraction: must be in (0, 1]");
+        let t = format!("{BASE}[culler]\ntimeout = \"ten\"\n");
+        let e = AgentConfig::from_toml(&t, "a.toml").unwrap_err();
+        assert!(
+            e.starts_with("a.toml:6:1: culler.timeout: invalid duration"),
+            "{e}"
+        );
+        let t = format!("{BASE}[culler]\ntimout = \"10s\"\n");
+        let e = AgentConfig::from_toml(&t, "a.toml").unwrap_err();
+        assert!(e.starts_with("a.toml:6:1: unknown field `timout`"), "{e}");
+        let t = format!("{BASE}[admission]\npolicy = \"/nonexistent/p.toml\"\n");
+        let e = AgentConfig::from_toml(&t, "a.toml").unwrap_err();
+        assert!(
+            e.starts_with("a.toml:6:1: admission.policy: /nonexistent/p.toml: no such file"),
+            "{e}"
+        );
+    }
+}

@@ -129,6 +129,20 @@ impl Culler {
             .last_reconcile_unix
             .store(Utc::now().timestamp().max(0) as u64, Ordering::Relaxed);
         self.wake.clear();
+        // Bounded memory: forget warnings and recorded skips of servers that are gone.
+        let live: HashSet<(&str, &str)> = users
+            .iter()
+            .flat_map(|u| {
+                u.active_servers()
+                    .map(move |s| (u.name.as_str(), s.name.as_str()))
+            })
+            .collect();
+        self.warned
+            .retain(|(u, s, _)| live.contains(&(u.as_str(), s.as_str())));
+        self.last_recorded.retain(|(u, s), _| match s {
+            Some(s) => live.contains(&(u.as_str(), s.as_str())),
+            None => true,
+        });
         Ok(self.evaluate(&users, pass).await)
     }
 

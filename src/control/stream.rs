@@ -167,3 +167,66 @@ impl StreamState {
         self.view.server.retain(|_, t| *t >= before);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::parse::prefix::Family;
+    use std::borrow::Cow;
+
+    fn req(
+        route: &'static str,
+        method: &'static str,
+        status: u16,
+        server: Option<&'static str>,
+    ) -> Record<'static> {
+        let mut r = Record::new("request", Family::Hub, "");
+        r.user = Some(Cow::Borrowed("alice"));
+        r.route = Some(route);
+        r.method = Some(method);
+        r.status = Some(status);
+        r.server_name = server.map(Cow::Borrowed);
+        r.ts = Some(1);
+        r
+    }
+
+    #[test]
+    fn only_activity_reports_user_server_requests_and_spawns_count() {
+        let a = req("/hub/api/users/{user}/activity", "POST", 200, None);
+        assert_eq!(classify(&a), Some(("alice", None, false)));
+        let u = req("/user/{user}/{server}/api/kernels", "GET", 200, Some("gpu"));
+        assert_eq!(classify(&u), Some(("alice", Some("gpu"), false)));
+        // The culler's own calls, failures and redirects to the hub are not activity.
+        for r in [
+            req("/hub/api/users/{user}/server", "DELETE", 204, None),
+            req("/hub/api/users/{user}/activity", "POST", 400, None),
+            req("/user/{user}/{server}/api/kernels", "GET", 302, Some("gpu")),
+        ] {
+            assert_eq!(classify(&r), None, "{r:?}");
+        }
+        let mut s = Record::new("spawn_succeeded", Family::Hub, "");
+        s.user = Some(Cow::Borrowed("bob"));
+        assert_eq!(classify(&s), Some(("bob", Some(""), true)));
+    }
+
+    #[test]
+    fn the_observer_folds_and_never_loses_when_the_channel_is_full() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let mut o = ActivityObserver::new(tx);
+        let src = SourceInfo {
+            hub: "h".into(),
+            file: "f".into(),
+            fp: "0".into(),
+        };
+        let mut r = req("/hub/api/users/{user}/activity", "POST", 200, None);
+        o.on_record(&r, &src, Instant::now());
+        o.on_tick(Instant::now());
+        r.ts = Some(5);
+        o.on_record(&r, &src, Instant::now());
+        o.on_tick(Instant::now()); // full: kept
+        assert_eq!(rx.try_recv().unwrap().user["alice"], 1);
+        o.on_tick(Instant::now());
+        assert_eq!(rx.try_recv().unwrap().user["alice"], 5);
+    }
+}
