@@ -4,8 +4,9 @@
 //!
 //! Idleness is *merged*: a server's last activity is the latest of the hub's `last_activity`
 //! for it, the stream's activity for that server (requests to `/user/{user}/{server}/…`,
-//! spawns), and the stream's activity for the user (activity POSTs name only the user, so they
-//! count for every server of that user: erring towards keeping). With none of these, `started`.
+//! spawns), and the stream's activity for the user (activity POSTs: their log line names only
+//! the user, so they count only when the user runs a single server; the hub's per-server
+//! `last_activity` carries them anyway). With none of these, `started`.
 //!
 //! # Guarantees
 //! - A pending (spawning or stopping) or not-ready server is never culled.
@@ -226,11 +227,14 @@ pub fn limit_for(p: &CullPolicy, user: &User, profile: Option<&str>) -> Duration
         .unwrap_or(p.timeout)
 }
 
-fn merged(s: &Server, user: &str, stream: &StreamView) -> (Option<DateTime<Utc>>, ActivitySource) {
+fn merged(s: &Server, user: &User, stream: &StreamView) -> (Option<DateTime<Utc>>, ActivitySource) {
     let api = s.last_activity;
+    // An activity report's log line names only the user: it is unambiguous only when the user
+    // runs a single server.
+    let single = user.active_servers().count() == 1;
     let st = [
-        stream.server.get(&(user.to_string(), s.name.clone())),
-        stream.user.get(user),
+        stream.server.get(&(user.name.clone(), s.name.clone())),
+        stream.user.get(&user.name).filter(|_| single),
     ]
     .into_iter()
     .flatten()
@@ -272,7 +276,7 @@ fn judge(p: &CullPolicy, user: &User, s: &Server, inp: &PassInput<'_>) -> Decisi
         .map(str::to_string)
         .or_else(|| p.default_profile.clone());
     let limit = limit_for(p, user, profile.as_deref());
-    let (last, source) = merged(s, &user.name, inp.stream);
+    let (last, source) = merged(s, user, inp.stream);
     let mut d = Decision {
         user: user.name.clone(),
         server: Some(s.name.clone()),

@@ -87,10 +87,21 @@ fn stream_activity_postpones_the_cull_and_never_advances_it() {
     let d = run(&users, 800, &p, &s);
     assert_eq!(one(&d), (Action::Keep, Reason::Active));
     assert_eq!(d[0].activity_source, ActivitySource::Stream);
-    // An activity POST names only the user: it counts for every server of theirs.
+    // An activity POST names only the user: it counts when that is unambiguous...
     let mut s = StreamView::default();
     s.user.insert("a".into(), t(500));
     assert_eq!(run(&users, 1099, &p, &s)[0].action, Action::Keep);
+    // ... and not for a user with two servers (the hub's per-server times decide).
+    let two = [user(
+        "a",
+        &[],
+        vec![server("nb", Some(100), None), server("", Some(100), None)],
+    )];
+    assert!(
+        run(&two, 800, &p, &s)
+            .iter()
+            .all(|d| d.action == Action::Cull)
+    );
     // Older stream activity does not shorten the API's.
     let mut s = StreamView::default();
     s.user.insert("a".into(), t(10));

@@ -58,6 +58,8 @@ pub struct Culler {
     recent_culls: VecDeque<Instant>,
     wake: BTreeMap<DateTime<Utc>, HashSet<String>>,
     last_recorded: HashMap<(String, Option<String>), (Action, Reason)>,
+    /// Users as last read from the API (reconcile or deadline pass).
+    snapshot: HashMap<String, User>,
 }
 
 /// What one pass did (for `hubpulse cull --once` and tests).
@@ -90,6 +92,7 @@ impl Culler {
             recent_culls: VecDeque::new(),
             wake: BTreeMap::new(),
             last_recorded: HashMap::new(),
+            snapshot: HashMap::new(),
         }
     }
 
@@ -129,6 +132,7 @@ impl Culler {
             .last_reconcile_unix
             .store(Utc::now().timestamp().max(0) as u64, Ordering::Relaxed);
         self.wake.clear();
+        self.snapshot = users.iter().map(|u| (u.name.clone(), u.clone())).collect();
         // Bounded memory: forget warnings and recorded skips of servers that are gone.
         let live: HashSet<(&str, &str)> = users
             .iter()
@@ -148,12 +152,26 @@ impl Culler {
 
     /// Refetch `names` and decide for them (a deadline pass).
     async fn deadline_pass(&mut self, names: Vec<String>) {
+        // The stream often shows the server was used since its deadline was set: then the
+        // cached user plus the stream say so, and no API request is needed to reschedule.
+        let names: Vec<String> = names
+            .into_iter()
+            .filter(|n| !self.rescheduled_from_cache(n))
+            .collect();
+        if names.is_empty() {
+            return;
+        }
         let fetched = futures::future::join_all(names.iter().map(|n| self.client.user(n))).await;
         let mut users = Vec::new();
         for (name, r) in names.into_iter().zip(fetched) {
             match r {
-                Ok(Some(u)) => users.push(u),
-                Ok(None) => {}
+                Ok(Some(u)) => {
+                    self.snapshot.insert(name, u.clone());
+                    users.push(u);
+                }
+                Ok(None) => {
+                    self.snapshot.remove(&name);
+                }
                 Err(e) => {
                     tracing::warn!(user = %name, error = %e, "culler: cannot read user; retrying");
                     self.stats.api_error(e.metric_label());
@@ -164,6 +182,37 @@ impl Culler {
         if !users.is_empty() {
             self.evaluate(&users, "deadline").await;
         }
+    }
+
+    /// True when the cached user, merged with the stream, is not due for anything yet (so it
+    /// was rescheduled without a request). Only a fresh stream can make that call.
+    fn rescheduled_from_cache(&mut self, name: &str) -> bool {
+        let Some(u) = self.snapshot.get(name) else {
+            return false;
+        };
+        if self.freshness(Instant::now()) != Freshness::Fresh {
+            return false;
+        }
+        let inp = PassInput {
+            now: Utc::now(),
+            stream: &self.stream.view,
+            freshness: Freshness::Fresh,
+            running_total: usize::MAX,
+            recent_culls: 0,
+            rate_room: usize::MAX,
+            warned: &self.warned,
+        };
+        let ds = decide(std::slice::from_ref(u), &inp, &self.policy);
+        if ds.iter().any(|d| d.action != Action::Keep) {
+            return false;
+        }
+        for (t, names) in next_wakeup(&ds, &self.policy, &self.warned) {
+            for n in names {
+                self.schedule(t, n);
+            }
+        }
+        self.stats.pass("cached");
+        true
     }
 
     fn schedule(&mut self, at: DateTime<Utc>, user: String) {
