@@ -197,6 +197,9 @@ pub struct Running {
 pub struct Usage {
     pub user: BTreeMap<String, f64>,
     pub class_user: BTreeMap<(String, String), f64>,
+    /// Group members from the hub (`GET /groups`, `read:groups`), read only when the policy
+    /// has group budgets; members with no running server count through it.
+    pub group_members: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Usage {
@@ -217,8 +220,14 @@ pub struct Answer {
     pub profile: String,
 }
 
-/// Group members as far as the running servers and the request show them.
-fn members<'a>(group: &str, req: &'a Request, running: &'a [Running]) -> BTreeSet<&'a str> {
+/// A group's members: from the hub's group list when read, plus what the running servers and
+/// the request show.
+fn members<'a>(
+    group: &str,
+    req: &'a Request,
+    running: &'a [Running],
+    usage: &'a Usage,
+) -> BTreeSet<&'a str> {
     let mut m: BTreeSet<&str> = running
         .iter()
         .filter(|r| r.groups.iter().any(|g| g == group))
@@ -227,6 +236,14 @@ fn members<'a>(group: &str, req: &'a Request, running: &'a [Running]) -> BTreeSe
     if req.groups.iter().any(|g| g == group) {
         m.insert(&req.user);
     }
+    m.extend(
+        usage
+            .group_members
+            .get(group)
+            .into_iter()
+            .flatten()
+            .map(String::as_str),
+    );
     m
 }
 
@@ -325,7 +342,7 @@ pub fn over_budget(
     }
     for g in &req.groups {
         if let Some(limit) = b.group_hours.get(g) {
-            let used = usage.class_group(class, &members(g, req, running));
+            let used = usage.class_group(class, &members(g, req, running, usage));
             if used >= *limit {
                 return Some(format!(
                     "Your group '{g}' has used {used:.1} of its {limit} '{class}' server-hours this month."
@@ -429,6 +446,15 @@ group_hours = { data-science = 15 }
             &u,
         );
         assert!(a.message.contains("group 'data-science'"), "{}", a.message);
+        // A member with nothing running counts once the hub's group list is known.
+        let mut u = Usage::default();
+        u.class_user.insert(("gpu".into(), "dan".into()), 9.0);
+        u.class_user.insert(("gpu".into(), "dee".into()), 6.0);
+        let alone = req("dee", &["data-science"], Some("gpu"));
+        assert!(admit(&p, &alone, &[], &u).allow);
+        u.group_members
+            .insert("data-science".into(), ["dan".to_string()].into());
+        assert_eq!(admit(&p, &alone, &[], &u).reason, Reason::OverBudget);
     }
 
     #[test]

@@ -18,7 +18,7 @@
 //! The culler: `list:users`, `read:users:activity`, `read:servers`, `delete:servers`
 //! (+ `read:users:groups` for group timeouts and exemptions, + `admin:users` for
 //! `cull_users`). Admission and quotas: `list:users`, `read:servers`, `read:users:groups`
-//! (+ `delete:servers` for the quota loop).
+//! (+ `delete:servers` for the quota loop, + `list:groups`, `read:groups` for group budgets).
 
 pub mod admission;
 pub mod config;

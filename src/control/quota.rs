@@ -95,7 +95,24 @@ impl Quotas {
 
     /// This month's server-hours from the lake.
     pub async fn usage(&self, now: DateTime<Utc>) -> Result<Usage, String> {
-        month_usage(&self.lake, &self.policy, now).await
+        let mut usage = month_usage(&self.lake, &self.policy, now).await?;
+        let group_budgets = self
+            .policy
+            .budgets
+            .classes
+            .values()
+            .any(|b| !b.group_hours.is_empty());
+        if group_budgets {
+            let groups = self.client.groups().await.map_err(|e| {
+                self.stats.api_error(e.metric_label());
+                e.to_string()
+            })?;
+            for g in groups {
+                let members = g.users.unwrap_or_default().into_iter().collect();
+                usage.group_members.insert(g.name, members);
+            }
+        }
+        Ok(usage)
     }
 
     async fn answer(&self, req: &Request) -> (super::admission::Answer, Option<String>) {
