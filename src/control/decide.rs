@@ -421,7 +421,9 @@ pub fn decide(users: &[User], inp: &PassInput<'_>, p: &CullPolicy) -> Vec<Decisi
         }
     }
     let culls = out.iter().filter(|d| d.action == Action::Cull).count();
-    let allowed = ((inp.running_total as f64) * p.max_cull_fraction).floor() as usize;
+    // The fraction is of what ran before the window's culls.
+    let before = inp.running_total + inp.recent_culls;
+    let allowed = ((before as f64) * p.max_cull_fraction).floor() as usize;
     if culls > 0 && culls + inp.recent_culls > allowed.max(p.mass_cull_min) {
         for d in out.iter_mut().filter(|d| d.action == Action::Cull) {
             d.action = Action::Skip;

@@ -249,6 +249,13 @@ fn the_mass_cull_guard_refuses_the_whole_pass() {
     inp.running_total = 8;
     let d = decide(&users, &inp, &p);
     assert!(d.iter().all(|d| d.action == Action::Cull));
+    // Culls spread over the window count too: 1 more after 4 of 9 is over half.
+    inp.running_total = 5;
+    inp.recent_culls = 4;
+    let d = decide(&users[..1], &inp, &p);
+    assert_eq!(one(&d), (Action::Skip, Reason::MassCullGuard));
+    inp.recent_culls = 3;
+    assert_eq!(one(&decide(&users[..1], &inp, &p)).0, Action::Cull);
 }
 
 #[test]

@@ -96,7 +96,7 @@ impl ControlStats {
         singles(
             o,
             "hubpulse_cull_passes_total",
-            "Culler passes, by kind (reconcile, deadline, once).",
+            "Culler passes, by kind (reconcile, deadline, once; cached: a wake-up rescheduled from the stream without an API request).",
             "kind",
             &self.passes,
         );
