@@ -484,7 +484,7 @@ fn cull_cmd(config: &Path, dry_run: bool) -> Result<(), AppError> {
     let cfg = AgentConfig::load(config).map_err(AppError::Input)?;
     let Some(mut policy) = cfg.control.culler.clone() else {
         return Err(AppError::Input(format!(
-            "{}: no [culler] section",
+            "{}: no enabled [culler] section",
             config.display()
         )));
     };

@@ -438,6 +438,12 @@ impl RawConfig {
             ));
         }
         let control = crate::control::config::validate(self.hub, self.culler, self.admission)?;
+        if control.admission.is_some() && http.is_none() {
+            return Err((
+                "admission.policy".into(),
+                "POST /v1/admission is served on [http]: set http.listen".into(),
+            ));
+        }
         Ok(AgentConfig {
             hub: a.hub.clone().unwrap_or_else(|| "jupyterhub".into()),
             tz,

@@ -103,7 +103,7 @@ impl ControlStats {
         singles(
             o,
             "hubpulse_hub_api_errors_total",
-            "Hub API errors seen by the control loops, by kind.",
+            "Errors seen by the control loops, by kind (hub API error kinds; lake_write).",
             "kind",
             &self.api_errors,
         );

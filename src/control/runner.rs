@@ -222,21 +222,7 @@ impl Culler {
     async fn evaluate(&mut self, users: &[User], pass: &'static str) -> PassReport {
         self.stats.pass(pass);
         let now_i = Instant::now();
-        let window = self.policy.reconcile_every;
-        while self
-            .recent_culls
-            .front()
-            .is_some_and(|t| now_i.duration_since(*t) > window)
-        {
-            self.recent_culls.pop_front();
-        }
-        let minute = Duration::from_secs(60);
-        let in_minute = self
-            .recent_culls
-            .iter()
-            .filter(|t| now_i.duration_since(**t) <= minute)
-            .count();
-        let cap = self.policy.max_culls_per_minute as usize;
+        let rate_room = self.rate_room(now_i);
         let now = Utc::now();
         let freshness = self.freshness(now_i);
         self.stats
@@ -248,11 +234,7 @@ impl Culler {
             freshness,
             running_total: self.running_total,
             recent_culls: self.recent_culls.len(),
-            rate_room: if cap == 0 {
-                usize::MAX
-            } else {
-                cap.saturating_sub(in_minute)
-            },
+            rate_room,
             warned: &self.warned,
         };
         let decisions = decide(users, &inp, &self.policy);
@@ -293,6 +275,41 @@ impl Culler {
                 }
             }
         }
+        self.act_all(to_act, pass, &mut report).await;
+        self.record(&report);
+        report
+    }
+
+    /// Forgets culls older than the guard's window; the culls still allowed this minute.
+    fn rate_room(&mut self, now: Instant) -> usize {
+        let window = self.policy.reconcile_every;
+        while self
+            .recent_culls
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
+            self.recent_culls.pop_front();
+        }
+        let minute = Duration::from_secs(60);
+        let in_minute = self
+            .recent_culls
+            .iter()
+            .filter(|t| now.duration_since(**t) <= minute)
+            .count();
+        match self.policy.max_culls_per_minute as usize {
+            0 => usize::MAX,
+            cap => cap.saturating_sub(in_minute),
+        }
+    }
+
+    /// Acts on the culls (concurrently, bounded by the client), rows into `report`.
+    async fn act_all(
+        &mut self,
+        to_act: Vec<Decision>,
+        pass: &'static str,
+        report: &mut PassReport,
+    ) {
+        let now = Utc::now();
         let outcomes = futures::future::join_all(to_act.iter().map(|d| self.act(d))).await;
         for (d, (outcome, msg)) in to_act.into_iter().zip(outcomes) {
             if matches!(outcome, "stopped" | "stopping" | "gone" | "deleted") {
@@ -308,6 +325,10 @@ impl Culler {
             }
             report.rows.push(self.row(d, pass, Some(outcome), msg));
         }
+    }
+
+    /// Metrics, the skip-dedup memory and the lake, for a pass's rows.
+    fn record(&mut self, report: &PassReport) {
         for r in &report.rows {
             self.stats
                 .decision(r.action_label(), r.decision.reason.label());
@@ -322,7 +343,6 @@ impl Culler {
             tracing::error!(error = %e, "culler: cannot record decisions in the lake");
             self.stats.api_error("lake_write");
         }
-        report
     }
 
     fn row(
