@@ -164,3 +164,52 @@ async fn the_quota_loop_stops_a_server_over_its_budget() {
     drop(agent);
     stop_all(&c).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quota_loop_stops_a_forbidden_profile_started_before_the_policy_changed() {
+    let _g = serial().await;
+    let c = admin();
+    stop_all(&c).await;
+    // Yesterday's policy: gpu open to everyone.
+    let dir = tempfile::tempdir().unwrap();
+    let open = sections(dir.path(), "1s");
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        "default_profile = \"small\"\n",
+    )
+    .unwrap();
+    let agent = start_agent(dir.path(), &hub().log, &open);
+    admission_up().await;
+    let (status, body) = raw_spawn("st-sam", "gpu").await;
+    assert!(status == 201 || status == 202, "{status} {body}");
+    wait_for("st-sam ready", Duration::from_secs(60), || async {
+        user(&c, "st-sam")
+            .await
+            .server("")
+            .is_some_and(|s| s.ready)
+            .then_some(())
+    })
+    .await;
+    drop(agent);
+    // Today's: gpu only for data-science and analyst. The running server breaks it.
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start_agent(dir.path(), &hub().log, &sections(dir.path(), "1s"));
+    wait_for(
+        "st-sam stopped by the quota loop",
+        Duration::from_secs(60),
+        || async { user(&c, "st-sam").await.server("").is_none().then_some(()) },
+    )
+    .await;
+    let rows = decisions(
+        &agent.lake,
+        "action, reason, outcome",
+        "component = 'quota' AND \"user\" = 'st-sam'",
+    );
+    assert_eq!(rows[0][..2], ["violation", "profile_forbidden"], "{rows:?}");
+    assert!(
+        rows.iter().any(|r| r[0] == "cull" && r[2] == "stopped"),
+        "{rows:?}"
+    );
+    drop(agent);
+    stop_all(&c).await;
+}
