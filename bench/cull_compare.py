@@ -25,6 +25,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -163,6 +164,7 @@ def run(tool, args):
             proc.terminate()
             proc.wait(30)
         hub.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main():
