@@ -144,6 +144,9 @@ pub fn run(cmd: Command) -> Result<(), AppError> {
             Ok(())
         }
         Command::Demo { lake } => demo(&lake),
+        Command::Cull {
+            config, dry_run, ..
+        } => cull_cmd(&config, dry_run),
         Command::Generate {
             users,
             days,
@@ -599,5 +602,52 @@ fn dashboards_push(dir: Option<&Path>, url: Option<String>, dry_run: bool) -> Re
             o.url.map(|u| format!(" {u}")).unwrap_or_default()
         );
     }
+    Ok(())
+}
+
+/// `hubpulse cull --once [--dry-run]`: one pass, a line per decision, a summary line.
+fn cull_cmd(config: &Path, dry_run: bool) -> Result<(), AppError> {
+    use crate::control::{decisions::DecisionSink, metrics::ControlStats, runner::Culler};
+    let cfg = AgentConfig::load(config).map_err(AppError::Input)?;
+    let Some(mut policy) = cfg.control.culler.clone() else {
+        return Err(AppError::Input(format!(
+            "{}: no enabled [culler] section",
+            config.display()
+        )));
+    };
+    policy.dry_run |= dry_run;
+    let client = crate::control::hub_client(
+        cfg.control.hub.as_ref(),
+        policy.concurrency,
+        policy.page_size,
+    )
+    .map_err(AppError::Input)?;
+    let sink = DecisionSink::new(&cfg.lake.path, &cfg.hub);
+    let mut culler = Culler::new(
+        client,
+        Arc::new(policy),
+        Some(sink),
+        Arc::new(ControlStats::default()),
+        None,
+    );
+    let report = runtime()?
+        .block_on(culler.reconcile("once"))
+        .map_err(|e| AppError::Runtime(format!("hub API: {e}")))?;
+    let mut out = io::stdout().lock();
+    let mut counts = std::collections::BTreeMap::new();
+    for r in &report.rows {
+        let d = &r.decision;
+        *counts.entry(d.action.label()).or_insert(0) += 1;
+        let _ = writeln!(
+            out,
+            "{}\t{}\t{}\t{}",
+            d.action.label(),
+            d.reason.label(),
+            d.log_name(),
+            r.outcome.unwrap_or("-")
+        );
+    }
+    let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let _ = writeln!(out, "kept={} {}", report.kept, summary.join(" "));
     Ok(())
 }

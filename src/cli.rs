@@ -149,6 +149,20 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         truth: Option<PathBuf>,
     },
+    /// One idle-culler pass against the hub, with the `[culler]` section of an agent config.
+    ///
+    /// Decisions rest on the hub's `last_activity` alone (no log stream), are printed one per
+    /// line, and are recorded in the lake table `decisions`. `hubpulse run` culls continuously.
+    Cull {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Make one pass and exit (required: the continuous culler is `hubpulse run`).
+        #[arg(long, required = true)]
+        once: bool,
+        /// Decide and record, stop nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// List the message kinds of the catalogue (embedded or --parsers DIR), validating it.
     Kinds {
         #[arg(long, value_name = "DIR")]

@@ -17,6 +17,8 @@ pub mod app;
 #[cfg(feature = "lake")]
 pub mod cli;
 #[cfg(feature = "lake")]
+pub mod control;
+#[cfg(feature = "lake")]
 pub mod datadog;
 #[cfg(feature = "lake")]
 pub mod hub;

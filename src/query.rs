@@ -32,7 +32,9 @@ pub enum QueryError {
 /// A DataFusion session with the lake's tables registered.
 pub async fn session(lake: &Path) -> Result<SessionContext, QueryError> {
     let events_dir = lake.join(schema::EVENTS);
-    if !events_dir.is_dir() {
+    let decisions_dir = lake.join(crate::control::decisions::DECISIONS);
+    // A lake only `hubpulse cull --once` has written to holds `decisions` alone.
+    if !events_dir.is_dir() && !decisions_dir.is_dir() {
         return Err(QueryError::NotALake {
             path: lake.to_path_buf(),
             table: schema::EVENTS,
@@ -46,7 +48,19 @@ pub async fn session(lake: &Path) -> Result<SessionContext, QueryError> {
         .with_information_schema(true)
         .with_target_partitions(2);
     let ctx = SessionContext::new_with_config_rt(config, runtime);
-    register(&ctx, schema::EVENTS, &events_dir, schema::events()).await?;
+    if events_dir.is_dir() {
+        register(&ctx, schema::EVENTS, &events_dir, schema::events()).await?;
+    }
+    if decisions_dir.is_dir() {
+        let s = crate::control::decisions::schema();
+        register(
+            &ctx,
+            crate::control::decisions::DECISIONS,
+            &decisions_dir,
+            s,
+        )
+        .await?;
+    }
     Ok(ctx)
 }
 

@@ -54,6 +54,8 @@ pub struct AgentConfig {
     pub shutdown_deadline: Duration,
     /// `[datadog]`: the metrics sink (sends only when `DD_API_KEY` is set).
     pub datadog: crate::datadog::config::DatadogConfig,
+    /// `[hub]`, `[culler]`, `[admission]`: the control loops (issue 5).
+    pub control: crate::control::config::ControlConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +133,7 @@ impl AgentConfig {
             record_hold: Duration::from_millis(50),
             shutdown_deadline: Duration::from_secs(10),
             datadog: Default::default(),
+            control: Default::default(),
         })
     }
 
@@ -275,6 +278,9 @@ struct RawConfig {
     stdin: RawStdin,
     kubernetes: Option<RawKube>,
     datadog: Option<crate::datadog::config::RawDatadog>,
+    hub: Option<crate::control::config::RawHub>,
+    culler: Option<crate::control::config::RawCuller>,
+    admission: Option<crate::control::config::RawAdmission>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -436,6 +442,13 @@ impl RawConfig {
                 "no source: add a [[files]] table, [stdin] enabled = true, or [kubernetes]".into(),
             ));
         }
+        let control = crate::control::config::validate(self.hub, self.culler, self.admission)?;
+        if control.admission.is_some() && http.is_none() {
+            return Err((
+                "admission.policy".into(),
+                "POST /v1/admission is served on [http]: set http.listen".into(),
+            ));
+        }
         Ok(AgentConfig {
             hub: a.hub.clone().unwrap_or_else(|| "jupyterhub".into()),
             tz,
@@ -455,6 +468,7 @@ impl RawConfig {
             record_hold,
             shutdown_deadline,
             datadog,
+            control,
         })
     }
 }

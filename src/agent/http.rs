@@ -48,9 +48,19 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
 pub async fn serve(
     listener: tokio::net::TcpListener,
     m: Arc<Metrics>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    serve_with(listener, m, Router::new(), stop).await
+}
+
+/// [`serve`], with more routes (the admission endpoint) merged in.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    m: Arc<Metrics>,
+    extra: Router,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(m))
+    axum::serve(listener, router(m).merge(extra))
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;
         })

@@ -44,6 +44,8 @@ pub struct Metrics {
     /// More sections appended to the exposition by other components (the Datadog sink's
     /// counters and the derived `jupyterhub_*` metrics); each writes whole metric families.
     pub extra: Mutex<Vec<Extra>>,
+    /// The culler's and quotas' counters, when they run.
+    pub control: Mutex<Option<std::sync::Arc<crate::control::metrics::ControlStats>>>,
 }
 
 /// A renderer of extra metric families for `/metrics`.
@@ -187,6 +189,11 @@ impl Metrics {
             for f in extra.iter() {
                 f(&mut o);
             }
+        }
+        if let Ok(c) = self.control.lock()
+            && let Some(c) = c.as_ref()
+        {
+            c.render(&mut o);
         }
         o
     }

@@ -163,6 +163,20 @@ pub fn run_with(
     }
     drop(tx);
 
+    // The idle culler and quotas (issue 5): observers for the pipeline, routes for http.
+    let control = crate::control::start(
+        &cfg.control,
+        &cfg.lake.path,
+        &cfg.hub,
+        &rt,
+        &metrics,
+        stop_rx.clone(),
+    )
+    .map_err(AgentError::Config)?;
+    let mut observers = observers;
+    observers.extend(control.observers);
+    let extra_routes = control.router.unwrap_or_default();
+
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let sd = shutdown.clone();
     let m = metrics.clone();
@@ -180,7 +194,7 @@ pub fn run_with(
         }
         let (m, stop) = (metrics.clone(), stop_rx.clone());
         rt.spawn(async move {
-            if let Err(e) = http::serve(l, m, stop).await {
+            if let Err(e) = http::serve_with(l, m, extra_routes, stop).await {
                 tracing::error!(error = %e, "http server failed");
             }
         });

@@ -252,6 +252,18 @@ impl HubClient {
         }
     }
 
+    /// Delete a user: `DELETE /users/{name}` (`admin:users`; the idle culler's `--cull-users`).
+    /// `Ok(false)` when there was no such user.
+    pub async fn delete_user(&self, name: &str) -> Result<bool, HubError> {
+        let reply = self
+            .send(Method::DELETE, &["users", name], &[], None, false)
+            .await?;
+        if reply.status == StatusCode::NOT_FOUND {
+            return Ok(false);
+        }
+        check(reply, "DELETE", &display_path(&["users", name])).map(|_| true)
+    }
+
     async fn get_json<T: DeserializeOwned>(
         &self,
         segments: &[&str],

@@ -4,6 +4,9 @@
 
 mod agent;
 mod cli;
+mod cull;
+mod cull_admission;
+mod cull_common;
 mod dd_agent;
 mod dd_common;
 mod dd_dashboards;

@@ -1,0 +1,140 @@
+//! The control loops' Prometheus metrics. Labels are bounded vocabularies (`action`, `reason`,
+//! `outcome`, `kind`): never a user, server or profile name.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+#[derive(Default)]
+pub struct ControlStats {
+    pub decisions: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    pub outcomes: Mutex<BTreeMap<&'static str, u64>>,
+    pub passes: Mutex<BTreeMap<&'static str, u64>>,
+    pub api_errors: Mutex<BTreeMap<&'static str, u64>>,
+    pub admissions: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    pub stream_stale: AtomicBool,
+    pub running_servers: AtomicU64,
+    pub last_reconcile_unix: AtomicU64,
+    /// Sum (ms) and count of how late culls came after their deadline.
+    pub lateness_ms_sum: AtomicU64,
+    pub lateness_count: AtomicU64,
+}
+
+fn inc<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K) {
+    if let Ok(mut m) = m.lock() {
+        *m.entry(k).or_default() += 1;
+    }
+}
+
+impl ControlStats {
+    pub fn decision(&self, action: &'static str, reason: &'static str) {
+        inc(&self.decisions, (action, reason));
+    }
+    pub fn outcome(&self, o: &'static str) {
+        inc(&self.outcomes, o);
+    }
+    pub fn pass(&self, kind: &'static str) {
+        inc(&self.passes, kind);
+    }
+    pub fn api_error(&self, kind: &'static str) {
+        inc(&self.api_errors, kind);
+    }
+    pub fn admission(&self, answer: &'static str, reason: &'static str) {
+        inc(&self.admissions, (answer, reason));
+    }
+    pub fn lateness(&self, seconds: f64) {
+        self.lateness_ms_sum
+            .fetch_add((seconds.max(0.0) * 1000.0) as u64, Ordering::Relaxed);
+        self.lateness_count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Appends the Prometheus text.
+    pub fn render(&self, o: &mut String) {
+        fn pairs(
+            o: &mut String,
+            name: &str,
+            help: &str,
+            l: (&str, &str),
+            m: &Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+        ) {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
+            if let Ok(m) = m.lock() {
+                for ((a, b), v) in m.iter() {
+                    let _ = writeln!(o, "{name}{{{}=\"{a}\",{}=\"{b}\"}} {v}", l.0, l.1);
+                }
+            }
+        }
+        fn singles(
+            o: &mut String,
+            name: &str,
+            help: &str,
+            l: &str,
+            m: &Mutex<BTreeMap<&'static str, u64>>,
+        ) {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
+            if let Ok(m) = m.lock() {
+                for (a, v) in m.iter() {
+                    let _ = writeln!(o, "{name}{{{l}=\"{a}\"}} {v}");
+                }
+            }
+        }
+        pairs(
+            o,
+            "hubpulse_cull_decisions_total",
+            "Culler decisions recorded, by action and reason.",
+            ("action", "reason"),
+            &self.decisions,
+        );
+        singles(
+            o,
+            "hubpulse_cull_stops_total",
+            "Stop or delete requests the culler and quota loop made, by outcome.",
+            "outcome",
+            &self.outcomes,
+        );
+        singles(
+            o,
+            "hubpulse_cull_passes_total",
+            "Culler passes, by kind (reconcile, deadline, once; cached: a wake-up rescheduled from the stream without an API request).",
+            "kind",
+            &self.passes,
+        );
+        singles(
+            o,
+            "hubpulse_hub_api_errors_total",
+            "Errors seen by the control loops, by kind (hub API error kinds; lake_write).",
+            "kind",
+            &self.api_errors,
+        );
+        pairs(
+            o,
+            "hubpulse_admission_decisions_total",
+            "Admission answers, by answer and reason.",
+            ("answer", "reason"),
+            &self.admissions,
+        );
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let _ = writeln!(
+            o,
+            "# HELP hubpulse_cull_stream_stale 1 while the log stream is too stale to cull on.\n# TYPE hubpulse_cull_stream_stale gauge\nhubpulse_cull_stream_stale {}",
+            self.stream_stale.load(Ordering::Relaxed) as u8
+        );
+        let _ = writeln!(
+            o,
+            "# HELP hubpulse_cull_running_servers Running servers at the last reconcile.\n# TYPE hubpulse_cull_running_servers gauge\nhubpulse_cull_running_servers {}",
+            g(&self.running_servers)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP hubpulse_cull_last_reconcile_timestamp_seconds Unix time of the last successful reconcile.\n# TYPE hubpulse_cull_last_reconcile_timestamp_seconds gauge\nhubpulse_cull_last_reconcile_timestamp_seconds {}",
+            g(&self.last_reconcile_unix)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP hubpulse_cull_lateness_seconds How late culls came after their deadline.\n# TYPE hubpulse_cull_lateness_seconds summary\nhubpulse_cull_lateness_seconds_sum {}\nhubpulse_cull_lateness_seconds_count {}",
+            g(&self.lateness_ms_sum) as f64 / 1000.0,
+            g(&self.lateness_count)
+        );
+    }
+}

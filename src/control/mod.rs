@@ -1,0 +1,138 @@
+//! Acting on the hub: the idle culler and profile quotas. Each is a pure decision
+//! ([`decide::decide`], [`admission::admit`]) plus a thin runner that fetches from the hub API
+//! (`crate::hub`), acts, and records every decision in the lake table `decisions` and in
+//! metrics.
+//!
+//! | module | what it is |
+//! | --- | --- |
+//! | `config` | the `[hub]`, `[culler]`, `[admission]` config sections |
+//! | `decide` | the culler's pure decision, merged idleness, the pass-wide guards |
+//! | `stream` | the pipeline observer feeding the culler activity and heartbeats |
+//! | `runner` | reconcile + per-server deadlines, acting, recording |
+//! | `admission` | the quota policy file and the pure admission decision |
+//! | `quota` | `POST /v1/admission`, usage from the lake, the quota reconcile loop |
+//! | `decisions` | the `decisions` table writer |
+//! | `metrics` | the Prometheus counters (bounded labels) |
+//!
+//! # Scopes
+//! The culler: `list:users`, `read:users:activity`, `read:servers`, `delete:servers`
+//! (+ `read:users:groups` for group timeouts and exemptions, + `admin:users` for
+//! `cull_users`). Admission and quotas: `list:users`, `read:servers`, `read:users:groups`
+//! (+ `delete:servers` for the quota loop, + `list:groups`, `read:groups` for group budgets).
+
+pub mod admission;
+pub mod config;
+pub mod decide;
+pub mod decisions;
+pub mod metrics;
+pub mod quota;
+pub mod runner;
+pub mod stream;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::agent::pipeline::Observer;
+use crate::hub::{ApiToken, HubClient, HubConfig};
+use config::{ControlConfig, HubSection, read_token};
+
+/// The hub client for the control loops: `[hub]` (or `JUPYTERHUB_API_URL`) and the token from
+/// `hub.token_file` (or `JUPYTERHUB_API_TOKEN`).
+///
+/// # Errors
+/// One line naming what is missing (never the token).
+pub fn hub_client(
+    hub: Option<&HubSection>,
+    concurrency: usize,
+    page_size: u32,
+) -> Result<HubClient, String> {
+    let url = match hub.and_then(|h| h.api_url.clone()) {
+        Some(u) => u,
+        None => std::env::var("JUPYTERHUB_API_URL")
+            .map_err(|_| "hub.api_url is not set and neither is JUPYTERHUB_API_URL".to_string())?,
+    };
+    let token = read_token(
+        hub.and_then(|h| h.token_file.as_deref()),
+        "JUPYTERHUB_API_TOKEN",
+    )
+    .map_err(|e| format!("hub token: {e}"))?;
+    let mut c = HubConfig::new(url, ApiToken::new(token));
+    c.max_concurrency = concurrency;
+    c.page_size = page_size;
+    if let Some(h) = hub {
+        c.request_timeout = h.request_timeout;
+    }
+    HubClient::new(c).map_err(|e| e.to_string())
+}
+
+/// Resolves once `stop` turns true (or its sender is gone).
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// What the agent adds for the control loops: observers for the pipeline and routes for its
+/// HTTP server.
+pub struct Started {
+    pub observers: Vec<Box<dyn Observer>>,
+    pub router: Option<axum::Router>,
+}
+
+/// Starts the culler and the quota loop (as configured) on `rt`.
+///
+/// # Errors
+/// Configuration problems (exit 2): no hub URL or token, unreadable policy.
+pub fn start(
+    cfg: &ControlConfig,
+    lake: &Path,
+    hub_name: &str,
+    rt: &tokio::runtime::Runtime,
+    metrics: &crate::agent::metrics::Metrics,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<Started, String> {
+    let mut started = Started {
+        observers: Vec::new(),
+        router: None,
+    };
+    if cfg.culler.is_none() && cfg.admission.is_none() {
+        return Ok(started);
+    }
+    let stats = Arc::new(metrics::ControlStats::default());
+    if let Ok(mut c) = metrics.control.lock() {
+        *c = Some(stats.clone());
+    }
+    let sink = decisions::DecisionSink::new(lake, hub_name);
+    if let Some(policy) = &cfg.culler {
+        let client = hub_client(cfg.hub.as_ref(), policy.concurrency, policy.page_size)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        started
+            .observers
+            .push(Box::new(stream::ActivityObserver::new(tx)));
+        let culler = runner::Culler::new(
+            client,
+            Arc::new(policy.clone()),
+            Some(sink.clone()),
+            stats.clone(),
+            Some(rx),
+        );
+        rt.spawn(culler.run(stop.clone()));
+        tracing::info!(dry_run = policy.dry_run, "idle culler started");
+    }
+    if let Some(a) = &cfg.admission {
+        let policy = admission::Policy::load(&a.policy)?;
+        let token = read_token(a.token_file.as_deref(), "HUBPULSE_ADMISSION_TOKEN")
+            .map_err(|e| format!("admission token: {e}"))?;
+        let q = Arc::new(quota::Quotas {
+            policy,
+            client: hub_client(cfg.hub.as_ref(), 10, 200)?,
+            lake: lake.to_path_buf(),
+            sink,
+            stats,
+            token,
+            dry_run: a.dry_run,
+        });
+        started.router = Some(quota::router(q.clone()));
+        rt.spawn(q.run(a.reconcile_every, stop));
+        tracing::info!("admission endpoint and quota loop started");
+    }
+    Ok(started)
+}

@@ -1,0 +1,407 @@
+//! Quotas at run time: the admission endpoint (`POST /v1/admission`), the month's usage read
+//! from the lake, and the reconcile loop that stops servers breaking the policy.
+//!
+//! Usage is server-hours from the lake's `events` (a server runs from `spawn_succeeded` to the
+//! next `stop_succeeded`/`server_exited` of the same user and server; one still running counts
+//! up to now), clipped to the current UTC calendar month. A server's profile is the one its
+//! admission allowed (the `decisions` table, `component = 'admission'`), else the policy's
+//! default profile.
+//!
+//! # Guarantees
+//! - The endpoint needs `Authorization: Bearer <token>` (or `token <token>`); a wrong or
+//!   missing token is 401 and is not recorded. The token is never logged or recorded.
+//! - When the hub API or the lake cannot be read, the answer follows the policy's `on_error`
+//!   and says so; it is recorded with reason `policy_error`.
+//! - The reconcile loop stops a server only after it has broken the policy continuously for
+//!   `grace`, checked on fresh API data each time.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use tokio::sync::watch;
+
+use super::admission::{Policy, Request, Running, Usage, admit, over_budget};
+use super::decide::{Action, ActivitySource, Decision, Reason};
+use super::decisions::{DecisionSink, Row};
+use super::metrics::ControlStats;
+use crate::hub::{HubClient, StopOutcome, UserState};
+
+pub struct Quotas {
+    pub policy: Policy,
+    pub client: HubClient,
+    pub lake: PathBuf,
+    pub sink: DecisionSink,
+    pub stats: Arc<ControlStats>,
+    pub token: String,
+    pub dry_run: bool,
+}
+
+fn decision(user: &str, server: &str, profile: &str, action: Action, reason: Reason) -> Decision {
+    Decision {
+        user: user.to_string(),
+        server: Some(server.to_string()),
+        action,
+        reason,
+        profile: Some(profile.to_string()),
+        last_activity: None,
+        activity_source: ActivitySource::None,
+        started: None,
+        limit: None,
+        deadline: None,
+        remove: false,
+    }
+}
+
+/// The first instant of the UTC month of `now`.
+pub fn month_start(now: DateTime<Utc>) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
+        .single()
+        .unwrap_or(now)
+}
+
+impl Quotas {
+    /// Every active server with its profile and its user's groups (`list:users`,
+    /// `read:servers`, `read:users:groups`).
+    pub async fn running(&self) -> Result<Vec<Running>, String> {
+        let users = self
+            .client
+            .users(Some(UserState::Active))
+            .await
+            .map_err(|e| {
+                self.stats.api_error(e.metric_label());
+                e.to_string()
+            })?;
+        let mut out = Vec::new();
+        for u in users {
+            for s in u.active_servers() {
+                out.push(Running {
+                    user: u.name.clone(),
+                    server: s.name.clone(),
+                    profile: self.policy.profile_of(s.profile()).to_string(),
+                    groups: u.groups.clone().unwrap_or_default(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// This month's server-hours from the lake.
+    pub async fn usage(&self, now: DateTime<Utc>) -> Result<Usage, String> {
+        let mut usage = month_usage(&self.lake, &self.policy, now).await?;
+        let group_budgets = self
+            .policy
+            .budgets
+            .classes
+            .values()
+            .any(|b| !b.group_hours.is_empty());
+        if group_budgets {
+            let groups = self.client.groups().await.map_err(|e| {
+                self.stats.api_error(e.metric_label());
+                e.to_string()
+            })?;
+            for g in groups {
+                let members = g.users.unwrap_or_default().into_iter().collect();
+                usage.group_members.insert(g.name, members);
+            }
+        }
+        Ok(usage)
+    }
+
+    async fn answer(&self, req: &Request) -> (super::admission::Answer, Option<String>) {
+        let now = Utc::now();
+        let (running, usage) = tokio::join!(self.running(), self.usage(now));
+        match (running, usage) {
+            (Ok(r), Ok(u)) => (admit(&self.policy, req, &r, &u), None),
+            (Err(e), _) | (_, Err(e)) => {
+                let allow = self.policy.on_error == super::admission::OnError::Allow;
+                let a = super::admission::Answer {
+                    allow,
+                    reason: Reason::PolicyError,
+                    message: format!(
+                        "hubpulse could not check the spawn policy ({}); the policy says {} in that case.",
+                        e.lines().next().unwrap_or(""),
+                        self.policy.on_error.label()
+                    ),
+                    profile: self.policy.profile_of(req.profile.as_deref()).to_string(),
+                };
+                (a, Some(e))
+            }
+        }
+    }
+
+    /// One pass of the quota loop: servers breaking the policy are stopped after `grace`.
+    pub async fn reconcile(&self, first_seen: &mut HashMap<(String, String), DateTime<Utc>>) {
+        let now = Utc::now();
+        let (running, usage) = tokio::join!(self.running(), self.usage(now));
+        let (running, usage) = match (running, usage) {
+            (Ok(r), Ok(u)) => (r, u),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "quota: cannot check running servers; nothing stopped");
+                return;
+            }
+        };
+        let mut rows = Vec::new();
+        let mut still = HashMap::new();
+        for r in &running {
+            let req = Request {
+                user: r.user.clone(),
+                groups: r.groups.clone(),
+                profile: Some(r.profile.clone()),
+                server_name: r.server.clone(),
+            };
+            let forbidden = self
+                .policy
+                .profiles
+                .get(&r.profile)
+                .and_then(|rule| rule.groups.as_ref())
+                .is_some_and(|allowed| !r.groups.iter().any(|g| allowed.contains(g)));
+            let violation = if forbidden {
+                Some((
+                    Reason::ProfileForbidden,
+                    format!(
+                        "profile '{}' is not allowed for this user's groups",
+                        r.profile
+                    ),
+                ))
+            } else {
+                over_budget(&self.policy, &req, &r.profile, &running, &usage)
+                    .map(|m| (Reason::OverBudget, m))
+            };
+            let Some((reason, message)) = violation else {
+                continue;
+            };
+            let key = (r.user.clone(), r.server.clone());
+            let since = *first_seen.get(&key).unwrap_or(&now);
+            still.insert(key.clone(), since);
+            let row = |action, outcome, message: String| Row {
+                ts: Utc::now(),
+                component: "quota",
+                pass: "reconcile",
+                decision: decision(&r.user, &r.server, &r.profile, action, reason),
+                dry_run: self.dry_run,
+                outcome,
+                message: Some(message),
+            };
+            if since == now {
+                tracing::warn!(user = %r.user, server = %r.server, reason = reason.label(), "quota: server breaks the policy; stopping it after the grace period");
+                rows.push(row(Action::Violation, None, message));
+                continue;
+            }
+            if now - since < super::decide::chrono_dur(self.policy.grace) {
+                continue;
+            }
+            let outcome = if self.dry_run {
+                "dry_run"
+            } else {
+                match self.client.stop_server(&r.user, &r.server, false).await {
+                    Ok(StopOutcome::Stopped) => "stopped",
+                    Ok(StopOutcome::Stopping) => "stopping",
+                    Ok(StopOutcome::NotFound { .. }) => "gone",
+                    Ok(StopOutcome::Throttled { .. }) => "throttled",
+                    Err(e) => {
+                        self.stats.api_error(e.metric_label());
+                        "error"
+                    }
+                }
+            };
+            tracing::info!(user = %r.user, server = %r.server, reason = reason.label(), outcome, "quota: stopping a server that breaks the policy");
+            self.stats.outcome(outcome);
+            rows.push(row(Action::Cull, Some(outcome), message));
+        }
+        *first_seen = still;
+        for r in &rows {
+            self.stats
+                .decision(r.action_label(), r.decision.reason.label());
+        }
+        if let Err(e) = self.sink.write(&rows) {
+            tracing::error!(error = %e, "quota: cannot record decisions");
+        }
+    }
+
+    /// Runs the quota loop every `every` until `stop`.
+    pub async fn run(self: Arc<Self>, every: std::time::Duration, mut stop: watch::Receiver<bool>) {
+        if every.is_zero() {
+            return;
+        }
+        let mut first_seen = HashMap::new();
+        loop {
+            self.reconcile(&mut first_seen).await;
+            tokio::select! {
+                _ = super::stopped(&mut stop) => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+}
+
+/// Server-hours per user and per (class, user) in the UTC month of `now`.
+pub async fn month_usage(
+    lake: &std::path::Path,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<Usage, String> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{DataType, Int64Type};
+    let start = month_start(now);
+    let look_back = start - chrono::Duration::days(31);
+    let ctx = crate::query::session(lake)
+        .await
+        .map_err(|e| e.to_string())?;
+    let sql = format!(
+        "SELECT \"user\", COALESCE(server_name, '') AS server, kind, CAST(ts AS BIGINT) AS t, 'e' AS src, '' AS profile
+         FROM events WHERE kind IN ('spawn_succeeded', 'stop_succeeded', 'server_exited')
+           AND \"user\" IS NOT NULL AND ts >= TIMESTAMP '{}'",
+        look_back.format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    let has_decisions = lake.join(super::decisions::DECISIONS).is_dir();
+    let sql = if has_decisions {
+        format!(
+            "{sql} UNION ALL SELECT \"user\", COALESCE(server_name, ''), 'admitted', CAST(ts AS BIGINT), 'd', COALESCE(profile, '')
+             FROM decisions WHERE component = 'admission' AND action = 'allow' AND ts >= TIMESTAMP '{}'",
+            look_back.format("%Y-%m-%dT%H:%M:%SZ")
+        )
+    } else {
+        sql
+    };
+    let batches = crate::query::run(&ctx, &format!("{sql} ORDER BY t"))
+        .await
+        .map_err(|e| e.to_string())?;
+    // (user, server) → (running since, profile); the profile last admitted for it.
+    let mut open: HashMap<(String, String), i64> = HashMap::new();
+    let mut admitted: HashMap<(String, String), String> = HashMap::new();
+    let mut profile_of: HashMap<(String, String), String> = HashMap::new();
+    let mut usage = Usage::default();
+    let (lo, hi) = (start.timestamp_micros(), now.timestamp_micros());
+    let mut add = |u: &str, profile: &str, from: i64, to: i64| {
+        let h = (to.min(hi) - from.max(lo)).max(0) as f64 / 3.6e9;
+        if h <= 0.0 {
+            return;
+        }
+        *usage.user.entry(u.to_string()).or_default() += h;
+        let class = policy
+            .class_of(policy.profile_of(Some(profile)))
+            .to_string();
+        *usage.class_user.entry((class, u.to_string())).or_default() += h;
+    };
+    for b in &batches {
+        let col = |i: usize| arrow::compute::cast(b.column(i), &DataType::Utf8);
+        let (user, server, kind, src, prof) = (
+            col(0).map_err(|e| e.to_string())?,
+            col(1).map_err(|e| e.to_string())?,
+            col(2).map_err(|e| e.to_string())?,
+            col(4).map_err(|e| e.to_string())?,
+            col(5).map_err(|e| e.to_string())?,
+        );
+        let t = arrow::compute::cast(b.column(3), &DataType::Int64).map_err(|e| e.to_string())?;
+        let t = t.as_primitive::<Int64Type>();
+        let (user, server, kind, src, prof) = (
+            user.as_string::<i32>(),
+            server.as_string::<i32>(),
+            kind.as_string::<i32>(),
+            src.as_string::<i32>(),
+            prof.as_string::<i32>(),
+        );
+        for i in 0..b.num_rows() {
+            if t.is_null(i) {
+                continue;
+            }
+            let key = (user.value(i).to_string(), server.value(i).to_string());
+            let ts = t.value(i);
+            if src.value(i) == "d" {
+                admitted.insert(key, prof.value(i).to_string());
+                continue;
+            }
+            match kind.value(i) {
+                "spawn_succeeded" => {
+                    let p = admitted.get(&key).cloned().unwrap_or_default();
+                    profile_of.insert(key.clone(), p);
+                    open.entry(key).or_insert(ts);
+                }
+                _ => {
+                    if let Some(from) = open.remove(&key) {
+                        let p = profile_of.get(&key).cloned().unwrap_or_default();
+                        add(&key.0, &p, from, ts);
+                    }
+                }
+            }
+        }
+    }
+    for (key, from) in open {
+        let p = profile_of.get(&key).cloned().unwrap_or_default();
+        add(&key.0, &p, from, hi);
+    }
+    Ok(usage)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, tok) = v.trim().split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token"))
+        .then(|| tok.trim())
+}
+
+/// Compares in time independent of where the strings first differ.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+async fn admission(
+    State(q): State<Arc<Quotas>>,
+    headers: HeaderMap,
+    Json(req): Json<Request>,
+) -> impl IntoResponse {
+    if !bearer(&headers).is_some_and(|t| same(t, &q.token)) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(serde_json::json!({"error": "missing or invalid token"})),
+        );
+    }
+    let (a, err) = q.answer(&req).await;
+    let action = if a.allow { Action::Allow } else { Action::Deny };
+    q.stats.admission(action.label(), a.reason.label());
+    tracing::info!(user = %req.user, profile = %a.profile, answer = action.label(), reason = a.reason.label(), "admission");
+    let row = Row {
+        ts: Utc::now(),
+        component: "admission",
+        pass: "admission",
+        decision: decision(&req.user, &req.server_name, &a.profile, action, a.reason),
+        dry_run: false,
+        outcome: None,
+        message: Some(err.map_or(a.message.clone(), |e| format!("{}: {e}", a.message))),
+    };
+    if let Err(e) = q.sink.write(&[row]) {
+        tracing::error!(error = %e, "admission: cannot record the decision");
+    }
+    (
+        StatusCode::OK,
+        Json(serde_json::json!({
+            "allow": a.allow,
+            "reason": a.message,
+            "code": a.reason.label(),
+            "profile": a.profile,
+            "on_error": q.policy.on_error.label(),
+        })),
+    )
+}
+
+/// `POST /v1/admission`.
+pub fn router(q: Arc<Quotas>) -> Router {
+    Router::new()
+        .route("/v1/admission", post(admission))
+        .with_state(q)
+}
