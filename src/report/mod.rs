@@ -24,7 +24,7 @@ use chrono::NaiveDate;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
-use crate::query::{self, QueryError};
+use crate::query::QueryError;
 use pricing::Pricing;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -46,18 +46,6 @@ pub async fn monthly(
     first: NaiveDate,
     pricing: &Pricing,
 ) -> Result<monthly::Monthly, QueryError> {
-    // The report's filters keep a few per cent of the rows (lifecycle kinds): decode the other
-    // columns only for those (late materialisation).
-    query::run(
-        ctx,
-        "SET datafusion.execution.parquet.pushdown_filters = true",
-    )
-    .await?;
-    query::run(
-        ctx,
-        "SET datafusion.execution.parquet.reorder_filters = true",
-    )
-    .await?;
     let l = load::load(ctx, monthly::window(first)).await?;
     let t0 = std::time::Instant::now();
     let sessions = sessions::derive(&l.events, l.activity, &l.first_ts);
