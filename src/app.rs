@@ -374,7 +374,7 @@ fn query_cmd(lake: &Path, sql: &str, format: Format) -> Result<(), AppError> {
     let batches = runtime()?.block_on(async {
         let ctx = query::session(lake).await?;
         if mentions_sessions(sql) {
-            crate::report::register_sessions(&ctx, lake).await?;
+            crate::report::register_sessions(&ctx).await?;
         }
         query::run(&ctx, sql).await
     });
@@ -401,7 +401,7 @@ fn report_monthly(
     let m = runtime()?
         .block_on(async {
             let ctx = query::session(lake).await?;
-            report::monthly(&ctx, lake, first, &pricing).await
+            report::monthly(&ctx, first, &pricing).await
         })
         .map_err(query_err)?;
     let text = report::render(&m, format);

@@ -64,36 +64,6 @@ pub async fn session(lake: &Path) -> Result<SessionContext, QueryError> {
     Ok(ctx)
 }
 
-/// Registers `name`: the `events` table typed with dictionary-encoded low-cardinality string
-/// columns (`lake::schema::DICTIONARY_COLUMNS`). Parquet's dictionary pages are then read as
-/// they are (no string per row) and filters on those columns compare dictionary values once per
-/// batch: for scans over many rows that only need a few columns (the reports).
-pub async fn register_dictionary_events(
-    ctx: &SessionContext,
-    lake: &Path,
-    name: &str,
-) -> Result<(), QueryError> {
-    use arrow::datatypes::{Field, Schema};
-    let base = schema::events();
-    let fields: Vec<Field> = base
-        .fields()
-        .iter()
-        .map(|f| {
-            if schema::DICTIONARY_COLUMNS.contains(&f.name().as_str()) {
-                Field::new(
-                    f.name(),
-                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
-                    f.is_nullable(),
-                )
-            } else {
-                f.as_ref().clone()
-            }
-        })
-        .collect();
-    let dir = lake.join(schema::EVENTS);
-    register(ctx, name, &dir, Arc::new(Schema::new(fields))).await
-}
-
 async fn register(
     ctx: &SessionContext,
     name: &str,

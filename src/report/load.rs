@@ -17,9 +17,6 @@ use futures::StreamExt;
 use super::sessions::{ActivityIndex, Life, LifeEvent};
 use crate::query::{self, QueryError};
 
-/// The table the report reads: `events` with dictionary-typed low-cardinality columns
-/// (registered by [`super::monthly`]).
-pub const TABLE: &str = "report_events";
 const ACTIVITY_ROUTE: &str = "/hub/api/users/{user}/activity";
 const SERVER_ROUTES: [&str; 2] = [
     "/hub/api/users/{user}/server",
@@ -70,7 +67,7 @@ pub async fn load(ctx: &SessionContext, w: Window) -> Result<Loaded, QueryError>
     };
     // Lifecycle records (a few per cent of the rows), in log order.
     let sql = format!(
-        "SELECT ts, hub, kind, \"user\", actor, server_name, duration_ms, attrs FROM {TABLE} \
+        "SELECT ts, hub, kind, \"user\", actor, server_name, duration_ms, attrs FROM events \
          WHERE {dates} AND ts IS NOT NULL AND (kind IN ({kinds}) OR (kind = 'request' AND status IN (202, 204) \
            AND method = 'DELETE' AND route IN ({servers}))) \
          ORDER BY ts, source_fp, source_offset",
@@ -95,7 +92,7 @@ pub async fn load(ctx: &SessionContext, w: Window) -> Result<Loaded, QueryError>
     let t0 = std::time::Instant::now();
     // Activity POSTs (most of the rows): streamed, not sorted by the engine, grouped per user.
     let sql = format!(
-        "SELECT hub, \"user\", CAST(ts AS BIGINT) FROM {TABLE} WHERE {dates} AND ts IS NOT NULL \
+        "SELECT hub, \"user\", CAST(ts AS BIGINT) FROM events WHERE {dates} AND ts IS NOT NULL \
          AND kind = 'request' AND status < 400 AND method = 'POST' AND route = '{ACTIVITY_ROUTE}' \
          AND \"user\" IS NOT NULL",
         dates = dates(w.activity),
@@ -175,7 +172,7 @@ async fn bounds(
         .collect::<Vec<_>>()
         .join(",");
     let sql = format!(
-        "SELECT hub, CAST(min(ts) AS BIGINT), CAST(max(ts) AS BIGINT) FROM {TABLE} \
+        "SELECT hub, CAST(min(ts) AS BIGINT), CAST(max(ts) AS BIGINT) FROM events \
          WHERE dt IN ({days}) AND ts IS NOT NULL GROUP BY hub"
     );
     for b in &query::run(ctx, &sql).await? {
@@ -229,17 +226,10 @@ fn with_first_activities(events: Vec<LifeEvent>, activity: &ActivityIndex) -> Ve
 enum Strs {
     Plain(arrow::array::StringArray),
     View(arrow::array::StringViewArray),
-    Dict(arrow::array::Int32Array, arrow::array::StringArray),
 }
 
 impl Strs {
     fn of(a: &ArrayRef) -> Strs {
-        if let Some(d) = a.as_any_dictionary_opt()
-            && let Some(keys) = d.keys().as_any().downcast_ref::<arrow::array::Int32Array>()
-            && let DataType::Utf8 = d.values().data_type()
-        {
-            return Strs::Dict(keys.clone(), d.values().as_string::<i32>().clone());
-        }
         match a.data_type() {
             DataType::Utf8View => Strs::View(a.as_string_view().clone()),
             DataType::Utf8 => Strs::Plain(a.as_string::<i32>().clone()),
@@ -250,7 +240,6 @@ impl Strs {
         match self {
             Strs::Plain(a) => a.value(i),
             Strs::View(a) => a.value(i),
-            Strs::Dict(k, v) => v.value(k.value(i) as usize),
         }
     }
 }

@@ -14,7 +14,6 @@ pub mod pricing;
 pub mod render;
 pub mod sessions;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -44,11 +43,9 @@ pub fn parse_month(s: &str) -> Result<NaiveDate, String> {
 /// The monthly report of the month starting at `first`, over the lake of `ctx`.
 pub async fn monthly(
     ctx: &SessionContext,
-    lake: &Path,
     first: NaiveDate,
     pricing: &Pricing,
 ) -> Result<monthly::Monthly, QueryError> {
-    register_table(ctx, lake).await?;
     let l = load::load(ctx, monthly::window(first)).await?;
     let t0 = std::time::Instant::now();
     let sessions = sessions::derive(&l.events, l.activity, &l.first_ts);
@@ -92,17 +89,8 @@ pub fn sessions_schema() -> Arc<Schema> {
     ]))
 }
 
-/// The table [`load`] reads, once per context.
-async fn register_table(ctx: &SessionContext, lake: &Path) -> Result<(), QueryError> {
-    if !ctx.table_exist(load::TABLE).unwrap_or(false) {
-        crate::query::register_dictionary_events(ctx, lake, load::TABLE).await?;
-    }
-    Ok(())
-}
-
 /// Registers `sessions` (every session over the whole lake) in `ctx`.
-pub async fn register_sessions(ctx: &SessionContext, lake: &Path) -> Result<(), QueryError> {
-    register_table(ctx, lake).await?;
+pub async fn register_sessions(ctx: &SessionContext) -> Result<(), QueryError> {
     let sql_err = |e: datafusion::error::DataFusionError| QueryError::Sql(e.to_string());
     let (from, to) = (
         NaiveDate::from_ymd_opt(1, 1, 1),
