@@ -162,6 +162,12 @@ pub fn humanize(secs: u64) -> String {
 /// misleading).
 pub fn partial_warnings(m: &Monthly) -> Vec<String> {
     let mut v = Vec::new();
+    if m.data_from.is_none() {
+        v.push(format!(
+            "The lake holds no record for {} (nor the month before): every figure is 0.",
+            m.month
+        ));
+    }
     if let Some(p) = m.month_partial() {
         v.push(format!(
             "{} is only partly covered by the logs ({p}).",

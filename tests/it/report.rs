@@ -244,6 +244,17 @@ fn sessions_crossing_the_month_boundary_are_split_and_gaps_are_flagged() {
         "{md}"
     );
     assert!(md.contains("1 had no stop line"), "{md}");
+    let empty = run_ok(
+        bin()
+            .args([
+                "report", "monthly", "--month", "2020-01", "--format", "md", "--lake",
+            ])
+            .arg(&lake),
+    );
+    assert!(
+        empty.contains("> The lake holds no record for 2020-01"),
+        "{empty}"
+    );
     let nov = run_ok(
         bin()
             .args([
