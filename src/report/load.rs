@@ -59,6 +59,23 @@ fn dates(w: (NaiveDate, NaiveDate)) -> String {
 }
 
 pub async fn load(ctx: &SessionContext, w: Window) -> Result<Loaded, QueryError> {
+    // The two scans run at once: each is mostly one thread decoding what the engine streams.
+    let activity = tokio::spawn(activity(ctx.clone(), w));
+    let events = lifecycle(ctx, w).await?;
+    let activity = activity
+        .await
+        .map_err(|e| QueryError::Sql(format!("activity scan: {e}")))??;
+    let (first_ts, last_ts) = bounds(ctx, &events, &activity).await?;
+    Ok(Loaded {
+        events: with_first_activities(events, &activity),
+        activity,
+        first_ts,
+        last_ts,
+    })
+}
+
+/// Lifecycle records in log order.
+async fn lifecycle(ctx: &SessionContext, w: Window) -> Result<Vec<LifeEvent>, QueryError> {
     let list = |v: &[&str]| {
         v.iter()
             .map(|k| format!("'{k}'"))
@@ -98,6 +115,12 @@ pub async fn load(ctx: &SessionContext, w: Window) -> Result<Loaded, QueryError>
         seconds = t0.elapsed().as_secs_f64(),
         "report: lifecycle records"
     );
+    Ok(events)
+}
+
+/// Every activity time per (hub, user).
+async fn activity(ctx: SessionContext, w: Window) -> Result<ActivityIndex, QueryError> {
+    let ctx = &ctx;
     let t0 = std::time::Instant::now();
     // Activity POSTs (most of the rows): streamed, not sorted by the engine, grouped per user.
     let sql = format!(
@@ -128,17 +151,10 @@ pub async fn load(ctx: &SessionContext, w: Window) -> Result<Loaded, QueryError>
         }
     }
     tracing::debug!(seconds = t0.elapsed().as_secs_f64(), "report: activity");
-    let activity: ActivityIndex = by_hub
+    Ok(by_hub
         .into_iter()
         .flat_map(|(h, users)| users.into_iter().map(move |(u, v)| ((h.clone(), u), v)))
-        .collect();
-    let (first_ts, last_ts) = bounds(ctx, &events, &activity).await?;
-    Ok(Loaded {
-        events: with_first_activities(events, &activity),
-        activity,
-        first_ts,
-        last_ts,
-    })
+        .collect())
 }
 
 /// Each hub's first and last record. Found among the rows read, then refined by reading every
