@@ -13,8 +13,9 @@
 //!   `helm upgrade` that resets `replicas` is undone on the next cycle (scale-ups at once).
 //! - Nothing is patched when any read fails, in dry-run, or when the target equals the current
 //!   replicas.
-//! - A decision is recorded when it acts (or would, in dry-run), fails, or differs from the last
-//!   one recorded (action, reason, current, target): a steady hold is one row, not one per cycle.
+//! - A decision is recorded when it patches, fails to, or differs from the last one recorded
+//!   (action, reason, current, target): a steady hold, or a dry-run repeating the same would-be
+//!   change, is one row, not one per cycle.
 //! - The cooldown counts from the last *successful* patch of this process; after a restart the
 //!   first scale-down is not delayed (the forecast's look-ahead already smooths it).
 //!
@@ -224,7 +225,8 @@ impl Placeholders {
             None
         };
         let key = (d.action, d.reason, d.current, d.target);
-        let recorded = outcome.is_some() || self.last_recorded != Some(key);
+        let acted = matches!(outcome, Some("scaled" | "error"));
+        let recorded = acted || self.last_recorded != Some(key);
         if recorded {
             tracing::info!(
                 statefulset = %self.target.name,

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod agent;
+mod capacity;
 mod cli;
 mod cull;
 mod cull_admission;
