@@ -56,6 +56,8 @@ pub struct AgentConfig {
     pub datadog: crate::datadog::config::DatadogConfig,
     /// `[hub]`, `[culler]`, `[admission]`: the control loops (issue 5).
     pub control: crate::control::config::ControlConfig,
+    /// `[capacity]`: the placeholder loop (issue 7); `None` = off.
+    pub capacity: Option<crate::capacity::config::CapacityConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -134,6 +136,7 @@ impl AgentConfig {
             shutdown_deadline: Duration::from_secs(10),
             datadog: Default::default(),
             control: Default::default(),
+            capacity: None,
         })
     }
 
@@ -281,6 +284,7 @@ struct RawConfig {
     hub: Option<crate::control::config::RawHub>,
     culler: Option<crate::control::config::RawCuller>,
     admission: Option<crate::control::config::RawAdmission>,
+    capacity: Option<crate::capacity::config::RawCapacity>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -443,6 +447,7 @@ impl RawConfig {
             ));
         }
         let control = crate::control::config::validate(self.hub, self.culler, self.admission)?;
+        let capacity = crate::capacity::config::validate(self.capacity)?;
         if control.admission.is_some() && http.is_none() {
             return Err((
                 "admission.policy".into(),
@@ -469,6 +474,7 @@ impl RawConfig {
             shutdown_deadline,
             datadog,
             control,
+            capacity,
         })
     }
 }

@@ -173,6 +173,10 @@ pub fn run_with(
         stop_rx.clone(),
     )
     .map_err(AgentError::Config)?;
+    if let Some(c) = &cfg.capacity {
+        crate::capacity::start(c, &cfg.lake.path, &cfg.hub, &rt, stop_rx.clone())
+            .map_err(AgentError::Config)?;
+    }
     let mut observers = observers;
     observers.extend(control.observers);
     let extra_routes = control.router.unwrap_or_default();

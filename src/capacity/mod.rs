@@ -6,6 +6,7 @@
 //!
 //! | module | what it is |
 //! | --- | --- |
+//! | `config` | the `[capacity]` section |
 //! | `forecast` | expected concurrent servers per profile and hour of the week (quantile × trend) |
 //! | `placeholder` | the pure replicas decision (look-ahead, bounds, cooldown, dry-run) |
 //! | `runner` | Kubernetes reads and the scale patch, recording, the periodic loop |
@@ -14,6 +15,47 @@
 //! The runner needs, in the hub's namespace: `statefulsets/scale` get + patch (the placeholder
 //! set), and `pods` list (running and pending single-user pods). See `deploy/rbac.yaml`.
 
+pub mod config;
 pub mod forecast;
 pub mod placeholder;
 pub mod runner;
+
+use std::path::Path;
+
+/// Starts the placeholder loop on `rt` (the agent's `[capacity]` section).
+///
+/// # Errors
+/// No usable cluster configuration (in-cluster service account, `KUBECONFIG` or
+/// `~/.kube/config`): a configuration error (exit 2).
+pub fn start(
+    cfg: &config::CapacityConfig,
+    lake: &Path,
+    hub: &str,
+    rt: &tokio::runtime::Runtime,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), String> {
+    let client = rt
+        .block_on(kube::Client::try_default())
+        .map_err(|e| format!("capacity: no usable cluster config: {e}"))?;
+    let sink = crate::control::decisions::DecisionSink::new(lake, hub);
+    let p = runner::Placeholders::new(
+        client,
+        cfg.target.clone(),
+        cfg.placeholder.clone(),
+        Some(sink),
+    );
+    rt.spawn(p.run(
+        lake.to_path_buf(),
+        cfg.forecast.clone(),
+        cfg.default_profile.clone(),
+        cfg.every,
+        stop,
+    ));
+    tracing::info!(
+        namespace = %cfg.target.namespace,
+        statefulset = %cfg.target.name,
+        dry_run = cfg.placeholder.dry_run,
+        "capacity: placeholder loop started"
+    );
+    Ok(())
+}
