@@ -9,6 +9,7 @@
 //! | `config` | the `[capacity]` section |
 //! | `forecast` | expected concurrent servers per profile and hour of the week (quantile × trend) |
 //! | `placeholder` | the pure replicas decision (look-ahead, bounds, cooldown, dry-run) |
+//! | `plan` | `hubpulse capacity plan`: the forecast grid and the decision as text |
 //! | `runner` | Kubernetes reads and the scale patch, recording, the periodic loop |
 //!
 //! # RBAC
@@ -18,6 +19,7 @@
 pub mod config;
 pub mod forecast;
 pub mod placeholder;
+pub mod plan;
 pub mod runner;
 
 use std::path::Path;

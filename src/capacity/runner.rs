@@ -153,12 +153,15 @@ pub async fn forecast_from_lake(
     .map_err(err)?;
     let s = sessions::derive(&l.events, l.activity, &l.first_ts);
     let observed_from = l.first_ts.values().copied().min().unwrap_or(i64::MAX);
-    Ok(forecast(
-        &runs_from_sessions(&s, default_profile),
-        observed_from,
-        policy,
-        now,
-    ))
+    // A server still open at the end of the data runs until its hub's last record, not until
+    // `now`: a lake that stopped growing must not forecast servers it never saw.
+    let mut runs = runs_from_sessions(&s, default_profile);
+    for (r, s) in runs.iter_mut().zip(&s) {
+        if r.end.is_none() {
+            r.end = l.last_ts.get(&s.hub).map(|&t| t.max(s.start));
+        }
+    }
+    Ok(forecast(&runs, observed_from, policy, now))
 }
 
 /// The placeholder loop for one StatefulSet.

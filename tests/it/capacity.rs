@@ -377,3 +377,57 @@ async fn capacity_a_missing_statefulset_stops_the_cycle_before_any_patch() {
     // a 404 for the scale: no pod list, no patch
     assert_eq!(api.take().len(), 1);
 }
+
+#[test]
+fn capacity_plan_prints_the_forecast_from_the_lake_and_a_dry_run_decision() {
+    use crate::{bin, root, run_ok};
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    run_ok(
+        bin()
+            .args(["ingest", "--no-progress", "--lake"])
+            .arg(&lake)
+            .arg(root().join("fixtures/reports/month-boundary.log")),
+    );
+    // A week after the data (Saturday 2026-10-31 20:00 to Sunday 03:00): the Saturday-evening
+    // slots have two samples (that evening and this one), the later ones only that night's.
+    let out = run_ok(bin().args(["capacity", "plan", "--lake"]).arg(&lake).args([
+        "--at",
+        "2026-11-07T22:30:00Z",
+        "--replicas",
+        "2",
+        "--running",
+        "1",
+    ]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "forecast: 2026-09-12 22:00 .. 2026-11-07 22:00 UTC, quantile 0.9, trend x1.00, 170 hourly samples"
+    );
+    let row = |h: usize| lines[3 + h];
+    // bob and dave at 20:00 (0.9 of the way from 0 to 2), + carol at 21:00, + alice at 23:00
+    assert_eq!(row(20), "20:00   0.0   0.0   0.0   0.0   0.0   1.8   0.0");
+    assert_eq!(row(21), "21:00   0.0   0.0   0.0   0.0   0.0   2.7   0.0");
+    assert_eq!(row(23), "23:00   0.0   0.0   0.0   0.0   0.0   4.0   0.0");
+    // carol, still running at the end of the data, counts until its last record (03:00), not
+    // until --at
+    assert_eq!(row(2), "02:00   0.0   0.0   0.0   0.0   0.0   0.0   1.0");
+    assert_eq!(row(3), "03:00   0.0   0.0   0.0   0.0   0.0   0.0   0.0");
+    assert!(
+        out.contains("\nGPU (large)\t1.00\t1.0\tSat 22:00\n"),
+        "{out}"
+    );
+    assert!(out.contains("\ndefault\t1.00\t3.0\tSat 23:00\n"), "{out}");
+    // ceil(4 × 1.1) = 5 expected, 1 running: 4 placeholders
+    assert_eq!(
+        *lines.last().unwrap(),
+        "decision (dry run): scale_up replicas 2 -> 4 (forecast): forecast peak 4.00 servers at Sat 23:00 UTC, 1 running, 0 pending, wanted 4"
+    );
+    let bad = crate::run(
+        bin()
+            .args(["capacity", "plan", "--lake"])
+            .arg(&lake)
+            .args(["--at", "saturday"]),
+    );
+    assert_eq!(bad.status.code(), Some(2));
+}
