@@ -431,3 +431,16 @@ fn capacity_plan_prints_the_forecast_from_the_lake_and_a_dry_run_decision() {
     );
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn capacity_the_deploy_config_is_valid_and_starts_everything_in_dry_run() {
+    let out = crate::run_ok(
+        crate::bin()
+            .arg("check-config")
+            .arg(crate::root().join("deploy/hubpulse.toml")),
+    );
+    assert!(out.contains("hubpulse.toml: ok"), "{out}");
+    // the culler and the placeholder loop both start as dry runs
+    assert_eq!(out.matches("dry_run: true").count(), 2, "{out}");
+    assert!(out.contains("name: \"user-placeholder\""), "{out}");
+}
