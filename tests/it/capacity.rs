@@ -25,13 +25,27 @@ use crate::cull_common::decisions;
 const SCALE: &str = "/apis/apps/v1/namespaces/jhub/statefulsets/user-placeholder/scale";
 const PODS: &str = "/api/v1/namespaces/jhub/pods?&labelSelector=component%3Dsingleuser-server";
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Api {
     replicas: Arc<Mutex<i32>>,
     pods: Arc<Mutex<Vec<Value>>>,
     forbid_patch: Arc<Mutex<bool>>,
     /// `METHOD path?query`, and for a PATCH ` content-type body`.
     requests: Arc<Mutex<Vec<String>>>,
+    /// Bumped after every request, so a test can wait for one.
+    seen: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Api {
+            replicas: Arc::default(),
+            pods: Arc::default(),
+            forbid_patch: Arc::default(),
+            requests: Arc::default(),
+            seen: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
+    }
 }
 
 impl Api {
@@ -52,6 +66,32 @@ impl Api {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
         (api, client)
+    }
+
+    fn push(&self, line: String) {
+        self.requests.lock().unwrap().push(line);
+        self.seen.send_modify(|n| *n += 1);
+    }
+
+    /// Waits (on requests arriving, 10 s at most) until `n` recorded requests start with `prefix`.
+    async fn wait_for(&self, prefix: &str, n: usize) {
+        let mut seen = self.seen.subscribe();
+        let count = || {
+            self.requests
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|r| r.starts_with(prefix))
+                .count()
+        };
+        let found = async {
+            while count() < n {
+                seen.changed().await.unwrap();
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), found)
+            .await
+            .unwrap_or_else(|_| panic!("no {n} x {prefix}: {:?}", self.requests.lock().unwrap()));
     }
 
     fn take(&self) -> Vec<String> {
@@ -78,7 +118,7 @@ async fn scale(
 ) -> Response {
     let mut line = format!("{method} {uri}");
     if name != "user-placeholder" {
-        api.requests.lock().unwrap().push(line);
+        api.push(line);
         let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
             "message": "scripted not found", "reason": "NotFound", "code": 404});
         return (StatusCode::NOT_FOUND, axum::Json(status)).into_response();
@@ -88,8 +128,8 @@ async fn scale(
             .get("content-type")
             .map_or("", |v| v.to_str().unwrap());
         line = format!("{line} {ct} {}", String::from_utf8_lossy(&body));
-        api.requests.lock().unwrap().push(line);
         if *api.forbid_patch.lock().unwrap() {
+            api.push(line);
             let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
                 "message": "scripted forbidden", "reason": "Forbidden", "code": 403});
             return (StatusCode::FORBIDDEN, axum::Json(status)).into_response();
@@ -97,15 +137,17 @@ async fn scale(
         let v: Value = serde_json::from_slice(&body).unwrap();
         *api.replicas.lock().unwrap() =
             i32::try_from(v["spec"]["replicas"].as_i64().unwrap()).unwrap();
+        // recorded once applied: a test waiting for the PATCH then sees its effect
+        api.push(line);
     } else {
-        api.requests.lock().unwrap().push(line);
+        api.push(line);
     }
     let n = *api.replicas.lock().unwrap();
     axum::Json(scale_json(&name, n)).into_response()
 }
 
 async fn pods(State(api): State<Api>, uri: Uri) -> Response {
-    api.requests.lock().unwrap().push(format!("GET {uri}"));
+    api.push(format!("GET {uri}"));
     let items = api.pods.lock().unwrap().clone();
     axum::Json(json!({
         "kind": "PodList", "apiVersion": "v1",
@@ -116,7 +158,7 @@ async fn pods(State(api): State<Api>, uri: Uri) -> Response {
 }
 
 async fn unexpected(State(api): State<Api>, method: Method, uri: Uri) -> Response {
-    api.requests.lock().unwrap().push(format!("{method} {uri}"));
+    api.push(format!("{method} {uri}"));
     StatusCode::NOT_FOUND.into_response()
 }
 
@@ -443,4 +485,66 @@ fn capacity_the_deploy_config_is_valid_and_starts_everything_in_dry_run() {
     // the culler and the placeholder loop both start as dry runs
     assert_eq!(out.matches("dry_run: true").count(), 2, "{out}");
     assert!(out.contains("name: \"user-placeholder\""), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_the_agent_loop_forecasts_from_the_lake_and_reapplies_after_a_reset() {
+    use hubpulse::capacity::forecast::ForecastPolicy;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    crate::run_ok(
+        crate::bin()
+            .args(["ingest", "--no-progress", "--lake"])
+            .arg(&lake)
+            .arg(crate::root().join("fixtures/reports/month-boundary.log")),
+    );
+    let (api, client) = Api::start(0).await;
+    // min = max = 2: the target does not depend on the wall clock the loop reads
+    let policy = PlaceholderPolicy {
+        min_replicas: 2,
+        max_replicas: 2,
+        ..policy(false)
+    };
+    let sink = DecisionSink::new(&lake, "hub");
+    let p = Placeholders::new(client, target(), policy, Some(sink));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(p.run(
+        lake.clone(),
+        ForecastPolicy::default(),
+        "default".into(),
+        std::time::Duration::from_millis(50),
+        stop_rx,
+    ));
+    api.wait_for("PATCH", 1).await;
+    assert_eq!(*api.replicas.lock().unwrap(), 2);
+    // a helm upgrade puts 0 back: the loop sets 2 again on a later cycle
+    *api.replicas.lock().unwrap() = 0;
+    api.wait_for("PATCH", 2).await;
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), task)
+        .await
+        .expect("the loop stops when told")
+        .unwrap();
+    let patches: Vec<String> = api
+        .take()
+        .into_iter()
+        .filter(|r| r.starts_with("PATCH"))
+        .collect();
+    assert_eq!(patches, vec![patch(2), patch(2)]);
+    let lake2 = lake.clone();
+    // (the reason, `forecast` or `min_replicas`, depends on the hour the loop ran)
+    let rows = tokio::task::spawn_blocking(move || {
+        decisions(
+            &lake2,
+            "action, server_name, dry_run, outcome",
+            // a cycle may see the 2 before the reset: a `hold` row then, not counted here
+            "component = 'capacity' AND action <> 'hold'",
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![vec!["scale_up", "user-placeholder", "false", "scaled"]; 2]
+    );
 }
