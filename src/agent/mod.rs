@@ -174,7 +174,7 @@ pub fn run_with(
     )
     .map_err(AgentError::Config)?;
     if let Some(c) = &cfg.capacity {
-        crate::capacity::start(c, &cfg.lake.path, &cfg.hub, &rt, stop_rx.clone())
+        crate::capacity::start(c, &cfg.lake.path, &cfg.hub, &rt, &metrics, stop_rx.clone())
             .map_err(AgentError::Config)?;
     }
     let mut observers = observers;

@@ -8,6 +8,7 @@
 //! | --- | --- |
 //! | `config` | the `[capacity]` section |
 //! | `forecast` | expected concurrent servers per profile and hour of the week (quantile × trend) |
+//! | `metrics` | the loop's Prometheus gauges and counters (`hubpulse_capacity_*`) |
 //! | `placeholder` | the pure replicas decision (look-ahead, bounds, cooldown, dry-run) |
 //! | `plan` | `hubpulse capacity plan`: the forecast grid and the decision as text |
 //! | `runner` | Kubernetes reads and the scale patch, recording, the periodic loop |
@@ -18,6 +19,7 @@
 
 pub mod config;
 pub mod forecast;
+pub mod metrics;
 pub mod placeholder;
 pub mod plan;
 pub mod runner;
@@ -34,6 +36,7 @@ pub fn start(
     lake: &Path,
     hub: &str,
     rt: &tokio::runtime::Runtime,
+    agent_metrics: &crate::agent::metrics::Metrics,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), String> {
     let client = rt
@@ -46,6 +49,11 @@ pub fn start(
         cfg.placeholder.clone(),
         Some(sink),
     );
+    let stats = std::sync::Arc::new(metrics::CapacityStats::default());
+    let p = p.with_stats(stats.clone());
+    if let Ok(mut extra) = agent_metrics.extra.lock() {
+        extra.push(std::sync::Arc::new(move |o: &mut String| stats.render(o)));
+    }
     rt.spawn(p.run(
         lake.to_path_buf(),
         cfg.forecast.clone(),

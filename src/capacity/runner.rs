@@ -25,6 +25,7 @@
 //! - Single-user pods carry Z2JH's `component=singleuser-server` label (configurable).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -34,6 +35,7 @@ use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 
 use super::forecast::{Forecast, ForecastPolicy, forecast, runs_from_sessions};
+use super::metrics::CapacityStats;
 use super::placeholder::{Action, Decision, Observed, PlaceholderPolicy, Reason, decide};
 use crate::control::decide as control;
 use crate::control::decisions::{DecisionSink, Row};
@@ -172,6 +174,7 @@ pub struct Placeholders {
     sink: Option<DecisionSink>,
     last_change: Option<DateTime<Utc>>,
     last_recorded: Option<(Action, Reason, i32, i32)>,
+    stats: Option<Arc<CapacityStats>>,
 }
 
 /// What one cycle did.
@@ -197,7 +200,14 @@ impl Placeholders {
             sink,
             last_change: None,
             last_recorded: None,
+            stats: None,
         }
+    }
+
+    /// Counts decisions and errors in `stats` (the agent's `/metrics`).
+    pub fn with_stats(mut self, stats: Arc<CapacityStats>) -> Self {
+        self.stats = Some(stats);
+        self
     }
 
     /// One cycle at `now` with `forecast`: read, decide, patch if needed, record.
@@ -210,8 +220,17 @@ impl Placeholders {
         now: DateTime<Utc>,
         forecast: &Forecast,
     ) -> Result<Cycle, CapacityError> {
-        let observed = observe(&self.client, &self.target).await?;
+        let observed = match observe(&self.client, &self.target).await {
+            Ok(o) => o,
+            Err(e) => {
+                self.count_error(&e);
+                return Err(e);
+            }
+        };
         let d = decide(now, forecast, observed, &self.policy, self.last_change);
+        if let Some(s) = &self.stats {
+            s.decided(&d, now.timestamp());
+        }
         let mut result = Ok(());
         let outcome = if d.apply() {
             result = set_replicas(&self.client, &self.target, d.target).await;
@@ -220,7 +239,10 @@ impl Placeholders {
                     self.last_change = Some(now);
                     Some("scaled")
                 }
-                Err(_) => Some("error"),
+                Err(e) => {
+                    self.count_error(e);
+                    Some("error")
+                }
             }
         } else if d.action != Action::Hold {
             Some("dry_run")
@@ -253,6 +275,12 @@ impl Placeholders {
             outcome,
             recorded,
         })
+    }
+
+    fn count_error(&self, e: &CapacityError) {
+        if let Some(s) = &self.stats {
+            s.error(e.metric_label());
+        }
     }
 
     fn record(&self, now: DateTime<Utc>, d: &Decision, outcome: Option<&'static str>, msg: String) {

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, TimeZone, Utc};
 use hubpulse::capacity::forecast::{Forecast, SLOTS, Series};
+use hubpulse::capacity::metrics::CapacityStats;
 use hubpulse::capacity::placeholder::{Action, PlaceholderPolicy, Reason};
 use hubpulse::capacity::runner::{CapacityError, Placeholders, Target};
 use hubpulse::control::decisions::DecisionSink;
@@ -372,7 +373,9 @@ async fn capacity_a_forbidden_patch_is_an_error_and_recorded() {
     *api.forbid_patch.lock().unwrap() = true;
     let lake = tempfile::tempdir().unwrap();
     let sink = DecisionSink::new(lake.path(), "hub");
-    let mut p = Placeholders::new(client, target(), policy(false), Some(sink));
+    let stats = Arc::new(CapacityStats::default());
+    let mut p =
+        Placeholders::new(client, target(), policy(false), Some(sink)).with_stats(stats.clone());
     let e = p.reconcile(at(8, 15), &forecast()).await.unwrap_err();
     assert!(
         matches!(
@@ -404,6 +407,20 @@ async fn capacity_a_forbidden_patch_is_an_error_and_recorded() {
         (c.decision.action, c.decision.target),
         (Action::ScaleDown, 1)
     );
+    // the metrics saw both cycles: the failed patch and the decision after it
+    let mut text = String::new();
+    stats.render(&mut text);
+    for line in [
+        "hubpulse_capacity_replicas 6",
+        "hubpulse_capacity_target_replicas 1",
+        "hubpulse_capacity_forecast_peak_servers 1",
+        "hubpulse_capacity_decisions_total{action=\"scale_up\",reason=\"forecast\"} 1",
+        "hubpulse_capacity_decisions_total{action=\"scale_down\",reason=\"forecast\"} 1",
+        "hubpulse_capacity_errors_total{kind=\"patch_statefulset_scale\"} 1",
+        "hubpulse_capacity_last_cycle_timestamp_seconds 1796032800",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+    }
 }
 
 #[tokio::test]
