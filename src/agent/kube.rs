@@ -44,6 +44,7 @@
 pub mod enrich;
 mod lines;
 mod pods;
+pub mod podtable;
 mod stream;
 
 use std::collections::{HashMap, HashSet};

@@ -18,6 +18,7 @@ mod golden;
 mod hub_api;
 mod kube_source;
 mod lake;
+mod pods_table;
 mod queries;
 mod readers;
 mod real_hub;
