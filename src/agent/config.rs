@@ -58,6 +58,16 @@ pub struct AgentConfig {
     pub control: crate::control::config::ControlConfig,
     /// `[capacity]`: the placeholder loop (issue 7); `None` = off.
     pub capacity: Option<crate::capacity::config::CapacityConfig>,
+    /// `[pods]`: the `pods` table from watching single-user pods (issue 7); `None` = off.
+    pub pods: Option<PodsConfig>,
+}
+
+/// The validated `[pods]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodsConfig {
+    pub namespace: String,
+    /// Label selector of single-user pods (default `component=singleuser-server`).
+    pub selector: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -137,6 +147,7 @@ impl AgentConfig {
             datadog: Default::default(),
             control: Default::default(),
             capacity: None,
+            pods: None,
         })
     }
 
@@ -285,6 +296,14 @@ struct RawConfig {
     culler: Option<crate::control::config::RawCuller>,
     admission: Option<crate::control::config::RawAdmission>,
     capacity: Option<crate::capacity::config::RawCapacity>,
+    pods: Option<RawPods>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPods {
+    namespace: String,
+    selector: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -475,6 +494,12 @@ impl RawConfig {
             datadog,
             control,
             capacity,
+            pods: self.pods.map(|p| PodsConfig {
+                namespace: p.namespace,
+                selector: p
+                    .selector
+                    .unwrap_or_else(|| "component=singleuser-server".into()),
+            }),
         })
     }
 }

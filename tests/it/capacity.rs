@@ -502,6 +502,7 @@ fn capacity_the_deploy_config_is_valid_and_starts_everything_in_dry_run() {
     // the culler and the placeholder loop both start as dry runs
     assert_eq!(out.matches("dry_run: true").count(), 2, "{out}");
     assert!(out.contains("name: \"user-placeholder\""), "{out}");
+    assert!(out.contains("pods: Some(\n        PodsConfig {"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
