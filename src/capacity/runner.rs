@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
@@ -143,7 +143,6 @@ pub async fn forecast_from_lake(
     let to = now.date_naive();
     let days = i64::from(policy.weeks.max(1)) * 7 + 1;
     let from = to - chrono::Duration::days(days);
-    let from = from.max(NaiveDate::MIN);
     let l = load::load(
         &ctx,
         load::Window {
