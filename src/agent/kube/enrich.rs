@@ -1,7 +1,6 @@
 //! Pod enrichment, the pure half: what a single-user pod and its events say about a server, as
-//! one row (the future lake table `pods`). No watch and no lake writer yet: the next step is a
-//! watcher on `component=singleuser-server` pods and `involvedObject.kind=Pod` events feeding
-//! these functions, and a writer like `control::decisions`.
+//! one row of the lake table `pods` ([`super::podtable`] watches the pods and writes the rows;
+//! events are classified here but not watched yet).
 //!
 //! What is taken from a pod (Z2JH / KubeSpawner labels and annotations):
 //! - `hub.jupyter.org/username` (label; the escaped form, KubeSpawner ≥ 7 also sets the
