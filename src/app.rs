@@ -165,6 +165,24 @@ pub fn run(cmd: Command) -> Result<(), AppError> {
             };
             generate_cmd(&cfg, &out, truth.as_deref())
         }
+        Command::Capacity {
+            action:
+                crate::cli::CapacityCommand::Plan {
+                    lake,
+                    config,
+                    at,
+                    replicas,
+                    running,
+                    pending,
+                },
+        } => {
+            let seen = crate::capacity::placeholder::Observed {
+                current: replicas,
+                running,
+                pending,
+            };
+            capacity_plan(&lake, config.as_deref(), at.as_deref(), seen)
+        }
         Command::Kinds { parsers } => {
             let cat = load_catalogue(parsers.as_deref())?;
             let mut out = io::stdout().lock();
@@ -383,6 +401,51 @@ fn query_cmd(lake: &Path, sql: &str, format: Format) -> Result<(), AppError> {
     let mut out = BufWriter::new(stdout.lock());
     query::render(&batches, format, &mut out).map_err(query_err)?;
     out.flush().or_else(output_error)
+}
+
+/// `hubpulse capacity plan`: the forecast from the lake and the decision, printed; a dry run.
+fn capacity_plan(
+    lake: &Path,
+    config: Option<&Path>,
+    at: Option<&str>,
+    seen: crate::capacity::placeholder::Observed,
+) -> Result<(), AppError> {
+    use crate::capacity::{forecast::ForecastPolicy, placeholder, plan, runner};
+    let (fp, mut pp, default_profile) = match config {
+        Some(path) => {
+            let cfg = AgentConfig::load(path).map_err(AppError::Input)?;
+            match cfg.capacity {
+                Some(c) => (c.forecast, c.placeholder, c.default_profile),
+                None => {
+                    return Err(AppError::Input(format!(
+                        "{}: no [capacity] section (or enabled = false)",
+                        path.display()
+                    )));
+                }
+            }
+        }
+        None => (
+            ForecastPolicy::default(),
+            placeholder::PlaceholderPolicy::default(),
+            "default".to_string(),
+        ),
+    };
+    pp.dry_run = true;
+    let now = match at {
+        None => chrono::Utc::now(),
+        Some(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .map_err(|e| AppError::Input(format!("--at {s:?}: {e} (use RFC 3339)")))?
+            .with_timezone(&chrono::Utc),
+    };
+    let f = runtime()?
+        .block_on(runner::forecast_from_lake(lake, &fp, &default_profile, now))
+        .map_err(|e| AppError::Runtime(e.to_string()))?;
+    let d = placeholder::decide(now, &f, seen, &pp, None);
+    let text = plan::render(&f, fp.quantile, &d);
+    let stdout = io::stdout();
+    let mut w = BufWriter::new(stdout.lock());
+    w.write_all(text.as_bytes()).or_else(output_error)?;
+    w.flush().or_else(output_error)
 }
 
 fn report_monthly(

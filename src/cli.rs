@@ -163,6 +163,11 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Capacity ahead of demand (Z2JH user placeholders).
+    Capacity {
+        #[command(subcommand)]
+        action: CapacityCommand,
+    },
     /// List the message kinds of the catalogue (embedded or --parsers DIR), validating it.
     Kinds {
         #[arg(long, value_name = "DIR")]
@@ -206,5 +211,31 @@ pub enum DashboardsCmd {
         /// API base URL instead of https://api.{site}.
         #[arg(long, value_name = "URL")]
         url: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CapacityCommand {
+    /// Print the demand forecast from the lake and the placeholder decision it leads to. A dry
+    /// run: reads no cluster and changes nothing (give what the cluster shows with --replicas,
+    /// --running, --pending).
+    Plan {
+        #[arg(long, value_name = "DIR")]
+        lake: PathBuf,
+        /// The agent config whose [capacity] section sets the policy (defaults otherwise).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Plan as of this time (RFC 3339, e.g. 2026-11-30T08:00:00Z; default: now).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// The placeholder StatefulSet's current replicas.
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        replicas: i32,
+        /// Single-user servers running now.
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        running: u32,
+        /// Single-user pods pending now.
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        pending: u32,
     },
 }

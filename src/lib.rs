@@ -15,6 +15,8 @@ pub mod agent;
 #[cfg(feature = "lake")]
 pub mod app;
 #[cfg(feature = "lake")]
+pub mod capacity;
+#[cfg(feature = "lake")]
 pub mod cli;
 #[cfg(feature = "lake")]
 pub mod control;

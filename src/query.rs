@@ -33,8 +33,9 @@ pub enum QueryError {
 pub async fn session(lake: &Path) -> Result<SessionContext, QueryError> {
     let events_dir = lake.join(schema::EVENTS);
     let decisions_dir = lake.join(crate::control::decisions::DECISIONS);
+    let pods_dir = lake.join(crate::agent::kube::podtable::PODS);
     // A lake only `hubpulse cull --once` has written to holds `decisions` alone.
-    if !events_dir.is_dir() && !decisions_dir.is_dir() {
+    if !events_dir.is_dir() && !decisions_dir.is_dir() && !pods_dir.is_dir() {
         return Err(QueryError::NotALake {
             path: lake.to_path_buf(),
             table: schema::EVENTS,
@@ -60,6 +61,10 @@ pub async fn session(lake: &Path) -> Result<SessionContext, QueryError> {
             s,
         )
         .await?;
+    }
+    if pods_dir.is_dir() {
+        let s = crate::agent::kube::podtable::schema();
+        register(&ctx, crate::agent::kube::podtable::PODS, &pods_dir, s).await?;
     }
     Ok(ctx)
 }

@@ -56,6 +56,18 @@ pub struct AgentConfig {
     pub datadog: crate::datadog::config::DatadogConfig,
     /// `[hub]`, `[culler]`, `[admission]`: the control loops (issue 5).
     pub control: crate::control::config::ControlConfig,
+    /// `[capacity]`: the placeholder loop (issue 7); `None` = off.
+    pub capacity: Option<crate::capacity::config::CapacityConfig>,
+    /// `[pods]`: the `pods` table from watching single-user pods (issue 7); `None` = off.
+    pub pods: Option<PodsConfig>,
+}
+
+/// The validated `[pods]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodsConfig {
+    pub namespace: String,
+    /// Label selector of single-user pods (default `component=singleuser-server`).
+    pub selector: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -134,6 +146,8 @@ impl AgentConfig {
             shutdown_deadline: Duration::from_secs(10),
             datadog: Default::default(),
             control: Default::default(),
+            capacity: None,
+            pods: None,
         })
     }
 
@@ -281,6 +295,15 @@ struct RawConfig {
     hub: Option<crate::control::config::RawHub>,
     culler: Option<crate::control::config::RawCuller>,
     admission: Option<crate::control::config::RawAdmission>,
+    capacity: Option<crate::capacity::config::RawCapacity>,
+    pods: Option<RawPods>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPods {
+    namespace: String,
+    selector: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -443,6 +466,7 @@ impl RawConfig {
             ));
         }
         let control = crate::control::config::validate(self.hub, self.culler, self.admission)?;
+        let capacity = crate::capacity::config::validate(self.capacity)?;
         if control.admission.is_some() && http.is_none() {
             return Err((
                 "admission.policy".into(),
@@ -469,6 +493,13 @@ impl RawConfig {
             shutdown_deadline,
             datadog,
             control,
+            capacity,
+            pods: self.pods.map(|p| PodsConfig {
+                namespace: p.namespace,
+                selector: p
+                    .selector
+                    .unwrap_or_else(|| "component=singleuser-server".into()),
+            }),
         })
     }
 }

@@ -41,8 +41,10 @@
 //! started (400) are retried with [`backoff_delay`] and counted in [`KubeStats::errors`].
 //! [`follow`] returns an error only for what retrying cannot fix: see [`KubeError`].
 
+pub mod enrich;
 mod lines;
 mod pods;
+pub mod podtable;
 mod stream;
 
 use std::collections::{HashMap, HashSet};

@@ -173,6 +173,20 @@ pub fn run_with(
         stop_rx.clone(),
     )
     .map_err(AgentError::Config)?;
+    if let Some(p) = &cfg.pods {
+        let client = rt
+            .block_on(::kube::Client::try_default())
+            .map_err(|e| AgentError::Config(format!("pods: no usable cluster config: {e}")))?;
+        let sink = kube::podtable::PodSink::new(&cfg.lake.path, &cfg.hub);
+        let (ns, sel) = (p.namespace.clone(), p.selector.clone());
+        let stop = stop_rx.clone();
+        rt.spawn(async move { kube::podtable::watch_pods(client, &ns, &sel, sink, stop).await });
+        tracing::info!(namespace = %p.namespace, "pods: watching single-user pods");
+    }
+    if let Some(c) = &cfg.capacity {
+        crate::capacity::start(c, &cfg.lake.path, &cfg.hub, &rt, &metrics, stop_rx.clone())
+            .map_err(AgentError::Config)?;
+    }
     let mut observers = observers;
     observers.extend(control.observers);
     let extra_routes = control.router.unwrap_or_default();

@@ -46,6 +46,10 @@ pub enum Action {
     Deny,
     /// Quota loop: a running server breaks the policy and will be stopped after the grace.
     Violation,
+    /// Capacity: the placeholder StatefulSet is scaled up, scaled down, or left as it is.
+    ScaleUp,
+    ScaleDown,
+    Hold,
 }
 
 impl Action {
@@ -59,6 +63,9 @@ impl Action {
             Action::Allow => "allow",
             Action::Deny => "deny",
             Action::Violation => "violation",
+            Action::ScaleUp => "scale_up",
+            Action::ScaleDown => "scale_down",
+            Action::Hold => "hold",
         }
     }
 }
@@ -88,6 +95,12 @@ pub enum Reason {
     GroupLimit,
     OverBudget,
     PolicyError,
+    /// Capacity (placeholders): see `crate::capacity::placeholder::Reason`.
+    Forecast,
+    MinReplicas,
+    MaxReplicas,
+    Cooldown,
+    PendingPods,
 }
 
 impl Reason {
@@ -115,6 +128,11 @@ impl Reason {
             Reason::GroupLimit => "group_limit",
             Reason::OverBudget => "over_budget",
             Reason::PolicyError => "policy_error",
+            Reason::Forecast => "forecast",
+            Reason::MinReplicas => "min_replicas",
+            Reason::MaxReplicas => "max_replicas",
+            Reason::Cooldown => "cooldown",
+            Reason::PendingPods => "pending_pods",
         }
     }
 }

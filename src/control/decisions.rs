@@ -94,6 +94,39 @@ pub struct DecisionSink {
     seq: Arc<AtomicU64>,
 }
 
+/// Writes `batch` as a new part in `dir` (created if missing): under a hidden temporary name,
+/// `fsync`ed, renamed into place, the directory `fsync`ed. `n` makes the name unique within the
+/// process (with the time and the pid). Shared by the small side tables (`decisions`, `pods`).
+///
+/// # Errors
+/// I/O or encoding errors, with the path.
+pub fn publish(dir: &Path, n: u64, batch: &RecordBatch) -> Result<(), String> {
+    fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let name = format!(
+        "part-{}-{}-{n}.parquet",
+        Utc::now().timestamp_millis(),
+        std::process::id()
+    );
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let file = File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let props = writer_properties(&WriterConfig::default());
+    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props))
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    w.write(batch)
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let file = w
+        .into_inner()
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    file.sync_all()
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let dst = dir.join(&name);
+    fs::rename(&tmp, &dst).map_err(|e| format!("{}: {e}", dst.display()))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(())
+}
+
 fn micros(t: Option<DateTime<Utc>>) -> Option<i64> {
     t.map(|t| t.timestamp_micros())
 }
@@ -127,34 +160,11 @@ impl DecisionSink {
 
     fn write_part(&self, dt: &str, rows: &[&Row]) -> Result<(), String> {
         let dir = self.root.join(format!("dt={dt}"));
-        fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
-        let name = format!(
-            "part-{}-{}-{n}.parquet",
-            Utc::now().timestamp_millis(),
-            std::process::id()
-        );
-        let tmp = dir.join(format!(".{name}.tmp"));
         let batch = self
             .batch(rows)
             .map_err(|e| format!("decisions batch: {e}"))?;
-        let file = File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        let props = writer_properties(&WriterConfig::default());
-        let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props))
-            .map_err(|e| format!("{}: {e}", tmp.display()))?;
-        w.write(&batch)
-            .map_err(|e| format!("{}: {e}", tmp.display()))?;
-        let file = w
-            .into_inner()
-            .map_err(|e| format!("{}: {e}", tmp.display()))?;
-        file.sync_all()
-            .map_err(|e| format!("{}: {e}", tmp.display()))?;
-        let dst = dir.join(&name);
-        fs::rename(&tmp, &dst).map_err(|e| format!("{}: {e}", dst.display()))?;
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
-        Ok(())
+        publish(&dir, n, &batch)
     }
 
     fn batch(&self, rows: &[&Row]) -> Result<RecordBatch, arrow::error::ArrowError> {

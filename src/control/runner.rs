@@ -247,7 +247,13 @@ impl Culler {
         let mut to_act = Vec::new();
         for d in decisions {
             match d.action {
-                Action::Keep | Action::Allow | Action::Deny | Action::Violation => report.kept += 1,
+                Action::Keep
+                | Action::Allow
+                | Action::Deny
+                | Action::Violation
+                | Action::ScaleUp
+                | Action::ScaleDown
+                | Action::Hold => report.kept += 1,
                 Action::Cull | Action::CullUser => to_act.push(d),
                 Action::Warn => {
                     tracing::warn!(server = %d.log_name(), deadline = ?d.deadline, "culler: server will be culled soon unless it is used");

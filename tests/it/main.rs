@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod agent;
+mod capacity;
 mod cli;
 mod cull;
 mod cull_admission;
@@ -17,6 +18,7 @@ mod golden;
 mod hub_api;
 mod kube_source;
 mod lake;
+mod pods_table;
 mod queries;
 mod readers;
 mod real_hub;

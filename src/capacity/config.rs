@@ -1,0 +1,259 @@
+//! The `[capacity]` config section: the forecast, the placeholder StatefulSet and its policy.
+//!
+//! ```toml
+//! [capacity]
+//! namespace = "jhub"                 # required: where the hub and the placeholders run
+//! statefulset = "user-placeholder"   # Z2JH's name with the default fullnameOverride
+//! user_pods = "component=singleuser-server"
+//! # profile = "GPU"                  # a set per profile: that profile's forecast
+//! default_profile = "default"        # sessions whose profile the log does not name
+//! min_replicas = 0
+//! max_replicas = 10
+//! look_ahead = "1h"
+//! headroom = 0.1
+//! cooldown = "30m"
+//! every = "1m"
+//! dry_run = true
+//! history_weeks = 8
+//! quantile = 0.9
+//! trend_weeks = 2
+//! trend_min = 0.5
+//! trend_max = 2.0
+//! ```
+//!
+//! Errors are `(key, why)` pairs; the agent config turns them into `FILE:LINE:COL: key: why`.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::forecast::ForecastPolicy;
+use super::placeholder::PlaceholderPolicy;
+use super::runner::Target;
+use crate::agent::config::parse_duration;
+
+type KeyErr = (String, String);
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawCapacity {
+    enabled: Option<bool>,
+    namespace: Option<String>,
+    statefulset: Option<String>,
+    user_pods: Option<String>,
+    profile: Option<String>,
+    default_profile: Option<String>,
+    min_replicas: Option<i32>,
+    max_replicas: Option<i32>,
+    look_ahead: Option<String>,
+    headroom: Option<f64>,
+    cooldown: Option<String>,
+    every: Option<String>,
+    dry_run: Option<bool>,
+    history_weeks: Option<u32>,
+    quantile: Option<f64>,
+    trend_weeks: Option<u32>,
+    trend_min: Option<f64>,
+    trend_max: Option<f64>,
+}
+
+/// The validated section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CapacityConfig {
+    pub target: Target,
+    pub default_profile: String,
+    pub placeholder: PlaceholderPolicy,
+    pub forecast: ForecastPolicy,
+    /// Time between cycles.
+    pub every: Duration,
+}
+
+fn key(k: &str) -> String {
+    format!("capacity.{k}")
+}
+
+fn dur(k: &str, v: &Option<String>, default: Duration) -> Result<Duration, KeyErr> {
+    v.as_deref()
+        .map_or(Ok(default), parse_duration)
+        .map_err(|e| (key(k), e))
+}
+
+fn chrono_dur(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Validates `[capacity]`; `None` when absent or `enabled = false`.
+///
+/// # Errors
+/// The first bad key and why.
+pub fn validate(raw: Option<RawCapacity>) -> Result<Option<CapacityConfig>, KeyErr> {
+    let Some(r) = raw else { return Ok(None) };
+    if r.enabled == Some(false) {
+        return Ok(None);
+    }
+    let namespace = r.namespace.filter(|n| !n.is_empty()).ok_or_else(|| {
+        (
+            key("namespace"),
+            "required: the namespace of the hub and its user-placeholder StatefulSet".into(),
+        )
+    })?;
+    let fd = ForecastPolicy::default();
+    let pd = PlaceholderPolicy::default();
+    let min = r.min_replicas.unwrap_or(pd.min_replicas);
+    let max = r.max_replicas.unwrap_or(pd.max_replicas);
+    if min < 0 {
+        return Err((key("min_replicas"), format!("{min}: must be 0 or more")));
+    }
+    if max < min {
+        return Err((
+            key("max_replicas"),
+            format!("{max}: must be at least min_replicas ({min})"),
+        ));
+    }
+    let quantile = r.quantile.unwrap_or(fd.quantile);
+    if !(0.0..=1.0).contains(&quantile) {
+        return Err((key("quantile"), format!("{quantile}: must be in [0, 1]")));
+    }
+    let headroom = r.headroom.unwrap_or(pd.headroom);
+    if !(0.0..=10.0).contains(&headroom) {
+        return Err((key("headroom"), format!("{headroom}: must be in [0, 10]")));
+    }
+    let weeks = r.history_weeks.unwrap_or(fd.weeks);
+    if !(1..=104).contains(&weeks) {
+        return Err((key("history_weeks"), format!("{weeks}: must be 1 to 104")));
+    }
+    let trend_weeks = r.trend_weeks.unwrap_or(fd.trend_weeks);
+    if trend_weeks == 0 || trend_weeks > weeks {
+        return Err((
+            key("trend_weeks"),
+            format!("{trend_weeks}: must be 1 to history_weeks ({weeks})"),
+        ));
+    }
+    let (tmin, tmax) = (
+        r.trend_min.unwrap_or(fd.trend_min),
+        r.trend_max.unwrap_or(fd.trend_max),
+    );
+    if !(tmin > 0.0 && tmin <= 1.0) {
+        return Err((key("trend_min"), format!("{tmin}: must be in (0, 1]")));
+    }
+    if !(1.0..=100.0).contains(&tmax) {
+        return Err((key("trend_max"), format!("{tmax}: must be in [1, 100]")));
+    }
+    let every = dur("every", &r.every, Duration::from_secs(60))?;
+    if every < Duration::from_secs(1) {
+        return Err((key("every"), "must be at least 1s".into()));
+    }
+    Ok(Some(CapacityConfig {
+        target: Target {
+            namespace,
+            name: r.statefulset.unwrap_or_else(|| "user-placeholder".into()),
+            user_pods: r
+                .user_pods
+                .unwrap_or_else(|| "component=singleuser-server".into()),
+        },
+        default_profile: r.default_profile.unwrap_or_else(|| "default".into()),
+        placeholder: PlaceholderPolicy {
+            profile: r.profile,
+            min_replicas: min,
+            max_replicas: max,
+            look_ahead: chrono_dur(dur("look_ahead", &r.look_ahead, Duration::from_secs(3600))?),
+            headroom,
+            cooldown: chrono_dur(dur("cooldown", &r.cooldown, Duration::from_secs(1800))?),
+            dry_run: r.dry_run.unwrap_or(false),
+        },
+        forecast: ForecastPolicy {
+            weeks,
+            quantile,
+            trend_weeks,
+            trend_min: tmin,
+            trend_max: tmax,
+        },
+        every,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn parse(text: &str) -> Result<Option<CapacityConfig>, KeyErr> {
+        let raw: RawCapacity = toml::from_str(text).map_err(|e| ("toml".into(), e.to_string()))?;
+        validate(Some(raw))
+    }
+
+    #[test]
+    fn defaults_fill_everything_but_the_namespace() {
+        let c = parse("namespace = \"jhub\"").unwrap().unwrap();
+        assert_eq!(c.target.name, "user-placeholder");
+        assert_eq!(c.target.user_pods, "component=singleuser-server");
+        assert_eq!(c.placeholder, PlaceholderPolicy::default());
+        assert_eq!(c.forecast, ForecastPolicy::default());
+        assert_eq!(c.every, Duration::from_secs(60));
+        assert_eq!(parse("enabled = false").unwrap(), None);
+        assert_eq!(validate(None).unwrap(), None);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let err = |t: &str| parse(&format!("namespace = \"jhub\"\n{t}")).unwrap_err().0;
+        assert_eq!(parse("").unwrap_err().0, "capacity.namespace");
+        assert_eq!(err("quantile = 1.5"), "capacity.quantile");
+        assert_eq!(
+            err("min_replicas = 4\nmax_replicas = 2"),
+            "capacity.max_replicas"
+        );
+        assert_eq!(err("min_replicas = -1"), "capacity.min_replicas");
+        assert_eq!(err("trend_weeks = 9"), "capacity.trend_weeks");
+        assert_eq!(err("trend_min = 0"), "capacity.trend_min");
+        assert_eq!(err("cooldown = \"soon\""), "capacity.cooldown");
+        assert_eq!(err("every = \"0s\""), "capacity.every");
+        assert!(parse("namespace = \"jhub\"\nreplicas = 3").is_err());
+    }
+
+    #[test]
+    fn an_agent_config_error_points_at_the_capacity_key() {
+        let text = "[lake]\npath = \"/tmp/l\"\n[stdin]\nenabled = true\n\
+                    [capacity]\nnamespace = \"jhub\"\nquantile = 2.0\n";
+        let e = crate::agent::config::AgentConfig::from_toml(text, "hubpulse.toml").unwrap_err();
+        assert_eq!(
+            e,
+            "hubpulse.toml:7:1: capacity.quantile: 2: must be in [0, 1]"
+        );
+        let text = text.replace("quantile = 2.0", "quantile = 0.5");
+        let c = crate::agent::config::AgentConfig::from_toml(&text, "hubpulse.toml").unwrap();
+        assert_eq!(c.capacity.unwrap().forecast.quantile, 0.5);
+    }
+
+    #[test]
+    fn a_full_section_is_taken_as_written() {
+        let c = parse(
+            "namespace = \"jhub\"\nstatefulset = \"gpu-placeholder\"\nprofile = \"GPU\"\n\
+             min_replicas = 1\nmax_replicas = 4\nlook_ahead = \"90m\"\nheadroom = 0.25\n\
+             cooldown = \"1h\"\nevery = \"30s\"\ndry_run = true\nhistory_weeks = 4\n\
+             quantile = 0.5\ntrend_weeks = 1\ntrend_min = 0.8\ntrend_max = 1.5",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.target.name, "gpu-placeholder");
+        assert_eq!(c.placeholder.profile.as_deref(), Some("GPU"));
+        assert_eq!(
+            (c.placeholder.min_replicas, c.placeholder.max_replicas),
+            (1, 4)
+        );
+        assert_eq!(c.placeholder.look_ahead, chrono::Duration::minutes(90));
+        assert_eq!(c.placeholder.cooldown, chrono::Duration::hours(1));
+        assert!(c.placeholder.dry_run);
+        assert_eq!(
+            c.forecast,
+            ForecastPolicy {
+                weeks: 4,
+                quantile: 0.5,
+                trend_weeks: 1,
+                trend_min: 0.8,
+                trend_max: 1.5
+            }
+        );
+        assert_eq!(c.every, Duration::from_secs(30));
+    }
+}

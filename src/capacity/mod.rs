@@ -1,0 +1,71 @@
+//! Capacity ahead of demand: a forecast of concurrent servers per hour of the week from the
+//! lake's sessions, and the Z2JH `user-placeholder` StatefulSet scaled ahead of its peaks.
+//! Each is pure ([`forecast::forecast`], [`placeholder::decide`]) with a thin runner
+//! ([`runner`]) that reads and patches the StatefulSet's scale and records every change in the
+//! lake table `decisions`.
+//!
+//! | module | what it is |
+//! | --- | --- |
+//! | `config` | the `[capacity]` section |
+//! | `forecast` | expected concurrent servers per profile and hour of the week (quantile × trend) |
+//! | `metrics` | the loop's Prometheus gauges and counters (`hubpulse_capacity_*`) |
+//! | `placeholder` | the pure replicas decision (look-ahead, bounds, cooldown, dry-run) |
+//! | `plan` | `hubpulse capacity plan`: the forecast grid and the decision as text |
+//! | `runner` | Kubernetes reads and the scale patch, recording, the periodic loop |
+//!
+//! # RBAC
+//! The runner needs, in the hub's namespace: `statefulsets/scale` get + patch (the placeholder
+//! set), and `pods` list (running and pending single-user pods). See `deploy/rbac.yaml`.
+
+pub mod config;
+pub mod forecast;
+pub mod metrics;
+pub mod placeholder;
+pub mod plan;
+pub mod runner;
+
+use std::path::Path;
+
+/// Starts the placeholder loop on `rt` (the agent's `[capacity]` section).
+///
+/// # Errors
+/// No usable cluster configuration (in-cluster service account, `KUBECONFIG` or
+/// `~/.kube/config`): a configuration error (exit 2).
+pub fn start(
+    cfg: &config::CapacityConfig,
+    lake: &Path,
+    hub: &str,
+    rt: &tokio::runtime::Runtime,
+    agent_metrics: &crate::agent::metrics::Metrics,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), String> {
+    let client = rt
+        .block_on(kube::Client::try_default())
+        .map_err(|e| format!("capacity: no usable cluster config: {e}"))?;
+    let sink = crate::control::decisions::DecisionSink::new(lake, hub);
+    let p = runner::Placeholders::new(
+        client,
+        cfg.target.clone(),
+        cfg.placeholder.clone(),
+        Some(sink),
+    );
+    let stats = std::sync::Arc::new(metrics::CapacityStats::default());
+    let p = p.with_stats(stats.clone());
+    if let Ok(mut extra) = agent_metrics.extra.lock() {
+        extra.push(std::sync::Arc::new(move |o: &mut String| stats.render(o)));
+    }
+    rt.spawn(p.run(
+        lake.to_path_buf(),
+        cfg.forecast.clone(),
+        cfg.default_profile.clone(),
+        cfg.every,
+        stop,
+    ));
+    tracing::info!(
+        namespace = %cfg.target.namespace,
+        statefulset = %cfg.target.name,
+        dry_run = cfg.placeholder.dry_run,
+        "capacity: placeholder loop started"
+    );
+    Ok(())
+}

@@ -1,0 +1,357 @@
+//! The placeholder runner: each cycle reads the StatefulSet's scale and the single-user pods,
+//! calls [`decide`], patches `spec.replicas` when the decision changes it, and records the
+//! decision in the lake table `decisions` (`component = capacity`).
+//!
+//! Requests per cycle, in order (pinned by `tests/it/capacity.rs`):
+//! 1. `GET /apis/apps/v1/namespaces/{ns}/statefulsets/{name}/scale`
+//! 2. `GET /api/v1/namespaces/{ns}/pods?labelSelector=component=singleuser-server`
+//! 3. only for a change outside dry-run: `PATCH …/statefulsets/{name}/scale`, content type
+//!    `application/merge-patch+json`, body `{"spec":{"replicas":N}}`.
+//!
+//! # Guarantees
+//! - Idempotent: the patch sets an absolute value, and the value is re-read every cycle, so a
+//!   `helm upgrade` that resets `replicas` is undone on the next cycle (scale-ups at once).
+//! - Nothing is patched when any read fails, in dry-run, or when the target equals the current
+//!   replicas.
+//! - A decision is recorded when it patches, fails to, or differs from the last one recorded
+//!   (action, reason, current, target): a steady hold, or a dry-run repeating the same would-be
+//!   change, is one row, not one per cycle.
+//! - The cooldown counts from the last *successful* patch of this process; after a restart the
+//!   first scale-down is not delayed (the forecast's look-ahead already smooths it).
+//!
+//! # Assumptions
+//! - The scale subresource is served (apps/v1 StatefulSets always have it), so the agent needs
+//!   only `statefulsets/scale` get + patch, not write access to the whole StatefulSet.
+//! - Single-user pods carry Z2JH's `component=singleuser-server` label (configurable).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams};
+
+use super::forecast::{Forecast, ForecastPolicy, forecast, runs_from_sessions};
+use super::metrics::CapacityStats;
+use super::placeholder::{Action, Decision, Observed, PlaceholderPolicy, Reason, decide};
+use crate::control::decide as control;
+use crate::control::decisions::{DecisionSink, Row};
+
+/// Where the placeholders live.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub namespace: String,
+    /// The StatefulSet (Z2JH: `user-placeholder`).
+    pub name: String,
+    /// Label selector of single-user pods.
+    pub user_pods: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CapacityError {
+    #[error("{what}: {source}")]
+    Kube {
+        what: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("forecast: {0}")]
+    Lake(String),
+}
+
+impl CapacityError {
+    /// A bounded label for logs and metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            CapacityError::Kube { what, .. } => what,
+            CapacityError::Lake(_) => "lake",
+        }
+    }
+}
+
+fn kube_err(what: &'static str) -> impl FnOnce(kube::Error) -> CapacityError {
+    move |source| CapacityError::Kube { what, source }
+}
+
+/// Reads the current replicas and counts running and pending single-user pods.
+///
+/// # Errors
+/// The Kubernetes error of the read that failed (forbidden, not found, unreachable).
+pub async fn observe(client: &kube::Client, t: &Target) -> Result<Observed, CapacityError> {
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &t.namespace);
+    let scale = sets
+        .get_scale(&t.name)
+        .await
+        .map_err(kube_err("get statefulset scale"))?;
+    let current = scale.spec.and_then(|s| s.replicas).unwrap_or(0);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &t.namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&t.user_pods))
+        .await
+        .map_err(kube_err("list user pods"))?;
+    let (mut running, mut pending) = (0, 0);
+    for p in &list.items {
+        if p.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        match p.status.as_ref().and_then(|s| s.phase.as_deref()) {
+            Some("Running") => running += 1,
+            Some("Pending") => pending += 1,
+            _ => {}
+        }
+    }
+    Ok(Observed {
+        current,
+        running,
+        pending,
+    })
+}
+
+/// Sets `spec.replicas` through the scale subresource (a JSON merge patch).
+///
+/// # Errors
+/// The Kubernetes error.
+pub async fn set_replicas(
+    client: &kube::Client,
+    t: &Target,
+    replicas: i32,
+) -> Result<(), CapacityError> {
+    let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &t.namespace);
+    let body = serde_json::json!({ "spec": { "replicas": replicas } });
+    sets.patch_scale(&t.name, &PatchParams::default(), &Patch::Merge(&body))
+        .await
+        .map_err(kube_err("patch statefulset scale"))?;
+    Ok(())
+}
+
+/// The forecast at `now` from the lake's sessions over the policy's window.
+///
+/// # Errors
+/// Lake or query errors, as one line.
+pub async fn forecast_from_lake(
+    lake: &std::path::Path,
+    policy: &ForecastPolicy,
+    default_profile: &str,
+    now: DateTime<Utc>,
+) -> Result<Forecast, CapacityError> {
+    use crate::report::{load, sessions};
+    let err = |e: crate::query::QueryError| CapacityError::Lake(e.to_string());
+    let ctx = crate::query::session(lake).await.map_err(err)?;
+    let to = now.date_naive();
+    let days = i64::from(policy.weeks.max(1)) * 7 + 1;
+    let from = to - chrono::Duration::days(days);
+    let l = load::load(
+        &ctx,
+        load::Window {
+            life: (from, to),
+            activity: (from, to),
+        },
+    )
+    .await
+    .map_err(err)?;
+    let s = sessions::derive(&l.events, l.activity, &l.first_ts);
+    let observed_from = l.first_ts.values().copied().min().unwrap_or(i64::MAX);
+    // A server still open at the end of the data runs until its hub's last record, not until
+    // `now`: a lake that stopped growing must not forecast servers it never saw.
+    let mut runs = runs_from_sessions(&s, default_profile);
+    for (r, s) in runs.iter_mut().zip(&s) {
+        if r.end.is_none() {
+            r.end = l.last_ts.get(&s.hub).map(|&t| t.max(s.start));
+        }
+    }
+    Ok(forecast(&runs, observed_from, policy, now))
+}
+
+/// The placeholder loop for one StatefulSet.
+pub struct Placeholders {
+    client: kube::Client,
+    target: Target,
+    policy: PlaceholderPolicy,
+    sink: Option<DecisionSink>,
+    last_change: Option<DateTime<Utc>>,
+    last_recorded: Option<(Action, Reason, i32, i32)>,
+    stats: Option<Arc<CapacityStats>>,
+}
+
+/// What one cycle did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cycle {
+    pub decision: Decision,
+    /// `scaled`, `dry_run`, `error`; `None` for a hold.
+    pub outcome: Option<&'static str>,
+    pub recorded: bool,
+}
+
+impl Placeholders {
+    pub fn new(
+        client: kube::Client,
+        target: Target,
+        policy: PlaceholderPolicy,
+        sink: Option<DecisionSink>,
+    ) -> Self {
+        Placeholders {
+            client,
+            target,
+            policy,
+            sink,
+            last_change: None,
+            last_recorded: None,
+            stats: None,
+        }
+    }
+
+    /// Counts decisions and errors in `stats` (the agent's `/metrics`).
+    pub fn with_stats(mut self, stats: Arc<CapacityStats>) -> Self {
+        self.stats = Some(stats);
+        self
+    }
+
+    /// One cycle at `now` with `forecast`: read, decide, patch if needed, record.
+    ///
+    /// # Errors
+    /// A failed read (nothing patched, nothing recorded) or a failed patch (recorded as
+    /// `outcome = error`).
+    pub async fn reconcile(
+        &mut self,
+        now: DateTime<Utc>,
+        forecast: &Forecast,
+    ) -> Result<Cycle, CapacityError> {
+        let observed = match observe(&self.client, &self.target).await {
+            Ok(o) => o,
+            Err(e) => {
+                self.count_error(&e);
+                return Err(e);
+            }
+        };
+        let d = decide(now, forecast, observed, &self.policy, self.last_change);
+        if let Some(s) = &self.stats {
+            s.decided(&d, now.timestamp());
+        }
+        let mut result = Ok(());
+        let outcome = if d.apply() {
+            result = set_replicas(&self.client, &self.target, d.target).await;
+            match &result {
+                Ok(()) => {
+                    self.last_change = Some(now);
+                    Some("scaled")
+                }
+                Err(e) => {
+                    self.count_error(e);
+                    Some("error")
+                }
+            }
+        } else if d.action != Action::Hold {
+            Some("dry_run")
+        } else {
+            None
+        };
+        let key = (d.action, d.reason, d.current, d.target);
+        let acted = matches!(outcome, Some("scaled" | "error"));
+        let recorded = acted || self.last_recorded != Some(key);
+        if recorded {
+            tracing::info!(
+                statefulset = %self.target.name,
+                action = d.action.label(),
+                reason = d.reason.label(),
+                current = d.current,
+                target = d.target,
+                dry_run = d.dry_run,
+                "capacity: {}",
+                d.message()
+            );
+            let message = match &result {
+                Ok(()) => d.message(),
+                Err(e) => format!("{}: {e}", d.message()),
+            };
+            self.record(now, &d, outcome, message);
+            self.last_recorded = Some(key);
+        }
+        result.map(|()| Cycle {
+            decision: d,
+            outcome,
+            recorded,
+        })
+    }
+
+    fn count_error(&self, e: &CapacityError) {
+        if let Some(s) = &self.stats {
+            s.error(e.metric_label());
+        }
+    }
+
+    fn record(&self, now: DateTime<Utc>, d: &Decision, outcome: Option<&'static str>, msg: String) {
+        let Some(sink) = &self.sink else { return };
+        let row = Row {
+            ts: now,
+            component: "capacity",
+            pass: "reconcile",
+            decision: control::Decision {
+                user: String::new(),
+                server: Some(self.target.name.clone()),
+                action: match d.action {
+                    Action::ScaleUp => control::Action::ScaleUp,
+                    Action::ScaleDown => control::Action::ScaleDown,
+                    Action::Hold => control::Action::Hold,
+                },
+                reason: match d.reason {
+                    Reason::Forecast => control::Reason::Forecast,
+                    Reason::MinReplicas => control::Reason::MinReplicas,
+                    Reason::MaxReplicas => control::Reason::MaxReplicas,
+                    Reason::Cooldown => control::Reason::Cooldown,
+                    Reason::PendingPods => control::Reason::PendingPods,
+                },
+                profile: self.policy.profile.clone(),
+                last_activity: None,
+                activity_source: control::ActivitySource::None,
+                started: None,
+                limit: None,
+                deadline: None,
+                remove: false,
+            },
+            dry_run: d.dry_run,
+            outcome,
+            message: Some(msg),
+        };
+        if let Err(e) = sink.write(&[row]) {
+            tracing::warn!(error = %e, "capacity: decision not recorded");
+        }
+    }
+
+    /// Runs a cycle every `every` until `stop`, refreshing the forecast from `lake` every hour.
+    /// A failed cycle is logged and retried on the next tick.
+    pub async fn run(
+        mut self,
+        lake: PathBuf,
+        forecast_policy: ForecastPolicy,
+        default_profile: String,
+        every: StdDuration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut current: Option<(DateTime<Utc>, Forecast)> = None;
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let now = Utc::now();
+            let stale = current
+                .as_ref()
+                .is_none_or(|(at, _)| now - *at >= chrono::Duration::hours(1));
+            if stale {
+                match forecast_from_lake(&lake, &forecast_policy, &default_profile, now).await {
+                    Ok(f) => current = Some((now, f)),
+                    Err(e) => tracing::warn!(error = %e, "capacity: forecast not refreshed"),
+                }
+            }
+            let Some((_, f)) = &current else { continue };
+            if let Err(e) = self.reconcile(now, f).await {
+                tracing::warn!(error = %e, kind = e.metric_label(), "capacity: cycle failed");
+            }
+        }
+    }
+}
