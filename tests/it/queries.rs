@@ -21,8 +21,19 @@ fn fixture_logs() -> Vec<PathBuf> {
     out
 }
 
+/// A time-only line before any dated record (CHP 3.x/4.x) takes its file's modification date:
+/// pin it to the day the golden results were made, so that they hold on any day and any clone.
+fn pin_mtimes(files: &[PathBuf]) {
+    let day = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_867_200); // 2026-11-28T12:00:00Z
+    for f in files {
+        let file = std::fs::File::options().append(true).open(f).unwrap();
+        file.set_modified(day).unwrap();
+    }
+}
+
 fn fixture_lake(dir: &Path) -> PathBuf {
     let lake = dir.join("lake");
+    pin_mtimes(&fixture_logs());
     run_ok(
         bin()
             .args(["ingest", "--no-progress", "--hub", "fixtures", "--lake"])
