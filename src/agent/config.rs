@@ -159,18 +159,31 @@ impl AgentConfig {
 
     /// Parse and validate TOML text; `name` is used in error messages.
     pub fn from_toml(text: &str, name: &str) -> Result<AgentConfig, String> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let at = e
-                .span()
-                .map(|s| line_col(text, s.start))
-                .map_or(String::new(), |(l, c)| format!(":{l}:{c}"));
-            format!("{name}{at}: {}", e.message().trim().replace('\n', " "))
-        })?;
-        raw.validate(text).map_err(|(key, why)| {
-            let at = key_position(text, &key).map_or(String::new(), |(l, c)| format!(":{l}:{c}"));
-            format!("{name}{at}: {key}: {why}")
-        })
+        let raw: RawConfig = toml_from_str(text, name)?;
+        raw.validate(text)
+            .map_err(|(key, why)| invalid_key(text, name, &key, &why))
     }
+}
+
+/// Deserialize TOML text; a syntax or type error is one line `NAME:LINE:COL: why`. Shared by
+/// every TOML file hubpulse reads (agent config, pricing, admission policy).
+pub(crate) fn toml_from_str<T: serde::de::DeserializeOwned>(
+    text: &str,
+    name: &str,
+) -> Result<T, String> {
+    toml::from_str(text).map_err(|e: toml::de::Error| {
+        let at = e
+            .span()
+            .map(|s| line_col(text, s.start))
+            .map_or(String::new(), |(l, c)| format!(":{l}:{c}"));
+        format!("{name}{at}: {}", e.message().trim().replace('\n', " "))
+    })
+}
+
+/// A validation error as one line `NAME:LINE:COL: key: why`, placed at the key when found.
+pub(crate) fn invalid_key(text: &str, name: &str, key: &str, why: &str) -> String {
+    let at = key_position(text, key).map_or(String::new(), |(l, c)| format!(":{l}:{c}"));
+    format!("{name}{at}: {key}: {why}")
 }
 
 pub(crate) fn line_col(text: &str, byte: usize) -> (usize, usize) {

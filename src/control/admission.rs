@@ -120,18 +120,7 @@ impl Policy {
     }
 
     pub fn parse(text: &str, name: &str) -> Result<Policy, String> {
-        let raw: RawPolicy = toml::from_str(text).map_err(|e| {
-            let at = e.span().map_or(String::new(), |s| {
-                let before = &text[..s.start.min(text.len())];
-                let line = before.matches('\n').count() + 1;
-                let col = before
-                    .rfind('\n')
-                    .map_or(before.len(), |i| before.len() - i - 1)
-                    + 1;
-                format!(":{line}:{col}")
-            });
-            format!("{name}{at}: {}", e.message().trim().replace('\n', " "))
-        })?;
+        let raw: RawPolicy = crate::agent::config::toml_from_str(text, name)?;
         let grace = match &raw.grace {
             None => Duration::from_secs(600),
             Some(g) => crate::agent::config::parse_duration(g)

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::agent::config::{key_position, line_col, parse_duration};
+use crate::agent::config::{invalid_key, parse_duration, toml_from_str};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -133,17 +133,9 @@ impl Pricing {
     }
 
     pub fn from_toml(text: &str, name: &str) -> Result<Pricing, String> {
-        let raw: Raw = toml::from_str(text).map_err(|e| {
-            let at = e
-                .span()
-                .map(|s| line_col(text, s.start))
-                .map_or(String::new(), |(l, c)| format!(":{l}:{c}"));
-            format!("{name}{at}: {}", e.message().trim().replace('\n', " "))
-        })?;
-        raw.validate().map_err(|(key, why)| {
-            let at = key_position(text, &key).map_or(String::new(), |(l, c)| format!(":{l}:{c}"));
-            format!("{name}{at}: {key}: {why}")
-        })
+        let raw: Raw = toml_from_str(text, name)?;
+        raw.validate()
+            .map_err(|(key, why)| invalid_key(text, name, &key, &why))
     }
 
     /// The slug of a logged profile name (`None`: the default profile).
