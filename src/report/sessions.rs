@@ -158,8 +158,8 @@ struct State {
     pending_profiles: HashMap<String, VecDeque<(i64, String)>>,
     /// Per hub: pod (normalised name) -> profile.
     pod_profiles: HashMap<String, HashMap<String, String>>,
-    /// Users seen in any lifecycle record (per hub): activity from others opens a session.
-    known: std::collections::HashSet<(String, String)>,
+    /// Users seen in any lifecycle record, per hub: activity from others opens a session.
+    known: HashMap<String, std::collections::HashSet<String>>,
     last_shutdown: HashMap<String, i64>,
     activity: ActivityIndex,
 }
@@ -256,7 +256,7 @@ impl State {
             self.activity(hub, user, ev.ts, data_start);
             return;
         }
-        self.known.insert((hub.clone(), user.clone()));
+        self.know(hub, &user);
         let server = match (&ev.life, &ev.server) {
             (_, Some(s)) => s.clone(),
             (Life::Exited, None) => self.only_open_server(hub, &user),
@@ -304,16 +304,28 @@ impl State {
         }
     }
 
+    /// Remembers that `user` of `hub` has lifecycle records (no allocation once known: this
+    /// runs for every record).
+    fn know(&mut self, hub: &str, user: &str) {
+        let users = match self.known.get_mut(hub) {
+            Some(u) => u,
+            None => self.known.entry(hub.to_string()).or_default(),
+        };
+        if !users.contains(user) {
+            users.insert(user.to_string());
+        }
+    }
+
     fn activity(&mut self, hub: &str, user: String, ts: i64, data_start: i64) {
         let any_open = self.open.keys().any(|k| k.0 == hub && k.1 == user);
-        let who = (hub.to_string(), user);
-        if !any_open && !self.known.contains(&who) {
+        let known = self.known.get(hub).is_some_and(|u| u.contains(&user));
+        if !any_open && !known {
             // Activity from a server whose start the data does not show: it was already running.
-            let key = (who.0.clone(), who.1.clone(), String::new());
+            let key = (hub.to_string(), user, String::new());
             let mut s = self.new_session(&key, data_start.min(ts), None);
             s.started_before_data = true;
+            self.know(hub, &key.1);
             self.open.insert(key, s);
-            self.known.insert(who);
         }
     }
 
