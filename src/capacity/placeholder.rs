@@ -91,7 +91,7 @@ impl Action {
 }
 
 /// Why: a bounded vocabulary (a metric label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
     /// The target follows the forecast.
     Forecast,

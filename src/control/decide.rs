@@ -95,12 +95,8 @@ pub enum Reason {
     GroupLimit,
     OverBudget,
     PolicyError,
-    /// Capacity (placeholders): see `crate::capacity::placeholder::Reason`.
-    Forecast,
-    MinReplicas,
-    MaxReplicas,
-    Cooldown,
-    PendingPods,
+    /// Capacity (placeholders): the placeholder decision's own reason.
+    Capacity(crate::capacity::placeholder::Reason),
 }
 
 impl Reason {
@@ -128,11 +124,7 @@ impl Reason {
             Reason::GroupLimit => "group_limit",
             Reason::OverBudget => "over_budget",
             Reason::PolicyError => "policy_error",
-            Reason::Forecast => "forecast",
-            Reason::MinReplicas => "min_replicas",
-            Reason::MaxReplicas => "max_replicas",
-            Reason::Cooldown => "cooldown",
-            Reason::PendingPods => "pending_pods",
+            Reason::Capacity(r) => r.label(),
         }
     }
 }

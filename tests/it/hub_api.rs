@@ -7,13 +7,14 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hubpulse::hub::{
     ApiToken, HubClient, HubConfig, HubError, Pending, StartOutcome, StopOutcome, User, UserState,
 };
 
+use super::cull_common::{user, wait_for};
 use super::root;
 
 struct Hub {
@@ -106,26 +107,6 @@ fn client_with(hub: &Hub, token: &str, page_size: u32) -> HubClient {
 
 fn admin(hub: &Hub) -> HubClient {
     client_with(hub, &hub.admin_token, 200)
-}
-
-/// Polls `probe` (at most every 250 ms) until it returns `Some`, or panics after `timeout`.
-async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-async fn user(c: &HubClient, name: &str) -> User {
-    c.user(name).await.unwrap().expect("user exists")
 }
 
 async fn wait_ready(c: &HubClient, name: &str, server: &str) -> User {
