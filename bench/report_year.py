@@ -25,7 +25,7 @@ sql = f"""
 WITH life AS (
   SELECT hub, "user", COALESCE(server_name, '') AS server, kind, ts,
          LEAD(ts) OVER w AS next_ts
-  FROM read_parquet('{lake}/events/*/*.parquet', hive_partitioning = true)
+  FROM read_parquet('{lake}/events/*/*/*.parquet', hive_partitioning = true)
   WHERE dt >= '{lo}' AND dt <= '{hi}'
     AND kind IN ('spawn_succeeded', 'stop_succeeded', 'server_exited') AND "user" IS NOT NULL
   WINDOW w AS (PARTITION BY hub, "user", COALESCE(server_name, '') ORDER BY ts, source_offset)

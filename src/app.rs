@@ -56,6 +56,21 @@ pub fn run(cmd: Command) -> Result<(), AppError> {
             no_progress,
             files,
         } => ingest_cmd(&lake, &opts, !no_progress, &files),
+        Command::Retention {
+            lake,
+            hub,
+            events,
+            decisions,
+            pods,
+        } => retention_cmd(
+            &lake,
+            &hub,
+            crate::lake::retention::Retention {
+                events,
+                decisions,
+                pods,
+            },
+        ),
         Command::Query {
             lake,
             format,
@@ -332,6 +347,33 @@ fn output_error(e: io::Error) -> Result<(), AppError> {
     }
 }
 
+fn retention_cmd(
+    lake: &Path,
+    hub: &str,
+    r: crate::lake::retention::Retention,
+) -> Result<(), AppError> {
+    if r.is_off() {
+        return Err(AppError::Input(
+            "retention: give --events, --decisions and/or --pods (months to keep)".into(),
+        ));
+    }
+    let mut m = crate::lake::Manifest::open(lake, hub).map_err(|e| match e {
+        LakeError::Locked { .. } => AppError::Input(format!(
+            "{e} (a running agent applies [lake.retention] itself)"
+        )),
+        LakeError::Io { .. } | LakeError::Store { .. } => AppError::Runtime(e.to_string()),
+        e => AppError::Input(e.to_string()),
+    })?;
+    let today = chrono::Utc::now().date_naive();
+    let dropped = crate::lake::retention::apply(&mut m, lake, &r, today)
+        .map_err(|e| AppError::Runtime(e.to_string()))?;
+    for (table, dt) in &dropped.partitions {
+        println!("dropped {table}/hub={hub}/dt={dt}");
+    }
+    eprintln!("retention: {} partitions dropped", dropped.partitions.len());
+    Ok(())
+}
+
 fn ingest_cmd(
     lake: &Path,
     opts: &ParseArgs,
@@ -345,8 +387,10 @@ fn ingest_cmd(
         ));
     }
     check_inputs(files, false)?;
-    std::fs::create_dir_all(lake)
-        .map_err(|e| AppError::Input(format!("{}: cannot create lake: {e}", lake.display())))?;
+    if !crate::lake::store::Location::of(lake).is_remote() {
+        std::fs::create_dir_all(lake)
+            .map_err(|e| AppError::Input(format!("{}: cannot create lake: {e}", lake.display())))?;
+    }
     let iopts = IngestOptions {
         lake: lake.to_path_buf(),
         zone: s.zone,
@@ -359,7 +403,11 @@ fn ingest_cmd(
         progress,
     };
     let summary = ingest(&iopts, files).map_err(|e| match e {
-        LakeError::Locked { .. } | LakeError::Corrupt { .. } => AppError::Input(e.to_string()),
+        LakeError::Locked { .. }
+        | LakeError::Corrupt { .. }
+        | LakeError::Conflict { .. }
+        | LakeError::Config(_)
+        | LakeError::Legacy { .. } => AppError::Input(e.to_string()),
         LakeError::Io { ref path, .. } if !path.starts_with(lake) => AppError::Input(e.to_string()),
         e => AppError::Runtime(e.to_string()),
     })?;
@@ -612,8 +660,13 @@ fn agent_err(e: AgentError) -> AppError {
 fn run_agent(cfg: AgentConfig) -> Result<(), AppError> {
     let metrics = Arc::new(crate::agent::metrics::Metrics::default());
     let grace = (cfg.shutdown_deadline / 2).min(std::time::Duration::from_secs(5));
-    let (obs, sink) = crate::datadog::sink::start(&cfg.datadog, &cfg.lake.path, &metrics, grace)
-        .map_err(AppError::Input)?;
+    let (obs, sink) = crate::datadog::sink::start(
+        &cfg.datadog,
+        &crate::lake::store::state_dir(&cfg.lake.path, &cfg.hub),
+        &metrics,
+        grace,
+    )
+    .map_err(AppError::Input)?;
     let r = crate::agent::run_with(cfg, vec![obs], metrics, None);
     sink.finish();
     r.map_err(agent_err)

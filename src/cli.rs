@@ -47,8 +47,8 @@ pub enum Command {
     },
     /// Append log files to the lake, exactly once, and print one summary line.
     Ingest {
-        /// Lake root directory (created if missing).
-        #[arg(long, value_name = "DIR")]
+        /// Lake root: a directory (created if missing) or s3://bucket/prefix.
+        #[arg(long, value_name = "DIR|URL")]
         lake: PathBuf,
         #[command(flatten)]
         opts: ParseArgs,
@@ -58,9 +58,28 @@ pub enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
-    /// Run SQL over the lake with DataFusion (tables: events).
+    /// Drop one hub's partitions older than N months, per table (what `[lake.retention]` does
+    /// in a running agent). N keeps the current month and the N before it, whole.
+    Retention {
+        /// Lake root: a directory or s3://bucket/prefix.
+        #[arg(long, value_name = "DIR|URL")]
+        lake: PathBuf,
+        #[arg(long, default_value = "jupyterhub", value_name = "NAME")]
+        hub: String,
+        /// Months of `events` to keep before the current one.
+        #[arg(long, value_name = "MONTHS", value_parser = clap::value_parser!(u32).range(1..=1200))]
+        events: Option<u32>,
+        /// Months of `decisions` to keep.
+        #[arg(long, value_name = "MONTHS", value_parser = clap::value_parser!(u32).range(1..=1200))]
+        decisions: Option<u32>,
+        /// Months of `pods` to keep.
+        #[arg(long, value_name = "MONTHS", value_parser = clap::value_parser!(u32).range(1..=1200))]
+        pods: Option<u32>,
+    },
+    /// Run SQL over the lake with DataFusion (tables: events, decisions, pods).
     Query {
-        #[arg(long, value_name = "DIR")]
+        /// Lake root: a directory or s3://bucket/prefix.
+        #[arg(long, value_name = "DIR|URL")]
         lake: PathBuf,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,

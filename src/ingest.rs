@@ -23,6 +23,7 @@ use arrow::array::RecordBatch;
 use chrono::NaiveDate;
 
 use crate::lake::batch::{EventsBuilder, SourceInfo};
+use crate::lake::manifest::Names;
 use crate::lake::manifest::{Commit, LakeError, Manifest, PartEntry, SourceProgress, io_err};
 use crate::lake::writer::{PartSet, WriterConfig};
 use crate::parse::catalogue::Catalogue;
@@ -71,12 +72,14 @@ enum ToWriter {
     Finish(SyncSender<Result<Vec<PartEntry>, LakeError>>),
 }
 
-fn writer_thread(root: PathBuf, cfg: WriterConfig, rx: Receiver<ToWriter>) {
+fn writer_thread(root: PathBuf, names: Names, cfg: WriterConfig, rx: Receiver<ToWriter>) {
     let mut set: Option<PartSet> = None;
     let mut failed: Option<LakeError> = None;
     for msg in rx {
         match msg {
-            ToWriter::Begin(seq) => set = Some(PartSet::new(root.clone(), seq, &cfg)),
+            ToWriter::Begin(seq) => {
+                set = Some(PartSet::new(root.clone(), names.clone(), seq, &cfg))
+            }
             ToWriter::Batch(dt, b) => {
                 if failed.is_some() {
                     continue;
@@ -154,10 +157,10 @@ pub fn ingest(opts: &IngestOptions, files: &[PathBuf]) -> Result<IngestSummary, 
         File::open(f).map_err(io_err(f))?;
     }
     let started = Instant::now();
-    let mut manifest = Manifest::open(&opts.lake)?;
+    let mut manifest = Manifest::open(&opts.lake, &opts.hub)?;
     let (tx, rx) = sync_channel::<ToWriter>(4);
-    let (root, wcfg) = (opts.lake.clone(), opts.writer);
-    let handle = std::thread::spawn(move || writer_thread(root, wcfg, rx));
+    let (root, names, wcfg) = (manifest.root().to_path_buf(), manifest.names(), opts.writer);
+    let handle = std::thread::spawn(move || writer_thread(root, names, wcfg, rx));
     let mut summary = IngestSummary::default();
     let mut result = Ok(());
     for f in files {

@@ -1,8 +1,8 @@
 //! SQL over the lake with DataFusion.
 //!
-//! Each table is a `ListingTable` over `<lake>/<table>/dt=…/*.parquet` with its schema passed
-//! explicitly (an empty lake has nothing to infer from) and `dt` declared as a partition column,
-//! so `WHERE dt = '2026-11-02'` prunes directories. The list-files cache is disabled: the lake is
+//! Each table is a `ListingTable` over `<lake>/<table>/hub=…/dt=…/*.parquet` (a directory or an
+//! S3 prefix) with its schema passed explicitly (an empty lake has nothing to infer from) and
+//! `hub`, `dt` declared as partition columns, so `WHERE dt = '2026-11-02'` prunes prefixes. The list-files cache is disabled: the lake is
 //! written while it is read, and a cached listing would hide new parts.
 
 use std::path::{Path, PathBuf};
@@ -18,6 +18,8 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::lake::schema;
+use crate::lake::store::{Location, s3_store};
+use object_store::ObjectStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -29,18 +31,24 @@ pub enum QueryError {
     Output(String),
 }
 
-/// A DataFusion session with the lake's tables registered.
+/// The lake's tables, with their file schemas.
+fn tables() -> [(&'static str, arrow::datatypes::SchemaRef); 3] {
+    [
+        (schema::EVENTS, schema::events()),
+        (
+            crate::control::decisions::DECISIONS,
+            crate::control::decisions::schema(),
+        ),
+        (
+            crate::agent::kube::podtable::PODS,
+            crate::agent::kube::podtable::schema(),
+        ),
+    ]
+}
+
+/// A DataFusion session with the lake's tables registered. `lake` is a directory or
+/// `s3://bucket/prefix` (credentials and endpoint from the AWS environment, see `lake::store`).
 pub async fn session(lake: &Path) -> Result<SessionContext, QueryError> {
-    let events_dir = lake.join(schema::EVENTS);
-    let decisions_dir = lake.join(crate::control::decisions::DECISIONS);
-    let pods_dir = lake.join(crate::agent::kube::podtable::PODS);
-    // A lake only `hubpulse cull --once` has written to holds `decisions` alone.
-    if !events_dir.is_dir() && !decisions_dir.is_dir() && !pods_dir.is_dir() {
-        return Err(QueryError::NotALake {
-            path: lake.to_path_buf(),
-            table: schema::EVENTS,
-        });
-    }
     let runtime = RuntimeEnvBuilder::new()
         .with_object_list_cache_limit(0)
         .build_arc()
@@ -49,42 +57,90 @@ pub async fn session(lake: &Path) -> Result<SessionContext, QueryError> {
         .with_information_schema(true)
         .with_target_partitions(2);
     let ctx = SessionContext::new_with_config_rt(config, runtime);
-    if events_dir.is_dir() {
-        register(&ctx, schema::EVENTS, &events_dir, schema::events()).await?;
-    }
-    if decisions_dir.is_dir() {
-        let s = crate::control::decisions::schema();
-        register(
-            &ctx,
-            crate::control::decisions::DECISIONS,
-            &decisions_dir,
-            s,
-        )
-        .await?;
-    }
-    if pods_dir.is_dir() {
-        let s = crate::agent::kube::podtable::schema();
-        register(&ctx, crate::agent::kube::podtable::PODS, &pods_dir, s).await?;
+    let (base, present): (String, Vec<&'static str>) = match Location::of(lake) {
+        Location::Local(dir) => {
+            let present: Vec<_> = tables()
+                .iter()
+                .map(|(t, _)| *t)
+                .filter(|t| dir.join(t).is_dir())
+                .collect();
+            if present.is_empty() {
+                return Err(QueryError::NotALake {
+                    path: lake.to_path_buf(),
+                    table: schema::EVENTS,
+                });
+            }
+            let abs = std::fs::canonicalize(&dir)
+                .map_err(|e| QueryError::Sql(format!("{}: {e}", dir.display())))?;
+            (abs.display().to_string(), present)
+        }
+        Location::S3(url) => {
+            let (store, prefix) = s3_store(&url).map_err(QueryError::Sql)?;
+            let parsed = url::Url::parse(&url).map_err(|e| QueryError::Sql(e.to_string()))?;
+            let bucket =
+                url::Url::parse(&format!("s3://{}", parsed.host_str().unwrap_or_default()))
+                    .map_err(|e| QueryError::Sql(e.to_string()))?;
+            let listed = store
+                .list_with_delimiter(Some(&prefix))
+                .await
+                .map_err(|e| QueryError::Sql(format!("{url}: {e}")))?;
+            let dirs: Vec<String> = listed
+                .common_prefixes
+                .iter()
+                .filter_map(|p| p.filename().map(str::to_string))
+                .collect();
+            // A lake whose writers have committed nothing visible yet still has `_hubpulse/`;
+            // then every table is registered (an absent prefix lists as empty).
+            let present: Vec<_> = tables()
+                .iter()
+                .map(|(t, _)| *t)
+                .filter(|t| dirs.iter().any(|d| d == t || d == "_hubpulse"))
+                .collect();
+            if present.is_empty() {
+                return Err(QueryError::NotALake {
+                    path: lake.to_path_buf(),
+                    table: schema::EVENTS,
+                });
+            }
+            ctx.register_object_store(&bucket, store);
+            (url, present)
+        }
+    };
+    for (name, file_schema) in tables() {
+        if present.contains(&name) {
+            register(&ctx, name, &format!("{base}/{name}/"), file_schema).await?;
+        }
     }
     Ok(ctx)
 }
 
+/// Register `<base>/<table>/hub=…/dt=…/*.parquet`. `hub` and `dt` come from the path (so
+/// `WHERE hub = … AND dt >= …` lists only the matching prefixes); the `hub` column the files
+/// also carry is left out of the file schema, as Spark, Trino and Athena need too.
 async fn register(
     ctx: &SessionContext,
     name: &str,
-    dir: &Path,
+    url: &str,
     file_schema: arrow::datatypes::SchemaRef,
 ) -> Result<(), QueryError> {
-    let abs = std::fs::canonicalize(dir)
-        .map_err(|e| QueryError::Sql(format!("{}: {e}", dir.display())))?;
-    let url = ListingTableUrl::parse(format!("{}/", abs.display()))
-        .map_err(|e| QueryError::Sql(e.to_string()))?;
+    let url = ListingTableUrl::parse(url).map_err(|e| QueryError::Sql(e.to_string()))?;
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
-        .with_table_partition_cols(vec![(schema::PARTITION_COL.to_string(), DataType::Utf8)]);
+        .with_table_partition_cols(vec![
+            (schema::HUB_COL.to_string(), DataType::Utf8),
+            (schema::PARTITION_COL.to_string(), DataType::Utf8),
+        ]);
+    let without_hub = arrow::datatypes::Schema::new(
+        file_schema
+            .fields()
+            .iter()
+            .filter(|f| f.name() != schema::HUB_COL)
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
-        .with_schema(file_schema);
+        .with_schema(Arc::new(without_hub));
     let table = ListingTable::try_new(config).map_err(|e| QueryError::Sql(e.to_string()))?;
     ctx.register_table(name, Arc::new(table))
         .map_err(|e| QueryError::Sql(e.to_string()))?;

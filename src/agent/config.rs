@@ -79,6 +79,8 @@ pub struct LakeConfig {
     pub flush_bytes: u64,
     /// Merge a partition's small parts once it has at least this many (0: never).
     pub compact_min_files: usize,
+    /// `[lake.retention]`: months kept per table (default: everything).
+    pub retention: crate::lake::retention::Retention,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -137,6 +139,7 @@ impl AgentConfig {
                 flush_interval: Duration::from_secs(60),
                 flush_bytes: 32 << 20,
                 compact_min_files: 16,
+                retention: Default::default(),
             },
             http: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
             files,
@@ -338,6 +341,15 @@ struct RawLake {
     flush_interval: Option<String>,
     flush_bytes: Option<SizeValue>,
     compact_min_files: Option<usize>,
+    retention: Option<RawRetention>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    events: Option<u32>,
+    decisions: Option<u32>,
+    pods: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -479,6 +491,27 @@ impl RawConfig {
             ));
         }
         let control = crate::control::config::validate(self.hub, self.culler, self.admission)?;
+        if let Some(h) = &a.hub {
+            crate::lake::store::check_hub(h).map_err(|e| ("agent.hub".to_string(), e))?;
+        }
+        let r = self.lake.retention.unwrap_or_default();
+        for (key, v) in [
+            ("events", r.events),
+            ("decisions", r.decisions),
+            ("pods", r.pods),
+        ] {
+            if v.is_some_and(|m| !(1..=1200).contains(&m)) {
+                return Err((
+                    format!("lake.retention.{key}"),
+                    "months to keep before the current one: 1 to 1200 (leave it out to keep everything)".into(),
+                ));
+            }
+        }
+        let retention = crate::lake::retention::Retention {
+            events: r.events,
+            decisions: r.decisions,
+            pods: r.pods,
+        };
         let capacity = crate::capacity::config::validate(self.capacity)?;
         if control.admission.is_some() && http.is_none() {
             return Err((
@@ -497,6 +530,7 @@ impl RawConfig {
                 flush_interval,
                 flush_bytes,
                 compact_min_files: self.lake.compact_min_files.unwrap_or(16),
+                retention,
             },
             http,
             files,

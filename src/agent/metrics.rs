@@ -22,6 +22,7 @@ pub struct Metrics {
     pub parts_published: AtomicU64,
     pub rows_published: AtomicU64,
     pub compactions: AtomicU64,
+    pub retention_dropped: AtomicU64,
     pub sources_attached: AtomicU64,
     pub files_rotated: AtomicU64,
     /// Bytes a source could not read because the file was truncated or removed before they
@@ -74,7 +75,7 @@ impl Metrics {
     pub fn render(&self, now_unix_micros: i64) -> String {
         let mut o = String::with_capacity(4096);
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let counters: [(&str, &str, u64); 13] = [
+        let counters: [(&str, &str, u64); 14] = [
             (
                 "hubpulse_bytes_read_total",
                 "Bytes read from all sources.",
@@ -115,6 +116,11 @@ impl Metrics {
                 "hubpulse_lake_compactions_total",
                 "Partitions whose small parts were merged.",
                 g(&self.compactions),
+            ),
+            (
+                "hubpulse_lake_retention_dropped_partitions_total",
+                "Partitions dropped by [lake.retention] (per table and day).",
+                g(&self.retention_dropped),
             ),
             (
                 "hubpulse_sources_attached_total",

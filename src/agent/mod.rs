@@ -80,7 +80,7 @@ pub fn run_with(
     }
     .map_err(|e| AgentError::Config(format!("catalogue: {e}")))?;
     // A lake that cannot be opened for writing is a configuration problem (exit 2).
-    let manifest = Manifest::open(&cfg.lake.path)
+    let manifest = Manifest::open(&cfg.lake.path, &cfg.hub)
         .map_err(|e| AgentError::Config(format!("lake.path: {e}")))?;
     metrics.lake_open.store(true, Ordering::Relaxed);
     let progress = manifest.progress().clone();
@@ -122,6 +122,8 @@ pub fn run_with(
         record_hold: cfg.record_hold,
         batch_rows: 64 * 1024,
         compact_min_files: cfg.lake.compact_min_files,
+        lake: cfg.lake.path.clone(),
+        retention: cfg.lake.retention,
     };
 
     let mut threads = Vec::new();

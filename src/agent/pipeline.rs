@@ -63,7 +63,14 @@ pub struct PipelineConfig {
     pub batch_rows: usize,
     /// Merge a partition's small parts once it has this many (0: never).
     pub compact_min_files: usize,
+    /// The lake (as configured: a directory or `s3://…`), for retention of the side tables.
+    pub lake: std::path::PathBuf,
+    /// `[lake.retention]`, applied at start and then hourly.
+    pub retention: crate::lake::retention::Retention,
 }
+
+/// How often retention runs in the agent.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
 struct Src {
     kind: SourceKind,
@@ -130,6 +137,7 @@ pub struct Pipeline {
     kinds: BTreeMap<&'static str, u64>,
     last_publish: Instant,
     compactor: Option<Compactor>,
+    last_retention: Option<Instant>,
 }
 
 /// What to merge next, if anything: first the commit-sized parts of a partition, then (once
@@ -182,15 +190,19 @@ impl Pipeline {
             kinds: BTreeMap::new(),
             last_publish: Instant::now(),
             compactor: None,
+            last_retention: None,
         }
     }
 
     /// Run until `shutdown` is set (then drain what is queued, flush, commit) or every sender
     /// is gone and every source has ended.
     pub fn run(mut self, rx: Receiver<SourceMsg>, shutdown: &AtomicBool) -> Result<(), LakeError> {
-        if self.cfg.compact_min_files >= 2 {
+        // On an object store a merged part cannot replace its inputs atomically for readers
+        // that list files (there is no rename), so parts there are never compacted.
+        if self.cfg.compact_min_files >= 2 && !self.manifest.is_remote() {
             self.compactor = Some(Compactor::start(
                 self.manifest.root().to_path_buf(),
+                self.manifest.names(),
                 self.cfg.writer,
             ));
         }
@@ -433,7 +445,12 @@ impl Pipeline {
         let batch = b.finish()?;
         let seq = self.manifest.next_seq();
         let parts = self.parts.get_or_insert_with(|| {
-            PartSet::new(self.manifest.root().to_path_buf(), seq, &self.cfg.writer)
+            PartSet::new(
+                self.manifest.root().to_path_buf(),
+                self.manifest.names(),
+                seq,
+                &self.cfg.writer,
+            )
         });
         parts.write(&day_name(day), &batch)
     }
@@ -462,7 +479,32 @@ impl Pipeline {
         if now.duration_since(self.last_publish) >= Duration::from_millis(100) {
             self.publish();
         }
+        self.retention(now)?;
         self.compaction()
+    }
+
+    fn retention(&mut self, now: Instant) -> Result<(), LakeError> {
+        if self.cfg.retention.is_off()
+            || self
+                .last_retention
+                .is_some_and(|t| now.duration_since(t) < RETENTION_EVERY)
+        {
+            return Ok(());
+        }
+        self.last_retention = Some(now);
+        // Nothing buffered may land in a partition about to go: commit it first.
+        self.flush()?;
+        let today = chrono::Utc::now().date_naive();
+        let dropped = crate::lake::retention::apply(
+            &mut self.manifest,
+            &self.cfg.lake,
+            &self.cfg.retention,
+            today,
+        )?;
+        self.metrics
+            .retention_dropped
+            .fetch_add(dropped.partitions.len() as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Swap in a finished merge; start the next one.

@@ -1,6 +1,6 @@
 //! The lake table `decisions`: one row per culler or admission decision worth keeping (every
 //! cull, warning and skip, and every admission answer), Hive-partitioned like `events`:
-//! `DIR/decisions/dt=YYYY-MM-DD/part-<unix_ms>-<pid>-<n>.parquet`.
+//! `DIR/decisions/hub=<hub>/dt=YYYY-MM-DD/part-<unix_ms>-<pid>-<n>.parquet`.
 //!
 //! # Guarantees
 //! - A part is written under a hidden `.….parquet.tmp` name, `fsync`ed, then renamed into place
@@ -89,9 +89,79 @@ impl Row {
 /// Writes rows as parts of the `decisions` table under a lake root.
 #[derive(Debug, Clone)]
 pub struct DecisionSink {
-    root: PathBuf,
+    root: SideRoot,
     hub: String,
     seq: Arc<AtomicU64>,
+}
+
+/// A side table's directory in an object store: the client, and the path under the lake root.
+type RemoteDir = (Arc<crate::lake::store::Remote>, String);
+
+/// Where a side table (`decisions`, `pods`) of one hub is written: `<lake>/<table>/hub=<hub>/`,
+/// in a directory or in an object store (opened on first use).
+#[derive(Debug, Clone)]
+pub struct SideRoot {
+    /// `<lake>/<table>/hub=<hub>` (a path, or an `s3://` URL held in a path).
+    dir: PathBuf,
+    remote: Arc<std::sync::OnceLock<Result<RemoteDir, String>>>,
+}
+
+impl SideRoot {
+    pub fn new(lake: &Path, table: &str, hub: &str) -> SideRoot {
+        SideRoot {
+            dir: lake.join(table).join(format!("hub={hub}")),
+            remote: Arc::new(std::sync::OnceLock::new()),
+        }
+    }
+
+    /// Publish `batch` as a new part of partition `dt`. `n` makes the name unique within the
+    /// process (with the time and the pid).
+    ///
+    /// # Errors
+    /// I/O, store or encoding errors, with the path.
+    pub fn publish(&self, dt: &str, n: u64, batch: &RecordBatch) -> Result<(), String> {
+        match crate::lake::store::Location::of(&self.dir) {
+            crate::lake::store::Location::Local(d) => {
+                publish(&d.join(format!("dt={dt}")), n, batch)
+            }
+            crate::lake::store::Location::S3(url) => {
+                let (remote, rel) = self
+                    .remote
+                    .get_or_init(|| {
+                        // The lake root is two segments up: `<lake>/<table>/hub=<hub>`.
+                        let mut segs: Vec<&str> = url.rsplitn(3, '/').collect();
+                        segs.reverse();
+                        let (root, rel) = match segs.as_slice() {
+                            [root, table, hub] => (root.to_string(), format!("{table}/{hub}")),
+                            _ => return Err(format!("{url}: not a side-table location")),
+                        };
+                        let r = crate::lake::store::Remote::open(&root)?;
+                        Ok((Arc::new(r), rel))
+                    })
+                    .clone()?;
+                let body = encode(batch).map_err(|e| format!("{url}: {e}"))?;
+                // One PUT: the object appears whole or not at all.
+                remote
+                    .put(&format!("{rel}/dt={dt}/{}", part_name(n)), body)
+                    .map_err(|e| format!("{url}: {e}"))
+            }
+        }
+    }
+}
+
+fn part_name(n: u64) -> String {
+    format!(
+        "part-{}-{}-{n}.parquet",
+        Utc::now().timestamp_millis(),
+        std::process::id()
+    )
+}
+
+fn encode(batch: &RecordBatch) -> Result<Vec<u8>, parquet::errors::ParquetError> {
+    let props = writer_properties(&WriterConfig::default());
+    let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props))?;
+    w.write(batch)?;
+    w.into_inner()
 }
 
 /// Writes `batch` as a new part in `dir` (created if missing): under a hidden temporary name,
@@ -102,11 +172,7 @@ pub struct DecisionSink {
 /// I/O or encoding errors, with the path.
 pub fn publish(dir: &Path, n: u64, batch: &RecordBatch) -> Result<(), String> {
     fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let name = format!(
-        "part-{}-{}-{n}.parquet",
-        Utc::now().timestamp_millis(),
-        std::process::id()
-    );
+    let name = part_name(n);
     let tmp = dir.join(format!(".{name}.tmp"));
     let file = File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
     let props = writer_properties(&WriterConfig::default());
@@ -134,7 +200,7 @@ fn micros(t: Option<DateTime<Utc>>) -> Option<i64> {
 impl DecisionSink {
     pub fn new(lake: &Path, hub: &str) -> Self {
         DecisionSink {
-            root: lake.join(DECISIONS),
+            root: SideRoot::new(lake, DECISIONS, hub),
             hub: hub.to_string(),
             seq: Arc::new(AtomicU64::new(0)),
         }
@@ -159,12 +225,11 @@ impl DecisionSink {
     }
 
     fn write_part(&self, dt: &str, rows: &[&Row]) -> Result<(), String> {
-        let dir = self.root.join(format!("dt={dt}"));
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
         let batch = self
             .batch(rows)
             .map_err(|e| format!("decisions batch: {e}"))?;
-        publish(&dir, n, &batch)
+        self.root.publish(dt, n, &batch)
     }
 
     fn batch(&self, rows: &[&Row]) -> Result<RecordBatch, arrow::error::ArrowError> {

@@ -341,13 +341,14 @@ fn spawn<T: Transport>(
 }
 
 /// Start the sink for `hubpulse run`: the observer to give the pipeline, and the handle to
-/// finish it after the pipeline returns. `lake` is the default home of the spool.
+/// finish it after the pipeline returns. `state` is the default home of the spool
+/// ([`crate::lake::store::state_dir`]).
 ///
 /// # Errors
 /// A bad `DD_SITE` or key, an unusable spool directory or dry-run file (exit 2).
 pub fn start(
     cfg: &DatadogConfig,
-    hub_lake: &Path,
+    state: &Path,
     metrics: &Metrics,
     grace: Duration,
 ) -> Result<(Box<dyn Observer>, SinkHandle), String> {
@@ -378,7 +379,7 @@ pub fn start(
             dir: Some(
                 cfg.spool_dir
                     .clone()
-                    .unwrap_or_else(|| hub_lake.join("_hubpulse").join("datadog-spool")),
+                    .unwrap_or_else(|| state.join("datadog-spool")),
             ),
             memory_limit: usize::try_from(cfg.memory_limit).unwrap_or(usize::MAX),
             disk_limit: cfg.disk_limit,

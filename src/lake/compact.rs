@@ -38,10 +38,16 @@ pub struct Merged {
 }
 
 /// Merge `job.parts` into one part in staging.
-pub fn merge(root: &Path, job: Job, cfg: &WriterConfig) -> Result<Merged, LakeError> {
+pub fn merge(
+    root: &Path,
+    names: &super::manifest::Names,
+    job: Job,
+    cfg: &WriterConfig,
+) -> Result<Merged, LakeError> {
     let tag = xxhash_rust::xxh3::xxh3_64(job.parts.join("\n").as_bytes());
-    let name = format!("compact-{tag:016x}.parquet");
-    let staging_rel = format!("_hubpulse/staging/{name}");
+    let stem = format!("compact-{tag:016x}");
+    let name = format!("{stem}.parquet");
+    let staging_rel = names.staging_rel(&stem);
     let staging = root.join(&staging_rel);
     let file = File::create(&staging).map_err(io_err(&staging))?;
     let mut w = ArrowWriter::try_new(file, schema::events(), Some(writer_properties(cfg)))?;
@@ -62,12 +68,7 @@ pub fn merge(root: &Path, job: Job, cfg: &WriterConfig) -> Result<Merged, LakeEr
     file.sync_all().map_err(io_err(&staging))?;
     let bytes = file.metadata().map_err(io_err(&staging))?.len();
     let entry = PartEntry {
-        path: format!(
-            "{}/{}={}/part-{name}",
-            schema::EVENTS,
-            schema::PARTITION_COL,
-            job.dt
-        ),
+        path: names.part_rel(schema::EVENTS, &job.dt, &name),
         staging: staging_rel,
         rows,
         bytes,
@@ -84,14 +85,14 @@ pub struct Compactor {
 }
 
 impl Compactor {
-    pub fn start(root: PathBuf, cfg: WriterConfig) -> Compactor {
+    pub fn start(root: PathBuf, names: super::manifest::Names, cfg: WriterConfig) -> Compactor {
         let (jtx, jrx) = sync_channel::<Job>(1);
         let (rtx, rrx) = sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("hubpulse-compact".into())
             .spawn(move || {
                 for job in jrx {
-                    if rtx.send(merge(&root, job, &cfg)).is_err() {
+                    if rtx.send(merge(&root, &names, job, &cfg)).is_err() {
                         return;
                     }
                 }

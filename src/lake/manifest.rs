@@ -1,17 +1,26 @@
 //! The lake's manifest: the record of what each source contributed, and the commit protocol
 //! that makes a batch of Parquet parts visible exactly once.
 //!
-//! Layout under the lake root:
+//! Layout under the lake root (a directory, or `s3://bucket/prefix`, see [`super::store`]). Each
+//! hub's writer owns its own partitions and its own manifest, so several agents (one per hub)
+//! share one lake with no coordination beyond the store itself:
 //!
 //! ```text
-//! events/dt=YYYY-MM-DD/part-<seq>-<n>.parquet   published parts (what readers see)
-//! _hubpulse/manifest/<seq, 20 digits>.json     one file per commit, written tmp → fsync → rename
-//! _hubpulse/snapshot.json                      every 512 commits: their folded state (progress,
-//!                                              stream positions, live parts); those files go
-//! _hubpulse/swap/                              compaction's next partition directory
-//! _hubpulse/staging/<seq>-<n>.parquet          parts written, not yet published
-//! _hubpulse/lock                               held by a writer for its whole life
+//! events/hub=<hub>/dt=YYYY-MM-DD/part-<seq>-<n>.parquet   published parts (what readers see)
+//! _hubpulse/hubs/<hub>/manifest/<seq, 20 digits>.json    one file per commit (local: tmp → fsync
+//!                                                        → rename; S3: conditional create)
+//! _hubpulse/hubs/<hub>/snapshot.json                     every 512 commits: their folded state
+//!                                                        (progress, stream positions, live parts)
+//! _hubpulse/hubs/<hub>/swap/                             compaction's next partition directory
+//! _hubpulse/hubs/<hub>/staging/<seq>-<n>[.<nonce>].parquet  parts written, not yet published
+//! _hubpulse/hubs/<hub>/lock                              local: held by the hub's writer for life
 //! ```
+//!
+//! On S3 a part is uploaded to staging, the commit is created with `If-None-Match: *` (a second
+//! writer of the same hub loses that race and stops with [`LakeError::Conflict`]), then the part
+//! is copied server-side to its published key and its staging object deleted. Opening the hub
+//! for writing finishes copies that a crash interrupted and deletes staging objects no commit
+//! names: the same roll-forward/roll-back as on a file system.
 //!
 //! # Guarantees
 //! * A commit file is the single point of truth: parts are written to staging first, then the
@@ -25,7 +34,8 @@
 //!   the old one grown.
 //!
 //! # Assumptions
-//! One writer per lake at a time (enforced with the lock file); readers never need the lock.
+//! One writer per hub at a time (local: the lock file; S3: the conditional commit create);
+//! readers never need either.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -42,8 +52,23 @@ pub enum LakeError {
     Io { path: PathBuf, source: io::Error },
     #[error("{path}: corrupt manifest: {msg}")]
     Corrupt { path: PathBuf, msg: String },
-    #[error("{path}: another hubpulse process is writing to this lake")]
+    #[error("{path}: another hubpulse process is writing to this lake for this hub")]
     Locked { path: PathBuf },
+    #[error(
+        "{url}: commit {seq} was made by another writer for hub {hub:?}: only one agent may write a hub's partitions"
+    )]
+    Conflict { url: String, hub: String, seq: u64 },
+    #[error("{0}")]
+    Config(String),
+    #[error(
+        "{path}: this lake has the single-hub layout of hubpulse before 0.2 (events/dt=…, _hubpulse/manifest/); ingest into a new lake, which is partitioned hub=…/dt=…"
+    )]
+    Legacy { path: PathBuf },
+    #[error("{url}: {source}")]
+    Store {
+        url: String,
+        source: super::store::StoreError,
+    },
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("arrow: {0}")]
@@ -113,10 +138,24 @@ pub struct Commit {
     pub unparsed: u64,
 }
 
-/// The lake opened for writing: lock held, recovery done, source progress loaded.
+enum Backend {
+    /// A directory: the lock file stays held while the manifest is open.
+    Local { _lock: File },
+    /// An object store; `root` is then a local scratch directory where parts are written
+    /// before they are uploaded.
+    Remote(super::store::Remote),
+}
+
+/// The lake opened for writing one hub's partitions: lock held, recovery done, progress loaded.
 pub struct Manifest {
     root: PathBuf,
-    _lock: File,
+    hub: String,
+    /// `_hubpulse/hubs/<hub>`.
+    meta: String,
+    /// Suffix of staging names (`.<nonce>` on S3, where a crashed writer's staging objects may
+    /// still exist when a new one starts; empty on a file system).
+    nonce: String,
+    backend: Backend,
     next_seq: u64,
     /// fp → latest progress of that source.
     progress: HashMap<String, SourceProgress>,
@@ -142,10 +181,43 @@ struct Snapshot {
     live: std::collections::BTreeMap<String, Vec<String>>,
 }
 
-fn commit_path(root: &Path, seq: u64) -> PathBuf {
-    root.join("_hubpulse")
-        .join("manifest")
-        .join(format!("{seq:020}.json"))
+/// How one hub's writer names files (see the layout above).
+#[derive(Debug, Clone)]
+pub struct Names {
+    meta: String,
+    hub: String,
+    nonce: String,
+}
+
+impl Names {
+    /// A part's staging file: `<meta>/staging/<stem><nonce>.parquet`.
+    pub fn staging_rel(&self, stem: &str) -> String {
+        format!("{}/staging/{stem}{}.parquet", self.meta, self.nonce)
+    }
+
+    /// Where a part of `table` in partition `dt` is published: `<table>/hub=<hub>/dt=<dt>/part-<name>`.
+    pub fn part_rel(&self, table: &str, dt: &str, name: &str) -> String {
+        format!(
+            "{table}/hub={}/{}={dt}/part-{name}",
+            self.hub,
+            super::schema::PARTITION_COL
+        )
+    }
+}
+
+/// The commit number in a staging name (`…/staging/<seq>-<n>[.<nonce>].parquet`).
+fn staged_seq(rel: &str) -> Option<u64> {
+    let name = rel.rsplit('/').next()?;
+    name.split('-').next()?.parse().ok()
+}
+
+fn commit_name(seq: u64) -> String {
+    format!("{seq:020}.json")
+}
+
+/// `_hubpulse/hubs/<hub>`: a hub's manifest, snapshot, staging and lock.
+pub fn meta_rel(hub: &str) -> String {
+    format!("_hubpulse/hubs/{hub}")
 }
 
 fn hex(h: u64) -> String {
@@ -176,39 +248,69 @@ pub fn fsync_dir(dir: &Path) -> Result<(), LakeError> {
 }
 
 impl Manifest {
-    pub fn open(root: &Path) -> Result<Manifest, LakeError> {
-        let meta = root.join("_hubpulse");
-        for d in [
-            meta.join("manifest"),
-            meta.join("staging"),
-            root.join(super::schema::EVENTS),
-        ] {
-            fs::create_dir_all(&d).map_err(io_err(&d))?;
-        }
-        let lock_path = meta.join("lock");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(LakeError::Locked {
-                    path: root.to_path_buf(),
-                });
+    /// Open `lake` (a directory or `s3://bucket/prefix`) for writing `hub`'s partitions.
+    pub fn open(lake: &Path, hub: &str) -> Result<Manifest, LakeError> {
+        super::store::check_hub(hub).map_err(LakeError::Config)?;
+        let meta = meta_rel(hub);
+        let (root, backend, nonce) = match super::store::Location::of(lake) {
+            super::store::Location::Local(root) => {
+                if root.join("_hubpulse").join("manifest").is_dir() {
+                    return Err(LakeError::Legacy { path: root });
+                }
+                let m = root.join(&meta);
+                for d in [
+                    m.join("manifest"),
+                    m.join("staging"),
+                    root.join(super::schema::EVENTS),
+                ] {
+                    fs::create_dir_all(&d).map_err(io_err(&d))?;
+                }
+                let lock_path = m.join("lock");
+                let lock = File::options()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&lock_path)
+                    .map_err(io_err(&lock_path))?;
+                match lock.try_lock() {
+                    Ok(()) => {}
+                    Err(fs::TryLockError::WouldBlock) => {
+                        return Err(LakeError::Locked { path: root });
+                    }
+                    Err(fs::TryLockError::Error(e)) => {
+                        return Err(LakeError::Io {
+                            path: lock_path,
+                            source: e,
+                        });
+                    }
+                }
+                (root, Backend::Local { _lock: lock }, String::new())
             }
-            Err(fs::TryLockError::Error(e)) => {
-                return Err(LakeError::Io {
-                    path: lock_path,
-                    source: e,
-                });
+            super::store::Location::S3(url) => {
+                let remote = super::store::Remote::open(&url).map_err(LakeError::Config)?;
+                let nonce = format!(
+                    ".{:016x}",
+                    xxhash_rust::xxh3::xxh3_64(
+                        format!("{}-{:?}", std::process::id(), std::time::SystemTime::now())
+                            .as_bytes()
+                    )
+                );
+                // Parts are written here first, then uploaded; nothing in it is ever the only copy
+                // of committed data, so a new writer starts it empty.
+                let scratch = std::env::temp_dir()
+                    .join("hubpulse-scratch")
+                    .join(format!("{hub}{nonce}"));
+                let staging = scratch.join(&meta).join("staging");
+                fs::create_dir_all(&staging).map_err(io_err(&staging))?;
+                (scratch, Backend::Remote(remote), nonce)
             }
-        }
+        };
         let mut m = Manifest {
-            root: root.to_path_buf(),
-            _lock: lock,
+            root,
+            hub: hub.to_string(),
+            meta,
+            nonce,
+            backend,
             next_seq: 1,
             progress: HashMap::new(),
             streams: HashMap::new(),
@@ -216,11 +318,10 @@ impl Manifest {
             unfolded: 0,
         };
         let folded = m.load_snapshot()?;
-        let mut commits = read_commits(root)?;
+        let mut commits = m.read_commits()?;
         // Commits already folded into the snapshot (left by an interrupted fold) go.
         for c in commits.iter().filter(|c| c.seq <= folded) {
-            let p = commit_path(root, c.seq);
-            fs::remove_file(&p).map_err(io_err(&p))?;
+            m.delete_meta(&format!("manifest/{}", commit_name(c.seq)))?;
         }
         commits.retain(|c| c.seq > folded);
         m.recover(&commits)?;
@@ -231,16 +332,59 @@ impl Manifest {
         Ok(m)
     }
 
-    /// Load `_hubpulse/snapshot.json`, if any; returns the last commit seq it folds (0: none).
+    fn store_err(&self) -> impl FnOnce(super::store::StoreError) -> LakeError + '_ {
+        move |source| LakeError::Store {
+            url: match &self.backend {
+                Backend::Remote(r) => r.url.clone(),
+                Backend::Local { .. } => self.root.display().to_string(),
+            },
+            source,
+        }
+    }
+
+    /// Read `<meta>/<rel>`, `None` if absent.
+    fn read_meta(&self, rel: &str) -> Result<Option<Vec<u8>>, LakeError> {
+        let full = format!("{}/{rel}", self.meta);
+        match &self.backend {
+            Backend::Local { .. } => {
+                let p = self.root.join(&full);
+                match fs::read(&p) {
+                    Ok(t) => Ok(Some(t)),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(LakeError::Io { path: p, source: e }),
+                }
+            }
+            Backend::Remote(r) => r.read_opt(&full).map_err(self.store_err()),
+        }
+    }
+
+    fn delete_meta(&self, rel: &str) -> Result<(), LakeError> {
+        let full = format!("{}/{rel}", self.meta);
+        self.delete_rel(&full)
+    }
+
+    /// Delete a lake-relative file; one already gone is not an error.
+    fn delete_rel(&self, rel: &str) -> Result<(), LakeError> {
+        match &self.backend {
+            Backend::Local { .. } => {
+                let p = self.root.join(rel);
+                match fs::remove_file(&p) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(LakeError::Io { path: p, source: e }),
+                }
+            }
+            Backend::Remote(r) => r.delete(rel).map_err(self.store_err()),
+        }
+    }
+
+    /// Load the snapshot, if any; returns the last commit seq it folds (0: none).
     fn load_snapshot(&mut self) -> Result<u64, LakeError> {
-        let p = self.root.join("_hubpulse").join(SNAPSHOT);
-        let text = match fs::read(&p) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(LakeError::Io { path: p, source: e }),
+        let Some(text) = self.read_meta(SNAPSHOT)? else {
+            return Ok(0);
         };
         let snap: Snapshot = serde_json::from_slice(&text).map_err(|e| LakeError::Corrupt {
-            path: p.clone(),
+            path: PathBuf::from(format!("{}/{SNAPSHOT}", self.meta)),
             msg: e.to_string(),
         })?;
         self.next_seq = snap.seq + 1;
@@ -252,6 +396,33 @@ impl Manifest {
         }
         self.live = snap.live;
         Ok(snap.seq)
+    }
+
+    /// This hub's commits, in sequence order. Leftover `.*.tmp` files are ignored.
+    fn read_commits(&self) -> Result<Vec<Commit>, LakeError> {
+        match &self.backend {
+            Backend::Local { .. } => read_commits(&self.root, &self.hub),
+            Backend::Remote(r) => {
+                let dir = format!("{}/manifest", self.meta);
+                let mut out = Vec::new();
+                for (rel, _) in r.list(&dir).map_err(self.store_err())? {
+                    if !rel.ends_with(".json") {
+                        continue;
+                    }
+                    let Some(text) = r.read_opt(&rel).map_err(self.store_err())? else {
+                        continue;
+                    };
+                    let c: Commit =
+                        serde_json::from_slice(&text).map_err(|e| LakeError::Corrupt {
+                            path: PathBuf::from(&rel),
+                            msg: e.to_string(),
+                        })?;
+                    out.push(c);
+                }
+                out.sort_by_key(|c| c.seq);
+                Ok(out)
+            }
+        }
     }
 
     /// Fold every commit so far into the snapshot and delete their files, once there are
@@ -281,14 +452,18 @@ impl Manifest {
             live: self.live.clone(),
         };
         let body = serde_json::to_vec(&snap).map_err(|e| LakeError::Corrupt {
-            path: self.root.join("_hubpulse").join(SNAPSHOT),
+            path: PathBuf::from(format!("{}/{SNAPSHOT}", self.meta)),
             msg: e.to_string(),
         })?;
-        write_durable(&self.root.join("_hubpulse"), SNAPSHOT, &body)?;
-        for c in read_commits(&self.root)? {
+        match &self.backend {
+            Backend::Local { .. } => write_durable(&self.root.join(&self.meta), SNAPSHOT, &body)?,
+            Backend::Remote(r) => r
+                .put(&format!("{}/{SNAPSHOT}", self.meta), body)
+                .map_err(self.store_err())?,
+        }
+        for c in self.read_commits()? {
             if c.seq <= seq {
-                let p = commit_path(&self.root, c.seq);
-                fs::remove_file(&p).map_err(io_err(&p))?;
+                self.delete_meta(&format!("manifest/{}", commit_name(c.seq)))?;
             }
         }
         self.unfolded = 0;
@@ -343,12 +518,39 @@ impl Manifest {
         self.next_seq
     }
 
+    /// The hub this manifest writes.
+    pub fn hub(&self) -> &str {
+        &self.hub
+    }
+
+    /// `true` when the lake is in an object store (parts are then written to a local scratch
+    /// directory, [`Manifest::root`], before being uploaded).
+    pub fn is_remote(&self) -> bool {
+        matches!(self.backend, Backend::Remote(_))
+    }
+
+    /// How this writer names its staging files and published parts.
+    pub fn names(&self) -> Names {
+        Names {
+            meta: self.meta.clone(),
+            hub: self.hub.clone(),
+            nonce: self.nonce.clone(),
+        }
+    }
+
+    fn part_rel(&self, table: &str, dt: &str, name: &str) -> String {
+        self.names().part_rel(table, dt, name)
+    }
+
     pub fn staging_dir(&self) -> PathBuf {
-        self.root.join("_hubpulse").join("staging")
+        self.root.join(&self.meta).join("staging")
     }
 
     /// Roll interrupted commits forward and uncommitted staging files back.
     fn recover(&self, commits: &[Commit]) -> Result<(), LakeError> {
+        if let Backend::Remote(r) = &self.backend {
+            return self.recover_remote(r, commits);
+        }
         let mut named = std::collections::HashSet::new();
         for c in commits {
             for p in &c.parts {
@@ -358,11 +560,15 @@ impl Manifest {
                 for p in &c.parts {
                     self.publish_part(p)?;
                 }
+            } else if c.parts.is_empty() {
+                for r in &c.replaces {
+                    self.delete_rel(r)?;
+                }
             } else {
                 self.swap(c)?;
             }
         }
-        let swap = self.root.join("_hubpulse").join("swap");
+        let swap = self.root.join(&self.meta).join("swap");
         if swap.exists() {
             fs::remove_dir_all(&swap).map_err(io_err(&swap))?;
         }
@@ -377,7 +583,52 @@ impl Manifest {
         Ok(())
     }
 
+    /// S3: finish the copies of committed parts still in staging, delete what retention commits
+    /// dropped, and delete staging objects no commit names whose commit number is already
+    /// taken (uploads of a commit that never happened: that number can never be committed now).
+    /// Unnamed uploads for a number not yet taken are left alone: they may be a live writer's
+    /// next commit (two writers of one hub is a misconfiguration, but it must end in a commit
+    /// conflict, not in a commit whose parts were deleted under it).
+    fn recover_remote(
+        &self,
+        r: &super::store::Remote,
+        commits: &[Commit],
+    ) -> Result<(), LakeError> {
+        let staging = format!("{}/staging", self.meta);
+        let mut staged: std::collections::HashSet<String> = r
+            .list(&staging)
+            .map_err(self.store_err())?
+            .into_iter()
+            .map(|(rel, _)| rel)
+            .collect();
+        for c in commits {
+            for p in &c.parts {
+                if staged.remove(&p.staging) {
+                    r.copy(&p.staging, &p.path).map_err(self.store_err())?;
+                    r.delete(&p.staging).map_err(self.store_err())?;
+                }
+            }
+            for gone in &c.replaces {
+                r.delete(gone).map_err(self.store_err())?;
+            }
+        }
+        let next = commits.last().map_or(self.next_seq, |c| c.seq + 1);
+        for orphan in staged {
+            if staged_seq(&orphan).is_none_or(|s| s < next) {
+                tracing::warn!(object = %orphan, "removing uncommitted staging object left by an interrupted writer");
+                r.delete(&orphan).map_err(self.store_err())?;
+            }
+        }
+        Ok(())
+    }
+
     fn publish_part(&self, p: &PartEntry) -> Result<(), LakeError> {
+        if let Backend::Remote(r) = &self.backend {
+            r.copy(&p.staging, &p.path).map_err(self.store_err())?;
+            r.delete(&p.staging).map_err(self.store_err())?;
+            let local = self.root.join(&p.staging);
+            return fs::remove_file(&local).map_err(io_err(&local));
+        }
         let (src, dst) = (self.root.join(&p.staging), self.root.join(&p.path));
         if dst.exists() || !src.exists() {
             return Ok(());
@@ -451,7 +702,21 @@ fn short_head_match<'p>(
 impl Manifest {
     /// Make a commit durable, then publish its parts. Parts must already be in staging, synced.
     pub fn commit(&mut self, c: &Commit) -> Result<(), LakeError> {
-        self.write_commit(c)?;
+        if let Backend::Remote(r) = &self.backend {
+            // Durable in the store before the commit names them.
+            for p in &c.parts {
+                r.upload(&p.staging, &self.root.join(&p.staging))
+                    .map_err(self.store_err())?;
+            }
+        }
+        if let Err(e) = self.write_commit(c) {
+            if let (LakeError::Conflict { .. }, Backend::Remote(r)) = (&e, &self.backend) {
+                for p in &c.parts {
+                    let _ = r.delete(&p.staging);
+                }
+            }
+            return Err(e);
+        }
         for p in &c.parts {
             self.publish_part(p)?;
         }
@@ -461,13 +726,29 @@ impl Manifest {
     }
 
     fn write_commit(&self, c: &Commit) -> Result<(), LakeError> {
-        let dir = self.root.join("_hubpulse").join("manifest");
-        let name = format!("{:020}.json", c.seq);
+        let rel = format!("{}/manifest/{}", self.meta, commit_name(c.seq));
         let body = serde_json::to_vec_pretty(c).map_err(|e| LakeError::Corrupt {
-            path: dir.join(&name),
+            path: PathBuf::from(&rel),
             msg: e.to_string(),
         })?;
-        write_durable(&dir, &name, &body)
+        match &self.backend {
+            Backend::Local { .. } => write_durable(
+                &self.root.join(&self.meta).join("manifest"),
+                &commit_name(c.seq),
+                &body,
+            ),
+            Backend::Remote(r) => {
+                if r.create(&rel, body).map_err(self.store_err())? {
+                    Ok(())
+                } else {
+                    Err(LakeError::Conflict {
+                        url: r.url.clone(),
+                        hub: self.hub.clone(),
+                        seq: c.seq,
+                    })
+                }
+            }
+        }
     }
 
     /// Make a compaction durable, then swap the partition directory (see `lake::compact`).
@@ -497,6 +778,118 @@ impl Manifest {
         Ok(c.seq)
     }
 
+    /// Retention of a side table (`decisions`, `pods`: parts without a manifest): delete this
+    /// hub's partitions of `table` older than `cutoff`. `lake` is where the manifest was opened.
+    pub fn drop_side_before(
+        &self,
+        lake: &Path,
+        table: &str,
+        cutoff: &str,
+    ) -> Result<Vec<String>, LakeError> {
+        let dir_rel = format!("{table}/hub={}", self.hub);
+        let old = |name: &str| {
+            name.strip_prefix("dt=")
+                .filter(|dt| *dt < cutoff)
+                .map(str::to_string)
+        };
+        let mut dropped = Vec::new();
+        match &self.backend {
+            Backend::Local { .. } => {
+                let dir = lake.join(&dir_rel);
+                let rd = match fs::read_dir(&dir) {
+                    Ok(rd) => rd,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(dropped),
+                    Err(e) => {
+                        return Err(LakeError::Io {
+                            path: dir,
+                            source: e,
+                        });
+                    }
+                };
+                for e in rd {
+                    let e = e.map_err(io_err(&dir))?;
+                    if let Some(dt) = old(&e.file_name().to_string_lossy()) {
+                        let p = e.path();
+                        fs::remove_dir_all(&p).map_err(io_err(&p))?;
+                        dropped.push(dt);
+                    }
+                }
+            }
+            Backend::Remote(r) => {
+                for name in r.list_dirs(&dir_rel).map_err(self.store_err())? {
+                    if let Some(dt) = old(&name) {
+                        for (rel, _) in r
+                            .list(&format!("{dir_rel}/{name}"))
+                            .map_err(self.store_err())?
+                        {
+                            r.delete(&rel).map_err(self.store_err())?;
+                        }
+                        dropped.push(dt);
+                    }
+                }
+            }
+        }
+        dropped.sort();
+        Ok(dropped)
+    }
+
+    /// Retention: drop this hub's `events` partitions older than `cutoff` (`YYYY-MM-DD`,
+    /// exclusive). A commit records what goes (so a crash mid-delete is finished on the next
+    /// open, and no later commit or compaction refers to a dropped part), then the parts are
+    /// deleted. Returns the partitions dropped.
+    pub fn drop_before(&mut self, cutoff: &str) -> Result<Vec<String>, LakeError> {
+        let old: Vec<String> = self
+            .live
+            .keys()
+            .take_while(|dt| dt.as_str() < cutoff)
+            .cloned()
+            .collect();
+        if old.is_empty() {
+            return Ok(old);
+        }
+        let replaces: Vec<String> = old
+            .iter()
+            .flat_map(|dt| self.live[dt].iter().cloned())
+            .collect();
+        let c = Commit {
+            version: 1,
+            seq: self.next_seq,
+            created: chrono::Utc::now().to_rfc3339(),
+            table: super::schema::EVENTS.into(),
+            source: None,
+            sources: Vec::new(),
+            streams: Vec::new(),
+            replaces,
+            parts: Vec::new(),
+            records: 0,
+            unparsed: 0,
+        };
+        self.write_commit(&c)?;
+        for r in &c.replaces {
+            self.delete_rel(r)?;
+        }
+        if let Backend::Local { .. } = self.backend {
+            for dt in &old {
+                let dir = self
+                    .root
+                    .join(self.part_rel(super::schema::EVENTS, dt, "x"));
+                if let Some(d) = dir.parent() {
+                    // Gone already, or holding a file some other tool put there: leave it.
+                    let _ = fs::remove_dir(d);
+                }
+            }
+        }
+        self.note(&c);
+        for dt in &old {
+            if self.live.get(dt).is_some_and(Vec::is_empty) {
+                self.live.remove(dt);
+            }
+        }
+        self.unfolded += 1;
+        self.maybe_fold()?;
+        Ok(old)
+    }
+
     /// Replace a partition's directory by one holding the compacted part instead of the parts
     /// it replaces (plus every other part, hard-linked), in one atomic exchange. Idempotent:
     /// recovery calls it again for a commit whose swap may not have happened.
@@ -512,7 +905,7 @@ impl Manifest {
         let pending = c.replaces.iter().any(|r| self.root.join(r).exists());
         if pending && staging.exists() {
             let name = part_dir.file_name().unwrap_or_default();
-            let swap = self.root.join("_hubpulse").join("swap").join(name);
+            let swap = self.root.join(&self.meta).join("swap").join(name);
             if swap.exists() {
                 fs::remove_dir_all(&swap).map_err(io_err(&swap))?;
             }
@@ -569,9 +962,10 @@ fn dt_of(rel: &str) -> Option<&str> {
     rel.split('/').find_map(|seg| seg.strip_prefix("dt="))
 }
 
-/// All commits, in sequence order. Leftover `*.tmp` files are ignored (never committed).
-pub fn read_commits(root: &Path) -> Result<Vec<Commit>, LakeError> {
-    let dir = root.join("_hubpulse").join("manifest");
+/// All of a hub's commits in a local lake, in sequence order. Leftover `*.tmp` files are
+/// ignored (never committed).
+pub fn read_commits(root: &Path, hub: &str) -> Result<Vec<Commit>, LakeError> {
+    let dir = root.join(meta_rel(hub)).join("manifest");
     let mut out = Vec::new();
     let rd = match fs::read_dir(&dir) {
         Ok(rd) => rd,
@@ -640,12 +1034,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let n = FOLD_EVERY as u64 * 2 + 7;
         let (progress, streams, next) = {
-            let mut m = Manifest::open(dir.path()).unwrap();
+            let mut m = Manifest::open(dir.path(), "h").unwrap();
             for i in 1..=n {
                 let seq = m.next_seq();
                 m.commit(&commit(seq, i + 10)).unwrap();
             }
-            let files = fs::read_dir(dir.path().join("_hubpulse/manifest"))
+            let files = fs::read_dir(dir.path().join("_hubpulse/hubs/h/manifest"))
                 .unwrap()
                 .count();
             assert!(files <= FOLD_EVERY, "{files} commit files left");
@@ -660,7 +1054,7 @@ mod tests {
             progress["f1"].to,
             (1..=n).filter(|s| s % 3 == 1).max().unwrap() + 10
         );
-        let m = Manifest::open(dir.path()).unwrap();
+        let m = Manifest::open(dir.path(), "h").unwrap();
         assert_eq!(m.progress(), &progress);
         assert_eq!(m.stream_positions(), &streams);
         assert_eq!(m.next_seq(), n + 1);

@@ -7,11 +7,15 @@
 //! * [`writer`]: batches → zstd Parquet parts in staging.
 //! * [`manifest`]: the commit protocol, crash recovery, and per-source progress.
 //! * [`compact`]: merging a partition's small parts, swapped in atomically.
+//! * [`retention`]: dropping partitions older than N months, per table.
+//! * [`store`]: where the lake lives: a directory, or an S3 bucket prefix.
 
 pub mod batch;
 pub mod compact;
 pub mod manifest;
+pub mod retention;
 pub mod schema;
+pub mod store;
 pub mod writer;
 
 pub use manifest::{LakeError, Manifest};

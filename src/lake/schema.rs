@@ -10,6 +10,9 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 pub const EVENTS: &str = "events";
 /// The Hive partition key: the record's UTC day, `dt=YYYY-MM-DD`. Not stored inside the files.
 pub const PARTITION_COL: &str = "dt";
+/// The outer Hive partition key, `hub=<name>`: each hub's writer owns its partitions. The files
+/// carry a `hub` column with the same value, so that one file is self-describing.
+pub const HUB_COL: &str = "hub";
 
 fn utf8(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Utf8, nullable)

@@ -167,6 +167,7 @@ fn in_parallel<J: Send>(
 /// The parts of one commit in progress.
 pub struct PartSet {
     root: PathBuf,
+    names: super::manifest::Names,
     seq: u64,
     props: WriterProperties,
     row_group_rows: usize,
@@ -175,9 +176,12 @@ pub struct PartSet {
 }
 
 impl PartSet {
-    pub fn new(root: PathBuf, seq: u64, cfg: &WriterConfig) -> Self {
+    /// Parts for commit `seq`, written under `root` (the lake, or the scratch directory of a
+    /// lake in an object store) and named by the hub's writer.
+    pub fn new(root: PathBuf, names: super::manifest::Names, seq: u64, cfg: &WriterConfig) -> Self {
         PartSet {
             root,
+            names,
             seq,
             props: writer_properties(cfg),
             row_group_rows: cfg.row_group_rows.max(1),
@@ -203,14 +207,12 @@ impl PartSet {
     }
 
     fn create(&mut self, dt: &str) -> Result<OpenPart, LakeError> {
-        let name = format!("{:020}-{}.parquet", self.seq, self.counter);
+        let stem = format!("{:020}-{}", self.seq, self.counter);
         self.counter += 1;
-        let staging_rel = format!("_hubpulse/staging/{name}");
-        let final_rel = format!(
-            "{}/{}={dt}/part-{name}",
-            schema::EVENTS,
-            schema::PARTITION_COL
-        );
+        let staging_rel = self.names.staging_rel(&stem);
+        let final_rel = self
+            .names
+            .part_rel(schema::EVENTS, dt, &format!("{stem}.parquet"));
         let staging = self.root.join(&staging_rel);
         let file = File::create(&staging).map_err(io_err(&staging))?;
         // `ArrowWriter` sets the file up (Parquet schema, the Arrow schema in the footer's

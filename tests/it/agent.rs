@@ -95,7 +95,15 @@ rotate_wait = "300ms"
 }
 
 fn start(cfg: &Path) -> Child {
+    start_env(cfg, &[])
+}
+
+/// Environment for the child processes (the S3 store's endpoint and credentials).
+pub type Env = [(String, String)];
+
+pub fn start_env(cfg: &Path, env: &Env) -> Child {
     bin()
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .args(["run", "--config"])
         .arg(cfg)
         .stdin(Stdio::null())
@@ -115,10 +123,15 @@ fn sigterm(child: &Child) {
 }
 
 fn lake_count(lake: &Path, where_: &str) -> u64 {
-    if !lake.join("events").exists() {
+    lake_count_env(lake, where_, &[])
+}
+
+pub fn lake_count_env(lake: &Path, where_: &str, env: &Env) -> u64 {
+    if env.is_empty() && !lake.join("events").exists() {
         return 0;
     }
     let out = run(bin()
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .args(["query", "--lake"])
         .arg(lake)
         .args(["--format", "csv"])
@@ -225,10 +238,13 @@ impl Writer {
 
 /// Lake rows as (source identity, offset, seq), checked against what was written: every seq
 /// in `0..n` exactly once, and per source identity, offsets and seqs in the same order.
-fn check_lake(lake: &Path, n: u64) {
-    let csv = query_csv(
-        lake,
-        "SELECT source_fp, source_offset, message FROM events ORDER BY source_fp, source_offset",
+fn check_lake(lake: &Path, n: u64, env: &Env) {
+    let csv = run_ok(
+        bin()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .args(["query", "--format", "csv", "--lake"])
+            .arg(lake)
+            .arg("SELECT source_fp, source_offset, message FROM events ORDER BY source_fp, source_offset"),
     );
     let mut seen: BTreeMap<u64, u32> = BTreeMap::new();
     let mut last: BTreeMap<String, u64> = BTreeMap::new();
@@ -264,6 +280,11 @@ fn check_lake(lake: &Path, n: u64) {
 /// SIGKILL at a random moment, otherwise with SIGTERM (which must exit 0), after which rotated
 /// files the lake already holds are deleted at random (the tailer must cope with vanished files).
 fn scenario(seed: u64, rounds: u32, kill: bool) {
+    scenario_on(seed, rounds, kill, None, &[]);
+}
+
+/// [`scenario`] on a given lake (`None`: a directory of its own) with the children's environment.
+pub fn scenario_on(seed: u64, rounds: u32, kill: bool, lake: Option<&Path>, env: &Env) {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().to_path_buf();
     // HUBPULSE_KEEP=1 keeps the scenario's files for a post-mortem.
@@ -274,7 +295,7 @@ fn scenario(seed: u64, rounds: u32, kill: bool) {
         Some(tmp)
     };
     let logs = root.as_path().join("logs");
-    let lake = root.as_path().join("lake");
+    let lake = lake.map_or_else(|| root.as_path().join("lake"), Path::to_path_buf);
     let port = free_port();
     let cfg = config(root.as_path(), &lake, &format!("127.0.0.1:{port}"), "");
     let stop = Arc::new(AtomicBool::new(false));
@@ -293,7 +314,7 @@ fn scenario(seed: u64, rounds: u32, kill: bool) {
     };
     let mut rng = Rng(seed.wrapping_mul(7919) | 1);
     for _ in 0..rounds {
-        let mut child = start(&cfg);
+        let mut child = start_env(&cfg, env);
         if !kill {
             // A graceful stop is tested once the agent runs (before its signal handlers exist
             // the default action applies, which the SIGKILL scenario already covers).
@@ -310,7 +331,7 @@ fn scenario(seed: u64, rounds: u32, kill: bool) {
             sigterm(&child);
             let st = child.wait().unwrap();
             assert!(st.success(), "graceful shutdown exited with {st}");
-            delete_ingested(&lake, &rotated, &mut rng);
+            delete_ingested(&lake, &rotated, &mut rng, env);
         }
     }
     stop.store(true, Ordering::Relaxed);
@@ -323,34 +344,40 @@ fn scenario(seed: u64, rounds: u32, kill: bool) {
         w.rotations
     );
     // A last lifetime to catch up, then stop gracefully.
-    let mut child = start(&cfg);
+    let mut child = start_env(&cfg, env);
     wait_for("/healthz", Duration::from_secs(30), || {
         http_get(port, "/healthz").is_some_and(|(s, _)| s == 200)
     });
     wait_for(
         "the lake to hold every written line",
         Duration::from_secs(120),
-        || lake_count(&lake, "kind = 'message'") >= n,
+        || lake_count_env(&lake, "kind = 'message'", env) >= n,
     );
     sigterm(&child);
     let st = child.wait().unwrap();
     assert!(st.success(), "{st}");
-    check_lake(&lake, n);
+    check_lake(&lake, n, env);
 }
 
 /// Delete, at random, rotated files whose every line is already in the lake.
-fn delete_ingested(lake: &Path, rotated: &Mutex<Vec<(PathBuf, u64, u64)>>, rng: &mut Rng) {
+fn delete_ingested(
+    lake: &Path,
+    rotated: &Mutex<Vec<(PathBuf, u64, u64)>>,
+    rng: &mut Rng,
+    env: &Env,
+) {
     let files: Vec<_> = rotated.lock().unwrap().clone();
     for (path, first, end) in files {
         if !path.exists() || rng.below(2) == 0 {
             continue;
         }
-        let have = lake_count(
+        let have = lake_count_env(
             lake,
             &format!(
                 "kind = 'message' AND CAST(split_part(message, 'seq=', 2) AS BIGINT) BETWEEN {first} AND {}",
                 end.saturating_sub(1)
             ),
+            env,
         );
         if have == end - first {
             std::fs::remove_file(&path).unwrap();

@@ -225,7 +225,9 @@ fn dd_agent_sends_spec_valid_metrics_equal_to_the_fixture_logs_counts() {
     let log_text = std::fs::read_to_string(stderr).unwrap();
     assert!(!log_text.contains(KEY), "the key is in the agent's log");
     // Delivered or dropped, nothing left behind in the spool.
-    let spool = dir.path().join("lake/_hubpulse/datadog-spool");
+    let spool = dir
+        .path()
+        .join("lake/_hubpulse/hubs/jupyterhub/datadog-spool");
     let left: Vec<_> = std::fs::read_dir(spool)
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -290,7 +292,11 @@ fn dd_dry_run_writes_the_exact_payloads_and_sends_nothing() {
         .collect();
     assert_eq!(series_sums(&bodies, "jupyterhub.requests"), want);
     // Nothing was spooled for a later real run to send.
-    assert!(!dir.path().join("lake/_hubpulse/datadog-spool").exists());
+    assert!(
+        !dir.path()
+            .join("lake/_hubpulse/hubs/jupyterhub/datadog-spool")
+            .exists()
+    );
 }
 
 #[test]
@@ -426,7 +432,9 @@ fn dd_payloads_undelivered_at_shutdown_are_spooled_and_sent_by_the_next_run() {
             .iter()
             .all(|r| r["answered"] == json!(503))
     );
-    let spool = dir.path().join("lake/_hubpulse/datadog-spool");
+    let spool = dir
+        .path()
+        .join("lake/_hubpulse/hubs/jupyterhub/datadog-spool");
     let spooled = std::fs::read_dir(&spool)
         .unwrap()
         .filter(|e| {

@@ -104,7 +104,8 @@ fn an_interrupted_commit_is_finished_and_stray_staging_files_are_removed() {
     let before = query_num(&lake, "SELECT count(*) FROM events");
     // Simulate a crash after the commit file was written but before its parts were renamed.
     let commit: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(lake.join("_hubpulse/manifest/00000000000000000001.json")).unwrap(),
+        &std::fs::read(lake.join("_hubpulse/hubs/jupyterhub/manifest/00000000000000000001.json"))
+            .unwrap(),
     )
     .unwrap();
     let part = commit["parts"][0].clone();
@@ -115,7 +116,7 @@ fn an_interrupted_commit_is_finished_and_stray_staging_files_are_removed() {
     .unwrap();
     // And a crash while writing parts of a commit that never happened.
     std::fs::write(
-        lake.join("_hubpulse/staging/00000000000000000099-0.parquet"),
+        lake.join("_hubpulse/hubs/jupyterhub/staging/00000000000000000099-0.parquet"),
         b"PAR1 half written",
     )
     .unwrap();
@@ -124,7 +125,7 @@ fn an_interrupted_commit_is_finished_and_stray_staging_files_are_removed() {
     assert_eq!(query_num(&lake, "SELECT count(*) FROM events"), before);
     assert!(
         !lake
-            .join("_hubpulse/staging/00000000000000000099-0.parquet")
+            .join("_hubpulse/hubs/jupyterhub/staging/00000000000000000099-0.parquet")
             .exists()
     );
 }
@@ -137,7 +138,7 @@ fn hive_layout_zstd_and_no_partial_files_visible() {
         &lake,
         &[&root().join("fixtures/logs/kubespawner/z2jh-spawn-lifecycle.log")],
     );
-    let dt = lake.join("events/dt=2022-12-12");
+    let dt = lake.join("events/hub=jupyterhub/dt=2022-12-12");
     let parts: Vec<_> = std::fs::read_dir(&dt)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -179,7 +180,7 @@ fn hive_layout_zstd_and_no_partial_files_visible() {
     assert!(stats_of("kind"), "kind keeps min/max: it prunes row groups");
     assert!(!stats_of("message"), "free text carries no min/max");
     assert!(
-        std::fs::read_dir(lake.join("_hubpulse/staging"))
+        std::fs::read_dir(lake.join("_hubpulse/hubs/jupyterhub/staging"))
             .unwrap()
             .next()
             .is_none()
@@ -194,7 +195,7 @@ fn a_lake_held_by_another_writer_is_refused() {
     ingest(&lake, &[&f]);
     let lock = std::fs::File::options()
         .write(true)
-        .open(lake.join("_hubpulse/lock"))
+        .open(lake.join("_hubpulse/hubs/jupyterhub/lock"))
         .unwrap();
     lock.lock().unwrap();
     let out = run(bin().args(["ingest", "--lake"]).arg(&lake).arg(&f));
@@ -231,7 +232,7 @@ fn compaction_swaps_a_partition_without_a_partial_or_duplicated_view() {
 
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let part_dir = lake.join("events/dt=2026-11-28");
+    let part_dir = lake.join("events/hub=jupyterhub/dt=2026-11-28");
     // While `expected` is non-zero, every complete listing must count exactly that many rows.
     let expected = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -269,11 +270,12 @@ fn compaction_swaps_a_partition_without_a_partial_or_duplicated_view() {
             ingest(&lake, &[&f]);
             written += 10 + i as u64;
         }
-        let mut m = Manifest::open(&lake).unwrap();
+        let mut m = Manifest::open(&lake, "jupyterhub").unwrap();
         let parts = m.live_parts()["2026-11-28"].clone();
         assert!(parts.len() >= 4);
         let merged = merge(
             &lake,
+            &m.names(),
             hubpulse::lake::compact::Job {
                 dt: "2026-11-28".into(),
                 parts,

@@ -23,6 +23,7 @@ mod queries;
 mod readers;
 mod real_hub;
 mod report;
+mod s3;
 mod scale;
 
 use std::path::{Path, PathBuf};

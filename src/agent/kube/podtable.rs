@@ -3,7 +3,7 @@
 //! `component=singleuser-server` pods. Rows are [`PodRow`]s ([`super::enrich`]) with the time
 //! they were observed and what happened (`seen`, `changed`, `deleted`).
 //!
-//! Layout like `decisions`: `DIR/pods/dt=YYYY-MM-DD/part-*.parquet`, each part published
+//! Layout like `decisions`: `DIR/pods/hub=<hub>/dt=YYYY-MM-DD/part-*.parquet`, each part published
 //! atomically ([`crate::control::decisions::publish`]), outside the manifest.
 //!
 //! # Guarantees
@@ -18,7 +18,7 @@
 //!   classified ([`super::enrich::classify`]) but not watched yet.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -111,7 +111,7 @@ impl Dedup {
 /// Writes `pods` parts under a lake root.
 #[derive(Debug, Clone)]
 pub struct PodSink {
-    root: PathBuf,
+    root: crate::control::decisions::SideRoot,
     hub: String,
     seq: Arc<AtomicU64>,
 }
@@ -119,7 +119,7 @@ pub struct PodSink {
 impl PodSink {
     pub fn new(lake: &Path, hub: &str) -> Self {
         PodSink {
-            root: lake.join(PODS),
+            root: crate::control::decisions::SideRoot::new(lake, PODS, hub),
             hub: hub.to_string(),
             seq: Arc::new(AtomicU64::new(0)),
         }
@@ -136,9 +136,9 @@ impl PodSink {
         let batch = self
             .batch(ts, rows)
             .map_err(|e| format!("pods batch: {e}"))?;
-        let dir = self.root.join(format!("dt={}", ts.format("%Y-%m-%d")));
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
-        crate::control::decisions::publish(&dir, n, &batch)
+        self.root
+            .publish(&ts.format("%Y-%m-%d").to_string(), n, &batch)
     }
 
     fn batch(
@@ -275,7 +275,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let parts: Vec<_> = std::fs::read_dir(dir.path().join("pods/dt=2026-11-30"))
+        let parts: Vec<_> = std::fs::read_dir(dir.path().join("pods/hub=hub/dt=2026-11-30"))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
