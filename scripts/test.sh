@@ -4,6 +4,7 @@
 #   DuckDB + pyarrow, the independent lake readers (pip, bench/setup.sh)
 #   jsonschema + PyYAML + zstandard for the Datadog test intake (pip, tests/support/dd_intake_setup.sh)
 #   moto (an S3-compatible server) + s3fs for the object-storage lake (pip, tests/support/s3_setup.sh)
+#   Java 17 + pyspark for the Spark statements of docs/ENGINES.md (apt + pip, tests/support/spark_setup.sh)
 #   Debian's chromium + playwright-core for the HTML report check (apt + npm, tests/support/browser_setup.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,9 @@ bash tests/support/dd_intake_setup.sh >/dev/null
 export HUBPULSE_S3_DIR="${HUBPULSE_S3_DIR:-$HOME/.cache/hubpulse-s3}"
 bash tests/support/s3_setup.sh >/dev/null
 export HUBPULSE_MOTO="$HUBPULSE_S3_DIR/venv/bin/moto_server"
+export HUBPULSE_SPARK_DIR="${HUBPULSE_SPARK_DIR:-$HOME/.cache/hubpulse-spark}"
+bash tests/support/spark_setup.sh >/dev/null
+export HUBPULSE_SPARK_PYTHON="$HUBPULSE_SPARK_DIR/venv/bin/python"
 export HUBPULSE_BROWSER_DIR="${HUBPULSE_BROWSER_DIR:-$HOME/.cache/hubpulse-browser}"
 bash tests/support/browser_setup.sh >/dev/null
 export HUBPULSE_PYTHON="$HUBPULSE_BENCH_DIR/venv/bin/python"

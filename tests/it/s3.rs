@@ -226,6 +226,15 @@ fn an_s3_lake_holds_what_a_local_one_does_and_duckdb_reads_it() {
     assert!(again.contains("records=0"), "{again}");
     assert_eq!(query(&env, &remote, PER_HUB), want);
 
+    // `WHERE hub = …` lists and reads that hub's prefix only (the plan names the files).
+    let plan = query(
+        &env,
+        &remote,
+        "EXPLAIN SELECT count(DISTINCT kind) FROM events WHERE hub = 'beta' AND dt >= '2000-01-01'",
+    );
+    assert!(plan.contains("hub=beta/dt="), "{plan}");
+    assert!(!plan.contains("hub=alpha"), "{plan}");
+
     // Each hub's parts under its own prefix; nothing left in staging.
     let keys = s3.keys("prod/lake/");
     let parts: Vec<_> = keys.iter().filter(|k| k.ends_with(".parquet")).collect();
@@ -641,4 +650,47 @@ fn a_bad_bucket_url_or_hub_name_is_one_line_and_exit_2() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("no bucket"), "{err}");
+}
+
+#[test]
+fn the_agent_applies_its_retention_to_its_own_hub() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lake = tmp.path().join("lake");
+    let today = chrono::Utc::now().date_naive();
+    let old = (hubpulse::lake::retention::cutoff(today, 1) - chrono::Days::new(1)).to_string();
+    let kept = today.to_string();
+    let f_old = tmp.path().join("old.log");
+    dated_log(&f_old, &old, 25);
+    ingest(&[], &lake, "h", std::slice::from_ref(&f_old));
+    ingest(&[], &lake, "other", std::slice::from_ref(&f_old));
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    dated_log(&logs.join("hub.log"), &kept, 30);
+    let port = free_port();
+    let cfg = agent_config(tmp.path(), "h", &lake, &logs, port);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text = text.replace("[http]", "[lake.retention]\nevents = 1\n\n[http]");
+    std::fs::write(&cfg, text).unwrap();
+    let mut agent = start_env(&cfg, &[]);
+    wait_for(
+        "the agent's retention pass",
+        Duration::from_secs(60),
+        || {
+            super::agent::http_get(port, "/metrics").is_some_and(|(_, m)| {
+                m.contains("hubpulse_lake_retention_dropped_partitions_total 1\n")
+            })
+        },
+    );
+    wait_for("today's lines", Duration::from_secs(60), || {
+        lake_count_env(&lake, "hub = 'h'", &[]) >= 30
+    });
+    sigterm(&mut agent);
+    assert_eq!(
+        query(
+            &[],
+            &lake,
+            "SELECT hub, dt, count(*) AS n FROM events GROUP BY 1, 2 ORDER BY 1, 2"
+        ),
+        format!("hub,dt,n\nh,{kept},30\nother,{old},25\n")
+    );
 }
