@@ -32,9 +32,12 @@ pub enum QueryError {
 }
 
 /// The lake's tables, with their file schemas.
-fn tables() -> [(&'static str, arrow::datatypes::SchemaRef); 3] {
+fn tables() -> [(&'static str, arrow::datatypes::SchemaRef); 5] {
+    use crate::lake::derived;
     [
         (schema::EVENTS, schema::events()),
+        (derived::LIFECYCLE, schema::events()),
+        (derived::ACTIVITY, derived::activity_schema()),
         (
             crate::control::decisions::DECISIONS,
             crate::control::decisions::schema(),
@@ -59,10 +62,21 @@ pub async fn session(lake: &Path) -> Result<SessionContext, QueryError> {
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     let (base, present): (String, Vec<&'static str>) = match Location::of(lake) {
         Location::Local(dir) => {
+            // `lifecycle` and `activity` come with `events`, even where a hub's log had no
+            // row for them yet (their directory does not exist then; it lists as empty).
+            let events = dir.join(schema::EVENTS).is_dir();
             let present: Vec<_> = tables()
                 .iter()
                 .map(|(t, _)| *t)
-                .filter(|t| dir.join(t).is_dir())
+                .filter(|t| {
+                    dir.join(t).is_dir()
+                        || (events
+                            && [
+                                crate::lake::derived::LIFECYCLE,
+                                crate::lake::derived::ACTIVITY,
+                            ]
+                            .contains(t))
+                })
                 .collect();
             if present.is_empty() {
                 return Err(QueryError::NotALake {

@@ -147,13 +147,14 @@ pub fn compaction_job(live: &BTreeMap<String, Vec<String>>, min_files: usize) ->
     if min_files < 2 {
         return None;
     }
-    for (dt, parts) in live {
+    for (key, parts) in live {
         let (merged, small): (Vec<&String>, Vec<&String>) =
             parts.iter().partition(|p| p.contains("/part-compact-"));
         for tier in [small, merged] {
             if tier.len() >= min_files {
                 return Some(Job {
-                    dt: dt.clone(),
+                    table: crate::lake::manifest::key_table(key).to_string(),
+                    dt: crate::lake::manifest::key_dt(key).to_string(),
                     parts: tier.into_iter().cloned().collect(),
                 });
             }
@@ -615,7 +616,11 @@ impl Pipeline {
             return Ok(());
         }
         sources.sort_by(|a, b| (&a.fp, a.to).cmp(&(&b.fp, b.to)));
-        let rows: u64 = parts.iter().map(|p| p.rows).sum();
+        let rows: u64 = parts
+            .iter()
+            .filter(|p| p.path.starts_with(crate::lake::schema::EVENTS))
+            .map(|p| p.rows)
+            .sum();
         let n_parts = parts.len() as u64;
         let commit = Commit {
             version: 1,

@@ -19,11 +19,13 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::manifest::{LakeError, PartEntry, io_err};
-use super::schema;
 use super::writer::{WriterConfig, writer_properties};
+use super::{derived, schema};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
+    /// `events`, or a table derived from it (`lifecycle`, `activity`).
+    pub table: String,
     /// Partition value, `YYYY-MM-DD`.
     pub dt: String,
     /// Published parts to merge, relative to the lake root, in commit order.
@@ -50,8 +52,16 @@ pub fn merge(
     let staging_rel = names.staging_rel(&stem);
     let staging = root.join(&staging_rel);
     let file = File::create(&staging).map_err(io_err(&staging))?;
-    let mut w = ArrowWriter::try_new(file, schema::events(), Some(writer_properties(cfg)))?;
+    let activity = job.table == derived::ACTIVITY;
+    let file_schema = if activity {
+        derived::activity_schema()
+    } else {
+        schema::events()
+    };
+    let mut w = ArrowWriter::try_new(file, file_schema, Some(writer_properties(cfg)))?;
     let mut rows = 0u64;
+    // `activity` is regrouped to one row per user; the others are concatenated.
+    let mut users = std::collections::BTreeMap::new();
     for rel in &job.parts {
         let p = root.join(rel);
         let f = File::open(&p).map_err(io_err(&p))?;
@@ -60,15 +70,24 @@ pub fn merge(
             .build()?;
         for b in reader {
             let b = b?;
-            rows += b.num_rows() as u64;
-            w.write(&b)?;
+            if activity {
+                derived::fold_activity(&b, &mut users)?;
+            } else {
+                rows += b.num_rows() as u64;
+                w.write(&b)?;
+            }
         }
+    }
+    if activity {
+        let b = derived::activity_batch(names.hub(), &users)?;
+        rows = b.num_rows() as u64;
+        w.write(&b)?;
     }
     let file = w.into_inner()?;
     file.sync_all().map_err(io_err(&staging))?;
     let bytes = file.metadata().map_err(io_err(&staging))?.len();
     let entry = PartEntry {
-        path: names.part_rel(schema::EVENTS, &job.dt, &name),
+        path: names.part_rel(&job.table, &job.dt, &name),
         staging: staging_rel,
         rows,
         bytes,

@@ -190,6 +190,10 @@ pub struct Names {
 }
 
 impl Names {
+    pub fn hub(&self) -> &str {
+        &self.hub
+    }
+
     /// A part's staging file: `<meta>/staging/<stem><nonce>.parquet`.
     pub fn staging_rel(&self, stem: &str) -> String {
         format!("{}/staging/{stem}{}.parquet", self.meta, self.nonce)
@@ -479,23 +483,23 @@ impl Manifest {
             self.streams.insert(s.stream.clone(), s.pos);
         }
         for r in &c.replaces {
-            if let Some(dt) = dt_of(r)
-                && let Some(v) = self.live.get_mut(dt)
+            if let Some(k) = live_key(r)
+                && let Some(v) = self.live.get_mut(&k)
             {
                 v.retain(|p| p != r);
+                if v.is_empty() {
+                    self.live.remove(&k);
+                }
             }
         }
         for p in &c.parts {
-            if let Some(dt) = dt_of(&p.path) {
-                self.live
-                    .entry(dt.to_string())
-                    .or_default()
-                    .push(p.path.clone());
+            if let Some(k) = live_key(&p.path) {
+                self.live.entry(k).or_default().push(p.path.clone());
             }
         }
     }
 
-    /// Published parts per partition value, in commit order.
+    /// Published parts per partition (`<table>/<dt>`, see [`key_table`], [`key_dt`]), in commit order.
     pub fn live_parts(&self) -> &std::collections::BTreeMap<String, Vec<String>> {
         &self.live
     }
@@ -833,23 +837,24 @@ impl Manifest {
         Ok(dropped)
     }
 
-    /// Retention: drop this hub's `events` partitions older than `cutoff` (`YYYY-MM-DD`,
-    /// exclusive). A commit records what goes (so a crash mid-delete is finished on the next
-    /// open, and no later commit or compaction refers to a dropped part), then the parts are
-    /// deleted. Returns the partitions dropped.
-    pub fn drop_before(&mut self, cutoff: &str) -> Result<Vec<String>, LakeError> {
+    /// Retention: drop this hub's `events` partitions (and those of the tables derived from it,
+    /// `lifecycle` and `activity`) older than `cutoff` (`YYYY-MM-DD`, exclusive). A commit records
+    /// what goes (so a crash mid-delete is finished on the next open, and no later commit or
+    /// compaction refers to a dropped part), then the parts are deleted. Returns the
+    /// `(table, dt)` partitions dropped.
+    pub fn drop_before(&mut self, cutoff: &str) -> Result<Vec<(String, String)>, LakeError> {
         let old: Vec<String> = self
             .live
             .keys()
-            .take_while(|dt| dt.as_str() < cutoff)
+            .filter(|k| key_dt(k) < cutoff)
             .cloned()
             .collect();
         if old.is_empty() {
-            return Ok(old);
+            return Ok(Vec::new());
         }
         let replaces: Vec<String> = old
             .iter()
-            .flat_map(|dt| self.live[dt].iter().cloned())
+            .flat_map(|k| self.live[k].iter().cloned())
             .collect();
         let c = Commit {
             version: 1,
@@ -868,11 +873,13 @@ impl Manifest {
         for r in &c.replaces {
             self.delete_rel(r)?;
         }
+        let old: Vec<(String, String)> = old
+            .iter()
+            .map(|k| (key_table(k).to_string(), key_dt(k).to_string()))
+            .collect();
         if let Backend::Local { .. } = self.backend {
-            for dt in &old {
-                let dir = self
-                    .root
-                    .join(self.part_rel(super::schema::EVENTS, dt, "x"));
+            for (table, dt) in &old {
+                let dir = self.root.join(self.part_rel(table, dt, "x"));
                 if let Some(d) = dir.parent() {
                     // Gone already, or holding a file some other tool put there: leave it.
                     let _ = fs::remove_dir(d);
@@ -880,11 +887,6 @@ impl Manifest {
             }
         }
         self.note(&c);
-        for dt in &old {
-            if self.live.get(dt).is_some_and(Vec::is_empty) {
-                self.live.remove(dt);
-            }
-        }
         self.unfolded += 1;
         self.maybe_fold()?;
         Ok(old)
@@ -960,6 +962,22 @@ fn write_durable(dir: &Path, name: &str, body: &[u8]) -> Result<(), LakeError> {
 
 fn dt_of(rel: &str) -> Option<&str> {
     rel.split('/').find_map(|seg| seg.strip_prefix("dt="))
+}
+
+/// A part's partition in [`Manifest::live_parts`]: `<table>/<dt>` (`events/2026-11-02`).
+fn live_key(rel: &str) -> Option<String> {
+    let table = rel.split('/').next()?;
+    Some(format!("{table}/{}", dt_of(rel)?))
+}
+
+/// The table of a [`live_key`].
+pub fn key_table(key: &str) -> &str {
+    key.split_once('/').map_or("", |(t, _)| t)
+}
+
+/// The `dt` of a [`live_key`].
+pub fn key_dt(key: &str) -> &str {
+    key.split_once('/').map_or(key, |(_, d)| d)
 }
 
 /// All of a hub's commits in a local lake, in sequence order. Leftover `*.tmp` files are

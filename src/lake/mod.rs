@@ -5,6 +5,7 @@
 //! * [`schema`]: one Arrow schema function per table.
 //! * [`batch`]: records → Arrow batches.
 //! * [`writer`]: batches → zstd Parquet parts in staging.
+//! * [`derived`]: the `lifecycle` and `activity` tables written with `events`, for the reports.
 //! * [`manifest`]: the commit protocol, crash recovery, and per-source progress.
 //! * [`compact`]: merging a partition's small parts, swapped in atomically.
 //! * [`retention`]: dropping partitions older than N months, per table.
@@ -12,6 +13,7 @@
 
 pub mod batch;
 pub mod compact;
+pub mod derived;
 pub mod manifest;
 pub mod retention;
 pub mod schema;

@@ -59,9 +59,7 @@ pub fn apply(
     let mut out = Dropped::default();
     if let Some(n) = r.events {
         let cut = cutoff(today, n).format("%Y-%m-%d").to_string();
-        for dt in manifest.drop_before(&cut)? {
-            out.partitions.push((super::schema::EVENTS.to_string(), dt));
-        }
+        out.partitions.extend(manifest.drop_before(&cut)?);
     }
     let side = [
         (crate::control::decisions::DECISIONS, r.decisions),

@@ -23,7 +23,7 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 
 use super::manifest::{LakeError, PartEntry, io_err};
-use super::schema;
+use super::{derived, schema};
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriterConfig {
@@ -171,7 +171,10 @@ pub struct PartSet {
     seq: u64,
     props: WriterProperties,
     row_group_rows: usize,
-    open: BTreeMap<String, OpenPart>,
+    /// (table, dt) -> its open part.
+    open: BTreeMap<(&'static str, String), OpenPart>,
+    /// dt -> user -> activity times, written as `activity` rows at `finish`.
+    activity: BTreeMap<String, BTreeMap<String, Vec<i64>>>,
     counter: usize,
 }
 
@@ -186,40 +189,64 @@ impl PartSet {
             props: writer_properties(cfg),
             row_group_rows: cfg.row_group_rows.max(1),
             open: BTreeMap::new(),
+            activity: BTreeMap::new(),
             counter: 0,
         }
     }
 
-    /// Append a batch whose rows all belong to partition `dt` (`YYYY-MM-DD`).
+    /// Append an `events` batch whose rows all belong to partition `dt` (`YYYY-MM-DD`); its
+    /// lifecycle rows also go to `lifecycle`, its activity times to `activity` (see `derived`).
     pub fn write(&mut self, dt: &str, batch: &RecordBatch) -> Result<(), LakeError> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        if !self.open.contains_key(dt) {
-            let part = self.create(dt)?;
-            self.open.insert(dt.to_string(), part);
+        let split = derived::split(batch, self.activity.entry(dt.to_string()).or_default())?;
+        self.write_to(schema::EVENTS, dt, batch)?;
+        if let Some(mask) = split.lifecycle {
+            let rows = arrow::compute::filter_record_batch(batch, &mask)?;
+            self.write_to(derived::LIFECYCLE, dt, &rows)?;
         }
-        if let Some(p) = self.open.get_mut(dt) {
+        Ok(())
+    }
+
+    /// Append a batch of `table`'s rows to its part for `dt`.
+    pub fn write_to(
+        &mut self,
+        table: &'static str,
+        dt: &str,
+        batch: &RecordBatch,
+    ) -> Result<(), LakeError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let key = (table, dt.to_string());
+        if !self.open.contains_key(&key) {
+            let part = self.create(table, dt, batch.schema())?;
+            self.open.insert(key.clone(), part);
+        }
+        if let Some(p) = self.open.get_mut(&key) {
             p.write(batch, self.row_group_rows)?;
             p.entry.rows += batch.num_rows() as u64;
         }
         Ok(())
     }
 
-    fn create(&mut self, dt: &str) -> Result<OpenPart, LakeError> {
+    fn create(
+        &mut self,
+        table: &str,
+        dt: &str,
+        file_schema: arrow::datatypes::SchemaRef,
+    ) -> Result<OpenPart, LakeError> {
         let stem = format!("{:020}-{}", self.seq, self.counter);
         self.counter += 1;
         let staging_rel = self.names.staging_rel(&stem);
-        let final_rel = self
-            .names
-            .part_rel(schema::EVENTS, dt, &format!("{stem}.parquet"));
+        let final_rel = self.names.part_rel(table, dt, &format!("{stem}.parquet"));
         let staging = self.root.join(&staging_rel);
         let file = File::create(&staging).map_err(io_err(&staging))?;
         // `ArrowWriter` sets the file up (Parquet schema, the Arrow schema in the footer's
         // metadata); the row groups are then written by hand.
-        let (file, factory) =
-            ArrowWriter::try_new(file, schema::events(), Some(self.props.clone()))?
-                .into_serialized_writer()?;
+        let (file, factory) = ArrowWriter::try_new(file, file_schema, Some(self.props.clone()))?
+            .into_serialized_writer()?;
         let entry = PartEntry {
             path: final_rel,
             staging: staging_rel,
@@ -238,7 +265,14 @@ impl PartSet {
     }
 
     /// Close every part and make it durable in staging; returns the entries for the commit.
-    pub fn finish(self) -> Result<Vec<PartEntry>, LakeError> {
+    pub fn finish(mut self) -> Result<Vec<PartEntry>, LakeError> {
+        let hub = self.names.hub().to_string();
+        for (dt, users) in std::mem::take(&mut self.activity) {
+            if !users.is_empty() {
+                let b = derived::activity_batch(&hub, &users)?;
+                self.write_to(derived::ACTIVITY, &dt, &b)?;
+            }
+        }
         let mut out = Vec::with_capacity(self.open.len());
         for (_, mut p) in self.open {
             p.close_row_group()?;

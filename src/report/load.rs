@@ -17,24 +17,6 @@ use futures::StreamExt;
 use super::sessions::{ActivityIndex, Life, LifeEvent};
 use crate::query::{self, QueryError};
 
-const ACTIVITY_ROUTE: &str = "/hub/api/users/{user}/activity";
-const SERVER_ROUTES: [&str; 2] = [
-    "/hub/api/users/{user}/server",
-    "/hub/api/users/{user}/servers/{server}",
-];
-const KINDS: [&str; 10] = [
-    "profile_override",
-    "pod_create",
-    "spawn_succeeded",
-    "stop_succeeded",
-    "server_exited",
-    "server_lost",
-    "server_still_running",
-    "cull_server",
-    "cull_user",
-    "hub_shutdown",
-];
-
 /// Lifecycle records and hub bounds of `[from, to]` (dates, inclusive).
 pub struct Loaded {
     /// Lifecycle records in log order, with each user's first activity among them.
@@ -76,22 +58,13 @@ pub async fn load(ctx: &SessionContext, w: Window) -> Result<Loaded, QueryError>
 
 /// Lifecycle records in log order.
 async fn lifecycle(ctx: &SessionContext, w: Window) -> Result<Vec<LifeEvent>, QueryError> {
-    let list = |v: &[&str]| {
-        v.iter()
-            .map(|k| format!("'{k}'"))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    // Lifecycle records (a few per cent of the rows), put in log order here: sorting a few
-    // integers per record is far cheaper than the engine sorting eight columns.
+    // The `lifecycle` table holds just these records (`lake::derived`), put in log order here:
+    // sorting a few integers per record is far cheaper than the engine sorting eight columns.
     let sql = format!(
         "SELECT ts, hub, kind, \"user\", actor, server_name, duration_ms, attrs, source_fp, \
-         source_offset FROM events \
-         WHERE {dates} AND ts IS NOT NULL AND (kind IN ({kinds}) OR (kind = 'request' AND status IN (202, 204) \
-           AND method = 'DELETE' AND route IN ({servers})))",
+         source_offset FROM {table} WHERE {dates} AND ts IS NOT NULL",
+        table = crate::lake::derived::LIFECYCLE,
         dates = dates(w.life),
-        kinds = list(&KINDS),
-        servers = list(&SERVER_ROUTES),
     );
     let t0 = std::time::Instant::now();
     let mut keyed = Vec::new();
@@ -122,11 +95,11 @@ async fn lifecycle(ctx: &SessionContext, w: Window) -> Result<Vec<LifeEvent>, Qu
 async fn activity(ctx: SessionContext, w: Window) -> Result<ActivityIndex, QueryError> {
     let ctx = &ctx;
     let t0 = std::time::Instant::now();
-    // Activity POSTs (most of the rows): streamed, not sorted by the engine, grouped per user.
+    // The `activity` table (`lake::derived`): each user's activity times as lists, a row per
+    // user and day (and commit, until compacted), a few thousand rows where `events` has millions.
     let sql = format!(
-        "SELECT hub, \"user\", CAST(ts AS BIGINT) FROM events WHERE {dates} AND ts IS NOT NULL \
-         AND kind = 'request' AND status < 400 AND method = 'POST' AND route = '{ACTIVITY_ROUTE}' \
-         AND \"user\" IS NOT NULL",
+        "SELECT hub, \"user\", times FROM {table} WHERE {dates}",
+        table = crate::lake::derived::ACTIVITY,
         dates = dates(w.activity),
     );
     // hub -> user -> times; looked up by &str, so a known user costs no allocation.
@@ -135,17 +108,19 @@ async fn activity(ctx: SessionContext, w: Window) -> Result<ActivityIndex, Query
     while let Some(b) = stream.next().await {
         let b = b.map_err(|e| QueryError::Sql(e.to_string()))?;
         let (hub, user) = (Strs::of(b.column(0)), Strs::of(b.column(1)));
-        let ts = b.column(2).as_primitive::<Int64Type>();
+        let times = b.column(2).as_list::<i32>();
         for i in 0..b.num_rows() {
             let (h, u) = (hub.value(i), user.value(i));
             let users = match by_hub.get_mut(h) {
                 Some(m) => m,
                 None => by_hub.entry(h.to_string()).or_default(),
             };
+            let t = times.value(i);
+            let t = t.as_primitive::<TimestampMicrosecondType>().values();
             match users.get_mut(u) {
-                Some(v) => v.push(ts.value(i)),
+                Some(v) => v.extend_from_slice(t),
                 None => {
-                    users.insert(u.to_string(), vec![ts.value(i)]);
+                    users.insert(u.to_string(), t.to_vec());
                 }
             }
         }

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::{bin, query_num, root, run, run_ok};
+use super::{bin, query_csv, query_num, root, run, run_ok};
 
 fn ingest(lake: &Path, files: &[&Path]) -> String {
     let mut cmd = bin();
@@ -271,12 +271,13 @@ fn compaction_swaps_a_partition_without_a_partial_or_duplicated_view() {
             written += 10 + i as u64;
         }
         let mut m = Manifest::open(&lake, "jupyterhub").unwrap();
-        let parts = m.live_parts()["2026-11-28"].clone();
+        let parts = m.live_parts()["events/2026-11-28"].clone();
         assert!(parts.len() >= 4);
         let merged = merge(
             &lake,
             &m.names(),
             hubpulse::lake::compact::Job {
+                table: "events".into(),
                 dt: "2026-11-28".into(),
                 parts,
             },
@@ -311,4 +312,122 @@ fn compaction_swaps_a_partition_without_a_partial_or_duplicated_view() {
         query_num(&lake, "SELECT count(*) FROM events"),
         written as i64
     );
+}
+
+/// `lifecycle` and `activity` hold exactly the `events` rows they summarise, on generated days
+/// written in two commits per day, before and after compaction regroups `activity`.
+#[test]
+fn lifecycle_and_activity_tables_match_the_events_they_come_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("week.log");
+    run_ok(
+        bin()
+            .args(["generate", "--users", "30", "--days", "3", "--out"])
+            .arg(&log),
+    );
+    // Two sources (so two commits) over the same days: the odd and the even lines.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let (mut a, mut b) = (String::new(), String::new());
+    for (i, l) in text.lines().enumerate() {
+        let s = if i % 2 == 0 { &mut a } else { &mut b };
+        s.push_str(l);
+        s.push('\n');
+    }
+    let (fa, fb) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    std::fs::write(&fa, a).unwrap();
+    std::fs::write(&fb, b).unwrap();
+    let lake = dir.path().join("lake");
+    ingest(&lake, &[&fa]);
+    ingest(&lake, &[&fb]);
+    check_derived(&lake);
+    {
+        let mut m = hubpulse::lake::manifest::Manifest::open(&lake, "jupyterhub").unwrap();
+        let live = m.live_parts().clone();
+        let mut merged = 0;
+        for (key, parts) in live.iter().filter(|(k, _)| k.starts_with("activity/")) {
+            assert_eq!(parts.len(), 2, "{key}");
+            let job = hubpulse::lake::compact::Job {
+                table: "activity".into(),
+                dt: hubpulse::lake::manifest::key_dt(key).into(),
+                parts: parts.clone(),
+            };
+            let done = hubpulse::lake::compact::merge(&lake, &m.names(), job, &Default::default())
+                .unwrap();
+            m.commit_compaction(done.job.parts, done.entry).unwrap();
+            merged += 1;
+        }
+        assert!(merged >= 3, "{live:?}");
+    }
+    check_derived(&lake);
+    // One row per user and day once regrouped.
+    assert_eq!(
+        query_num(
+            &lake,
+            "SELECT count(*) - count(DISTINCT dt || '/' || \"user\") FROM activity"
+        ),
+        0
+    );
+}
+
+fn check_derived(lake: &Path) {
+    let life = "kind IN ('profile_override','pod_create','spawn_succeeded','stop_succeeded',\
+                'server_exited','server_lost','server_still_running','cull_server','cull_user',\
+                'hub_shutdown') OR (kind = 'request' AND status IN (202, 204) AND method = 'DELETE' \
+                AND route IN ('/hub/api/users/{user}/server','/hub/api/users/{user}/servers/{server}'))";
+    let from_events = query_csv(
+        &lake,
+        &format!(
+            "SELECT dt, kind, count(*) AS n, sum(source_offset) AS o FROM events WHERE {life} GROUP BY 1, 2 ORDER BY 1, 2"
+        ),
+    );
+    let from_lifecycle = query_csv(
+        &lake,
+        "SELECT dt, kind, count(*) AS n, sum(source_offset) AS o FROM lifecycle GROUP BY 1, 2 ORDER BY 1, 2",
+    );
+    assert!(from_events.lines().count() > 5, "{from_events}");
+    assert_eq!(from_lifecycle, from_events);
+    let act_events = query_csv(
+        &lake,
+        "SELECT dt, \"user\", count(*) AS n, min(ts) AS a, max(ts) AS b FROM events WHERE kind = 'request' \
+         AND method = 'POST' AND status < 400 AND route = '/hub/api/users/{user}/activity' \
+         AND \"user\" IS NOT NULL AND ts IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2",
+    );
+    let act_table = query_csv(
+        &lake,
+        "SELECT dt, \"user\", sum(count) AS n, min(first) AS a, max(last) AS b FROM activity \
+         GROUP BY 1, 2 ORDER BY 1, 2",
+    );
+    assert!(act_events.lines().count() > 30, "{act_events}");
+    assert_eq!(act_table, act_events);
+    // Every time itself, not only the counts and bounds.
+    let unnested = query_csv(
+        &lake,
+        "SELECT count(*) AS n, sum(CAST(t AS BIGINT)) AS s FROM (SELECT unnest(times) AS t FROM activity)",
+    );
+    let direct = query_csv(
+        &lake,
+        "SELECT count(*) AS n, sum(CAST(ts AS BIGINT)) AS s FROM events WHERE kind = 'request' \
+         AND method = 'POST' AND status < 400 AND route = '/hub/api/users/{user}/activity' \
+         AND \"user\" IS NOT NULL AND ts IS NOT NULL",
+    );
+    assert_eq!(unnested, direct);
+}
+
+/// A hub whose log has no server lifecycle or activity (a proxy-only log) still gets a report
+/// and a `sessions` table, empty.
+#[test]
+fn a_lake_without_lifecycle_rows_reports_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ingest(&lake, &[&root().join("fixtures/logs/chp/chp3.log")]);
+    assert!(!lake.join("lifecycle").exists());
+    assert_eq!(query_num(&lake, "SELECT count(*) FROM sessions"), 0);
+    let out = run_ok(
+        bin()
+            .args([
+                "report", "monthly", "--month", "2026-11", "--format", "csv", "--lake",
+            ])
+            .arg(&lake),
+    );
+    assert!(out.contains("2026-11,total,total,0,"), "{out}");
 }

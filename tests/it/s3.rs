@@ -241,8 +241,10 @@ fn an_s3_lake_holds_what_a_local_one_does_and_duckdb_reads_it() {
     assert!(parts.len() >= 3, "{keys:?}");
     for k in &parts {
         let rest = k.strip_prefix("prod/lake/").unwrap();
+        let (table, rest) = rest.split_once('/').unwrap();
+        assert!(["events", "lifecycle", "activity"].contains(&table), "{k}");
         assert!(
-            rest.starts_with("events/hub=alpha/dt=") || rest.starts_with("events/hub=beta/dt="),
+            rest.starts_with("hub=alpha/dt=") || rest.starts_with("hub=beta/dt="),
             "{k}"
         );
     }
@@ -470,9 +472,10 @@ fn two_hubs_agents_write_one_bucket_at_once() {
     // Partitions and manifests are per hub: no object is shared.
     for k in s3.keys("shared/") {
         let rest = k.strip_prefix("shared/").unwrap();
+        let in_table = rest.split_once('/').map_or("", |(_, r)| r);
         assert!(
-            rest.starts_with("events/hub=east/")
-                || rest.starts_with("events/hub=west/")
+            in_table.starts_with("hub=east/")
+                || in_table.starts_with("hub=west/")
                 || rest.starts_with("_hubpulse/hubs/east/")
                 || rest.starts_with("_hubpulse/hubs/west/"),
             "{k}"
