@@ -375,25 +375,25 @@ fn check_derived(lake: &Path) {
                 'hub_shutdown') OR (kind = 'request' AND status IN (202, 204) AND method = 'DELETE' \
                 AND route IN ('/hub/api/users/{user}/server','/hub/api/users/{user}/servers/{server}'))";
     let from_events = query_csv(
-        &lake,
+        lake,
         &format!(
             "SELECT dt, kind, count(*) AS n, sum(source_offset) AS o FROM events WHERE {life} GROUP BY 1, 2 ORDER BY 1, 2"
         ),
     );
     let from_lifecycle = query_csv(
-        &lake,
+        lake,
         "SELECT dt, kind, count(*) AS n, sum(source_offset) AS o FROM lifecycle GROUP BY 1, 2 ORDER BY 1, 2",
     );
     assert!(from_events.lines().count() > 5, "{from_events}");
     assert_eq!(from_lifecycle, from_events);
     let act_events = query_csv(
-        &lake,
+        lake,
         "SELECT dt, \"user\", count(*) AS n, min(ts) AS a, max(ts) AS b FROM events WHERE kind = 'request' \
          AND method = 'POST' AND status < 400 AND route = '/hub/api/users/{user}/activity' \
          AND \"user\" IS NOT NULL AND ts IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2",
     );
     let act_table = query_csv(
-        &lake,
+        lake,
         "SELECT dt, \"user\", sum(count) AS n, min(first) AS a, max(last) AS b FROM activity \
          GROUP BY 1, 2 ORDER BY 1, 2",
     );
@@ -401,11 +401,11 @@ fn check_derived(lake: &Path) {
     assert_eq!(act_table, act_events);
     // Every time itself, not only the counts and bounds.
     let unnested = query_csv(
-        &lake,
+        lake,
         "SELECT count(*) AS n, sum(CAST(t AS BIGINT)) AS s FROM (SELECT unnest(times) AS t FROM activity)",
     );
     let direct = query_csv(
-        &lake,
+        lake,
         "SELECT count(*) AS n, sum(CAST(ts AS BIGINT)) AS s FROM events WHERE kind = 'request' \
          AND method = 'POST' AND status < 400 AND route = '/hub/api/users/{user}/activity' \
          AND \"user\" IS NOT NULL AND ts IS NOT NULL",
