@@ -226,6 +226,20 @@ fn an_s3_lake_holds_what_a_local_one_does_and_duckdb_reads_it() {
     assert!(again.contains("records=0"), "{again}");
     assert_eq!(query(&env, &remote, PER_HUB), want);
 
+    // The monthly report reads a bucket like a directory.
+    let report = |env: &Env, lake: &Path| {
+        run_ok(
+            with_env(&mut bin(), env)
+                .args([
+                    "report", "monthly", "--month", "2022-12", "--format", "csv", "--lake",
+                ])
+                .arg(lake),
+        )
+    };
+    let local_report = report(&[], &local);
+    assert!(local_report.contains("\n2022-12,user,"), "{local_report}");
+    assert_eq!(report(&env, &remote), local_report);
+
     // `WHERE hub = …` lists and reads that hub's prefix only (the plan names the files).
     let plan = query(
         &env,
