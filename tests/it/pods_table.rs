@@ -89,6 +89,7 @@ async fn pods_are_listed_watched_and_written_once_per_change() {
         "jhub",
         "component=singleuser-server",
         PodSink::new(&lake, "hub"),
+        None,
         stop_rx,
     ));
     let wait = Duration::from_secs(10);
