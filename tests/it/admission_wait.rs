@@ -73,6 +73,40 @@ async fn ask(url: &str, user: &str, profile: Option<&str>) -> (u16, Option<Strin
     (status, retry, r.json().await.unwrap())
 }
 
+/// Runs `contrib/pre_spawn_hook.py`'s hook (the real-JupyterHub venv's Python and tornado) for
+/// a spawner of `user` with `profile`: `CODE:RETRY_AFTER MESSAGE` for a wait, else what it did.
+fn hook(url: &str, user: &str, profile: &str) -> String {
+    let script = format!(
+        r#"
+import asyncio, logging, sys
+sys.path.insert(0, {contrib:?})
+from pre_spawn_hook import admission_hook, SpawnWaitError
+class User: name = {user:?}; groups = []
+class Spawner:
+    user = User(); name = ""; user_options = {{"profile": {profile:?}}}; log = logging.getLogger("t")
+async def main():
+    try:
+        await admission_hook({url:?}, token={TOKEN:?})(Spawner())
+        print("allowed")
+    except SpawnWaitError as e:
+        print("%d:%d %s" % (e.status_code, e.retry_after, e.jupyterhub_message))
+asyncio.run(main())
+"#,
+        contrib = root().join("contrib").display().to_string(),
+    );
+    let out = std::process::Command::new(crate::harness_python())
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spawn_whose_profile_already_waits_for_room_is_told_to_wait_with_an_estimate() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -144,6 +178,24 @@ async fn a_spawn_whose_profile_already_waits_for_room_is_told_to_wait_with_an_es
         "{message}"
     );
 
+    // contrib/pre_spawn_hook.py turns the wait into an error the spawn page shows
+    let u = url.clone();
+    let out = tokio::task::spawn_blocking(move || hook(&u, "cy2", "gpu"))
+        .await
+        .unwrap();
+    let (head, shown) = out.trim_end().split_once(' ').unwrap();
+    let (code, after) = head.split_once(':').unwrap();
+    assert_eq!(code, "503", "{out}");
+    assert!(
+        (290..=300).contains(&after.parse::<u64>().unwrap()),
+        "{out}"
+    );
+    assert!(
+        shown.starts_with("No room for a 'gpu' server right now")
+            && shown.contains("expect room in ~"),
+        "{out}"
+    );
+
     // the default profile has nothing waiting for room: allowed, no Retry-After
     let (status, retry, body) = ask(&url, "dee", None).await;
     assert_eq!((status, retry), (200, None), "{body}");
@@ -160,6 +212,7 @@ async fn a_spawn_whose_profile_already_waits_for_room_is_told_to_wait_with_an_es
         rows,
         vec![
             vec!["wait", "no_capacity", "cy", "gpu"],
+            vec!["wait", "no_capacity", "cy2", "gpu"],
             vec!["allow", "allowed", "dee", "small"],
         ]
     );
@@ -172,7 +225,7 @@ async fn a_spawn_whose_profile_already_waits_for_room_is_told_to_wait_with_an_es
     stats.render(&mut text);
     assert!(
         text.contains(
-            "hubpulse_admission_decisions_total{answer=\"wait\",reason=\"no_capacity\"} 1"
+            "hubpulse_admission_decisions_total{answer=\"wait\",reason=\"no_capacity\"} 2"
         ),
         "{text}"
     );
