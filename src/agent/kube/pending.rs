@@ -71,7 +71,7 @@ pub fn obs(pod: &Pod) -> PodObs {
             .metadata
             .creation_timestamp
             .as_ref()
-            .and_then(|t| DateTime::from_timestamp_micros(t.0.as_microsecond() as i64)),
+            .and_then(|t| DateTime::from_timestamp_micros(t.0.as_microsecond())),
         unschedulable: row.unschedulable.is_some(),
         image_pull,
     }
