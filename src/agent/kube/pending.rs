@@ -20,6 +20,7 @@
 //!   the watch first sees it `Running`; a pod already running when first seen, or one deleted or
 //!   failed while pending, gives no interval.
 //! - Each pod gives at most one interval per pending spell.
+//! - A pod missing from a relist (deleted while the watch was down) stops counting as pending.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write;
@@ -138,12 +139,17 @@ struct Open {
 #[derive(Debug, Default)]
 pub struct Tracker {
     open: HashMap<(String, String), Open>,
+    /// During a relist: the pods it has shown so far.
+    relisted: Option<std::collections::HashSet<(String, String)>>,
 }
 
 impl Tracker {
     /// The pod as seen at `at`: the finished interval when it just started running.
     pub fn observe(&mut self, at: DateTime<Utc>, o: &PodObs) -> Option<Interval> {
         let key = (o.namespace.clone(), o.pod.clone());
+        if let Some(seen) = &mut self.relisted {
+            seen.insert(key.clone());
+        }
         match o.phase.as_deref() {
             Some("Pending") => {
                 let e = self.open.entry(key).or_insert_with(|| Open {
@@ -188,6 +194,19 @@ impl Tracker {
     /// The pod is gone: its open interval (if any) is dropped.
     pub fn deleted(&mut self, o: &PodObs) {
         self.open.remove(&(o.namespace.clone(), o.pod.clone()));
+    }
+
+    /// A (re)list starts: pods it does not show by [`Tracker::relisted`] are gone (a pod
+    /// deleted while the watch was down gets no delete event).
+    pub fn relisting(&mut self) {
+        self.relisted = Some(Default::default());
+    }
+
+    /// The (re)list is complete: open intervals of pods it did not show are dropped.
+    pub fn relisted(&mut self) {
+        if let Some(seen) = self.relisted.take() {
+            self.open.retain(|k, _| seen.contains(k));
+        }
     }
 
     /// The pods pending now.
@@ -257,9 +276,17 @@ impl Pending {
         }
     }
 
+    /// The watch starts listing every pod.
+    pub fn relisting(&self) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.tracker.relisting();
+        }
+    }
+
     /// The watch listed every pod (its view is current even with no pod at all).
     pub fn synced(&self) {
         if let Ok(mut g) = self.inner.lock() {
+            g.tracker.relisted();
             g.healthy = true;
         }
     }

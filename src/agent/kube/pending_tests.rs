@@ -59,6 +59,23 @@ fn image_pull_other_and_the_pods_that_give_no_interval() {
 }
 
 #[test]
+fn a_relist_forgets_pods_deleted_while_the_watch_was_down() {
+    let mut tr = Tracker::default();
+    tr.observe(t(0), &o("gone", "Pending", true, false));
+    tr.observe(t(0), &o("kept", "Pending", true, false));
+    tr.relisting();
+    tr.observe(t(50), &o("kept", "Pending", true, false));
+    assert_eq!(tr.pending().len(), 2, "not before the relist is complete");
+    tr.relisted();
+    assert_eq!(tr.pending().len(), 1);
+    assert_eq!(tr.pending()[0].since, t(0), "the kept pod's spell goes on");
+    // later events outside a relist are not filtered
+    tr.relisted();
+    tr.observe(t(60), &o("new", "Pending", false, false));
+    assert_eq!(tr.pending().len(), 2);
+}
+
+#[test]
 fn obs_reads_the_scheduling_condition_and_image_waits() {
     let pod: Pod = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "jupyter-a", "namespace": "jhub",

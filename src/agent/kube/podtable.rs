@@ -243,7 +243,12 @@ pub async fn watch_pods(
                 }
                 Vec::new()
             }
-            Some(Ok(watcher::Event::Init)) => Vec::new(),
+            Some(Ok(watcher::Event::Init)) => {
+                if let Some(t) = &pending {
+                    t.relisting();
+                }
+                Vec::new()
+            }
         };
         if let Err(e) = sink.write(now, &rows) {
             tracing::warn!(error = %e, "pods: rows not written");
