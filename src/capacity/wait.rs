@@ -5,7 +5,8 @@
 //! [`decide`] is pure. Its evidence is what the agent already sees:
 //! - single-user pods **pending for lack of room** (`PodScheduled=False`), from the `[pods]`
 //!   watch ([`crate::agent::kube::pending`]; each with when it started waiting and, joined with
-//!   the hub's server list, its profile), else the count the `[capacity]` loop read last cycle;
+//!   the hub's server list, its profile), else the count the `[capacity]` loop read last cycle
+//!   (all pending pods, of unknown profile, waiting since the loop first saw some pending);
 //! - **free placeholders**: placeholder pods a user pod can preempt now;
 //! - the **recent time-to-schedule**: how long recent pods of the same profile waited for room
 //!   (the median), else the configured `scale_up_time`.

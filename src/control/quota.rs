@@ -14,6 +14,10 @@
 //!   and says so; it is recorded with reason `policy_error`.
 //! - The reconcile loop stops a server only after it has broken the policy continuously for
 //!   `grace`, checked on fresh API data each time.
+//! - With `capacity_wait`, a spawn the policy allows is answered `"decision": "wait"` (with
+//!   `retry_after_seconds`, `message` and `Retry-After`) only on evidence that pods of its
+//!   profile already wait for a node ([`crate::capacity::wait`]); the answer keeps `allow`
+//!   (false), `reason` (the message) and `code` (`no_capacity`) for hooks that predate it.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
