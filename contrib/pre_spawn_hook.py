@@ -28,6 +28,25 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 
+class SpawnWaitError(web.HTTPError):
+    """The cluster has no room for this spawn now; `retry_after` seconds is hubpulse's estimate."""
+
+    def __init__(self, message, retry_after):
+        super().__init__(503, message)
+        self.retry_after = retry_after
+        # JupyterHub shows `jupyterhub_message` (else the reason) on the spawn page.
+        self.jupyterhub_message = message
+
+
+def wait_message(answer):
+    """The text shown to the user for a "wait" answer."""
+    secs = int(answer.get("retry_after_seconds") or 0)
+    msg = answer.get("message") or answer.get("reason") or "The cluster has no room for this server right now."
+    if secs and "~" not in msg:
+        msg += " Try again in about %d min." % max(1, round(secs / 60))
+    return msg
+
+
 def admission_hook(url, token=None, token_file=None, on_error=None, timeout=5.0,
                    profile_key="profile", then=None):
     state = {"on_error": on_error or os.environ.get("HUBPULSE_ADMISSION_ON_ERROR", "deny")}
@@ -64,6 +83,11 @@ def admission_hook(url, token=None, token_file=None, on_error=None, timeout=5.0,
                 return
             raise web.HTTPError(503, "The spawn policy could not be checked right now. Please try again in a minute.")
         state["on_error"] = answer.get("on_error", state["on_error"])
+        if answer.get("decision") == "wait":
+            msg = wait_message(answer)
+            spawner.log.info("hubpulse admission: %s must wait ~%ss: %s", spawner.user.name,
+                             answer.get("retry_after_seconds"), msg)
+            raise SpawnWaitError(msg, int(answer.get("retry_after_seconds") or 0))
         if not answer.get("allow"):
             spawner.log.info("hubpulse admission denied %s: %s", spawner.user.name, answer.get("reason"))
             raise web.HTTPError(403, answer.get("reason") or "This spawn is not allowed by the hub's policy.")

@@ -513,6 +513,15 @@ impl RawConfig {
             pods: r.pods,
         };
         let capacity = crate::capacity::config::validate(self.capacity)?;
+        if control.admission.as_ref().is_some_and(|a| a.wait.is_some())
+            && self.pods.is_none()
+            && capacity.is_none()
+        {
+            return Err((
+                "admission.capacity_wait".into(),
+                "needs [pods] or [capacity] to see pods waiting for room".into(),
+            ));
+        }
         if control.admission.is_some() && http.is_none() {
             return Err((
                 "admission.policy".into(),

@@ -43,6 +43,7 @@
 
 pub mod enrich;
 mod lines;
+pub mod pending;
 mod pods;
 pub mod podtable;
 mod stream;

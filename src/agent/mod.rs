@@ -165,6 +165,16 @@ pub fn run_with(
     }
     drop(tx);
 
+    // Time pending by reason (the [pods] watch) and the evidence of admission with capacity.
+    let pending = cfg.pods.as_ref().map(|_| {
+        let p = std::sync::Arc::new(kube::pending::Pending::default());
+        if let Ok(mut extra) = metrics.extra.lock() {
+            let r = p.clone();
+            extra.push(std::sync::Arc::new(move |o: &mut String| r.render(o)));
+        }
+        p
+    });
+    let view = std::sync::Arc::new(crate::capacity::wait::CapacityView::new(pending.clone()));
     // The idle culler and quotas (issue 5): observers for the pipeline, routes for http.
     let control = crate::control::start(
         &cfg.control,
@@ -172,6 +182,7 @@ pub fn run_with(
         &cfg.hub,
         &rt,
         &metrics,
+        Some(view.clone()),
         stop_rx.clone(),
     )
     .map_err(AgentError::Config)?;
@@ -182,12 +193,22 @@ pub fn run_with(
         let sink = kube::podtable::PodSink::new(&cfg.lake.path, &cfg.hub);
         let (ns, sel) = (p.namespace.clone(), p.selector.clone());
         let stop = stop_rx.clone();
-        rt.spawn(async move { kube::podtable::watch_pods(client, &ns, &sel, sink, stop).await });
+        rt.spawn(async move {
+            kube::podtable::watch_pods(client, &ns, &sel, sink, pending, stop).await;
+        });
         tracing::info!(namespace = %p.namespace, "pods: watching single-user pods");
     }
     if let Some(c) = &cfg.capacity {
-        crate::capacity::start(c, &cfg.lake.path, &cfg.hub, &rt, &metrics, stop_rx.clone())
-            .map_err(AgentError::Config)?;
+        crate::capacity::start(
+            c,
+            &cfg.lake.path,
+            &cfg.hub,
+            &rt,
+            &metrics,
+            Some(view),
+            stop_rx.clone(),
+        )
+        .map_err(AgentError::Config)?;
     }
     let mut observers = observers;
     observers.extend(control.observers);

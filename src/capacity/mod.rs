@@ -12,6 +12,7 @@
 //! | `placeholder` | the pure replicas decision (look-ahead, bounds, cooldown, dry-run) |
 //! | `plan` | `hubpulse capacity plan`: the forecast grid and the decision as text |
 //! | `runner` | Kubernetes reads and the scale patch, recording, the periodic loop |
+//! | `wait` | admission with capacity: the pure allow-or-wait decision and the live evidence |
 //!
 //! # RBAC
 //! The runner needs, in the hub's namespace: `statefulsets/scale` get + patch (the placeholder
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod placeholder;
 pub mod plan;
 pub mod runner;
+pub mod wait;
 
 use std::path::Path;
 
@@ -37,6 +39,7 @@ pub fn start(
     hub: &str,
     rt: &tokio::runtime::Runtime,
     agent_metrics: &crate::agent::metrics::Metrics,
+    view: Option<std::sync::Arc<wait::CapacityView>>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), String> {
     let client = rt
@@ -50,7 +53,10 @@ pub fn start(
         Some(sink),
     );
     let stats = std::sync::Arc::new(metrics::CapacityStats::default());
-    let p = p.with_stats(stats.clone());
+    let mut p = p.with_stats(stats.clone());
+    if let Some(v) = view {
+        p = p.with_view(v);
+    }
     if let Ok(mut extra) = agent_metrics.extra.lock() {
         extra.push(std::sync::Arc::new(move |o: &mut String| stats.render(o)));
     }

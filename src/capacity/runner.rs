@@ -174,6 +174,7 @@ pub struct Placeholders {
     last_change: Option<DateTime<Utc>>,
     last_recorded: Option<(Action, Reason, i32, i32)>,
     stats: Option<Arc<CapacityStats>>,
+    view: Option<Arc<super::wait::CapacityView>>,
 }
 
 /// What one cycle did.
@@ -200,12 +201,19 @@ impl Placeholders {
             last_change: None,
             last_recorded: None,
             stats: None,
+            view: None,
         }
     }
 
     /// Counts decisions and errors in `stats` (the agent's `/metrics`).
     pub fn with_stats(mut self, stats: Arc<CapacityStats>) -> Self {
         self.stats = Some(stats);
+        self
+    }
+
+    /// Shares each cycle's reading with the admission endpoint (`capacity_wait`).
+    pub fn with_view(mut self, view: Arc<super::wait::CapacityView>) -> Self {
+        self.view = Some(view);
         self
     }
 
@@ -226,6 +234,9 @@ impl Placeholders {
                 return Err(e);
             }
         };
+        if let Some(v) = &self.view {
+            v.cycle(now, observed);
+        }
         let d = decide(now, forecast, observed, &self.policy, self.last_change);
         if let Some(s) = &self.stats {
             s.decided(&d, now.timestamp());

@@ -125,6 +125,9 @@ pub struct AdmissionSection {
     /// How often running servers are checked against the policy (0 = never).
     pub reconcile_every: Duration,
     pub dry_run: bool,
+    /// `capacity_wait = true`: an allowed spawn is told to wait when the cluster has no room
+    /// (needs `[pods]` or `[capacity]`, checked by the agent config); `None` = off.
+    pub wait: Option<crate::capacity::wait::WaitPolicy>,
 }
 
 /// Everything the control loops need from the agent config.
@@ -191,6 +194,9 @@ pub struct RawAdmission {
     reconcile_every: Option<String>,
     #[serde(default)]
     dry_run: bool,
+    #[serde(default)]
+    capacity_wait: bool,
+    scale_up_time: Option<String>,
 }
 
 fn dur(key: &str, v: &Option<String>, default: Duration) -> Result<Duration, KeyErr> {
@@ -222,6 +228,7 @@ pub fn validate(
             // A policy that does not parse is refused at start, with its own file:line.
             super::admission::Policy::load(&a.policy)
                 .map_err(|e| ("admission.policy".into(), e))?;
+            let wait = a.capacity_wait.then(|| wait_policy(&a)).transpose()?;
             Ok(AdmissionSection {
                 policy: a.policy,
                 token_file: a.token_file,
@@ -231,6 +238,7 @@ pub fn validate(
                     Duration::from_secs(60),
                 )?,
                 dry_run: a.dry_run,
+                wait,
             })
         })
         .transpose()?;
@@ -238,6 +246,25 @@ pub fn validate(
         hub,
         culler,
         admission,
+    })
+}
+
+fn wait_policy(a: &RawAdmission) -> Result<crate::capacity::wait::WaitPolicy, KeyErr> {
+    let d = crate::capacity::wait::WaitPolicy::default();
+    let scale_up = dur(
+        "admission.scale_up_time",
+        &a.scale_up_time,
+        d.scale_up.to_std().unwrap_or(Duration::from_secs(300)),
+    )?;
+    if !(Duration::from_secs(10)..=Duration::from_secs(7200)).contains(&scale_up) {
+        return Err((
+            "admission.scale_up_time".into(),
+            "must be between 10s and 2h".into(),
+        ));
+    }
+    Ok(crate::capacity::wait::WaitPolicy {
+        scale_up: chrono::Duration::from_std(scale_up).unwrap_or(d.scale_up),
+        ..d
     })
 }
 
@@ -405,6 +432,51 @@ mod tests {
         assert!(
             e.starts_with("a.toml:6:1: admission.policy: /nonexistent/p.toml: no such file"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn capacity_wait_is_opt_in_and_bad_values_are_one_line_with_their_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("p.toml");
+        std::fs::write(&policy, "default_profile = \"small\"\n").unwrap();
+        let base = format!(
+            "{BASE}[http]\nlisten = \"127.0.0.1:0\"\n[pods]\nnamespace = \"jhub\"\n[admission]\npolicy = {policy:?}\n"
+        );
+        let c = AgentConfig::from_toml(&base, "a.toml").unwrap();
+        assert_eq!(c.control.admission.unwrap().wait, None, "off unless asked");
+        let t = format!("{base}capacity_wait = true\nscale_up_time = \"7m\"\n");
+        let w = AgentConfig::from_toml(&t, "a.toml")
+            .unwrap()
+            .control
+            .admission
+            .unwrap()
+            .wait
+            .unwrap();
+        assert_eq!(w.scale_up, chrono::Duration::minutes(7));
+        let t = format!("{base}capacity_wait = true\nscale_up_time = \"3h\"\n");
+        let e = AgentConfig::from_toml(&t, "a.toml").unwrap_err();
+        assert_eq!(
+            e,
+            "a.toml:12:1: admission.scale_up_time: must be between 10s and 2h"
+        );
+        let t = format!("{base}capacity_wait = true\nscale_up_time = \"soon\"\n");
+        let e = AgentConfig::from_toml(&t, "a.toml").unwrap_err();
+        assert!(
+            e.starts_with("a.toml:12:1: admission.scale_up_time: invalid duration"),
+            "{e}"
+        );
+        let t = format!("{base}capacity_wait = \"yes\"\n");
+        let e = AgentConfig::from_toml(&t, "a.toml").unwrap_err();
+        assert!(e.starts_with("a.toml:11:17: "), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+        let no_source = t
+            .replace("capacity_wait = \"yes\"", "capacity_wait = true")
+            .replace("[pods]\nnamespace = \"jhub\"\n", "");
+        let e = AgentConfig::from_toml(&no_source, "a.toml").unwrap_err();
+        assert_eq!(
+            e,
+            "a.toml:9:1: admission.capacity_wait: needs [pods] or [capacity] to see pods waiting for room"
         );
     }
 }

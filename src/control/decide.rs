@@ -44,6 +44,8 @@ pub enum Action {
     Allow,
     /// Admission: the spawn is refused (the reason is shown to the user).
     Deny,
+    /// Admission: the spawn is allowed but the cluster has no room for it now; try again later.
+    Wait,
     /// Quota loop: a running server breaks the policy and will be stopped after the grace.
     Violation,
     /// Capacity: the placeholder StatefulSet is scaled up, scaled down, or left as it is.
@@ -62,6 +64,7 @@ impl Action {
             Action::CullUser => "cull_user",
             Action::Allow => "allow",
             Action::Deny => "deny",
+            Action::Wait => "wait",
             Action::Violation => "violation",
             Action::ScaleUp => "scale_up",
             Action::ScaleDown => "scale_down",
@@ -95,6 +98,8 @@ pub enum Reason {
     GroupLimit,
     OverBudget,
     PolicyError,
+    /// Admission with capacity: pods of the profile are already waiting for room.
+    NoCapacity,
     /// Capacity (placeholders): the placeholder decision's own reason.
     Capacity(crate::capacity::placeholder::Reason),
 }
@@ -124,6 +129,7 @@ impl Reason {
             Reason::GroupLimit => "group_limit",
             Reason::OverBudget => "over_budget",
             Reason::PolicyError => "policy_error",
+            Reason::NoCapacity => "no_capacity",
             Reason::Capacity(r) => r.label(),
         }
     }

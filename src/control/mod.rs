@@ -77,7 +77,8 @@ pub struct Started {
     pub router: Option<axum::Router>,
 }
 
-/// Starts the culler and the quota loop (as configured) on `rt`.
+/// Starts the culler and the quota loop (as configured) on `rt`. `capacity` is the evidence
+/// the admission's `capacity_wait` reads (the `[pods]` watch, the `[capacity]` loop).
 ///
 /// # Errors
 /// Configuration problems (exit 2): no hub URL or token, unreadable policy.
@@ -87,6 +88,7 @@ pub fn start(
     hub_name: &str,
     rt: &tokio::runtime::Runtime,
     metrics: &crate::agent::metrics::Metrics,
+    capacity: Option<Arc<crate::capacity::wait::CapacityView>>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Started, String> {
     let mut started = Started {
@@ -129,6 +131,7 @@ pub fn start(
             stats,
             token,
             dry_run: a.dry_run,
+            wait: a.wait.clone().zip(capacity),
         });
         started.router = Some(quota::router(q.clone()));
         rt.spawn(q.run(a.reconcile_every, stop));

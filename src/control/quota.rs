@@ -14,6 +14,10 @@
 //!   and says so; it is recorded with reason `policy_error`.
 //! - The reconcile loop stops a server only after it has broken the policy continuously for
 //!   `grace`, checked on fresh API data each time.
+//! - With `capacity_wait`, a spawn the policy allows is answered `"decision": "wait"` (with
+//!   `retry_after_seconds`, `message` and `Retry-After`) only on evidence that pods of its
+//!   profile already wait for a node ([`crate::capacity::wait`]); the answer keeps `allow`
+//!   (false), `reason` (the message) and `code` (`no_capacity`) for hooks that predate it.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -32,6 +36,7 @@ use super::admission::{Policy, Request, Running, Usage, admit, over_budget};
 use super::decide::{Action, ActivitySource, Decision, Reason};
 use super::decisions::{DecisionSink, Row};
 use super::metrics::ControlStats;
+use crate::capacity::wait::{CapacityView, Verdict, WaitPolicy};
 use crate::hub::{HubClient, StopOutcome, UserState};
 
 pub struct Quotas {
@@ -42,6 +47,8 @@ pub struct Quotas {
     pub stats: Arc<ControlStats>,
     pub token: String,
     pub dry_run: bool,
+    /// Admission with capacity (`capacity_wait`): the policy and the live evidence.
+    pub wait: Option<(WaitPolicy, Arc<CapacityView>)>,
 }
 
 fn decision(user: &str, server: &str, profile: &str, action: Action, reason: Reason) -> Decision {
@@ -115,11 +122,16 @@ impl Quotas {
         Ok(usage)
     }
 
-    async fn answer(&self, req: &Request) -> (super::admission::Answer, Option<String>) {
+    /// The policy's answer, the error that made it fall back to `on_error`, and the servers
+    /// the hub lists (for the capacity check).
+    async fn answer(
+        &self,
+        req: &Request,
+    ) -> (super::admission::Answer, Option<String>, Vec<Running>) {
         let now = Utc::now();
         let (running, usage) = tokio::join!(self.running(), self.usage(now));
         match (running, usage) {
-            (Ok(r), Ok(u)) => (admit(&self.policy, req, &r, &u), None),
+            (Ok(r), Ok(u)) => (admit(&self.policy, req, &r, &u), None, r),
             (Err(e), _) | (_, Err(e)) => {
                 let allow = self.policy.on_error == super::admission::OnError::Allow;
                 let a = super::admission::Answer {
@@ -132,8 +144,42 @@ impl Quotas {
                     ),
                     profile: self.policy.profile_of(req.profile.as_deref()).to_string(),
                 };
-                (a, Some(e))
+                (a, Some(e), Vec::new())
             }
+        }
+    }
+
+    /// For a spawn the policy allows: `Some((retry_after_seconds, message))` when the cluster
+    /// has no room for it now (see [`crate::capacity::wait`]).
+    pub fn capacity_wait(
+        &self,
+        now: DateTime<Utc>,
+        req: &Request,
+        profile: &str,
+        running: &[Running],
+    ) -> Option<(u64, String)> {
+        let (policy, view) = self.wait.as_ref()?;
+        let profile_of = |u: &str, s: &str| {
+            running
+                .iter()
+                .find(|r| r.user == u && r.server == s)
+                .map(|r| r.profile.clone())
+        };
+        let state = view.state(now, policy, profile_of)?;
+        match crate::capacity::wait::decide(
+            now,
+            &req.user,
+            &req.server_name,
+            profile,
+            &state,
+            policy,
+        ) {
+            Verdict::Allow(_) => None,
+            Verdict::Wait {
+                retry_after_seconds,
+                message,
+                ..
+            } => Some((retry_after_seconds, message)),
         }
     }
 
@@ -365,14 +411,30 @@ async fn admission(
     headers: HeaderMap,
     Json(req): Json<Request>,
 ) -> impl IntoResponse {
+    let mut out = HeaderMap::new();
     if !bearer(&headers).is_some_and(|t| same(t, &q.token)) {
         return (
             StatusCode::UNAUTHORIZED,
+            out,
             Json(serde_json::json!({"error": "missing or invalid token"})),
         );
     }
-    let (a, err) = q.answer(&req).await;
-    let action = if a.allow { Action::Allow } else { Action::Deny };
+    let (mut a, err, running) = q.answer(&req).await;
+    let wait = if a.allow && err.is_none() {
+        q.capacity_wait(Utc::now(), &req, &a.profile, &running)
+    } else {
+        None
+    };
+    let action = match &wait {
+        Some((_, message)) => {
+            a.allow = false;
+            a.reason = Reason::NoCapacity;
+            a.message = message.clone();
+            Action::Wait
+        }
+        None if a.allow => Action::Allow,
+        None => Action::Deny,
+    };
     q.stats.admission(action.label(), a.reason.label());
     tracing::info!(user = %req.user, profile = %a.profile, answer = action.label(), reason = a.reason.label(), "admission");
     let row = Row {
@@ -387,16 +449,20 @@ async fn admission(
     if let Err(e) = q.sink.write(&[row]) {
         tracing::error!(error = %e, "admission: cannot record the decision");
     }
-    (
-        StatusCode::OK,
-        Json(serde_json::json!({
-            "allow": a.allow,
-            "reason": a.message,
-            "code": a.reason.label(),
-            "profile": a.profile,
-            "on_error": q.policy.on_error.label(),
-        })),
-    )
+    let mut body = serde_json::json!({
+        "allow": a.allow,
+        "decision": action.label(),
+        "reason": a.message,
+        "code": a.reason.label(),
+        "profile": a.profile,
+        "on_error": q.policy.on_error.label(),
+    });
+    if let Some((secs, message)) = wait {
+        body["retry_after_seconds"] = secs.into();
+        body["message"] = message.into();
+        out.insert(axum::http::header::RETRY_AFTER, secs.into());
+    }
+    (StatusCode::OK, out, Json(body))
 }
 
 /// `POST /v1/admission`.

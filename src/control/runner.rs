@@ -250,6 +250,7 @@ impl Culler {
                 Action::Keep
                 | Action::Allow
                 | Action::Deny
+                | Action::Wait
                 | Action::Violation
                 | Action::ScaleUp
                 | Action::ScaleDown

@@ -2,6 +2,7 @@
 //! They run the real binary or the library against real files, real lakes and real servers.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+mod admission_wait;
 mod agent;
 mod capacity;
 mod cli;

@@ -89,6 +89,7 @@ async fn pods_are_listed_watched_and_written_once_per_change() {
         "jhub",
         "component=singleuser-server",
         PodSink::new(&lake, "hub"),
+        None,
         stop_rx,
     ));
     let wait = Duration::from_secs(10);
@@ -152,4 +153,106 @@ async fn pods_are_listed_watched_and_written_once_per_change() {
             "deleted,jupyter-alice,alice,Running,node-a,0.5,1073741824.0",
         ]
     );
+}
+
+/// Time pending by reason: a pod that waited for a node, then ran, is one `unschedulable`
+/// observation of `hubpulse_pod_pending_seconds`, timed from its creation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_that_waited_for_a_node_is_timed_as_unschedulable() {
+    use hubpulse::agent::kube::pending::Pending;
+    let created = (chrono::Utc::now() - chrono::Duration::seconds(150))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let pod = |rv: &str, phase: &str, node: Option<&str>, unschedulable: bool| {
+        let mut p = user_pod("jupyter-alice", rv, phase, node);
+        p["metadata"]["creationTimestamp"] = json!(created);
+        if unschedulable {
+            p["status"]["conditions"] = json!([{"type": "PodScheduled", "status": "False",
+                "reason": "Unschedulable", "message": "0/3 nodes are available"}]);
+        }
+        p
+    };
+    let (wtx, mut watches) = tokio::sync::mpsc::unbounded_channel();
+    let api = Api {
+        pods: Arc::new(Mutex::new(vec![pod("90", "Pending", None, true)])),
+        requests: Arc::default(),
+        seen: Arc::new(tokio::sync::watch::Sender::new(0)),
+        watches: wtx,
+    };
+    let app = Router::new()
+        .route("/api/v1/namespaces/{ns}/pods", get(pods))
+        .with_state(api.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let pending = Arc::new(Pending::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(watch_pods(
+        client,
+        "jhub",
+        "component=singleuser-server",
+        PodSink::new(&dir.path().join("lake"), "hub"),
+        Some(pending.clone()),
+        stop_rx,
+    ));
+    let wait = Duration::from_secs(10);
+    let body = tokio::time::timeout(wait, watches.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    // listed (the watch's first request follows the list): one pod waiting for a node
+    let (now, _) = pending.snapshot().unwrap();
+    assert_eq!(now.len(), 1);
+    assert!(now[0].unschedulable);
+    // scheduled on a new node, pulling, then running
+    for (rv, phase) in [("101", "Pending"), ("102", "Running")] {
+        let v = json!({"type": "MODIFIED", "object": pod(rv, phase, Some("node-new"), false)});
+        body.unbounded_send(Ok(Bytes::from(format!("{v}\n"))))
+            .unwrap();
+    }
+    body.close_channel();
+    let second = tokio::time::timeout(wait, watches.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(wait, task).await.unwrap().unwrap();
+    drop(second);
+
+    let mut text = String::new();
+    pending.render(&mut text);
+    let value = |line: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(line))
+            .unwrap_or_else(|| panic!("{line} not in\n{text}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let m = "hubpulse_pod_pending_seconds";
+    assert_eq!(
+        value(&format!("{m}_count{{reason=\"unschedulable\"}}")),
+        1.0
+    );
+    assert_eq!(
+        value(&format!(
+            "{m}_bucket{{reason=\"unschedulable\",le=\"120\"}}"
+        )),
+        0.0
+    );
+    assert_eq!(
+        value(&format!(
+            "{m}_bucket{{reason=\"unschedulable\",le=\"300\"}}"
+        )),
+        1.0
+    );
+    let secs = value(&format!("{m}_sum{{reason=\"unschedulable\"}}"));
+    assert!((150.0..200.0).contains(&secs), "{secs}");
+    assert_eq!(value(&format!("{m}_count{{reason=\"other\"}}")), 0.0);
+    assert_eq!(value("hubpulse_pods_pending"), 0.0);
+    assert!(!text.contains("alice"), "no user names in labels");
 }

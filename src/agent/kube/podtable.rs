@@ -195,12 +195,14 @@ impl PodSink {
 }
 
 /// Lists and watches the pods matching `selector` in `namespace` and writes their changes to
-/// `sink` until `stop`. Watch errors are logged and retried by the watcher (with backoff).
+/// `sink` until `stop`; `pending` (when given) is fed every observation (time pending by reason,
+/// [`super::pending`]). Watch errors are logged and retried by the watcher (with backoff).
 pub async fn watch_pods(
     client: kube::Client,
     namespace: &str,
     selector: &str,
     sink: PodSink,
+    pending: Option<Arc<super::pending::Pending>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     use kube::runtime::WatchStreamExt;
@@ -213,19 +215,42 @@ pub async fn watch_pods(
             ev = events.next() => ev,
             _ = stop.wait_for(|s| *s) => return,
         };
+        let now = Utc::now();
         let rows: Vec<(Change, PodRow)> = match ev {
             None => return,
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "pods: watch error (retrying)");
+                if let Some(p) = &pending {
+                    p.watch_error();
+                }
                 continue;
             }
             Some(Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p))) => {
+                if let Some(t) = &pending {
+                    t.observe(now, &super::pending::obs(&p));
+                }
                 dedup.applied(pod_row(&p)).into_iter().collect()
             }
-            Some(Ok(watcher::Event::Delete(p))) => dedup.deleted(pod_row(&p)).into_iter().collect(),
-            Some(Ok(watcher::Event::Init | watcher::Event::InitDone)) => Vec::new(),
+            Some(Ok(watcher::Event::Delete(p))) => {
+                if let Some(t) = &pending {
+                    t.deleted(&super::pending::obs(&p));
+                }
+                dedup.deleted(pod_row(&p)).into_iter().collect()
+            }
+            Some(Ok(watcher::Event::InitDone)) => {
+                if let Some(t) = &pending {
+                    t.synced();
+                }
+                Vec::new()
+            }
+            Some(Ok(watcher::Event::Init)) => {
+                if let Some(t) = &pending {
+                    t.relisting();
+                }
+                Vec::new()
+            }
         };
-        if let Err(e) = sink.write(Utc::now(), &rows) {
+        if let Err(e) = sink.write(now, &rows) {
             tracing::warn!(error = %e, "pods: rows not written");
         }
     }
