@@ -103,7 +103,7 @@ async fn activity(ctx: SessionContext, w: Window) -> Result<ActivityIndex, Query
         dates = dates(w.activity),
     );
     // hub -> user -> times; looked up by &str, so a known user costs no allocation.
-    let mut by_hub: HashMap<String, HashMap<String, Vec<i64>>> = HashMap::new();
+    let mut by_hub = ActivityIndex::default();
     let mut stream = query::stream(ctx, &sql).await?;
     while let Some(b) = stream.next().await {
         let b = b.map_err(|e| QueryError::Sql(e.to_string()))?;
@@ -126,10 +126,7 @@ async fn activity(ctx: SessionContext, w: Window) -> Result<ActivityIndex, Query
         }
     }
     tracing::debug!(seconds = t0.elapsed().as_secs_f64(), "report: activity");
-    Ok(by_hub
-        .into_iter()
-        .flat_map(|(h, users)| users.into_iter().map(move |(u, v)| ((h.clone(), u), v)))
-        .collect())
+    Ok(by_hub)
 }
 
 /// Each hub's first and last record. Found among the rows read, then refined by reading every
@@ -149,9 +146,11 @@ async fn bounds(
     for e in events {
         see(&e.hub, e.ts);
     }
-    for ((h, _), v) in activity {
-        for t in [v.iter().min(), v.iter().max()].into_iter().flatten() {
-            see(h, *t);
+    for (h, users) in activity {
+        for v in users.values() {
+            for t in [v.iter().min(), v.iter().max()].into_iter().flatten() {
+                see(h, *t);
+            }
         }
     }
     let day =
@@ -199,7 +198,8 @@ async fn bounds(
 fn with_first_activities(events: Vec<LifeEvent>, activity: &ActivityIndex) -> Vec<LifeEvent> {
     let mut firsts: Vec<LifeEvent> = activity
         .iter()
-        .filter_map(|((h, u), v)| {
+        .flat_map(|(h, users)| users.iter().map(move |(u, v)| (h, u, v)))
+        .filter_map(|(h, u, v)| {
             Some(LifeEvent {
                 ts: *v.iter().min()?,
                 hub: h.clone(),

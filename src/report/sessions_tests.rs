@@ -38,7 +38,7 @@ fn a_spawn_and_its_stop_make_one_user_stopped_session_with_its_profile() {
             },
         ),
     ];
-    let s = derive(&evs, ActivityIndex::new(), &first(0));
+    let s = derive(&evs, ActivityIndex::default(), &first(0));
     assert_eq!(s.len(), 1);
     let s = &s[0];
     assert_eq!((s.start, s.end), (40 * S, Some(500 * S)));
@@ -77,7 +77,7 @@ fn culls_are_told_apart_from_user_and_admin_stops() {
             },
         ),
     ];
-    let s = derive(&evs, ActivityIndex::new(), &first(0));
+    let s = derive(&evs, ActivityIndex::default(), &first(0));
     let reasons: Vec<_> = s.iter().map(|s| (s.user.as_str(), s.end_reason)).collect();
     assert_eq!(
         reasons,
@@ -96,7 +96,7 @@ fn a_server_running_before_the_data_starts_at_the_first_record_and_is_flagged() 
         ev(60, Some("b"), Some(""), Life::StopSucceeded),
         ev(70, Some("c"), Some(""), Life::StillRunning),
     ];
-    let s = derive(&evs, ActivityIndex::new(), &first(5));
+    let s = derive(&evs, ActivityIndex::default(), &first(5));
     assert_eq!(s.len(), 3);
     assert!(s.iter().all(|s| s.started_before_data && s.start == 5 * S));
     let by: HashMap<_, _> = s.iter().map(|s| (s.user.as_str(), s)).collect();
@@ -113,7 +113,7 @@ fn stray_activity_after_a_stop_does_not_open_a_phantom_session() {
         ev(10, Some("a"), Some(""), Life::StopSucceeded),
         ev(11, Some("a"), None, Life::Activity),
     ];
-    assert_eq!(derive(&evs, ActivityIndex::new(), &first(0)).len(), 1);
+    assert_eq!(derive(&evs, ActivityIndex::default(), &first(0)).len(), 1);
 }
 
 #[test]
@@ -123,7 +123,7 @@ fn a_second_spawn_without_a_stop_closes_the_first_at_its_last_activity() {
         ev(30, Some("a"), None, Life::Activity),
         ev(900, Some("a"), Some(""), Life::SpawnSucceeded(None)),
     ];
-    let s = derive(&evs, ActivityIndex::new(), &first(0));
+    let s = derive(&evs, ActivityIndex::default(), &first(0));
     assert_eq!(s.len(), 2);
     assert_eq!(
         (s[0].end, s[0].end_reason),
@@ -142,7 +142,7 @@ fn hub_restart_keeps_running_servers_and_ends_lost_ones_at_the_shutdown() {
         ev(160, Some("a"), Some(""), Life::StillRunning),
         ev(161, Some("b"), Some(""), Life::Lost),
     ];
-    let s = derive(&evs, ActivityIndex::new(), &first(0));
+    let s = derive(&evs, ActivityIndex::default(), &first(0));
     let by: HashMap<_, _> = s.iter().map(|s| (s.user.as_str(), s)).collect();
     assert_eq!((by["a"].end, by["a"].started_before_data), (None, false));
     assert_eq!(by["b"].end, Some(100 * S));
@@ -156,7 +156,7 @@ fn an_exit_without_a_server_name_ends_the_users_only_open_server() {
         ev(1, Some("a"), Some("analysis"), Life::SpawnSucceeded(None)),
         ev(50, Some("a"), None, Life::Exited),
     ];
-    let s = derive(&evs, ActivityIndex::new(), &first(0));
+    let s = derive(&evs, ActivityIndex::default(), &first(0));
     assert_eq!(s.len(), 1);
     assert_eq!((s[0].server.as_str(), s[0].end), ("analysis", Some(50 * S)));
     assert_eq!(s[0].end_reason, EndReason::Failed);
@@ -173,7 +173,7 @@ fn profiles_pair_with_pods_in_order_and_unmatched_servers_get_the_default() {
         ev(9, Some("bob"), Some(""), Life::SpawnSucceeded(None)),
         ev(9, Some("carol"), Some(""), Life::SpawnSucceeded(None)),
     ];
-    let s = derive(&evs, ActivityIndex::new(), &first(0));
+    let s = derive(&evs, ActivityIndex::default(), &first(0));
     let by: HashMap<_, _> = s
         .iter()
         .map(|s| (s.user.as_str(), s.profile.clone()))
@@ -196,6 +196,6 @@ fn a_failed_spawns_profile_does_not_stick_to_the_users_next_server() {
         ev(180_000, None, None, Life::PodCreate("jupyter-bob".into())),
         ev(180_010, Some("bob"), Some(""), Life::SpawnSucceeded(None)),
     ];
-    let s = derive(&evs, ActivityIndex::new(), &first(0));
+    let s = derive(&evs, ActivityIndex::default(), &first(0));
     assert!(s.iter().all(|s| s.profile.is_none()), "{s:?}");
 }
