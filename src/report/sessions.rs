@@ -197,6 +197,9 @@ type Key = (String, String, String);
 #[derive(Default)]
 struct State {
     open: FxMap<Key, Session>,
+    /// The servers in `open`, per hub and user (looked up by `&str`; kept by `open_insert` and
+    /// `open_remove`, the only writers of `open`).
+    open_servers: FxMap<String, FxMap<String, Vec<String>>>,
     done: Vec<Session>,
     /// Closed sessions awaiting their DELETE line: key -> index in `done`.
     just_stopped: FxMap<Key, usize>,
@@ -338,7 +341,7 @@ impl State {
             }
             Life::StillRunning if !self.open.contains_key(&key) => {
                 let s = self.new_session(&key, data_start, None);
-                self.open.insert(
+                self.open_insert(
                     key,
                     Session {
                         started_before_data: true,
@@ -369,13 +372,19 @@ impl State {
     fn activity(&mut self, hub: &str, user: String, ts: i64, data_start: i64) {
         // `known` first: it is a lookup, `any_open` a scan of the open sessions.
         let known = self.known.get(hub).is_some_and(|u| u.contains(&user));
-        if !known && !self.open.keys().any(|k| k.0 == hub && k.1 == user) {
+        let any_open = || {
+            self.open_servers
+                .get(hub)
+                .and_then(|u| u.get(&user))
+                .is_some_and(|v| !v.is_empty())
+        };
+        if !known && !any_open() {
             // Activity from a server whose start the data does not show: it was already running.
             let key = (hub.to_string(), user, String::new());
             let mut s = self.new_session(&key, data_start.min(ts), None);
             s.started_before_data = true;
             self.know(hub, &key.1);
-            self.open.insert(key, s);
+            self.open_insert(key, s);
         }
     }
 
@@ -387,11 +396,40 @@ impl State {
     }
 
     fn only_open_server(&self, hub: &str, user: &str) -> String {
-        let mut open = self.open.keys().filter(|k| k.0 == hub && k.1 == user);
-        match (open.next(), open.next()) {
-            (Some(k), None) => k.2.clone(),
+        match self.open_servers.get(hub).and_then(|u| u.get(user)) {
+            Some(v) if v.len() == 1 => v[0].clone(),
             _ => String::new(),
         }
+    }
+
+    fn open_insert(&mut self, key: Key, s: Session) {
+        let users = match self.open_servers.get_mut(&key.0) {
+            Some(u) => u,
+            None => self.open_servers.entry(key.0.clone()).or_default(),
+        };
+        match users.get_mut(&key.1) {
+            Some(v) => {
+                if !v.contains(&key.2) {
+                    v.push(key.2.clone());
+                }
+            }
+            None => {
+                users.insert(key.1.clone(), vec![key.2.clone()]);
+            }
+        }
+        self.open.insert(key, s);
+    }
+
+    fn open_remove(&mut self, key: &Key) -> Option<Session> {
+        let s = self.open.remove(key)?;
+        if let Some(v) = self
+            .open_servers
+            .get_mut(&key.0)
+            .and_then(|u| u.get_mut(&key.1))
+        {
+            v.retain(|x| x != &key.2);
+        }
+        Some(s)
     }
 
     fn new_session(&mut self, key: &Key, start: i64, spawn: Option<f64>) -> Session {
@@ -422,7 +460,7 @@ impl State {
     }
 
     fn started(&mut self, key: Key, ts: i64, spawn: Option<f64>) {
-        if let Some(mut old) = self.open.remove(&key) {
+        if let Some(mut old) = self.open_remove(&key) {
             let last = self.last_activity(&old.hub, &old.user, old.start, ts);
             old.end = Some(last.unwrap_or(old.start).max(old.start));
             old.end_reason = EndReason::Replaced;
@@ -432,13 +470,13 @@ impl State {
         self.cull_at.remove(&key);
         self.just_stopped.remove(&key);
         let s = self.new_session(&key, ts, spawn);
-        self.open.insert(key, s);
+        self.open_insert(key, s);
     }
 
     /// Ends the open session of `key` (or records one that ran from before the data) and
     /// returns its index in `done`.
     fn close(&mut self, key: &Key, at: i64, reason: EndReason, data_start: i64) -> usize {
-        let mut s = match self.open.remove(key) {
+        let mut s = match self.open_remove(key) {
             Some(s) => s,
             None => {
                 let mut s = self.new_session(key, data_start.min(at), None);
