@@ -800,15 +800,8 @@ impl Manifest {
         match &self.backend {
             Backend::Local { .. } => {
                 let dir = lake.join(&dir_rel);
-                let rd = match fs::read_dir(&dir) {
-                    Ok(rd) => rd,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(dropped),
-                    Err(e) => {
-                        return Err(LakeError::Io {
-                            path: dir,
-                            source: e,
-                        });
-                    }
+                let Some(rd) = read_dir_opt(&dir)? else {
+                    return Ok(dropped);
                 };
                 for e in rd {
                     let e = e.map_err(io_err(&dir))?;
@@ -980,20 +973,25 @@ pub fn key_dt(key: &str) -> &str {
     key.split_once('/').map_or(key, |(_, d)| d)
 }
 
+/// A directory's entries, or `None` if it does not exist.
+fn read_dir_opt(dir: &Path) -> Result<Option<fs::ReadDir>, LakeError> {
+    match fs::read_dir(dir) {
+        Ok(rd) => Ok(Some(rd)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(LakeError::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
 /// All of a hub's commits in a local lake, in sequence order. Leftover `*.tmp` files are
 /// ignored (never committed).
 pub fn read_commits(root: &Path, hub: &str) -> Result<Vec<Commit>, LakeError> {
     let dir = root.join(meta_rel(hub)).join("manifest");
     let mut out = Vec::new();
-    let rd = match fs::read_dir(&dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => {
-            return Err(LakeError::Io {
-                path: dir,
-                source: e,
-            });
-        }
+    let Some(rd) = read_dir_opt(&dir)? else {
+        return Ok(out);
     };
     for e in rd {
         let p = e.map_err(io_err(&dir))?.path();

@@ -113,7 +113,7 @@ pub fn start_env(cfg: &Path, env: &Env) -> Child {
         .expect("spawn hubpulse run")
 }
 
-fn sigterm(child: &Child) {
+pub fn sigterm(child: &Child) {
     let ok = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -264,16 +264,25 @@ fn check_lake(lake: &Path, n: u64, env: &Env) {
             );
         }
     }
-    let dups: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).collect();
-    assert!(dups.is_empty(), "duplicated seqs: {dups:?}");
+    each_once(&seen, n, "");
+}
+
+/// Every seq in `0..n` seen exactly once, and no other (`what` names the stream in failures).
+pub fn each_once<C: Copy + Into<u64>>(seen: &BTreeMap<u64, C>, n: u64, what: &str) {
+    let dups: Vec<_> = seen
+        .iter()
+        .filter(|(_, c)| (**c).into() != 1)
+        .map(|(s, c)| (*s, (*c).into()))
+        .collect();
+    assert!(dups.is_empty(), "{what} duplicated seqs: {dups:?}");
     let missing: Vec<u64> = (0..n).filter(|s| !seen.contains_key(s)).collect();
     assert!(
         missing.is_empty(),
-        "{} seqs lost, first: {:?}",
+        "{what} {} seqs lost, first: {:?}",
         missing.len(),
         &missing[..missing.len().min(10)]
     );
-    assert!(seen.keys().all(|s| *s < n), "rows nobody wrote");
+    assert!(seen.keys().all(|s| *s < n), "{what} rows nobody wrote");
 }
 
 /// Drive `rounds` agent lifetimes while a writer appends and rotates; `kill` ends each one with

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::agent::{Env, free_port, lake_count_env, scenario_on, start_env, wait_for};
+use super::agent::{Env, each_once, free_port, lake_count_env, scenario_on, start_env, wait_for};
 use super::{bin, python, root, run, run_ok};
 
 /// A moto S3 server on 127.0.0.1 with one bucket, killed on drop.
@@ -423,25 +423,11 @@ fn check_seqs(env: &Env, lake: &Path, hub: &str, n: u64) {
             (s.parse().unwrap(), c.parse().unwrap())
         })
         .collect();
-    let dups: Vec<_> = got.iter().filter(|(_, c)| **c != 1).collect();
-    assert!(dups.is_empty(), "{hub}: duplicated seqs {dups:?}");
-    let missing: Vec<u64> = (0..n).filter(|s| !got.contains_key(s)).collect();
-    assert!(
-        missing.is_empty(),
-        "{hub}: {} lost, first {:?}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
-    assert_eq!(got.len() as u64, n, "{hub}: rows nobody wrote");
+    each_once(&got, n, hub);
 }
 
 fn sigterm(child: &mut Child) {
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    super::agent::sigterm(child);
     let st = child.wait().unwrap();
     assert!(st.success(), "agent exited with {st}");
 }
