@@ -755,13 +755,10 @@ impl Manifest {
         }
     }
 
-    /// Make a compaction durable, then swap the partition directory (see `lake::compact`).
-    pub fn commit_compaction(
-        &mut self,
-        replaces: Vec<String>,
-        entry: PartEntry,
-    ) -> Result<u64, LakeError> {
-        let c = Commit {
+    /// The next commit of a rewrite that reads no source: compaction (`parts` replace
+    /// `replaces`) or retention (`replaces` go, nothing comes).
+    fn rewrite_commit(&self, replaces: Vec<String>, parts: Vec<PartEntry>) -> Commit {
+        Commit {
             version: 1,
             seq: self.next_seq,
             created: chrono::Utc::now().to_rfc3339(),
@@ -770,10 +767,19 @@ impl Manifest {
             sources: Vec::new(),
             streams: Vec::new(),
             replaces,
-            parts: vec![entry],
+            parts,
             records: 0,
             unparsed: 0,
-        };
+        }
+    }
+
+    /// Make a compaction durable, then swap the partition directory (see `lake::compact`).
+    pub fn commit_compaction(
+        &mut self,
+        replaces: Vec<String>,
+        entry: PartEntry,
+    ) -> Result<u64, LakeError> {
+        let c = self.rewrite_commit(replaces, vec![entry]);
         self.write_commit(&c)?;
         self.swap(&c)?;
         self.note(&c);
@@ -849,19 +855,7 @@ impl Manifest {
             .iter()
             .flat_map(|k| self.live[k].iter().cloned())
             .collect();
-        let c = Commit {
-            version: 1,
-            seq: self.next_seq,
-            created: chrono::Utc::now().to_rfc3339(),
-            table: super::schema::EVENTS.into(),
-            source: None,
-            sources: Vec::new(),
-            streams: Vec::new(),
-            replaces,
-            parts: Vec::new(),
-            records: 0,
-            unparsed: 0,
-        };
+        let c = self.rewrite_commit(replaces, Vec::new());
         self.write_commit(&c)?;
         for r in &c.replaces {
             self.delete_rel(r)?;

@@ -72,14 +72,7 @@ async fn pods_are_listed_watched_and_written_once_per_change() {
         seen: Arc::new(tokio::sync::watch::Sender::new(0)),
         watches: wtx,
     };
-    let app = Router::new()
-        .route("/api/v1/namespaces/{ns}/pods", get(pods))
-        .with_state(api.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+    let client = serve(api.clone()).await;
 
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
@@ -179,14 +172,7 @@ async fn a_pod_that_waited_for_a_node_is_timed_as_unschedulable() {
         seen: Arc::new(tokio::sync::watch::Sender::new(0)),
         watches: wtx,
     };
-    let app = Router::new()
-        .route("/api/v1/namespaces/{ns}/pods", get(pods))
-        .with_state(api.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+    let client = serve(api.clone()).await;
 
     let dir = tempfile::tempdir().unwrap();
     let pending = Arc::new(Pending::default());
@@ -255,4 +241,16 @@ async fn a_pod_that_waited_for_a_node_is_timed_as_unschedulable() {
     assert_eq!(value(&format!("{m}_count{{reason=\"other\"}}")), 0.0);
     assert_eq!(value("hubpulse_pods_pending"), 0.0);
     assert!(!text.contains("alice"), "no user names in labels");
+}
+
+/// Serve the scripted pods API on a free loopback port; a kube client pointed at it.
+async fn serve(api: Api) -> kube::Client {
+    let app = Router::new()
+        .route("/api/v1/namespaces/{ns}/pods", get(pods))
+        .with_state(api);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap()
 }
