@@ -398,7 +398,7 @@ fn ingest_cmd(
         catalogue: s.catalogue,
         reader: s.reader,
         writer: WriterConfig::default(),
-        batch_rows: 64 * 1024,
+        batch_rows: 32 * 1024,
         commit_bytes: 256 << 20,
         progress,
     };

@@ -158,7 +158,7 @@ pub fn ingest(opts: &IngestOptions, files: &[PathBuf]) -> Result<IngestSummary, 
     }
     let started = Instant::now();
     let mut manifest = Manifest::open(&opts.lake, &opts.hub)?;
-    let (tx, rx) = sync_channel::<ToWriter>(4);
+    let (tx, rx) = sync_channel::<ToWriter>(2);
     let (root, names, wcfg) = (manifest.root().to_path_buf(), manifest.names(), opts.writer);
     let handle = std::thread::spawn(move || writer_thread(root, names, wcfg, rx));
     let mut summary = IngestSummary::default();

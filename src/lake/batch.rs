@@ -50,6 +50,9 @@ pub struct EventsBuilder {
     flags: StringBuilder,
     source_offset: Int64Builder,
     rows: usize,
+    /// `hub`, `source_file`, `source_fp` columns of `consts_rows` rows, sliced for each batch.
+    consts: Option<[ArrayRef; 3]>,
+    consts_rows: usize,
 }
 
 impl EventsBuilder {
@@ -82,6 +85,8 @@ impl EventsBuilder {
             flags: StringBuilder::new(),
             source_offset: Int64Builder::new(),
             rows: 0,
+            consts: None,
+            consts_rows: 0,
         }
     }
 
@@ -128,9 +133,10 @@ impl EventsBuilder {
     /// more). Untouched capacity is only reserved address space, not resident memory.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
         let rows = self.rows;
+        let [hub, file, fp] = self.consts(rows);
         let cols: Vec<ArrayRef> = vec![
             take_ts(&mut self.ts, rows),
-            repeat_str(&self.src.hub, rows),
+            hub,
             take_str(&mut self.source, rows),
             take_str(&mut self.level, rows),
             take_str(&mut self.logger, rows),
@@ -153,12 +159,29 @@ impl EventsBuilder {
             take_str(&mut self.message, rows),
             take_prim(&mut self.lines, rows),
             take_str(&mut self.flags, rows),
-            repeat_str(&self.src.file, rows),
-            repeat_str(&self.src.fp, rows),
+            file,
+            fp,
             take_prim(&mut self.source_offset, rows),
         ];
         self.rows = 0;
         RecordBatch::try_new(schema::events(), cols)
+    }
+
+    /// The per-source constant columns for a batch of `rows` rows: slices of arrays built once
+    /// (zero-copy), so batches in flight share one copy instead of repeating the values per row.
+    fn consts(&mut self, rows: usize) -> [ArrayRef; 3] {
+        let cached = match &self.consts {
+            Some(c) if self.consts_rows >= rows => c,
+            _ => {
+                self.consts_rows = rows;
+                self.consts.insert([
+                    repeat_str(&self.src.hub, rows),
+                    repeat_str(&self.src.file, rows),
+                    repeat_str(&self.src.fp, rows),
+                ])
+            }
+        };
+        cached.clone().map(|a| a.slice(0, rows))
     }
 }
 

@@ -98,6 +98,8 @@ pub fn activity_schema() -> SchemaRef {
 pub struct Split {
     /// Row mask of the `lifecycle` rows (`None`: there are none).
     pub lifecycle: Option<arrow::array::BooleanArray>,
+    /// How many activity times the batch added.
+    pub activity_times: usize,
 }
 
 /// Column positions in an `events` batch.
@@ -152,8 +154,9 @@ pub fn split(
         .column(c.ts)
         .as_primitive_opt::<TimestampMicrosecondType>()
         .ok_or_else(|| ArrowError::SchemaError("events.ts: not a µs timestamp".into()))?;
-    let mut mask = Vec::new();
+    let mut mask = Vec::with_capacity(batch.num_rows());
     let mut any = false;
+    let mut activity_times = 0;
     for i in 0..batch.num_rows() {
         let k = kind.value(i);
         let (m, s, r) = (
@@ -166,6 +169,7 @@ pub fn split(
         mask.push(life);
         if ts.is_valid(i) && user.is_valid(i) && is_activity(k, m, s, r) {
             let u = user.value(i);
+            activity_times += 1;
             match activity.get_mut(u) {
                 Some(v) => v.push(ts.value(i)),
                 None => {
@@ -176,6 +180,7 @@ pub fn split(
     }
     Ok(Split {
         lifecycle: any.then(|| arrow::array::BooleanArray::from(mask)),
+        activity_times,
     })
 }
 

@@ -34,7 +34,7 @@ pub struct WriterConfig {
 impl Default for WriterConfig {
     fn default() -> Self {
         WriterConfig {
-            row_group_rows: 256 * 1024,
+            row_group_rows: 128 * 1024,
             zstd_level: 1,
         }
     }
@@ -173,10 +173,20 @@ pub struct PartSet {
     row_group_rows: usize,
     /// (table, dt) -> its open part.
     open: BTreeMap<(&'static str, String), OpenPart>,
-    /// dt -> user -> activity times, written as `activity` rows at `finish`.
+    /// dt -> user -> activity times, written as `activity` rows when they reach
+    /// [`ACTIVITY_FLUSH`] times, and at `finish`.
     activity: BTreeMap<String, BTreeMap<String, Vec<i64>>>,
+    /// Activity times held in `activity`.
+    activity_times: usize,
+    /// The latest `dt` written to so far.
+    latest_dt: Option<String>,
     counter: usize,
 }
+
+/// Activity times held before they are written out as `activity` rows (8 bytes each): a commit
+/// of any size then holds at most this many (a user then has several rows for a day, which
+/// readers fold and compaction regroups).
+const ACTIVITY_FLUSH: usize = 256 * 1024;
 
 impl PartSet {
     /// Parts for commit `seq`, written under `root` (the lake, or the scratch directory of a
@@ -190,6 +200,8 @@ impl PartSet {
             row_group_rows: cfg.row_group_rows.max(1),
             open: BTreeMap::new(),
             activity: BTreeMap::new(),
+            activity_times: 0,
+            latest_dt: None,
             counter: 0,
         }
     }
@@ -200,12 +212,47 @@ impl PartSet {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        self.advance(dt)?;
         let split = derived::split(batch, self.activity.entry(dt.to_string()).or_default())?;
+        self.activity_times += split.activity_times;
         self.write_to(schema::EVENTS, dt, batch)?;
         if let Some(mask) = split.lifecycle {
             let rows = arrow::compute::filter_record_batch(batch, &mask)?;
             self.write_to(derived::LIFECYCLE, dt, &rows)?;
         }
+        if self.activity_times >= ACTIVITY_FLUSH {
+            self.flush_activity()?;
+        }
+        Ok(())
+    }
+
+    /// Logs run forward in time: when `dt` is a day later than any written so far, the parts of
+    /// the days before it close their row groups, so a commit spanning many days holds one
+    /// day's row groups in memory rather than one per day. A part written to again (lines out
+    /// of order) opens a new row group.
+    fn advance(&mut self, dt: &str) -> Result<(), LakeError> {
+        if self.latest_dt.as_deref().is_some_and(|l| l >= dt) {
+            return Ok(());
+        }
+        self.latest_dt = Some(dt.to_string());
+        for ((_, d), p) in self.open.iter_mut() {
+            if d.as_str() < dt {
+                p.close_row_group()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Write the activity times held so far as `activity` rows, and free them.
+    fn flush_activity(&mut self) -> Result<(), LakeError> {
+        let hub = self.names.hub().to_string();
+        for (dt, users) in std::mem::take(&mut self.activity) {
+            if !users.is_empty() {
+                let b = derived::activity_batch(&hub, &users)?;
+                self.write_to(derived::ACTIVITY, &dt, &b)?;
+            }
+        }
+        self.activity_times = 0;
         Ok(())
     }
 
@@ -266,13 +313,7 @@ impl PartSet {
 
     /// Close every part and make it durable in staging; returns the entries for the commit.
     pub fn finish(mut self) -> Result<Vec<PartEntry>, LakeError> {
-        let hub = self.names.hub().to_string();
-        for (dt, users) in std::mem::take(&mut self.activity) {
-            if !users.is_empty() {
-                let b = derived::activity_batch(&hub, &users)?;
-                self.write_to(derived::ACTIVITY, &dt, &b)?;
-            }
-        }
+        self.flush_activity()?;
         let mut out = Vec::with_capacity(self.open.len());
         for (_, mut p) in self.open {
             p.close_row_group()?;
