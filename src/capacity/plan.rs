@@ -60,6 +60,26 @@ pub fn render(f: &Forecast, quantile: f64, d: &Decision) -> String {
     out
 }
 
+/// The plan of several sets: [`render`]'s text with its decision line replaced by one line per
+/// set, `decision [NAME] (dry run): …`.
+pub fn render_sets(single: &str, sets: &[(String, Decision)]) -> String {
+    let mut out: String = single
+        .lines()
+        .filter(|l| !l.starts_with("decision"))
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    for (name, d) in sets {
+        let _ = writeln!(
+            out,
+            "decision [{name}]{}: {} {}",
+            if d.dry_run { " (dry run)" } else { "" },
+            d.action.label(),
+            d.message()
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

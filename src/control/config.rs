@@ -197,6 +197,8 @@ pub struct RawAdmission {
     #[serde(default)]
     capacity_wait: bool,
     scale_up_time: Option<String>,
+    #[serde(default)]
+    capacity_forecast: bool,
 }
 
 fn dur(key: &str, v: &Option<String>, default: Duration) -> Result<Duration, KeyErr> {
@@ -228,6 +230,12 @@ pub fn validate(
             // A policy that does not parse is refused at start, with its own file:line.
             super::admission::Policy::load(&a.policy)
                 .map_err(|e| ("admission.policy".into(), e))?;
+            if a.capacity_forecast && !a.capacity_wait {
+                return Err((
+                    "admission.capacity_forecast".into(),
+                    "needs capacity_wait = true (it extends the wait answer)".into(),
+                ));
+            }
             let wait = a.capacity_wait.then(|| wait_policy(&a)).transpose()?;
             Ok(AdmissionSection {
                 policy: a.policy,
@@ -264,6 +272,7 @@ fn wait_policy(a: &RawAdmission) -> Result<crate::capacity::wait::WaitPolicy, Ke
     }
     Ok(crate::capacity::wait::WaitPolicy {
         scale_up: chrono::Duration::from_std(scale_up).unwrap_or(d.scale_up),
+        forecast: a.capacity_forecast,
         ..d
     })
 }
