@@ -32,9 +32,15 @@
 //! [[capacity.placeholders]]
 //! statefulset = "user-placeholder-gpu"
 //! profile = "gpu"
+//! user_pods = "component=singleuser-server,profile=gpu"  # this profile's pods (default: all)
 //! min_replicas = 0
 //! max_replicas = 2
 //! ```
+//!
+//! Each set subtracts the user pods its `user_pods` selector lists from its profile's forecast:
+//! give a profile's pods a label of their own (KubeSpawner `extra_labels` in the profile's
+//! `kubespawner_override`) and select it, or every running server counts against every
+//! profile.
 //!
 //! Errors are `(key, why)` pairs; the agent config turns them into `FILE:LINE:COL: key: why`.
 
@@ -79,6 +85,7 @@ pub struct RawCapacity {
 pub struct RawSet {
     statefulset: Option<String>,
     profile: Option<String>,
+    user_pods: Option<String>,
     min_replicas: Option<i32>,
     max_replicas: Option<i32>,
     look_ahead: Option<String>,
@@ -204,6 +211,7 @@ pub fn validate(raw: Option<RawCapacity>) -> Result<Option<CapacityConfig>, KeyE
     let section = RawSet {
         statefulset: r.statefulset.clone(),
         profile: r.profile.clone(),
+        user_pods: None,
         min_replicas: r.min_replicas,
         max_replicas: r.max_replicas,
         look_ahead: r.look_ahead.clone(),
@@ -262,7 +270,7 @@ pub fn validate(raw: Option<RawCapacity>) -> Result<Option<CapacityConfig>, KeyE
                     target: Target {
                         namespace: namespace.clone(),
                         name,
-                        user_pods: user_pods.clone(),
+                        user_pods: raw.user_pods.clone().unwrap_or_else(|| user_pods.clone()),
                     },
                     policy: set_policy(raw, &defaults, &at)?,
                 });
@@ -375,7 +383,8 @@ mod tests {
             "namespace = \"jhub\"\nmax_replicas = 8\ncooldown = \"1h\"\ndry_run = true\n\
              [[placeholders]]\nstatefulset = \"user-placeholder\"\n\
              [[placeholders]]\nstatefulset = \"user-placeholder-gpu\"\nprofile = \"gpu\"\n\
-             min_replicas = 1\nmax_replicas = 2\ndry_run = false\nlook_ahead = \"2h\"",
+             min_replicas = 1\nmax_replicas = 2\ndry_run = false\nlook_ahead = \"2h\"\n\
+             user_pods = \"profile=gpu\"",
         )
         .unwrap()
         .unwrap();
@@ -404,6 +413,8 @@ mod tests {
         assert_eq!(gpu.cooldown, chrono::Duration::hours(1));
         assert_eq!(gpu.look_ahead, chrono::Duration::hours(2));
         assert_eq!(c.sets[1].target.namespace, "jhub");
+        assert_eq!(c.sets[0].target.user_pods, "component=singleuser-server");
+        assert_eq!(c.sets[1].target.user_pods, "profile=gpu");
     }
 
     #[test]
