@@ -134,4 +134,51 @@ mod tests {
             "decision (dry run): scale_up replicas 0 -> 3 (forecast): forecast peak 2.00 servers at Mon 09:00 UTC, 0 running, 0 pending, wanted 3"
         );
     }
+
+    #[test]
+    fn several_sets_get_a_decision_line_each() {
+        let now = Utc
+            .timestamp_opt(1_795_996_800 + 8 * 3600, 0)
+            .single()
+            .unwrap();
+        let mut f = forecast(&[], 0, &ForecastPolicy::default(), now);
+        f.total.slots[9] = 5.0;
+        let mut gpu = f.total.clone();
+        gpu.slots[9] = 2.0;
+        f.profiles.insert("gpu".into(), gpu);
+        let obs = Observed {
+            current: 0,
+            running: 1,
+            pending: 0,
+        };
+        let all = PlaceholderPolicy {
+            dry_run: true,
+            headroom: 0.0,
+            ..PlaceholderPolicy::default()
+        };
+        let g = PlaceholderPolicy {
+            profile: Some("gpu".into()),
+            ..all.clone()
+        };
+        let sets = vec![
+            (
+                "user-placeholder".to_string(),
+                decide(now, &f, obs, &all, None),
+            ),
+            (
+                "user-placeholder-gpu".to_string(),
+                decide(now, &f, obs, &g, None),
+            ),
+        ];
+        let text = render_sets(&render(&f, 0.9, &sets[0].1), &sets);
+        let decisions: Vec<&str> = text.lines().filter(|l| l.starts_with("decision")).collect();
+        assert_eq!(
+            decisions,
+            vec![
+                "decision [user-placeholder] (dry run): scale_up replicas 0 -> 4 (forecast): forecast peak 5.00 servers at Mon 09:00 UTC, 1 running, 0 pending, wanted 4",
+                "decision [user-placeholder-gpu] (dry run): scale_up replicas 0 -> 1 (forecast): forecast peak 2.00 servers at Mon 09:00 UTC, 1 running, 0 pending, wanted 1",
+            ]
+        );
+        assert!(text.starts_with("forecast: "));
+    }
 }

@@ -488,4 +488,29 @@ mod tests {
             "a.toml:9:1: admission.capacity_wait: needs [pods] or [capacity] to see pods waiting for room"
         );
     }
+
+    #[test]
+    fn capacity_forecast_needs_capacity_wait_and_a_capacity_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("p.toml");
+        std::fs::write(&policy, "default_profile = \"small\"\n").unwrap();
+        let base = format!(
+            "{BASE}[http]\nlisten = \"127.0.0.1:0\"\n[pods]\nnamespace = \"jhub\"\n[admission]\npolicy = {policy:?}\n"
+        );
+        let e = AgentConfig::from_toml(&format!("{base}capacity_forecast = true\n"), "a.toml")
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "a.toml:11:1: admission.capacity_forecast: needs capacity_wait = true (it extends the wait answer)"
+        );
+        let t = format!("{base}capacity_wait = true\ncapacity_forecast = true\n");
+        let e = AgentConfig::from_toml(&t, "a.toml").unwrap_err();
+        assert_eq!(
+            e,
+            "a.toml:12:1: admission.capacity_forecast: needs [capacity]: the forecast comes from the placeholder loop"
+        );
+        let t = format!("{t}[capacity]\nnamespace = \"jhub\"\n");
+        let c = AgentConfig::from_toml(&t, "a.toml").unwrap();
+        assert!(c.control.admission.unwrap().wait.unwrap().forecast);
+    }
 }
