@@ -32,7 +32,7 @@
 //! [[capacity.placeholders]]
 //! statefulset = "user-placeholder-gpu"
 //! profile = "gpu"
-//! user_pods = "component=singleuser-server,profile=gpu"  # this profile's pods (default: all)
+//! user_pods = "component=singleuser-server,hub.jupyter.org/profile=gpu"  # its pods (default: all)
 //! min_replicas = 0
 //! max_replicas = 2
 //! ```
