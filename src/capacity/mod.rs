@@ -16,7 +16,7 @@
 //! | `wait` | admission with capacity: the pure allow-or-wait decision and the live evidence |
 //!
 //! # RBAC
-//! The runner needs, in the hub's namespace: `statefulsets/scale` get + patch (the placeholder
+//! The runner needs, in the hub's namespace: `statefulsets/scale` get + patch (each placeholder
 //! set), and `pods` list (running and pending single-user pods). See `deploy/rbac.yaml`.
 
 pub mod config;

@@ -644,6 +644,7 @@ async fn capacity_a_set_per_profile_gets_one_patch_each_from_its_own_forecast() 
     f.profiles.insert("gpu".into(), series(4.0));
     f.profiles.insert("big".into(), series(3.0));
     let lake = tempfile::tempdir().unwrap();
+    let view = Arc::new(hubpulse::capacity::wait::CapacityView::new(None));
     let set = |name: &str, profile: Option<&str>, user_pods: &str, policy: PlaceholderPolicy| {
         Placeholders::new(
             client.clone(),
@@ -658,6 +659,7 @@ async fn capacity_a_set_per_profile_gets_one_patch_each_from_its_own_forecast() 
             },
             Some(DecisionSink::new(lake.path(), "hub")),
         )
+        .with_view(view.clone())
     };
     let mut sets = vec![
         set(
@@ -730,6 +732,20 @@ async fn capacity_a_set_per_profile_gets_one_patch_each_from_its_own_forecast() 
     assert_eq!(api.others.lock().unwrap()["user-placeholder-gpu"], 2);
     assert_eq!(api.others.lock().unwrap()["user-placeholder-big"], 0);
 
+    // the admission's view: each set's read and its profile's forecast peak
+    let wp = hubpulse::capacity::wait::WaitPolicy::default();
+    let gpu = view
+        .state_for(at(8, 16), &wp, Some("gpu"), Some(1), |_, _| None)
+        .unwrap();
+    assert_eq!(gpu.free_placeholders, Some(0), "read before the patches");
+    assert_eq!(
+        gpu.forecast,
+        Some(hubpulse::capacity::wait::ForecastRoom {
+            expected: 4.0,
+            running: 1
+        })
+    );
+
     // helm upgrade resets the gpu set: only it is patched again
     api.others
         .lock()
@@ -743,6 +759,11 @@ async fn capacity_a_set_per_profile_gets_one_patch_each_from_its_own_forecast() 
         .filter(|r| r.starts_with("PATCH"))
         .collect();
     assert_eq!(patches, vec![patch_of("user-placeholder-gpu", 2)]);
+    // now the all-servers set holds 4 free placeholders a gpu spawn can take; the reset gpu set 0
+    let gpu = view
+        .state_for(at(8, 21), &wp, Some("gpu"), Some(1), |_, _| None)
+        .unwrap();
+    assert_eq!(gpu.free_placeholders, Some(4));
 
     let mut rows = decisions(
         lake.path(),

@@ -104,9 +104,15 @@ impl NodeCache {
     }
 }
 
-/// `GET /api/v1/nodes/{name}`.
+/// How long one node lookup may hold up the pods watch.
+pub const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `GET /api/v1/nodes/{name}`, at most [`LOOKUP_TIMEOUT`] (then `Failed`: asked again later).
 pub async fn lookup(api: &Api<Node>, name: &str) -> Lookup {
-    match api.get(name).await {
+    let Ok(got) = tokio::time::timeout(LOOKUP_TIMEOUT, api.get(name)).await else {
+        return Lookup::Failed(format!("no answer within {LOOKUP_TIMEOUT:?}"));
+    };
+    match got {
         Ok(n) => Lookup::Found(node_info(&n)),
         Err(kube::Error::Api(s)) if s.code == 404 => Lookup::Missing,
         Err(kube::Error::Api(s)) if s.code == 401 || s.code == 403 => {
