@@ -31,6 +31,8 @@ struct Api {
     event_watches: Option<tokio::sync::mpsc::UnboundedSender<BodyTx>>,
     /// Nodes by name; `None`: every node GET is forbidden (403).
     nodes: Option<HashMap<String, Value>>,
+    /// Every events request is forbidden (403).
+    events_forbidden: bool,
 }
 
 impl Api {
@@ -43,6 +45,7 @@ impl Api {
             events: Arc::default(),
             event_watches: None,
             nodes: Some(HashMap::new()),
+            events_forbidden: false,
         }
     }
 }
@@ -54,6 +57,12 @@ async fn events(
 ) -> Response {
     api.requests.lock().unwrap().push(uri.to_string());
     api.seen.send_modify(|n| *n += 1);
+    if api.events_forbidden {
+        let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "reason": "Forbidden", "code": 403,
+            "message": "events is forbidden: User \"system:serviceaccount:jhub:hubpulse\" cannot list resource \"events\" in API group \"\" in the namespace \"jhub\""});
+        return (axum::http::StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+    }
     if q.get("watch").map(String::as_str) == Some("true") {
         let (tx, rx) = body_channel::unbounded();
         if let Some(w) = &api.event_watches {
@@ -361,10 +370,7 @@ async fn preemptions_oom_kills_and_instance_types_reach_the_pods_table_and_metri
     };
     let task = tokio::spawn(watch(client, w, stop_rx));
     let wait = Duration::from_secs(10);
-    let send = |body: &BodyTx, v: Value| {
-        body.unbounded_send(Ok(Bytes::from(format!("{v}\n"))))
-            .unwrap();
-    };
+    let send = send_line;
     let pods_body = tokio::time::timeout(wait, watches.recv())
         .await
         .unwrap()
@@ -538,6 +544,77 @@ async fn without_nodes_rbac_instance_type_stays_null_after_one_request() {
         csv.lines().skip(1).collect::<Vec<_>>(),
         vec!["jupyter-alice,n1,true", "jupyter-bob,n2,true"]
     );
+}
+
+/// Without RBAC on events: the events list is refused (and retried), pods are still written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_events_rbac_pods_are_still_written() {
+    use hubpulse::agent::kube::podevents::EventStats;
+    use hubpulse::agent::kube::podtable::{PodWatch, watch};
+    let (wtx, mut watches) = tokio::sync::mpsc::unbounded_channel();
+    let mut api = Api::new(vec![user_pod("jupyter-alice", "90", "Pending", None)], wtx);
+    api.events_forbidden = true;
+    let client = serve(api.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let stats = Arc::new(EventStats::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let w = PodWatch {
+        namespace: "jhub".into(),
+        selector: "component=singleuser-server".into(),
+        sink: PodSink::new(&lake, "hub"),
+        pending: None,
+        events: Some(stats.clone()),
+        nodes: false,
+    };
+    let task = tokio::spawn(watch(client, w, stop_rx));
+    let wait = Duration::from_secs(10);
+    // the pods list was handled (its watch follows), and the events list was refused
+    let body = tokio::time::timeout(wait, watches.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut seen = api.seen.subscribe();
+    let refused = async {
+        while !api
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.contains("/events"))
+        {
+            seen.changed().await.unwrap();
+        }
+    };
+    tokio::time::timeout(wait, refused).await.unwrap();
+    send_line(
+        &body,
+        json!({"type": "MODIFIED", "object": user_pod("jupyter-alice", "101", "Running", Some("n1"))}),
+    );
+    body.close_channel();
+    let again = tokio::time::timeout(wait, watches.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(wait, task).await.unwrap().unwrap();
+    drop(again);
+    let csv = crate::query_csv(&lake, "SELECT change, phase FROM pods ORDER BY ts");
+    assert_eq!(
+        csv.lines().skip(1).collect::<Vec<_>>(),
+        vec!["seen,Pending", "changed,Running"]
+    );
+    let mut text = String::new();
+    stats.render(&mut text);
+    assert!(
+        text.contains("hubpulse_pod_events_total{reason=\"preempted\",pods=\"user\"} 0"),
+        "{text}"
+    );
+}
+
+fn send_line(body: &BodyTx, v: Value) {
+    body.unbounded_send(Ok(Bytes::from(format!("{v}\n"))))
+        .unwrap();
 }
 
 /// Serve the scripted pods API on a free loopback port; a kube client pointed at it.

@@ -293,6 +293,7 @@ pub async fn watch(
     let mut nodes = NodeCache::default();
     let mut dedup = Dedup::default();
     let mut seen_events = EventDedup::default();
+    let mut events_failing = false;
     let pending = &w.pending;
     loop {
         let (pod_ev, event_ev) = tokio::select! {
@@ -311,7 +312,11 @@ pub async fn watch(
                 continue;
             }
             (_, Some(Some(Err(e)))) => {
-                tracing::warn!(error = %e, "pods: events watch error (retrying)");
+                // once per failing streak (a missing `events` rule fails every retry)
+                if !events_failing {
+                    tracing::warn!(error = %e, "pods: events watch error (retrying quietly)");
+                }
+                events_failing = true;
                 continue;
             }
             (Some(Some(Ok(ev))), _) => match ev {
@@ -358,16 +363,21 @@ pub async fn watch(
                     Vec::new()
                 }
             },
-            (_, Some(Some(Ok(ev)))) => match ev {
-                watcher::Event::Apply(e) | watcher::Event::InitApply(e) => {
-                    event_rows(&e, &dedup, &mut seen_events, w.events.as_deref())
+            (_, Some(Some(Ok(ev)))) => {
+                if std::mem::take(&mut events_failing) {
+                    tracing::info!("pods: events watch recovered");
                 }
-                watcher::Event::Delete(e) => {
-                    seen_events.forget(&e);
-                    Vec::new()
+                match ev {
+                    watcher::Event::Apply(e) | watcher::Event::InitApply(e) => {
+                        event_rows(&e, &dedup, &mut seen_events, w.events.as_deref())
+                    }
+                    watcher::Event::Delete(e) => {
+                        seen_events.forget(&e);
+                        Vec::new()
+                    }
+                    watcher::Event::Init | watcher::Event::InitDone => Vec::new(),
                 }
-                watcher::Event::Init | watcher::Event::InitDone => Vec::new(),
-            },
+            }
             (None, None) => continue,
         };
         if let Err(e) = w.sink.write(now, &rows) {
