@@ -535,6 +535,57 @@ fn capacity_plan_prints_the_forecast_from_the_lake_and_a_dry_run_decision() {
 }
 
 #[test]
+fn capacity_plan_prints_a_decision_per_placeholder_set_of_the_config() {
+    use crate::{bin, root, run_ok};
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    run_ok(
+        bin()
+            .args(["ingest", "--no-progress", "--lake"])
+            .arg(&lake)
+            .arg(root().join("fixtures/reports/month-boundary.log")),
+    );
+    let config = dir.path().join("hubpulse.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[lake]\npath = {lake:?}\n[stdin]\nenabled = true\n[capacity]\nnamespace = \"jhub\"\n\
+             max_replicas = 3\n\
+             [[capacity.placeholders]]\nstatefulset = \"user-placeholder\"\n\
+             [[capacity.placeholders]]\nstatefulset = \"user-placeholder-gpu\"\n\
+             profile = \"GPU (large)\"\nmax_replicas = 1\n"
+        ),
+    )
+    .unwrap();
+    let out = run_ok(
+        bin()
+            .args(["capacity", "plan", "--lake"])
+            .arg(&lake)
+            .arg("--config")
+            .arg(&config)
+            .args([
+                "--at",
+                "2026-11-07T22:30:00Z",
+                "--replicas",
+                "0",
+                "--running",
+                "0",
+            ]),
+    );
+    let decisions: Vec<&str> = out.lines().filter(|l| l.starts_with("decision")).collect();
+    assert_eq!(
+        decisions,
+        vec![
+            // 4 expected in all (ceil(4 x 1.1) = 5), capped at the section's 3
+            "decision [user-placeholder] (dry run): scale_up replicas 0 -> 3 (max_replicas): forecast peak 4.00 servers at Sat 23:00 UTC, 0 running, 0 pending, wanted 5",
+            // 1 GPU server expected (ceil(1.1) = 2), capped at the set's 1
+            "decision [user-placeholder-gpu] (dry run): scale_up replicas 0 -> 1 (max_replicas): forecast peak 1.00 servers at Sat 22:00 UTC, 0 running, 0 pending, wanted 2",
+        ],
+        "{out}"
+    );
+}
+
+#[test]
 fn capacity_the_deploy_config_is_valid_and_starts_everything_in_dry_run() {
     let out = crate::run_ok(
         crate::bin()
