@@ -356,10 +356,10 @@ impl CapacityView {
     /// names a pod's profile (the hub's server list); `running` is how many servers of `profile`
     /// run now (the hub's server list), for the forecast. `None`: no evidence.
     ///
-    /// Free placeholders, from the capacity loop's fresh reads of the sets of that profile (and
-    /// of sets for all servers): while no user pod is pending, every placeholder replica is
-    /// taken to be preemptible (the scheduler preempts placeholders before leaving a user pod
-    /// pending); while one is, none is.
+    /// Free placeholders, from the capacity loop's fresh reads of the sets of that profile (of
+    /// the sets for all servers when it has none of its own): while no user pod is pending,
+    /// every placeholder replica is taken to be preemptible (the scheduler preempts
+    /// placeholders before leaving a user pod pending); while one is, none is.
     ///
     /// The forecast ([`CapacityState::forecast`]): the peak of the set of exactly that profile,
     /// else of a set for all servers (then compared with all running user pods).
@@ -381,8 +381,14 @@ impl CapacityView {
                     .collect()
             })
             .unwrap_or_default();
-        let serves =
-            |c: &Cycle| c.profile.is_none() || profile.is_none() || c.profile.as_deref() == profile;
+        // a profile with sets of its own is served by them only (other sets' placeholders sit
+        // on other nodes); any other profile by the sets for all servers
+        let own = profile.is_some() && cycles.iter().any(|c| c.profile.as_deref() == profile);
+        let serves = |c: &Cycle| match (profile, own) {
+            (None, _) => true,
+            (Some(_), true) => c.profile.as_deref() == profile,
+            (Some(_), false) => c.profile.is_none(),
+        };
         let free = (!cycles.is_empty()).then(|| {
             cycles
                 .iter()

@@ -299,11 +299,12 @@ fn the_view_keeps_each_set_and_its_forecast_apart() {
         obs(0, 7),
         4.0,
     );
-    // a gpu spawn: its own set (0 free) and the all-servers set (3 free); its profile's forecast
+    // a gpu spawn: its own set only (0 free: the others' room is on other nodes); its
+    // profile's forecast
     let s = view
         .state_for(t(10), &p, Some("gpu"), Some(2), |_, _| None)
         .unwrap();
-    assert_eq!(s.free_placeholders, Some(3));
+    assert_eq!(s.free_placeholders, Some(0));
     assert_eq!(
         s.forecast,
         Some(ForecastRoom {
@@ -323,7 +324,10 @@ fn the_view_keeps_each_set_and_its_forecast_apart() {
             running: 7
         })
     );
-    // only gpu sets: a gpu spawn sees none free
+    // any profile (the old single-set view): every set
+    let s = view.state(t(10), &p, |_, _| None).unwrap();
+    assert_eq!(s.free_placeholders, Some(3));
+    // sets per profile only: each profile its own; a profile without a set, none
     let view = CapacityView::new(None);
     view.set_cycle(
         "user-placeholder-gpu",
@@ -339,10 +343,15 @@ fn the_view_keeps_each_set_and_its_forecast_apart() {
         obs(5, 7),
         4.0,
     );
-    let s = view
-        .state_for(t(10), &p, Some("gpu"), Some(2), |_, _| None)
-        .unwrap();
-    assert_eq!(s.free_placeholders, Some(0));
+    let free = |profile: &str| {
+        view.state_for(t(10), &p, Some(profile), Some(2), |_, _| None)
+            .unwrap()
+            .free_placeholders
+    };
+    assert_eq!(
+        (free("gpu"), free("cpu"), free("small")),
+        (Some(0), Some(5), Some(0))
+    );
     // stale reads are no evidence, and no forecast
     assert_eq!(
         view.state_for(t(400), &p, Some("gpu"), Some(2), |_, _| None),
