@@ -479,6 +479,38 @@ mod tests {
         assert_eq!(pods.last("jhub", "jupyter-alice").unwrap().event, None);
     }
 
+    /// Parts written before the event and node columns existed read as nulls there.
+    #[tokio::test]
+    async fn parts_without_the_new_columns_still_query() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = PodSink::new(dir.path(), "hub");
+        let ts = DateTime::parse_from_rfc3339("2026-11-30T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let batch = sink
+            .batch(ts, &[(Change::Seen, row("old", "Running"))])
+            .unwrap();
+        // the 16 columns of the first `pods` schema
+        let old = batch.project(&(0..16).collect::<Vec<_>>()).unwrap();
+        sink.root.publish("2026-11-30", 0, &old).unwrap();
+        let mut new_row = row("new", "Running");
+        new_row.instance_type = Some("m5.xlarge".into());
+        sink.write(ts, &[(Change::Seen, new_row)]).unwrap();
+        let ctx = crate::query::session(dir.path()).await.unwrap();
+        let out = crate::query::run(
+            &ctx,
+            "SELECT pod, instance_type, event IS NULL AS no_event FROM pods ORDER BY pod",
+        )
+        .await
+        .unwrap();
+        let mut text = Vec::new();
+        crate::query::render(&out, crate::query::Format::Csv, &mut text).unwrap();
+        assert_eq!(
+            String::from_utf8(text).unwrap(),
+            "pod,instance_type,no_event\nnew,m5.xlarge,true\nold,,true\n"
+        );
+    }
+
     #[test]
     fn a_part_holds_the_rows_of_one_event() {
         let dir = tempfile::tempdir().unwrap();
