@@ -459,11 +459,18 @@ fn capacity_plan(
     seen: crate::capacity::placeholder::Observed,
 ) -> Result<(), AppError> {
     use crate::capacity::{forecast::ForecastPolicy, placeholder, plan, runner};
-    let (fp, mut pp, default_profile) = match config {
+    let (fp, sets, default_profile) = match config {
         Some(path) => {
             let cfg = AgentConfig::load(path).map_err(AppError::Input)?;
             match cfg.capacity {
-                Some(c) => (c.forecast, c.placeholder, c.default_profile),
+                Some(c) => (
+                    c.forecast,
+                    c.sets
+                        .into_iter()
+                        .map(|s| (s.target.name, s.policy))
+                        .collect(),
+                    c.default_profile,
+                ),
                 None => {
                     return Err(AppError::Input(format!(
                         "{}: no [capacity] section (or enabled = false)",
@@ -474,11 +481,13 @@ fn capacity_plan(
         }
         None => (
             ForecastPolicy::default(),
-            placeholder::PlaceholderPolicy::default(),
+            vec![(
+                "user-placeholder".to_string(),
+                placeholder::PlaceholderPolicy::default(),
+            )],
             "default".to_string(),
         ),
     };
-    pp.dry_run = true;
     let now = match at {
         None => chrono::Utc::now(),
         Some(s) => chrono::DateTime::parse_from_rfc3339(s)
@@ -488,8 +497,21 @@ fn capacity_plan(
     let f = runtime()?
         .block_on(runner::forecast_from_lake(lake, &fp, &default_profile, now))
         .map_err(|e| AppError::Runtime(e.to_string()))?;
-    let d = placeholder::decide(now, &f, seen, &pp, None);
-    let text = plan::render(&f, fp.quantile, &d);
+    let decisions: Vec<(String, placeholder::Decision)> = sets
+        .into_iter()
+        .map(|(name, mut pp)| {
+            pp.dry_run = true;
+            (name, placeholder::decide(now, &f, seen, &pp, None))
+        })
+        .collect();
+    let Some((_, d)) = decisions.first() else {
+        return Err(AppError::Input("no placeholder set".into()));
+    };
+    let mut text = plan::render(&f, fp.quantile, d);
+    if decisions.len() > 1 {
+        // one line per set (each with its profile's series, bounds and the same --replicas)
+        text = plan::render_sets(&text, &decisions);
+    }
     let stdout = io::stdout();
     let mut w = BufWriter::new(stdout.lock());
     w.write_all(text.as_bytes()).or_else(output_error)?;

@@ -522,6 +522,18 @@ impl RawConfig {
                 "needs [pods] or [capacity] to see pods waiting for room".into(),
             ));
         }
+        if control
+            .admission
+            .as_ref()
+            .and_then(|a| a.wait.as_ref())
+            .is_some_and(|w| w.forecast)
+            && capacity.is_none()
+        {
+            return Err((
+                "admission.capacity_forecast".into(),
+                "needs [capacity]: the forecast comes from the placeholder loop".into(),
+            ));
+        }
         if control.admission.is_some() && http.is_none() {
             return Err((
                 "admission.policy".into(),

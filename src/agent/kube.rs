@@ -43,7 +43,9 @@
 
 pub mod enrich;
 mod lines;
+pub mod nodes;
 pub mod pending;
+pub mod podevents;
 mod pods;
 pub mod podtable;
 mod stream;

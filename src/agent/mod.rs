@@ -190,12 +190,21 @@ pub fn run_with(
         let client = rt
             .block_on(::kube::Client::try_default())
             .map_err(|e| AgentError::Config(format!("pods: no usable cluster config: {e}")))?;
-        let sink = kube::podtable::PodSink::new(&cfg.lake.path, &cfg.hub);
-        let (ns, sel) = (p.namespace.clone(), p.selector.clone());
+        let events = std::sync::Arc::new(kube::podevents::EventStats::default());
+        if let Ok(mut extra) = metrics.extra.lock() {
+            let r = events.clone();
+            extra.push(std::sync::Arc::new(move |o: &mut String| r.render(o)));
+        }
+        let w = kube::podtable::PodWatch {
+            namespace: p.namespace.clone(),
+            selector: p.selector.clone(),
+            sink: kube::podtable::PodSink::new(&cfg.lake.path, &cfg.hub),
+            pending,
+            events: Some(events),
+            nodes: true,
+        };
         let stop = stop_rx.clone();
-        rt.spawn(async move {
-            kube::podtable::watch_pods(client, &ns, &sel, sink, pending, stop).await;
-        });
+        rt.spawn(kube::podtable::watch(client, w, stop));
         tracing::info!(namespace = %p.namespace, "pods: watching single-user pods");
     }
     if let Some(c) = &cfg.capacity {

@@ -1,5 +1,6 @@
 //! Capacity ahead of demand: a forecast of concurrent servers per hour of the week from the
-//! lake's sessions, and the Z2JH `user-placeholder` StatefulSet scaled ahead of its peaks.
+//! lake's sessions, and the Z2JH `user-placeholder` StatefulSet (or a set per profile) scaled
+//! ahead of its peaks.
 //! Each is pure ([`forecast::forecast`], [`placeholder::decide`]) with a thin runner
 //! ([`runner`]) that reads and patches the StatefulSet's scale and records every change in the
 //! lake table `decisions`.
@@ -15,7 +16,7 @@
 //! | `wait` | admission with capacity: the pure allow-or-wait decision and the live evidence |
 //!
 //! # RBAC
-//! The runner needs, in the hub's namespace: `statefulsets/scale` get + patch (the placeholder
+//! The runner needs, in the hub's namespace: `statefulsets/scale` get + patch (each placeholder
 //! set), and `pods` list (running and pending single-user pods). See `deploy/rbac.yaml`.
 
 pub mod config;
@@ -45,33 +46,50 @@ pub fn start(
     let client = rt
         .block_on(kube::Client::try_default())
         .map_err(|e| format!("capacity: no usable cluster config: {e}"))?;
-    let sink = crate::control::decisions::DecisionSink::new(lake, hub);
-    let p = runner::Placeholders::new(
-        client,
-        cfg.target.clone(),
-        cfg.placeholder.clone(),
-        Some(sink),
-    );
-    let stats = std::sync::Arc::new(metrics::CapacityStats::default());
-    let mut p = p.with_stats(stats.clone());
-    if let Some(v) = view {
-        p = p.with_view(v);
+    let many = cfg.sets.len() > 1;
+    let mut sets = Vec::with_capacity(cfg.sets.len());
+    let mut all_stats = Vec::with_capacity(cfg.sets.len());
+    for set in &cfg.sets {
+        let sink = crate::control::decisions::DecisionSink::new(lake, hub);
+        let stats = std::sync::Arc::new(if many {
+            metrics::CapacityStats::for_set(&set.target.name)
+        } else {
+            metrics::CapacityStats::default()
+        });
+        let mut p = runner::Placeholders::new(
+            client.clone(),
+            set.target.clone(),
+            set.policy.clone(),
+            Some(sink),
+        )
+        .with_stats(stats.clone());
+        if let Some(v) = &view {
+            p = p.with_view(v.clone());
+        }
+        tracing::info!(
+            namespace = %set.target.namespace,
+            statefulset = %set.target.name,
+            profile = set.policy.profile.as_deref().unwrap_or("(all)"),
+            dry_run = set.policy.dry_run,
+            "capacity: placeholder set"
+        );
+        sets.push(p);
+        all_stats.push(stats);
     }
     if let Ok(mut extra) = agent_metrics.extra.lock() {
-        extra.push(std::sync::Arc::new(move |o: &mut String| stats.render(o)));
+        extra.push(std::sync::Arc::new(move |o: &mut String| {
+            let refs: Vec<&metrics::CapacityStats> = all_stats.iter().map(|s| &**s).collect();
+            metrics::render_all(&refs, o);
+        }));
     }
-    rt.spawn(p.run(
+    rt.spawn(runner::run_sets(
+        sets,
         lake.to_path_buf(),
         cfg.forecast.clone(),
         cfg.default_profile.clone(),
         cfg.every,
         stop,
     ));
-    tracing::info!(
-        namespace = %cfg.target.namespace,
-        statefulset = %cfg.target.name,
-        dry_run = cfg.placeholder.dry_run,
-        "capacity: placeholder loop started"
-    );
+    tracing::info!("capacity: placeholder loop started");
     Ok(())
 }

@@ -60,6 +60,26 @@ pub fn render(f: &Forecast, quantile: f64, d: &Decision) -> String {
     out
 }
 
+/// The plan of several sets: [`render`]'s text with its decision line replaced by one line per
+/// set, `decision [NAME] (dry run): …`.
+pub fn render_sets(single: &str, sets: &[(String, Decision)]) -> String {
+    let mut out: String = single
+        .lines()
+        .filter(|l| !l.starts_with("decision"))
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    for (name, d) in sets {
+        let _ = writeln!(
+            out,
+            "decision [{name}]{}: {} {}",
+            if d.dry_run { " (dry run)" } else { "" },
+            d.action.label(),
+            d.message()
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -113,5 +133,52 @@ mod tests {
             *lines.last().unwrap(),
             "decision (dry run): scale_up replicas 0 -> 3 (forecast): forecast peak 2.00 servers at Mon 09:00 UTC, 0 running, 0 pending, wanted 3"
         );
+    }
+
+    #[test]
+    fn several_sets_get_a_decision_line_each() {
+        let now = Utc
+            .timestamp_opt(1_795_996_800 + 8 * 3600, 0)
+            .single()
+            .unwrap();
+        let mut f = forecast(&[], 0, &ForecastPolicy::default(), now);
+        f.total.slots[9] = 5.0;
+        let mut gpu = f.total.clone();
+        gpu.slots[9] = 2.0;
+        f.profiles.insert("gpu".into(), gpu);
+        let obs = Observed {
+            current: 0,
+            running: 1,
+            pending: 0,
+        };
+        let all = PlaceholderPolicy {
+            dry_run: true,
+            headroom: 0.0,
+            ..PlaceholderPolicy::default()
+        };
+        let g = PlaceholderPolicy {
+            profile: Some("gpu".into()),
+            ..all.clone()
+        };
+        let sets = vec![
+            (
+                "user-placeholder".to_string(),
+                decide(now, &f, obs, &all, None),
+            ),
+            (
+                "user-placeholder-gpu".to_string(),
+                decide(now, &f, obs, &g, None),
+            ),
+        ];
+        let text = render_sets(&render(&f, 0.9, &sets[0].1), &sets);
+        let decisions: Vec<&str> = text.lines().filter(|l| l.starts_with("decision")).collect();
+        assert_eq!(
+            decisions,
+            vec![
+                "decision [user-placeholder] (dry run): scale_up replicas 0 -> 4 (forecast): forecast peak 5.00 servers at Mon 09:00 UTC, 1 running, 0 pending, wanted 4",
+                "decision [user-placeholder-gpu] (dry run): scale_up replicas 0 -> 1 (forecast): forecast peak 2.00 servers at Mon 09:00 UTC, 1 running, 0 pending, wanted 1",
+            ]
+        );
+        assert!(text.starts_with("forecast: "));
     }
 }

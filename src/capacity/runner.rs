@@ -1,6 +1,8 @@
 //! The placeholder runner: each cycle reads the StatefulSet's scale and the single-user pods,
 //! calls [`decide`], patches `spec.replicas` when the decision changes it, and records the
-//! decision in the lake table `decisions` (`component = capacity`).
+//! decision in the lake table `decisions` (`component = capacity`, `server_name` = the set).
+//! With a set per profile ([`run_sets`]), each set does this in turn every cycle, with its own
+//! policy (bounds, cooldown, dry-run) and its profile's series of one shared forecast.
 //!
 //! Requests per cycle, in order (pinned by `tests/it/capacity.rs`):
 //! 1. `GET /apis/apps/v1/namespaces/{ns}/statefulsets/{name}/scale`
@@ -234,10 +236,16 @@ impl Placeholders {
                 return Err(e);
             }
         };
-        if let Some(v) = &self.view {
-            v.cycle(now, observed);
-        }
         let d = decide(now, forecast, observed, &self.policy, self.last_change);
+        if let Some(v) = &self.view {
+            v.set_cycle(
+                &self.target.name,
+                self.policy.profile.clone(),
+                now,
+                observed,
+                d.peak,
+            );
+        }
         if let Some(s) = &self.stats {
             s.decided(&d, now.timestamp());
         }
@@ -328,34 +336,79 @@ impl Placeholders {
     /// Runs a cycle every `every` until `stop`, refreshing the forecast from `lake` every hour.
     /// A failed cycle is logged and retried on the next tick.
     pub async fn run(
-        mut self,
+        self,
         lake: PathBuf,
         forecast_policy: ForecastPolicy,
         default_profile: String,
         every: StdDuration,
-        mut stop: tokio::sync::watch::Receiver<bool>,
+        stop: tokio::sync::watch::Receiver<bool>,
     ) {
-        let mut current: Option<(DateTime<Utc>, Forecast)> = None;
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.wait_for(|s| *s) => return,
+        run_sets(
+            vec![self],
+            lake,
+            forecast_policy,
+            default_profile,
+            every,
+            stop,
+        )
+        .await;
+    }
+
+    /// The StatefulSet this loop scales.
+    pub fn name(&self) -> &str {
+        &self.target.name
+    }
+}
+
+/// One cycle of every set at `now` with the same forecast, in order: each set is read, decided,
+/// patched and recorded on its own ([`Placeholders::reconcile`]); a failure of one does not
+/// stop the others.
+pub async fn reconcile_all(
+    sets: &mut [Placeholders],
+    now: DateTime<Utc>,
+    forecast: &Forecast,
+) -> Vec<Result<Cycle, CapacityError>> {
+    let mut out = Vec::with_capacity(sets.len());
+    for p in sets.iter_mut() {
+        out.push(p.reconcile(now, forecast).await);
+    }
+    out
+}
+
+/// The placeholder loop of several sets (a set per profile): a cycle of every set every
+/// `every` until `stop`, with one forecast refreshed from `lake` every hour. A failed cycle is
+/// logged (with its set) and retried on the next tick.
+pub async fn run_sets(
+    mut sets: Vec<Placeholders>,
+    lake: PathBuf,
+    forecast_policy: ForecastPolicy,
+    default_profile: String,
+    every: StdDuration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut current: Option<(DateTime<Utc>, Forecast)> = None;
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let now = Utc::now();
+        let stale = current
+            .as_ref()
+            .is_none_or(|(at, _)| now - *at >= chrono::Duration::hours(1));
+        if stale {
+            match forecast_from_lake(&lake, &forecast_policy, &default_profile, now).await {
+                Ok(f) => current = Some((now, f)),
+                Err(e) => tracing::warn!(error = %e, "capacity: forecast not refreshed"),
             }
-            let now = Utc::now();
-            let stale = current
-                .as_ref()
-                .is_none_or(|(at, _)| now - *at >= chrono::Duration::hours(1));
-            if stale {
-                match forecast_from_lake(&lake, &forecast_policy, &default_profile, now).await {
-                    Ok(f) => current = Some((now, f)),
-                    Err(e) => tracing::warn!(error = %e, "capacity: forecast not refreshed"),
-                }
-            }
-            let Some((_, f)) = &current else { continue };
-            if let Err(e) = self.reconcile(now, f).await {
-                tracing::warn!(error = %e, kind = e.metric_label(), "capacity: cycle failed");
+        }
+        let Some((_, f)) = &current else { continue };
+        let results = reconcile_all(&mut sets, now, f).await;
+        for (p, r) in sets.iter().zip(results) {
+            if let Err(e) = r {
+                tracing::warn!(statefulset = %p.target.name, error = %e, kind = e.metric_label(), "capacity: cycle failed");
             }
         }
     }

@@ -12,16 +12,24 @@
 //!   (the median), else the configured `scale_up_time`.
 //!
 //! The rule, in order:
-//! 1. no pod of the same profile (or of an unknown profile) is waiting for room → `allow`;
-//! 2. more free placeholders than such pods → `allow` (the spawn preempts a placeholder);
-//! 3. otherwise `wait`: a node for the waiting pods is on its way since the oldest started
+//! 1. no pod of the same profile (or of an unknown profile) is waiting for room → `allow`,
+//!    unless rule 2 applies;
+//! 2. only with `capacity_forecast = true` and a forecast from the `[capacity]` loop: nothing
+//!    waits, no placeholder of the profile is free, and the forecast's peak for the profile
+//!    within the look-ahead is above the servers of that profile running now → `wait`
+//!    `typical` (the spawn would most likely need a node that is not there yet);
+//! 3. more free placeholders than such pods → `allow` (the spawn preempts a placeholder);
+//! 4. otherwise `wait`: a node for the waiting pods is on its way since the oldest started
 //!    waiting, and is expected `typical` after that; the answer is the time left (at least
 //!    `min_retry`, at most `max_retry`), with a sentence saying why and how sure.
+//!
+//! `typical`: the median time recent pods of the profile waited for room, else `scale_up_time`.
 //!
 //! # Guarantees
 //! - The requesting server's own pod never makes it wait.
 //! - No evidence (no `[pods]` snapshot, stale capacity numbers) is `allow`: the agent never
-//!   holds back a spawn it cannot show to lack room.
+//!   holds back a spawn it cannot show to lack room. The forecast rule (2) is the one exception,
+//!   off unless asked for: a forecast is an expectation, not an observation.
 //! - `retry_after_seconds` is always within `[min_retry, max_retry]`.
 //! - Deterministic: the same `now`, request and state give the same answer and message.
 
@@ -42,6 +50,8 @@ pub struct WaitPolicy {
     pub max_retry: Duration,
     /// Capacity-loop numbers older than this are not evidence.
     pub max_age: Duration,
+    /// Also wait on the forecast alone (`capacity_forecast`): see [`decide`], rule 2.
+    pub forecast: bool,
 }
 
 impl Default for WaitPolicy {
@@ -51,6 +61,7 @@ impl Default for WaitPolicy {
             min_retry: Duration::seconds(30),
             max_retry: Duration::minutes(30),
             max_age: Duration::minutes(5),
+            forecast: false,
         }
     }
 }
@@ -73,6 +84,17 @@ pub struct CapacityState {
     pub free_placeholders: Option<u32>,
     /// Recent pods that waited for room: (profile, seconds until scheduled and running).
     pub recent: Vec<(Option<String>, f64)>,
+    /// What the forecast expects of the profile; `None`: no forecast (no `[capacity]` set).
+    pub forecast: Option<ForecastRoom>,
+}
+
+/// The forecast against what runs now, for one profile.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ForecastRoom {
+    /// The forecast's peak of concurrent servers within the look-ahead.
+    pub expected: f64,
+    /// Servers running now.
+    pub running: u32,
 }
 
 /// Why a spawn may go ahead (a bounded label).
@@ -82,6 +104,15 @@ pub enum Fit {
     NoneWaiting,
     /// A free placeholder makes room at once.
     Placeholder,
+}
+
+/// Why a spawn is told to wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// Pods of the profile already wait for a node.
+    Waiting,
+    /// Nothing waits yet, but the forecast expects more servers than there is known room for.
+    Forecast,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -94,6 +125,7 @@ pub enum Verdict {
         waiting: usize,
         /// From recent pods (`true`) or `scale_up_time` (`false`).
         measured: bool,
+        why: Why,
     },
 }
 
@@ -139,12 +171,6 @@ pub fn decide(
         .iter()
         .filter(|w| !mine(w) && w.profile.as_deref().is_none_or(|q| q == profile))
         .collect();
-    if same.is_empty() {
-        return Verdict::Allow(Fit::NoneWaiting);
-    }
-    if state.free_placeholders.unwrap_or(0) as usize > same.len() {
-        return Verdict::Allow(Fit::Placeholder);
-    }
     let samples: Vec<f64> = state
         .recent
         .iter()
@@ -156,19 +182,10 @@ pub fn decide(
         Some(m) => (Duration::milliseconds((m * 1000.0) as i64), true),
         None => (p.scale_up, false),
     };
-    let oldest = same.iter().map(|w| w.since).min().unwrap_or(now).min(now);
-    let waited = now - oldest;
-    let left = typical - waited;
-    let retry = left.clamp(p.min_retry, p.max_retry.max(p.min_retry));
-    let retry_s = (retry.num_milliseconds() + 999) / 1000;
     let name = if profile.is_empty() {
         "server".to_string()
     } else {
         format!("'{profile}' server")
-    };
-    let who = match same.len() {
-        1 => "1 server is".to_string(),
-        n => format!("{n} servers are"),
     };
     let basis = if measured {
         format!(
@@ -180,6 +197,46 @@ pub fn decide(
             "a new node usually takes {} (the configured scale-up time)",
             human(typical.num_seconds())
         )
+    };
+    let clamp = |d: Duration| {
+        let retry = d.clamp(p.min_retry, p.max_retry.max(p.min_retry));
+        (retry.num_milliseconds() + 999) / 1000
+    };
+    if same.is_empty() {
+        let free = state.free_placeholders.unwrap_or(0);
+        let short = state
+            .forecast
+            .filter(|f| p.forecast && free == 0 && f.expected.is_finite())
+            .filter(|f| f.expected > f64::from(f.running) + 1e-9);
+        let Some(f) = short else {
+            return Verdict::Allow(Fit::NoneWaiting);
+        };
+        let retry_s = clamp(typical);
+        let message = format!(
+            "No room is expected for a {name} right now: the forecast expects {:.1} such servers \
+             soon, {} running and no free placeholder; {basis}; expect room in ~{}.",
+            f.expected,
+            f.running,
+            human(retry_s)
+        );
+        return Verdict::Wait {
+            retry_after_seconds: u64::try_from(retry_s).unwrap_or(0),
+            message,
+            waiting: 0,
+            measured,
+            why: Why::Forecast,
+        };
+    }
+    if state.free_placeholders.unwrap_or(0) as usize > same.len() {
+        return Verdict::Allow(Fit::Placeholder);
+    }
+    let oldest = same.iter().map(|w| w.since).min().unwrap_or(now).min(now);
+    let waited = now - oldest;
+    let left = typical - waited;
+    let retry_s = clamp(left);
+    let who = match same.len() {
+        1 => "1 server is".to_string(),
+        n => format!("{n} servers are"),
     };
     let when = if left > Duration::zero() {
         format!("expect room in ~{}", human(retry_s))
@@ -198,77 +255,162 @@ pub fn decide(
         message,
         waiting: same.len(),
         measured,
+        why: Why::Waiting,
     }
 }
 
-/// What the capacity loop saw last, for admissions between its cycles.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// What the capacity loop saw last of one set, for admissions between its cycles.
+#[derive(Debug, Clone, PartialEq)]
 struct Cycle {
     at: DateTime<Utc>,
+    /// The set's profile (`None`: all servers).
+    profile: Option<String>,
     observed: Observed,
     /// Since when user pods have been pending without a break (as the loop saw it).
     pending_since: Option<DateTime<Utc>>,
+    /// The forecast's peak for the set's profile within its look-ahead.
+    peak: Option<f64>,
 }
 
-/// The live evidence: the `[pods]` watch's pending state and the `[capacity]` loop's last read.
+/// The live evidence: the `[pods]` watch's pending state and the `[capacity]` loop's last read
+/// of each placeholder set.
 #[derive(Debug, Default)]
 pub struct CapacityView {
     pub pods: Option<std::sync::Arc<Pending>>,
-    cycle: Mutex<Option<Cycle>>,
+    cycles: Mutex<std::collections::BTreeMap<String, Cycle>>,
 }
 
 impl CapacityView {
     pub fn new(pods: Option<std::sync::Arc<Pending>>) -> Self {
         CapacityView {
             pods,
-            cycle: Mutex::new(None),
+            cycles: Mutex::new(Default::default()),
         }
     }
 
-    /// The capacity loop read `observed` at `at`.
+    /// The capacity loop read `observed` at `at` (one set for all servers, no forecast).
     pub fn cycle(&self, at: DateTime<Utc>, observed: Observed) {
-        if let Ok(mut c) = self.cycle.lock() {
-            let pending_since = match *c {
+        self.record("", None, at, observed, None);
+    }
+
+    /// The capacity loop read `observed` of the set `set` (placeholders of `profile`) at `at`,
+    /// when the forecast expected `peak` servers of that profile within its look-ahead.
+    pub fn set_cycle(
+        &self,
+        set: &str,
+        profile: Option<String>,
+        at: DateTime<Utc>,
+        observed: Observed,
+        peak: f64,
+    ) {
+        self.record(
+            set,
+            profile,
+            at,
+            observed,
+            Some(peak).filter(|p| p.is_finite()),
+        );
+    }
+
+    fn record(
+        &self,
+        set: &str,
+        profile: Option<String>,
+        at: DateTime<Utc>,
+        observed: Observed,
+        peak: Option<f64>,
+    ) {
+        if let Ok(mut c) = self.cycles.lock() {
+            let pending_since = match c.get(set) {
                 _ if observed.pending == 0 => None,
                 Some(Cycle {
                     pending_since: Some(s),
                     ..
-                }) => Some(s),
+                }) => Some(*s),
                 _ => Some(at),
             };
-            *c = Some(Cycle {
-                at,
-                observed,
-                pending_since,
-            });
+            c.insert(
+                set.to_string(),
+                Cycle {
+                    at,
+                    profile,
+                    observed,
+                    pending_since,
+                    peak,
+                },
+            );
         }
     }
 
-    /// The state at `now`; `profile_of(user, server)` names a pod's profile (the hub's server
-    /// list). `None`: no evidence.
-    ///
-    /// Free placeholders, from the capacity loop: while no user pod is pending, every placeholder
-    /// replica is taken to be preemptible (the scheduler preempts placeholders before leaving a
-    /// user pod pending); while one is, none is.
+    /// The state at `now` for any profile; see [`CapacityView::state_for`].
     pub fn state(
         &self,
         now: DateTime<Utc>,
         p: &WaitPolicy,
         profile_of: impl Fn(&str, &str) -> Option<String>,
     ) -> Option<CapacityState> {
-        let cycle = self
-            .cycle
+        self.state_for(now, p, None, None, profile_of)
+    }
+
+    /// The state at `now` for a spawn of `profile` (`None`: any); `profile_of(user, server)`
+    /// names a pod's profile (the hub's server list); `running` is how many servers of `profile`
+    /// run now (the hub's server list), for the forecast. `None`: no evidence.
+    ///
+    /// Free placeholders, from the capacity loop's fresh reads of the sets of that profile (of
+    /// the sets for all servers when it has none of its own): while no user pod is pending,
+    /// every placeholder replica is taken to be preemptible (the scheduler preempts
+    /// placeholders before leaving a user pod pending); while one is, none is.
+    ///
+    /// The forecast ([`CapacityState::forecast`]): the peak of the set of exactly that profile,
+    /// else of a set for all servers (then compared with all running user pods).
+    pub fn state_for(
+        &self,
+        now: DateTime<Utc>,
+        p: &WaitPolicy,
+        profile: Option<&str>,
+        running: Option<u32>,
+        profile_of: impl Fn(&str, &str) -> Option<String>,
+    ) -> Option<CapacityState> {
+        let cycles: Vec<Cycle> = self
+            .cycles
             .lock()
-            .ok()
-            .and_then(|c| *c)
-            .filter(|c| now - c.at <= p.max_age);
-        let free = cycle.map(|c| {
-            if c.observed.pending == 0 {
-                u32::try_from(c.observed.current.max(0)).unwrap_or(0)
-            } else {
-                0
-            }
+            .map(|c| {
+                c.values()
+                    .filter(|c| now - c.at <= p.max_age)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        // a profile with sets of its own is served by them only (other sets' placeholders sit
+        // on other nodes); any other profile by the sets for all servers
+        let own = profile.is_some() && cycles.iter().any(|c| c.profile.as_deref() == profile);
+        let serves = |c: &Cycle| match (profile, own) {
+            (None, _) => true,
+            (Some(_), true) => c.profile.as_deref() == profile,
+            (Some(_), false) => c.profile.is_none(),
+        };
+        let free = (!cycles.is_empty()).then(|| {
+            cycles
+                .iter()
+                .filter(|c| serves(c) && c.observed.pending == 0)
+                .map(|c| u32::try_from(c.observed.current.max(0)).unwrap_or(0))
+                .sum::<u32>()
         });
+        let exact = cycles
+            .iter()
+            .find(|c| profile.is_some() && c.profile.as_deref() == profile);
+        let forecast = match exact {
+            Some(c) => c
+                .peak
+                .zip(running)
+                .map(|(expected, running)| ForecastRoom { expected, running }),
+            None => cycles.iter().find(|c| c.profile.is_none()).and_then(|c| {
+                c.peak.map(|expected| ForecastRoom {
+                    expected,
+                    running: c.observed.running,
+                })
+            }),
+        };
         let prof = |u: &Option<String>, s: &Option<String>| {
             u.as_deref()
                 .and_then(|u| profile_of(u, s.as_deref().unwrap_or("")))
@@ -291,10 +433,16 @@ impl CapacityView {
                     .filter(|i| i.reason == PendingReason::Unschedulable)
                     .map(|i| (prof(&i.user, &i.server), i.seconds()))
                     .collect(),
+                forecast,
             });
         }
-        let c = cycle?;
-        let since = c.pending_since.unwrap_or(c.at);
+        // every set's loop lists the same pods: the freshest read counts them
+        let c = cycles.iter().max_by_key(|c| c.at)?;
+        let since = cycles
+            .iter()
+            .filter_map(|c| c.pending_since)
+            .min()
+            .unwrap_or(c.at);
         Some(CapacityState {
             waiting: (0..c.observed.pending)
                 .map(|_| Waiting {
@@ -306,6 +454,7 @@ impl CapacityView {
                 .collect(),
             free_placeholders: free,
             recent: Vec::new(),
+            forecast,
         })
     }
 }

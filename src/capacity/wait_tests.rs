@@ -38,6 +38,7 @@ fn a_gpu_spawn_waits_for_the_node_being_added_for_the_gpu_pods_pending() {
             (Some("gpu".into()), 380.0),
             (Some("small".into()), 30.0),
         ],
+        forecast: None,
     };
     let v = decide(t(0), "cy", "", "gpu", &s, &p);
     let (retry, msg) = wait_of(&v);
@@ -84,6 +85,7 @@ fn without_measurements_the_configured_scale_up_time_is_used_and_overdue_says_so
         waiting: vec![w("ann", None, -60)],
         free_placeholders: None,
         recent: vec![],
+        forecast: None,
     };
     let v = decide(t(0), "cy", "", "", &s, &p);
     let (retry, msg) = wait_of(&v);
@@ -196,14 +198,207 @@ fn arb_state() -> impl Strategy<Value = CapacityState> {
         0..6,
     );
     let recent = prop::collection::vec((profile, 0.0f64..3600.0), 0..8);
-    (waiting, prop::option::of(0u32..6), recent).prop_map(|(ws, free, recent)| CapacityState {
-        waiting: ws.into_iter().map(|(u, p, s)| w(u, p, s)).collect(),
-        free_placeholders: free,
-        recent: recent
-            .into_iter()
-            .map(|(p, s)| (p.map(String::from), s))
-            .collect(),
-    })
+    let forecast = prop::option::of((0.0f64..12.0, 0u32..10))
+        .prop_map(|f| f.map(|(expected, running)| ForecastRoom { expected, running }));
+    (waiting, prop::option::of(0u32..6), recent, forecast).prop_map(
+        |(ws, free, recent, forecast)| CapacityState {
+            waiting: ws.into_iter().map(|(u, p, s)| w(u, p, s)).collect(),
+            free_placeholders: free,
+            recent: recent
+                .into_iter()
+                .map(|(p, s)| (p.map(String::from), s))
+                .collect(),
+            forecast,
+        },
+    )
+}
+
+#[test]
+fn the_forecast_makes_a_spawn_wait_before_anything_is_pending_only_when_asked() {
+    let on = WaitPolicy {
+        forecast: true,
+        ..WaitPolicy::default()
+    };
+    // 9 gpu servers expected within the hour, 6 running, no free placeholder
+    let s = CapacityState {
+        waiting: vec![],
+        free_placeholders: Some(0),
+        recent: vec![],
+        forecast: Some(ForecastRoom {
+            expected: 9.0,
+            running: 6,
+        }),
+    };
+    let v = decide(t(0), "cy", "", "gpu", &s, &on);
+    let (retry, msg) = wait_of(&v);
+    assert_eq!(retry, 300, "scale_up_time, nothing has started waiting");
+    assert_eq!(
+        msg,
+        "No room is expected for a 'gpu' server right now: the forecast expects 9.0 such servers \
+         soon, 6 running and no free placeholder; a new node usually takes 5 min (the configured \
+         scale-up time); expect room in ~5 min."
+    );
+    assert!(matches!(
+        v,
+        Verdict::Wait {
+            why: Why::Forecast,
+            waiting: 0,
+            measured: false,
+            ..
+        }
+    ));
+    // recent gpu waits measured: their median
+    let measured = CapacityState {
+        recent: vec![(Some("gpu".into()), 240.0)],
+        ..s.clone()
+    };
+    assert_eq!(
+        wait_of(&decide(t(0), "cy", "", "gpu", &measured, &on)).0,
+        240
+    );
+    // off by default; a free placeholder; the forecast met by what runs
+    assert_eq!(
+        decide(t(0), "cy", "", "gpu", &s, &WaitPolicy::default()),
+        Verdict::Allow(Fit::NoneWaiting)
+    );
+    let free = CapacityState {
+        free_placeholders: Some(1),
+        ..s.clone()
+    };
+    assert_eq!(
+        decide(t(0), "cy", "", "gpu", &free, &on),
+        Verdict::Allow(Fit::NoneWaiting)
+    );
+    let met = CapacityState {
+        forecast: Some(ForecastRoom {
+            expected: 6.0,
+            running: 6,
+        }),
+        ..s
+    };
+    assert_eq!(
+        decide(t(0), "cy", "", "gpu", &met, &on),
+        Verdict::Allow(Fit::NoneWaiting)
+    );
+}
+
+#[test]
+fn the_view_keeps_each_set_and_its_forecast_apart() {
+    let p = WaitPolicy::default();
+    let view = CapacityView::new(None);
+    let obs = |current: i32, running: u32| Observed {
+        current,
+        running,
+        pending: 0,
+    };
+    view.set_cycle("user-placeholder", None, t(0), obs(3, 7), 8.5);
+    view.set_cycle(
+        "user-placeholder-gpu",
+        Some("gpu".into()),
+        t(0),
+        obs(0, 7),
+        4.0,
+    );
+    // a gpu spawn: its own set only (0 free: the others' room is on other nodes); its
+    // profile's forecast
+    let s = view
+        .state_for(t(10), &p, Some("gpu"), Some(2), |_, _| None)
+        .unwrap();
+    assert_eq!(s.free_placeholders, Some(0));
+    assert_eq!(
+        s.forecast,
+        Some(ForecastRoom {
+            expected: 4.0,
+            running: 2
+        })
+    );
+    // a profile without a set of its own: the all-servers set, against all running pods
+    let s = view
+        .state_for(t(10), &p, Some("small"), Some(1), |_, _| None)
+        .unwrap();
+    assert_eq!(s.free_placeholders, Some(3));
+    assert_eq!(
+        s.forecast,
+        Some(ForecastRoom {
+            expected: 8.5,
+            running: 7
+        })
+    );
+    // any profile (the old single-set view): every set
+    let s = view.state(t(10), &p, |_, _| None).unwrap();
+    assert_eq!(s.free_placeholders, Some(3));
+    // sets per profile only: each profile its own; a profile without a set, none
+    let view = CapacityView::new(None);
+    view.set_cycle(
+        "user-placeholder-gpu",
+        Some("gpu".into()),
+        t(0),
+        obs(0, 7),
+        4.0,
+    );
+    view.set_cycle(
+        "user-placeholder-cpu",
+        Some("cpu".into()),
+        t(0),
+        obs(5, 7),
+        4.0,
+    );
+    let free = |profile: &str| {
+        view.state_for(t(10), &p, Some(profile), Some(2), |_, _| None)
+            .unwrap()
+            .free_placeholders
+    };
+    assert_eq!(
+        (free("gpu"), free("cpu"), free("small")),
+        (Some(0), Some(5), Some(0))
+    );
+    // stale reads are no evidence, and no forecast
+    assert_eq!(
+        view.state_for(t(400), &p, Some("gpu"), Some(2), |_, _| None),
+        None
+    );
+}
+
+proptest! {
+    /// The forecast rule: it only ever turns an allow into a wait (never the reverse), only when
+    /// asked for, only when nothing of the profile waits, no placeholder is free and the forecast
+    /// exceeds what runs; its estimate stays in bounds; and more expected demand never turns its
+    /// wait into an allow.
+    #[test]
+    fn the_forecast_only_adds_waits_on_its_own_evidence(
+        s in arb_state(),
+        user in prop::sample::select(vec!["ann", "dee"]),
+        profile in prop::sample::select(vec!["gpu", "small"]),
+        more in 0.0f64..5.0,
+    ) {
+        let off = WaitPolicy::default();
+        let on = WaitPolicy { forecast: true, ..off.clone() };
+        let before = decide(t(0), user, "", profile, &s, &off);
+        let after = decide(t(0), user, "", profile, &s, &on);
+        let none = CapacityState { forecast: None, ..s.clone() };
+        prop_assert_eq!(&decide(t(0), user, "", profile, &none, &on), &before);
+        if after != before {
+            prop_assert_eq!(&before, &Verdict::Allow(Fit::NoneWaiting));
+            let f = s.forecast.unwrap();
+            prop_assert_eq!(s.free_placeholders.unwrap_or(0), 0);
+            prop_assert!(f.expected > f64::from(f.running));
+            match &after {
+                Verdict::Wait { retry_after_seconds, why, waiting, .. } => {
+                    prop_assert_eq!(*why, Why::Forecast);
+                    prop_assert_eq!(*waiting, 0);
+                    prop_assert!((30..=1800).contains(retry_after_seconds));
+                }
+                Verdict::Allow(_) => prop_assert!(false, "changed to an allow"),
+            }
+            let busier = CapacityState {
+                forecast: Some(ForecastRoom { expected: f.expected + more, ..f }),
+                ..s.clone()
+            };
+            let busier_v = decide(t(0), user, "", profile, &busier, &on);
+            let waits = matches!(busier_v, Verdict::Wait { .. });
+            prop_assert!(waits, "more demand allowed: {:?}", busier_v);
+        }
+    }
 }
 
 proptest! {

@@ -197,6 +197,8 @@ pub struct RawAdmission {
     #[serde(default)]
     capacity_wait: bool,
     scale_up_time: Option<String>,
+    #[serde(default)]
+    capacity_forecast: bool,
 }
 
 fn dur(key: &str, v: &Option<String>, default: Duration) -> Result<Duration, KeyErr> {
@@ -228,6 +230,12 @@ pub fn validate(
             // A policy that does not parse is refused at start, with its own file:line.
             super::admission::Policy::load(&a.policy)
                 .map_err(|e| ("admission.policy".into(), e))?;
+            if a.capacity_forecast && !a.capacity_wait {
+                return Err((
+                    "admission.capacity_forecast".into(),
+                    "needs capacity_wait = true (it extends the wait answer)".into(),
+                ));
+            }
             let wait = a.capacity_wait.then(|| wait_policy(&a)).transpose()?;
             Ok(AdmissionSection {
                 policy: a.policy,
@@ -264,6 +272,7 @@ fn wait_policy(a: &RawAdmission) -> Result<crate::capacity::wait::WaitPolicy, Ke
     }
     Ok(crate::capacity::wait::WaitPolicy {
         scale_up: chrono::Duration::from_std(scale_up).unwrap_or(d.scale_up),
+        forecast: a.capacity_forecast,
         ..d
     })
 }
@@ -478,5 +487,30 @@ mod tests {
             e,
             "a.toml:9:1: admission.capacity_wait: needs [pods] or [capacity] to see pods waiting for room"
         );
+    }
+
+    #[test]
+    fn capacity_forecast_needs_capacity_wait_and_a_capacity_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("p.toml");
+        std::fs::write(&policy, "default_profile = \"small\"\n").unwrap();
+        let base = format!(
+            "{BASE}[http]\nlisten = \"127.0.0.1:0\"\n[pods]\nnamespace = \"jhub\"\n[admission]\npolicy = {policy:?}\n"
+        );
+        let e = AgentConfig::from_toml(&format!("{base}capacity_forecast = true\n"), "a.toml")
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "a.toml:11:1: admission.capacity_forecast: needs capacity_wait = true (it extends the wait answer)"
+        );
+        let t = format!("{base}capacity_wait = true\ncapacity_forecast = true\n");
+        let e = AgentConfig::from_toml(&t, "a.toml").unwrap_err();
+        assert_eq!(
+            e,
+            "a.toml:12:1: admission.capacity_forecast: needs [capacity]: the forecast comes from the placeholder loop"
+        );
+        let t = format!("{t}[capacity]\nnamespace = \"jhub\"\n");
+        let c = AgentConfig::from_toml(&t, "a.toml").unwrap();
+        assert!(c.control.admission.unwrap().wait.unwrap().forecast);
     }
 }

@@ -165,7 +165,14 @@ impl Quotas {
                 .find(|r| r.user == u && r.server == s)
                 .map(|r| r.profile.clone())
         };
-        let state = view.state(now, policy, profile_of)?;
+        let of_profile = running.iter().filter(|r| r.profile == profile).count();
+        let state = view.state_for(
+            now,
+            policy,
+            Some(profile),
+            Some(u32::try_from(of_profile).unwrap_or(u32::MAX)),
+            profile_of,
+        )?;
         match crate::capacity::wait::decide(
             now,
             &req.user,

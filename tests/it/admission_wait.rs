@@ -231,3 +231,83 @@ async fn a_spawn_whose_profile_already_waits_for_room_is_told_to_wait_with_an_es
     );
     assert!(!text.contains("\"cy\""), "no user names in labels");
 }
+
+/// Waiting on the forecast (`capacity_forecast = true`), through the real endpoint: nothing is
+/// pending, but the gpu placeholder set's last cycle saw a forecast of 3 gpu servers, the hub
+/// lists 2 (bo, and ann's starting), and no gpu placeholder is free: a gpu spawn is told to wait
+/// `scale_up_time`; the default profile, and the same state with the option off, are allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_capacity_forecast_a_spawn_waits_on_the_forecast_before_anything_is_pending() {
+    use hubpulse::capacity::placeholder::Observed;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let hub = Router::new().route("/hub/api/users", get(users));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub_url = format!("http://{}/hub/api", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, hub).await.unwrap() });
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    run_ok(
+        bin()
+            .args(["ingest", "--no-progress", "--lake"])
+            .arg(&lake)
+            .arg(root().join("fixtures/reports/month-boundary.log")),
+    );
+    let view = Arc::new(CapacityView::new(None));
+    let seen = Observed {
+        current: 0,
+        running: 3,
+        pending: 0,
+    };
+    view.set_cycle(
+        "user-placeholder-gpu",
+        Some("gpu".into()),
+        Utc::now(),
+        seen,
+        3.0,
+    );
+    let serve = |forecast: bool| {
+        let q = Arc::new(Quotas {
+            policy: Policy::parse("default_profile = \"small\"\n", "policy.toml").unwrap(),
+            client: HubClient::new(HubConfig::new(hub_url.clone(), ApiToken::new("hub-token")))
+                .unwrap(),
+            lake: lake.clone(),
+            sink: DecisionSink::new(&lake, "hub"),
+            stats: Arc::new(ControlStats::default()),
+            token: TOKEN.into(),
+            dry_run: false,
+            wait: Some((
+                WaitPolicy {
+                    forecast,
+                    ..WaitPolicy::default()
+                },
+                view.clone(),
+            )),
+        });
+        async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}/v1/admission", l.local_addr().unwrap());
+            tokio::spawn(async move { axum::serve(l, router(q)).await.unwrap() });
+            url
+        }
+    };
+    let url = serve(true).await;
+    let (status, retry, body) = ask(&url, "cy", Some("gpu")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["decision"], "wait", "{body}");
+    assert_eq!(body["retry_after_seconds"], 300, "{body}");
+    assert_eq!(retry.as_deref(), Some("300"));
+    assert_eq!(
+        body["message"],
+        "No room is expected for a 'gpu' server right now: the forecast expects 3.0 such servers \
+         soon, 2 running and no free placeholder; a new node usually takes 5 min (the configured \
+         scale-up time); expect room in ~5 min.",
+        "{body}"
+    );
+    // the default profile has no set of its own and no forecast: allowed
+    let (_, retry, body) = ask(&url, "dee", None).await;
+    assert_eq!((body["decision"].as_str(), retry), (Some("allow"), None));
+    // the same evidence, the option off: allowed
+    let off = serve(false).await;
+    let (_, retry, body) = ask(&off, "cy", Some("gpu")).await;
+    assert_eq!((body["decision"].as_str(), retry), (Some("allow"), None));
+}

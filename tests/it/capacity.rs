@@ -29,6 +29,8 @@ const PODS: &str = "/api/v1/namespaces/jhub/pods?&labelSelector=component%3Dsing
 #[derive(Clone)]
 struct Api {
     replicas: Arc<Mutex<i32>>,
+    /// Other placeholder sets served (a set per profile), by name.
+    others: Arc<Mutex<BTreeMap<String, i32>>>,
     pods: Arc<Mutex<Vec<Value>>>,
     forbid_patch: Arc<Mutex<bool>>,
     /// `METHOD path?query`, and for a PATCH ` content-type body`.
@@ -41,6 +43,7 @@ impl Default for Api {
     fn default() -> Self {
         Api {
             replicas: Arc::default(),
+            others: Arc::default(),
             pods: Arc::default(),
             forbid_patch: Arc::default(),
             requests: Arc::default(),
@@ -118,6 +121,21 @@ async fn scale(
     body: Bytes,
 ) -> Response {
     let mut line = format!("{method} {uri}");
+    let other = api.others.lock().unwrap().contains_key(&name);
+    if other {
+        if method == Method::PATCH {
+            let ct = headers
+                .get("content-type")
+                .map_or("", |v| v.to_str().unwrap());
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            let n = i32::try_from(v["spec"]["replicas"].as_i64().unwrap()).unwrap();
+            api.others.lock().unwrap().insert(name.clone(), n);
+            line = format!("{line} {ct} {}", String::from_utf8_lossy(&body));
+        }
+        api.push(line);
+        let n = api.others.lock().unwrap()[&name];
+        return axum::Json(scale_json(&name, n)).into_response();
+    }
     if name != "user-placeholder" {
         api.push(line);
         let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
@@ -147,9 +165,34 @@ async fn scale(
     axum::Json(scale_json(&name, n)).into_response()
 }
 
-async fn pods(State(api): State<Api>, uri: Uri) -> Response {
+async fn pods(
+    State(api): State<Api>,
+    uri: Uri,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
     api.push(format!("GET {uri}"));
-    let items = api.pods.lock().unwrap().clone();
+    // equality selectors only (`a=b,c=d`), as the runner sends them
+    let wanted: Vec<(String, String)> = q
+        .get("labelSelector")
+        .map(|s| {
+            s.split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let items: Vec<Value> = api
+        .pods
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            wanted
+                .iter()
+                .all(|(k, v)| p["metadata"]["labels"][k].as_str() == Some(v))
+        })
+        .cloned()
+        .collect();
     axum::Json(json!({
         "kind": "PodList", "apiVersion": "v1",
         "metadata": { "resourceVersion": "100" },
@@ -492,6 +535,57 @@ fn capacity_plan_prints_the_forecast_from_the_lake_and_a_dry_run_decision() {
 }
 
 #[test]
+fn capacity_plan_prints_a_decision_per_placeholder_set_of_the_config() {
+    use crate::{bin, root, run_ok};
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    run_ok(
+        bin()
+            .args(["ingest", "--no-progress", "--lake"])
+            .arg(&lake)
+            .arg(root().join("fixtures/reports/month-boundary.log")),
+    );
+    let config = dir.path().join("hubpulse.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[lake]\npath = {lake:?}\n[stdin]\nenabled = true\n[capacity]\nnamespace = \"jhub\"\n\
+             max_replicas = 3\n\
+             [[capacity.placeholders]]\nstatefulset = \"user-placeholder\"\n\
+             [[capacity.placeholders]]\nstatefulset = \"user-placeholder-gpu\"\n\
+             profile = \"GPU (large)\"\nmax_replicas = 1\n"
+        ),
+    )
+    .unwrap();
+    let out = run_ok(
+        bin()
+            .args(["capacity", "plan", "--lake"])
+            .arg(&lake)
+            .arg("--config")
+            .arg(&config)
+            .args([
+                "--at",
+                "2026-11-07T22:30:00Z",
+                "--replicas",
+                "0",
+                "--running",
+                "0",
+            ]),
+    );
+    let decisions: Vec<&str> = out.lines().filter(|l| l.starts_with("decision")).collect();
+    assert_eq!(
+        decisions,
+        vec![
+            // 4 expected in all (ceil(4 x 1.1) = 5), capped at the section's 3
+            "decision [user-placeholder] (dry run): scale_up replicas 0 -> 3 (max_replicas): forecast peak 4.00 servers at Sat 23:00 UTC, 0 running, 0 pending, wanted 5",
+            // 1 GPU server expected (ceil(1.1) = 2), capped at the set's 1
+            "decision [user-placeholder-gpu] (dry run): scale_up replicas 0 -> 1 (max_replicas): forecast peak 1.00 servers at Sat 22:00 UTC, 0 running, 0 pending, wanted 2",
+        ],
+        "{out}"
+    );
+}
+
+#[test]
 fn capacity_the_deploy_config_is_valid_and_starts_everything_in_dry_run() {
     let out = crate::run_ok(
         crate::bin()
@@ -564,5 +658,208 @@ async fn capacity_the_agent_loop_forecasts_from_the_lake_and_reapplies_after_a_r
     assert_eq!(
         rows,
         vec![vec!["scale_up", "user-placeholder", "false", "scaled"]; 2]
+    );
+}
+
+/// A set per profile: one forecast, each set read with its own pods selector, decided with its
+/// profile's series and its own bounds and dry-run, one merge PATCH per set that changes, and a
+/// `decisions` row per set naming it; a helm reset of one set is undone on the next cycle.
+#[tokio::test]
+async fn capacity_a_set_per_profile_gets_one_patch_each_from_its_own_forecast() {
+    use hubpulse::capacity::runner::reconcile_all;
+    let (api, client) = Api::start(0).await;
+    api.others.lock().unwrap().extend([
+        ("user-placeholder-gpu".to_string(), 0),
+        ("user-placeholder-big".to_string(), 0),
+    ]);
+    let gpu_pod = |name: &str| {
+        let mut p = user_pod(name, "Running", false);
+        p["metadata"]["labels"]["profile"] = json!("gpu");
+        p
+    };
+    *api.pods.lock().unwrap() = vec![
+        user_pod("jupyter-alice", "Running", false),
+        gpu_pod("jupyter-bob"),
+    ];
+    // Monday 09:00: 6 servers in all, 4 of them gpu, 3 big
+    let mut f = forecast();
+    let series = |peak: f64| {
+        let mut slots = [0.0; SLOTS];
+        slots[9] = peak;
+        Series {
+            slots,
+            trend: 1.0,
+            samples: SLOTS,
+        }
+    };
+    f.profiles.insert("gpu".into(), series(4.0));
+    f.profiles.insert("big".into(), series(3.0));
+    let lake = tempfile::tempdir().unwrap();
+    let view = Arc::new(hubpulse::capacity::wait::CapacityView::new(None));
+    let set = |name: &str, profile: Option<&str>, user_pods: &str, policy: PlaceholderPolicy| {
+        Placeholders::new(
+            client.clone(),
+            Target {
+                name: name.into(),
+                user_pods: user_pods.into(),
+                ..target()
+            },
+            PlaceholderPolicy {
+                profile: profile.map(String::from),
+                ..policy
+            },
+            Some(DecisionSink::new(lake.path(), "hub")),
+        )
+        .with_view(view.clone())
+    };
+    let mut sets = vec![
+        set(
+            "user-placeholder",
+            None,
+            "component=singleuser-server",
+            policy(false),
+        ),
+        set(
+            "user-placeholder-gpu",
+            Some("gpu"),
+            "component=singleuser-server,profile=gpu",
+            PlaceholderPolicy {
+                max_replicas: 2,
+                ..policy(false)
+            },
+        ),
+        set(
+            "user-placeholder-big",
+            Some("big"),
+            "component=singleuser-server,profile=big",
+            policy(true),
+        ),
+    ];
+    let results = reconcile_all(&mut sets, at(8, 15), &f).await;
+    let got: Vec<(Action, Reason, i32, Option<&str>)> = results
+        .iter()
+        .map(|r| {
+            let c = r.as_ref().unwrap();
+            (
+                c.decision.action,
+                c.decision.reason,
+                c.decision.target,
+                c.outcome,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            // 6 expected, alice and bob running
+            (Action::ScaleUp, Reason::Forecast, 4, Some("scaled")),
+            // 4 gpu expected, bob running: 3, capped at 2
+            (Action::ScaleUp, Reason::MaxReplicas, 2, Some("scaled")),
+            // 3 big expected, none running: dry run
+            (Action::ScaleUp, Reason::Forecast, 3, Some("dry_run")),
+        ]
+    );
+    let base = "/apis/apps/v1/namespaces/jhub/statefulsets";
+    let pods = |sel: &str| format!("GET /api/v1/namespaces/jhub/pods?&labelSelector={sel}");
+    let patch_of = |name: &str, n: i32| {
+        format!(
+            "PATCH {base}/{name}/scale? application/merge-patch+json {{\"spec\":{{\"replicas\":{n}}}}}"
+        )
+    };
+    assert_eq!(
+        api.take(),
+        vec![
+            format!("GET {SCALE}"),
+            format!("GET {PODS}"),
+            patch(4),
+            format!("GET {base}/user-placeholder-gpu/scale"),
+            pods("component%3Dsingleuser-server%2Cprofile%3Dgpu"),
+            patch_of("user-placeholder-gpu", 2),
+            format!("GET {base}/user-placeholder-big/scale"),
+            pods("component%3Dsingleuser-server%2Cprofile%3Dbig"),
+        ]
+    );
+    assert_eq!(*api.replicas.lock().unwrap(), 4);
+    assert_eq!(api.others.lock().unwrap()["user-placeholder-gpu"], 2);
+    assert_eq!(api.others.lock().unwrap()["user-placeholder-big"], 0);
+
+    // the admission's view: each set's read and its profile's forecast peak
+    let wp = hubpulse::capacity::wait::WaitPolicy::default();
+    let gpu = view
+        .state_for(at(8, 16), &wp, Some("gpu"), Some(1), |_, _| None)
+        .unwrap();
+    assert_eq!(gpu.free_placeholders, Some(0), "read before the patches");
+    assert_eq!(
+        gpu.forecast,
+        Some(hubpulse::capacity::wait::ForecastRoom {
+            expected: 4.0,
+            running: 1
+        })
+    );
+
+    // helm upgrade resets the gpu set: only it is patched again
+    api.others
+        .lock()
+        .unwrap()
+        .insert("user-placeholder-gpu".into(), 0);
+    let results = reconcile_all(&mut sets, at(8, 20), &f).await;
+    assert!(results.iter().all(Result::is_ok));
+    let patches: Vec<String> = api
+        .take()
+        .into_iter()
+        .filter(|r| r.starts_with("PATCH"))
+        .collect();
+    assert_eq!(patches, vec![patch_of("user-placeholder-gpu", 2)]);
+    // a gpu spawn has only its own set, read reset to 0 (before its re-patch: new placeholders
+    // are not room yet); a profile without a set of its own has the all-servers set's 4
+    let free = |profile: &str| {
+        view.state_for(at(8, 21), &wp, Some(profile), Some(1), |_, _| None)
+            .unwrap()
+            .free_placeholders
+    };
+    assert_eq!((free("gpu"), free("small")), (Some(0), Some(4)));
+
+    let mut rows = decisions(
+        lake.path(),
+        "server_name, action, reason, profile, dry_run, outcome",
+        "component = 'capacity' AND action <> 'hold'",
+    );
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![
+            vec![
+                "user-placeholder",
+                "scale_up",
+                "forecast",
+                "",
+                "false",
+                "scaled"
+            ],
+            vec![
+                "user-placeholder-big",
+                "scale_up",
+                "forecast",
+                "big",
+                "true",
+                "dry_run"
+            ],
+            vec![
+                "user-placeholder-gpu",
+                "scale_up",
+                "max_replicas",
+                "gpu",
+                "false",
+                "scaled"
+            ],
+            vec![
+                "user-placeholder-gpu",
+                "scale_up",
+                "max_replicas",
+                "gpu",
+                "false",
+                "scaled"
+            ],
+        ]
     );
 }

@@ -26,6 +26,85 @@ struct Api {
     requests: Arc<Mutex<Vec<String>>>,
     seen: Arc<tokio::sync::watch::Sender<usize>>,
     watches: tokio::sync::mpsc::UnboundedSender<BodyTx>,
+    /// Events listed, and the event watches' bodies (the same technique as pods).
+    events: Arc<Mutex<Vec<Value>>>,
+    event_watches: Option<tokio::sync::mpsc::UnboundedSender<BodyTx>>,
+    /// Nodes by name; `None`: every node GET is forbidden (403).
+    nodes: Option<HashMap<String, Value>>,
+    /// Every events request is forbidden (403).
+    events_forbidden: bool,
+}
+
+impl Api {
+    fn new(pods: Vec<Value>, watches: tokio::sync::mpsc::UnboundedSender<BodyTx>) -> Api {
+        Api {
+            pods: Arc::new(Mutex::new(pods)),
+            requests: Arc::default(),
+            seen: Arc::new(tokio::sync::watch::Sender::new(0)),
+            watches,
+            events: Arc::default(),
+            event_watches: None,
+            nodes: Some(HashMap::new()),
+            events_forbidden: false,
+        }
+    }
+}
+
+async fn events(
+    State(api): State<Api>,
+    uri: Uri,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    api.requests.lock().unwrap().push(uri.to_string());
+    api.seen.send_modify(|n| *n += 1);
+    if api.events_forbidden {
+        let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "reason": "Forbidden", "code": 403,
+            "message": "events is forbidden: User \"system:serviceaccount:jhub:hubpulse\" cannot list resource \"events\" in API group \"\" in the namespace \"jhub\""});
+        return (axum::http::StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+    }
+    if q.get("watch").map(String::as_str) == Some("true") {
+        let (tx, rx) = body_channel::unbounded();
+        if let Some(w) = &api.event_watches {
+            let _ = w.send(tx);
+        }
+        return Body::from_stream(rx).into_response();
+    }
+    let items = api.events.lock().unwrap().clone();
+    axum::Json(json!({"kind": "EventList", "apiVersion": "v1",
+        "metadata": {"resourceVersion": "200"}, "items": items}))
+    .into_response()
+}
+
+async fn node(
+    State(api): State<Api>,
+    uri: Uri,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    api.requests.lock().unwrap().push(uri.to_string());
+    api.seen.send_modify(|n| *n += 1);
+    let status = |code: u16, reason: &str, message: String| {
+        let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "message": message, "reason": reason, "code": code});
+        (
+            axum::http::StatusCode::from_u16(code).unwrap(),
+            axum::Json(body),
+        )
+            .into_response()
+    };
+    match &api.nodes {
+        None => status(
+            403,
+            "Forbidden",
+            format!(
+                "nodes \"{name}\" is forbidden: User \"system:serviceaccount:jhub:hubpulse\" cannot get resource \"nodes\" in API group \"\" at the cluster scope"
+            ),
+        ),
+        Some(nodes) => match nodes.get(&name) {
+            Some(n) => axum::Json(n.clone()).into_response(),
+            None => status(404, "NotFound", format!("nodes \"{name}\" not found")),
+        },
+    }
 }
 
 async fn pods(
@@ -61,17 +140,7 @@ fn user_pod(name: &str, rv: &str, phase: &str, node: Option<&str>) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_are_listed_watched_and_written_once_per_change() {
     let (wtx, mut watches) = tokio::sync::mpsc::unbounded_channel();
-    let api = Api {
-        pods: Arc::new(Mutex::new(vec![user_pod(
-            "jupyter-alice",
-            "90",
-            "Pending",
-            None,
-        )])),
-        requests: Arc::default(),
-        seen: Arc::new(tokio::sync::watch::Sender::new(0)),
-        watches: wtx,
-    };
+    let api = Api::new(vec![user_pod("jupyter-alice", "90", "Pending", None)], wtx);
     let client = serve(api.clone()).await;
 
     let dir = tempfile::tempdir().unwrap();
@@ -166,12 +235,7 @@ async fn a_pod_that_waited_for_a_node_is_timed_as_unschedulable() {
         p
     };
     let (wtx, mut watches) = tokio::sync::mpsc::unbounded_channel();
-    let api = Api {
-        pods: Arc::new(Mutex::new(vec![pod("90", "Pending", None, true)])),
-        requests: Arc::default(),
-        seen: Arc::new(tokio::sync::watch::Sender::new(0)),
-        watches: wtx,
-    };
+    let api = Api::new(vec![pod("90", "Pending", None, true)], wtx);
     let client = serve(api.clone()).await;
 
     let dir = tempfile::tempdir().unwrap();
@@ -243,10 +307,322 @@ async fn a_pod_that_waited_for_a_node_is_timed_as_unschedulable() {
     assert!(!text.contains("alice"), "no user names in labels");
 }
 
+/// A `v1` Event about a pod, in the scheduler's shape.
+fn pod_event(uid: &str, pod: &str, reason: &str, message: &str, count: i32) -> Value {
+    json!({"apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": format!("{pod}.1879f3a4c2d0e5b1"), "namespace": "jhub", "uid": uid,
+            "resourceVersion": "150", "creationTimestamp": "2026-11-30T09:00:00Z"},
+        "involvedObject": {"kind": "Pod", "namespace": "jhub", "name": pod, "apiVersion": "v1"},
+        "reason": reason, "message": message,
+        "source": {"component": "default-scheduler"},
+        "firstTimestamp": "2026-11-30T09:00:00Z", "lastTimestamp": "2026-11-30T09:00:05Z",
+        "count": count, "type": "Normal"})
+}
+
+fn metric(text: &str, line: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(line))
+        .unwrap_or_else(|| panic!("{line} not in\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Events and nodes through the scripted API server: a preempted placeholder (listed, not a user
+/// pod: counted, not written), a user pod scheduled on a node (one `GET /api/v1/nodes/n1` however
+/// often the pod is seen; instance type and zone in its row), OOM-killed (counted once from its
+/// status), then preempted (an `event` row with the message; a resync of the same event adds
+/// nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preemptions_oom_kills_and_instance_types_reach_the_pods_table_and_metrics() {
+    use hubpulse::agent::kube::podevents::EventStats;
+    use hubpulse::agent::kube::podtable::{PodWatch, watch};
+    let (wtx, mut watches) = tokio::sync::mpsc::unbounded_channel();
+    let (etx, mut event_watches) = tokio::sync::mpsc::unbounded_channel();
+    let mut api = Api::new(vec![user_pod("jupyter-alice", "90", "Pending", None)], wtx);
+    api.event_watches = Some(etx);
+    *api.events.lock().unwrap() = vec![pod_event(
+        "ev-1",
+        "user-placeholder-0",
+        "Preempted",
+        "Preempted by jhub/jupyter-carol on node n0",
+        1,
+    )];
+    api.nodes = Some(HashMap::from([(
+        "n1".to_string(),
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1", "labels": {
+            "node.kubernetes.io/instance-type": "m5.xlarge",
+            "topology.kubernetes.io/zone": "us-east-1a"}}}),
+    )]));
+    let client = serve(api.clone()).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let stats = Arc::new(EventStats::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let w = PodWatch {
+        namespace: "jhub".into(),
+        selector: "component=singleuser-server".into(),
+        sink: PodSink::new(&lake, "hub"),
+        pending: None,
+        events: Some(stats.clone()),
+        nodes: true,
+    };
+    let task = tokio::spawn(watch(client, w, stop_rx));
+    let wait = Duration::from_secs(10);
+    let send = send_line;
+    let pods_body = tokio::time::timeout(wait, watches.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    // running on n1, seen twice, then OOM-killed once (restarted)
+    let running = user_pod("jupyter-alice", "101", "Running", Some("n1"));
+    send(&pods_body, json!({"type": "MODIFIED", "object": running}));
+    let mut resync = user_pod("jupyter-alice", "102", "Running", Some("n1"));
+    send(
+        &pods_body,
+        json!({"type": "MODIFIED", "object": resync.clone()}),
+    );
+    resync["metadata"]["resourceVersion"] = json!("103");
+    resync["status"]["containerStatuses"] = json!([{"name": "notebook", "ready": true,
+        "restartCount": 1, "image": "jupyter/base", "imageID": "", "state": {"running": {}},
+        "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]);
+    send(
+        &pods_body,
+        json!({"type": "MODIFIED", "object": resync.clone()}),
+    );
+    resync["metadata"]["resourceVersion"] = json!("104");
+    send(&pods_body, json!({"type": "MODIFIED", "object": resync}));
+    pods_body.close_channel();
+    let pods_again = tokio::time::timeout(wait, watches.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    // the pod's rows are written: now its preemption
+    let events_body = tokio::time::timeout(wait, event_watches.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let preempted = pod_event(
+        "ev-2",
+        "jupyter-alice",
+        "Preempted",
+        "Preempted by jhub/jupyter-bob on node n1",
+        1,
+    );
+    send(
+        &events_body,
+        json!({"type": "ADDED", "object": preempted.clone()}),
+    );
+    send(
+        &events_body,
+        json!({"type": "MODIFIED", "object": preempted}),
+    );
+    events_body.close_channel();
+    let events_again = tokio::time::timeout(wait, event_watches.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(wait, task).await.unwrap().unwrap();
+    drop((pods_again, events_again));
+
+    let reqs = api.requests.lock().unwrap().clone();
+    let nodes: Vec<&String> = reqs
+        .iter()
+        .filter(|r| r.starts_with("/api/v1/nodes"))
+        .collect();
+    assert_eq!(nodes, vec!["/api/v1/nodes/n1"], "{reqs:?}");
+    let ev: Vec<&String> = reqs.iter().filter(|r| r.contains("/events")).collect();
+    assert!(
+        ev[0].starts_with("/api/v1/namespaces/jhub/events?")
+            && ev[0].contains("fieldSelector=involvedObject.kind%3DPod")
+            && !ev[0].contains("watch=true"),
+        "{ev:?}"
+    );
+    assert!(
+        ev[1].contains("watch=true") && ev[1].contains("resourceVersion=200"),
+        "{ev:?}"
+    );
+
+    let csv = crate::query_csv(
+        &lake,
+        "SELECT change, phase, node, instance_type, zone, oom_killed, event, event_message, \
+         CAST(event_ts AS VARCHAR) AS event_ts FROM pods ORDER BY ts, change",
+    );
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(
+        rows,
+        vec![
+            "seen,Pending,,,,false,,,",
+            "changed,Running,n1,m5.xlarge,us-east-1a,false,,,",
+            "changed,Running,n1,m5.xlarge,us-east-1a,true,,,",
+            "event,Running,n1,m5.xlarge,us-east-1a,true,preempted,Preempted by jhub/jupyter-bob on node n1,2026-11-30T09:00:05Z",
+        ]
+    );
+
+    let mut text = String::new();
+    stats.render(&mut text);
+    let m = "hubpulse_pod_events_total";
+    assert_eq!(
+        metric(
+            &text,
+            &format!("{m}{{reason=\"preempted\",pods=\"other\"}}")
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(&text, &format!("{m}{{reason=\"preempted\",pods=\"user\"}}")),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            &format!("{m}{{reason=\"oom_killed\",pods=\"user\"}}")
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            &format!("{m}{{reason=\"failed_scheduling\",pods=\"user\"}}")
+        ),
+        0.0
+    );
+    assert!(
+        !text.contains("alice") && !text.contains("n1"),
+        "no names in labels"
+    );
+}
+
+/// Without RBAC on nodes: one `GET` (403), one warning, the columns stay null, rows still written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_nodes_rbac_instance_type_stays_null_after_one_request() {
+    use hubpulse::agent::kube::podtable::{PodWatch, watch};
+    let (wtx, mut watches) = tokio::sync::mpsc::unbounded_channel();
+    let mut api = Api::new(
+        vec![
+            user_pod("jupyter-alice", "90", "Running", Some("n1")),
+            user_pod("jupyter-bob", "91", "Running", Some("n2")),
+        ],
+        wtx,
+    );
+    api.nodes = None;
+    let client = serve(api.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let w = PodWatch {
+        namespace: "jhub".into(),
+        selector: "component=singleuser-server".into(),
+        sink: PodSink::new(&lake, "hub"),
+        pending: None,
+        events: None,
+        nodes: true,
+    };
+    let task = tokio::spawn(watch(client, w, stop_rx));
+    let wait = Duration::from_secs(10);
+    // the watch starts after the list was handled
+    let body = tokio::time::timeout(wait, watches.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(wait, task).await.unwrap().unwrap();
+    drop(body);
+    let reqs = api.requests.lock().unwrap().clone();
+    let nodes: Vec<&String> = reqs
+        .iter()
+        .filter(|r| r.starts_with("/api/v1/nodes"))
+        .collect();
+    assert_eq!(nodes, vec!["/api/v1/nodes/n1"], "{reqs:?}");
+    let csv = crate::query_csv(
+        &lake,
+        "SELECT pod, node, instance_type IS NULL AS none FROM pods ORDER BY pod",
+    );
+    assert_eq!(
+        csv.lines().skip(1).collect::<Vec<_>>(),
+        vec!["jupyter-alice,n1,true", "jupyter-bob,n2,true"]
+    );
+}
+
+/// Without RBAC on events: the events list is refused (and retried), pods are still written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_events_rbac_pods_are_still_written() {
+    use hubpulse::agent::kube::podevents::EventStats;
+    use hubpulse::agent::kube::podtable::{PodWatch, watch};
+    let (wtx, mut watches) = tokio::sync::mpsc::unbounded_channel();
+    let mut api = Api::new(vec![user_pod("jupyter-alice", "90", "Pending", None)], wtx);
+    api.events_forbidden = true;
+    let client = serve(api.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let stats = Arc::new(EventStats::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let w = PodWatch {
+        namespace: "jhub".into(),
+        selector: "component=singleuser-server".into(),
+        sink: PodSink::new(&lake, "hub"),
+        pending: None,
+        events: Some(stats.clone()),
+        nodes: false,
+    };
+    let task = tokio::spawn(watch(client, w, stop_rx));
+    let wait = Duration::from_secs(10);
+    // the pods list was handled (its watch follows), and the events list was refused
+    let body = tokio::time::timeout(wait, watches.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut seen = api.seen.subscribe();
+    let refused = async {
+        while !api
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.contains("/events"))
+        {
+            seen.changed().await.unwrap();
+        }
+    };
+    tokio::time::timeout(wait, refused).await.unwrap();
+    send_line(
+        &body,
+        json!({"type": "MODIFIED", "object": user_pod("jupyter-alice", "101", "Running", Some("n1"))}),
+    );
+    body.close_channel();
+    let again = tokio::time::timeout(wait, watches.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(wait, task).await.unwrap().unwrap();
+    drop(again);
+    let csv = crate::query_csv(&lake, "SELECT change, phase FROM pods ORDER BY ts");
+    assert_eq!(
+        csv.lines().skip(1).collect::<Vec<_>>(),
+        vec!["seen,Pending", "changed,Running"]
+    );
+    let mut text = String::new();
+    stats.render(&mut text);
+    assert!(
+        text.contains("hubpulse_pod_events_total{reason=\"preempted\",pods=\"user\"} 0"),
+        "{text}"
+    );
+}
+
+fn send_line(body: &BodyTx, v: Value) {
+    body.unbounded_send(Ok(Bytes::from(format!("{v}\n"))))
+        .unwrap();
+}
+
 /// Serve the scripted pods API on a free loopback port; a kube client pointed at it.
 async fn serve(api: Api) -> kube::Client {
     let app = Router::new()
         .route("/api/v1/namespaces/{ns}/pods", get(pods))
+        .route("/api/v1/namespaces/{ns}/events", get(events))
+        .route("/api/v1/nodes/{name}", get(node))
         .with_state(api);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -1,6 +1,6 @@
 //! Pod enrichment, the pure half: what a single-user pod and its events say about a server, as
 //! one row of the lake table `pods` ([`super::podtable`] watches the pods and writes the rows;
-//! events are classified here but not watched yet).
+//! events are classified here and watched there, [`super::podevents`]).
 //!
 //! What is taken from a pod (Z2JH / KubeSpawner labels and annotations):
 //! - `hub.jupyter.org/username` (label; the escaped form, KubeSpawner ≥ 7 also sets the
@@ -37,6 +37,12 @@ pub struct PodRow {
     pub unschedulable: Option<String>,
     /// A container's current or last termination was `OOMKilled`.
     pub oom_killed: bool,
+    /// The node's `node.kubernetes.io/instance-type` ([`super::nodes`]; not from the pod).
+    pub instance_type: Option<String>,
+    /// The node's `topology.kubernetes.io/zone`.
+    pub zone: Option<String>,
+    /// Set only on rows of an event about the pod ([`super::podevents`]).
+    pub event: Option<super::podevents::EventNote>,
 }
 
 /// A Kubernetes quantity as a number (`500m` → 0.5, `1Gi` → 1073741824, `1e3` → 1000).
@@ -136,6 +142,9 @@ pub fn pod_row(pod: &Pod) -> PodRow {
         gpus,
         unschedulable,
         oom_killed,
+        instance_type: None,
+        zone: None,
+        event: None,
     }
 }
 

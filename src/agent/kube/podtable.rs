@@ -1,7 +1,9 @@
 //! The lake table `pods`: one row each time a single-user pod's enrichment changes (phase, node,
-//! requests, scheduling, OOM kill) or the pod goes away, from a list + watch of
-//! `component=singleuser-server` pods. Rows are [`PodRow`]s ([`super::enrich`]) with the time
-//! they were observed and what happened (`seen`, `changed`, `deleted`).
+//! its instance type and zone, requests, scheduling, OOM kill) or the pod goes away, from a list +
+//! watch of `component=singleuser-server` pods; and one row per event about such a pod
+//! (`Preempted`, `FailedScheduling`, `OOMKilled`) from a list + watch of the namespace's Events.
+//! Rows are [`PodRow`]s ([`super::enrich`]) with the time they were observed and what happened
+//! (`seen`, `changed`, `deleted`, `event`).
 //!
 //! Layout like `decisions`: `DIR/pods/hub=<hub>/dt=YYYY-MM-DD/part-*.parquet`, each part published
 //! atomically ([`crate::control::decisions::publish`]), outside the manifest.
@@ -11,11 +13,14 @@
 //!   deduplicated against the last row written for it).
 //! - Rows of one watcher event are one part; nothing is buffered across events, so a crash loses
 //!   at most the event being written (the relist on restart rewrites each pod's current state).
+//! - An `event` row carries the pod's last written state plus `event`, `event_message` and
+//!   `event_ts`; an event is written once per occurrence in a run ([`super::podevents`]), and may
+//!   be written again after a restart (same `pod`, `event`, `event_ts`).
+//! - `instance_type`/`zone` stay null when nodes cannot be read ([`super::nodes`]).
 //!
 //! # Assumptions
-//! - Node instance types (`node.kubernetes.io/instance-type`) are not joined yet: that needs
-//!   `nodes` get/list, a cluster-scoped ClusterRole. Events (FailedScheduling, Preempted) are
-//!   classified ([`super::enrich::classify`]) but not watched yet.
+//! - Events about pods the pods watch does not select (placeholders) are counted in
+//!   `hubpulse_pod_events_total{pods="other"}`, not written.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -29,11 +34,13 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::Api;
 use kube::runtime::watcher;
 
-use super::enrich::{PodRow, pod_row};
+use super::enrich::{PodEvent, PodRow, pod_row};
+use super::nodes::{Lookup, NodeCache, lookup};
+use super::podevents::{EventDedup, EventStats, note};
 
 pub const PODS: &str = "pods";
 
@@ -62,6 +69,15 @@ pub fn schema() -> SchemaRef {
         f("gpus"),
         s("unschedulable", true),
         Field::new("oom_killed", DataType::Boolean, false),
+        s("event", true),
+        s("event_message", true),
+        Field::new(
+            "event_ts",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+        s("instance_type", true),
+        s("zone", true),
     ]))
 }
 
@@ -72,6 +88,8 @@ pub enum Change {
     Seen,
     Changed,
     Deleted,
+    /// An event about the pod (the row's `event` columns).
+    Event,
 }
 
 impl Change {
@@ -80,6 +98,7 @@ impl Change {
             Change::Seen => "seen",
             Change::Changed => "changed",
             Change::Deleted => "deleted",
+            Change::Event => "event",
         }
     }
 }
@@ -105,6 +124,11 @@ impl Dedup {
     pub fn deleted(&mut self, row: PodRow) -> Option<(Change, PodRow)> {
         let key = (row.namespace.clone(), row.pod.clone());
         self.last.remove(&key).map(|old| (Change::Deleted, old))
+    }
+
+    /// The last row written for a pod.
+    pub fn last(&self, namespace: &str, pod: &str) -> Option<&PodRow> {
+        self.last.get(&(namespace.to_string(), pod.to_string()))
     }
 }
 
@@ -154,6 +178,8 @@ impl PodSink {
         let fb = || Float64Builder::with_capacity(n);
         let (mut cr, mut cl, mut mr, mut ml, mut gpus) = (fb(), fb(), fb(), fb(), fb());
         let mut oom = BooleanBuilder::with_capacity(n);
+        let (mut event, mut emsg, mut itype, mut zone) = (sb(), sb(), sb(), sb());
+        let mut ets = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
         for (c, r) in rows {
             tsb.append_value(ts.timestamp_micros());
             hub.append_value(&self.hub);
@@ -171,6 +197,12 @@ impl PodSink {
             gpus.append_option(r.gpus);
             unsched.append_option(r.unschedulable.as_deref());
             oom.append_value(r.oom_killed);
+            let e = r.event.as_ref();
+            event.append_option(e.map(|e| e.event.label()));
+            emsg.append_option(e.and_then(|e| e.message.as_deref()));
+            ets.append_option(e.and_then(|e| e.at).map(|t| t.timestamp_micros()));
+            itype.append_option(r.instance_type.as_deref());
+            zone.append_option(r.zone.as_deref());
         }
         let cols: Vec<ArrayRef> = vec![
             Arc::new(tsb.finish()),
@@ -189,71 +221,197 @@ impl PodSink {
             Arc::new(gpus.finish()),
             Arc::new(unsched.finish()),
             Arc::new(oom.finish()),
+            Arc::new(event.finish()),
+            Arc::new(emsg.finish()),
+            Arc::new(ets.finish()),
+            Arc::new(itype.finish()),
+            Arc::new(zone.finish()),
         ];
         RecordBatch::try_new(schema(), cols)
     }
 }
 
+/// What a pods watch feeds besides the table.
+#[derive(Debug, Clone)]
+pub struct PodWatch {
+    pub namespace: String,
+    /// Label selector of single-user pods.
+    pub selector: String,
+    pub sink: PodSink,
+    /// Fed every observation (time pending by reason, [`super::pending`]).
+    pub pending: Option<Arc<super::pending::Pending>>,
+    /// Watch the namespace's Events too, counting them here ([`super::podevents`]).
+    pub events: Option<Arc<EventStats>>,
+    /// Look up each pod's node for `instance_type` and `zone` ([`super::nodes`]).
+    pub nodes: bool,
+}
+
 /// Lists and watches the pods matching `selector` in `namespace` and writes their changes to
 /// `sink` until `stop`; `pending` (when given) is fed every observation (time pending by reason,
-/// [`super::pending`]). Watch errors are logged and retried by the watcher (with backoff).
+/// [`super::pending`]). No events, no node lookups: see [`watch`].
 pub async fn watch_pods(
     client: kube::Client,
     namespace: &str,
     selector: &str,
     sink: PodSink,
     pending: Option<Arc<super::pending::Pending>>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let w = PodWatch {
+        namespace: namespace.to_string(),
+        selector: selector.to_string(),
+        sink,
+        pending,
+        events: None,
+        nodes: false,
+    };
+    watch(client, w, stop).await;
+}
+
+/// The pods watch of [`PodWatch`] until `stop`: pods (list + watch), and when asked, the
+/// namespace's Events about pods (`fieldSelector=involvedObject.kind=Pod`) and the pods' nodes
+/// (`GET /api/v1/nodes/{name}`, once per node). Watch errors are logged and retried by the
+/// watcher (with backoff).
+pub async fn watch(
+    client: kube::Client,
+    w: PodWatch,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     use kube::runtime::WatchStreamExt;
-    let api: Api<Pod> = Api::namespaced(client, namespace);
-    let cfg = watcher::Config::default().labels(selector);
-    let mut events = watcher(api, cfg).default_backoff().boxed();
+    let api: Api<Pod> = Api::namespaced(client.clone(), &w.namespace);
+    let cfg = watcher::Config::default().labels(&w.selector);
+    let mut pods = watcher(api, cfg).default_backoff().boxed();
+    let mut events = match &w.events {
+        Some(_) => {
+            let api: Api<Event> = Api::namespaced(client.clone(), &w.namespace);
+            let cfg = watcher::Config::default().fields("involvedObject.kind=Pod");
+            watcher(api, cfg).default_backoff().boxed()
+        }
+        None => futures::stream::pending().boxed(),
+    };
+    let node_api: Api<Node> = Api::all(client);
+    let mut nodes = NodeCache::default();
     let mut dedup = Dedup::default();
+    let mut seen_events = EventDedup::default();
+    let mut events_failing = false;
+    let pending = &w.pending;
     loop {
-        let ev = tokio::select! {
-            ev = events.next() => ev,
+        let (pod_ev, event_ev) = tokio::select! {
+            ev = pods.next() => (Some(ev), None),
+            ev = events.next() => (None, Some(ev)),
             _ = stop.wait_for(|s| *s) => return,
         };
         let now = Utc::now();
-        let rows: Vec<(Change, PodRow)> = match ev {
-            None => return,
-            Some(Err(e)) => {
+        let rows: Vec<(Change, PodRow)> = match (pod_ev, event_ev) {
+            (Some(None), _) | (_, Some(None)) => return,
+            (Some(Some(Err(e))), _) => {
                 tracing::warn!(error = %e, "pods: watch error (retrying)");
-                if let Some(p) = &pending {
+                if let Some(p) = pending {
                     p.watch_error();
                 }
                 continue;
             }
-            Some(Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p))) => {
-                if let Some(t) = &pending {
-                    t.observe(now, &super::pending::obs(&p));
+            (_, Some(Some(Err(e)))) => {
+                // once per failing streak (a missing `events` rule fails every retry)
+                if !events_failing {
+                    tracing::warn!(error = %e, "pods: events watch error (retrying quietly)");
                 }
-                dedup.applied(pod_row(&p)).into_iter().collect()
+                events_failing = true;
+                continue;
             }
-            Some(Ok(watcher::Event::Delete(p))) => {
-                if let Some(t) = &pending {
-                    t.deleted(&super::pending::obs(&p));
+            (Some(Some(Ok(ev))), _) => match ev {
+                watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
+                    if let Some(t) = pending {
+                        t.observe(now, &super::pending::obs(&p));
+                    }
+                    let mut row = pod_row(&p);
+                    if let (true, Some(n)) = (w.nodes, row.node.clone()) {
+                        if nodes.needs(&n) {
+                            let l = lookup(&node_api, &n).await;
+                            if let Lookup::Failed(e) = &l {
+                                tracing::warn!(node = %n, error = %e, "pods: node not read (retried later)");
+                            }
+                            if let Some(warning) = nodes.learn(&n, l) {
+                                tracing::warn!("{warning}");
+                            }
+                        }
+                        let i = nodes.info(&n);
+                        (row.instance_type, row.zone) = (i.instance_type, i.zone);
+                    }
+                    let was_oom = dedup.last(&row.namespace, &row.pod).map(|r| r.oom_killed);
+                    if let (Some(s), Some(false), true) = (&w.events, was_oom, row.oom_killed) {
+                        s.count(PodEvent::OomKilled, true, 1);
+                    }
+                    dedup.applied(row).into_iter().collect()
                 }
-                dedup.deleted(pod_row(&p)).into_iter().collect()
-            }
-            Some(Ok(watcher::Event::InitDone)) => {
-                if let Some(t) = &pending {
-                    t.synced();
+                watcher::Event::Delete(p) => {
+                    if let Some(t) = pending {
+                        t.deleted(&super::pending::obs(&p));
+                    }
+                    dedup.deleted(pod_row(&p)).into_iter().collect()
                 }
-                Vec::new()
-            }
-            Some(Ok(watcher::Event::Init)) => {
-                if let Some(t) = &pending {
-                    t.relisting();
+                watcher::Event::InitDone => {
+                    if let Some(t) = pending {
+                        t.synced();
+                    }
+                    Vec::new()
                 }
-                Vec::new()
+                watcher::Event::Init => {
+                    if let Some(t) = pending {
+                        t.relisting();
+                    }
+                    Vec::new()
+                }
+            },
+            (_, Some(Some(Ok(ev)))) => {
+                if std::mem::take(&mut events_failing) {
+                    tracing::info!("pods: events watch recovered");
+                }
+                match ev {
+                    watcher::Event::Apply(e) | watcher::Event::InitApply(e) => {
+                        event_rows(&e, &dedup, &mut seen_events, w.events.as_deref())
+                    }
+                    watcher::Event::Delete(e) => {
+                        seen_events.forget(&e);
+                        Vec::new()
+                    }
+                    watcher::Event::Init | watcher::Event::InitDone => Vec::new(),
+                }
             }
+            (None, None) => continue,
         };
-        if let Err(e) = sink.write(now, &rows) {
+        if let Err(e) = w.sink.write(now, &rows) {
             tracing::warn!(error = %e, "pods: rows not written");
         }
     }
+}
+
+/// The row an Event gives (about a pod of the watch, new), and its count in `stats`. Pure but
+/// for the counters.
+pub fn event_rows(
+    e: &Event,
+    pods: &Dedup,
+    seen: &mut EventDedup,
+    stats: Option<&EventStats>,
+) -> Vec<(Change, PodRow)> {
+    let Some(((ns, pod), note)) = note(e) else {
+        return Vec::new();
+    };
+    let n = seen.fresh(e);
+    if n == 0 {
+        return Vec::new();
+    }
+    let last = pods.last(&ns, &pod);
+    // OOM kills are counted from the pod status (`oom_killed` turning true), not twice
+    if let (Some(s), false) = (stats, note.event == PodEvent::OomKilled) {
+        s.count(note.event, last.is_some(), n);
+    }
+    let Some(last) = last else {
+        return Vec::new();
+    };
+    let mut row = last.clone();
+    row.event = Some(note);
+    vec![(Change::Event, row)]
 }
 
 #[cfg(test)]
@@ -281,6 +439,76 @@ mod tests {
         // the deletion carries the last state written
         assert_eq!((c, r.phase.as_deref()), (Change::Deleted, Some("Running")));
         assert_eq!(d.deleted(row("a", "Succeeded")), None);
+    }
+
+    #[test]
+    fn an_event_is_a_row_for_a_watched_pod_and_a_count_for_any() {
+        use crate::agent::kube::podevents::{EventDedup, EventStats};
+        let ev = |pod: &str, uid: &str| -> Event {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": format!("{pod}.1"), "namespace": "jhub", "uid": uid},
+                "involvedObject": {"kind": "Pod", "name": pod, "namespace": "jhub"},
+                "reason": "Preempted", "message": "Preempted by jhub/jupyter-bob on node n1",
+                "lastTimestamp": "2026-11-30T09:00:05Z", "count": 1, "type": "Normal"
+            }))
+            .unwrap()
+        };
+        let mut pods = Dedup::default();
+        pods.applied(row("jupyter-alice", "Running"));
+        let (mut seen, stats) = (EventDedup::default(), EventStats::default());
+        let rows = event_rows(&ev("jupyter-alice", "u1"), &pods, &mut seen, Some(&stats));
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].0, Change::Event);
+        assert_eq!(rows[0].1.phase.as_deref(), Some("Running"));
+        assert_eq!(rows[0].1.event.as_ref().unwrap().event, PodEvent::Preempted);
+        // the same occurrence again: nothing
+        assert!(event_rows(&ev("jupyter-alice", "u1"), &pods, &mut seen, Some(&stats)).is_empty());
+        // a placeholder: counted, not written
+        assert!(
+            event_rows(
+                &ev("user-placeholder-0", "u2"),
+                &pods,
+                &mut seen,
+                Some(&stats)
+            )
+            .is_empty()
+        );
+        assert_eq!(stats.get(PodEvent::Preempted, true), 1);
+        assert_eq!(stats.get(PodEvent::Preempted, false), 1);
+        // the stored state is not the event row
+        assert_eq!(pods.last("jhub", "jupyter-alice").unwrap().event, None);
+    }
+
+    /// Parts written before the event and node columns existed read as nulls there.
+    #[tokio::test]
+    async fn parts_without_the_new_columns_still_query() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = PodSink::new(dir.path(), "hub");
+        let ts = DateTime::parse_from_rfc3339("2026-11-30T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let batch = sink
+            .batch(ts, &[(Change::Seen, row("old", "Running"))])
+            .unwrap();
+        // the 16 columns of the first `pods` schema
+        let old = batch.project(&(0..16).collect::<Vec<_>>()).unwrap();
+        sink.root.publish("2026-11-30", 0, &old).unwrap();
+        let mut new_row = row("new", "Running");
+        new_row.instance_type = Some("m5.xlarge".into());
+        sink.write(ts, &[(Change::Seen, new_row)]).unwrap();
+        let ctx = crate::query::session(dir.path()).await.unwrap();
+        let out = crate::query::run(
+            &ctx,
+            "SELECT pod, instance_type, event IS NULL AS no_event FROM pods ORDER BY pod",
+        )
+        .await
+        .unwrap();
+        let mut text = Vec::new();
+        crate::query::render(&out, crate::query::Format::Csv, &mut text).unwrap();
+        assert_eq!(
+            String::from_utf8(text).unwrap(),
+            "pod,instance_type,no_event\nnew,m5.xlarge,true\nold,,true\n"
+        );
     }
 
     #[test]
