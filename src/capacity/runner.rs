@@ -154,7 +154,7 @@ pub async fn forecast_from_lake(
     )
     .await
     .map_err(err)?;
-    let s = sessions::derive(&l.events, l.activity, &l.first_ts);
+    let s = sessions::derive_interned(&l.events, &l.names, l.activity, &l.first_ts);
     let observed_from = l.first_ts.values().copied().min().unwrap_or(i64::MAX);
     // A server still open at the end of the data runs until its hub's last record, not until
     // `now`: a lake that stopped growing must not forecast servers it never saw.

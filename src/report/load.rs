@@ -14,14 +14,16 @@ use chrono::NaiveDate;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
-use super::sessions::{ActivityIndex, Life, LifeEvent};
+use super::sessions::{Activity, ActivityIndex, Ev, Life, Names, intern_activity};
 use crate::query::{self, QueryError};
 
 /// Lifecycle records and hub bounds of `[from, to]` (dates, inclusive).
 pub struct Loaded {
     /// Lifecycle records in log order, with each user's first activity among them.
-    pub events: Vec<LifeEvent>,
-    pub activity: ActivityIndex,
+    pub events: Vec<Ev>,
+    /// The names `events` and `activity` refer to.
+    pub names: Names,
+    pub activity: Activity,
     /// hub -> its first record (µs).
     pub first_ts: HashMap<String, i64>,
     /// hub -> its last record (µs).
@@ -43,13 +45,17 @@ fn dates(w: (NaiveDate, NaiveDate)) -> String {
 pub async fn load(ctx: &SessionContext, w: Window) -> Result<Loaded, QueryError> {
     // The two scans run at once: each is mostly one thread decoding what the engine streams.
     let activity = tokio::spawn(activity(ctx.clone(), w));
-    let events = lifecycle(ctx, w).await?;
+    let mut names = Names::default();
+    names.id("");
+    let events = lifecycle(ctx, w, &mut names).await?;
     let activity = activity
         .await
         .map_err(|e| QueryError::Sql(format!("activity scan: {e}")))??;
-    let (first_ts, last_ts) = bounds(ctx, &events, &activity).await?;
+    let activity = intern_activity(activity, &mut names);
+    let (first_ts, last_ts) = bounds(ctx, &events, &names, &activity).await?;
     Ok(Loaded {
         events: with_first_activities(events, &activity),
+        names,
         activity,
         first_ts,
         last_ts,
@@ -57,7 +63,11 @@ pub async fn load(ctx: &SessionContext, w: Window) -> Result<Loaded, QueryError>
 }
 
 /// Lifecycle records in log order.
-async fn lifecycle(ctx: &SessionContext, w: Window) -> Result<Vec<LifeEvent>, QueryError> {
+async fn lifecycle(
+    ctx: &SessionContext,
+    w: Window,
+    names: &mut Names,
+) -> Result<Vec<Ev>, QueryError> {
     // The `lifecycle` table holds just these records (`lake::derived`), put in log order here:
     // sorting a few integers per record is far cheaper than the engine sorting eight columns.
     let sql = format!(
@@ -68,21 +78,30 @@ async fn lifecycle(ctx: &SessionContext, w: Window) -> Result<Vec<LifeEvent>, Qu
     );
     let t0 = std::time::Instant::now();
     let mut keyed = Vec::new();
+    let mut records = Vec::new();
     let mut files: HashMap<String, u32> = HashMap::new();
     let mut stream = query::stream(ctx, &sql).await?;
     while let Some(b) = stream.next().await {
         let b = b.map_err(|e| QueryError::Sql(e.to_string()))?;
-        decode(&b, &mut files, &mut keyed);
+        decode(&b, &mut files, names, &mut keyed, &mut records);
     }
-    // Same order as `ORDER BY ts, source_fp, source_offset`.
-    let mut names: Vec<(&String, &u32)> = files.iter().collect();
-    names.sort();
+    // Same order as `ORDER BY ts, source_fp, source_offset`: the keys are sorted, then the
+    // records (several times larger) are moved once into place.
+    let mut fps: Vec<(&String, &u32)> = files.iter().collect();
+    fps.sort();
     let mut rank = vec![0u32; files.len()];
-    for (r, (_, id)) in names.iter().enumerate() {
+    for (r, (_, id)) in fps.iter().enumerate() {
         rank[**id as usize] = r as u32;
     }
-    keyed.sort_by_key(|(ts, file, offset, _)| (*ts, rank[*file as usize], *offset));
-    let events: Vec<LifeEvent> = keyed.into_iter().map(|(_, _, _, e)| e).collect();
+    for k in &mut keyed {
+        k.1 = rank[k.1 as usize];
+    }
+    keyed.sort_unstable();
+    let mut records: Vec<Option<Ev>> = records.into_iter().map(Some).collect();
+    let events: Vec<Ev> = keyed
+        .iter()
+        .filter_map(|&(_, _, _, i)| records[i as usize].take())
+        .collect();
     tracing::debug!(
         rows = events.len(),
         seconds = t0.elapsed().as_secs_f64(),
@@ -133,8 +152,9 @@ async fn activity(ctx: SessionContext, w: Window) -> Result<ActivityIndex, Query
 /// record of just the days those fall on (a day's CHP or metrics lines may come before or after).
 async fn bounds(
     ctx: &SessionContext,
-    events: &[LifeEvent],
-    activity: &ActivityIndex,
+    events: &[Ev],
+    names: &Names,
+    activity: &Activity,
 ) -> Result<(HashMap<String, i64>, HashMap<String, i64>), QueryError> {
     let (mut first, mut last): (HashMap<String, i64>, HashMap<String, i64>) = Default::default();
     let mut see = |hub: &str, t: i64| {
@@ -143,15 +163,23 @@ async fn bounds(
         let l = last.entry(hub.to_string()).or_insert(t);
         *l = (*l).max(t);
     };
+    // Per hub id first: one name lookup per hub, not per record.
+    let mut span: HashMap<u32, (i64, i64)> = HashMap::new();
+    let mut by_id = |hub: u32, t: i64| {
+        let s = span.entry(hub).or_insert((t, t));
+        *s = (s.0.min(t), s.1.max(t));
+    };
     for e in events {
-        see(&e.hub, e.ts);
+        by_id(e.hub, e.ts);
     }
-    for (h, users) in activity {
-        for v in users.values() {
-            for t in [v.iter().min(), v.iter().max()].into_iter().flatten() {
-                see(h, *t);
-            }
+    for (&(h, _), v) in activity {
+        for t in [v.iter().min(), v.iter().max()].into_iter().flatten() {
+            by_id(h, *t);
         }
+    }
+    for (h, (lo, hi)) in span {
+        see(names.name(h), lo);
+        see(names.name(h), hi);
     }
     let day =
         |us: i64| chrono::DateTime::from_timestamp_micros(us).map(|t| t.date_naive().to_string());
@@ -195,21 +223,21 @@ async fn bounds(
 
 /// Each user's first activity goes into the record stream, at its place: it opens a session
 /// for a server whose start the data does not show.
-fn with_first_activities(events: Vec<LifeEvent>, activity: &ActivityIndex) -> Vec<LifeEvent> {
-    let mut firsts: Vec<LifeEvent> = activity
+fn with_first_activities(events: Vec<Ev>, activity: &Activity) -> Vec<Ev> {
+    let mut firsts: Vec<Ev> = activity
         .iter()
-        .flat_map(|(h, users)| users.iter().map(move |(u, v)| (h, u, v)))
-        .filter_map(|(h, u, v)| {
-            Some(LifeEvent {
+        .filter_map(|(&(h, u), v)| {
+            Some(Ev {
                 ts: *v.iter().min()?,
-                hub: h.clone(),
-                user: Some(u.clone()),
+                hub: h,
+                user: Some(u),
                 server: None,
                 life: Life::Activity,
             })
         })
         .collect();
-    firsts.sort_by_key(|e| e.ts);
+    // By time, then name ids: the order of the index's iteration must not show.
+    firsts.sort_by_key(|e| (e.ts, e.hub, e.user));
     let mut merged = Vec::with_capacity(events.len() + firsts.len());
     let mut it = events.into_iter().peekable();
     for f in firsts {
@@ -242,6 +270,14 @@ impl Strs {
             Strs::View(a) => a.value(i),
         }
     }
+    /// The value, `None` when null.
+    fn get(&self, i: usize) -> Option<&str> {
+        let valid = match self {
+            Strs::Plain(a) => a.is_valid(i),
+            Strs::View(a) => a.is_valid(i),
+        };
+        valid.then(|| self.value(i))
+    }
 }
 
 /// Any string column (DataFusion reads Parquet strings as views) as plain `Utf8`; other
@@ -255,23 +291,32 @@ fn utf8(a: &ArrayRef) -> ArrayRef {
     }
 }
 
-/// A lifecycle record with its place in the log: (ts, file id, byte offset, record).
-type Keyed = (i64, u32, i64, LifeEvent);
+/// A lifecycle record's place in the log: (ts, file id (then rank), byte offset, index of the
+/// record).
+type Keyed = (i64, u32, i64, u32);
 
-fn decode(b: &RecordBatch, files: &mut HashMap<String, u32>, out: &mut Vec<Keyed>) {
+fn decode(
+    b: &RecordBatch,
+    files: &mut HashMap<String, u32>,
+    names: &mut Names,
+    keyed: &mut Vec<Keyed>,
+    records: &mut Vec<Ev>,
+) {
     let fp = Strs::of(b.column(8));
     let offset = b.column(9).as_primitive::<Int64Type>();
     let ts = b.column(0).as_primitive::<TimestampMicrosecondType>();
-    let strings: Vec<ArrayRef> = (0..b.num_columns()).map(|i| utf8(b.column(i))).collect();
-    let s = |i: usize| strings[i].as_string::<i32>();
-    let (hub, kind, user, actor, server) = (s(1), s(2), s(3), s(4), s(5));
+    let (hub, kind, user, actor, server, attrs) = (
+        Strs::of(b.column(1)),
+        Strs::of(b.column(2)),
+        Strs::of(b.column(3)),
+        Strs::of(b.column(4)),
+        Strs::of(b.column(5)),
+        Strs::of(b.column(7)),
+    );
     let dur = b.column(6).as_primitive::<Float64Type>();
-    let attrs = s(7);
-    let opt =
-        |a: &arrow::array::StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
     for i in 0..b.num_rows() {
         let attr = |name: &str| -> Option<String> {
-            let v: serde_json::Value = serde_json::from_str(opt(attrs, i)?.as_str()).ok()?;
+            let v: serde_json::Value = serde_json::from_str(attrs.get(i)?).ok()?;
             v.get(name)?.as_str().map(str::to_string)
         };
         let life = match kind.value(i) {
@@ -293,7 +338,7 @@ fn decode(b: &RecordBatch, files: &mut HashMap<String, u32>, out: &mut Vec<Keyed
             "cull_server" | "cull_user" => Life::CullRequested,
             "hub_shutdown" => Life::HubShutdown,
             "request" => Life::Delete {
-                actor: opt(actor, i).unwrap_or_default(),
+                actor: actor.get(i).unwrap_or_default().to_string(),
             },
             _ => continue,
         };
@@ -302,13 +347,13 @@ fn decode(b: &RecordBatch, files: &mut HashMap<String, u32>, out: &mut Vec<Keyed
             Some(&id) => id,
             None => *files.entry(fp.value(i).to_string()).or_insert(n),
         };
-        let event = LifeEvent {
+        keyed.push((ts.value(i), file, offset.value(i), records.len() as u32));
+        records.push(Ev {
             ts: ts.value(i),
-            hub: hub.value(i).to_string(),
-            user: opt(user, i),
-            server: opt(server, i),
+            hub: names.id(hub.value(i)),
+            user: user.get(i).map(|u| names.id(u)),
+            server: server.get(i).map(|s| names.id(s)),
             life,
-        };
-        out.push((ts.value(i), file, offset.value(i), event));
+        });
     }
 }

@@ -48,7 +48,7 @@ pub async fn monthly(
 ) -> Result<monthly::Monthly, QueryError> {
     let l = load::load(ctx, monthly::window(first)).await?;
     let t0 = std::time::Instant::now();
-    let sessions = sessions::derive(&l.events, l.activity, &l.first_ts);
+    let sessions = sessions::derive_interned(&l.events, &l.names, l.activity, &l.first_ts);
     tracing::debug!(
         sessions = sessions.len(),
         seconds = t0.elapsed().as_secs_f64(),
@@ -107,7 +107,7 @@ pub async fn register_sessions(ctx: &SessionContext) -> Result<(), QueryError> {
         },
     )
     .await?;
-    let s = sessions::derive(&l.events, l.activity, &l.first_ts);
+    let s = sessions::derive_interned(&l.events, &l.names, l.activity, &l.first_ts);
     let str_col = |f: &dyn Fn(&sessions::Session) -> Option<String>| -> ArrayRef {
         Arc::new(s.iter().map(f).collect::<StringArray>())
     };
