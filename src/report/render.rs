@@ -211,10 +211,10 @@ pub fn notes(m: &Monthly) -> Vec<String> {
     ];
     if let [pod, profile] = &m.priced_from[..] {
         v.push(format!(
-            "Priced from the pod's requests: {} sessions, {} server-hours ({} {cur}); by the \
-             profile's price: {} sessions, {} server-hours ({} {cur}). A pod costs its node's \
-             hourly price times the share of the node its dominant resource takes: \
-             max(CPU request / node CPUs, memory request / node memory, GPUs / node GPUs).",
+            "Sessions priced from their pod's requests: {} ({} server-hours, {} {cur}); by their \
+             profile's price: {} ({} server-hours, {} {cur}). A pod costs its node's hourly \
+             price times the share of the node its dominant resource takes: max(CPU request / \
+             node CPUs, memory request / node memory, GPUs / node GPUs).",
             pod.sessions,
             hours(pod.server_us),
             money(pod.cost),
