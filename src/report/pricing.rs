@@ -584,4 +584,13 @@ users = ["carol"]
             assert!(!e.contains('\n'));
         }
     }
+
+    #[test]
+    fn the_example_pricing_file_parses_with_its_instance_sizes() {
+        let text = include_str!("../../examples/pricing.toml");
+        let p = Pricing::from_toml(text, "examples/pricing.toml").unwrap();
+        let m5 = p.instances["m5.2xlarge"];
+        assert_eq!((m5.cpu, m5.memory), (Some(8.0), Some(32.0 * GI)));
+        assert_eq!(p.instances["g4dn.xlarge"].gpu, Some(1.0));
+    }
 }
