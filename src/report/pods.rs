@@ -83,15 +83,16 @@ impl PodPrices {
 /// (`rows` in time order): see the module documentation.
 pub fn matching_row(rows: &[PodObs], start: i64, spawn_us: i64, end: i64) -> Option<&PodObs> {
     let lo = start - spawn_us - CREATE_SLACK_US;
-    let from = rows
+    let hi = rows.partition_point(|o| o.ts <= end);
+    let from = rows[..hi]
         .iter()
         .rposition(|o| o.deleted && o.ts < start)
         .map_or(0, |i| i + 1);
-    rows[from..]
+    rows[from..hi]
         .iter()
-        .take_while(|o| o.ts <= end)
-        .filter(|o| o.ts >= lo && o.instance_type.is_some())
-        .last()
+        .rev()
+        .take_while(|o| o.ts >= lo)
+        .find(|o| o.instance_type.is_some())
 }
 
 /// The `pods` rows of the window's lifecycle dates; none when the lake has no `pods` table.
@@ -229,13 +230,12 @@ mod tests {
             for len in [0, 1, 10, 45] {
                 let end = start + len * MIN;
                 let got = matching_row(&rows, start, 0, end);
-                let last_del = rows.iter().filter(|o| o.deleted && o.ts < start).last();
+                let last_del = rows.iter().rfind(|o| o.deleted && o.ts < start);
                 let want = rows
                     .iter()
                     .filter(|o| o.ts >= start - CREATE_SLACK_US && o.ts <= end)
                     .filter(|o| last_del.is_none_or(|d| o.ts > d.ts))
-                    .filter(|o| o.instance_type.is_some())
-                    .last();
+                    .rfind(|o| o.instance_type.is_some());
                 assert_eq!(got, want, "start {start} end {end}");
             }
         }
