@@ -46,18 +46,27 @@ pub struct PodObs {
 /// The `pods` rows of a window per (hub, user, server name), each list in time order.
 #[derive(Debug, Clone, Default)]
 pub struct PodPrices {
-    rows: HashMap<(String, String, String), Vec<PodObs>>,
+    /// hub -> user -> server name -> rows (looked up by `&str`: no allocation per session).
+    rows: HashMap<String, HashMap<String, HashMap<String, Vec<PodObs>>>>,
 }
 
 impl PodPrices {
     /// From rows in any order.
     pub fn new(rows: impl IntoIterator<Item = ((String, String, String), PodObs)>) -> Self {
         let mut p = PodPrices::default();
-        for (k, o) in rows {
-            p.rows.entry(k).or_default().push(o);
+        for ((hub, user, server), o) in rows {
+            let users = p.rows.entry(hub).or_default();
+            users
+                .entry(user)
+                .or_default()
+                .entry(server)
+                .or_default()
+                .push(o);
         }
-        for v in p.rows.values_mut() {
-            v.sort_by_key(|o| o.ts);
+        for v in p.rows.values_mut().flat_map(|u| u.values_mut()) {
+            for rows in v.values_mut() {
+                rows.sort_by_key(|o| o.ts);
+            }
         }
         p
     }
@@ -70,9 +79,7 @@ impl PodPrices {
     /// The price per server-hour of a session from its pod (`end`: where its billing ends),
     /// or `None`: price it by its profile.
     pub fn hourly(&self, s: &Session, end: i64, pricing: &Pricing) -> Option<f64> {
-        let rows = self
-            .rows
-            .get(&(s.hub.clone(), s.user.clone(), s.server.clone()))?;
+        let rows = self.rows.get(&s.hub)?.get(&s.user)?.get(&s.server)?;
         let spawn_us = s.spawn_seconds.map_or(0, |x| (x.max(0.0) * 1e6) as i64);
         let row = matching_row(rows, s.start, spawn_us, end)?;
         pricing.pod_price(row.instance_type.as_deref()?, &row.requests)
