@@ -8,7 +8,8 @@
 //! * the rows of the session's hub, user and server name (`server_name` null counts as the
 //!   default server `""`),
 //! * written from a little before the session was ready (its pod is created before: the spawn
-//!   time, plus [`CREATE_SLACK_US`]) to its end,
+//!   time, plus [`CREATE_SLACK_US`]; any time before, for a session already running when the
+//!   data begins, whose start is not its pod's) to its end,
 //! * not of an earlier pod: rows at or before a `deleted` row written before the session was
 //!   ready belong to the previous run of the server,
 //! * the latest of those with an instance type (rows from before the pod was scheduled have
@@ -80,16 +81,20 @@ impl PodPrices {
     /// or `None`: price it by its profile.
     pub fn hourly(&self, s: &Session, end: i64, pricing: &Pricing) -> Option<f64> {
         let rows = self.rows.get(&s.hub)?.get(&s.user)?.get(&s.server)?;
-        let spawn_us = s.spawn_seconds.map_or(0, |x| (x.max(0.0) * 1e6) as i64);
-        let row = matching_row(rows, s.start, spawn_us, end)?;
+        let created_from = if s.started_before_data {
+            i64::MIN
+        } else {
+            let spawn_us = s.spawn_seconds.map_or(0, |x| (x.max(0.0) * 1e6) as i64);
+            s.start - spawn_us - CREATE_SLACK_US
+        };
+        let row = matching_row(rows, created_from, s.start, end)?;
         pricing.pod_price(row.instance_type.as_deref()?, &row.requests)
     }
 }
 
-/// The row that prices a session ready at `start` after a spawn of `spawn_us`, billed to `end`
-/// (`rows` in time order): see the module documentation.
-pub fn matching_row(rows: &[PodObs], start: i64, spawn_us: i64, end: i64) -> Option<&PodObs> {
-    let lo = start - spawn_us - CREATE_SLACK_US;
+/// The row that prices a session ready at `start` and billed to `end` whose pod was created at
+/// or after `created_from` (`rows` in time order): see the module documentation.
+pub fn matching_row(rows: &[PodObs], created_from: i64, start: i64, end: i64) -> Option<&PodObs> {
     let hi = rows.partition_point(|o| o.ts <= end);
     let from = rows[..hi]
         .iter()
@@ -98,7 +103,7 @@ pub fn matching_row(rows: &[PodObs], start: i64, spawn_us: i64, end: i64) -> Opt
     rows[from..hi]
         .iter()
         .rev()
-        .take_while(|o| o.ts >= lo)
+        .take_while(|o| o.ts >= created_from)
         .find(|o| o.instance_type.is_some())
 }
 
@@ -201,7 +206,8 @@ mod tests {
             // the next run
             obs(t + 61 * MIN, false, 4.0, Some("c5")),
         ];
-        let r = |start, end| matching_row(&rows, start, 0, end).map(|o| o.requests.cpu);
+        let slack = CREATE_SLACK_US;
+        let r = |start, end| matching_row(&rows, start - slack, start, end).map(|o| o.requests.cpu);
         assert_eq!(r(t, t + 60 * MIN), Some(Some(2.0)));
         assert_eq!(r(t, t + 10 * MIN), Some(Some(1.0)));
         // the next run, from its own rows only
@@ -212,12 +218,18 @@ mod tests {
         assert_eq!(r(t + 200 * MIN, t + 300 * MIN), None);
         // a long spawn widens the window
         assert_eq!(
-            matching_row(&rows, t + 70 * MIN, 10 * MIN, t + 80 * MIN).map(|o| o.requests.cpu),
+            matching_row(&rows, t + 60 * MIN - slack, t + 70 * MIN, t + 80 * MIN)
+                .map(|o| o.requests.cpu),
             Some(Some(4.0))
         );
         // never scheduled: no instance type, no match
         let pending = vec![obs(t - MIN, false, 1.0, None)];
-        assert_eq!(matching_row(&pending, t, 0, t + MIN), None);
+        assert_eq!(matching_row(&pending, i64::MIN, t, t + MIN), None);
+        // already running when the data begins: a row from long before is its pod's
+        assert_eq!(
+            matching_row(&rows, i64::MIN, t + 200 * MIN, t + 300 * MIN).map(|o| o.requests.cpu),
+            Some(Some(4.0))
+        );
     }
 
     #[test]
@@ -236,7 +248,7 @@ mod tests {
         for start in (0..130).map(|m| m * MIN) {
             for len in [0, 1, 10, 45] {
                 let end = start + len * MIN;
-                let got = matching_row(&rows, start, 0, end);
+                let got = matching_row(&rows, start - CREATE_SLACK_US, start, end);
                 let last_del = rows.iter().rfind(|o| o.deleted && o.ts < start);
                 let want = rows
                     .iter()
