@@ -281,8 +281,15 @@ fn a_bad_pricing_file_or_month_is_one_line_and_exit_2() {
         "currency = \"EUR\"\n[profiles.small]\nhourly = -1\n",
     )
     .unwrap();
+    let sizes = dir.path().join("sizes.toml");
+    std::fs::write(
+        &sizes,
+        "[instance_types.\"m5.2xlarge\"]\nhourly = 0.8\ncpu = 8\nmemory = \"32 gigs\"\n",
+    )
+    .unwrap();
     for args in [
         vec!["--month", "2026-10", "--pricing", pricing.to_str().unwrap()],
+        vec!["--month", "2026-10", "--pricing", sizes.to_str().unwrap()],
         vec!["--month", "October"],
     ] {
         let out = run(bin()
@@ -293,7 +300,9 @@ fn a_bad_pricing_file_or_month_is_one_line_and_exit_2() {
         let err = String::from_utf8(out.stderr).unwrap();
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
         assert!(
-            err.contains("p.toml:3:1: profiles.small.hourly") || err.contains("--month"),
+            err.contains("p.toml:3:1: profiles.small.hourly")
+                || err.contains("sizes.toml:4:1: instance_types.\"m5.2xlarge\".memory: ")
+                || err.contains("--month"),
             "{err}"
         );
     }
