@@ -3,13 +3,15 @@
 //! * [`sessions`]: server runs rebuilt from lifecycle records (pure; every gap in the log closed
 //!   by a stated rule and flagged).
 //! * [`load`]: reads those records from the lake with DataFusion.
-//! * [`pricing`]: the pricing file (profile prices, groups, projects).
+//! * [`pricing`]: the pricing file (profile and instance prices, groups, projects).
+//! * [`pods`]: the `pods` table's requests and instance types, to price sessions from their pod.
 //! * [`monthly`]: sessions clipped to a month, priced and broken down; [`render`] and [`html`]
 //!   write it as Markdown, CSV or one self-contained HTML file.
 
 pub mod html;
 pub mod load;
 pub mod monthly;
+pub mod pods;
 pub mod pricing;
 pub mod render;
 pub mod sessions;
@@ -46,7 +48,9 @@ pub async fn monthly(
     first: NaiveDate,
     pricing: &Pricing,
 ) -> Result<monthly::Monthly, QueryError> {
-    let l = load::load(ctx, monthly::window(first)).await?;
+    let w = monthly::window(first);
+    let l = load::load(ctx, w).await?;
+    let pods = pods::load(ctx, w).await?;
     let t0 = std::time::Instant::now();
     let sessions = sessions::derive_interned(&l.events, &l.names, l.activity, &l.first_ts);
     tracing::debug!(
@@ -60,6 +64,7 @@ pub async fn monthly(
         &l.last_ts,
         &l.first_ts,
         pricing,
+        Some(&pods),
     ))
 }
 

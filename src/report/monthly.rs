@@ -5,11 +5,15 @@
 //! counted to its hub's last record. Idle time is a session's tail after its last activity
 //! (activity POSTs; a session with none is idle from its start); "a culler would have saved" is
 //! the part of that tail beyond the pricing file's `idle_timeout`.
+//!
+//! A session is priced from its pod's requests and its node's price when the lake's `pods`
+//! table has them ([`super::pods`]), else by its profile's price.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Months, NaiveDate, TimeDelta};
 
+use super::pods::PodPrices;
 use super::pricing::Pricing;
 use super::sessions::{EndReason, Session};
 
@@ -84,7 +88,15 @@ pub struct Monthly {
     pub flags: Flags,
     /// Profiles seen in the logs that the pricing file does not price (costed at 0).
     pub unpriced: BTreeSet<String>,
+    /// Sessions priced from their pod's requests ([`FROM_POD`]) and by their profile
+    /// ([`FROM_PROFILE`]); empty when the lake has no `pods` rows for the report.
+    pub priced_from: Vec<Row>,
 }
+
+/// Key of the [`Monthly::priced_from`] row of sessions priced from their pod's requests.
+pub const FROM_POD: &str = "pod_requests";
+/// Key of the [`Monthly::priced_from`] row of sessions priced by their profile.
+pub const FROM_PROFILE: &str = "profile";
 
 impl Monthly {
     /// The part of `[lo, hi)` the data covers, when it does not cover all of it.
@@ -139,15 +151,19 @@ struct Piece<'a> {
     to: i64,
     idle_from: i64,
     cost: f64,
+    /// Priced from its pod's requests.
+    from_pod: bool,
 }
 
-/// Clip every session to `[lo, hi)`; `last_ts` closes running ones.
+/// Clip every session to `[lo, hi)`; `last_ts` closes running ones. A session is priced from
+/// its pod when `pods` has it, else by its profile.
 fn pieces<'a>(
     sessions: &'a [Session],
     lo: i64,
     hi: i64,
     last_ts: &HashMap<String, i64>,
     pricing: &Pricing,
+    pods: Option<&PodPrices>,
     unpriced: &mut BTreeSet<String>,
 ) -> Vec<Piece<'a>> {
     let mut out = Vec::new();
@@ -160,10 +176,13 @@ fn pieces<'a>(
             continue;
         }
         let slug = pricing.profile_slug(s.profile.as_deref());
-        let price = pricing.price(&slug).unwrap_or_else(|| {
-            unpriced.insert(slug.clone());
-            0.0
-        });
+        let from_pod = pods.and_then(|p| p.hourly(s, end, pricing));
+        let price = from_pod
+            .or_else(|| pricing.price(&slug))
+            .unwrap_or_else(|| {
+                unpriced.insert(slug.clone());
+                0.0
+            });
         let idle_from = s.last_activity.unwrap_or(s.start).max(s.start);
         out.push(Piece {
             s,
@@ -172,6 +191,7 @@ fn pieces<'a>(
             from,
             to,
             idle_from,
+            from_pod: from_pod.is_some(),
         });
     }
     out
@@ -290,14 +310,16 @@ pub fn build(
     last_ts: &HashMap<String, i64>,
     first_ts: &HashMap<String, i64>,
     pricing: &Pricing,
+    pods: Option<&PodPrices>,
 ) -> Monthly {
     let (lo, hi) = month_bounds(first);
     let prev_first = first - Months::new(1);
     let (plo, phi) = month_bounds(prev_first);
+    let pods = pods.filter(|p| !p.is_empty());
     let mut unpriced = BTreeSet::new();
-    let ps = pieces(sessions, lo, hi, last_ts, pricing, &mut unpriced);
+    let ps = pieces(sessions, lo, hi, last_ts, pricing, pods, &mut unpriced);
     let mut ignore = BTreeSet::new();
-    let prev_ps = pieces(sessions, plo, phi, last_ts, pricing, &mut ignore);
+    let prev_ps = pieces(sessions, plo, phi, last_ts, pricing, pods, &mut ignore);
     let has_prev = first_ts.values().any(|&f| f < phi) && last_ts.values().any(|&l| l >= plo);
     let mut end_reasons = BTreeMap::new();
     let mut flags = Flags::default();
@@ -329,6 +351,23 @@ pub fn build(
         end_reasons,
         flags,
         unpriced,
+        priced_from: match pods {
+            None => Vec::new(),
+            Some(_) => {
+                let rows = breakdown(&ps, |p| {
+                    (if p.from_pod { FROM_POD } else { FROM_PROFILE }).to_string()
+                });
+                [FROM_POD, FROM_PROFILE]
+                    .iter()
+                    .map(|k| {
+                        rows.iter().find(|r| r.key == *k).cloned().unwrap_or(Row {
+                            key: k.to_string(),
+                            ..Row::default()
+                        })
+                    })
+                    .collect()
+            }
+        },
     }
 }
 

@@ -17,6 +17,9 @@
 //!
 //! [instance_types."g4dn.xlarge"]
 //! hourly = 0.526
+//! cpu = 4                     # optional: the node's allocatable size, to price sessions
+//! memory = "16Gi"             # from their pod's requests (bytes, or a Kubernetes quantity)
+//! gpu = 1
 //!
 //! [[groups]]                  # first listed group wins for a user in several
 //! name = "data-science"
@@ -30,6 +33,13 @@
 //!
 //! Errors are one line, `FILE:LINE:COL: key: why`. Prices are per hour of a server's run, from
 //! ready to stopped (spawn time is reported, not billed).
+//!
+//! **Priced from the pod.** When the lake's `pods` table holds the session's pod
+//! ([`super::pods`]) and its node's instance type has a `[instance_types."…"]` table with
+//! `hourly`, `cpu` and `memory` (and `gpu` when the pod requests GPUs), the session costs
+//! `hourly × max(cpu_request / cpu, memory_request / memory[, gpus / gpu])` per hour: the
+//! share of the node its dominant resource takes (as Kubecost's), at most 1. Other sessions
+//! cost their profile's price.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -74,6 +84,68 @@ struct RawProfile {
 #[serde(deny_unknown_fields)]
 struct RawInstance {
     hourly: f64,
+    cpu: Option<f64>,
+    memory: Option<RawQuantity>,
+    gpu: Option<f64>,
+}
+
+/// Bytes as a number or a Kubernetes quantity (`"16Gi"`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawQuantity {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl RawQuantity {
+    fn value(&self) -> Option<f64> {
+        match self {
+            RawQuantity::Int(n) => Some(*n as f64),
+            RawQuantity::Float(x) => Some(*x),
+            RawQuantity::Text(s) => crate::agent::kube::enrich::quantity(s),
+        }
+    }
+}
+
+/// A node type: its price and, when given, its allocatable size.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Instance {
+    pub hourly: f64,
+    /// Cores.
+    pub cpu: Option<f64>,
+    /// Bytes.
+    pub memory: Option<f64>,
+    pub gpu: Option<f64>,
+}
+
+/// What a pod requests (cores, bytes, GPUs; `None`: not set).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Requests {
+    pub cpu: Option<f64>,
+    pub memory: Option<f64>,
+    pub gpus: Option<f64>,
+}
+
+/// The share of a node a pod's requests take: its dominant resource's,
+/// `max(cpu / node cpu, memory / node memory[, gpus / node gpus])`, at most 1.
+///
+/// `None` (price it by its profile instead) when the node's CPU or memory size is not given,
+/// when the pod requests neither CPU nor memory, or when it requests GPUs of a node whose GPU
+/// count is not given.
+pub fn dominant_share(req: &Requests, node: &Instance) -> Option<f64> {
+    let (node_cpu, node_mem) = (node.cpu?, node.memory?);
+    if req.cpu.is_none() && req.memory.is_none() {
+        return None;
+    }
+    let mut share = f64::max(
+        req.cpu.unwrap_or(0.0) / node_cpu,
+        req.memory.unwrap_or(0.0) / node_mem,
+    );
+    if let Some(g) = req.gpus.filter(|g| *g > 0.0) {
+        share = share.max(g / node.gpu.filter(|n| *n > 0.0)?);
+    }
+    share.is_finite().then_some(share.clamp(0.0, 1.0))
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +167,8 @@ pub struct Pricing {
     pub idle_timeout: Duration,
     /// Profile slug -> price per server-hour.
     pub hourly: BTreeMap<String, f64>,
+    /// Instance type -> its price and size.
+    pub instances: BTreeMap<String, Instance>,
     /// Display name or slug (as logged) -> slug.
     names: HashMap<String, String>,
     /// user -> group, group order as listed.
@@ -116,6 +190,7 @@ impl Default for Pricing {
             default_profile: "default".into(),
             idle_timeout: Duration::from_secs(3600),
             hourly: BTreeMap::new(),
+            instances: BTreeMap::new(),
             names: HashMap::new(),
             user_group: HashMap::new(),
             groups: Vec::new(),
@@ -149,6 +224,13 @@ impl Pricing {
     /// Price per server-hour; `None` for a profile the file does not price.
     pub fn price(&self, slug: &str) -> Option<f64> {
         self.hourly.get(slug).copied()
+    }
+
+    /// Price per server-hour of a pod with these requests on a node of this type: the node's
+    /// price times [`dominant_share`]. `None` when the type is unknown or its size not given.
+    pub fn pod_price(&self, instance_type: &str, req: &Requests) -> Option<f64> {
+        let node = self.instances.get(instance_type)?;
+        Some(node.hourly * dominant_share(req, node)?)
     }
 
     pub fn group_of(&self, user: &str) -> &str {
@@ -212,12 +294,38 @@ impl Raw {
             }
         }
         for (name, it) in &self.instance_types {
+            let key = |f: &str| format!("instance_types.\"{name}\".{f}");
             if !(it.hourly.is_finite() && it.hourly >= 0.0) {
-                return bad(
-                    format!("instance_types.{name}.hourly"),
-                    "must be a price ≥ 0",
-                );
+                return bad(key("hourly"), "must be a price ≥ 0");
             }
+            let positive = |x: f64| x.is_finite() && x > 0.0;
+            if it.cpu.is_some_and(|c| !positive(c)) {
+                return bad(key("cpu"), "must be a number of cores > 0");
+            }
+            let memory = match &it.memory {
+                None => None,
+                Some(m) => match m.value().filter(|v| positive(*v)) {
+                    Some(v) => Some(v),
+                    None => {
+                        return bad(
+                            key("memory"),
+                            "must be bytes > 0 or a quantity like \"16Gi\"",
+                        );
+                    }
+                },
+            };
+            if it.gpu.is_some_and(|g| !(g.is_finite() && g >= 0.0)) {
+                return bad(key("gpu"), "must be a number of GPUs ≥ 0");
+            }
+            p.instances.insert(
+                name.clone(),
+                Instance {
+                    hourly: it.hourly,
+                    cpu: it.cpu,
+                    memory,
+                    gpu: it.gpu,
+                },
+            );
         }
         p.default_profile = match self.default_profile {
             Some(d) if !p.hourly.is_empty() && !p.hourly.contains_key(&d) => {
@@ -336,5 +444,153 @@ users = ["carol"]
         .unwrap_err();
         assert!(e.starts_with("p.toml:2:1: default_profile:"), "{e}");
         assert!(!e.contains('\n'));
+    }
+
+    const GI: f64 = 1_073_741_824.0;
+
+    fn node() -> Instance {
+        Instance {
+            hourly: 0.8,
+            cpu: Some(8.0),
+            memory: Some(32.0 * GI),
+            gpu: Some(2.0),
+        }
+    }
+
+    fn req(cpu: Option<f64>, mem_gi: Option<f64>, gpus: Option<f64>) -> Requests {
+        Requests {
+            cpu,
+            memory: mem_gi.map(|m| m * GI),
+            gpus,
+        }
+    }
+
+    #[test]
+    fn the_dominant_resource_sets_the_share() {
+        // CPU-dominant: 2 of 8 cores (0.25) beats 4 of 32 GiB (0.125)
+        assert_eq!(
+            dominant_share(&req(Some(2.0), Some(4.0), None), &node()),
+            Some(0.25)
+        );
+        // memory-dominant: 16 of 32 GiB (0.5) beats 1 of 8 cores
+        assert_eq!(
+            dominant_share(&req(Some(1.0), Some(16.0), None), &node()),
+            Some(0.5)
+        );
+        // GPU-dominant: 1 of 2 GPUs (0.5) beats 1 core and 4 GiB
+        assert_eq!(
+            dominant_share(&req(Some(1.0), Some(4.0), Some(1.0)), &node()),
+            Some(0.5)
+        );
+        // memory only: the CPU share is 0
+        assert_eq!(
+            dominant_share(&req(None, Some(8.0), None), &node()),
+            Some(0.25)
+        );
+        // more than the node: the whole node
+        assert_eq!(
+            dominant_share(&req(Some(16.0), None, None), &node()),
+            Some(1.0)
+        );
+        // no requests, no node size, GPUs on a node of unknown GPU count: no share
+        assert_eq!(dominant_share(&req(None, None, Some(1.0)), &node()), None);
+        let no_size = Instance {
+            cpu: None,
+            ..node()
+        };
+        assert_eq!(dominant_share(&req(Some(1.0), None, None), &no_size), None);
+        let no_gpu = Instance {
+            gpu: None,
+            ..node()
+        };
+        assert_eq!(
+            dominant_share(&req(Some(1.0), None, Some(1.0)), &no_gpu),
+            None
+        );
+        assert_eq!(
+            dominant_share(&req(Some(1.0), None, Some(0.0)), &no_gpu),
+            Some(0.125)
+        );
+    }
+
+    #[test]
+    fn the_share_is_the_largest_ratio_and_between_0_and_1() {
+        // a grid of requests against the definition
+        for cpu in [None, Some(0.0), Some(0.5), Some(3.0), Some(9.0)] {
+            for mem in [None, Some(0.0), Some(1.0), Some(20.0), Some(40.0)] {
+                for gpus in [None, Some(0.0), Some(1.0), Some(2.0)] {
+                    let r = req(cpu, mem, gpus);
+                    let got = dominant_share(&r, &node());
+                    if cpu.is_none() && mem.is_none() {
+                        assert_eq!(got, None, "{r:?}");
+                        continue;
+                    }
+                    let want = [
+                        cpu.unwrap_or(0.0) / 8.0,
+                        mem.unwrap_or(0.0) / 32.0,
+                        gpus.unwrap_or(0.0) / 2.0,
+                    ]
+                    .into_iter()
+                    .fold(0.0, f64::max)
+                    .min(1.0);
+                    assert_eq!(got, Some(want), "{r:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn instance_sizes_parse_and_price_pods() {
+        let file = FILE.replace(
+            "hourly = 0.526\n",
+            "hourly = 0.526\ncpu = 4\nmemory = \"16Gi\"\ngpu = 1\n\n\
+             [instance_types.\"m5.2xlarge\"]\nhourly = 0.384\ncpu = 8\nmemory = 34359738368\n",
+        );
+        let p = Pricing::from_toml(&file, "p.toml").unwrap();
+        let g4 = p.instances["g4dn.xlarge"];
+        assert_eq!(
+            (g4.cpu, g4.memory, g4.gpu),
+            (Some(4.0), Some(16.0 * GI), Some(1.0))
+        );
+        assert_eq!(p.instances["m5.2xlarge"].memory, Some(32.0 * GI));
+        // 2 of 8 cores, 4 of 32 GiB: a quarter of 0.384
+        let r = req(Some(2.0), Some(4.0), None);
+        assert_eq!(p.pod_price("m5.2xlarge", &r), Some(0.096));
+        assert_eq!(p.pod_price("c5.large", &r), None);
+        // the profile price is unchanged
+        assert_eq!(p.price("gpu"), Some(0.263));
+        for (bad, at) in [
+            (
+                "memory = \"lots\"",
+                "p.toml:17:1: instance_types.\"g4dn.xlarge\".memory:",
+            ),
+            (
+                "memory = -5",
+                "p.toml:17:1: instance_types.\"g4dn.xlarge\".memory:",
+            ),
+            (
+                "cpu = 0\nmemory = 1",
+                "p.toml:16:1: instance_types.\"g4dn.xlarge\".cpu:",
+            ),
+        ] {
+            let f = FILE.replace("hourly = 0.526\n", &format!("hourly = 0.526\n{bad}\n"));
+            let f = if bad.starts_with("cpu") {
+                f
+            } else {
+                f.replace("hourly = 0.526\n", "hourly = 0.526\ncpu = 4\n")
+            };
+            let e = Pricing::from_toml(&f, "p.toml").unwrap_err();
+            assert!(e.starts_with(at), "{bad}: {e}");
+            assert!(!e.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn the_example_pricing_file_parses_with_its_instance_sizes() {
+        let text = include_str!("../../examples/pricing.toml");
+        let p = Pricing::from_toml(text, "examples/pricing.toml").unwrap();
+        let m5 = p.instances["m5.2xlarge"];
+        assert_eq!((m5.cpu, m5.memory), (Some(8.0), Some(32.0 * GI)));
+        assert_eq!(p.instances["g4dn.xlarge"].gpu, Some(1.0));
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Figures are rounded only here: hours to two decimals, money to the cent. The CSV is long
 //! and flat (one row per breakdown line, a `section` column) so that a spreadsheet can pivot
-//! it; its server time is also given in whole seconds for exact reconciliation.
+//! it; its server time is also given in whole seconds for exact reconciliation. With `pods`
+//! rows in the lake, section `priced_from` says which sessions were priced from their pod's
+//! requests (`pod_requests`) and which by their profile (`profile`).
 
 use std::fmt::Write;
 
@@ -207,6 +209,21 @@ pub fn notes(m: &Monthly) -> Vec<String> {
          servers without one are counted under the default profile."
             .to_string(),
     ];
+    if let [pod, profile] = &m.priced_from[..] {
+        v.push(format!(
+            "Sessions priced from their pod's requests: {} ({} server-hours, {} {cur}); by their \
+             profile's price: {} ({} server-hours, {} {cur}). A pod costs its node's hourly \
+             price times the share of the node its dominant resource takes: max(CPU request / \
+             node CPUs, memory request / node memory, GPUs / node GPUs).",
+            pod.sessions,
+            hours(pod.server_us),
+            money(pod.cost),
+            profile.sessions,
+            hours(profile.server_us),
+            money(profile.cost),
+            cur = m.currency,
+        ));
+    }
     if !m.unpriced.is_empty() {
         let list: Vec<&str> = m.unpriced.iter().map(String::as_str).collect();
         v.push(format!(
@@ -255,6 +272,7 @@ pub fn csv(m: &Monthly) -> String {
         line("previous_month_total", &p.all);
     }
     for (section, rows) in [
+        ("priced_from", &m.priced_from),
         ("group", &m.by_group),
         ("profile", &m.by_profile),
         ("project", &m.by_project),

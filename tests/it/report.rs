@@ -281,8 +281,15 @@ fn a_bad_pricing_file_or_month_is_one_line_and_exit_2() {
         "currency = \"EUR\"\n[profiles.small]\nhourly = -1\n",
     )
     .unwrap();
+    let sizes = dir.path().join("sizes.toml");
+    std::fs::write(
+        &sizes,
+        "[instance_types.\"m5.2xlarge\"]\nhourly = 0.8\ncpu = 8\nmemory = \"32 gigs\"\n",
+    )
+    .unwrap();
     for args in [
         vec!["--month", "2026-10", "--pricing", pricing.to_str().unwrap()],
+        vec!["--month", "2026-10", "--pricing", sizes.to_str().unwrap()],
         vec!["--month", "October"],
     ] {
         let out = run(bin()
@@ -293,7 +300,9 @@ fn a_bad_pricing_file_or_month_is_one_line_and_exit_2() {
         let err = String::from_utf8(out.stderr).unwrap();
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
         assert!(
-            err.contains("p.toml:3:1: profiles.small.hourly") || err.contains("--month"),
+            err.contains("p.toml:3:1: profiles.small.hourly")
+                || err.contains("sizes.toml:4:1: instance_types.\"m5.2xlarge\".memory: ")
+                || err.contains("--month"),
             "{err}"
         );
     }
@@ -396,5 +405,120 @@ fn the_html_report_renders_in_a_browser_with_charts_tables_and_a_silent_console(
     assert!(
         std::fs::metadata(&shot).unwrap().len() > 10_000,
         "a full-page screenshot"
+    );
+}
+
+/// Sessions whose pod the lake's `pods` table has, on a node type the pricing file sizes, cost
+/// the node's price times their dominant share; the others keep their profile's price.
+#[test]
+fn sessions_with_a_pod_on_a_sized_node_are_priced_from_its_requests() {
+    use hubpulse::agent::kube::enrich::PodRow;
+    use hubpulse::agent::kube::podtable::{Change, PodSink};
+    let dir = tempfile::tempdir().unwrap();
+    let (lake, pricing) = (dir.path().join("lake"), dir.path().join("pricing.toml"));
+    ingest(&lake, &root().join("fixtures/reports/month-boundary.log"));
+    // PRICING's profiles, plus a node type with its size (8 cores, 32 GiB) and a price.
+    let file = format!(
+        "{PRICING}\n[instance_types.\"m5.2xlarge\"]\nhourly = 0.8\ncpu = 8\nmemory = \"32Gi\"\n"
+    );
+    std::fs::write(&pricing, file).unwrap();
+    let report = |format: &str, month: &str| {
+        run_ok(
+            bin()
+                .args(["report", "monthly", "--month", month, "--format", format])
+                .arg("--lake")
+                .arg(&lake)
+                .arg("--pricing")
+                .arg(&pricing),
+        )
+    };
+    let before = read_csv(&report("csv", "2026-10"));
+    let before_md = report("md", "2026-10");
+    assert!(!before_md.contains("pod's requests"), "{before_md}");
+
+    let sink = PodSink::new(&lake, "jupyterhub");
+    let at = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    let pod = |user: &str, itype: Option<&str>, cpu: f64, mem_gi: f64| PodRow {
+        namespace: "jhub".into(),
+        pod: format!("jupyter-{user}"),
+        user: Some(user.into()),
+        server: Some(String::new()),
+        node: itype.map(|_| "node-1".into()),
+        phase: Some(
+            if itype.is_some() {
+                "Running"
+            } else {
+                "Pending"
+            }
+            .into(),
+        ),
+        cpu_request: Some(cpu),
+        memory_request: Some(mem_gi * 1_073_741_824.0),
+        instance_type: itype.map(str::to_string),
+        ..PodRow::default()
+    };
+    // alice (GPU profile, 0.526/h): created 21:59:50, scheduled on an m5.2xlarge, requesting
+    // 2 of 8 cores and 12 of 32 GiB: memory-dominant, 0.375 of the node, 0.30/h.
+    let alice = pod("alice", Some("m5.2xlarge"), 2.0, 12.0);
+    sink.write(
+        at("2026-10-31T21:59:50.2Z"),
+        &[(Change::Seen, pod("alice", None, 2.0, 12.0))],
+    )
+    .unwrap();
+    sink.write(
+        at("2026-10-31T21:59:55Z"),
+        &[(Change::Changed, alice.clone())],
+    )
+    .unwrap();
+    sink.write(at("2026-11-01T01:59:59.9Z"), &[(Change::Deleted, alice)])
+        .unwrap();
+    // bob: on a node type the pricing file does not know; dave: node not read (no type).
+    sink.write(
+        at("2026-10-31T20:00:00Z"),
+        &[
+            (Change::Seen, pod("bob", Some("c5.large"), 1.0, 2.0)),
+            (Change::Seen, pod("dave", None, 1.0, 2.0)),
+        ],
+    )
+    .unwrap();
+
+    let got = read_csv(&report("csv", "2026-10"));
+    let row = |section: &str, key: &str| got[&(section.to_string(), key.to_string())].clone();
+    // alice: 2 h in October at 0.8 × 0.375 (her GPU profile would be 1.05).
+    assert_eq!(row("user", "alice"), (7200, 1, cents(2.0 * 0.8 * 0.375)));
+    assert_ne!(
+        before[&("user".into(), "alice".into())].2,
+        row("user", "alice").2
+    );
+    // bob (3.5 h of the small profile at 0.05/h), carol and dave: as without pods.
+    assert_eq!(row("user", "bob"), (12_600, 1, cents(3.5 * 0.05)));
+    for u in ["bob", "carol", "dave"] {
+        assert_eq!(row("user", u), before[&("user".into(), u.into())], "{u}");
+    }
+    assert_eq!(row("priced_from", "pod_requests"), (7200, 1, "0.60".into()));
+    let profile = row("priced_from", "profile");
+    let total = row("total", "total");
+    assert_eq!((profile.0, profile.1), (total.0 - 7200, total.1 - 1));
+    // the profile still says what the server was: the GPU row holds alice's pod-priced cost
+    assert_eq!(row("profile", "gpu"), (7200, 1, "0.60".into()));
+    // November: alice's other 2 h, from the same pod.
+    let nov = read_csv(&report("csv", "2026-11"));
+    assert_eq!(
+        nov[&("user".into(), "alice".into())],
+        (7200, 1, "0.60".into())
+    );
+    let md = report("md", "2026-10");
+    assert!(
+        md.contains("- Sessions priced from their pod's requests: 1 (2.00 server-hours, 0.60 EUR); by their profile's price: 4"),
+        "{md}"
+    );
+    let html = report("html", "2026-10");
+    assert!(
+        html.contains("<li>Sessions priced from their pod's requests: 1 (2.00 server-hours"),
+        "{html}"
     );
 }
