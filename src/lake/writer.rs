@@ -29,6 +29,10 @@ use super::{derived, schema};
 pub struct WriterConfig {
     pub row_group_rows: usize,
     pub zstd_level: i32,
+    /// Activity times held before they are written out as `activity` rows (8 bytes each): a
+    /// commit of any size then holds at most this many (a user then has several rows for a
+    /// day, which readers fold and compaction regroups).
+    pub activity_flush: usize,
 }
 
 impl Default for WriterConfig {
@@ -36,6 +40,7 @@ impl Default for WriterConfig {
         WriterConfig {
             row_group_rows: 128 * 1024,
             zstd_level: 1,
+            activity_flush: 256 * 1024,
         }
     }
 }
@@ -171,10 +176,11 @@ pub struct PartSet {
     seq: u64,
     props: WriterProperties,
     row_group_rows: usize,
+    activity_flush: usize,
     /// (table, dt) -> its open part.
     open: BTreeMap<(&'static str, String), OpenPart>,
     /// dt -> user -> activity times, written as `activity` rows when they reach
-    /// [`ACTIVITY_FLUSH`] times, and at `finish`.
+    /// `activity_flush` times, and at `finish`.
     activity: BTreeMap<String, BTreeMap<String, Vec<i64>>>,
     /// Activity times held in `activity`.
     activity_times: usize,
@@ -182,11 +188,6 @@ pub struct PartSet {
     latest_dt: Option<String>,
     counter: usize,
 }
-
-/// Activity times held before they are written out as `activity` rows (8 bytes each): a commit
-/// of any size then holds at most this many (a user then has several rows for a day, which
-/// readers fold and compaction regroups).
-const ACTIVITY_FLUSH: usize = 256 * 1024;
 
 impl PartSet {
     /// Parts for commit `seq`, written under `root` (the lake, or the scratch directory of a
@@ -198,6 +199,7 @@ impl PartSet {
             seq,
             props: writer_properties(cfg),
             row_group_rows: cfg.row_group_rows.max(1),
+            activity_flush: cfg.activity_flush.max(1),
             open: BTreeMap::new(),
             activity: BTreeMap::new(),
             activity_times: 0,
@@ -220,7 +222,7 @@ impl PartSet {
             let rows = arrow::compute::filter_record_batch(batch, &mask)?;
             self.write_to(derived::LIFECYCLE, dt, &rows)?;
         }
-        if self.activity_times >= ACTIVITY_FLUSH {
+        if self.activity_times >= self.activity_flush {
             self.flush_activity()?;
         }
         Ok(())

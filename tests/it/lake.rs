@@ -369,6 +369,70 @@ fn lifecycle_and_activity_tables_match_the_events_they_come_from() {
     );
 }
 
+/// The writer's memory bounds (small batches and row groups, activity written out every few
+/// times, past days' row groups closed when a later day starts) change how rows are cut into
+/// batches, row groups and `activity` rows, never which rows the lake holds.
+#[test]
+fn memory_bounds_change_how_rows_are_cut_not_which_rows_land() {
+    use hubpulse::ingest::{IngestOptions, ingest as ingest_with};
+    use hubpulse::lake::writer::WriterConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("days.log");
+    run_ok(
+        bin()
+            .args(["generate", "--users", "20", "--days", "3", "--out"])
+            .arg(&log),
+    );
+    // The first lines again at the end: day 1 comes back after later days closed its row group.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let head: String = text.lines().take(2_000).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&log, format!("{text}{head}")).unwrap();
+    let (plain, small) = (dir.path().join("plain"), dir.path().join("small"));
+    ingest(&plain, &[&log]);
+    let opts = IngestOptions {
+        lake: small.clone(),
+        zone: hubpulse::parse::time::Zone::parse("UTC").unwrap(),
+        hub: "jupyterhub".into(),
+        catalogue: std::sync::Arc::new(hubpulse::parse::catalogue::Catalogue::embedded().unwrap()),
+        reader: Default::default(),
+        writer: WriterConfig {
+            row_group_rows: 700,
+            activity_flush: 97,
+            ..WriterConfig::default()
+        },
+        batch_rows: 300,
+        commit_bytes: 1 << 20,
+        progress: false,
+    };
+    ingest_with(&opts, &[log.clone()]).unwrap();
+    for sql in [
+        "SELECT dt, count(*), sum(source_offset), count(DISTINCT \"user\") FROM events GROUP BY dt ORDER BY dt",
+        "SELECT dt, kind, count(*), sum(source_offset) FROM lifecycle GROUP BY 1, 2 ORDER BY 1, 2",
+        "SELECT dt, \"user\", sum(count), min(first), max(last) FROM activity GROUP BY 1, 2 ORDER BY 1, 2",
+    ] {
+        assert_eq!(query_csv(&plain, sql), query_csv(&small, sql), "{sql}");
+    }
+    check_derived(&small);
+    // The bounds did cut: users have several activity rows a day, parts several row groups.
+    assert!(
+        query_num(
+            &small,
+            "SELECT count(*) - count(DISTINCT dt || '/' || \"user\") FROM activity"
+        ) > 0
+    );
+    let part = std::fs::read_dir(small.join("events/hub=jupyterhub"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .unwrap();
+    let meta =
+        parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&part).unwrap())
+            .unwrap();
+    use parquet::file::reader::FileReader;
+    assert!(meta.metadata().num_row_groups() > 1, "{part:?}");
+}
+
 fn check_derived(lake: &Path) {
     let life = "kind IN ('profile_override','pod_create','spawn_succeeded','stop_succeeded',\
                 'server_exited','server_lost','server_still_running','cull_server','cull_user',\
