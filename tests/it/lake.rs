@@ -404,7 +404,7 @@ fn memory_bounds_change_how_rows_are_cut_not_which_rows_land() {
         commit_bytes: 1 << 20,
         progress: false,
     };
-    ingest_with(&opts, &[log.clone()]).unwrap();
+    ingest_with(&opts, std::slice::from_ref(&log)).unwrap();
     for sql in [
         "SELECT dt, count(*), sum(source_offset), count(DISTINCT \"user\") FROM events GROUP BY dt ORDER BY dt",
         "SELECT dt, kind, count(*), sum(source_offset) FROM lifecycle GROUP BY 1, 2 ORDER BY 1, 2",
