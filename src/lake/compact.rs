@@ -79,7 +79,7 @@ pub fn merge(
         }
     }
     if activity {
-        let b = derived::activity_batch(names.hub(), &users)?;
+        let b = derived::activity_batch(names.hub(), users.iter())?;
         rows = b.num_rows() as u64;
         w.write(&b)?;
     }

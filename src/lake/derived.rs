@@ -14,6 +14,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::fx::FxMap;
+
 use arrow::array::{
     Array, ArrayRef, AsArray, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
     TimestampMicrosecondBuilder,
@@ -131,7 +133,7 @@ fn opt(a: &arrow::array::StringArray, i: usize) -> Option<&str> {
 /// `activity` (user -> times).
 pub fn split(
     batch: &RecordBatch,
-    activity: &mut BTreeMap<String, Vec<i64>>,
+    activity: &mut FxMap<String, Vec<i64>>,
 ) -> Result<Split, ArrowError> {
     let c = cols(&batch.schema())?;
     let strs = |i: usize| {
@@ -184,10 +186,10 @@ pub fn split(
     })
 }
 
-/// The `activity` rows of one day: one per user, times sorted.
-pub fn activity_batch(
+/// The `activity` rows of one day: one per user, in the order given, times sorted.
+pub fn activity_batch<'a>(
     hub: &str,
-    by_user: &BTreeMap<String, Vec<i64>>,
+    by_user: impl ExactSizeIterator<Item = (&'a String, &'a Vec<i64>)>,
 ) -> Result<RecordBatch, ArrowError> {
     let n = by_user.len();
     let mut hubs = StringBuilder::with_capacity(n, n * hub.len());
@@ -299,7 +301,7 @@ mod tests {
         let mut m = BTreeMap::new();
         m.insert("bob".to_string(), vec![30, 10, 20]);
         m.insert("al".to_string(), vec![5]);
-        let b = activity_batch("h", &m).unwrap();
+        let b = activity_batch("h", m.iter()).unwrap();
         assert_eq!(b.num_rows(), 2);
         let mut back = BTreeMap::new();
         fold_activity(&b, &mut back).unwrap();

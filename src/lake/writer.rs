@@ -181,7 +181,7 @@ pub struct PartSet {
     open: BTreeMap<(&'static str, String), OpenPart>,
     /// dt -> user -> activity times, written as `activity` rows when they reach
     /// `activity_flush` times, and at `finish`.
-    activity: BTreeMap<String, BTreeMap<String, Vec<i64>>>,
+    activity: BTreeMap<String, crate::fx::FxMap<String, Vec<i64>>>,
     /// Activity times held in `activity`.
     activity_times: usize,
     /// The latest `dt` written to so far.
@@ -250,7 +250,10 @@ impl PartSet {
         let hub = self.names.hub().to_string();
         for (dt, users) in std::mem::take(&mut self.activity) {
             if !users.is_empty() {
-                let b = derived::activity_batch(&hub, &users)?;
+                // Rows by user name, so a part's bytes do not depend on hashing.
+                let mut users: Vec<_> = users.iter().collect();
+                users.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                let b = derived::activity_batch(&hub, users.into_iter())?;
                 self.write_to(derived::ACTIVITY, &dt, &b)?;
             }
         }
