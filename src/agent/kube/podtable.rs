@@ -491,7 +491,11 @@ mod tests {
         let gone = d.relisted();
         assert_eq!(gone.len(), 1);
         assert_eq!(
-            (gone[0].0, gone[0].1.pod.as_str(), gone[0].1.phase.as_deref()),
+            (
+                gone[0].0,
+                gone[0].1.pod.as_str(),
+                gone[0].1.phase.as_deref()
+            ),
             (Change::Deleted, "a", Some("Running"))
         );
         assert_eq!(d.last("jhub", "a"), None);
