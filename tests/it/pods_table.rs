@@ -38,6 +38,9 @@ struct Api {
     /// The lists' `metadata.resourceVersion` (pods, events).
     pods_rv: Arc<Mutex<String>>,
     events_rv: Arc<Mutex<String>>,
+    /// The pods list answers only once the events watch was asked for (the events list was
+    /// handled first).
+    pods_after_events: bool,
 }
 
 impl Api {
@@ -53,6 +56,7 @@ impl Api {
             events_forbidden: false,
             pods_rv: Arc::new(Mutex::new("100".into())),
             events_rv: Arc::new(Mutex::new("200".into())),
+            pods_after_events: false,
         }
     }
 }
@@ -126,6 +130,21 @@ async fn pods(
         let (tx, rx) = body_channel::unbounded();
         let _ = api.watches.send(tx);
         return Body::from_stream(rx).into_response();
+    }
+    if api.pods_after_events {
+        let mut seen = api.seen.subscribe();
+        let asked = || {
+            api.requests
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|r| r.contains("/events") && r.contains("watch=true"))
+        };
+        while !asked() {
+            if seen.changed().await.is_err() {
+                break;
+            }
+        }
     }
     let items = api.pods.lock().unwrap().clone();
     let rv = api.pods_rv.lock().unwrap().clone();
@@ -871,6 +890,103 @@ async fn fixture_watch_streams_replayed_reach_the_pods_table_and_metrics() {
             &format!("{m}{{reason=\"oom_killed\",pods=\"user\"}}")
         ),
         1.0
+    );
+}
+
+/// At start the Events list may be handled before the pods list: the FailedScheduling events of
+/// the fixtures, about a pod not known yet, still become its rows and count as `user` once the
+/// pods are listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_listed_before_the_pods_still_reach_their_pod() {
+    use hubpulse::agent::kube::podevents::EventStats;
+    use hubpulse::agent::kube::podtable::{PodWatch, watch};
+    let pods_list = kube_fixtures::json("pods-list.json");
+    // the events watch stream's FailedScheduling (and its series update), served as the list
+    let stream = kube_fixtures::watch_events("events-watch.jsonl");
+    let failed = stream[1]["object"].clone();
+    assert_eq!(failed["reason"], "FailedScheduling");
+    let occurrences = failed["series"]["count"].as_i64().unwrap();
+    let (wtx, mut watches) = tokio::sync::mpsc::unbounded_channel();
+    let (etx, mut event_watches) = tokio::sync::mpsc::unbounded_channel();
+    let mut api = Api::new(pods_list["items"].as_array().unwrap().clone(), wtx);
+    *api.pods_rv.lock().unwrap() = kube_fixtures::list_rv(&pods_list);
+    api.event_watches = Some(etx);
+    *api.events.lock().unwrap() = vec![failed.clone()];
+    api.pods_after_events = true;
+    let client = serve(api.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let stats = Arc::new(EventStats::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let w = PodWatch {
+        namespace: "jhub".into(),
+        selector: "component=singleuser-server".into(),
+        sink: PodSink::new(&lake, "hub"),
+        pending: None,
+        events: Some(stats.clone()),
+        nodes: false,
+    };
+    let task = tokio::spawn(watch(client, w, stop_rx));
+    let wait = Duration::from_secs(10);
+    let events_body = tokio::time::timeout(wait, event_watches.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    // the pods watch follows the pods list, answered after the events list
+    let pods_body = tokio::time::timeout(wait, watches.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    // one more pods event, so that the rows of the list are written before the stop
+    let mut running = pods_list["items"][0].clone();
+    running["metadata"]["resourceVersion"] = json!("4118300");
+    running["status"]["phase"] = json!("Running");
+    send_line(&pods_body, json!({"type": "MODIFIED", "object": running}));
+    pods_body.close_channel();
+    let again = tokio::time::timeout(wait, watches.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(wait, task).await.unwrap().unwrap();
+    drop((events_body, again));
+
+    let reqs = api.requests.lock().unwrap().clone();
+    // the events were listed (their watch asked for) before the pods watch started
+    let at = |f: &dyn Fn(&String) -> bool| reqs.iter().position(f).unwrap();
+    let event_watch = at(&|r| r.contains("/events") && r.contains("watch=true"));
+    let pods_watch = at(&|r| r.contains("/pods") && r.contains("watch=true"));
+    assert!(event_watch < pods_watch, "{reqs:?}");
+    let csv = crate::query_csv(
+        &lake,
+        "SELECT change, pod, phase, event, event_message FROM pods ORDER BY ts, change",
+    );
+    let pod = pods_list["items"][0]["metadata"]["name"].as_str().unwrap();
+    let message = failed["message"].as_str().unwrap();
+    assert_eq!(
+        csv.lines().skip(1).collect::<Vec<_>>(),
+        vec![
+            format!("seen,{pod},Pending,,"),
+            format!("event,{pod},Pending,failed_scheduling,{message}"),
+            format!("changed,{pod},Running,,"),
+        ]
+    );
+    let mut text = String::new();
+    stats.render(&mut text);
+    let m = "hubpulse_pod_events_total";
+    assert_eq!(
+        metric(
+            &text,
+            &format!("{m}{{reason=\"failed_scheduling\",pods=\"user\"}}")
+        ),
+        occurrences as f64
+    );
+    assert_eq!(
+        metric(
+            &text,
+            &format!("{m}{{reason=\"failed_scheduling\",pods=\"other\"}}")
+        ),
+        0.0
     );
 }
 

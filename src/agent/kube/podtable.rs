@@ -19,6 +19,8 @@
 //! - `instance_type`/`zone` stay null when nodes cannot be read ([`super::nodes`]).
 //! - A pod deleted while the watch was down (the watcher relists, e.g. after `410 Gone`) gets
 //!   its `deleted` row when the relist completes: no delete event comes for it.
+//! - Events received before the pods are first listed (both lists start together) are held
+//!   until then ([`EARLY_CAP`] at most), so an event about a pod listed later is still its row.
 //!
 //! # Assumptions
 //! - Events about pods the pods watch does not select (placeholders) are counted in
@@ -326,6 +328,10 @@ pub async fn watch(
     let mut dedup = Dedup::default();
     let mut seen_events = EventDedup::default();
     let mut events_failing = false;
+    // Events that came before the pods were first listed (the two lists race at start): held
+    // until then, so that an event about a pod not listed yet is still that pod's row.
+    let mut pods_listed = false;
+    let mut early: Vec<Event> = Vec::new();
     let pending = &w.pending;
     loop {
         let (pod_ev, event_ev) = tokio::select! {
@@ -386,7 +392,17 @@ pub async fn watch(
                     if let Some(t) = pending {
                         t.synced();
                     }
-                    dedup.relisted()
+                    let mut rows = dedup.relisted();
+                    pods_listed = true;
+                    for e in std::mem::take(&mut early) {
+                        rows.extend(event_rows(
+                            &e,
+                            &dedup,
+                            &mut seen_events,
+                            w.events.as_deref(),
+                        ));
+                    }
+                    rows
                 }
                 watcher::Event::Init => {
                     if let Some(t) = pending {
@@ -401,10 +417,17 @@ pub async fn watch(
                     tracing::info!("pods: events watch recovered");
                 }
                 match ev {
+                    watcher::Event::Apply(e) | watcher::Event::InitApply(e)
+                        if !pods_listed && early.len() < EARLY_CAP =>
+                    {
+                        early.push(e);
+                        Vec::new()
+                    }
                     watcher::Event::Apply(e) | watcher::Event::InitApply(e) => {
                         event_rows(&e, &dedup, &mut seen_events, w.events.as_deref())
                     }
                     watcher::Event::Delete(e) => {
+                        early.retain(|x| x.metadata.uid != e.metadata.uid);
                         seen_events.forget(&e);
                         Vec::new()
                     }
@@ -418,6 +441,10 @@ pub async fn watch(
         }
     }
 }
+
+/// The most Events held while the pods are not listed yet; beyond it they are taken at once
+/// (about a pod not known yet: counted as `other`, no row).
+pub const EARLY_CAP: usize = 10_000;
 
 /// The row an Event gives (about a pod of the watch, new), and its count in `stats`. Pure but
 /// for the counters.
