@@ -22,6 +22,7 @@ use hubpulse::control::decisions::DecisionSink;
 use serde_json::{Value, json};
 
 use crate::cull_common::decisions;
+use crate::kube_fixtures;
 
 const SCALE: &str = "/apis/apps/v1/namespaces/jhub/statefulsets/user-placeholder/scale";
 const PODS: &str = "/api/v1/namespaces/jhub/pods?&labelSelector=component%3Dsingleuser-server";
@@ -103,13 +104,14 @@ impl Api {
     }
 }
 
+/// The `user-placeholder` StatefulSet's scale subresource as the API server answers it
+/// (`fixtures/kube/user-placeholder-scale.json`), for the set `name` at `replicas`.
 fn scale_json(name: &str, replicas: i32) -> Value {
-    json!({
-        "kind": "Scale", "apiVersion": "autoscaling/v1",
-        "metadata": { "name": name, "namespace": "jhub", "resourceVersion": "7" },
-        "spec": { "replicas": replicas },
-        "status": { "replicas": replicas, "selector": "component=user-placeholder" },
-    })
+    let mut s = kube_fixtures::json("user-placeholder-scale.json");
+    s["metadata"]["name"] = json!(name);
+    s["spec"]["replicas"] = json!(replicas);
+    s["status"]["replicas"] = json!(replicas);
+    s
 }
 
 async fn scale(
@@ -206,15 +208,19 @@ async fn unexpected(State(api): State<Api>, method: Method, uri: Uri) -> Respons
     StatusCode::NOT_FOUND.into_response()
 }
 
+/// The single-user pod of `fixtures/kube/pods-list.json` (KubeSpawner's labels and spec) named
+/// `name`, in `phase`, terminating when `deleting`.
 fn user_pod(name: &str, phase: &str, deleting: bool) -> Value {
-    let mut meta = json!({
-        "name": name, "namespace": "jhub",
-        "labels": { "component": "singleuser-server" },
-    });
+    let mut p = kube_fixtures::json("pods-list.json")["items"][0].clone();
+    p["kind"] = json!("Pod");
+    p["apiVersion"] = json!("v1");
+    p["metadata"]["name"] = json!(name);
     if deleting {
-        meta["deletionTimestamp"] = json!("2026-11-30T08:00:00Z");
+        p["metadata"]["deletionTimestamp"] = json!("2026-11-30T08:00:00Z");
+        p["metadata"]["deletionGracePeriodSeconds"] = json!(1);
     }
-    json!({ "kind": "Pod", "apiVersion": "v1", "metadata": meta, "status": { "phase": phase } })
+    p["status"] = json!({ "phase": phase, "qosClass": "Burstable" });
+    p
 }
 
 /// Monday 2026-11-30 `h`:`m` UTC.
@@ -325,6 +331,46 @@ async fn capacity_scales_up_ahead_of_the_peak_with_one_merge_patch_and_records_i
                 ""
             ],
         ]
+    );
+}
+
+/// The scale subresource of Z2JH's `user-placeholder` StatefulSet, as recorded in
+/// `fixtures/kube/` (the Scale agrees with the StatefulSet it belongs to): its replicas are the
+/// current value read, and the scale-down off-peak is one merge patch of `spec.replicas` only.
+#[tokio::test]
+async fn capacity_reads_the_fixture_scale_of_the_z2jh_placeholder_set_and_patches_replicas() {
+    let sts = kube_fixtures::json("user-placeholder-statefulset.json");
+    let scale = kube_fixtures::json("user-placeholder-scale.json");
+    assert_eq!(sts["kind"], "StatefulSet");
+    assert_eq!(sts["metadata"]["labels"]["component"], "user-placeholder");
+    assert_eq!(scale["metadata"]["name"], sts["metadata"]["name"]);
+    assert_eq!(scale["metadata"]["uid"], sts["metadata"]["uid"]);
+    assert_eq!(scale["spec"]["replicas"], sts["spec"]["replicas"]);
+    let selector = sts["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
+        .collect::<Vec<_>>()
+        .join(",");
+    assert_eq!(scale["status"]["selector"], json!(selector));
+    let recorded = i32::try_from(scale["spec"]["replicas"].as_i64().unwrap()).unwrap();
+    assert!(recorded > 0);
+
+    let (api, client) = Api::start(recorded).await;
+    *api.pods.lock().unwrap() = vec![user_pod("jupyter-alice-2esmith", "Running", false)];
+    let mut p = Placeholders::new(client, target(), policy(false), None);
+    // 03:00: 1 expected, 1 running: the recorded placeholders are released
+    let c = p.reconcile(at(3, 0), &forecast()).await.unwrap();
+    assert_eq!(c.decision.observed.current, recorded);
+    assert_eq!(c.decision.observed.running, 1);
+    assert_eq!(
+        (c.decision.action, c.decision.target, c.outcome),
+        (Action::ScaleDown, 0, Some("scaled"))
+    );
+    assert_eq!(
+        api.take(),
+        vec![format!("GET {SCALE}"), format!("GET {PODS}"), patch(0)]
     );
 }
 

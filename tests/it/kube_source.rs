@@ -25,6 +25,8 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::kube_fixtures;
+
 /// 2026-11-28T19:00:00Z in nanoseconds.
 const T0: i64 = 1_795_892_400 * 1_000_000_000;
 /// Generous: a failure, not a pace.
@@ -241,18 +243,27 @@ async fn unexpected(State(state): State<ApiState>, uri: Uri, RawQuery(_): RawQue
     status(StatusCode::NOT_FOUND, "NotFound")
 }
 
-/// A pod as the API server returns it; `created` is an RFC 3339 time.
+/// A pod as the API server returns it: Z2JH's hub pod of `fixtures/kube/hub-pod.json` with the
+/// name, `component` label, creation time (RFC 3339), phase and (single) container the test
+/// scripts.
 fn pod(name: &str, component: &str, created: &str, phase: &str, container: &str) -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {
-            "name": name, "namespace": "jhub", "uid": format!("uid-{name}"),
-            "resourceVersion": "101", "creationTimestamp": created,
-            "labels": { "component": component, "app": "jupyterhub" },
-        },
-        "spec": { "containers": [ { "name": container } ] },
-        "status": { "phase": phase },
-    })
+    let mut p = kube_fixtures::json("hub-pod.json");
+    let meta = &mut p["metadata"];
+    meta["name"] = json!(name);
+    meta["uid"] = json!(format!("uid-{name}"));
+    meta["resourceVersion"] = json!("101");
+    meta["creationTimestamp"] = json!(created);
+    meta["labels"]["component"] = json!(component);
+    p["spec"]["containers"][0]["name"] = json!(container);
+    p["status"]["phase"] = json!(phase);
+    p["status"]["containerStatuses"][0]["name"] = json!(container);
+    if phase != "Running" {
+        p["status"]["containerStatuses"][0]["state"] =
+            json!({"waiting": {"reason": "ContainerCreating"}});
+        p["status"]["containerStatuses"][0]["ready"] = json!(false);
+        p["status"]["containerStatuses"][0]["started"] = json!(false);
+    }
+    p
 }
 
 fn hub_pod(name: &str, created: &str, phase: &str) -> Value {
@@ -749,11 +760,9 @@ async fn rewatches_from_the_last_version_and_relists_when_it_expired() {
     // to the pod the new list shows, watch from the new list's version.
     let newest = hub_pod("hub-z", "2026-11-28T18:30:00Z", "Running");
     api.set_pods(vec![hub, newer, newest]);
-    let expired = json!({
-        "kind": "Status", "apiVersion": "v1", "status": "Failure",
-        "message": "too old resource version: 205 (300)", "reason": "Expired", "code": 410,
-    });
-    second.event("ERROR", &expired);
+    let gone = kube_fixtures::watch_events("watch-410-gone.jsonl");
+    assert_eq!(gone[0]["type"], "ERROR");
+    second.event("ERROR", &gone[0]["object"]);
     assert_log_query(&api.next_log().await, "hub-z", None);
     let third = api.next_watch().await;
     assert_eq!(third.query["resourceVersion"], "100");

@@ -17,6 +17,7 @@ mod dd_payload;
 mod dd_sink;
 mod golden;
 mod hub_api;
+mod kube_fixtures;
 mod kube_source;
 mod lake;
 mod pods_table;

@@ -18,6 +18,8 @@ use hubpulse::agent::kube::podtable::{PodSink, watch_pods};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
+use crate::kube_fixtures;
+
 type BodyTx = body_channel::UnboundedSender<Result<Bytes, std::io::Error>>;
 
 #[derive(Clone)]
@@ -33,6 +35,12 @@ struct Api {
     nodes: Option<HashMap<String, Value>>,
     /// Every events request is forbidden (403).
     events_forbidden: bool,
+    /// The lists' `metadata.resourceVersion` (pods, events).
+    pods_rv: Arc<Mutex<String>>,
+    events_rv: Arc<Mutex<String>>,
+    /// The pods list answers only once the events watch was asked for (the events list was
+    /// handled first).
+    pods_after_events: bool,
 }
 
 impl Api {
@@ -46,6 +54,9 @@ impl Api {
             event_watches: None,
             nodes: Some(HashMap::new()),
             events_forbidden: false,
+            pods_rv: Arc::new(Mutex::new("100".into())),
+            events_rv: Arc::new(Mutex::new("200".into())),
+            pods_after_events: false,
         }
     }
 }
@@ -71,8 +82,9 @@ async fn events(
         return Body::from_stream(rx).into_response();
     }
     let items = api.events.lock().unwrap().clone();
+    let rv = api.events_rv.lock().unwrap().clone();
     axum::Json(json!({"kind": "EventList", "apiVersion": "v1",
-        "metadata": {"resourceVersion": "200"}, "items": items}))
+        "metadata": {"resourceVersion": rv}, "items": items}))
     .into_response()
 }
 
@@ -119,22 +131,42 @@ async fn pods(
         let _ = api.watches.send(tx);
         return Body::from_stream(rx).into_response();
     }
+    if api.pods_after_events {
+        let mut seen = api.seen.subscribe();
+        let asked = || {
+            api.requests
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|r| r.contains("/events") && r.contains("watch=true"))
+        };
+        while !asked() {
+            if seen.changed().await.is_err() {
+                break;
+            }
+        }
+    }
     let items = api.pods.lock().unwrap().clone();
+    let rv = api.pods_rv.lock().unwrap().clone();
     axum::Json(json!({"kind": "PodList", "apiVersion": "v1",
-        "metadata": {"resourceVersion": "100"}, "items": items}))
+        "metadata": {"resourceVersion": rv}, "items": items}))
     .into_response()
 }
 
+/// The single-user pod of `fixtures/kube/pods-list.json` (KubeSpawner's shape: labels,
+/// annotations, init container, requests `500m`/`1Gi`, limits `2`/`2Gi`, user `alice.smith`),
+/// with the name, resourceVersion, phase and node the test scripts, and no other status.
 fn user_pod(name: &str, rv: &str, phase: &str, node: Option<&str>) -> Value {
-    let mut spec = json!({"containers": [{"name": "notebook",
-        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}}]});
+    let mut p = kube_fixtures::json("pods-list.json")["items"][0].clone();
+    p["kind"] = json!("Pod");
+    p["apiVersion"] = json!("v1");
+    p["metadata"]["name"] = json!(name);
+    p["metadata"]["resourceVersion"] = json!(rv);
     if let Some(n) = node {
-        spec["nodeName"] = json!(n);
+        p["spec"]["nodeName"] = json!(n);
     }
-    json!({"kind": "Pod", "apiVersion": "v1",
-        "metadata": {"name": name, "namespace": "jhub", "resourceVersion": rv,
-            "labels": {"component": "singleuser-server", "hub.jupyter.org/username": "alice"}},
-        "spec": spec, "status": {"phase": phase}})
+    p["status"] = json!({"phase": phase, "qosClass": "Burstable"});
+    p
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,9 +242,9 @@ async fn pods_are_listed_watched_and_written_once_per_change() {
     assert_eq!(
         rows,
         vec![
-            "seen,jupyter-alice,alice,Pending,,0.5,1073741824.0",
-            "changed,jupyter-alice,alice,Running,node-a,0.5,1073741824.0",
-            "deleted,jupyter-alice,alice,Running,node-a,0.5,1073741824.0",
+            "seen,jupyter-alice,alice.smith,Pending,,0.5,1073741824.0",
+            "changed,jupyter-alice,alice.smith,Running,node-a,0.5,1073741824.0",
+            "deleted,jupyter-alice,alice.smith,Running,node-a,0.5,1073741824.0",
         ]
     );
 }
@@ -348,12 +380,10 @@ async fn preemptions_oom_kills_and_instance_types_reach_the_pods_table_and_metri
         "Preempted by jhub/jupyter-carol on node n0",
         1,
     )];
-    api.nodes = Some(HashMap::from([(
-        "n1".to_string(),
-        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1", "labels": {
-            "node.kubernetes.io/instance-type": "m5.xlarge",
-            "topology.kubernetes.io/zone": "us-east-1a"}}}),
-    )]));
+    // the node of fixtures/kube/node.json (an EKS t3.medium in us-east-1a), served as n1
+    let mut n1 = kube_fixtures::json("node.json");
+    n1["metadata"]["name"] = json!("n1");
+    api.nodes = Some(HashMap::from([("n1".to_string(), n1)]));
     let client = serve(api.clone()).await;
 
     let dir = tempfile::tempdir().unwrap();
@@ -455,9 +485,9 @@ async fn preemptions_oom_kills_and_instance_types_reach_the_pods_table_and_metri
         rows,
         vec![
             "seen,Pending,,,,false,,,",
-            "changed,Running,n1,m5.xlarge,us-east-1a,false,,,",
-            "changed,Running,n1,m5.xlarge,us-east-1a,true,,,",
-            "event,Running,n1,m5.xlarge,us-east-1a,true,preempted,Preempted by jhub/jupyter-bob on node n1,2026-11-30T09:00:05Z",
+            "changed,Running,n1,t3.medium,us-east-1a,false,,,",
+            "changed,Running,n1,t3.medium,us-east-1a,true,,,",
+            "event,Running,n1,t3.medium,us-east-1a,true,preempted,Preempted by jhub/jupyter-bob on node n1,2026-11-30T09:00:05Z",
         ]
     );
 
@@ -609,6 +639,354 @@ async fn without_events_rbac_pods_are_still_written() {
     assert!(
         text.contains("hubpulse_pod_events_total{reason=\"preempted\",pods=\"user\"} 0"),
         "{text}"
+    );
+}
+
+fn send_raw(body: &BodyTx, line: &str) {
+    body.unbounded_send(Ok(Bytes::from(format!("{line}\n"))))
+        .unwrap();
+}
+
+/// The watch streams of `fixtures/kube/` replayed byte for byte against the scripted API server
+/// (objects in the shape real clusters emit: KubeSpawner's pod, the user scheduler's events
+/// written through `events.k8s.io` with `eventTime`/`series` and no `lastTimestamp`, an EKS
+/// node, a `BOOKMARK`, a `410 Gone`): the request sequence (list, watch from the list's version,
+/// re-watch from the bookmark's, relist after 410, one node GET) and the rows and counters
+/// carry the fixtures' values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixture_watch_streams_replayed_reach_the_pods_table_and_metrics() {
+    use hubpulse::agent::kube::podevents::EventStats;
+    use hubpulse::agent::kube::podtable::{PodWatch, watch};
+    let pods_list = kube_fixtures::json("pods-list.json");
+    let events_list = kube_fixtures::json("events-list.json");
+    let node = kube_fixtures::json("node.json");
+    let culled = kube_fixtures::json("pods-list-after-cull.json");
+    let pod_watch = kube_fixtures::watch_events("pods-watch.jsonl");
+    let event_watch = kube_fixtures::watch_events("events-watch.jsonl");
+    let gone = kube_fixtures::watch_events("watch-410-gone.jsonl");
+    let pod0 = &pods_list["items"][0];
+    let node_name = node["metadata"]["name"].as_str().unwrap();
+
+    let (wtx, mut watches) = tokio::sync::mpsc::unbounded_channel();
+    let (etx, mut event_watches) = tokio::sync::mpsc::unbounded_channel();
+    let mut api = Api::new(pods_list["items"].as_array().unwrap().clone(), wtx);
+    *api.pods_rv.lock().unwrap() = kube_fixtures::list_rv(&pods_list);
+    api.event_watches = Some(etx);
+    *api.events.lock().unwrap() = events_list["items"].as_array().unwrap().clone();
+    *api.events_rv.lock().unwrap() = kube_fixtures::list_rv(&events_list);
+    api.nodes = Some(HashMap::from([(node_name.to_string(), node.clone())]));
+    let client = serve(api.clone()).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let stats = Arc::new(EventStats::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let w = PodWatch {
+        namespace: "jhub".into(),
+        selector: "component=singleuser-server".into(),
+        sink: PodSink::new(&lake, "hub"),
+        pending: None,
+        events: Some(stats.clone()),
+        nodes: true,
+    };
+    let task = tokio::spawn(watch(client, w, stop_rx));
+    let wait = Duration::from_secs(10);
+    // the pods list was handled (its watch follows): the pending pod is known
+    let pods_body = tokio::time::timeout(wait, watches.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    // the scheduler's events about it: FailedScheduling, its series update, Scheduled, Pulling
+    let events_body = tokio::time::timeout(wait, event_watches.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    for line in kube_fixtures::watch_lines("events-watch.jsonl") {
+        send_raw(&events_body, &line);
+    }
+    events_body.close_channel();
+    let events_again = tokio::time::timeout(wait, event_watches.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    // the pod scheduled, running, OOM-killed and restarted; then a bookmark
+    for line in kube_fixtures::watch_lines("pods-watch.jsonl") {
+        send_raw(&pods_body, &line);
+    }
+    pods_body.close_channel();
+    let pods_again = tokio::time::timeout(wait, watches.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    // the pod is culled while the watch is down: the re-watch gets 410 Gone, the relist is empty
+    *api.pods.lock().unwrap() = culled["items"].as_array().unwrap().clone();
+    *api.pods_rv.lock().unwrap() = kube_fixtures::list_rv(&culled);
+    for line in kube_fixtures::watch_lines("watch-410-gone.jsonl") {
+        send_raw(&pods_again, &line);
+    }
+    // the watch after the relist comes only after the relist was handled
+    let third = tokio::time::timeout(wait, watches.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(wait, task).await.unwrap().unwrap();
+    drop((pods_again, events_again, third));
+
+    // request sequence and shape
+    let reqs = api.requests.lock().unwrap().clone();
+    let pods: Vec<&String> = reqs.iter().filter(|r| r.contains("/pods")).collect();
+    assert_eq!(pods.len(), 5, "{pods:?}");
+    let bookmark_rv = pod_watch.last().unwrap()["object"]["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap();
+    assert_eq!(pod_watch.last().unwrap()["type"], "BOOKMARK");
+    for (i, watching, rv) in [
+        (0, false, None),
+        (1, true, Some(kube_fixtures::list_rv(&pods_list))),
+        (2, true, Some(bookmark_rv.to_string())),
+        (3, false, None),
+        (4, true, Some(kube_fixtures::list_rv(&culled))),
+    ] {
+        let r = pods[i];
+        assert!(
+            r.starts_with("/api/v1/namespaces/jhub/pods?")
+                && r.contains("labelSelector=component%3Dsingleuser-server"),
+            "{pods:?}"
+        );
+        assert_eq!(r.contains("watch=true"), watching, "{i}: {pods:?}");
+        if let Some(rv) = rv {
+            assert!(
+                r.contains(&format!("resourceVersion={rv}&"))
+                    || r.ends_with(&format!("resourceVersion={rv}")),
+                "{i}: {pods:?}"
+            );
+            assert!(r.contains("allowWatchBookmarks=true"), "{i}: {pods:?}");
+        }
+    }
+    let nodes: Vec<&String> = reqs
+        .iter()
+        .filter(|r| r.starts_with("/api/v1/nodes"))
+        .collect();
+    assert_eq!(
+        nodes,
+        vec![&format!("/api/v1/nodes/{node_name}")],
+        "{reqs:?}"
+    );
+    let ev: Vec<&String> = reqs.iter().filter(|r| r.contains("/events")).collect();
+    assert!(
+        ev[0].starts_with("/api/v1/namespaces/jhub/events?")
+            && ev[0].contains("fieldSelector=involvedObject.kind%3DPod")
+            && !ev[0].contains("watch=true"),
+        "{ev:?}"
+    );
+    let last_event_rv = event_watch.last().unwrap()["object"]["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap();
+    for (r, rv) in [
+        (ev[1], kube_fixtures::list_rv(&events_list)),
+        (ev[2], last_event_rv.to_string()),
+    ] {
+        assert!(
+            r.contains("watch=true") && r.contains(&format!("resourceVersion={rv}")),
+            "{ev:?}"
+        );
+    }
+
+    // the rows carry the fixtures' values
+    let s = |v: &Value| v.as_str().unwrap().to_string();
+    let user = s(&pod0["metadata"]["annotations"]["hub.jupyter.org/username"]);
+    assert_ne!(
+        user,
+        s(&pod0["metadata"]["labels"]["hub.jupyter.org/username"]),
+        "the label is KubeSpawner's escaped name, the annotation the real one"
+    );
+    let notebook = &pod0["spec"]["containers"][0];
+    assert_eq!(notebook["name"], "notebook");
+    // the quantities as the API server writes them, and their values
+    assert_eq!(
+        notebook["resources"],
+        json!({"limits": {"cpu": "2", "memory": "2Gi"}, "requests": {"cpu": "500m", "memory": "1Gi"}})
+    );
+    let resources = "0.5,2.0,1073741824.0,2147483648.0";
+    let unsched = pod0["status"]["conditions"][0].clone();
+    assert_eq!(
+        (&unsched["type"], &unsched["status"]),
+        (&json!("PodScheduled"), &json!("False"))
+    );
+    let unsched = s(&unsched["reason"]);
+    let labels = &node["metadata"]["labels"];
+    let (itype, zone) = (
+        s(&labels["node.kubernetes.io/instance-type"]),
+        s(&labels["topology.kubernetes.io/zone"]),
+    );
+    let scheduled_on = s(&pod_watch[0]["object"]["spec"]["nodeName"]);
+    assert_eq!(scheduled_on, node_name);
+    let failed = &event_watch[0]["object"];
+    assert_eq!(failed["reason"], "FailedScheduling");
+    assert!(failed["lastTimestamp"].is_null() && failed["count"].is_null());
+    let message = s(&failed["message"]);
+    let first_at = s(&failed["eventTime"]);
+    let series = &event_watch[1]["object"]["series"];
+    let again_at = s(&series["lastObservedTime"]);
+    let oom = &pod_watch[2]["object"]["status"]["containerStatuses"][0]["lastState"]["terminated"];
+    assert_eq!(oom["reason"], "OOMKilled");
+    assert_eq!(gone[0]["object"]["code"], 410);
+    let csv = crate::query_csv(
+        &lake,
+        "SELECT change, pod, \"user\", phase, node, instance_type, zone, cpu_request, cpu_limit, \
+         memory_request, memory_limit, unschedulable, oom_killed, event, event_message, \
+         CAST(event_ts AS VARCHAR) AS event_ts FROM pods ORDER BY ts, change",
+    );
+    let pod = s(&pod0["metadata"]["name"]);
+    let expected: Vec<String> = vec![
+        format!("seen,{pod},{user},Pending,,,,{resources},{unsched},false,,,"),
+        format!(
+            "event,{pod},{user},Pending,,,,{resources},{unsched},false,failed_scheduling,{},{}",
+            message, first_at
+        ),
+        format!(
+            "event,{pod},{user},Pending,,,,{resources},{unsched},false,failed_scheduling,{},{}",
+            message, again_at
+        ),
+        format!("changed,{pod},{user},Pending,{node_name},{itype},{zone},{resources},,false,,,"),
+        format!("changed,{pod},{user},Running,{node_name},{itype},{zone},{resources},,false,,,"),
+        format!("changed,{pod},{user},Running,{node_name},{itype},{zone},{resources},,true,,,"),
+        format!("deleted,{pod},{user},Running,{node_name},{itype},{zone},{resources},,true,,,"),
+    ];
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows, expected, "\n{csv}");
+
+    // counters: the series counts as its occurrences; the listed placeholder preemption is
+    // `other`; the OOM kill once, from the pod status; Scheduled and Pulling count nothing
+    let mut text = String::new();
+    stats.render(&mut text);
+    let m = "hubpulse_pod_events_total";
+    let occurrences = series["count"].as_i64().unwrap() as f64;
+    assert_eq!(
+        metric(
+            &text,
+            &format!("{m}{{reason=\"failed_scheduling\",pods=\"user\"}}")
+        ),
+        occurrences
+    );
+    let placeholder = &events_list["items"][0];
+    assert_eq!(placeholder["reason"], "Preempted");
+    assert!(s(&placeholder["involvedObject"]["name"]).starts_with("user-placeholder-"));
+    assert_eq!(
+        metric(
+            &text,
+            &format!("{m}{{reason=\"preempted\",pods=\"other\"}}")
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(&text, &format!("{m}{{reason=\"preempted\",pods=\"user\"}}")),
+        0.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            &format!("{m}{{reason=\"oom_killed\",pods=\"user\"}}")
+        ),
+        1.0
+    );
+}
+
+/// At start the Events list may be handled before the pods list: the FailedScheduling events of
+/// the fixtures, about a pod not known yet, still become its rows and count as `user` once the
+/// pods are listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_listed_before_the_pods_still_reach_their_pod() {
+    use hubpulse::agent::kube::podevents::EventStats;
+    use hubpulse::agent::kube::podtable::{PodWatch, watch};
+    let pods_list = kube_fixtures::json("pods-list.json");
+    // the events watch stream's FailedScheduling (and its series update), served as the list
+    let stream = kube_fixtures::watch_events("events-watch.jsonl");
+    let failed = stream[1]["object"].clone();
+    assert_eq!(failed["reason"], "FailedScheduling");
+    let occurrences = failed["series"]["count"].as_i64().unwrap();
+    let (wtx, mut watches) = tokio::sync::mpsc::unbounded_channel();
+    let (etx, mut event_watches) = tokio::sync::mpsc::unbounded_channel();
+    let mut api = Api::new(pods_list["items"].as_array().unwrap().clone(), wtx);
+    *api.pods_rv.lock().unwrap() = kube_fixtures::list_rv(&pods_list);
+    api.event_watches = Some(etx);
+    *api.events.lock().unwrap() = vec![failed.clone()];
+    api.pods_after_events = true;
+    let client = serve(api.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let stats = Arc::new(EventStats::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let w = PodWatch {
+        namespace: "jhub".into(),
+        selector: "component=singleuser-server".into(),
+        sink: PodSink::new(&lake, "hub"),
+        pending: None,
+        events: Some(stats.clone()),
+        nodes: false,
+    };
+    let task = tokio::spawn(watch(client, w, stop_rx));
+    let wait = Duration::from_secs(10);
+    let events_body = tokio::time::timeout(wait, event_watches.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    // the pods watch follows the pods list, answered after the events list
+    let pods_body = tokio::time::timeout(wait, watches.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    // one more pods event, so that the rows of the list are written before the stop
+    let mut running = pods_list["items"][0].clone();
+    running["metadata"]["resourceVersion"] = json!("4118300");
+    running["status"]["phase"] = json!("Running");
+    send_line(&pods_body, json!({"type": "MODIFIED", "object": running}));
+    pods_body.close_channel();
+    let again = tokio::time::timeout(wait, watches.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(wait, task).await.unwrap().unwrap();
+    drop((events_body, again));
+
+    let reqs = api.requests.lock().unwrap().clone();
+    // the events were listed (their watch asked for) before the pods watch started
+    let at = |f: &dyn Fn(&String) -> bool| reqs.iter().position(f).unwrap();
+    let event_watch = at(&|r| r.contains("/events") && r.contains("watch=true"));
+    let pods_watch = at(&|r| r.contains("/pods") && r.contains("watch=true"));
+    assert!(event_watch < pods_watch, "{reqs:?}");
+    let csv = crate::query_csv(
+        &lake,
+        "SELECT change, pod, phase, event, event_message FROM pods ORDER BY ts, change",
+    );
+    let pod = pods_list["items"][0]["metadata"]["name"].as_str().unwrap();
+    let message = failed["message"].as_str().unwrap();
+    assert_eq!(
+        csv.lines().skip(1).collect::<Vec<_>>(),
+        vec![
+            format!("seen,{pod},Pending,,"),
+            format!("event,{pod},Pending,failed_scheduling,{message}"),
+            format!("changed,{pod},Running,,"),
+        ]
+    );
+    let mut text = String::new();
+    stats.render(&mut text);
+    let m = "hubpulse_pod_events_total";
+    assert_eq!(
+        metric(
+            &text,
+            &format!("{m}{{reason=\"failed_scheduling\",pods=\"user\"}}")
+        ),
+        occurrences as f64
+    );
+    assert_eq!(
+        metric(
+            &text,
+            &format!("{m}{{reason=\"failed_scheduling\",pods=\"other\"}}")
+        ),
+        0.0
     );
 }
 

@@ -7,7 +7,7 @@
 //! | reason | seen as |
 //! | --- | --- |
 //! | `unschedulable` | the `PodScheduled=False` condition (FailedScheduling: no node had room) |
-//! | `image_pull` | a container waiting with `ErrImagePull` / `ImagePullBackOff`, or still `ContainerCreating` on a node (the pull) |
+//! | `image_pull` | a container (init containers included) waiting with `ErrImagePull` / `ImagePullBackOff`, or still `ContainerCreating` on a node (the pull) |
 //! | `other` | neither (init containers, volumes, a fast start) |
 //!
 //! [`Pending`] is the shared half: the tracker behind a lock, the recent finished intervals (the
@@ -40,7 +40,8 @@ pub struct PodObs {
     pub created: Option<DateTime<Utc>>,
     /// `PodScheduled=False` (the scheduler found no room).
     pub unschedulable: bool,
-    /// A container is waiting on its image (or being created on a node: the pull).
+    /// A container (init or regular) is waiting on its image (or being created on a node: the
+    /// pull).
     pub image_pull: bool,
 }
 
@@ -49,10 +50,14 @@ pub fn obs(pod: &Pod) -> PodObs {
     let row = super::enrich::pod_row(pod);
     let status = pod.status.as_ref();
     let scheduled = pod.spec.as_ref().is_some_and(|s| s.node_name.is_some());
-    let image_pull = status
-        .and_then(|s| s.container_statuses.as_ref())
-        .is_some_and(|cs| {
-            cs.iter().any(|c| {
+    // init containers too: Z2JH pods have at least one, and while one of them cannot pull its
+    // image the regular containers only say `PodInitializing`
+    let image_pull = status.is_some_and(|s| {
+        [&s.init_container_statuses, &s.container_statuses]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|c| {
                 let r = c
                     .state
                     .as_ref()
@@ -61,7 +66,7 @@ pub fn obs(pod: &Pod) -> PodObs {
                 matches!(r, Some("ErrImagePull" | "ImagePullBackOff"))
                     || (scheduled && r == Some("ContainerCreating"))
             })
-        });
+    });
     PodObs {
         namespace: row.namespace,
         pod: row.pod,

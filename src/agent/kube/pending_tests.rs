@@ -105,6 +105,34 @@ fn obs_reads_the_scheduling_condition_and_image_waits() {
     assert!(ob.unschedulable && !ob.image_pull);
 }
 
+/// Z2JH pods have init containers (`block-cloud-metadata`, often more): an image that cannot be
+/// pulled for one of them shows in `initContainerStatuses`, the notebook container only says
+/// `PodInitializing`.
+#[test]
+fn obs_sees_an_init_container_image_that_cannot_be_pulled() {
+    let stream = include_str!("../../../fixtures/kube/pods-watch.jsonl");
+    let first: serde_json::Value = serde_json::from_str(stream.lines().next().unwrap()).unwrap();
+    let mut scheduled = first["object"].clone();
+    assert_eq!(
+        scheduled["status"]["containerStatuses"][0]["state"]["waiting"]["reason"],
+        "PodInitializing"
+    );
+    // scheduled, initialising: nothing says the image is the wait
+    let ob = obs(&serde_json::from_value(scheduled.clone()).unwrap());
+    assert!(!ob.image_pull && !ob.unschedulable);
+    let image = scheduled["status"]["initContainerStatuses"][0]["image"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for reason in ["ErrImagePull", "ImagePullBackOff"] {
+        scheduled["status"]["initContainerStatuses"][0]["state"] = serde_json::json!({"waiting": {
+            "reason": reason,
+            "message": format!("Back-off pulling image \"{image}\"")}});
+        let ob = obs(&serde_json::from_value(scheduled.clone()).unwrap());
+        assert!(ob.image_pull, "{reason}");
+    }
+}
+
 #[test]
 fn the_histogram_counts_per_reason_cumulatively() {
     let p = Pending::default();

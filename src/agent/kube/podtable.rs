@@ -17,6 +17,10 @@
 //!   `event_ts`; an event is written once per occurrence in a run ([`super::podevents`]), and may
 //!   be written again after a restart (same `pod`, `event`, `event_ts`).
 //! - `instance_type`/`zone` stay null when nodes cannot be read ([`super::nodes`]).
+//! - A pod deleted while the watch was down (the watcher relists, e.g. after `410 Gone`) gets
+//!   its `deleted` row when the relist completes: no delete event comes for it.
+//! - Events received before the pods are first listed (both lists start together) are held
+//!   until then ([`EARLY_CAP`] at most), so an event about a pod listed later is still its row.
 //!
 //! # Assumptions
 //! - Events about pods the pods watch does not select (placeholders) are counted in
@@ -107,12 +111,17 @@ impl Change {
 #[derive(Debug, Default)]
 pub struct Dedup {
     last: HashMap<(String, String), PodRow>,
+    /// During a (re)list: the pods it showed so far.
+    relisted: Option<std::collections::HashSet<(String, String)>>,
 }
 
 impl Dedup {
     /// A pod as it is now: a row unless nothing changed.
     pub fn applied(&mut self, row: PodRow) -> Option<(Change, PodRow)> {
         let key = (row.namespace.clone(), row.pod.clone());
+        if let Some(seen) = &mut self.relisted {
+            seen.insert(key.clone());
+        }
         match self.last.insert(key, row.clone()) {
             None => Some((Change::Seen, row)),
             Some(old) if old != row => Some((Change::Changed, row)),
@@ -124,6 +133,31 @@ impl Dedup {
     pub fn deleted(&mut self, row: PodRow) -> Option<(Change, PodRow)> {
         let key = (row.namespace.clone(), row.pod.clone());
         self.last.remove(&key).map(|old| (Change::Deleted, old))
+    }
+
+    /// A (re)list starts (the watcher's `Init`: first start, or after the watch failed, e.g.
+    /// `410 Gone`).
+    pub fn relisting(&mut self) {
+        self.relisted = Some(Default::default());
+    }
+
+    /// The (re)list is complete: a `deleted` row for each known pod it did not show (deleted
+    /// while the watch was down: no delete event comes for it), in pod order.
+    pub fn relisted(&mut self) -> Vec<(Change, PodRow)> {
+        let Some(seen) = self.relisted.take() else {
+            return Vec::new();
+        };
+        let mut gone: Vec<(String, String)> = self
+            .last
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .cloned()
+            .collect();
+        gone.sort();
+        gone.into_iter()
+            .filter_map(|k| self.last.remove(&k))
+            .map(|old| (Change::Deleted, old))
+            .collect()
     }
 
     /// The last row written for a pod.
@@ -294,6 +328,10 @@ pub async fn watch(
     let mut dedup = Dedup::default();
     let mut seen_events = EventDedup::default();
     let mut events_failing = false;
+    // Events that came before the pods were first listed (the two lists race at start): held
+    // until then, so that an event about a pod not listed yet is still that pod's row.
+    let mut pods_listed = false;
+    let mut early: Vec<Event> = Vec::new();
     let pending = &w.pending;
     loop {
         let (pod_ev, event_ev) = tokio::select! {
@@ -354,12 +392,23 @@ pub async fn watch(
                     if let Some(t) = pending {
                         t.synced();
                     }
-                    Vec::new()
+                    let mut rows = dedup.relisted();
+                    pods_listed = true;
+                    for e in std::mem::take(&mut early) {
+                        rows.extend(event_rows(
+                            &e,
+                            &dedup,
+                            &mut seen_events,
+                            w.events.as_deref(),
+                        ));
+                    }
+                    rows
                 }
                 watcher::Event::Init => {
                     if let Some(t) = pending {
                         t.relisting();
                     }
+                    dedup.relisting();
                     Vec::new()
                 }
             },
@@ -368,10 +417,17 @@ pub async fn watch(
                     tracing::info!("pods: events watch recovered");
                 }
                 match ev {
+                    watcher::Event::Apply(e) | watcher::Event::InitApply(e)
+                        if !pods_listed && early.len() < EARLY_CAP =>
+                    {
+                        early.push(e);
+                        Vec::new()
+                    }
                     watcher::Event::Apply(e) | watcher::Event::InitApply(e) => {
                         event_rows(&e, &dedup, &mut seen_events, w.events.as_deref())
                     }
                     watcher::Event::Delete(e) => {
+                        early.retain(|x| x.metadata.uid != e.metadata.uid);
                         seen_events.forget(&e);
                         Vec::new()
                     }
@@ -385,6 +441,10 @@ pub async fn watch(
         }
     }
 }
+
+/// The most Events held while the pods are not listed yet; beyond it they are taken at once
+/// (about a pod not known yet: counted as `other`, no row).
+pub const EARLY_CAP: usize = 10_000;
 
 /// The row an Event gives (about a pod of the watch, new), and its count in `stats`. Pure but
 /// for the counters.
@@ -439,6 +499,36 @@ mod tests {
         // the deletion carries the last state written
         assert_eq!((c, r.phase.as_deref()), (Change::Deleted, Some("Running")));
         assert_eq!(d.deleted(row("a", "Succeeded")), None);
+    }
+
+    /// After a watch failure (`410 Gone`) the watcher relists; a pod deleted meanwhile gets no
+    /// delete event, only its absence from the relist.
+    #[test]
+    fn a_pod_missing_from_a_relist_is_deleted_once() {
+        let mut d = Dedup::default();
+        // the first list: nothing was known, nothing is deleted
+        d.relisting();
+        d.applied(row("a", "Running"));
+        d.applied(row("b", "Running"));
+        assert_eq!(d.relisted(), vec![]);
+        // the relist shows b (unchanged: no row) and c, not a
+        d.relisting();
+        assert_eq!(d.applied(row("b", "Running")), None);
+        assert_eq!(d.applied(row("c", "Pending")).unwrap().0, Change::Seen);
+        let gone = d.relisted();
+        assert_eq!(gone.len(), 1);
+        assert_eq!(
+            (
+                gone[0].0,
+                gone[0].1.pod.as_str(),
+                gone[0].1.phase.as_deref()
+            ),
+            (Change::Deleted, "a", Some("Running"))
+        );
+        assert_eq!(d.last("jhub", "a"), None);
+        // outside a relist, InitDone alone deletes nothing
+        assert_eq!(d.relisted(), vec![]);
+        assert!(d.last("jhub", "b").is_some() && d.last("jhub", "c").is_some());
     }
 
     #[test]
