@@ -31,12 +31,15 @@ BYTES=$(stat -c %s "$FILE")
 echo "counting lines (also warms the page cache) ..." >&2
 LINES=$(wc -l < "$FILE")
 
-# Sum of Parquet rows under a path (file or directory); for a lake directory,
+# Sum of Parquet rows under a path (file or directory); for a hubpulse lake, its `events`
+# table only (not the derived `lifecycle` and `activity` rows); for another directory,
 # only files whose path mentions "request" when there are any.
 parquet_rows() {
     "$PY" - "$1" <<'PY'
 import pathlib, sys, pyarrow.parquet as pq
 p = pathlib.Path(sys.argv[1])
+if (p / "events").is_dir():
+    p = p / "events"
 files = [p] if p.is_file() else sorted(p.rglob("*.parquet"))
 req = [f for f in files if "request" in str(f.relative_to(p) if p.is_dir() else f.name).lower()]
 print(sum(pq.ParquetFile(f).metadata.num_rows for f in (req or files)))
