@@ -14,7 +14,8 @@ use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::channel::mpsc as body_channel;
-use hubpulse::agent::kube::podtable::{PodSink, watch_pods};
+use hubpulse::agent::kube::podevents::EventStats;
+use hubpulse::agent::kube::podtable::{PodSink, PodWatch, watch_pods};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -187,10 +188,7 @@ async fn pods_are_listed_watched_and_written_once_per_change() {
         stop_rx,
     ));
     let wait = Duration::from_secs(10);
-    let body = tokio::time::timeout(wait, watches.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let body = next(&mut watches).await;
     let send = |v: Value| {
         body.unbounded_send(Ok(Bytes::from(format!("{v}\n"))))
             .unwrap();
@@ -207,10 +205,7 @@ async fn pods_are_listed_watched_and_written_once_per_change() {
     );
     body.close_channel();
     // the re-watch comes only after the events above were handled
-    let second = tokio::time::timeout(wait, watches.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let second = next(&mut watches).await;
     stop_tx.send(true).unwrap();
     tokio::time::timeout(wait, task).await.unwrap().unwrap();
     drop(second);
@@ -282,10 +277,7 @@ async fn a_pod_that_waited_for_a_node_is_timed_as_unschedulable() {
         stop_rx,
     ));
     let wait = Duration::from_secs(10);
-    let body = tokio::time::timeout(wait, watches.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let body = next(&mut watches).await;
     // listed (the watch's first request follows the list): one pod waiting for a node
     let (now, _) = pending.snapshot().unwrap();
     assert_eq!(now.len(), 1);
@@ -297,10 +289,7 @@ async fn a_pod_that_waited_for_a_node_is_timed_as_unschedulable() {
             .unwrap();
     }
     body.close_channel();
-    let second = tokio::time::timeout(wait, watches.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let second = next(&mut watches).await;
     stop_tx.send(true).unwrap();
     tokio::time::timeout(wait, task).await.unwrap().unwrap();
     drop(second);
@@ -367,8 +356,7 @@ fn metric(text: &str, line: &str) -> f64 {
 /// nothing).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preemptions_oom_kills_and_instance_types_reach_the_pods_table_and_metrics() {
-    use hubpulse::agent::kube::podevents::EventStats;
-    use hubpulse::agent::kube::podtable::{PodWatch, watch};
+    use hubpulse::agent::kube::podtable::watch;
     let (wtx, mut watches) = tokio::sync::mpsc::unbounded_channel();
     let (etx, mut event_watches) = tokio::sync::mpsc::unbounded_channel();
     let mut api = Api::new(vec![user_pod("jupyter-alice", "90", "Pending", None)], wtx);
@@ -390,21 +378,11 @@ async fn preemptions_oom_kills_and_instance_types_reach_the_pods_table_and_metri
     let lake = dir.path().join("lake");
     let stats = Arc::new(EventStats::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let w = PodWatch {
-        namespace: "jhub".into(),
-        selector: "component=singleuser-server".into(),
-        sink: PodSink::new(&lake, "hub"),
-        pending: None,
-        events: Some(stats.clone()),
-        nodes: true,
-    };
+    let w = user_pods(&lake, Some(stats.clone()), true);
     let task = tokio::spawn(watch(client, w, stop_rx));
     let wait = Duration::from_secs(10);
     let send = send_line;
-    let pods_body = tokio::time::timeout(wait, watches.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let pods_body = next(&mut watches).await;
     // running on n1, seen twice, then OOM-killed once (restarted)
     let running = user_pod("jupyter-alice", "101", "Running", Some("n1"));
     send(&pods_body, json!({"type": "MODIFIED", "object": running}));
@@ -424,15 +402,9 @@ async fn preemptions_oom_kills_and_instance_types_reach_the_pods_table_and_metri
     resync["metadata"]["resourceVersion"] = json!("104");
     send(&pods_body, json!({"type": "MODIFIED", "object": resync}));
     pods_body.close_channel();
-    let pods_again = tokio::time::timeout(wait, watches.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let pods_again = next(&mut watches).await;
     // the pod's rows are written: now its preemption
-    let events_body = tokio::time::timeout(wait, event_watches.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let events_body = next(&mut event_watches).await;
     let preempted = pod_event(
         "ev-2",
         "jupyter-alice",
@@ -449,10 +421,7 @@ async fn preemptions_oom_kills_and_instance_types_reach_the_pods_table_and_metri
         json!({"type": "MODIFIED", "object": preempted}),
     );
     events_body.close_channel();
-    let events_again = tokio::time::timeout(wait, event_watches.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let events_again = next(&mut event_watches).await;
     stop_tx.send(true).unwrap();
     tokio::time::timeout(wait, task).await.unwrap().unwrap();
     drop((pods_again, events_again));
@@ -528,7 +497,7 @@ async fn preemptions_oom_kills_and_instance_types_reach_the_pods_table_and_metri
 /// Without RBAC on nodes: one `GET` (403), one warning, the columns stay null, rows still written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_nodes_rbac_instance_type_stays_null_after_one_request() {
-    use hubpulse::agent::kube::podtable::{PodWatch, watch};
+    use hubpulse::agent::kube::podtable::watch;
     let (wtx, mut watches) = tokio::sync::mpsc::unbounded_channel();
     let mut api = Api::new(
         vec![
@@ -542,21 +511,11 @@ async fn without_nodes_rbac_instance_type_stays_null_after_one_request() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let w = PodWatch {
-        namespace: "jhub".into(),
-        selector: "component=singleuser-server".into(),
-        sink: PodSink::new(&lake, "hub"),
-        pending: None,
-        events: None,
-        nodes: true,
-    };
+    let w = user_pods(&lake, None, true);
     let task = tokio::spawn(watch(client, w, stop_rx));
     let wait = Duration::from_secs(10);
     // the watch starts after the list was handled
-    let body = tokio::time::timeout(wait, watches.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let body = next(&mut watches).await;
     stop_tx.send(true).unwrap();
     tokio::time::timeout(wait, task).await.unwrap().unwrap();
     drop(body);
@@ -579,8 +538,7 @@ async fn without_nodes_rbac_instance_type_stays_null_after_one_request() {
 /// Without RBAC on events: the events list is refused (and retried), pods are still written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_events_rbac_pods_are_still_written() {
-    use hubpulse::agent::kube::podevents::EventStats;
-    use hubpulse::agent::kube::podtable::{PodWatch, watch};
+    use hubpulse::agent::kube::podtable::watch;
     let (wtx, mut watches) = tokio::sync::mpsc::unbounded_channel();
     let mut api = Api::new(vec![user_pod("jupyter-alice", "90", "Pending", None)], wtx);
     api.events_forbidden = true;
@@ -589,21 +547,11 @@ async fn without_events_rbac_pods_are_still_written() {
     let lake = dir.path().join("lake");
     let stats = Arc::new(EventStats::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let w = PodWatch {
-        namespace: "jhub".into(),
-        selector: "component=singleuser-server".into(),
-        sink: PodSink::new(&lake, "hub"),
-        pending: None,
-        events: Some(stats.clone()),
-        nodes: false,
-    };
+    let w = user_pods(&lake, Some(stats.clone()), false);
     let task = tokio::spawn(watch(client, w, stop_rx));
     let wait = Duration::from_secs(10);
     // the pods list was handled (its watch follows), and the events list was refused
-    let body = tokio::time::timeout(wait, watches.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let body = next(&mut watches).await;
     let mut seen = api.seen.subscribe();
     let refused = async {
         while !api
@@ -622,10 +570,7 @@ async fn without_events_rbac_pods_are_still_written() {
         json!({"type": "MODIFIED", "object": user_pod("jupyter-alice", "101", "Running", Some("n1"))}),
     );
     body.close_channel();
-    let again = tokio::time::timeout(wait, watches.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let again = next(&mut watches).await;
     stop_tx.send(true).unwrap();
     tokio::time::timeout(wait, task).await.unwrap().unwrap();
     drop(again);
@@ -655,8 +600,7 @@ fn send_raw(body: &BodyTx, line: &str) {
 /// carry the fixtures' values.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixture_watch_streams_replayed_reach_the_pods_table_and_metrics() {
-    use hubpulse::agent::kube::podevents::EventStats;
-    use hubpulse::agent::kube::podtable::{PodWatch, watch};
+    use hubpulse::agent::kube::podtable::watch;
     let pods_list = kube_fixtures::json("pods-list.json");
     let events_list = kube_fixtures::json("events-list.json");
     let node = kube_fixtures::json("node.json");
@@ -681,43 +625,24 @@ async fn fixture_watch_streams_replayed_reach_the_pods_table_and_metrics() {
     let lake = dir.path().join("lake");
     let stats = Arc::new(EventStats::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let w = PodWatch {
-        namespace: "jhub".into(),
-        selector: "component=singleuser-server".into(),
-        sink: PodSink::new(&lake, "hub"),
-        pending: None,
-        events: Some(stats.clone()),
-        nodes: true,
-    };
+    let w = user_pods(&lake, Some(stats.clone()), true);
     let task = tokio::spawn(watch(client, w, stop_rx));
     let wait = Duration::from_secs(10);
     // the pods list was handled (its watch follows): the pending pod is known
-    let pods_body = tokio::time::timeout(wait, watches.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let pods_body = next(&mut watches).await;
     // the scheduler's events about it: FailedScheduling, its series update, Scheduled, Pulling
-    let events_body = tokio::time::timeout(wait, event_watches.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let events_body = next(&mut event_watches).await;
     for line in kube_fixtures::watch_lines("events-watch.jsonl") {
         send_raw(&events_body, &line);
     }
     events_body.close_channel();
-    let events_again = tokio::time::timeout(wait, event_watches.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let events_again = next(&mut event_watches).await;
     // the pod scheduled, running, OOM-killed and restarted; then a bookmark
     for line in kube_fixtures::watch_lines("pods-watch.jsonl") {
         send_raw(&pods_body, &line);
     }
     pods_body.close_channel();
-    let pods_again = tokio::time::timeout(wait, watches.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let pods_again = next(&mut watches).await;
     // the pod is culled while the watch is down: the re-watch gets 410 Gone, the relist is empty
     *api.pods.lock().unwrap() = culled["items"].as_array().unwrap().clone();
     *api.pods_rv.lock().unwrap() = kube_fixtures::list_rv(&culled);
@@ -725,10 +650,7 @@ async fn fixture_watch_streams_replayed_reach_the_pods_table_and_metrics() {
         send_raw(&pods_again, &line);
     }
     // the watch after the relist comes only after the relist was handled
-    let third = tokio::time::timeout(wait, watches.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let third = next(&mut watches).await;
     stop_tx.send(true).unwrap();
     tokio::time::timeout(wait, task).await.unwrap().unwrap();
     drop((pods_again, events_again, third));
@@ -898,8 +820,7 @@ async fn fixture_watch_streams_replayed_reach_the_pods_table_and_metrics() {
 /// pods are listed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_listed_before_the_pods_still_reach_their_pod() {
-    use hubpulse::agent::kube::podevents::EventStats;
-    use hubpulse::agent::kube::podtable::{PodWatch, watch};
+    use hubpulse::agent::kube::podtable::watch;
     let pods_list = kube_fixtures::json("pods-list.json");
     // the events watch stream's FailedScheduling (and its series update), served as the list
     let stream = kube_fixtures::watch_events("events-watch.jsonl");
@@ -918,35 +839,19 @@ async fn events_listed_before_the_pods_still_reach_their_pod() {
     let lake = dir.path().join("lake");
     let stats = Arc::new(EventStats::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let w = PodWatch {
-        namespace: "jhub".into(),
-        selector: "component=singleuser-server".into(),
-        sink: PodSink::new(&lake, "hub"),
-        pending: None,
-        events: Some(stats.clone()),
-        nodes: false,
-    };
+    let w = user_pods(&lake, Some(stats.clone()), false);
     let task = tokio::spawn(watch(client, w, stop_rx));
     let wait = Duration::from_secs(10);
-    let events_body = tokio::time::timeout(wait, event_watches.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let events_body = next(&mut event_watches).await;
     // the pods watch follows the pods list, answered after the events list
-    let pods_body = tokio::time::timeout(wait, watches.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let pods_body = next(&mut watches).await;
     // one more pods event, so that the rows of the list are written before the stop
     let mut running = pods_list["items"][0].clone();
     running["metadata"]["resourceVersion"] = json!("4118300");
     running["status"]["phase"] = json!("Running");
     send_line(&pods_body, json!({"type": "MODIFIED", "object": running}));
     pods_body.close_channel();
-    let again = tokio::time::timeout(wait, watches.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let again = next(&mut watches).await;
     stop_tx.send(true).unwrap();
     tokio::time::timeout(wait, task).await.unwrap().unwrap();
     drop((events_body, again));
@@ -993,6 +898,26 @@ async fn events_listed_before_the_pods_still_reach_their_pod() {
 fn send_line(body: &BodyTx, v: Value) {
     body.unbounded_send(Ok(Bytes::from(format!("{v}\n"))))
         .unwrap();
+}
+
+/// The next value on `rx` (a request the scripted API server saw), within 10 s.
+async fn next<T>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("the watch did not make the request")
+        .expect("the API server is gone")
+}
+
+/// A watch of the single-user pods of namespace `jhub` into `lake`.
+fn user_pods(lake: &std::path::Path, events: Option<Arc<EventStats>>, nodes: bool) -> PodWatch {
+    PodWatch {
+        namespace: "jhub".into(),
+        selector: "component=singleuser-server".into(),
+        sink: PodSink::new(lake, "hub"),
+        pending: None,
+        events,
+        nodes,
+    }
 }
 
 /// Serve the scripted pods API on a free loopback port; a kube client pointed at it.
