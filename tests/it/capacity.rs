@@ -528,15 +528,9 @@ async fn capacity_a_missing_statefulset_stops_the_cycle_before_any_patch() {
 
 #[test]
 fn capacity_plan_prints_the_forecast_from_the_lake_and_a_dry_run_decision() {
-    use crate::{bin, root, run_ok};
+    use crate::{bin, run_ok};
     let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    run_ok(
-        bin()
-            .args(["ingest", "--no-progress", "--lake"])
-            .arg(&lake)
-            .arg(root().join("fixtures/reports/month-boundary.log")),
-    );
+    let lake = crate::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
     // A week after the data (Saturday 2026-10-31 20:00 to Sunday 03:00): the Saturday-evening
     // slots have two samples (that evening and this one), the later ones only that night's.
     let out = run_ok(bin().args(["capacity", "plan", "--lake"]).arg(&lake).args([
@@ -582,15 +576,9 @@ fn capacity_plan_prints_the_forecast_from_the_lake_and_a_dry_run_decision() {
 
 #[test]
 fn capacity_plan_prints_a_decision_per_placeholder_set_of_the_config() {
-    use crate::{bin, root, run_ok};
+    use crate::{bin, run_ok};
     let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    run_ok(
-        bin()
-            .args(["ingest", "--no-progress", "--lake"])
-            .arg(&lake)
-            .arg(root().join("fixtures/reports/month-boundary.log")),
-    );
+    let lake = crate::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
     let config = dir.path().join("hubpulse.toml");
     std::fs::write(
         &config,
@@ -649,13 +637,7 @@ fn capacity_the_deploy_config_is_valid_and_starts_everything_in_dry_run() {
 async fn capacity_the_agent_loop_forecasts_from_the_lake_and_reapplies_after_a_reset() {
     use hubpulse::capacity::forecast::ForecastPolicy;
     let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    crate::run_ok(
-        crate::bin()
-            .args(["ingest", "--no-progress", "--lake"])
-            .arg(&lake)
-            .arg(crate::root().join("fixtures/reports/month-boundary.log")),
-    );
+    let lake = crate::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
     let (api, client) = Api::start(0).await;
     // min = max = 2: the target does not depend on the wall clock the loop reads
     let policy = PlaceholderPolicy {

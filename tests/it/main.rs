@@ -116,6 +116,19 @@ pub fn python() -> String {
 }
 
 /// Query the lake through the CLI and return CSV.
+/// A lake at `dir/lake` holding `fixture` (a log, by its path from the repository root),
+/// ingested by the binary.
+pub fn fixture_lake(dir: &Path, fixture: &str) -> PathBuf {
+    let lake = dir.join("lake");
+    run_ok(
+        bin()
+            .args(["ingest", "--no-progress", "--lake"])
+            .arg(&lake)
+            .arg(root().join(fixture)),
+    );
+    lake
+}
+
 pub fn query_csv(lake: &Path, sql: &str) -> String {
     run_ok(
         bin()
