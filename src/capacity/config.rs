@@ -5,7 +5,8 @@
 //! namespace = "jhub"                 # required: where the hub and the placeholders run
 //! statefulset = "user-placeholder"   # Z2JH's name with the default fullnameOverride
 //! user_pods = "component=singleuser-server"
-//! # profile = "GPU"                  # a set per profile: that profile's forecast
+//! # profile = "gpu"                  # a set per profile: that profile's forecast (its slug)
+//! # log_profile = "GPU (large)"      # the profile's display name in the hub's log, if not the slug
 //! default_profile = "default"        # sessions whose profile the log does not name
 //! min_replicas = 0
 //! max_replicas = 10
@@ -32,6 +33,7 @@
 //! [[capacity.placeholders]]
 //! statefulset = "user-placeholder-gpu"
 //! profile = "gpu"
+//! log_profile = "GPU (large)"   # how the hub's log names it (the forecast's key), if not "gpu"
 //! user_pods = "component=singleuser-server,hub.jupyter.org/profile=gpu"  # its pods (default: all)
 //! min_replicas = 0
 //! max_replicas = 2
@@ -63,6 +65,7 @@ pub struct RawCapacity {
     statefulset: Option<String>,
     user_pods: Option<String>,
     profile: Option<String>,
+    log_profile: Option<String>,
     default_profile: Option<String>,
     min_replicas: Option<i32>,
     max_replicas: Option<i32>,
@@ -85,6 +88,7 @@ pub struct RawCapacity {
 pub struct RawSet {
     statefulset: Option<String>,
     profile: Option<String>,
+    log_profile: Option<String>,
     user_pods: Option<String>,
     min_replicas: Option<i32>,
     max_replicas: Option<i32>,
@@ -148,8 +152,17 @@ fn set_policy(r: &RawSet, d: &PlaceholderPolicy, at: &str) -> Result<Placeholder
         ));
     }
     let std = |c: chrono::Duration| c.to_std().unwrap_or(Duration::ZERO);
+    let profile = r.profile.clone().or_else(|| d.profile.clone());
+    let log_profile = r.log_profile.clone().or_else(|| d.log_profile.clone());
+    if log_profile.is_some() && profile.is_none() {
+        return Err((
+            key(&k("log_profile")),
+            "needs profile (the slug admission sees; log_profile is how the log names it)".into(),
+        ));
+    }
     Ok(PlaceholderPolicy {
-        profile: r.profile.clone().or_else(|| d.profile.clone()),
+        profile,
+        log_profile,
         min_replicas: min,
         max_replicas: max,
         look_ahead: chrono_dur(dur(&k("look_ahead"), &r.look_ahead, std(d.look_ahead))?),
@@ -211,6 +224,7 @@ pub fn validate(raw: Option<RawCapacity>) -> Result<Option<CapacityConfig>, KeyE
     let section = RawSet {
         statefulset: r.statefulset.clone(),
         profile: r.profile.clone(),
+        log_profile: r.log_profile.clone(),
         user_pods: None,
         min_replicas: r.min_replicas,
         max_replicas: r.max_replicas,
@@ -233,7 +247,11 @@ pub fn validate(raw: Option<RawCapacity>) -> Result<Option<CapacityConfig>, KeyE
             policy: defaults,
         }],
         Some(list) => {
-            for (k, v) in [("statefulset", &r.statefulset), ("profile", &r.profile)] {
+            for (k, v) in [
+                ("statefulset", &r.statefulset),
+                ("profile", &r.profile),
+                ("log_profile", &r.log_profile),
+            ] {
                 if v.is_some() {
                     return Err((
                         key(k),
@@ -384,7 +402,7 @@ mod tests {
              [[placeholders]]\nstatefulset = \"user-placeholder\"\n\
              [[placeholders]]\nstatefulset = \"user-placeholder-gpu\"\nprofile = \"gpu\"\n\
              min_replicas = 1\nmax_replicas = 2\ndry_run = false\nlook_ahead = \"2h\"\n\
-             user_pods = \"profile=gpu\"",
+             user_pods = \"profile=gpu\"\nlog_profile = \"GPU (large)\"",
         )
         .unwrap()
         .unwrap();
@@ -415,6 +433,8 @@ mod tests {
         assert_eq!(c.sets[1].target.namespace, "jhub");
         assert_eq!(c.sets[0].target.user_pods, "component=singleuser-server");
         assert_eq!(c.sets[1].target.user_pods, "profile=gpu");
+        assert_eq!(cpu.forecast_profile(), None);
+        assert_eq!(gpu.forecast_profile(), Some("GPU (large)"));
     }
 
     #[test]
@@ -438,6 +458,15 @@ mod tests {
             "capacity.statefulset"
         );
         assert_eq!(err("placeholders = []"), "capacity.placeholders");
+        assert_eq!(
+            err(&format!("{}log_profile = \"GPU (large)\"", set("a"))),
+            "capacity.placeholders[0].log_profile"
+        );
+        assert_eq!(
+            err(&format!("log_profile = \"GPU\"\n{}", set("a"))),
+            "capacity.log_profile"
+        );
+        assert_eq!(err("log_profile = \"GPU\""), "capacity.log_profile");
         assert!(parse(&format!("namespace = \"jhub\"\n{}replicas = 1", set("a"))).is_err());
     }
 

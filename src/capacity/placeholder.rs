@@ -34,8 +34,13 @@ use super::forecast::{Forecast, slot_label, slot_of};
 /// The `[capacity]` section's placeholder keys, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlaceholderPolicy {
-    /// The profile whose series drives this set; `None` = the total.
+    /// The profile whose series drives this set; `None` = the total. Also the name admission
+    /// matches the set's free placeholders against (`user_options.profile`, the slug).
     pub profile: Option<String>,
+    /// The same profile as the hub's log names it (`Applying KubeSpawner override for profile
+    /// '<display name>'`), which is what the forecast is keyed by, when that differs from
+    /// `profile` (`None`: the same).
+    pub log_profile: Option<String>,
     pub min_replicas: i32,
     pub max_replicas: i32,
     /// How far ahead the peak is looked for (`look_ahead_minutes`, default 60): about a node's
@@ -48,10 +53,18 @@ pub struct PlaceholderPolicy {
     pub dry_run: bool,
 }
 
+impl PlaceholderPolicy {
+    /// The forecast series this set follows: `log_profile`, else `profile` (`None`: the total).
+    pub fn forecast_profile(&self) -> Option<&str> {
+        self.log_profile.as_deref().or(self.profile.as_deref())
+    }
+}
+
 impl Default for PlaceholderPolicy {
     fn default() -> Self {
         PlaceholderPolicy {
             profile: None,
+            log_profile: None,
             min_replicas: 0,
             max_replicas: 10,
             look_ahead: Duration::minutes(60),
@@ -164,7 +177,7 @@ pub fn decide(
     policy: &PlaceholderPolicy,
     last_change: Option<DateTime<Utc>>,
 ) -> Decision {
-    let (peak, peak_at) = forecast.peak(policy.profile.as_deref(), now, policy.look_ahead);
+    let (peak, peak_at) = forecast.peak(policy.forecast_profile(), now, policy.look_ahead);
     let need = (peak * (1.0 + policy.headroom.max(0.0)) - 1e-9)
         .ceil()
         .max(0.0) as i64;

@@ -40,6 +40,7 @@ fn forecast() -> Forecast {
 fn policy() -> PlaceholderPolicy {
     PlaceholderPolicy {
         profile: None,
+        log_profile: None,
         min_replicas: 0,
         max_replicas: 20,
         look_ahead: Duration::minutes(120),
@@ -193,6 +194,29 @@ fn a_set_per_profile_follows_its_own_series() {
     assert_eq!((d.target, d.peak), (3, 3.0));
     let d = decide(at(12, 0), &forecast(), seen(3, 0, 0), &p, None);
     assert_eq!((d.action, d.target), (Action::ScaleDown, 0));
+}
+
+#[test]
+fn a_set_follows_the_series_of_its_logged_profile_name_when_it_differs_from_the_slug() {
+    // The forecast knows the profile by the display name the hub logs; admission by its slug.
+    let mut f = forecast();
+    let gpu = f.profiles.remove("gpu").unwrap();
+    f.profiles.insert("GPU (large)".into(), gpu);
+    let slug_only = PlaceholderPolicy {
+        profile: Some("gpu".into()),
+        ..policy()
+    };
+    // Unknown to the forecast: the hub's total (8), which is why the runner warns.
+    let d = decide(at(7, 30), &f, seen(0, 0, 0), &slug_only, None);
+    assert_eq!((d.target, d.peak), (8, 8.0));
+    assert!(!f.profiles.contains_key("gpu"));
+    let named = PlaceholderPolicy {
+        log_profile: Some("GPU (large)".into()),
+        ..slug_only
+    };
+    assert_eq!(named.forecast_profile(), Some("GPU (large)"));
+    let d = decide(at(7, 30), &f, seen(0, 0, 0), &named, None);
+    assert_eq!((d.target, d.peak), (3, 3.0));
 }
 
 #[test]

@@ -177,6 +177,8 @@ pub struct Placeholders {
     last_recorded: Option<(Action, Reason, i32, i32)>,
     stats: Option<Arc<CapacityStats>>,
     view: Option<Arc<super::wait::CapacityView>>,
+    /// Whether the set's profile was missing from the last forecast (warned once per streak).
+    profile_missing: bool,
 }
 
 /// What one cycle did.
@@ -204,6 +206,7 @@ impl Placeholders {
             last_recorded: None,
             stats: None,
             view: None,
+            profile_missing: false,
         }
     }
 
@@ -217,6 +220,26 @@ impl Placeholders {
     pub fn with_view(mut self, view: Arc<super::wait::CapacityView>) -> Self {
         self.view = Some(view);
         self
+    }
+
+    /// A set whose profile the forecast does not know follows the hub's total: say so once (a
+    /// slug where the log has a display name is the usual cause; `log_profile` fixes it).
+    fn check_profile(&mut self, forecast: &Forecast) {
+        let missing = self
+            .policy
+            .forecast_profile()
+            .filter(|p| !forecast.profiles.contains_key(*p));
+        if let (Some(p), false) = (missing, self.profile_missing) {
+            let known: Vec<&str> = forecast.profiles.keys().map(String::as_str).collect();
+            tracing::warn!(
+                statefulset = %self.target.name,
+                profile = p,
+                known = ?known,
+                "capacity: the forecast has no profile of this name, so this set follows the \
+                 whole hub's forecast; set log_profile to the profile's name as the hub logs it"
+            );
+        }
+        self.profile_missing = missing.is_some();
     }
 
     /// One cycle at `now` with `forecast`: read, decide, patch if needed, record.
@@ -236,6 +259,7 @@ impl Placeholders {
                 return Err(e);
             }
         };
+        self.check_profile(forecast);
         let d = decide(now, forecast, observed, &self.policy, self.last_change);
         if let Some(v) = &self.view {
             v.set_cycle(
