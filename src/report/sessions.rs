@@ -233,6 +233,7 @@ pub fn derive(
     first_ts: &HashMap<String, i64>,
 ) -> Vec<Session> {
     let mut names = Names::default();
+    names.id("");
     let evs: Vec<Ev> = events
         .iter()
         .map(|e| Ev {
