@@ -356,7 +356,6 @@ fn metric(text: &str, line: &str) -> f64 {
 /// nothing).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preemptions_oom_kills_and_instance_types_reach_the_pods_table_and_metrics() {
-    use hubpulse::agent::kube::podtable::watch;
     let (wtx, mut watches) = tokio::sync::mpsc::unbounded_channel();
     let (etx, mut event_watches) = tokio::sync::mpsc::unbounded_channel();
     let mut api = Api::new(vec![user_pod("jupyter-alice", "90", "Pending", None)], wtx);
@@ -374,13 +373,9 @@ async fn preemptions_oom_kills_and_instance_types_reach_the_pods_table_and_metri
     api.nodes = Some(HashMap::from([("n1".to_string(), n1)]));
     let client = serve(api.clone()).await;
 
-    let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    let stats = Arc::new(EventStats::default());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let w = user_pods(&lake, Some(stats.clone()), true);
-    let task = tokio::spawn(watch(client, w, stop_rx));
-    let wait = Duration::from_secs(10);
+    let mut run = start(client, true, true).await;
+    let lake = run.lake.clone();
+    let stats = run.stats.clone();
     let send = send_line;
     let pods_body = next(&mut watches).await;
     // running on n1, seen twice, then OOM-killed once (restarted)
@@ -422,8 +417,7 @@ async fn preemptions_oom_kills_and_instance_types_reach_the_pods_table_and_metri
     );
     events_body.close_channel();
     let events_again = next(&mut event_watches).await;
-    stop_tx.send(true).unwrap();
-    tokio::time::timeout(wait, task).await.unwrap().unwrap();
+    run.stop().await;
     drop((pods_again, events_again));
 
     let reqs = api.requests.lock().unwrap().clone();
@@ -497,7 +491,6 @@ async fn preemptions_oom_kills_and_instance_types_reach_the_pods_table_and_metri
 /// Without RBAC on nodes: one `GET` (403), one warning, the columns stay null, rows still written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_nodes_rbac_instance_type_stays_null_after_one_request() {
-    use hubpulse::agent::kube::podtable::watch;
     let (wtx, mut watches) = tokio::sync::mpsc::unbounded_channel();
     let mut api = Api::new(
         vec![
@@ -508,16 +501,11 @@ async fn without_nodes_rbac_instance_type_stays_null_after_one_request() {
     );
     api.nodes = None;
     let client = serve(api.clone()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let w = user_pods(&lake, None, true);
-    let task = tokio::spawn(watch(client, w, stop_rx));
-    let wait = Duration::from_secs(10);
+    let mut run = start(client, false, true).await;
+    let lake = run.lake.clone();
     // the watch starts after the list was handled
     let body = next(&mut watches).await;
-    stop_tx.send(true).unwrap();
-    tokio::time::timeout(wait, task).await.unwrap().unwrap();
+    run.stop().await;
     drop(body);
     let reqs = api.requests.lock().unwrap().clone();
     let nodes: Vec<&String> = reqs
@@ -538,17 +526,13 @@ async fn without_nodes_rbac_instance_type_stays_null_after_one_request() {
 /// Without RBAC on events: the events list is refused (and retried), pods are still written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_events_rbac_pods_are_still_written() {
-    use hubpulse::agent::kube::podtable::watch;
     let (wtx, mut watches) = tokio::sync::mpsc::unbounded_channel();
     let mut api = Api::new(vec![user_pod("jupyter-alice", "90", "Pending", None)], wtx);
     api.events_forbidden = true;
     let client = serve(api.clone()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    let stats = Arc::new(EventStats::default());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let w = user_pods(&lake, Some(stats.clone()), false);
-    let task = tokio::spawn(watch(client, w, stop_rx));
+    let mut run = start(client, true, false).await;
+    let lake = run.lake.clone();
+    let stats = run.stats.clone();
     let wait = Duration::from_secs(10);
     // the pods list was handled (its watch follows), and the events list was refused
     let body = next(&mut watches).await;
@@ -571,8 +555,7 @@ async fn without_events_rbac_pods_are_still_written() {
     );
     body.close_channel();
     let again = next(&mut watches).await;
-    stop_tx.send(true).unwrap();
-    tokio::time::timeout(wait, task).await.unwrap().unwrap();
+    run.stop().await;
     drop(again);
     let csv = crate::query_csv(&lake, "SELECT change, phase FROM pods ORDER BY ts");
     assert_eq!(
@@ -600,7 +583,6 @@ fn send_raw(body: &BodyTx, line: &str) {
 /// carry the fixtures' values.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixture_watch_streams_replayed_reach_the_pods_table_and_metrics() {
-    use hubpulse::agent::kube::podtable::watch;
     let pods_list = kube_fixtures::json("pods-list.json");
     let events_list = kube_fixtures::json("events-list.json");
     let node = kube_fixtures::json("node.json");
@@ -621,13 +603,9 @@ async fn fixture_watch_streams_replayed_reach_the_pods_table_and_metrics() {
     api.nodes = Some(HashMap::from([(node_name.to_string(), node.clone())]));
     let client = serve(api.clone()).await;
 
-    let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    let stats = Arc::new(EventStats::default());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let w = user_pods(&lake, Some(stats.clone()), true);
-    let task = tokio::spawn(watch(client, w, stop_rx));
-    let wait = Duration::from_secs(10);
+    let mut run = start(client, true, true).await;
+    let lake = run.lake.clone();
+    let stats = run.stats.clone();
     // the pods list was handled (its watch follows): the pending pod is known
     let pods_body = next(&mut watches).await;
     // the scheduler's events about it: FailedScheduling, its series update, Scheduled, Pulling
@@ -651,8 +629,7 @@ async fn fixture_watch_streams_replayed_reach_the_pods_table_and_metrics() {
     }
     // the watch after the relist comes only after the relist was handled
     let third = next(&mut watches).await;
-    stop_tx.send(true).unwrap();
-    tokio::time::timeout(wait, task).await.unwrap().unwrap();
+    run.stop().await;
     drop((pods_again, events_again, third));
 
     // request sequence and shape
@@ -820,7 +797,6 @@ async fn fixture_watch_streams_replayed_reach_the_pods_table_and_metrics() {
 /// pods are listed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_listed_before_the_pods_still_reach_their_pod() {
-    use hubpulse::agent::kube::podtable::watch;
     let pods_list = kube_fixtures::json("pods-list.json");
     // the events watch stream's FailedScheduling (and its series update), served as the list
     let stream = kube_fixtures::watch_events("events-watch.jsonl");
@@ -835,13 +811,9 @@ async fn events_listed_before_the_pods_still_reach_their_pod() {
     *api.events.lock().unwrap() = vec![failed.clone()];
     api.pods_after_events = true;
     let client = serve(api.clone()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    let stats = Arc::new(EventStats::default());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let w = user_pods(&lake, Some(stats.clone()), false);
-    let task = tokio::spawn(watch(client, w, stop_rx));
-    let wait = Duration::from_secs(10);
+    let mut run = start(client, true, false).await;
+    let lake = run.lake.clone();
+    let stats = run.stats.clone();
     let events_body = next(&mut event_watches).await;
     // the pods watch follows the pods list, answered after the events list
     let pods_body = next(&mut watches).await;
@@ -852,8 +824,7 @@ async fn events_listed_before_the_pods_still_reach_their_pod() {
     send_line(&pods_body, json!({"type": "MODIFIED", "object": running}));
     pods_body.close_channel();
     let again = next(&mut watches).await;
-    stop_tx.send(true).unwrap();
-    tokio::time::timeout(wait, task).await.unwrap().unwrap();
+    run.stop().await;
     drop((events_body, again));
 
     let reqs = api.requests.lock().unwrap().clone();
@@ -906,6 +877,45 @@ async fn next<T>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> T {
         .await
         .expect("the watch did not make the request")
         .expect("the API server is gone")
+}
+
+/// A pods watch running against a scripted API server, into a fresh lake.
+struct Running {
+    _dir: tempfile::TempDir,
+    lake: std::path::PathBuf,
+    stats: Arc<EventStats>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stop the watch and wait (10 s at most) for it to end.
+    async fn stop(&mut self) {
+        self.stop.send(true).unwrap();
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("the watch did not stop")
+                .unwrap();
+        }
+    }
+}
+
+/// Start the watch of the user pods (with Events when `events`, node lookups when `nodes`).
+async fn start(client: kube::Client, events: bool, nodes: bool) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let stats = Arc::new(EventStats::default());
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let w = user_pods(&lake, events.then(|| stats.clone()), nodes);
+    let task = tokio::spawn(hubpulse::agent::kube::podtable::watch(client, w, stop_rx));
+    Running {
+        _dir: dir,
+        lake,
+        stats,
+        stop,
+        task: Some(task),
+    }
 }
 
 /// A watch of the single-user pods of namespace `jhub` into `lake`.
