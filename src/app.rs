@@ -399,6 +399,7 @@ fn ingest_cmd(
         reader: s.reader,
         writer: WriterConfig::default(),
         batch_rows: 32 * 1024,
+        batch_bytes: crate::lake::batch::BATCH_BYTES,
         commit_bytes: 256 << 20,
         progress,
     };

@@ -41,6 +41,8 @@ pub struct IngestOptions {
     pub writer: WriterConfig,
     /// Rows per Arrow batch handed to the writer thread.
     pub batch_rows: usize,
+    /// Bytes of messages at which a batch is cut before `batch_rows` (huge records).
+    pub batch_bytes: usize,
     /// Commit (and make durable) at least every this many input bytes.
     pub commit_bytes: u64,
     pub progress: bool,
@@ -198,7 +200,7 @@ struct FileRun<'a> {
 impl FileRun<'_> {
     fn send_full(&mut self, day: i64) {
         if let Some((_, b)) = self.builders.iter_mut().rev().find(|(d, _)| *d == day)
-            && b.len() >= self.opts.batch_rows
+            && b.full(self.opts.batch_rows, self.opts.batch_bytes)
             && let Ok(batch) = b.finish()
         {
             let _ = self.tx.send(ToWriter::Batch(day_name(day), batch));

@@ -26,7 +26,7 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::agent::kube::StreamPos;
 use crate::agent::metrics::Metrics;
 use crate::agent::source::{SourceId, SourceKind, SourceMsg};
-use crate::lake::batch::{EventsBuilder, SourceInfo};
+use crate::lake::batch::{BATCH_BYTES, EventsBuilder, SourceInfo};
 use crate::lake::compact::{Compactor, Job};
 use crate::lake::manifest::{Commit, LakeError, Manifest, SourceProgress, StreamProgress};
 use crate::lake::writer::{PartSet, WriterConfig};
@@ -377,7 +377,7 @@ impl Pipeline {
                             .entry((day, id))
                             .or_insert_with(|| EventsBuilder::new(info.clone()));
                         b.append(rec);
-                        if b.len() >= batch_rows {
+                        if b.full(batch_rows, BATCH_BYTES) {
                             full_days.push(day);
                         }
                         *kinds.entry(rec.kind).or_default() += 1;

@@ -401,6 +401,7 @@ fn memory_bounds_change_how_rows_are_cut_not_which_rows_land() {
             ..WriterConfig::default()
         },
         batch_rows: 300,
+        batch_bytes: 9_000,
         commit_bytes: 1 << 20,
         progress: false,
     };
