@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, ArrowPrimitiveType, PrimitiveArray,
-    RecordBatch, StringArray, TimestampMicrosecondArray,
+    ArrayRef, ArrowPrimitiveType, PrimitiveArray, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
 };
 use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
@@ -53,7 +53,10 @@ impl Validity {
     fn take(&mut self) -> Option<NullBuffer> {
         let next = Vec::with_capacity(self.bytes.len());
         let bytes = std::mem::replace(&mut self.bytes, next);
-        let (len, nulls) = (std::mem::take(&mut self.len), std::mem::take(&mut self.nulls));
+        let (len, nulls) = (
+            std::mem::take(&mut self.len),
+            std::mem::take(&mut self.nulls),
+        );
         (nulls > 0).then(|| {
             let bits = BooleanBuffer::new(Buffer::from_vec(bytes), 0, len);
             NullBuffer::new(bits)
