@@ -261,7 +261,7 @@ impl EventsBuilder {
         self.attrs.option(r.attrs_json().as_deref());
         self.message.value(r.message);
         self.lines.value(r.lines as i32);
-        self.flags.option(r.flags.names().as_deref());
+        self.flags.option(r.flags.names());
         self.source_offset.value(r.offset as i64);
         self.rows += 1;
     }

@@ -82,8 +82,16 @@ impl Parser {
         if raw.split {
             flags.set(Flags::SPLIT);
         }
-        let text = text::decode(raw.bytes, &mut flags);
-        let text = text::strip_controls(text, &mut flags);
+        // One scan finds the records with nothing to clean (most): valid UTF-8, no NUL, no
+        // escape sequence, no carriage return.
+        let text = match memchr::memchr3(0, 0x1b, b'\r', raw.bytes) {
+            None => std::str::from_utf8(raw.bytes).map(Cow::Borrowed).ok(),
+            Some(_) => None,
+        };
+        let text = text.unwrap_or_else(|| {
+            let text = text::decode(raw.bytes, &mut flags);
+            text::strip_controls(text, &mut flags)
+        });
         let text = text::scrub(text, &mut flags);
         let body = text.trim_end_matches(['\n', '\r']);
         let mut rec = match prefix::header(body) {

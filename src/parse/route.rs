@@ -165,6 +165,8 @@ struct Template {
     route: &'static str,
     /// Ends in `{path}` (matches any longer path), else matches exactly `segs.len()` segments.
     open_ended: bool,
+    /// A route of one server: its server is `""` (the default one) unless the path names one.
+    server_route: bool,
 }
 
 fn leak(s: String) -> &'static str {
@@ -192,6 +194,7 @@ fn compile(route: &'static str) -> Template {
         segs,
         route,
         open_ended,
+        server_route: is_server_route(route),
     }
 }
 
@@ -348,6 +351,27 @@ impl Trie {
         best
     }
 
+    /// The recent templates tried on the path in place (see [`matches_path`]); `None` sends
+    /// the path to the full lookup.
+    fn recent_in_place<'a>(&self, path: &'a str) -> Option<RouteInfo<'a>> {
+        for i in RECENT.with(|r| r.get()) {
+            let Some(t) = self.templates.get(i) else {
+                return None;
+            };
+            match matches_path(t, path) {
+                Direct::Yes(mut info) => {
+                    if info.server.is_none() && t.server_route {
+                        info.server = Some(Cow::Borrowed(""));
+                    }
+                    return Some(info);
+                }
+                Direct::No => {}
+                Direct::Unsure => return None,
+            }
+        }
+        None
+    }
+
     fn lookup<'a>(&self, segs: &[&'a str]) -> Option<RouteInfo<'a>> {
         let recent = RECENT.with(|r| r.get());
         for &i in &recent {
@@ -441,11 +465,83 @@ fn matches<'a>(t: &Template, segs: &[&'a str]) -> Option<RouteInfo<'a>> {
     (i == segs.len()).then_some(info)
 }
 
+/// What [`matches_path`] can tell without splitting the path.
+enum Direct<'a> {
+    Yes(RouteInfo<'a>),
+    No,
+    /// An empty segment (`//`, a trailing `/`) or no leading `/`: split the path and match
+    /// its segments instead.
+    Unsure,
+}
+
+/// [`matches`] on the path itself, for the recent-template shortcut: most paths are matched
+/// by the template of the path before, and comparing it in place skips splitting the path.
+/// Answers `Yes` or `No` only where `matches` over the split segments gives that answer.
+fn matches_path<'a>(t: &Template, path: &'a str) -> Direct<'a> {
+    let b = path.as_bytes();
+    let mut at = 0;
+    let mut info = RouteInfo {
+        route: t.route,
+        user: None,
+        server: None,
+    };
+    for seg in &t.segs {
+        if *seg == Seg::Path {
+            // At least one non-empty segment must remain.
+            return if b[at..].iter().any(|&c| c != b'/') {
+                Direct::Yes(info)
+            } else {
+                Direct::No
+            };
+        }
+        if b.get(at) != Some(&b'/') {
+            // The path ended (or, at the start, does not begin with `/`).
+            return if at == 0 { Direct::Unsure } else { Direct::No };
+        }
+        at += 1;
+        let end = b[at..]
+            .iter()
+            .position(|&c| c == b'/')
+            .map_or(b.len(), |i| at + i);
+        if end == at {
+            return Direct::Unsure;
+        }
+        // `/` is ASCII: `at` and `end` are char boundaries.
+        let text = &path[at..end];
+        match seg {
+            Seg::Lit(l) => {
+                if text != *l {
+                    return Direct::No;
+                }
+            }
+            Seg::User => info.user = Some(percent_decode(text)),
+            Seg::Server => {
+                if SERVER_ROOT_WORDS.contains(&text) {
+                    return Direct::No;
+                }
+                info.server = Some(percent_decode(text));
+            }
+            Seg::Group | Seg::Service | Seg::Id | Seg::Path => {}
+        }
+        at = end;
+    }
+    if at == b.len() {
+        Direct::Yes(info)
+    } else if b[at..].iter().all(|&c| c == b'/') {
+        Direct::Unsure
+    } else {
+        Direct::No
+    }
+}
+
 const MAX_SEGS: usize = 32;
 
 /// Classify a request path (query string and fragment ignored).
 pub fn classify(path: &str) -> RouteInfo<'_> {
     let path = memchr::memchr2(b'?', b'#', path.as_bytes()).map_or(path, |i| &path[..i]);
+    if let Some(info) = TRIE.recent_in_place(path) {
+        return info;
+    }
     // No template is longer than a dozen segments; a fixed array keeps the hot path allocation-free.
     let mut buf = [""; MAX_SEGS];
     let mut n = 0;

@@ -43,16 +43,24 @@ impl Flags {
         self.0 == 0
     }
     /// `|`-separated names, e.g. `invalid_utf8|truncated`; `None` when no flag is set.
-    pub fn names(self) -> Option<String> {
+    pub fn names(self) -> Option<&'static str> {
+        /// Every combination, joined once (a record's flags cost no allocation).
+        static JOINED: LazyLock<Vec<String>> = LazyLock::new(|| {
+            (0..1u8 << Flags::NAMES.len())
+                .map(|bits| {
+                    let v: Vec<&str> = Flags::NAMES
+                        .iter()
+                        .filter(|(f, _)| Flags(bits).contains(*f))
+                        .map(|(_, n)| *n)
+                        .collect();
+                    v.join("|")
+                })
+                .collect()
+        });
         if self.is_empty() {
             return None;
         }
-        let v: Vec<&str> = Self::NAMES
-            .iter()
-            .filter(|(f, _)| self.contains(*f))
-            .map(|(_, n)| *n)
-            .collect();
-        Some(v.join("|"))
+        JOINED.get(self.0 as usize).map(String::as_str)
     }
 }
 
