@@ -355,9 +355,7 @@ impl Trie {
     /// the path to the full lookup.
     fn recent_in_place<'a>(&self, path: &'a str) -> Option<RouteInfo<'a>> {
         for i in RECENT.with(|r| r.get()) {
-            let Some(t) = self.templates.get(i) else {
-                return None;
-            };
+            let t = self.templates.get(i)?;
             match matches_path(t, path) {
                 Direct::Yes(mut info) => {
                     if info.server.is_none() && t.server_route {

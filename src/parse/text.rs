@@ -331,6 +331,6 @@ mod tests {
         let t = decode(b"ab\xffc\0d", &mut f);
         assert_eq!(t, "ab\u{fffd}cd");
         assert!(f.contains(Flags::INVALID_UTF8) && f.contains(Flags::NUL));
-        assert_eq!(f.names().as_deref(), Some("invalid_utf8|nul"));
+        assert_eq!(f.names(), Some("invalid_utf8|nul"));
     }
 }
