@@ -54,8 +54,9 @@ pub fn run(cmd: Command) -> Result<(), AppError> {
             lake,
             opts,
             no_progress,
+            threads,
             files,
-        } => ingest_cmd(&lake, &opts, !no_progress, &files),
+        } => ingest_cmd(&lake, &opts, !no_progress, threads, &files),
         Command::Retention {
             lake,
             hub,
@@ -378,6 +379,7 @@ fn ingest_cmd(
     lake: &Path,
     opts: &ParseArgs,
     progress: bool,
+    threads: Option<u16>,
     files: &[PathBuf],
 ) -> Result<(), AppError> {
     let s = setup(opts)?;
@@ -400,6 +402,13 @@ fn ingest_cmd(
         writer: WriterConfig::default(),
         batch_rows: 32 * 1024,
         batch_bytes: crate::lake::batch::BATCH_BYTES,
+        // One core is left to the Parquet encoder, which is most of the work.
+        workers: threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
+            usize::from,
+        ),
+        piece_records: 16 * 1024,
+        piece_bytes: 8 << 20,
         commit_bytes: 256 << 20,
         progress,
     };

@@ -1,8 +1,10 @@
 //! `hubpulse ingest`: append log files to the lake, exactly once.
 //!
-//! Two threads: this one reads, parses and builds Arrow batches per `dt` partition; a writer
-//! thread encodes them into Parquet parts (zstd is the expensive part). A bounded channel
-//! between them keeps memory bounded: a slow writer slows the reader.
+//! This thread reads and frames records and cuts them into pieces; worker threads parse the
+//! pieces into Arrow batches per `dt` partition (see [`piece`]); this thread merges them in
+//! stream order and hands them to a writer thread, which encodes them into Parquet parts (zstd
+//! is the expensive part). Pieces in flight and the channel to the writer are bounded, so
+//! memory is: a slow writer slows the reader.
 //!
 //! # Guarantees
 //! * Idempotent: a file's progress is keyed by its content fingerprint; ingesting it again
@@ -12,24 +14,29 @@
 //! * Nothing is dropped: every byte up to the commit offset belongs to exactly one row.
 //!   A partial last line (no newline yet) is left for the next ingest.
 
+mod piece;
+
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{self, Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
+use arrow::error::ArrowError;
 use chrono::NaiveDate;
 
-use crate::lake::batch::{EventsBuilder, SourceInfo};
+use crate::lake::batch::SourceInfo;
 use crate::lake::manifest::Names;
 use crate::lake::manifest::{Commit, LakeError, Manifest, PartEntry, SourceProgress, io_err};
 use crate::lake::writer::{PartSet, WriterConfig};
 use crate::parse::catalogue::Catalogue;
 use crate::parse::reader::{AtEof, ReaderConfig, RecordReader};
 use crate::parse::time::{Zone, utc_date};
-use crate::parse::{KIND_UNPARSED, Parser};
+use crate::parse::{Enrichment, StreamState};
+use piece::Piece;
 
 #[derive(Clone)]
 pub struct IngestOptions {
@@ -43,6 +50,12 @@ pub struct IngestOptions {
     pub batch_rows: usize,
     /// Bytes of messages at which a batch is cut before `batch_rows` (huge records).
     pub batch_bytes: usize,
+    /// Threads parsing pieces of a file (see `ingest::piece`); at least one.
+    pub workers: usize,
+    /// Records a piece aims at (it is cut before the next record with a full hub stamp).
+    pub piece_records: usize,
+    /// Bytes at which a piece is cut whatever comes next.
+    pub piece_bytes: usize,
     /// Commit (and make durable) at least every this many input bytes.
     pub commit_bytes: u64,
     pub progress: bool,
@@ -107,10 +120,13 @@ fn writer_thread(root: PathBuf, names: Names, cfg: WriterConfig, rx: Receiver<To
 }
 
 /// Hashes a file's bytes `[0, to)` incrementally, for the manifest's prefix guard.
+/// It is fed as pieces are merged, so that a commit does not stop to read the whole stretch
+/// since the last one.
 struct PrefixHasher {
     file: File,
     state: xxhash_rust::xxh3::Xxh3,
     pos: u64,
+    buf: Vec<u8>,
 }
 
 impl PrefixHasher {
@@ -119,11 +135,13 @@ impl PrefixHasher {
             file: File::open(path)?,
             state: xxhash_rust::xxh3::Xxh3::new(),
             pos: 0,
+            buf: vec![0u8; 1 << 20],
         })
     }
 
+    /// Hash up to `to`; returns the hash of `[0, to)`.
     fn advance(&mut self, to: u64) -> std::io::Result<String> {
-        let mut buf = vec![0u8; 1 << 20];
+        let buf = &mut self.buf;
         self.file.seek(SeekFrom::Start(self.pos))?;
         while self.pos < to {
             let want = ((to - self.pos) as usize).min(buf.len());
@@ -187,52 +205,140 @@ pub fn ingest(opts: &IngestOptions, files: &[PathBuf]) -> Result<IngestSummary, 
     Ok(summary)
 }
 
-struct FileRun<'a> {
+/// A file's progress towards its next commit, on the merging thread.
+struct Commits<'a> {
     opts: &'a IngestOptions,
+    manifest: &'a mut Manifest,
     tx: &'a SyncSender<ToWriter>,
-    /// One builder per UTC day number, in order of first appearance (a handful at most: a
-    /// linear scan from the newest beats hashing the day on every row).
-    builders: Vec<(i64, EventsBuilder)>,
-    default_ts: i64,
-    src: Arc<SourceInfo>,
+    hasher: PrefixHasher,
+    path: &'a Path,
+    fp: String,
+    head_len: u64,
+    /// Start of the records not committed yet.
+    from: u64,
+    records: u64,
+    unparsed: u64,
+    out: IngestSummary,
 }
 
-impl FileRun<'_> {
-    fn send_full(&mut self, day: i64) {
-        if let Some((_, b)) = self.builders.iter_mut().rev().find(|(d, _)| *d == day)
-            && b.full(self.opts.batch_rows, self.opts.batch_bytes)
-            && let Ok(batch) = b.finish()
-        {
-            let _ = self.tx.send(ToWriter::Batch(day_name(day), batch));
-        }
-    }
-
-    fn builder(&mut self, day: i64) -> &mut EventsBuilder {
-        let i = match self.builders.iter().rposition(|(d, _)| *d == day) {
-            Some(i) => i,
-            None => {
-                let b = EventsBuilder::new(self.src.clone());
-                self.builders.push((day, b));
-                self.builders.len() - 1
-            }
-        };
-        &mut self.builders[i].1
-    }
-
-    fn flush(&mut self) -> Result<Vec<PartEntry>, LakeError> {
-        for (day, b) in &mut self.builders {
-            if !b.is_empty() {
-                let batch = b.finish()?;
-                let _ = self.tx.send(ToWriter::Batch(day_name(*day), batch));
-            }
-        }
-        // Past days' builders would keep their buffers until the file ends: start afresh.
-        self.builders.clear();
+impl Commits<'_> {
+    /// Commit the records up to `to` (the end of the last piece merged): the writer closes
+    /// the parts holding them, then the manifest records the parts and the new offset.
+    fn commit(&mut self, to: u64, more: bool) -> Result<(), LakeError> {
         let (rtx, rrx) = sync_channel(1);
         let _ = self.tx.send(ToWriter::Finish(rtx));
         // A writer that died must fail the commit: committing progress without its parts would
         // skip those records forever.
-        rrx.recv().unwrap_or_else(|_| Err(LakeError::WriterGone))
+        let parts = rrx.recv().unwrap_or_else(|_| Err(LakeError::WriterGone))?;
+        let path = self.path;
+        let prefix_hash = self.hasher.advance(to).map_err(io_err(path))?;
+        let progress = SourceProgress {
+            fp: self.fp.clone(),
+            head_len: self.head_len,
+            path: path.display().to_string(),
+            from: self.from,
+            to,
+            prefix_hash,
+        };
+        self.out.parts += parts.len() as u64;
+        let seq = self.manifest.next_seq();
+        let commit = Commit {
+            version: 1,
+            seq,
+            created: chrono::Utc::now().to_rfc3339(),
+            table: crate::lake::schema::EVENTS.into(),
+            source: Some(progress),
+            sources: Vec::new(),
+            streams: Vec::new(),
+            replaces: Vec::new(),
+            parts,
+            records: self.records,
+            unparsed: self.unparsed,
+        };
+        self.manifest.commit(&commit)?;
+        self.out.records += self.records;
+        self.out.unparsed += self.unparsed;
+        self.out.bytes += to - self.from;
+        (self.records, self.unparsed, self.from) = (0, 0, to);
+        if more {
+            let _ = self.tx.send(ToWriter::Begin(self.manifest.next_seq()));
+        }
+        Ok(())
+    }
+}
+
+/// Merges parsed pieces in stream order (see [`piece`]).
+struct Merge<'a> {
+    ctx: &'a piece::Ctx,
+    /// The state the pieces merged so far leave.
+    state: StreamState,
+    enrichment: Enrichment,
+    /// Builders kept between the pieces parsed here.
+    spare: Vec<crate::lake::batch::EventsBuilder>,
+    /// Pieces done or queued, by sequence number, until their turn.
+    ready: BTreeMap<u64, (Piece, Option<Result<piece::Parsed, ArrowError>>)>,
+    next: u64,
+    /// Stream offset just past the last piece merged.
+    end: u64,
+}
+
+impl Merge<'_> {
+    /// Merge every piece whose turn has come.
+    fn drain(&mut self, commits: &mut Commits<'_>) -> Result<(), LakeError> {
+        while let Some((piece, parsed)) = self.ready.remove(&self.next) {
+            self.next += 1;
+            let parsed = match parsed {
+                Some(Ok(p)) if !p.needed_state => p,
+                // Parse again with the state the pieces before left.
+                None | Some(Ok(_)) => {
+                    piece::parse(&piece, self.ctx, Some(self.state.clone()), &mut self.spare)?
+                }
+                Some(Err(e)) => return Err(e.into()),
+            };
+            self.state = self.state.then(&parsed.state);
+            commits.records += parsed.records;
+            commits.unparsed += parsed.unparsed;
+            for (day, batch) in parsed.enrich(&mut self.enrichment)? {
+                let _ = commits.tx.send(ToWriter::Batch(day_name(day), batch));
+            }
+            self.end = piece.end;
+            commits
+                .hasher
+                .advance(piece.end)
+                .map_err(io_err(commits.path))?;
+            if piece.end - commits.from >= commits.opts.commit_bytes {
+                commits.commit(piece.end, true)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A parsing thread: parses the pieces it is handed until the queue closes.
+fn worker(
+    jobs: &Mutex<mpsc::Receiver<(Piece, Option<StreamState>)>>,
+    done: &mpsc::Sender<(Piece, Result<piece::Parsed, ArrowError>)>,
+    ctx: &piece::Ctx,
+) {
+    let mut spare = Vec::new();
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok((mut piece, start)) = job else { return };
+        // A panic must not leave the merge waiting for this piece forever.
+        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            piece::parse(&piece, ctx, start, &mut spare)
+        }))
+        .unwrap_or_else(|_| Err(ArrowError::ComputeError("the parser panicked".into())));
+        if parsed.as_ref().is_ok_and(|p| !p.needed_state) {
+            // Its bytes are needed no more (only to parse it again): free them now.
+            piece.release();
+        }
+        if done.send((piece, parsed)).is_err() {
+            return;
+        }
     }
 }
 
@@ -245,91 +351,120 @@ fn ingest_file(
     let (fp, head_len, resume) = manifest.identify(path)?;
     let mut file = File::open(path).map_err(io_err(path))?;
     let size = file.metadata().map_err(io_err(path))?.len();
-    let mut out = IngestSummary::default();
     if resume >= size {
-        return Ok(out);
+        return Ok(IngestSummary::default());
     }
     file.seek(SeekFrom::Start(resume)).map_err(io_err(path))?;
     let default_date = mtime_date(path);
-    let mut parser = Parser::new(opts.catalogue.clone(), opts.zone.clone(), default_date);
-    let default_ts = default_date.map_or(0, |d| {
-        crate::parse::time::days_since_epoch(d) * 86_400_000_000
-    });
-    let src = Arc::new(SourceInfo {
-        hub: opts.hub.clone(),
-        file: path.display().to_string(),
-        fp: fp.clone(),
-    });
-    let mut run = FileRun {
-        opts,
-        tx,
-        builders: Vec::new(),
-        default_ts,
-        src,
+    let ctx = piece::Ctx {
+        catalogue: opts.catalogue.clone(),
+        zone: opts.zone.clone(),
+        default_date,
+        default_ts: default_date.map_or(0, |d| {
+            crate::parse::time::days_since_epoch(d) * 86_400_000_000
+        }),
+        src: Arc::new(SourceInfo {
+            hub: opts.hub.clone(),
+            file: path.display().to_string(),
+            fp: fp.clone(),
+        }),
+        batch_rows: opts.batch_rows,
+        batch_bytes: opts.batch_bytes,
     };
-    let mut reader = RecordReader::new(file, resume, opts.reader);
-    let mut hasher = PrefixHasher::new(path).map_err(io_err(path))?;
+    let mut commits = Commits {
+        opts,
+        manifest,
+        tx,
+        hasher: PrefixHasher::new(path).map_err(io_err(path))?,
+        path,
+        fp,
+        head_len,
+        from: resume,
+        records: 0,
+        unparsed: 0,
+        out: IngestSummary::default(),
+    };
+    let workers = opts.workers.max(1);
     let bar = progress_bar(opts.progress, size - resume, path);
-    let mut from = resume;
-    let _ = tx.send(ToWriter::Begin(manifest.next_seq()));
-    let (mut records, mut unparsed) = (0u64, 0u64);
-    loop {
-        let more = reader
-            .next_chunk(AtEof::HoldPartialLine, &mut |raw| {
-                let day = parser.parse(&raw, |rec| {
-                    let ts = rec.ts.or(rec.ts_hint).unwrap_or(run.default_ts);
-                    let day = ts.div_euclid(86_400_000_000);
-                    run.builder(day).append(rec);
-                    unparsed += (rec.kind == KIND_UNPARSED) as u64;
-                    day
-                });
-                records += 1;
-                run.send_full(day);
-            })
-            .map_err(io_err(path))?;
-        bar.set_position(reader.committed() - resume);
-        let to = reader.committed();
-        if (!more && to > from) || to - from >= opts.commit_bytes {
-            let parts = run.flush()?;
-            let prefix_hash = hasher.advance(to).map_err(io_err(path))?;
-            let progress = SourceProgress {
-                fp: fp.clone(),
-                head_len,
-                path: path.display().to_string(),
-                from,
-                to,
-                prefix_hash,
-            };
-            out.parts += parts.len() as u64;
-            let seq = manifest.next_seq();
-            let commit = Commit {
-                version: 1,
-                seq,
-                created: chrono::Utc::now().to_rfc3339(),
-                table: crate::lake::schema::EVENTS.into(),
-                source: Some(progress),
-                sources: Vec::new(),
-                streams: Vec::new(),
-                replaces: Vec::new(),
-                parts,
-                records,
-                unparsed,
-            };
-            manifest.commit(&commit)?;
-            out.records += records;
-            out.unparsed += unparsed;
-            out.bytes += to - from;
-            (records, unparsed, from) = (0, 0, to);
-            if more {
-                let _ = tx.send(ToWriter::Begin(manifest.next_seq()));
+    let _ = tx.send(ToWriter::Begin(commits.manifest.next_seq()));
+    let mut merge = Merge {
+        ctx: &ctx,
+        state: StreamState::default(),
+        enrichment: Enrichment::default(),
+        spare: Vec::new(),
+        ready: BTreeMap::new(),
+        next: 0,
+        end: resume,
+    };
+    type Job = (Piece, Option<StreamState>);
+    type Done = (Piece, Result<piece::Parsed, ArrowError>);
+    let (job_tx, job_rx) = mpsc::channel::<Job>();
+    let (done_tx, done_rx) = mpsc::channel::<Done>();
+    let job_rx = Mutex::new(job_rx);
+    std::thread::scope(|s| -> Result<(), LakeError> {
+        for _ in 0..workers {
+            let (job_rx, done_tx, ctx) = (&job_rx, done_tx.clone(), &ctx);
+            s.spawn(move || worker(job_rx, &done_tx, ctx));
+        }
+        drop(done_tx);
+        let mut splitter = piece::Splitter::new(opts.piece_records, opts.piece_bytes);
+        let mut reader = RecordReader::new(file, resume, opts.reader);
+        // Pieces handed out and not merged yet: bounded, so memory is.
+        let mut in_flight = 0usize;
+        let max_in_flight = workers + 1;
+        let mut pieces = Vec::new();
+        let run = (|| -> Result<(), LakeError> {
+            loop {
+                let more = reader
+                    .next_chunk(AtEof::HoldPartialLine, &mut |raw| {
+                        pieces.extend(splitter.push(&raw));
+                    })
+                    .map_err(io_err(path))?;
+                if !more {
+                    pieces.push(splitter.finish());
+                }
+                for piece in pieces.drain(..).filter(|p| !p.is_empty()) {
+                    in_flight += 1;
+                    if piece.seq == 0 {
+                        // The state before the first piece is known: a fresh parser's.
+                        let _ = job_tx.send((piece, Some(StreamState::default())));
+                    } else if piece.anchored {
+                        let _ = job_tx.send((piece, None));
+                    } else {
+                        merge.ready.insert(piece.seq, (piece, None));
+                    }
+                }
+                loop {
+                    let block = in_flight >= max_in_flight || (!more && in_flight > 0);
+                    if block && !merge.ready.contains_key(&merge.next) {
+                        let (p, r) = done_rx.recv().map_err(|_| LakeError::ParserGone)?;
+                        merge.ready.insert(p.seq, (p, Some(r)));
+                    }
+                    while let Ok((p, r)) = done_rx.try_recv() {
+                        merge.ready.insert(p.seq, (p, Some(r)));
+                    }
+                    let before = merge.next;
+                    merge.drain(&mut commits)?;
+                    in_flight -= (merge.next - before) as usize;
+                    bar.set_position(merge.end - resume);
+                    if !block {
+                        break;
+                    }
+                }
+                if !more {
+                    return Ok(());
+                }
             }
-        }
-        if !more {
-            break;
-        }
+        })();
+        // Workers stop when the job queue closes, whatever happened here.
+        drop(job_tx);
+        run
+    })?;
+    if merge.end > commits.from {
+        commits.commit(merge.end, false)?;
     }
     bar.finish_and_clear();
-    Ok(out)
+    Ok(commits.out)
 }
 
 fn progress_bar(enabled: bool, len: u64, path: &Path) -> indicatif::ProgressBar {

@@ -2,7 +2,7 @@
 //!
 //! Parts are zstd-compressed, dictionary-encoded for the low-cardinality columns only, with
 //! row groups bounded in rows so memory stays bounded whatever the input size. The columns of a
-//! batch are encoded on two threads (see [`OpenPart`]). A part is
+//! batch are encoded on up to four threads (see [`OpenPart`]). A part is
 //! `fsync`ed before its commit is written (see `manifest`); nothing here makes a part visible.
 
 use std::collections::BTreeMap;
@@ -69,7 +69,7 @@ pub fn writer_properties(cfg: &WriterConfig) -> WriterProperties {
 /// One part being written: the Parquet file, and the column writers of its open row group.
 ///
 /// This is what `ArrowWriter` does (same column writers, same row-group cuts, same bytes), taken
-/// apart so that the columns of a batch are encoded and compressed on two threads: zstd over
+/// apart so that the columns of a batch are encoded and compressed on several threads: zstd over
 /// the `message` and `path` columns is most of the writer's time.
 struct OpenPart {
     file: SerializedFileWriter<File>,
@@ -141,7 +141,13 @@ impl OpenPart {
     }
 }
 
-/// Run `f` over `jobs` on this thread and one helper, each taking the next job in order.
+/// Helper threads encoding columns beside the writer's own: one per core but one, at most three
+/// (the biggest column, `message`, is one job: more threads than that would wait on it).
+static HELPERS: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).clamp(1, 3))
+});
+
+/// Run `f` over `jobs` on this thread and [`HELPERS`] helpers, each taking the next job in order.
 fn in_parallel<J: Send>(
     jobs: Vec<J>,
     f: impl Fn(J) -> Result<(), ParquetError> + Sync,
@@ -160,12 +166,15 @@ fn in_parallel<J: Send>(
         }
     };
     std::thread::scope(|s| {
-        let helper = s.spawn(work);
-        let mine = work();
-        let theirs = helper
-            .join()
-            .unwrap_or_else(|_| Err(ParquetError::General("encoder thread panicked".into())));
-        mine.and(theirs)
+        let helpers: Vec<_> = (0..*HELPERS).map(|_| s.spawn(work)).collect();
+        let mut result = work();
+        for h in helpers {
+            let theirs = h
+                .join()
+                .unwrap_or_else(|_| Err(ParquetError::General("encoder thread panicked".into())));
+            result = result.and(theirs);
+        }
+        result
     })
 }
 

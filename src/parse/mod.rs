@@ -57,6 +57,36 @@ pub struct Parser {
     last_ts: Option<i64>,
     enrich: Enricher,
     pub stats: ParseStats,
+    /// `false` when parsing a piece of a stream without the state the records before it left
+    /// (see [`Parser::for_piece`]).
+    state_known: bool,
+    /// A record needed that unknown state: the piece must be parsed again with it.
+    needed_state: bool,
+    /// Enrichment is left to the caller ([`Parser::take_deferred`], [`Enrichment`]).
+    defer: bool,
+    deferred: Option<EnrichOp>,
+}
+
+/// The stream state a [`Parser`] carries from one record to the next, apart from enrichment:
+/// the date for time-only stamps and the time for records without one.
+#[derive(Debug, Clone, Default)]
+pub struct StreamState {
+    pub carry: DateCarry,
+    pub last_ts: Option<i64>,
+}
+
+impl StreamState {
+    /// The state after a piece whose own end state is `after`, parsed from this one.
+    pub fn then(&self, after: &StreamState) -> StreamState {
+        StreamState {
+            carry: if after.carry.is_set() {
+                after.carry.clone()
+            } else {
+                self.carry.clone()
+            },
+            last_ts: after.last_ts.or(self.last_ts),
+        }
+    }
 }
 
 impl Parser {
@@ -70,7 +100,51 @@ impl Parser {
             last_ts: None,
             enrich: Enricher::default(),
             stats: ParseStats::default(),
+            state_known: true,
+            needed_state: false,
+            defer: false,
+            deferred: None,
         }
+    }
+
+    /// A parser for a piece of a stream that starts at a record boundary, for parsing pieces
+    /// in parallel. With `start`, it continues from that state, exactly as if it had parsed
+    /// the records before; without, it parses as far as it can and [`Parser::needed_state`]
+    /// says whether a record depended on the state it lacked (then parse the piece again with
+    /// it). Either way enrichment is deferred: see [`Parser::take_deferred`].
+    pub fn for_piece(
+        catalogue: Arc<Catalogue>,
+        zone: Zone,
+        default_date: Option<NaiveDate>,
+        start: Option<StreamState>,
+    ) -> Self {
+        let known = start.is_some();
+        let start = start.unwrap_or_default();
+        let mut p = Parser::new(catalogue, zone, default_date);
+        p.carry = start.carry;
+        p.last_ts = start.last_ts;
+        p.state_known = known;
+        p.defer = true;
+        p
+    }
+
+    /// Whether a record of this piece depended on the state before it, which it did not have.
+    pub fn needed_state(&self) -> bool {
+        self.needed_state
+    }
+
+    /// The state the next record would start from.
+    pub fn state(&self) -> StreamState {
+        StreamState {
+            carry: self.carry.clone(),
+            last_ts: self.last_ts,
+        }
+    }
+
+    /// The enrichment the record just parsed awaits, when enrichment is deferred: apply it in
+    /// stream order with [`Enrichment::apply`] and set the server name it returns.
+    pub fn take_deferred(&mut self) -> Option<EnrichOp> {
+        self.deferred.take()
     }
 
     /// Parse one raw record and hand the result to `f`.
@@ -103,6 +177,7 @@ impl Parser {
         rec.offset = raw.offset;
         rec.length = raw.end - raw.offset;
         if rec.ts.is_none() {
+            self.needed_state |= !self.state_known && self.last_ts.is_none();
             rec.ts_hint = self.last_ts;
         }
         self.stats.records += 1;
@@ -121,6 +196,7 @@ impl Parser {
             }
             Stamp::Utc(us) => Some(us),
             Stamp::TimeOnly(tod) => {
+                self.needed_state |= !self.state_known && !self.carry.is_set();
                 let st = self.carry.complete(tod).or_else(|| {
                     self.default_date.map(|date| LocalStamp {
                         date,
@@ -161,7 +237,11 @@ impl Parser {
         } else {
             self.classify(&mut rec, h.family, first);
         }
-        self.enrich.apply(&mut rec);
+        if !self.defer {
+            self.enrich.apply(&mut rec);
+        } else if Enricher::wants(&rec) {
+            self.deferred = Some(EnrichOp::of(&rec));
+        }
         rec
     }
 
@@ -262,10 +342,71 @@ struct Enricher {
     clients: std::collections::VecDeque<String>,
 }
 
+/// What enrichment needs of a record, owned, for [`Enrichment::apply`].
+#[derive(Debug, Clone)]
+pub struct EnrichOp {
+    kind: &'static str,
+    user: Option<String>,
+    server: Option<String>,
+    client_id: Option<String>,
+}
+
+impl EnrichOp {
+    fn of(rec: &Record<'_>) -> Self {
+        EnrichOp {
+            kind: rec.kind,
+            user: rec.user.as_deref().map(str::to_string),
+            server: rec.server_name.as_deref().map(str::to_string),
+            client_id: rec
+                .attrs
+                .iter()
+                .find(|(k, _)| *k == "client_id")
+                .map(|(_, v)| v.to_string()),
+        }
+    }
+}
+
+/// Enrichment applied apart from parsing, in stream order, to the records of pieces parsed in
+/// parallel: the same rules, fed the same records, as a [`Parser`] applies inline.
+#[derive(Debug, Default)]
+pub struct Enrichment(Enricher);
+
+impl Enrichment {
+    /// The server name enrichment gives a record that had none, if any.
+    pub fn apply(&mut self, op: &EnrichOp) -> Option<String> {
+        let mut rec = Record::new(op.kind, prefix::Family::Hub, "");
+        rec.user = op.user.as_deref().map(Cow::Borrowed);
+        rec.server_name = op.server.as_deref().map(Cow::Borrowed);
+        if let Some(id) = &op.client_id {
+            rec.attrs.push(("client_id", id));
+        }
+        self.0.apply(&mut rec);
+        match (&op.server, rec.server_name) {
+            (None, Some(s)) => Some(s.into_owned()),
+            _ => None,
+        }
+    }
+}
+
 const ENRICH_CAP: usize = 100_000;
 const CLIENTS_CAP: usize = 256;
 
 impl Enricher {
+    /// Whether [`Enricher::apply`] may read or change anything for this record.
+    fn wants(rec: &Record<'_>) -> bool {
+        matches!(
+            rec.kind,
+            "oauth_client"
+                | "proxy_route_removed"
+                | "stop_succeeded"
+                | "spawn_requested"
+                | "spawn_failed"
+                | "spawn_timeout"
+                | "spawn_cleanup_failed"
+                | "spawn_succeeded"
+        )
+    }
+
     fn apply(&mut self, rec: &mut Record<'_>) {
         if rec.kind == "oauth_client" {
             if let Some((_, id)) = rec.attrs.iter().find(|(k, _)| *k == "client_id") {

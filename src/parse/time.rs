@@ -112,6 +112,11 @@ pub struct DateCarry {
 }
 
 impl DateCarry {
+    /// Whether a date is carried (a dated record was seen).
+    pub fn is_set(&self) -> bool {
+        self.last.is_some()
+    }
+
     pub fn observe(&mut self, st: LocalStamp) {
         self.last = Some(st);
     }

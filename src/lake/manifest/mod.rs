@@ -80,6 +80,8 @@ pub enum LakeError {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("the Parquet writer thread stopped unexpectedly; nothing was committed")]
     WriterGone,
+    #[error("a parser thread stopped unexpectedly; nothing more was committed")]
+    ParserGone,
 }
 
 pub fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LakeError + '_ {
