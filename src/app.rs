@@ -402,11 +402,15 @@ fn ingest_cmd(
         writer: WriterConfig::default(),
         batch_rows: 32 * 1024,
         batch_bytes: crate::lake::batch::BATCH_BYTES,
-        // One core is left to the Parquet encoder, which is most of the work.
-        workers: threads.map_or_else(
-            || std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
+        // `--threads 1` (the default on two cores) parses on the reading thread: a thread of
+        // its own would only add hand-offs there, the encoder keeping the other core busy.
+        workers: match threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1)),
             usize::from,
-        ),
+        ) {
+            0 | 1 => 0,
+            n => n,
+        },
         piece_records: 16 * 1024,
         piece_bytes: 8 << 20,
         commit_bytes: 256 << 20,

@@ -55,8 +55,8 @@ pub enum Command {
         /// Do not draw a progress bar even on a terminal.
         #[arg(long)]
         no_progress: bool,
-        /// Threads parsing each file (default: one per core but one). Reading, merging and
-        /// encoding Parquet take up to three more.
+        /// Threads parsing each file (default: one per core but one; 1 parses on the thread
+        /// that reads). Encoding Parquet takes the other cores.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
         threads: Option<u16>,
         #[arg(required = true, value_name = "FILE")]

@@ -50,7 +50,8 @@ pub struct IngestOptions {
     pub batch_rows: usize,
     /// Bytes of messages at which a batch is cut before `batch_rows` (huge records).
     pub batch_bytes: usize,
-    /// Threads parsing pieces of a file (see `ingest::piece`); at least one.
+    /// Threads parsing pieces of a file (see `ingest::piece`); 0 parses them on the reading
+    /// thread.
     pub workers: usize,
     /// Records a piece aims at (it is cut before the next record with a full hub stamp).
     pub piece_records: usize,
@@ -384,7 +385,7 @@ fn ingest_file(
         unparsed: 0,
         out: IngestSummary::default(),
     };
-    let workers = opts.workers.max(1);
+    let workers = opts.workers;
     let bar = progress_bar(opts.progress, size - resume, path);
     let _ = tx.send(ToWriter::Begin(commits.manifest.next_seq()));
     let mut merge = Merge {
@@ -425,7 +426,10 @@ fn ingest_file(
                 }
                 for piece in pieces.drain(..).filter(|p| !p.is_empty()) {
                     in_flight += 1;
-                    if piece.seq == 0 {
+                    if workers == 0 {
+                        // Parsed here, in turn, from the state the pieces before left.
+                        merge.ready.insert(piece.seq, (piece, None));
+                    } else if piece.seq == 0 {
                         // The state before the first piece is known: a fresh parser's.
                         let _ = job_tx.send((piece, Some(StreamState::default())));
                     } else if piece.anchored {

@@ -547,60 +547,67 @@ fn pieces_parsed_in_parallel_give_the_rows_of_a_sequential_parse() {
     let log = dir.path().join("all.log");
     std::fs::write(&log, &all).unwrap();
 
-    let lake = dir.path().join("lake");
-    let opts = IngestOptions {
-        lake: lake.clone(),
-        zone: hubpulse::parse::time::Zone::parse("Europe/Paris").unwrap(),
-        hub: "jupyterhub".into(),
-        catalogue: std::sync::Arc::new(hubpulse::parse::catalogue::Catalogue::embedded().unwrap()),
-        reader: Default::default(),
-        writer: Default::default(),
-        batch_rows: 7,
-        batch_bytes: 1 << 20,
-        workers: 3,
-        piece_records: 1,
-        piece_bytes: 1 << 20,
-        commit_bytes: 50_000,
-        progress: false,
-    };
-    ingest_with(&opts, std::slice::from_ref(&log)).unwrap();
-
     let parsed = run_ok(bin().args(["parse", "--tz", "Europe/Paris"]).arg(&log));
-    let rows = run_ok(
-        bin()
-            .args(["query", "--format", "json", "--lake"])
-            .arg(&lake)
-            .arg("SELECT *, CAST(ts AS BIGINT) AS t_us FROM events ORDER BY source_offset"),
-    );
-    let (parsed, rows): (Vec<Value>, Vec<Value>) = (
-        parsed
+    let parsed: Vec<Value> = parsed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Three workers, and none (pieces parsed in turn on the reading thread).
+    for workers in [3, 0] {
+        let lake = dir.path().join(format!("lake{workers}"));
+        let opts = IngestOptions {
+            lake: lake.clone(),
+            zone: hubpulse::parse::time::Zone::parse("Europe/Paris").unwrap(),
+            hub: "jupyterhub".into(),
+            catalogue: std::sync::Arc::new(
+                hubpulse::parse::catalogue::Catalogue::embedded().unwrap(),
+            ),
+            reader: Default::default(),
+            writer: Default::default(),
+            batch_rows: 7,
+            batch_bytes: 1 << 20,
+            workers,
+            piece_records: 1,
+            piece_bytes: 1 << 20,
+            commit_bytes: 50_000,
+            progress: false,
+        };
+        ingest_with(&opts, std::slice::from_ref(&log)).unwrap();
+        let rows = run_ok(
+            bin()
+                .args(["query", "--format", "json", "--lake"])
+                .arg(&lake)
+                .arg("SELECT *, CAST(ts AS BIGINT) AS t_us FROM events ORDER BY source_offset"),
+        );
+        let rows: Vec<Value> = rows
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
-            .collect(),
-        rows.lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect(),
-    );
-    assert_eq!(parsed.len(), rows.len());
-    assert!(rows.len() > 5_000, "{}", rows.len());
-    for (p, r) in parsed.iter().zip(&rows) {
-        let p = p.as_object().unwrap();
-        for (k, want) in p {
-            let got = r.get(k.as_str()).unwrap_or(&Value::Null);
-            let same = match (k.as_str(), want, got) {
-                ("ts", Value::String(s), _) => {
-                    let us = chrono::DateTime::parse_from_rfc3339(s)
-                        .unwrap()
-                        .timestamp_micros();
-                    r.get("t_us").and_then(Value::as_i64) == Some(us)
-                }
-                ("ts", Value::Null, _) => r.get("t_us").is_none(),
-                (_, Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
-                _ => want == got,
-            };
-            assert!(same, "column {k}: parse {want}, lake {got}\nrecord {p:?}");
+            .collect();
+        assert_eq!(parsed.len(), rows.len());
+        assert!(rows.len() > 5_000, "{}", rows.len());
+        for (p, r) in parsed.iter().zip(&rows) {
+            let p = p.as_object().unwrap();
+            for (k, want) in p {
+                let got = r.get(k.as_str()).unwrap_or(&Value::Null);
+                let same = match (k.as_str(), want, got) {
+                    ("ts", Value::String(s), _) => {
+                        let us = chrono::DateTime::parse_from_rfc3339(s)
+                            .unwrap()
+                            .timestamp_micros();
+                        r.get("t_us").and_then(Value::as_i64) == Some(us)
+                    }
+                    ("ts", Value::Null, _) => r.get("t_us").is_none(),
+                    (_, Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+                    _ => want == got,
+                };
+                assert!(
+                    same,
+                    "workers {workers}, column {k}: parse {want}, lake {got}\nrecord {p:?}"
+                );
+            }
         }
     }
+    let lake = dir.path().join("lake3");
     // The cases this is about occurred: CHP lines dated from the records before them, and
     // server names that only enrichment knows (a stop line of a named server omits it).
     let n = |sql: &str| query_num(&lake, sql);
