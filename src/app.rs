@@ -404,8 +404,10 @@ fn ingest_cmd(
         batch_bytes: crate::lake::batch::BATCH_BYTES,
         // `--threads 1` (the default on two cores) parses on the reading thread: a thread of
         // its own would only add hand-offs there, the encoder keeping the other core busy.
+        // Beyond two, the writer thread bounds the rate, and each parsing thread adds about
+        // 20 MiB of pieces in flight and allocator arena: two at most by default.
         workers: match threads.map_or_else(
-            || std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1)),
+            || std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).min(2)),
             usize::from,
         ) {
             0 | 1 => 0,
