@@ -14,7 +14,6 @@ use crate::agent::config::{AgentConfig, LogFormat};
 use crate::cli::{Command, DashboardsCmd, ParseArgs};
 use crate::ingest::{IngestOptions, ingest};
 use crate::lake::manifest::{FP_BYTES, LakeError, hash_prefix};
-use crate::lake::writer::WriterConfig;
 use crate::parse::Parser;
 use crate::parse::catalogue::Catalogue;
 use crate::parse::reader::{AtEof, ReaderConfig, RecordReader};
@@ -394,14 +393,6 @@ fn ingest_cmd(
             .map_err(|e| AppError::Input(format!("{}: cannot create lake: {e}", lake.display())))?;
     }
     let iopts = IngestOptions {
-        lake: lake.to_path_buf(),
-        zone: s.zone,
-        hub: opts.hub.clone(),
-        catalogue: s.catalogue,
-        reader: s.reader,
-        writer: WriterConfig::default(),
-        batch_rows: 32 * 1024,
-        batch_bytes: crate::lake::batch::BATCH_BYTES,
         // `--threads 1` (the default on two cores) parses on the reading thread: a thread of
         // its own would only add hand-offs there, the encoder keeping the other core busy.
         // Beyond two, the writer thread bounds the rate, and each parsing thread adds about
@@ -413,10 +404,8 @@ fn ingest_cmd(
             0 | 1 => 0,
             n => n,
         },
-        piece_records: 16 * 1024,
-        piece_bytes: 8 << 20,
-        commit_bytes: 256 << 20,
         progress,
+        ..IngestOptions::new(lake, s.zone, &opts.hub, s.catalogue, s.reader)
     };
     let summary = ingest(&iopts, files).map_err(|e| match e {
         LakeError::Locked { .. }

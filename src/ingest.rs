@@ -62,6 +62,33 @@ pub struct IngestOptions {
     pub progress: bool,
 }
 
+impl IngestOptions {
+    /// The options `hubpulse ingest` uses, parsing on the reading thread, with no progress bar.
+    pub fn new(
+        lake: &Path,
+        zone: Zone,
+        hub: &str,
+        catalogue: Arc<Catalogue>,
+        reader: ReaderConfig,
+    ) -> Self {
+        IngestOptions {
+            lake: lake.to_path_buf(),
+            zone,
+            hub: hub.to_string(),
+            catalogue,
+            reader,
+            writer: WriterConfig::default(),
+            batch_rows: 32 * 1024,
+            batch_bytes: crate::lake::batch::BATCH_BYTES,
+            workers: 0,
+            piece_records: 16 * 1024,
+            piece_bytes: 8 << 20,
+            commit_bytes: 256 << 20,
+            progress: false,
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct IngestSummary {
     pub files: u64,
@@ -426,15 +453,12 @@ fn ingest_file(
                 }
                 for piece in pieces.drain(..).filter(|p| !p.is_empty()) {
                     in_flight += 1;
-                    if workers == 0 {
-                        // Parsed here, in turn, from the state the pieces before left.
-                        merge.ready.insert(piece.seq, (piece, None));
-                    } else if piece.seq == 0 {
-                        // The state before the first piece is known: a fresh parser's.
-                        let _ = job_tx.send((piece, Some(StreamState::default())));
-                    } else if piece.anchored {
-                        let _ = job_tx.send((piece, None));
+                    // The state before the first piece is known: a fresh parser's.
+                    let start = (piece.seq == 0).then(StreamState::default);
+                    if workers > 0 && (piece.anchored || start.is_some()) {
+                        let _ = job_tx.send((piece, start));
                     } else {
+                        // Parsed here, in turn, from the state the pieces before left.
                         merge.ready.insert(piece.seq, (piece, None));
                     }
                 }

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::{bin, query_csv, query_num, root, run, run_ok};
+use super::{bin, fixture_logs, query_csv, query_num, root, run, run_ok};
 
 fn ingest(lake: &Path, files: &[&Path]) -> String {
     let mut cmd = bin();
@@ -20,6 +20,17 @@ fn field(summary: &str, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("{key} missing in {summary}"))
         .parse()
         .unwrap()
+}
+
+/// Ingest options as `hubpulse ingest` sets them (parsing on the reading thread), into `lake`.
+fn options(lake: &Path) -> hubpulse::ingest::IngestOptions {
+    hubpulse::ingest::IngestOptions::new(
+        lake,
+        hubpulse::parse::time::Zone::parse("UTC").unwrap(),
+        "jupyterhub",
+        std::sync::Arc::new(hubpulse::parse::catalogue::Catalogue::embedded().unwrap()),
+        Default::default(),
+    )
 }
 
 const LINE: &str = "[I 2026-11-28 10:00:00.000 JupyterHub log:192] 200 POST /hub/api/users/alice/activity (alice@10.0.0.1) 1.00ms\n";
@@ -390,11 +401,6 @@ fn memory_bounds_change_how_rows_are_cut_not_which_rows_land() {
     let (plain, small) = (dir.path().join("plain"), dir.path().join("small"));
     ingest(&plain, &[&log]);
     let opts = IngestOptions {
-        lake: small.clone(),
-        zone: hubpulse::parse::time::Zone::parse("UTC").unwrap(),
-        hub: "jupyterhub".into(),
-        catalogue: std::sync::Arc::new(hubpulse::parse::catalogue::Catalogue::embedded().unwrap()),
-        reader: Default::default(),
         writer: WriterConfig {
             row_group_rows: 700,
             activity_flush: 97,
@@ -406,7 +412,7 @@ fn memory_bounds_change_how_rows_are_cut_not_which_rows_land() {
         piece_records: 500,
         piece_bytes: 40_000,
         commit_bytes: 1 << 20,
-        progress: false,
+        ..options(&small)
     };
     ingest_with(&opts, std::slice::from_ref(&log)).unwrap();
     for sql in [
@@ -518,19 +524,7 @@ fn pieces_parsed_in_parallel_give_the_rows_of_a_sequential_parse() {
             ])
             .arg(&generated),
     );
-    let mut inputs: Vec<std::path::PathBuf> = Vec::new();
-    let mut dirs = vec![root().join("fixtures/logs")];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else if p.extension().is_some_and(|x| x == "log") {
-                inputs.push(p);
-            }
-        }
-    }
-    inputs.sort();
+    let mut inputs = fixture_logs();
     assert!(inputs.len() > 10, "{inputs:?}");
     inputs.push(generated);
     // A dated first line, so that nothing depends on the file's date; a stamp that is not a
@@ -556,21 +550,12 @@ fn pieces_parsed_in_parallel_give_the_rows_of_a_sequential_parse() {
     for workers in [3, 0] {
         let lake = dir.path().join(format!("lake{workers}"));
         let opts = IngestOptions {
-            lake: lake.clone(),
             zone: hubpulse::parse::time::Zone::parse("Europe/Paris").unwrap(),
-            hub: "jupyterhub".into(),
-            catalogue: std::sync::Arc::new(
-                hubpulse::parse::catalogue::Catalogue::embedded().unwrap(),
-            ),
-            reader: Default::default(),
-            writer: Default::default(),
             batch_rows: 7,
-            batch_bytes: 1 << 20,
             workers,
             piece_records: 1,
-            piece_bytes: 1 << 20,
             commit_bytes: 50_000,
-            progress: false,
+            ..options(&lake)
         };
         ingest_with(&opts, std::slice::from_ref(&log)).unwrap();
         let rows = run_ok(

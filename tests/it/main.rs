@@ -45,6 +45,24 @@ pub fn harness_python() -> PathBuf {
     dir.join("venv/bin/python")
 }
 
+/// Every fixture log (`fixtures/logs/**/*.log`), sorted.
+pub fn fixture_logs() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root().join("fixtures/logs")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "log") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hubpulse"))
 }

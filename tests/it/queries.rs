@@ -2,24 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{bin, check_golden, query_csv, root, run_ok};
-
-fn fixture_logs() -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root().join("fixtures/logs")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "log") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
+use super::{bin, check_golden, fixture_logs, query_csv, root, run_ok};
 
 /// A time-only line before any dated record (CHP 3.x/4.x) takes its file's modification date:
 /// pin it to the day the golden results were made, so that they hold on any day and any clone.
