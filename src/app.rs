@@ -293,11 +293,14 @@ fn parse_cmd(opts: &ParseArgs, summary: bool, files: &[PathBuf]) -> Result<(), A
                 File::open(f).map_err(|e| AppError::Input(format!("{}: {e}", f.display())))?;
             (Box::new(file), f.display().to_string(), fp)
         };
-        let mut parser = Parser::new(
-            s.catalogue.clone(),
-            s.zone.clone(),
-            Some(chrono::Utc::now().date_naive()),
-        );
+        // As `ingest` dates them: from the file's modification date (stdin: today).
+        let today = chrono::Utc::now().date_naive();
+        let default_date = if f.as_os_str() == "-" {
+            today
+        } else {
+            crate::ingest::mtime_date(f).unwrap_or(today)
+        };
+        let mut parser = Parser::new(s.catalogue.clone(), s.zone.clone(), Some(default_date));
         let mut reader = RecordReader::new(input, 0, s.reader);
         let mut write_err: Option<io::Error> = None;
         let started = std::time::Instant::now();

@@ -191,7 +191,9 @@ fn day_name(day: i64) -> String {
         .to_string()
 }
 
-fn mtime_date(path: &Path) -> Option<NaiveDate> {
+/// The UTC date `path` was last modified: the date given to time-only lines (CHP 3.x/4.x) seen
+/// before any dated record, by `ingest` and `parse` alike.
+pub fn mtime_date(path: &Path) -> Option<NaiveDate> {
     let t = std::fs::metadata(path).ok()?.modified().ok()?;
     Some(chrono::DateTime::<chrono::Utc>::from(t).date_naive())
 }

@@ -1,7 +1,7 @@
 //! Golden files: every `fixtures/logs/**/<case>.log` parses to `<case>.expected.jsonl`.
 //! Every parser bug becomes a new case here.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use hubpulse::parse::Parser;
@@ -9,18 +9,7 @@ use hubpulse::parse::catalogue::Catalogue;
 use hubpulse::parse::reader::{AtEof, ReaderConfig, RecordReader};
 use hubpulse::parse::time::Zone;
 
-use super::{check_golden, root};
-
-fn logs(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            logs(&p, out);
-        } else if p.extension().is_some_and(|x| x == "log") {
-            out.push(p);
-        }
-    }
-}
+use super::{check_golden, fixture_logs, root};
 
 /// Parse a fixture the way `hubpulse parse` does, with a fixed default date for time-only lines.
 pub fn parse_jsonl(path: &Path) -> String {
@@ -43,9 +32,7 @@ pub fn parse_jsonl(path: &Path) -> String {
 
 #[test]
 fn every_fixture_log_matches_its_expected_records() {
-    let mut files = Vec::new();
-    logs(&root().join("fixtures/logs"), &mut files);
-    files.sort();
+    let files = fixture_logs();
     assert!(files.len() >= 8, "fixtures missing: {files:?}");
     for f in files {
         let expected = f.with_extension("expected.jsonl");
@@ -55,9 +42,7 @@ fn every_fixture_log_matches_its_expected_records() {
 
 #[test]
 fn nothing_is_lost_lines_and_bytes_add_up() {
-    let mut files = Vec::new();
-    logs(&root().join("fixtures/logs"), &mut files);
-    for f in files {
+    for f in fixture_logs() {
         let bytes = std::fs::read(&f).unwrap();
         let lines = bytes.split(|b| *b == b'\n').count() - usize::from(bytes.ends_with(b"\n"));
         let parsed = parse_jsonl(&f);

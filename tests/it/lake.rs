@@ -604,3 +604,45 @@ fn pieces_parsed_in_parallel_give_the_rows_of_a_sequential_parse() {
         ) > 0
     );
 }
+
+/// Time-only lines before any dated record (a CHP 4.x log on its own) take the file's
+/// modification date, in `parse` as in `ingest`: both give the same times.
+#[test]
+fn parse_and_ingest_date_leading_time_only_lines_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("chp4.log");
+    std::fs::write(
+        &log,
+        "09:15:02.001 - info: [ConfigProxy] 200 GET /api/routes\n\
+         23:59:59.500 - info: [ConfigProxy] 200 GET /api/routes\n",
+    )
+    .unwrap();
+    let day = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_176_000); // 2026-11-20T12:00:00Z
+    std::fs::File::options()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .set_modified(day)
+        .unwrap();
+    let parsed = run_ok(bin().arg("parse").arg(&log));
+    let ts: Vec<String> = parsed
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["ts"].to_string())
+        .collect();
+    assert_eq!(
+        ts,
+        [
+            "\"2026-11-20T09:15:02.001000Z\"",
+            "\"2026-11-20T23:59:59.500000Z\""
+        ]
+    );
+    let lake = dir.path().join("lake");
+    ingest(&lake, &[&log]);
+    assert_eq!(
+        query_csv(
+            &lake,
+            "SELECT CAST(ts AS BIGINT) AS t FROM events ORDER BY source_offset"
+        ),
+        "t\n1795166102001000\n1795219199500000\n"
+    );
+}
