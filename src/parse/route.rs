@@ -497,6 +497,14 @@ fn matches_path<'a>(t: &Template, path: &'a str) -> Direct<'a> {
             return if at == 0 { Direct::Unsure } else { Direct::No };
         }
         at += 1;
+        // A literal that is there: no need to look for the segment's end.
+        if let Seg::Lit(l) = seg {
+            let end = at + l.len();
+            if b.get(at..end) == Some(l.as_bytes()) && b.get(end).is_none_or(|&c| c == b'/') {
+                at = end;
+                continue;
+            }
+        }
         let end = b[at..]
             .iter()
             .position(|&c| c == b'/')
