@@ -17,7 +17,7 @@
 
 use std::sync::LazyLock;
 
-use memchr::memmem::{Finder, FinderRev};
+use memchr::memmem::Finder;
 use nom::IResult;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -32,7 +32,6 @@ pub struct Request<'a> {
     pub duration_ms: f64,
 }
 
-static OPEN_PAREN: LazyLock<FinderRev<'static>> = LazyLock::new(|| FinderRev::new(" ("));
 /// ` -> ` and the `→` of very old hubs, with their lengths in bytes.
 static ARROWS: LazyLock<[(Finder<'static>, usize); 2]> =
     LazyLock::new(|| [(Finder::new(" -> "), 4), (Finder::new(" → "), " → ".len())]);
@@ -88,17 +87,39 @@ fn duration(s: &str) -> Option<f64> {
     Some(mant as f64 / POW10[frac])
 }
 
+/// The position of the last `c` in `b`.
+fn last(b: &[u8], c: u8) -> Option<usize> {
+    b.iter().rposition(|&x| x == c)
+}
+
+/// The position of the last ` (` in `b`.
+fn open_paren(b: &[u8]) -> Option<usize> {
+    let mut end = b.len();
+    while let Some(i) = last(&b[..end], b'(') {
+        if i > 0 && b[i - 1] == b' ' {
+            return Some(i - 1);
+        }
+        end = i;
+    }
+    None
+}
+
 /// Parse the first line of a hub/single-user message as a request line.
 pub fn parse(msg: &str) -> Option<Request<'_>> {
     let (rest, (status, method)) = status_method(msg).ok()?;
     // duration: the last word, `12.34ms`
-    let (head, dur) = rest.rsplit_once(' ')?;
+    // (The searches from the end are byte loops: what they look for is a few bytes away, closer
+    // than a vectorised search pays for. Each byte sought is ASCII, so every cut is a char
+    // boundary.)
+    let sp = last(rest.as_bytes(), b' ')?;
+    let (head, dur) = (&rest[..sp], &rest[sp + 1..]);
     let duration_ms = duration(dur.strip_suffix("ms")?)?;
     // who: `(user@ip)` just before the duration
     let head = head.strip_suffix(')')?;
-    let open = OPEN_PAREN.rfind(head.as_bytes())?;
+    let open = open_paren(head.as_bytes())?;
     let (target, who) = (&head[..open], &head[open + 2..]);
-    let (actor, ip) = who.rsplit_once('@')?;
+    let at = last(who.as_bytes(), b'@')?;
+    let (actor, ip) = (&who[..at], &who[at + 1..]);
     // Both arrows need a `-` or the first byte of `→`: one scan rules them out for most lines.
     let arrow = memchr::memchr2(b'-', 0xE2, target.as_bytes()).and_then(|_| {
         ARROWS
@@ -208,6 +229,15 @@ mod tests {
         for m in 0..20_000u32 {
             let s = format!("{}.{:02}", m / 100, m % 100);
             assert_eq!(duration(&s), s.parse::<f64>().ok(), "{s}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The byte-loop searches find what `str::rfind` finds.
+        #[test]
+        fn searches_from_the_end_agree_with_rfind(s in "[ (a@)]{0,12}") {
+            proptest::prop_assert_eq!(open_paren(s.as_bytes()), s.rfind(" ("));
+            proptest::prop_assert_eq!(last(s.as_bytes(), b'@'), s.rfind('@'));
         }
     }
 }
