@@ -65,6 +65,8 @@ pub struct Parser {
     /// Enrichment is left to the caller ([`Parser::take_deferred`], [`Enrichment`]).
     defer: bool,
     deferred: Option<EnrichOp>,
+    /// The record being parsed is one line.
+    one_line: bool,
 }
 
 /// The stream state a [`Parser`] carries from one record to the next, apart from enrichment:
@@ -104,6 +106,7 @@ impl Parser {
             needed_state: false,
             defer: false,
             deferred: None,
+            one_line: false,
         }
     }
 
@@ -168,6 +171,8 @@ impl Parser {
         });
         let text = text::scrub(text, &mut flags);
         let body = text.trim_end_matches(['\n', '\r']);
+        // A record of one line has no newline left in `body`: no need to look for one.
+        self.one_line = raw.lines == 1;
         let mut rec = match prefix::header(body) {
             Some(h) => self.prefixed(&h),
             None => self.unprefixed(body),
@@ -219,7 +224,7 @@ impl Parser {
         rec.level = h.level;
         rec.logger = h.logger;
         rec.module = h.module;
-        let first = first_line(h.message);
+        let first = self.first_line(h.message);
         if matches!(h.family, Family::Hub | Family::SingleUser)
             && let Some(r) = request::parse(first)
         {
@@ -247,7 +252,7 @@ impl Parser {
 
     fn unprefixed<'r>(&mut self, body: &'r str) -> Record<'r> {
         let mut rec = Record::new(KIND_UNPARSED, Family::Python, body);
-        self.classify(&mut rec, Family::Python, first_line(body));
+        self.classify(&mut rec, Family::Python, self.first_line(body));
         if rec.kind == KIND_MESSAGE {
             rec.kind = KIND_UNPARSED;
         }
@@ -270,8 +275,13 @@ impl Parser {
     }
 }
 
-fn first_line(s: &str) -> &str {
-    s.split_once('\n').map_or(s, |(a, _)| a)
+impl Parser {
+    fn first_line<'s>(&self, s: &'s str) -> &'s str {
+        if self.one_line {
+            return s;
+        }
+        s.split_once('\n').map_or(s, |(a, _)| a)
+    }
 }
 
 fn set_path<'r>(rec: &mut Record<'r>, path: &'r str) {

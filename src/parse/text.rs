@@ -139,13 +139,13 @@ static HEADER_WORDS: LazyLock<[memchr::memmem::Finder<'static>; 4]> = LazyLock::
 /// name: two SIMD scans decide for the common record that there is nothing to scrub.
 fn may_hold_secret(text: &str) -> bool {
     let b = text.as_bytes();
-    // Each header word holds a `z` or a `k` in one case or the other: two `memchr2` scans
-    // rule out the four substring searches for most records.
-    let header = || {
-        (memchr::memchr2(b'z', b'k', b).is_some() || memchr::memchr2(b'Z', b'K', b).is_some())
-            && HEADER_WORDS.iter().any(|f| f.find(b).is_some())
-    };
-    let candidate = memchr::memchr(b'=', b).is_some() || header();
+    // Each header word holds a `z` or a `k` in one case or the other, so most records hold
+    // none of these bytes, and two scans rule them out.
+    if memchr::memchr3(b'=', b'z', b'k', b).is_none() && memchr::memchr2(b'Z', b'K', b).is_none() {
+        return false;
+    }
+    let candidate =
+        memchr::memchr(b'=', b).is_some() || HEADER_WORDS.iter().any(|f| f.find(b).is_some());
     candidate && SCRUB_WORDS.is_match(text)
 }
 
