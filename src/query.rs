@@ -32,7 +32,7 @@ pub enum QueryError {
 }
 
 /// The lake's tables, with their file schemas.
-fn tables() -> [(&'static str, arrow::datatypes::SchemaRef); 5] {
+fn tables() -> [(&'static str, arrow::datatypes::SchemaRef); 6] {
     use crate::lake::derived;
     [
         (schema::EVENTS, schema::events()),
@@ -45,6 +45,10 @@ fn tables() -> [(&'static str, arrow::datatypes::SchemaRef); 5] {
         (
             crate::agent::kube::podtable::PODS,
             crate::agent::kube::podtable::schema(),
+        ),
+        (
+            crate::control::observe::OBSERVATIONS,
+            crate::control::observe::schema(),
         ),
     ]
 }

@@ -47,6 +47,9 @@ pub struct Metrics {
     pub extra: Mutex<Vec<Extra>>,
     /// The culler's and quotas' counters, when they run.
     pub control: Mutex<Option<std::sync::Arc<crate::control::metrics::ControlStats>>>,
+    /// What the hub's API last said of its users' activity (the observations), shared by the
+    /// control loops that read the hub and the metrics that count active users.
+    pub hub_activity: std::sync::Arc<crate::hub::activity::ActivityView>,
 }
 
 /// A renderer of extra metric families for `/metrics`.

@@ -222,6 +222,7 @@ pub fn run_with(
     let mut observers = observers;
     observers.extend(control.observers);
     let extra_routes = control.router.unwrap_or_default();
+    let control_tasks = control.tasks;
 
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let sd = shutdown.clone();
@@ -265,8 +266,17 @@ pub fn run_with(
         shutdown.store(true, Ordering::Relaxed);
         let _ = stop_tx.send(true);
         let started = Instant::now();
+        // The pipeline commits; the control loops finish the pass they are in (a cull sent is
+        // recorded), all within the deadline.
+        let finish = async move {
+            let r = done_rx.await;
+            for t in control_tasks {
+                let _ = t.await;
+            }
+            r
+        };
         tokio::select! {
-            r = done_rx => {
+            r = finish => {
                 tracing::info!(seconds = started.elapsed().as_secs_f64(), "shutdown complete");
                 r.map_err(|_| AgentError::Runtime("pipeline thread panicked".into()))
             }

@@ -113,6 +113,9 @@ pub struct HubSection {
     /// `None`: `JUPYTERHUB_API_TOKEN`.
     pub token_file: Option<PathBuf>,
     pub request_timeout: Duration,
+    /// How often the hub's running servers are listed into `observations` when no culler runs
+    /// (the culler's `reconcile_every` listing is the observation when it does); 0 = never.
+    pub observe_every: Duration,
 }
 
 /// `[admission]`: the spawn-time policy endpoint and the quota reconcile loop.
@@ -144,6 +147,7 @@ pub struct RawHub {
     api_url: Option<String>,
     token_file: Option<PathBuf>,
     request_timeout: Option<String>,
+    observe_every: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -291,6 +295,11 @@ fn validate_hub(h: RawHub) -> Result<HubSection, KeyErr> {
             "hub.request_timeout",
             &h.request_timeout,
             Duration::from_secs(30),
+        )?,
+        observe_every: dur(
+            "hub.observe_every",
+            &h.observe_every,
+            Duration::from_secs(300),
         )?,
     })
 }

@@ -1,12 +1,18 @@
-//! The idle culler's decision: a pure function from (now, the hub's users, what the log stream
-//! says, the policy) to one [`Decision`] per server (and per user with `cull_users`). It reads no
-//! clock and does no I/O; the runner (`runner.rs`) fetches, calls [`decide`], acts, records.
+//! The idle culler's decision: a pure function from (now, the hub's users, whether the log stream
+//! is trusted, the policy) to one [`Decision`] per server (and per user with `cull_users`). It
+//! reads no clock and does no I/O; the runner (`runner.rs`) fetches, calls [`decide`], acts,
+//! records.
 //!
-//! Idleness is *merged*: a server's last activity is the latest of the hub's `last_activity`
-//! for it, the stream's activity for that server (requests to `/user/{user}/{server}/…`,
-//! spawns), and the stream's activity for the user (activity POSTs: their log line names only
-//! the user, so they count only when the user runs a single server; the hub's per-server
-//! `last_activity` carries them anyway). With none of these, `started`.
+//! A server's last activity is **the hub's `last_activity` for it**, and nothing else (with none,
+//! its `started`). The log stream never moves a deadline: an activity POST line is a single-user
+//! server's heartbeat, not its user's activity. `notify_activity` in
+//! `jupyterhub/singleuser/extension.py` (JupyterHub 4.x–6.x) re-posts an *unchanged*
+//! `last_activity` every `JUPYTERHUB_ACTIVITY_INTERVAL` (it skips only a strictly older time),
+//! and the hub's `ActivityAPIHandler.post` (`apihandlers/users.py`) keeps the newer of the
+//! stored and posted times, so the stored value stays put while the user is away; the request
+//! line does not show the body. The hub also folds in the proxy's per-route activity
+//! (`JupyterHub.update_last_activity`, every `last_activity_interval`). See ARCHITECTURE.md,
+//! "The activity model".
 //!
 //! # Guarantees
 //! - A pending (spawning or stopping) or not-ready server is never culled.
@@ -18,9 +24,11 @@
 //!
 //! # Assumptions
 //! - `users` are fresh from the hub API (the runner refetches a user right before culling it).
-//! - Timestamps from the hub and from the log are UTC on synchronised clocks.
+//! - The hub's `last_activity` lags the user by up to `JUPYTERHUB_ACTIVITY_INTERVAL` (300 s by
+//!   default) or the hub's `last_activity_interval` (300 s): idle limits are meant to be well
+//!   above that, as with jupyterhub-idle-culler, which reads the same field.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -135,11 +143,11 @@ impl Reason {
     }
 }
 
-/// Where the winning last-activity time came from.
+/// Where the last-activity time came from: the hub's `last_activity`, or (without one) the
+/// server's `started`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActivitySource {
     Api,
-    Stream,
     Started,
     None,
 }
@@ -148,7 +156,6 @@ impl ActivitySource {
     pub fn label(self) -> &'static str {
         match self {
             ActivitySource::Api => "api",
-            ActivitySource::Stream => "stream",
             ActivitySource::Started => "started",
             ActivitySource::None => "none",
         }
@@ -201,18 +208,10 @@ pub enum Freshness {
     Absent,
 }
 
-/// What the log stream has seen: latest activity per user and per (user, server).
-#[derive(Debug, Clone, Default)]
-pub struct StreamView {
-    pub user: HashMap<String, DateTime<Utc>>,
-    pub server: HashMap<(String, String), DateTime<Utc>>,
-}
-
 /// The inputs of one pass beyond the users.
 #[derive(Debug, Clone)]
 pub struct PassInput<'a> {
     pub now: DateTime<Utc>,
-    pub stream: &'a StreamView,
     pub freshness: Freshness,
     /// Servers running on the hub (from the latest full listing), for the mass-cull guard.
     pub running_total: usize,
@@ -243,27 +242,12 @@ pub fn limit_for(p: &CullPolicy, user: &User, profile: Option<&str>) -> Duration
         .unwrap_or(p.timeout)
 }
 
-fn merged(s: &Server, user: &User, stream: &StreamView) -> (Option<DateTime<Utc>>, ActivitySource) {
-    let api = s.last_activity;
-    // An activity report's log line names only the user: it is unambiguous only when the user
-    // runs a single server.
-    let single = user.active_servers().count() == 1;
-    let st = [
-        stream.server.get(&(user.name.clone(), s.name.clone())),
-        stream.user.get(&user.name).filter(|_| single),
-    ]
-    .into_iter()
-    .flatten()
-    .max()
-    .copied();
-    match (api, st) {
-        (Some(a), Some(b)) if b > a => (Some(b), ActivitySource::Stream),
+/// The server's last activity as the hub knows it (else its start).
+fn last_activity(s: &Server) -> (Option<DateTime<Utc>>, ActivitySource) {
+    match (s.last_activity, s.started) {
         (Some(a), _) => (Some(a), ActivitySource::Api),
-        (None, Some(b)) => (Some(b), ActivitySource::Stream),
-        (None, None) => match s.started {
-            Some(t) => (Some(t), ActivitySource::Started),
-            None => (None, ActivitySource::None),
-        },
+        (None, Some(t)) => (Some(t), ActivitySource::Started),
+        (None, None) => (None, ActivitySource::None),
     }
 }
 
@@ -292,7 +276,7 @@ fn judge(p: &CullPolicy, user: &User, s: &Server, inp: &PassInput<'_>) -> Decisi
         .map(str::to_string)
         .or_else(|| p.default_profile.clone());
     let limit = limit_for(p, user, profile.as_deref());
-    let (last, source) = merged(s, user, inp.stream);
+    let (last, source) = last_activity(s);
     let mut d = Decision {
         user: user.name.clone(),
         server: Some(s.name.clone()),
@@ -364,11 +348,7 @@ fn judge_user(p: &CullPolicy, user: &User, inp: &PassInput<'_>) -> Option<Decisi
     if user.active_servers().next().is_some() {
         return None;
     }
-    let last = [user.last_activity, inp.stream.user.get(&user.name).copied()]
-        .into_iter()
-        .flatten()
-        .max()
-        .or(user.created);
+    let last = user.last_activity.or(user.created);
     let idle_at = last.map(|l| l + chrono_dur(p.timeout));
     let age_at = match (p.max_age, user.created) {
         (Some(m), Some(c)) => Some(c + chrono_dur(m)),

@@ -45,11 +45,10 @@ fn policy() -> CullPolicy {
     }
 }
 
-fn run(users: &[User], now: i64, p: &CullPolicy, stream: &StreamView) -> Vec<Decision> {
+fn run(users: &[User], now: i64, p: &CullPolicy) -> Vec<Decision> {
     let warned = HashSet::new();
     let inp = PassInput {
         now: t(now),
-        stream,
         freshness: Freshness::Fresh,
         running_total: 100,
         recent_culls: 0,
@@ -68,47 +67,38 @@ fn one(d: &[Decision]) -> (Action, Reason) {
 fn idle_past_the_limit_is_culled_and_active_is_kept_until_its_deadline() {
     let p = policy();
     let users = [user("a", &[], vec![server("", Some(100), None)])];
-    let none = StreamView::default();
-    let d = run(&users, 699, &p, &none);
+    let d = run(&users, 699, &p);
     assert_eq!(one(&d), (Action::Keep, Reason::Active));
     assert_eq!(d[0].deadline, Some(t(700)));
-    assert_eq!(
-        one(&run(&users, 700, &p, &none)),
-        (Action::Cull, Reason::Idle)
-    );
+    assert_eq!(one(&run(&users, 700, &p)), (Action::Cull, Reason::Idle));
 }
 
+/// The decision rests on the hub's per-server `last_activity` alone (a heartbeat line cannot
+/// reach it: `PassInput` carries nothing from the stream), and falls back to `started`.
 #[test]
-fn stream_activity_postpones_the_cull_and_never_advances_it() {
+fn the_hubs_last_activity_decides_and_started_stands_in_when_there_is_none() {
     let p = policy();
-    let users = [user("a", &[], vec![server("nb", Some(100), None)])];
-    let mut s = StreamView::default();
-    s.server.insert(("a".into(), "nb".into()), t(400));
-    let d = run(&users, 800, &p, &s);
-    assert_eq!(one(&d), (Action::Keep, Reason::Active));
-    assert_eq!(d[0].activity_source, ActivitySource::Stream);
-    // An activity POST names only the user: it counts when that is unambiguous...
-    let mut s = StreamView::default();
-    s.user.insert("a".into(), t(500));
-    assert_eq!(run(&users, 1099, &p, &s)[0].action, Action::Keep);
-    // ... and not for a user with two servers (the hub's per-server times decide).
     let two = [user(
         "a",
         &[],
-        vec![server("nb", Some(100), None), server("", Some(100), None)],
+        vec![server("nb", Some(100), None), server("", Some(400), None)],
     )];
-    assert!(
-        run(&two, 800, &p, &s)
-            .iter()
-            .all(|d| d.action == Action::Cull)
-    );
-    // Older stream activity does not shorten the API's.
-    let mut s = StreamView::default();
-    s.user.insert("a".into(), t(10));
-    let d = run(&users, 650, &p, &s);
+    let d = run(&two, 800, &p);
+    let by = |n: &str| d.iter().find(|d| d.server.as_deref() == Some(n)).unwrap();
     assert_eq!(
-        (d[0].action, d[0].activity_source),
-        (Action::Keep, ActivitySource::Api)
+        (by("nb").action, by("nb").reason),
+        (Action::Cull, Reason::Idle)
+    );
+    assert_eq!(by("nb").activity_source, ActivitySource::Api);
+    assert_eq!(
+        (by("").action, by("").deadline),
+        (Action::Keep, Some(t(1000)))
+    );
+    let fresh = [user("b", &[], vec![server("", None, None)])];
+    let d = run(&fresh, 599, &p);
+    assert_eq!(
+        (d[0].action, d[0].activity_source, d[0].deadline),
+        (Action::Keep, ActivitySource::Started, Some(t(600)))
     );
 }
 
@@ -127,17 +117,14 @@ fn profile_then_group_then_default_limits() {
         &["night-owls"],
         vec![server("", Some(0), Some("gpu"))],
     )];
-    assert_eq!(
-        run(&gpu, 60, &p, &StreamView::default())[0].action,
-        Action::Cull
-    );
+    assert_eq!(run(&gpu, 60, &p)[0].action, Action::Cull);
     // The most generous group wins.
     let owl = [user(
         "o",
         &["short", "night-owls"],
         vec![server("", Some(0), None)],
     )];
-    let d = run(&owl, 2999, &p, &StreamView::default());
+    let d = run(&owl, 2999, &p);
     assert_eq!(
         (d[0].action, d[0].limit),
         (Action::Keep, Some(Duration::from_secs(3000)))
@@ -156,8 +143,7 @@ fn pending_not_ready_exempt_and_disabled_kinds_are_skipped() {
     pend.pending = Some(Pending::Spawn);
     let mut nr = server("", Some(0), None);
     nr.ready = false;
-    let s = StreamView::default();
-    let r = |u: User| one(&run(&[u], 5000, &p, &s));
+    let r = |u: User| one(&run(&[u], 5000, &p));
     assert_eq!(
         r(user("a", &[], vec![pend])),
         (Action::Skip, Reason::Pending)
@@ -179,7 +165,7 @@ fn pending_not_ready_exempt_and_disabled_kinds_are_skipped() {
         (Action::Skip, Reason::KindDisabled)
     );
     p.cull_named_servers = true;
-    let r = |u: User| one(&run(&[u], 5000, &p, &s));
+    let r = |u: User| one(&run(&[u], 5000, &p));
     assert_eq!(
         r(user("x", &[], vec![server("keep-this", Some(0), None)])),
         (Action::Skip, Reason::ExemptServer)
@@ -195,7 +181,7 @@ fn max_age_culls_active_servers() {
     let mut p = policy();
     p.max_age = Some(Duration::from_secs(3600));
     let users = [user("a", &[], vec![server("", Some(3590), None)])];
-    let d = run(&users, 3600, &p, &StreamView::default());
+    let d = run(&users, 3600, &p);
     assert_eq!(one(&d), (Action::Cull, Reason::MaxAge));
 }
 
@@ -203,11 +189,9 @@ fn max_age_culls_active_servers() {
 fn a_stale_stream_pauses_culls_only_in_pause_mode() {
     let mut p = policy();
     let users = [user("a", &[], vec![server("", Some(0), None)])];
-    let s = StreamView::default();
     let warned = HashSet::new();
     let inp = PassInput {
         now: t(5000),
-        stream: &s,
         freshness: Freshness::Stale,
         running_total: 100,
         recent_culls: 0,
@@ -230,11 +214,9 @@ fn the_mass_cull_guard_refuses_the_whole_pass() {
     let users: Vec<User> = (0..4)
         .map(|i| user(&format!("u{i}"), &[], vec![server("", Some(0), None)]))
         .collect();
-    let s = StreamView::default();
     let warned = HashSet::new();
     let mut inp = PassInput {
         now: t(5000),
-        stream: &s,
         freshness: Freshness::Fresh,
         running_total: 4,
         recent_culls: 0,
@@ -265,11 +247,9 @@ fn the_rate_cap_defers_the_freshest() {
         user("old", &[], vec![server("", Some(0), None)]),
         user("new", &[], vec![server("", Some(100), None)]),
     ];
-    let s = StreamView::default();
     let warned = HashSet::new();
     let inp = PassInput {
         now: t(5000),
-        stream: &s,
         freshness: Freshness::Fresh,
         running_total: 100,
         recent_culls: 0,
@@ -288,15 +268,13 @@ fn a_warning_comes_once_before_the_cull() {
     let mut p = policy();
     p.warn_before = Duration::from_secs(60);
     let users = [user("a", &[], vec![server("", Some(0), None)])];
-    let s = StreamView::default();
-    assert_eq!(run(&users, 539, &p, &s)[0].action, Action::Keep);
-    let d = run(&users, 540, &p, &s);
+    assert_eq!(run(&users, 539, &p)[0].action, Action::Keep);
+    let d = run(&users, 540, &p);
     assert_eq!(one(&d), (Action::Warn, Reason::WarnWindow));
     let mut warned = HashSet::new();
     warned.insert(("a".to_string(), String::new(), Some(t(0))));
     let inp = PassInput {
         now: t(541),
-        stream: &s,
         freshness: Freshness::Fresh,
         running_total: 100,
         recent_culls: 0,
@@ -305,7 +283,7 @@ fn a_warning_comes_once_before_the_cull() {
     };
     assert_eq!(decide(&users, &inp, &p)[0].action, Action::Keep);
     // The wakeup is the deadline once warned, the warning window before.
-    let w = next_wakeup(&run(&users, 0, &p, &s), &p, &HashSet::new());
+    let w = next_wakeup(&run(&users, 0, &p), &p, &HashSet::new());
     assert_eq!(w.keys().next(), Some(&t(540)));
     let w = next_wakeup(&decide(&users, &inp, &p), &p, &warned);
     assert_eq!(w.keys().next(), Some(&t(600)));
@@ -317,18 +295,14 @@ fn users_are_culled_only_when_serverless_and_admins_only_if_allowed() {
     p.cull_users = true;
     let mut lonely = user("l", &[], vec![]);
     lonely.last_activity = Some(t(0));
-    let s = StreamView::default();
     assert_eq!(
-        one(&run(&[lonely.clone()], 600, &p, &s)),
+        one(&run(&[lonely.clone()], 600, &p)),
         (Action::CullUser, Reason::Idle)
     );
-    assert!(run(&[lonely.clone()], 599, &p, &s).is_empty());
+    assert!(run(&[lonely.clone()], 599, &p).is_empty());
     lonely.admin = true;
     p.cull_admin_users = false;
-    assert_eq!(
-        one(&run(&[lonely], 600, &p, &s)),
-        (Action::Skip, Reason::Admin)
-    );
+    assert_eq!(one(&run(&[lonely], 600, &p)), (Action::Skip, Reason::Admin));
     let busy = user("b", &[], vec![server("", Some(590), None)]);
-    assert_eq!(run(&[busy], 600, &p, &s)[0].action, Action::Keep);
+    assert_eq!(run(&[busy], 600, &p)[0].action, Action::Keep);
 }

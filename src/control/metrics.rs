@@ -19,6 +19,10 @@ pub struct ControlStats {
     /// Sum (ms) and count of how late culls came after their deadline.
     pub lateness_ms_sum: AtomicU64,
     pub lateness_count: AtomicU64,
+    /// Requests the control loops sent to the hub's API (shared with their clients).
+    pub hub_requests: std::sync::Arc<AtomicU64>,
+    /// Observation rows recorded, by kind (`server`, `gone`, `listing`).
+    pub observations: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 fn inc<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K) {
@@ -42,6 +46,9 @@ impl ControlStats {
     }
     pub fn admission(&self, answer: &'static str, reason: &'static str) {
         inc(&self.admissions, (answer, reason));
+    }
+    pub fn observation(&self, kind: &'static str) {
+        inc(&self.observations, kind);
     }
     pub fn lateness(&self, seconds: f64) {
         self.lateness_ms_sum
@@ -96,7 +103,7 @@ impl ControlStats {
         singles(
             o,
             "hubpulse_cull_passes_total",
-            "Culler passes, by kind (reconcile, deadline, once; cached: a wake-up rescheduled from the stream without an API request).",
+            "Culler passes, by kind (reconcile, deadline, once; cached: a wake-up rescheduled from the cached user without an API request).",
             "kind",
             &self.passes,
         );
@@ -106,6 +113,13 @@ impl ControlStats {
             "Errors seen by the control loops, by kind (hub API error kinds; lake_write).",
             "kind",
             &self.api_errors,
+        );
+        singles(
+            o,
+            "hubpulse_hub_observations_total",
+            "Hub observations recorded, by kind (server: a server's state changed; gone: a server stopped; listing: a complete listing).",
+            "kind",
+            &self.observations,
         );
         pairs(
             o,
@@ -135,6 +149,11 @@ impl ControlStats {
             "# HELP hubpulse_cull_lateness_seconds How late culls came after their deadline.\n# TYPE hubpulse_cull_lateness_seconds summary\nhubpulse_cull_lateness_seconds_sum {}\nhubpulse_cull_lateness_seconds_count {}",
             g(&self.lateness_ms_sum) as f64 / 1000.0,
             g(&self.lateness_count)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP hubpulse_hub_api_requests_total Requests the control loops and observations sent to the hub's API.\n# TYPE hubpulse_hub_api_requests_total counter\nhubpulse_hub_api_requests_total {}",
+            g(&self.hub_requests)
         );
     }
 }

@@ -7,7 +7,8 @@
 //! | --- | --- |
 //! | `config` | the `[hub]`, `[culler]`, `[admission]` config sections |
 //! | `decide` | the culler's pure decision, merged idleness, the pass-wide guards |
-//! | `stream` | the pipeline observer feeding the culler activity and heartbeats |
+//! | `stream` | the pipeline observer telling the culler where to look (spawns, heartbeats) |
+//! | `observe` | hub observations: the `observations` table and the active-user view |
 //! | `runner` | reconcile + per-server deadlines, acting, recording |
 //! | `admission` | the quota policy file and the pure admission decision |
 //! | `quota` | `POST /v1/admission`, usage from the lake, the quota reconcile loop |
@@ -25,6 +26,7 @@ pub mod config;
 pub mod decide;
 pub mod decisions;
 pub mod metrics;
+pub mod observe;
 pub mod quota;
 pub mod runner;
 pub mod stream;
@@ -70,11 +72,12 @@ async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-/// What the agent adds for the control loops: observers for the pipeline and routes for its
-/// HTTP server.
+/// What the agent adds for the control loops: observers for the pipeline, routes for its
+/// HTTP server, and the loops' tasks (awaited at shutdown, so a pass in progress is recorded).
 pub struct Started {
     pub observers: Vec<Box<dyn Observer>>,
     pub router: Option<axum::Router>,
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Starts the culler and the quota loop (as configured) on `rt`. `capacity` is the evidence
@@ -94,8 +97,9 @@ pub fn start(
     let mut started = Started {
         observers: Vec::new(),
         router: None,
+        tasks: Vec::new(),
     };
-    if cfg.culler.is_none() && cfg.admission.is_none() {
+    if cfg.culler.is_none() && cfg.admission.is_none() && cfg.hub.is_none() {
         return Ok(started);
     }
     let stats = Arc::new(metrics::ControlStats::default());
@@ -103,8 +107,15 @@ pub fn start(
         *c = Some(stats.clone());
     }
     let sink = decisions::DecisionSink::new(lake, hub_name);
+    let obs = observe::Observations::new(
+        Some(lake),
+        hub_name,
+        metrics.hub_activity.clone(),
+        stats.clone(),
+    );
     if let Some(policy) = &cfg.culler {
-        let client = hub_client(cfg.hub.as_ref(), policy.concurrency, policy.page_size)?;
+        let client = hub_client(cfg.hub.as_ref(), policy.concurrency, policy.page_size)?
+            .with_request_counter(stats.hub_requests.clone());
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         started
             .observers
@@ -115,9 +126,20 @@ pub fn start(
             Some(sink.clone()),
             stats.clone(),
             Some(rx),
-        );
-        rt.spawn(culler.run(stop.clone()));
+        )
+        .with_observations(obs);
+        started.tasks.push(rt.spawn(culler.run(stop.clone())));
         tracing::info!(dry_run = policy.dry_run, "idle culler started");
+    } else if let Some(h) = cfg.hub.as_ref().filter(|h| !h.observe_every.is_zero()) {
+        let client = hub_client(Some(h), 4, 200)?.with_request_counter(stats.hub_requests.clone());
+        started.tasks.push(rt.spawn(observe::observe_loop(
+            client,
+            h.observe_every,
+            obs,
+            stats.clone(),
+            stop.clone(),
+        )));
+        tracing::info!(every = ?h.observe_every, "hub observations started");
     }
     if let Some(a) = &cfg.admission {
         let policy = admission::Policy::load(&a.policy)?;
@@ -125,7 +147,8 @@ pub fn start(
             .map_err(|e| format!("admission token: {e}"))?;
         let q = Arc::new(quota::Quotas {
             policy,
-            client: hub_client(cfg.hub.as_ref(), 10, 200)?,
+            client: hub_client(cfg.hub.as_ref(), 10, 200)?
+                .with_request_counter(stats.hub_requests.clone()),
             lake: lake.to_path_buf(),
             sink,
             stats,
@@ -134,7 +157,7 @@ pub fn start(
             wait: a.wait.clone().zip(capacity),
         });
         started.router = Some(quota::router(q.clone()));
-        rt.spawn(q.run(a.reconcile_every, stop));
+        started.tasks.push(rt.spawn(q.run(a.reconcile_every, stop)));
         tracing::info!("admission endpoint and quota loop started");
     }
     Ok(started)

@@ -7,9 +7,16 @@
 //!   (its warning window or its deadline).
 //! - **Deadline**: when a wake-up comes, refetch just those users and decide again. A server is
 //!   therefore stopped within one API round-trip of crossing its limit, not up to a polling
-//!   period late. Stream activity only ever moves deadlines later, so a wake-up that comes too
-//!   early finds the server active and reschedules it. A spawn seen in the stream schedules a
-//!   fetch of that user within a second.
+//!   period late. Deadlines come from the hub's `last_activity` only; a wake-up that comes too
+//!   early (the hub saw activity since) finds the server active and reschedules it.
+//! - **The stream says where to look** (`stream.rs`): a spawn line schedules a read of that
+//!   user at the new server's earliest possible deadline (its start plus the shortest idle
+//!   limit), cached user or not, so a server started between listings is culled on time without
+//!   a read per spawn; a heartbeat from a user not known to run a server schedules one read
+//!   (at most one per user per `reconcile_every`). Nothing from the stream moves a deadline.
+//!
+//! Every listing and read is also an *observation* (`observe.rs`): the lake's `observations`
+//! table and the active-user gauges.
 //!
 //! # Guarantees
 //! - No stop without a successful API read of the user in the same pass; if the hub API fails,
@@ -18,6 +25,8 @@
 //!   per retry; culls and warnings are always recorded.
 //! - The mass-cull guard counts the culls of the last `reconcile_every` with the pass's own, so
 //!   a burst of deadlines spread over seconds cannot get around it.
+//! - A pass that started finishes, stop signal or not: every cull sent gets its `decisions` row
+//!   (the agent waits for this task within `shutdown_deadline`); no pass starts after the stop.
 //!
 //! # Assumptions
 //! - The agent follows the hub's own log. When the stream has been quiet for half of
@@ -37,7 +46,8 @@ use super::config::CullPolicy;
 use super::decide::{Action, Decision, Freshness, PassInput, Reason, decide, next_wakeup};
 use super::decisions::{DecisionSink, Row};
 use super::metrics::ControlStats;
-use super::stream::{StreamBatch, StreamState};
+use super::observe::Observations;
+use super::stream::{Spawned, StreamBatch, StreamState};
 use crate::hub::{HubClient, HubError, StopOutcome, User, UserState};
 
 const RETRY: Duration = Duration::from_secs(10);
@@ -60,6 +70,9 @@ pub struct Culler {
     last_recorded: HashMap<(String, Option<String>), (Action, Reason)>,
     /// Users as last read from the API (reconcile or deadline pass).
     snapshot: HashMap<String, User>,
+    /// Users a heartbeat made us read, and when (one read per user per `reconcile_every`).
+    looked: HashMap<String, Instant>,
+    obs: Option<Observations>,
 }
 
 /// What one pass did (for `hubpulse cull --once` and tests).
@@ -93,6 +106,65 @@ impl Culler {
             wake: BTreeMap::new(),
             last_recorded: HashMap::new(),
             snapshot: HashMap::new(),
+            looked: HashMap::new(),
+            obs: None,
+        }
+    }
+
+    /// Records every listing and read as hub observations.
+    #[must_use]
+    pub fn with_observations(mut self, obs: Observations) -> Self {
+        self.obs = Some(obs);
+        self
+    }
+
+    /// The shortest idle limit any server can have: the earliest a new server can be due.
+    fn min_limit(&self) -> Duration {
+        let p = &self.policy;
+        p.profile_timeouts
+            .values()
+            .chain(p.group_timeouts.values())
+            .chain(p.max_age.iter())
+            .copied()
+            .fold(p.timeout, Duration::min)
+    }
+
+    /// The stream's signals: where to look, never what to decide.
+    fn on_signals(&mut self, spawned: Vec<Spawned>, heartbeats: HashMap<String, i64>) {
+        let now = Utc::now();
+        let soon = now + chrono_std(Duration::from_secs(1));
+        let min_limit = chrono_std(self.min_limit());
+        for s in spawned {
+            // The cached user predates this server: the wake-up must read the hub.
+            self.snapshot.remove(&s.user);
+            let began = DateTime::from_timestamp_micros(s.began_us).unwrap_or(now);
+            // A second of margin for the hub's `started`, set just before the timer starts.
+            let at = (began + min_limit - chrono::Duration::seconds(1)).max(soon);
+            tracing::debug!(user = %s.user, server = %s.server, at = %at, "culler: new server scheduled");
+            self.schedule(at, s.user);
+        }
+        let window = self.policy.reconcile_every;
+        for (user, _) in heartbeats {
+            let known = self
+                .snapshot
+                .get(&user)
+                .is_some_and(|u| u.active_servers().next().is_some());
+            let recent = self.looked.get(&user).is_some_and(|t| t.elapsed() < window);
+            if known || recent {
+                continue;
+            }
+            self.looked.insert(user.clone(), Instant::now());
+            self.snapshot.remove(&user);
+            self.schedule(soon, user);
+        }
+    }
+
+    fn observe_flush(&mut self, force: bool) {
+        if let Some(o) = self.obs.as_mut()
+            && let Err(e) = o.flush(force)
+        {
+            tracing::error!(error = %e, "culler: cannot record observations in the lake");
+            self.stats.api_error("lake_write");
         }
     }
 
@@ -131,8 +203,13 @@ impl Culler {
         self.stats
             .last_reconcile_unix
             .store(Utc::now().timestamp().max(0) as u64, Ordering::Relaxed);
+        if let Some(o) = self.obs.as_mut() {
+            o.listing(Utc::now(), &users);
+        }
         self.wake.clear();
         self.snapshot = users.iter().map(|u| (u.name.clone(), u.clone())).collect();
+        let window = self.policy.reconcile_every;
+        self.looked.retain(|_, t| t.elapsed() < window);
         // Bounded memory: forget warnings and recorded skips of servers that are gone.
         let live: HashSet<(&str, &str)> = users
             .iter()
@@ -152,8 +229,8 @@ impl Culler {
 
     /// Refetch `names` and decide for them (a deadline pass).
     async fn deadline_pass(&mut self, names: Vec<String>) {
-        // The stream often shows the server was used since its deadline was set: then the
-        // cached user plus the stream say so, and no API request is needed to reschedule.
+        // A wake-up left over from an earlier schedule finds the cached user not due: it is
+        // rescheduled without a request (a stream signal removes the user from the cache).
         let names: Vec<String> = names
             .into_iter()
             .filter(|n| !self.rescheduled_from_cache(n))
@@ -163,13 +240,20 @@ impl Culler {
         }
         let fetched = futures::future::join_all(names.iter().map(|n| self.client.user(n))).await;
         let mut users = Vec::new();
+        let at = Utc::now();
         for (name, r) in names.into_iter().zip(fetched) {
             match r {
                 Ok(Some(u)) => {
+                    if let Some(o) = self.obs.as_mut() {
+                        o.read(at, &name, Some(&u));
+                    }
                     self.snapshot.insert(name, u.clone());
                     users.push(u);
                 }
                 Ok(None) => {
+                    if let Some(o) = self.obs.as_mut() {
+                        o.read(at, &name, None);
+                    }
                     self.snapshot.remove(&name);
                 }
                 Err(e) => {
@@ -184,18 +268,17 @@ impl Culler {
         }
     }
 
-    /// True when the cached user, merged with the stream, is not due for anything yet (so it
-    /// was rescheduled without a request). Only a fresh stream can make that call.
+    /// True when the cached user is not due for anything yet (so it was rescheduled without a
+    /// request). Only a fresh stream can make that call: it is what tells of new servers.
     fn rescheduled_from_cache(&mut self, name: &str) -> bool {
         let Some(u) = self.snapshot.get(name) else {
             return false;
         };
-        if self.freshness(Instant::now()) != Freshness::Fresh {
+        if self.has_stream && self.freshness(Instant::now()) != Freshness::Fresh {
             return false;
         }
         let inp = PassInput {
             now: Utc::now(),
-            stream: &self.stream.view,
             freshness: Freshness::Fresh,
             running_total: usize::MAX,
             recent_culls: 0,
@@ -230,7 +313,6 @@ impl Culler {
             .store(freshness == Freshness::Stale, Ordering::Relaxed);
         let inp = PassInput {
             now,
-            stream: &self.stream.view,
             freshness,
             running_total: self.running_total,
             recent_culls: self.recent_culls.len(),
@@ -326,6 +408,23 @@ impl Culler {
             if outcome == "error" || outcome == "throttled" {
                 self.schedule(now + chrono_std(RETRY), d.user.clone());
             }
+            if outcome != "dry_run" {
+                // The cached user is stale once a stop was sent.
+                self.snapshot.remove(&d.user);
+            }
+            match (outcome, d.server.as_deref()) {
+                // The hub answered that the server is stopped (204) or not there (404).
+                ("stopped" | "gone", Some(server)) => {
+                    if let Some(o) = self.obs.as_mut() {
+                        o.stopped(Utc::now(), &d.user, server);
+                    }
+                }
+                // 202: the stop goes on; a read shortly after sees it through.
+                ("stopping", Some(_)) => {
+                    self.schedule(now + chrono_std(SHORT_RETRY), d.user.clone());
+                }
+                _ => {}
+            }
             if let Some(dl) = d.deadline {
                 self.stats
                     .lateness((Utc::now() - dl).num_milliseconds() as f64 / 1000.0);
@@ -409,12 +508,11 @@ impl Culler {
         (label, msg)
     }
 
-    /// Runs until `stop` turns true: reconcile every `reconcile_every`, act on deadlines, fold
-    /// in the stream.
+    /// Runs until `stop` turns true: reconcile every `reconcile_every`, act on deadlines, take
+    /// the stream's signals. A pass in progress when `stop` comes is finished and recorded.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let mut next_reconcile = tokio::time::Instant::now();
         let mut rx = self.stream_rx.take();
-        let mut prune_at = Instant::now() + Duration::from_secs(3600);
         let half_silence = self.policy.stream_max_silence / 2;
         let mut last_probe = Instant::now();
         loop {
@@ -434,13 +532,14 @@ impl Culler {
                 until = until.min(tokio::time::Instant::from_std(probe_at));
             }
             tokio::select! {
-                _ = super::stopped(&mut stop) => return,
+                // Stop first: no pass starts once it is asked.
+                biased;
+                _ = super::stopped(&mut stop) => break,
                 b = async { match rx.as_mut() { Some(r) => r.recv().await, None => std::future::pending().await } } => {
                     match b {
                         Some(b) => {
-                            for (user, _server) in self.stream.apply(b) {
-                                self.schedule(Utc::now() + chrono_std(Duration::from_secs(1)), user);
-                            }
+                            let (spawned, heartbeats) = self.stream.apply(b);
+                            self.on_signals(spawned, heartbeats);
                         }
                         None => rx = None,
                     }
@@ -469,14 +568,11 @@ impl Culler {
                         let names: HashSet<String> = due.into_values().flatten().collect();
                         self.deadline_pass(names.into_iter().collect()).await;
                     }
-                    if Instant::now() > prune_at {
-                        let keep = self.policy.timeout.max(self.policy.max_age.unwrap_or_default()) * 4;
-                        self.stream.prune(Utc::now() - chrono_std(keep));
-                        prune_at = Instant::now() + Duration::from_secs(3600);
-                    }
+                    self.observe_flush(false);
                 }
             }
         }
+        self.observe_flush(true);
     }
 }
 

@@ -1,20 +1,30 @@
-//! The culler's eyes on the log stream: an [`Observer`] on the pipeline thread that notes, per
-//! user and per server, the latest activity the hub's log shows, and hands it to the culler's
-//! task in coalesced batches.
+//! The culler's eyes on the log stream: an [`Observer`] on the pipeline thread that notes which
+//! servers just started and which users' servers sent a heartbeat, and hands them to the
+//! culler's task in coalesced batches. **Nothing here is activity**: the culler decides from the
+//! hub's `last_activity` alone (see `decide.rs` and ARCHITECTURE.md, "The activity model"); the
+//! stream only tells it *when to look*.
 //!
-//! What counts as activity (never the culler's own API calls):
-//! - `POST /hub/api/users/{user}/activity` answered 2xx (a single-user server reporting; the
-//!   log line names only the user, so it counts for all of the user's servers);
-//! - a 2xx request under `/user/{user}/{server}/…` (the user's server, when the proxy logs it);
-//! - `spawn_succeeded` (a new server: the culler fetches it and schedules its deadline).
+//! What the stream tells the culler (never the culler's own API calls):
+//! - `spawn_succeeded` (`User {name}[:{server}] took N seconds to start`, logged by
+//!   `BaseHandler.finish_user_spawn` in `jupyterhub/handlers/base.py`, 1.x–6.x, once the server
+//!   is ready): a new server. Its earliest possible deadline is its start (`started`, set by
+//!   `User.spawn` in `jupyterhub/user.py` when the spawn begins, N seconds before the line)
+//!   plus the shortest idle limit; the culler reads the user then (or at the next full listing,
+//!   whichever comes first) and schedules the true deadline.
+//! - a 2xx `POST /hub/api/users/{user}/activity`: a heartbeat of one of the user's servers
+//!   (`notify_activity` in `jupyterhub/singleuser/extension.py` re-posts an unchanged time every
+//!   `JUPYTERHUB_ACTIVITY_INTERVAL`). It proves a server is *alive*; for a user the culler does
+//!   not know to be running a server (a spawn line it missed), it triggers one read.
 //!
 //! # Guarantees
-//! - Never blocks the pipeline: activity is folded into a small map per user/server and sent at
-//!   most every tick with `try_send`; when the channel is full the map is kept (and keeps
-//!   folding) until the next tick, so nothing is lost and memory is bounded by the number of
-//!   distinct users and servers seen between two successful sends.
-//! - Every record, active or not, is a heartbeat: the culler's stale-data guard reads the time
-//!   of the last record and the lag of the newest one.
+//! - Never blocks the pipeline: signals are folded into a small batch and sent at most every
+//!   tick with `try_send`; when the channel is full the batch is kept (and keeps folding) until
+//!   the next tick, so nothing is lost and memory is bounded by the number of distinct users
+//!   seen between two successful sends.
+//! - Every record, signal or not, is a heartbeat of the *stream*: the culler's stale-data guard
+//!   reads the time of the last record and the lag of the newest one.
+//! - A forged line can only make the culler *look* (one read, bounded per user); it cannot
+//!   move a deadline, stop or keep a server.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -25,13 +35,21 @@ use crate::agent::pipeline::Observer;
 use crate::lake::batch::SourceInfo;
 use crate::record::Record;
 
-/// Activity seen since the last batch (timestamps are UTC µs).
+/// A server the stream saw start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spawned {
+    pub user: String,
+    pub server: String,
+    /// When the spawn began (UTC µs): the line's time minus the duration it reports.
+    pub began_us: i64,
+}
+
+/// Signals seen since the last batch (timestamps are UTC µs).
 #[derive(Debug, Default, Clone)]
 pub struct StreamBatch {
-    pub user: HashMap<String, i64>,
-    pub server: HashMap<(String, String), i64>,
-    /// (user, server) that just started.
-    pub spawned: Vec<(String, String)>,
+    pub spawned: Vec<Spawned>,
+    /// Users whose server sent a heartbeat, with the newest heartbeat's time.
+    pub heartbeats: HashMap<String, i64>,
     /// When the newest record was read (any record).
     pub last_record: Option<Instant>,
     /// How far behind the wall clock the newest stamped record was when it was read.
@@ -58,24 +76,32 @@ impl ActivityObserver {
     }
 }
 
-fn bump<K: Eq + std::hash::Hash>(m: &mut HashMap<K, i64>, k: K, ts: i64) {
-    let e = m.entry(k).or_insert(ts);
-    *e = (*e).max(ts);
+/// What a record tells the culler.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Signal<'a> {
+    /// A server became ready; `seconds` is how long its spawn took, if the line says.
+    Spawned {
+        user: &'a str,
+        server: &'a str,
+        seconds: Option<f64>,
+    },
+    /// One of the user's servers is alive.
+    Heartbeat { user: &'a str },
 }
 
-/// What a record says about activity: `(user, Some(server) | None for all servers, spawned)`.
-pub fn classify<'a>(rec: &'a Record<'_>) -> Option<(&'a str, Option<&'a str>, bool)> {
+/// The signal in a record, if any.
+pub fn classify<'a>(rec: &'a Record<'_>) -> Option<Signal<'a>> {
     let user = rec.user.as_deref()?;
     if rec.kind == "spawn_succeeded" {
-        return Some((user, Some(rec.server_name.as_deref().unwrap_or("")), true));
+        return Some(Signal::Spawned {
+            user,
+            server: rec.server_name.as_deref().unwrap_or(""),
+            seconds: rec.duration_ms.map(|ms| ms / 1000.0),
+        });
     }
     let ok = rec.status.is_some_and(|s| (200..300).contains(&s));
-    let route = rec.route?;
-    if ok && rec.method == Some("POST") && route == "/hub/api/users/{user}/activity" {
-        return Some((user, None, false));
-    }
-    if ok && route.starts_with("/user/{user}") {
-        return Some((user, rec.server_name.as_deref(), false));
+    if ok && rec.method == Some("POST") && rec.route == Some("/hub/api/users/{user}/activity") {
+        return Some(Signal::Heartbeat { user });
     }
     None
 }
@@ -86,20 +112,30 @@ impl Observer for ActivityObserver {
         let Some(ts) = rec.ts else { return };
         let lag_us = chrono::Utc::now().timestamp_micros() - ts;
         self.pending.last_lag = Some(Duration::from_micros(lag_us.max(0) as u64));
-        if let Some((user, server, spawned)) = classify(rec) {
-            match server {
-                Some(s) => bump(
-                    &mut self.pending.server,
-                    (user.to_string(), s.to_string()),
-                    ts,
-                ),
-                None => bump(&mut self.pending.user, user.to_string(), ts),
+        match classify(rec) {
+            Some(Signal::Spawned {
+                user,
+                server,
+                seconds,
+            }) => {
+                let took = seconds
+                    .filter(|s| s.is_finite() && *s >= 0.0)
+                    .unwrap_or(0.0);
+                self.pending.spawned.push(Spawned {
+                    user: user.to_string(),
+                    server: server.to_string(),
+                    began_us: ts - (took * 1e6) as i64,
+                });
             }
-            if spawned {
-                self.pending
-                    .spawned
-                    .push((user.to_string(), server.unwrap_or("").to_string()));
+            Some(Signal::Heartbeat { user }) => {
+                let e = self
+                    .pending
+                    .heartbeats
+                    .entry(user.to_string())
+                    .or_insert(ts);
+                *e = (*e).max(ts);
             }
+            None => {}
         }
     }
 
@@ -117,37 +153,23 @@ impl Observer for ActivityObserver {
     }
 }
 
-/// The culler's merged view, built from batches.
+/// The culler's view of the stream's health.
 #[derive(Debug, Default)]
 pub struct StreamState {
-    pub view: super::decide::StreamView,
     pub last_record: Option<Instant>,
     pub last_lag: Option<Duration>,
 }
 
 impl StreamState {
-    /// Folds a batch in; returns the servers that just started.
-    pub fn apply(&mut self, b: StreamBatch) -> Vec<(String, String)> {
-        let to_dt = |us: i64| chrono::DateTime::from_timestamp_micros(us);
-        for (u, ts) in b.user {
-            if let Some(t) = to_dt(ts) {
-                let e = self.view.user.entry(u).or_insert(t);
-                *e = (*e).max(t);
-            }
-        }
-        for (k, ts) in b.server {
-            if let Some(t) = to_dt(ts) {
-                let e = self.view.server.entry(k).or_insert(t);
-                *e = (*e).max(t);
-            }
-        }
+    /// Folds a batch's health in; returns its signals.
+    pub fn apply(&mut self, b: StreamBatch) -> (Vec<Spawned>, HashMap<String, i64>) {
         if b.last_record.is_some() {
             self.last_record = b.last_record;
         }
         if b.last_lag.is_some() {
             self.last_lag = b.last_lag;
         }
-        b.spawned
+        (b.spawned, b.heartbeats)
     }
 
     /// Stale: no record yet, none for `max_silence`, or the newest one lagged over `max_lag`.
@@ -159,12 +181,6 @@ impl StreamState {
                     || self.last_lag.is_some_and(|l| l > max_lag)
             }
         }
-    }
-
-    /// Forget activity older than `before` (bounded memory over months of running).
-    pub fn prune(&mut self, before: chrono::DateTime<chrono::Utc>) {
-        self.view.user.retain(|_, t| *t >= before);
-        self.view.server.retain(|_, t| *t >= before);
     }
 }
 
@@ -192,22 +208,56 @@ mod tests {
     }
 
     #[test]
-    fn only_activity_reports_user_server_requests_and_spawns_count() {
+    fn spawns_and_activity_posts_are_signals_and_nothing_else_is() {
         let a = req("/hub/api/users/{user}/activity", "POST", 200, None);
-        assert_eq!(classify(&a), Some(("alice", None, false)));
-        let u = req("/user/{user}/{server}/api/kernels", "GET", 200, Some("gpu"));
-        assert_eq!(classify(&u), Some(("alice", Some("gpu"), false)));
-        // The culler's own calls, failures and redirects to the hub are not activity.
+        assert_eq!(classify(&a), Some(Signal::Heartbeat { user: "alice" }));
+        // Requests to the user's server, the culler's own calls, failures: no signal.
         for r in [
+            req("/user/{user}/{server}/api/kernels", "GET", 200, Some("gpu")),
             req("/hub/api/users/{user}/server", "DELETE", 204, None),
             req("/hub/api/users/{user}/activity", "POST", 400, None),
-            req("/user/{user}/{server}/api/kernels", "GET", 302, Some("gpu")),
         ] {
             assert_eq!(classify(&r), None, "{r:?}");
         }
+        // `User bob:gpu took 2.5 seconds to start` (handlers/base.py, finish_user_spawn).
         let mut s = Record::new("spawn_succeeded", Family::Hub, "");
         s.user = Some(Cow::Borrowed("bob"));
-        assert_eq!(classify(&s), Some(("bob", Some(""), true)));
+        s.server_name = Some(Cow::Borrowed("gpu"));
+        s.duration_ms = Some(2500.0);
+        assert_eq!(
+            classify(&s),
+            Some(Signal::Spawned {
+                user: "bob",
+                server: "gpu",
+                seconds: Some(2.5)
+            })
+        );
+    }
+
+    #[test]
+    fn a_spawn_is_dated_from_when_it_began() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let mut o = ActivityObserver::new(tx);
+        let src = SourceInfo {
+            hub: "h".into(),
+            file: "f".into(),
+            fp: "0".into(),
+        };
+        let mut s = Record::new("spawn_succeeded", Family::Hub, "");
+        s.user = Some(Cow::Borrowed("bob"));
+        s.duration_ms = Some(2500.0);
+        s.ts = Some(10_000_000);
+        o.on_record(&s, &src, Instant::now());
+        o.on_tick(Instant::now());
+        let b = rx.try_recv().unwrap();
+        assert_eq!(
+            b.spawned,
+            vec![Spawned {
+                user: "bob".into(),
+                server: String::new(),
+                began_us: 7_500_000
+            }]
+        );
     }
 
     #[test]
@@ -225,8 +275,8 @@ mod tests {
         r.ts = Some(5);
         o.on_record(&r, &src, Instant::now());
         o.on_tick(Instant::now()); // full: kept
-        assert_eq!(rx.try_recv().unwrap().user["alice"], 1);
+        assert_eq!(rx.try_recv().unwrap().heartbeats["alice"], 1);
         o.on_tick(Instant::now());
-        assert_eq!(rx.try_recv().unwrap().user["alice"], 5);
+        assert_eq!(rx.try_recv().unwrap().heartbeats["alice"], 5);
     }
 }

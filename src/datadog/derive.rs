@@ -24,8 +24,14 @@
 //!   them `spawns.pending` stays 0.
 //! * `profile` is KubeSpawner's `Applying KubeSpawner override for profile` (no user on that
 //!   line): it is given to the next server that starts, best effort under concurrent spawns.
-//! * A user is *active* at a login, an `Activity for user` record, or a request the user made
-//!   themselves (`actor == user`), services (learnt from `Creating service …`) excluded.
+//! * `users.active` follows the hub's own `last_activity` when the agent observes the hub (a
+//!   `[hub]` section: see `control::observe`): users with a running server whose
+//!   `last_activity` falls in the window, as of the latest observation. Without observations
+//!   (or for intervals older than the latest observation by more than a minute, a backlog), a
+//!   user is *active* at a login, an `Activity for user` record (DEBUG: logged only when the
+//!   posted time is newer), or a request the user made themselves (`actor == user`), services
+//!   (learnt from `Creating service …`) excluded. An activity POST's request line is *not*
+//!   activity: it is a heartbeat that repeats an unchanged time.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -108,6 +114,8 @@ pub struct Deriver {
     loggers: Interner,
     ready: Vec<Interval>,
     stats: DeriveStats,
+    /// The hub's observed activity, when the agent reads the hub.
+    hub_activity: Option<std::sync::Arc<crate::hub::activity::ActivityView>>,
 }
 
 fn tags(pairs: &[(&'static str, TagValue)]) -> Vec<Tag> {
@@ -143,6 +151,7 @@ impl Deriver {
             loggers: Interner::new(cap),
             ready: Vec::new(),
             stats: DeriveStats::default(),
+            hub_activity: None,
         }
     }
 
@@ -244,11 +253,34 @@ impl Deriver {
         self.newest = Some(key);
     }
 
+    /// Active users per window from the hub's observations, for an interval ending at `end`:
+    /// only while `end` is current (at most a minute before the latest observation); the view
+    /// holds each user's *latest* time, which says nothing of an older interval.
+    fn observed_active(&self, end: i64) -> Option<[usize; 3]> {
+        let v = self.hub_activity.as_ref()?;
+        if end < v.observed_at()? - 60 * US {
+            return None;
+        }
+        let w = ACTIVE_WINDOWS.map(|(_, s)| s * US);
+        let c = v.active_counts(end, &w)?;
+        Some([c[0], c[1], c[2]])
+    }
+
+    /// Take `users.active` from the hub's observations (see the module docs).
+    pub fn with_hub_activity(
+        mut self,
+        view: std::sync::Arc<crate::hub::activity::ActivityView>,
+    ) -> Self {
+        self.hub_activity = Some(view);
+        self
+    }
+
     fn sample_one(&mut self, start: i64) {
         let end = start + self.len_us;
+        let observed = self.observed_active(end);
         let mut gauges = Vec::new();
         for (hub, h) in &mut self.hubs {
-            gauges.extend(h.gauges(hub, end));
+            gauges.extend(h.gauges(hub, end, observed));
         }
         self.open.entry(start).or_default().gauges = gauges;
     }
@@ -343,8 +375,12 @@ impl Deriver {
                         ms / 1000.0,
                     );
                 }
+                // A single-user server reports its heartbeat with its user's token: the
+                // activity POST's line names the user as actor, but is no activity.
+                let heartbeat = rec.route == Some("/hub/api/users/{user}/activity");
                 if let (Some(a), Some(u)) = (rec.actor, user)
                     && a == u
+                    && !heartbeat
                 {
                     self.state(&hub).active(u, t);
                 }
@@ -540,6 +576,16 @@ impl<S: FnMut(Interval) + Send> DerivingObserver<S> {
 
     pub fn stats(&self) -> &DeriveStats {
         self.deriver.stats()
+    }
+
+    /// See [`Deriver::with_hub_activity`].
+    #[must_use]
+    pub fn with_hub_activity(
+        mut self,
+        view: std::sync::Arc<crate::hub::activity::ActivityView>,
+    ) -> Self {
+        self.deriver = self.deriver.with_hub_activity(view);
+        self
     }
 
     fn drain(&mut self) {

@@ -257,8 +257,12 @@ fn active_users_count_people_not_services_within_each_window() {
             request(1_000, 200, "/hub/api/user", "ci-driver"),
             on_behalf,
             rec("login", 3_000), // no user on it: nobody
-            request(4_000, 200, "/hub/api/users/{user}/activity", "alice"),
-            request(400_000, 200, "/hub/api/users/{user}/activity", "bob"),
+            request(4_000, 200, "/hub/api/users/{user}", "alice"),
+            // Heartbeats of idle servers (singleuser/extension.py re-posts an unchanged time):
+            // the user is the actor, but it is no activity.
+            request(5_000, 200, "/hub/api/users/{user}/activity", "dave"),
+            request(400_000, 200, "/hub/api/users/{user}/activity", "dave"),
+            request(400_000, 200, "/hub/api/users/{user}", "bob"),
         ],
     );
     let ivs = all(&mut d);
@@ -271,6 +275,72 @@ fn active_users_count_people_not_services_within_each_window() {
         "alice is > 5 min ago"
     );
     assert_eq!(a(last, "1h"), Some(Value::Gauge(2.0)));
+}
+
+/// With observations of the hub, `users.active` is the hub's count: the log's heartbeats and
+/// requests do not enter it, and an interval older than the latest observation (a backlog)
+/// falls back to the log.
+#[test]
+fn observed_hub_activity_replaces_the_logs_count_for_current_intervals() {
+    use crate::hub::activity::ActivityView;
+    use crate::hub::{Server, User};
+    let view = std::sync::Arc::new(ActivityView::default());
+    let at = |ms: i64| chrono::DateTime::from_timestamp_micros(T0 + ms * 1000).unwrap();
+    let running = |name: &str, last_ms: i64| User {
+        name: name.into(),
+        admin: false,
+        groups: None,
+        roles: None,
+        last_activity: Some(at(last_ms)),
+        created: None,
+        pending: None,
+        servers: Some(
+            [(
+                String::new(),
+                Server {
+                    name: String::new(),
+                    ready: true,
+                    pending: None,
+                    stopped: false,
+                    started: Some(at(0)),
+                    last_activity: Some(at(last_ms)),
+                    url: None,
+                    user_options: None,
+                },
+            )]
+            .into_iter()
+            .collect(),
+        ),
+    };
+    // The hub says: erin was active 1 s in, frank 0.5 s in.
+    view.observe(at(2_000), &[running("erin", 1_000), running("frank", 500)]);
+    let mut d = Deriver::new(DeriveConfig::default()).with_hub_activity(view);
+    feed(
+        &mut d,
+        &[
+            request(1_000, 200, "/hub/api/users/{user}", "alice"),
+            request(3_000, 200, "/hub/api/users/{user}/activity", "dave"),
+            request(15_000, 200, "/hub/api/users/{user}", "bob"),
+        ],
+    );
+    let ivs = all(&mut d);
+    let a = |iv: &Interval, w: &str| value(iv, n::USERS_ACTIVE, &[&format!("window:{w}")]);
+    assert_eq!(a(&ivs[0], "5m"), Some(Value::Gauge(2.0)), "erin and frank");
+    assert_eq!(a(ivs.last().unwrap(), "24h"), Some(Value::Gauge(2.0)));
+    // A backlog: the same records an hour before the observation take the log's count.
+    let view = std::sync::Arc::new(ActivityView::default());
+    view.observe(at(3_600_000), &[running("erin", 3_599_000)]);
+    let mut d = Deriver::new(DeriveConfig::default()).with_hub_activity(view);
+    feed(
+        &mut d,
+        &[request(1_000, 200, "/hub/api/users/{user}", "alice")],
+    );
+    let ivs = all(&mut d);
+    assert_eq!(
+        a(&ivs[0], "5m"),
+        Some(Value::Gauge(1.0)),
+        "alice, from the log"
+    );
 }
 
 #[test]

@@ -408,7 +408,7 @@ pub fn start(
         (None, None)
     };
     let obs = Box::new(Announcing {
-        inner: deriving(derive, tx, stats.clone()),
+        inner: deriving(derive, tx, stats.clone()).with_hub_activity(metrics.hub_activity.clone()),
         started: Some(started_tx),
         logs: log_tap,
     });

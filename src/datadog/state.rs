@@ -114,8 +114,15 @@ impl HubState {
         ty
     }
 
-    /// Gauges at the end `end` (µs) of an interval.
-    pub(crate) fn gauges(&mut self, hub: &TagValue, end: i64) -> Vec<Point> {
+    /// Gauges at the end `end` (µs) of an interval. `observed`: the active-user counts per
+    /// window from the hub's own `last_activity` (the observations), which win over the
+    /// log-derived ones when there are any (see ARCHITECTURE.md, "The activity model").
+    pub(crate) fn gauges(
+        &mut self,
+        hub: &TagValue,
+        end: i64,
+        observed: Option<[usize; 3]>,
+    ) -> Vec<Point> {
         let hub_tag = || Tag {
             key: "hub",
             value: hub.clone(),
@@ -173,6 +180,7 @@ impl HubState {
             }
             true
         });
+        let counts = observed.unwrap_or(counts);
         for ((w, _), c) in ACTIVE_WINDOWS.into_iter().zip(counts) {
             let mut t = vec![
                 hub_tag(),

@@ -35,6 +35,8 @@ pub struct HubClient {
     permits: Arc<Semaphore>,
     max_concurrency: usize,
     page_size: u32,
+    /// Requests sent (shared by clones and by clients given the same counter).
+    requests: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for HubClient {
@@ -96,7 +98,20 @@ impl HubClient {
             permits: Arc::new(Semaphore::new(config.max_concurrency)),
             max_concurrency: config.max_concurrency,
             page_size: config.page_size,
+            requests: Arc::default(),
         })
+    }
+
+    /// Counts this client's requests into `counter` (e.g. a metric shared by several clients).
+    #[must_use]
+    pub fn with_request_counter(mut self, counter: Arc<std::sync::atomic::AtomicU64>) -> Self {
+        self.requests = counter;
+        self
+    }
+
+    /// Requests this client (and any sharing its counter) has sent.
+    pub fn requests_sent(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// [`HubConfig::from_env`] then [`HubClient::new`].
@@ -327,6 +342,8 @@ impl HubClient {
             .await
             .map_err(|_| HubError::Config("the client's semaphore was closed".into()))?;
         let started = Instant::now();
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let transport = |source: reqwest::Error| {
             if source.is_timeout() {
                 HubError::Timeout {

@@ -49,6 +49,7 @@
 //! - Pagination: `next` is `{offset, limit, url}` until the last page, where it is `null`;
 //!   `state=ready` filters after offset/limit, so pages can be short.
 
+pub mod activity;
 mod client;
 mod config;
 mod error;

@@ -63,6 +63,8 @@ pub fn apply(
     }
     let side = [
         (crate::control::decisions::DECISIONS, r.decisions),
+        // Hub observations are kept as long as the decisions they explain.
+        (crate::control::observe::OBSERVATIONS, r.decisions),
         (crate::agent::kube::podtable::PODS, r.pods),
     ];
     for (table, months) in side {

@@ -1,8 +1,15 @@
-//! Shared set-up for the culler and quota tests against a real JupyterHub 6.1.1: one hub for the
-//! module (started by `fixtures/harness/api_hub.py` with a culler service token holding exactly
-//! the documented scopes, extra groups, and `contrib/pre_spawn_hook.py` wired to a reserved
-//! admission port), the agent run in-process, a log relay that can be stalled, and helpers.
-//! Tests take [`serial`]: one culler at a time acts on the shared hub.
+//! Shared set-up for the culler and quota tests against a real JupyterHub 6.1.1, started by
+//! `fixtures/harness/api_hub.py` with a culler service token holding exactly the documented
+//! scopes and extra groups. Two hubs, each started once for the test binary:
+//! - [`real_hub`]: **real `jupyterhub-singleuser` servers** (jupyter-server) that post their
+//!   activity every 3 s, changed or not, with the hub folding in the proxy's route activity every
+//!   2 s. Every test about activity or culling runs on it.
+//! - [`hub`]: the fast stand-in single-user server (`fake_singleuser.py`, ready in ~0.1 s, never
+//!   posts activity) and `contrib/pre_spawn_hook.py` wired to a reserved admission port. Only for
+//!   tests that do not depend on activity (admission, quotas, a stop that must take time).
+//!
+//! The agent runs in-process; a log relay can be stalled. Tests take [`serial`]: one culler at a
+//! time, on either hub (timings are asserted to the second on a 2-core machine).
 
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -53,9 +60,20 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The hub with stand-in single-user servers (see the module docs).
 pub fn hub() -> &'static TestHub {
     static HUB: OnceLock<TestHub> = OnceLock::new();
-    HUB.get_or_init(|| {
+    HUB.get_or_init(|| start_hub(false))
+}
+
+/// The hub with real `jupyterhub-singleuser` servers (see the module docs).
+pub fn real_hub() -> &'static TestHub {
+    static HUB: OnceLock<TestHub> = OnceLock::new();
+    HUB.get_or_init(|| start_hub(true))
+}
+
+fn start_hub(real: bool) -> TestHub {
+    {
         let py = harness_python();
         assert!(
             py.exists(),
@@ -66,14 +84,23 @@ pub fn hub() -> &'static TestHub {
         let log = dir.path().join("hub.log");
         let (admin, culler, adm) = (token("hp-a"), token("hp-c"), token("hp-adm"));
         let port = free_port();
-        let groups =
-            r#"{"data-science": ["ds-ann"], "students": ["st-sam", "q-over"], "vip": ["c-vip"]}"#;
-        let mut child = Command::new(&py)
-            .arg(root().join("fixtures/harness/api_hub.py"))
+        let groups = if real {
+            r#"{"vip": ["r-vip"]}"#
+        } else {
+            r#"{"data-science": ["ds-ann"], "students": ["st-sam", "q-over"], "vip": ["c-vip"]}"#
+        };
+        let mut cmd = Command::new(&py);
+        cmd.arg(root().join("fixtures/harness/api_hub.py"))
             .arg("--log")
-            .arg(&log)
-            .arg("--admission-url")
-            .arg(format!("http://127.0.0.1:{port}/v1/admission"))
+            .arg(&log);
+        if real {
+            cmd.args(["--real-singleuser", "--activity-interval", "3"])
+                .args(["--last-activity-interval", "2"]);
+        } else {
+            cmd.arg("--admission-url")
+                .arg(format!("http://127.0.0.1:{port}/v1/admission"));
+        }
+        let mut child = cmd
             .env("HUBPULSE_HUB_ADMIN_TOKEN", &admin)
             .env("HUBPULSE_HUB_CULLER_TOKEN", &culler)
             .env("HUBPULSE_ADMISSION_TOKEN", &adm)
@@ -101,7 +128,24 @@ pub fn hub() -> &'static TestHub {
             _dir: dir,
             child: Mutex::new(Some(child)),
         }
-    })
+    }
+}
+
+impl TestHub {
+    /// A client with the admin service token.
+    pub fn admin(&self) -> HubClient {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        HubClient::new(HubConfig::new(
+            &self.api_url,
+            ApiToken::new(&self.admin_token),
+        ))
+        .unwrap()
+    }
+
+    /// The proxy's public URL (`http://127.0.0.1:PORT`).
+    pub fn public_url(&self) -> &str {
+        self.api_url.trim_end_matches("/hub/api")
+    }
 }
 
 /// One culler at a time on the shared hub.
@@ -111,12 +155,7 @@ pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
 }
 
 pub fn admin() -> HubClient {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    HubClient::new(HubConfig::new(
-        &hub().api_url,
-        ApiToken::new(&hub().admin_token),
-    ))
-    .unwrap()
+    hub().admin()
 }
 
 /// Polls `probe` every 200 ms until it returns `Some`, or panics after `timeout`.
@@ -157,21 +196,6 @@ pub async fn spawn(c: &HubClient, name: &str, server: &str, profile: Option<&str
     .await
 }
 
-/// What a single-user server's activity report looks like: `POST /users/{name}/activity`.
-pub async fn post_activity(name: &str, server: &str) {
-    let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    let body =
-        serde_json::json!({"last_activity": now, "servers": {server: {"last_activity": now}}});
-    let r = reqwest::Client::new()
-        .post(format!("{}/users/{name}/activity", hub().api_url))
-        .header("Authorization", format!("token {}", hub().admin_token))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200, "activity POST for {name}");
-}
-
 /// Stops every server still running (a clean hub for the next test).
 pub async fn stop_all(c: &HubClient) {
     for u in c
@@ -207,14 +231,14 @@ impl Drop for Relay {
     }
 }
 
-pub fn relay(dir: &Path) -> Relay {
+pub fn relay(h: &TestHub, dir: &Path) -> Relay {
     let path = dir.join("relay.log");
     std::fs::write(&path, b"").unwrap();
     let (on, stop) = (
         Arc::new(AtomicBool::new(true)),
         Arc::new(AtomicBool::new(false)),
     );
-    let (src, dst) = (hub().log.clone(), path.clone());
+    let (src, dst) = (h.log.clone(), path.clone());
     let (o, s) = (on.clone(), stop.clone());
     std::thread::spawn(move || {
         let mut input = std::fs::File::open(&src).unwrap();
@@ -250,11 +274,11 @@ impl Drop for Agent {
     }
 }
 
-/// The agent config text: a lake in `dir`, `follow`ed from its end, the hub with the culler
-/// token, and `sections` (`[culler]`, `[admission]`, `[http]`).
-pub fn config_text(dir: &Path, follow: &Path, sections: &str) -> String {
+/// The agent config text: a lake in `dir`, `follow`ed from its end, hub `h` with the culler
+/// token, and `sections` (`[culler]`, `[admission]`, `[http]`; bare keys first go to `[hub]`).
+pub fn config_text_for(h: &TestHub, dir: &Path, follow: &Path, sections: &str) -> String {
     let token_file = dir.join("hub-token");
-    std::fs::write(&token_file, &hub().culler_token).unwrap();
+    std::fs::write(&token_file, &h.culler_token).unwrap();
     let http = if sections.contains("[http]") {
         String::new()
     } else {
@@ -266,22 +290,51 @@ pub fn config_text(dir: &Path, follow: &Path, sections: &str) -> String {
          [hub]\napi_url = {:?}\ntoken_file = {:?}\n{sections}",
         dir.join("lake"),
         follow,
-        hub().api_url,
+        h.api_url,
         token_file
     )
 }
 
 pub fn start_agent(dir: &Path, follow: &Path, sections: &str) -> Agent {
+    start_agent_on(hub(), dir, follow, sections, Vec::new())
+}
+
+/// [`start_agent`] on hub `h`, with extra pipeline observers (e.g. the Datadog sink's).
+pub fn start_agent_on(
+    h: &TestHub,
+    dir: &Path,
+    follow: &Path,
+    sections: &str,
+    observers: Vec<Box<dyn hubpulse::agent::pipeline::Observer>>,
+) -> Agent {
+    start_agent_with(
+        h,
+        dir,
+        follow,
+        sections,
+        observers,
+        Arc::new(Metrics::default()),
+    )
+}
+
+/// [`start_agent_on`] with the agent's metrics given (so an observer can share them).
+pub fn start_agent_with(
+    h: &TestHub,
+    dir: &Path,
+    follow: &Path,
+    sections: &str,
+    observers: Vec<Box<dyn hubpulse::agent::pipeline::Observer>>,
+    metrics: Arc<Metrics>,
+) -> Agent {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let text = config_text(dir, follow, sections);
+    let text = config_text_for(h, dir, follow, sections);
     let config = dir.join("agent.toml");
     std::fs::write(&config, &text).unwrap();
     let cfg = AgentConfig::from_toml(&text, "agent.toml").unwrap();
-    let metrics = Arc::new(Metrics::default());
     let (tx, rx) = tokio::sync::watch::channel(false);
     let m = metrics.clone();
     let thread = std::thread::spawn(move || {
-        hubpulse::agent::run_with(cfg, Vec::new(), m, Some(rx)).unwrap();
+        hubpulse::agent::run_with(cfg, observers, m, Some(rx)).unwrap();
     });
     Agent {
         stop: tx,

@@ -20,6 +20,7 @@ mod hub_api;
 mod kube_fixtures;
 mod kube_source;
 mod lake;
+mod observe;
 mod pods_table;
 mod queries;
 mod readers;
