@@ -13,7 +13,8 @@
 //!   server was last observed (so an idle server costs one row, not one per listing);
 //! - `gone`: a server observed before is no longer among its user's active servers (stopped);
 //!   `ts` is when that was first seen, so the stop lies between the previous observation and it
-//!   (`via = 'stop'`: the hub answered the culler's stop with "stopped" at `ts`);
+//!   (`via = 'stop'`: the hub accepted the culler's stop at `ts`, answering "stopped" or
+//!   "stopping"; a server that survives its stop is listed again as `server`);
 //! - `listing`: a complete listing finished at `ts`, `servers` running: the lake's coverage,
 //!   so a reader knows which hours the hub was watched.
 //!
@@ -233,7 +234,7 @@ impl Observations {
         }
     }
 
-    /// The hub answered a stop of this server with "stopped" (or "no such server") at `at`.
+    /// The hub answered a stop of this server with "stopped", "stopping" or "no such server".
     pub fn stopped(&mut self, at: DateTime<Utc>, user: &str, server: &str) {
         self.gone(at, "stop", (user.to_string(), server.to_string()));
     }

@@ -412,18 +412,13 @@ impl Culler {
                 // The cached user is stale once a stop was sent.
                 self.snapshot.remove(&d.user);
             }
-            match (outcome, d.server.as_deref()) {
-                // The hub answered that the server is stopped (204) or not there (404).
-                ("stopped" | "gone", Some(server)) => {
-                    if let Some(o) = self.obs.as_mut() {
-                        o.stopped(Utc::now(), &d.user, server);
-                    }
-                }
-                // 202: the stop goes on; a read shortly after sees it through.
-                ("stopping", Some(_)) => {
-                    self.schedule(now + chrono_std(SHORT_RETRY), d.user.clone());
-                }
-                _ => {}
+            // The hub answered that the server is stopped (204), stopping (202: the hub sees
+            // the stop through itself; a server that survives it is listed again) or not
+            // there (404). No read is spent to confirm it.
+            if let ("stopped" | "stopping" | "gone", Some(server)) = (outcome, d.server.as_deref())
+                && let Some(o) = self.obs.as_mut()
+            {
+                o.stopped(Utc::now(), &d.user, server);
             }
             if let Some(dl) = d.deadline {
                 self.stats

@@ -5,12 +5,15 @@
 //! * [`load`]: reads those records from the lake with DataFusion.
 //! * [`pricing`]: the pricing file (profile and instance prices, groups, projects).
 //! * [`pods`]: the `pods` table's requests and instance types, to price sessions from their pod.
+//! * [`observed`]: the hub's own `last_activity` from the `observations` table, for idle time
+//!   and active days.
 //! * [`monthly`]: sessions clipped to a month, priced and broken down; [`render`] and [`html`]
 //!   write it as Markdown, CSV or one self-contained HTML file.
 
 pub mod html;
 pub mod load;
 pub mod monthly;
+pub mod observed;
 pub mod pods;
 pub mod pricing;
 pub mod render;
@@ -51,6 +54,7 @@ pub async fn monthly(
     let w = monthly::window(first);
     let l = load::load(ctx, w).await?;
     let pods = pods::load(ctx, w).await?;
+    let observed = observed::load(ctx, w.activity.0, w.activity.1).await?;
     let t0 = std::time::Instant::now();
     let sessions = sessions::derive_interned(&l.events, &l.names, l.activity, &l.first_ts);
     tracing::debug!(
@@ -65,6 +69,7 @@ pub async fn monthly(
         &l.first_ts,
         pricing,
         Some(&pods),
+        &observed,
     ))
 }
 

@@ -2,9 +2,12 @@
 //!
 //! A session counts for the part of its run inside `[first day 00:00 UTC, next month's first
 //! day 00:00 UTC)`, so one crossing the boundary is split at it. A session still running is
-//! counted to its hub's last record. Idle time is a session's tail after its last activity
-//! (activity POSTs; a session with none is idle from its start); "a culler would have saved" is
-//! the part of that tail beyond the pricing file's `idle_timeout`.
+//! counted to its hub's last record. Idle time is a session's tail after its last activity; "a
+//! culler would have saved" is the part of that tail beyond the pricing file's `idle_timeout`.
+//! A user's active days are the days with activity. Where the lake holds the hub's own
+//! observations of the session's server ([`super::observed`]), activity is the hub's
+//! `last_activity` (the user's); otherwise it is the last activity POST line (a heartbeat:
+//! liveness) and active days are the days the server ran. [`Monthly::grounded`] counts which.
 //!
 //! A session is priced from its pod's requests and its node's price when the lake's `pods`
 //! table has them ([`super::pods`]), else by its profile's price.
@@ -13,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Months, NaiveDate, TimeDelta};
 
+use super::observed::Observed;
 use super::pods::PodPrices;
 use super::pricing::Pricing;
 use super::sessions::{EndReason, Session};
@@ -91,6 +95,9 @@ pub struct Monthly {
     /// Sessions priced from their pod's requests ([`FROM_POD`]) and by their profile
     /// ([`FROM_PROFILE`]); empty when the lake has no `pods` rows for the report.
     pub priced_from: Vec<Row>,
+    /// Sessions of the month whose idle time and active days rest on the hub's observations,
+    /// and all sessions of the month.
+    pub grounded: (u64, u64),
 }
 
 /// Key of the [`Monthly::priced_from`] row of sessions priced from their pod's requests.
@@ -153,6 +160,10 @@ struct Piece<'a> {
     cost: f64,
     /// Priced from its pod's requests.
     from_pod: bool,
+    /// Idle time and active days from the hub's observations.
+    grounded: bool,
+    /// The user's active days in this piece.
+    days: Vec<NaiveDate>,
 }
 
 /// Clip every session to `[lo, hi)`; `last_ts` closes running ones. A session is priced from
@@ -164,6 +175,7 @@ fn pieces<'a>(
     last_ts: &HashMap<String, i64>,
     pricing: &Pricing,
     pods: Option<&PodPrices>,
+    observed: &Observed,
     unpriced: &mut BTreeSet<String>,
 ) -> Vec<Piece<'a>> {
     let mut out = Vec::new();
@@ -183,7 +195,15 @@ fn pieces<'a>(
                 unpriced.insert(slug.clone());
                 0.0
             });
-        let idle_from = s.last_activity.unwrap_or(s.start).max(s.start);
+        let hub_said = observed.last_activity(s, end);
+        let idle_from = hub_said
+            .or(s.last_activity)
+            .unwrap_or(s.start)
+            .max(s.start);
+        let days = match hub_said {
+            Some(_) => observed.active_days(s, from, to),
+            None => days_between(from, to).collect(),
+        };
         out.push(Piece {
             s,
             cost: (to - from) as f64 / US_PER_S / 3600.0 * price,
@@ -192,6 +212,8 @@ fn pieces<'a>(
             to,
             idle_from,
             from_pod: from_pod.is_some(),
+            grounded: hub_said.is_some(),
+            days,
         });
     }
     out
@@ -222,8 +244,8 @@ fn totals(ps: &[Piece], pricing: &Pricing) -> Totals {
         t.all.sessions += 1;
         t.all.idle_us += idle_in(p, 0);
         users.insert(p.s.user.as_str());
-        for d in days_of(p) {
-            days.insert((p.s.user.as_str(), d));
+        for d in &p.days {
+            days.insert((p.s.user.as_str(), *d));
         }
         let saved = idle_in(p, timeout);
         t.saved_us += saved;
@@ -248,7 +270,12 @@ fn totals(ps: &[Piece], pricing: &Pricing) -> Totals {
 }
 
 fn days_of(p: &Piece) -> impl Iterator<Item = NaiveDate> {
-    let (first, last) = (day_of(p.from), day_of(p.to - 1));
+    days_between(p.from, p.to)
+}
+
+/// The UTC days `[from, to)` touches.
+fn days_between(from: i64, to: i64) -> impl Iterator<Item = NaiveDate> {
+    let (first, last) = (day_of(from), day_of(to - 1));
     first.iter_days().take_while(move |d| *d <= last)
 }
 
@@ -264,8 +291,8 @@ fn breakdown<'a>(ps: &[Piece<'a>], key: impl Fn(&Piece<'a>) -> String) -> Vec<Ro
         r.sessions += 1;
         r.idle_us += idle_in(p, 0);
         users.insert(p.s.user.as_str());
-        for d in days_of(p) {
-            days.insert((p.s.user.as_str(), d));
+        for d in &p.days {
+            days.insert((p.s.user.as_str(), *d));
         }
     }
     let mut out: Vec<Row> = rows
@@ -311,15 +338,20 @@ pub fn build(
     first_ts: &HashMap<String, i64>,
     pricing: &Pricing,
     pods: Option<&PodPrices>,
+    observed: &Observed,
 ) -> Monthly {
     let (lo, hi) = month_bounds(first);
     let prev_first = first - Months::new(1);
     let (plo, phi) = month_bounds(prev_first);
     let pods = pods.filter(|p| !p.is_empty());
     let mut unpriced = BTreeSet::new();
-    let ps = pieces(sessions, lo, hi, last_ts, pricing, pods, &mut unpriced);
+    let ps = pieces(sessions, lo, hi, last_ts, pricing, pods, observed, &mut unpriced);
     let mut ignore = BTreeSet::new();
-    let prev_ps = pieces(sessions, plo, phi, last_ts, pricing, pods, &mut ignore);
+    let prev_ps = pieces(sessions, plo, phi, last_ts, pricing, pods, observed, &mut ignore);
+    let grounded = (
+        ps.iter().filter(|p| p.grounded).count() as u64,
+        ps.len() as u64,
+    );
     let has_prev = first_ts.values().any(|&f| f < phi) && last_ts.values().any(|&l| l >= plo);
     let mut end_reasons = BTreeMap::new();
     let mut flags = Flags::default();
@@ -351,6 +383,7 @@ pub fn build(
         end_reasons,
         flags,
         unpriced,
+        grounded,
         priced_from: match pods {
             None => Vec::new(),
             Some(_) => {

@@ -188,6 +188,33 @@ pub fn partial_warnings(m: &Monthly) -> Vec<String> {
 }
 
 /// Method notes and data-quality flags, shared by every format.
+/// Which activity the idle hours, active days and culler savings rest on.
+fn grounded_note((grounded, all): (u64, u64)) -> String {
+    let fallback = "the last activity POST line each server logged: a heartbeat that real \
+         single-user servers repeat every JUPYTERHUB_ACTIVITY_INTERVAL (300 s by default) \
+         whether or not anyone works, so idle time is a lower bound there, what a culler would \
+         have saved is understated, and an active day is a day the server ran";
+    match (grounded, all) {
+        (_, 0) => "No session in the month.".to_string(),
+        (g, a) if g == a => format!(
+            "Idle hours, active days and what a culler would have saved rest on the hub's own \
+             last_activity for every session ({a}): the user's activity as the hub's API \
+             reported it (the lake's observations table)."
+        ),
+        (0, a) => format!(
+            "Idle hours, active days and what a culler would have saved rest, for all {a} \
+             sessions, on liveness only: {fallback}. Run the agent with a [hub] section to \
+             record the hub's own last_activity."
+        ),
+        (g, a) => format!(
+            "Idle hours, active days and what a culler would have saved rest on the hub's own \
+             last_activity for {g} of {a} sessions (the lake's observations table); for the \
+             other {}, on liveness only: {fallback}.",
+            a - g
+        ),
+    }
+}
+
 pub fn notes(m: &Monthly) -> Vec<String> {
     let f = &m.flags;
     let mut v = vec![
@@ -208,6 +235,7 @@ pub fn notes(m: &Monthly) -> Vec<String> {
         "Profiles come from the hub's DEBUG line `Applying KubeSpawner override for profile`; \
          servers without one are counted under the default profile."
             .to_string(),
+        grounded_note(m.grounded),
     ];
     if let [pod, profile] = &m.priced_from[..] {
         v.push(format!(

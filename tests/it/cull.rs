@@ -201,7 +201,7 @@ async fn on_a_real_hub_idle_servers_are_culled_on_time_despite_heartbeats_and_bu
         !m.contains("r-idle") && !m.contains("r-busy"),
         "no user name in a metric label"
     );
-    // A stop answered 202 is followed up by a read that sees the server gone.
+    // Each stop the hub accepted is an observation.
     wait_for("five stops observed", Duration::from_secs(20), || async {
         let m = agent.metrics.render(Utc::now().timestamp_micros());
         m.contains("hubpulse_hub_observations_total{kind=\"gone\"} 5")
