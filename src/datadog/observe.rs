@@ -135,3 +135,60 @@ impl<O: Observer> Observer for Announcing<O> {
         self.inner.on_shutdown();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+    use super::*;
+    use crate::parse::prefix::Family;
+
+    /// A backlog closes intervals faster than the sink takes them: the channel's share goes
+    /// first, then the newest [`OVERFLOW_DEPTH`] wait in order and the ones between are dropped
+    /// and counted; when the channel has room again the oldest waiting go next.
+    #[test]
+    fn a_full_channel_keeps_the_newest_intervals_in_order() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let stats = Arc::new(SinkStats::default());
+        let mut obs = deriving(DeriveConfig::default(), tx, stats.clone());
+        let src = SourceInfo {
+            hub: "h".into(),
+            file: "f".into(),
+            fp: "x".into(),
+        };
+        let t0 = 1_700_000_000_000_000i64;
+        let feed = |obs: &mut DerivingObserver<_>, i: i64| {
+            let mut r = Record::new("login", Family::Hub, "");
+            r.ts = Some(t0 + i * 10_000_000);
+            obs.on_record(&r, &src, Instant::now());
+        };
+        let n = 1100;
+        for i in 0..n {
+            feed(&mut obs, i);
+        }
+        let closed = obs.stats().intervals as i64;
+        assert!(closed > 4 + OVERFLOW_DEPTH as i64, "{closed}");
+        let mut got = Vec::new();
+        while let Ok(iv) = rx.try_recv() {
+            got.push(iv.start_s);
+        }
+        let s0 = t0 / 1_000_000;
+        assert_eq!(got, [s0, s0 + 10, s0 + 20, s0 + 30], "the channel's share");
+        let dropped = stats.dropped("queue_full");
+        assert!(dropped > 0, "the middle was dropped and counted");
+        // Room again: the oldest waiting interval is the first past the dropped ones.
+        feed(&mut obs, n);
+        let first_kept = closed - OVERFLOW_DEPTH as i64;
+        let mut next = Vec::new();
+        while let Ok(iv) = rx.try_recv() {
+            next.push(iv.start_s);
+        }
+        assert_eq!(next.len(), 4);
+        assert_eq!(next[0], s0 + 10 * first_kept, "{next:?}");
+        assert!(next.windows(2).all(|w| w[1] == w[0] + 10));
+        // Stopped with intervals still waiting: each is counted, none vanishes.
+        let before = stats.dropped("queue_full");
+        drop(obs);
+        assert!(stats.dropped("queue_full") > before);
+    }
+}

@@ -708,15 +708,13 @@ fn dd_z2jh_backlog_with_untimed_lines_equals_an_independent_count_per_interval()
     let mut got: BTreeMap<(String, i64), f64> = BTreeMap::new();
     let mut seen = HashSet::new();
     let mut events: BTreeMap<i64, f64> = BTreeMap::new();
+    let failed_title = Regex::new(r": (\d+) spawns? failed").unwrap();
     for r in &rec {
         assert_eq!(r["valid"], json!(true), "{}: {}", r["path"], r["errors"]);
         assert_eq!(r["answered"], json!(202));
         if r["path"] == "/api/v1/events" {
             let title = r["body"]["title"].as_str().unwrap();
-            if let Some(c) = Regex::new(r": (\d+) spawns? failed")
-                .unwrap()
-                .captures(title)
-            {
+            if let Some(c) = failed_title.captures(title) {
                 *events
                     .entry(r["body"]["date_happened"].as_i64().unwrap())
                     .or_insert(0.0) += c[1].parse::<f64>().unwrap();
