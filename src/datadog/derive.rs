@@ -17,7 +17,8 @@
 //! A record with no stamp takes the last stamp seen before it in its file (`ts_hint`), else the
 //! watermark. Records with no time at all that come before any timed record (every Z2JH hub pod
 //! log starts with `Loading /usr/local/etc/jupyterhub/secret/values.yaml`, printed by the
-//! chart's `z2jh.py` before JupyterHub configures logging; `kubectl logs -f deploy/hub |
+//! chart's `_load_config` in `jupyterhub/files/hub/z2jh.py` (jupyterhub/zero-to-jupyterhub-k8s)
+//! before JupyterHub configures logging; `kubectl logs -f deploy/hub |
 //! hubpulse run --follow -` starts with it too) are *held*: their counts wait in a bucket of
 //! their own and go to the interval of the first timed record, and they move neither the
 //! watermark nor the idle-advance anchor (the read time of a backlog is not its record time:
@@ -33,8 +34,9 @@
 //! * `spawns.started` counts launches the spawner logs at INFO (LocalProcessSpawner's
 //!   `Spawning …`, KubeSpawner's first `Attempting to create pod` of a launch; a managed
 //!   service's `Spawning …` and a pod-create retry are not launches: see
-//!   [`launch_event`](crate::datadog::classify::launch_event)); other spawners log none, so for them `spawns.pending` stays 0.
-//!   `spawns.pending` goes up at a launch and down (never below 0) at each spawn outcome.
+//!   [`launch_event`](crate::datadog::classify::launch_event)); other spawners log none, so
+//!   for them `spawns.pending` stays 0. `spawns.pending` goes up at a launch and down (never
+//!   below 0) at each spawn outcome.
 //! * `profile` is KubeSpawner's `Applying KubeSpawner override for profile` (no user on that
 //!   line): it is given to the next server that starts, best effort under concurrent spawns.
 //! * A user is *active* at a login, an `Activity for user` record, or a request the user made

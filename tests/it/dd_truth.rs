@@ -759,6 +759,19 @@ fn dd_z2jh_backlog_with_untimed_lines_equals_an_independent_count_per_interval()
         .map(|(_, v)| v)
         .sum();
     assert!(fresh >= 10.0, "the last hour has launches: {fresh}");
+    eprintln!(
+        "z2jh backlog: {} intervals of truth, compared from {from} to {last} ({} s), {} launches \
+         in it, {} series points received, {} expired on /metrics, {} failure events",
+        (truth.last_s - truth.first_s) / 10 + 1,
+        last - from,
+        fresh,
+        seen.len(),
+        prom_value(
+            &metrics,
+            "hubpulse_datadog_dropped_points_total{reason=\"expired\"}"
+        ),
+        events.len()
+    );
     // The older hour: not sent, counted as expired.
     assert!(got.keys().all(|(_, ts)| *ts >= read_from - 3600 - 60));
     assert!(
