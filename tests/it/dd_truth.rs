@@ -634,9 +634,19 @@ fn prom_value(metrics: &str, prefix: &str) -> f64 {
 
 /// The Z2JH backlog through `hubpulse run` to the local intake: every interval Datadog still
 /// accepts (the last hour) equals the independent count, the older ones are dropped and counted
-/// as expired, and spawn-failure events up to 18 h old are sent.
+/// as expired, and spawn-failure events up to 18 h old are sent. Read from the hub pod's log file.
 #[test]
 fn dd_z2jh_backlog_with_untimed_lines_equals_an_independent_count_per_interval() {
+    z2jh_backlog(false);
+}
+
+/// The same, piped as `kubectl logs -f deploy/hub | hubpulse run` does (`[stdin]`).
+#[test]
+fn dd_z2jh_backlog_piped_on_stdin_equals_an_independent_count_per_interval() {
+    z2jh_backlog(true);
+}
+
+fn z2jh_backlog(via_stdin: bool) {
     let dir = tempfile::tempdir().unwrap();
     let now_ms = chrono::Utc::now().timestamp_millis();
     let text = z2jh_log(now_ms, 20);
@@ -648,11 +658,15 @@ fn dd_z2jh_backlog_with_untimed_lines_equals_an_independent_count_per_interval()
     let intake = Intake::start();
     let http = free_port();
     let cfg = dir.path().join("hubpulse.toml");
+    let source = if via_stdin {
+        "[stdin]\nenabled = true\n".to_string()
+    } else {
+        format!("[[files]]\ninclude = [{:?}]\n", log.to_str().unwrap())
+    };
     let toml = format!(
         "[agent]\nhub = \"z2jh\"\n[lake]\npath = {lake:?}\n[http]\nlisten = \"127.0.0.1:{http}\"\n\
-         [[files]]\ninclude = [{log:?}]\n[datadog]\nurl = \"http://127.0.0.1:{port}\"\nevents = true\n",
+         {source}[datadog]\nurl = \"http://127.0.0.1:{port}\"\nevents = true\n",
         lake = dir.path().join("lake").to_str().unwrap(),
-        log = log.to_str().unwrap(),
         port = intake.port,
     );
     std::fs::write(&cfg, toml).unwrap();
@@ -662,11 +676,20 @@ fn dd_z2jh_backlog_with_untimed_lines_equals_an_independent_count_per_interval()
         .arg(&cfg)
         .env("DD_API_KEY", "z2jh-test-key")
         .env_remove("DD_SITE")
-        .stdin(Stdio::null())
+        .stdin(if via_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.path().join("agent.stderr")).unwrap())
         .spawn()
         .unwrap();
+    // `kubectl logs -f` writes the pod's whole log, then keeps the pipe open.
+    let mut pipe = child.stdin.take();
+    if let Some(p) = pipe.as_mut() {
+        std::io::Write::write_all(p, text.as_bytes()).unwrap();
+    }
     // Observed: the intake has the last record's interval.
     let last = truth.last_s;
     wait_for(
@@ -702,6 +725,8 @@ fn dd_z2jh_backlog_with_untimed_lines_equals_an_independent_count_per_interval()
         assert!(t.elapsed() < Duration::from_secs(60), "agent did not exit");
         std::thread::sleep(Duration::from_millis(20));
     }
+    assert_eq!(child.try_wait().unwrap().and_then(|s| s.code()), Some(0));
+    drop(pipe); // held open until the agent stopped, as `kubectl logs -f` does
     let sent_until = chrono::Utc::now().timestamp();
 
     let rec = intake.recorded();
