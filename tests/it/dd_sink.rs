@@ -176,8 +176,15 @@ fn dd_sender_times_out_on_a_hanging_intake_and_retries() {
         Delivery::Finished
     );
     assert!(t.elapsed() >= Duration::from_millis(700));
-    assert_eq!(answered(&intake.recorded()), [json!("hang"), json!(202)]);
-    assert_eq!(stats.retries.load(Ordering::Relaxed), 1);
+    // The hang timed out and was retried until a 202 was read. On a loaded machine a 202 can
+    // itself arrive after the 700 ms timeout and be retried: each attempt is one retry.
+    let a = answered(&intake.recorded());
+    assert_eq!(a[0], json!("hang"));
+    assert!(
+        a.len() >= 2 && a[1..].iter().all(|x| *x == json!(202)),
+        "{a:?}"
+    );
+    assert_eq!(stats.retries.load(Ordering::Relaxed), a.len() as u64 - 1);
     assert_eq!(stats.payloads_sent.load(Ordering::Relaxed), 1);
 }
 
