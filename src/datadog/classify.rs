@@ -88,6 +88,61 @@ pub fn spawn_failure_reason(rec: &Record<'_>) -> Option<&'static str> {
     }
 }
 
+/// Kinds that are one failed login attempt each: `Failed login for …` only.
+///
+/// JupyterHub (4.x–6.x) logs it in `BaseHandler.login_user` (`handlers/base.py`) whenever
+/// `authenticate()` returns nothing, for every login path: the form's `LoginHandler.post`, an
+/// `auto_login` `LoginHandler.get`, and oauthenticator's `OAuthCallbackHandler.get` (16.x, 17.x;
+/// `Failed login for 'unknown user'`). 4.x/5.x write the name with `%s`, 6.x with `%r`. A refusal
+/// by `Authenticator.get_authenticated_user` (`auth.py`: `Disallowing invalid username %r.`,
+/// `User %r blocked. Stop authentication`, `User %r not allowed.`, kind `login_refused`) comes
+/// *before* that line in the same attempt, so it is the reason, not a second attempt; a wrong
+/// password logs `Failed login for` alone. (The one refusal without `Failed login`, the
+/// deprecated `POST /hub/api/users/{name}/tokens` with an `auth` body, is not a login.)
+pub const LOGIN_FAILED_KINDS: &[&str] = &["login_failed"];
+
+/// A line that starts, retries or ends a spawner launch (see [`launch_event`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Launch<'a> {
+    /// LocalProcessSpawner's `Spawning …` for a user's server: always a launch.
+    Process,
+    /// KubeSpawner's `Attempting to create pod P, with timeout N`: a launch, or a retry of one.
+    PodCreate(&'a str),
+    /// `Found existing pod P, attempting to kill`: the next create of P is a retry.
+    PodConflict(&'a str),
+    /// `Deleting pod NS/P` or `No pod NS/P to delete`: P's launch is over (unless in conflict).
+    PodDeleted(&'a str),
+}
+
+/// What a record says about spawner launches, if anything.
+///
+/// * `Spawning CMD` is logged by `LocalProcessSpawner.start` (`jupyterhub/spawner.py`, module
+///   `spawner`) for users' servers, and by `_ServiceSpawner.start` (`jupyterhub/services/
+///   service.py`, module `service`, 1.x–6.x) for every managed service (the Z2JH idle culler:
+///   `Spawning python3 -m jupyterhub_idle_culler …`), right after `Starting service 'NAME': […]`.
+///   A service is not a user's spawn and has no spawn outcome: it is not a launch.
+/// * KubeSpawner's lines are read in [`super::state::HubState::launch`]; pod names are taken
+///   without the namespace (`Deleting pod` writes `NS/P`, `Attempting to create pod` writes `P`).
+pub fn launch_event<'r>(rec: &Record<'r>) -> Option<Launch<'r>> {
+    let attr = |k: &str| rec.attrs.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+    let pod = |p: &'r str| p.rsplit('/').next().unwrap_or(p);
+    match rec.kind {
+        "process_spawned" => {
+            let module = rec.module.map(|m| m.split(':').next().unwrap_or(m));
+            (module != Some("service")).then_some(Launch::Process)
+        }
+        "pod_create" => attr("pod").map(|p| Launch::PodCreate(pod(p))),
+        "pod_delete" => attr("pod")
+            .or_else(|| attr("missing"))
+            .map(|p| Launch::PodDeleted(pod(p))),
+        _ => {
+            let m = rec.message.strip_prefix("Found existing pod ")?;
+            let p = m.lines().next()?.strip_suffix(", attempting to kill")?;
+            Some(Launch::PodConflict(pod(p)))
+        }
+    }
+}
+
 /// The reason tag of a cull record.
 pub fn cull_reason(kind: &str) -> Option<&'static str> {
     match kind {

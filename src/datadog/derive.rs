@@ -13,6 +13,18 @@
 //! [`DeriveStats::late`]): its count is kept, a few seconds late, rather than sent as a second
 //! point for a second Datadog would overwrite.
 //!
+//! # Records without a time
+//! A record with no stamp takes the last stamp seen before it in its file (`ts_hint`), else the
+//! watermark. Records with no time at all that come before any timed record (every Z2JH hub pod
+//! log starts with `Loading /usr/local/etc/jupyterhub/secret/values.yaml`, printed by the
+//! chart's `_load_config` in `jupyterhub/files/hub/z2jh.py` (jupyterhub/zero-to-jupyterhub-k8s)
+//! before JupyterHub configures logging; `kubectl logs -f deploy/hub |
+//! hubpulse run --follow -` starts with it too) are *held*: their counts wait in a bucket of
+//! their own and go to the interval of the first timed record, and they move neither the
+//! watermark nor the idle-advance anchor (the read time of a backlog is not its record time:
+//! taking it made every older record late). If no timed record comes within one interval plus
+//! the lateness of wall time (or at shutdown), the held records are placed at their read time.
+//!
 //! # Gauges
 //! A gauge is the state at the end of its interval. It is sampled when the first record of a
 //! later interval arrives (before that record changes the state), so in-order records give exact
@@ -20,8 +32,11 @@
 //!
 //! # Assumptions
 //! * `spawns.started` counts launches the spawner logs at INFO (LocalProcessSpawner's
-//!   `Spawning …`, KubeSpawner's `Attempting to create pod`); other spawners log none, so for
-//!   them `spawns.pending` stays 0.
+//!   `Spawning …`, KubeSpawner's first `Attempting to create pod` of a launch; a managed
+//!   service's `Spawning …` and a pod-create retry are not launches: see
+//!   [`launch_event`](crate::datadog::classify::launch_event)); other spawners log none, so
+//!   for them `spawns.pending` stays 0. `spawns.pending` goes up at a launch and down (never
+//!   below 0) at each spawn outcome.
 //! * `profile` is KubeSpawner's `Applying KubeSpawner override for profile` (no user on that
 //!   line): it is given to the next server that starts, best effort under concurrent spawns.
 //! * `users.active` follows the hub's own `last_activity` when the agent observes the hub (a
@@ -37,14 +52,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::agent::pipeline::Observer;
-use crate::datadog::classify;
 use crate::datadog::names as n;
-use crate::datadog::state::{HubState, Interner, Running};
+use crate::datadog::state::{HubState, Interner};
 use crate::datadog::{Interval, Point, Tag, TagValue, Value};
 use crate::lake::batch::SourceInfo;
 use crate::record::Record;
 
+#[path = "derive_apply.rs"]
+mod apply;
+
 const US: i64 = 1_000_000;
+/// The `at` of a record with no time at all, held until the first timed record (see the module
+/// doc): its counts go to [`Held::bucket`].
+const UNTIMED: i64 = i64::MIN;
 /// Record times further ahead of the wall clock than this are taken as read time.
 const MAX_FUTURE_US: i64 = 600 * US;
 
@@ -85,6 +105,9 @@ pub struct DeriveStats {
     pub gap_skipped: u64,
     /// Records stamped more than 10 min after they were read: counted at their read time.
     pub future: u64,
+    /// Records with no time at all before the first timed one: counted in the first timed
+    /// record's interval (or at their read time when none came).
+    pub untimed_held: u64,
 }
 
 type Key = (&'static str, Vec<Tag>);
@@ -95,6 +118,16 @@ struct Bucket {
     dists: HashMap<Key, Vec<f64>>,
     gauges: Vec<Point>,
     lag_max: HashMap<TagValue, f64>,
+}
+
+/// What records with no time at all left before the first timed record.
+#[derive(Debug, Default)]
+struct Held {
+    bucket: Bucket,
+    /// (hub, user) of held records that made a user active.
+    active: Vec<(TagValue, String)>,
+    /// Wall time the first of them was read.
+    first_read_us: i64,
 }
 
 pub struct Deriver {
@@ -114,6 +147,7 @@ pub struct Deriver {
     loggers: Interner,
     ready: Vec<Interval>,
     stats: DeriveStats,
+    held: Option<Held>,
     /// The hub's observed activity, when the agent reads the hub.
     hub_activity: Option<std::sync::Arc<crate::hub::activity::ActivityView>>,
 }
@@ -151,6 +185,7 @@ impl Deriver {
             loggers: Interner::new(cap),
             ready: Vec::new(),
             stats: DeriveStats::default(),
+            held: None,
             hub_activity: None,
         }
     }
@@ -171,11 +206,21 @@ impl Deriver {
     /// Feed one record of hub `hub`, read at wall-clock `read_us` (POSIX µs).
     pub fn record(&mut self, rec: &Record<'_>, hub: &str, read_us: i64) {
         self.stats.records += 1;
-        let mut t = rec.ts.or(rec.ts_hint).unwrap_or(if self.anchor.is_some() {
-            self.watermark
-        } else {
-            read_us
-        });
+        let mut t = match rec.ts.or(rec.ts_hint) {
+            Some(t) => t,
+            None if self.anchor.is_some() => self.watermark,
+            None => {
+                // No time at all, and none seen yet: hold it (module doc).
+                self.stats.untimed_held += 1;
+                let h = self.held.get_or_insert_with(Held::default);
+                if h.first_read_us == 0 {
+                    h.first_read_us = read_us;
+                }
+                let hub = self.hub_names.get(hub);
+                self.apply(rec, hub, UNTIMED, UNTIMED);
+                return;
+            }
+        };
         // A stamp from the future (a skewed clock, a mangled line) would drag the watermark
         // ahead and make every later record late; Datadog refuses points > 10 min ahead anyway.
         if t > read_us + MAX_FUTURE_US {
@@ -194,6 +239,7 @@ impl Deriver {
             }
             _ => key,
         };
+        self.release_held(target, t);
         let hub = self.hub_names.get(hub);
         let bucket = self.open.entry(target).or_default();
         if rec.ts.is_some() {
@@ -209,6 +255,14 @@ impl Deriver {
     /// record by the wall time elapsed since it was read.
     pub fn advance(&mut self, now_us: i64) {
         let Some((wm, wall)) = self.anchor else {
+            // Held untimed records wait for a timed one one interval plus the lateness at most.
+            let wait = self.len_us + i64::from(self.cfg.lateness_secs) * US;
+            if let Some(first) = self.held.as_ref().map(|h| h.first_read_us)
+                && now_us - first >= wait
+            {
+                self.place_held_at_read_time();
+                self.advance(now_us);
+            }
             return;
         };
         let t = wm + (now_us - wall).max(0);
@@ -222,10 +276,46 @@ impl Deriver {
 
     /// Close every open interval now (shutdown, tests): gauges are sampled from the current state.
     pub fn flush_all(&mut self) {
+        if self.anchor.is_none() {
+            self.place_held_at_read_time();
+        }
         if let Some(newest) = self.newest {
             self.sample_until(newest + self.len_us);
         }
         self.close_until(i64::MAX);
+    }
+
+    /// Move the held counts into the interval `target` of the record at `t` being placed.
+    fn release_held(&mut self, target: i64, t: i64) {
+        let Some(h) = self.held.take() else { return };
+        let b = self.open.entry(target).or_default();
+        for (k, v) in h.bucket.counts {
+            *b.counts.entry(k).or_insert(0.0) += v;
+        }
+        for (k, v) in h.bucket.dists {
+            b.dists.entry(k).or_default().extend(v);
+        }
+        for (hub, user) in h.active {
+            self.state(&hub).active(&user, t);
+        }
+    }
+
+    /// No timed record came: the held records take the time they were read (the anchor starts
+    /// there, as it would have without holding).
+    fn place_held_at_read_time(&mut self) {
+        let Some(first) = self.held.as_ref().map(|h| h.first_read_us) else {
+            return;
+        };
+        let key = self.start_of(first);
+        self.sample_until(key);
+        self.watermark = self.watermark.max(first);
+        self.anchor = Some((self.watermark, first));
+        let target = match self.closed_through {
+            Some(closed) if key <= closed => closed + self.len_us,
+            _ => key,
+        };
+        self.release_held(target, first);
+        self.close_until(self.watermark);
     }
 
     /// Sample gauges for every interval that ends at or before `key` and has not been sampled.
@@ -334,195 +424,6 @@ impl Deriver {
             len_s: self.cfg.interval_secs.max(1),
             points,
         }
-    }
-
-    fn count(&mut self, at: i64, metric: &'static str, pairs: &[(&'static str, TagValue)]) {
-        let b = self.open.entry(at).or_default();
-        *b.counts.entry((metric, tags(pairs))).or_insert(0.0) += 1.0;
-    }
-
-    fn dist(&mut self, at: i64, metric: &'static str, pairs: &[(&'static str, TagValue)], v: f64) {
-        let b = self.open.entry(at).or_default();
-        b.dists.entry((metric, tags(pairs))).or_default().push(v);
-    }
-
-    /// Counts, distributions and state changes of one record.
-    fn apply(&mut self, rec: &Record<'_>, hub: TagValue, t: i64, at: i64) {
-        let h = || ("hub", hub.clone());
-        if classify::is_traceback(rec) {
-            let logger = match rec.logger {
-                Some(l) => self.loggers.get(l),
-                None => st(rec.source.as_str()),
-            };
-            self.count(at, n::TRACEBACKS, &[h(), ("logger", logger)]);
-        }
-        let user = rec.user.as_deref();
-        let server = rec.server_name.as_deref();
-        match rec.kind {
-            "request" => {
-                let group = st(rec.route.map_or("other", classify::route_group));
-                let class = st(rec.status.map_or("other", classify::status_class));
-                self.count(
-                    at,
-                    n::REQUESTS,
-                    &[h(), ("route_group", group.clone()), ("status_class", class)],
-                );
-                if let Some(ms) = rec.duration_ms {
-                    self.dist(
-                        at,
-                        n::REQUEST_DURATION,
-                        &[h(), ("route_group", group)],
-                        ms / 1000.0,
-                    );
-                }
-                // A single-user server reports its heartbeat with its user's token: the
-                // activity POST's line names the user as actor, but is no activity.
-                let heartbeat = rec.route == Some("/hub/api/users/{user}/activity");
-                if let (Some(a), Some(u)) = (rec.actor, user)
-                    && a == u
-                    && !heartbeat
-                {
-                    self.state(&hub).active(u, t);
-                }
-            }
-            "login" => {
-                self.count(at, n::LOGINS, &[h(), ("outcome", st("ok"))]);
-                if let Some(u) = user {
-                    self.state(&hub).active(u, t);
-                }
-            }
-            "login_failed" | "login_refused" => {
-                self.count(at, n::LOGINS, &[h(), ("outcome", st("failed"))]);
-            }
-            "activity_recorded" => {
-                if let Some(u) = user {
-                    self.state(&hub).active(u, t);
-                }
-            }
-            "process_spawned" | "pod_create" => {
-                self.count(at, n::SPAWNS_STARTED, &[h()]);
-                self.state(&hub).started += 1;
-            }
-            "spawn_succeeded" => {
-                let s = self.state(&hub);
-                s.finished += 1;
-                let profile = s.profiles.pop_front();
-                let server = server.unwrap_or("");
-                let ty = classify::server_type(server);
-                if let Some(u) = user {
-                    let r = Running {
-                        server_type: ty,
-                        profile: profile.clone(),
-                    };
-                    s.running.insert((u.to_string(), server.to_string()), r);
-                }
-                let mut pairs = vec![h(), ("server_type", st(ty))];
-                pairs.extend(profile.map(|p| ("profile", p)));
-                self.count(at, n::SPAWNS_SUCCEEDED, &pairs);
-                if let Some(ms) = rec.duration_ms {
-                    self.dist(at, n::SPAWN_DURATION, &pairs, ms / 1000.0);
-                }
-            }
-            "spawn_failed" | "spawn_timeout" => {
-                if let Some(reason) = classify::spawn_failure_reason(rec) {
-                    self.state(&hub).finished += 1;
-                    self.count(at, n::SPAWNS_FAILED, &[h(), ("reason", st(reason))]);
-                }
-            }
-            "stop_succeeded" | "server_exited" | "server_lost" => {
-                let reason = match rec.kind {
-                    "stop_succeeded" => "requested",
-                    "server_exited" => "exited",
-                    _ => "lost",
-                };
-                let ty = self.state(&hub).stopped(user, server);
-                self.count(
-                    at,
-                    n::STOPS,
-                    &[h(), ("reason", st(reason)), ("server_type", st(ty))],
-                );
-                if let (true, Some(ms)) = (rec.kind == "stop_succeeded", rec.duration_ms) {
-                    self.dist(
-                        at,
-                        n::STOP_DURATION,
-                        &[h(), ("server_type", st(ty))],
-                        ms / 1000.0,
-                    );
-                }
-            }
-            "server_still_running" => {
-                if let Some(u) = user {
-                    let server = server.unwrap_or("");
-                    let r = Running {
-                        server_type: classify::server_type(server),
-                        profile: None,
-                    };
-                    self.state(&hub)
-                        .running
-                        .insert((u.to_string(), server.to_string()), r);
-                }
-            }
-            "hub_starting" => {
-                let s = self.state(&hub);
-                s.running.clear();
-                s.started = 0;
-                s.finished = 0;
-                s.profiles.clear();
-            }
-            "profile_override" => {
-                if let Some((_, p)) = rec.attrs.iter().find(|(k, _)| *k == "profile") {
-                    let p = self.profiles.get(p);
-                    let s = self.state(&hub);
-                    if s.profiles.len() == 64 {
-                        s.profiles.pop_front();
-                    }
-                    s.profiles.push_back(p);
-                }
-            }
-            "service_created" | "service_registered" | "service_starting" => {
-                let name = rec.service.or_else(|| {
-                    rec.attrs
-                        .iter()
-                        .find(|(k, _)| matches!(*k, "service" | "token_service" | "quoted_service"))
-                        .map(|(_, v)| *v)
-                });
-                if let Some(name) = name {
-                    let s = self.state(&hub);
-                    if s.services.len() < 10_000 {
-                        s.services.insert(name.to_string());
-                    }
-                }
-            }
-            "active_users" => {
-                let period = rec
-                    .attrs
-                    .iter()
-                    .find(|(k, _)| *k == "period")
-                    .map(|(_, v)| *v);
-                let period = match period {
-                    Some("twenty_four_hours") => Some("24h"),
-                    Some("seven_days") => Some("7d"),
-                    Some("thirty_days") => Some("30d"),
-                    _ => None,
-                };
-                if let (Some(p), Some(c)) = (period, rec.count) {
-                    self.state(&hub).reported.insert(p, c as f64);
-                }
-            }
-            kind => {
-                if let Some(r) = classify::cull_reason(kind) {
-                    self.count(at, n::CULLS, &[h(), ("reason", st(r))]);
-                } else if let Some(r) = classify::proxy_error_reason(kind) {
-                    self.count(at, n::PROXY_ERRORS, &[h(), ("reason", st(r))]);
-                } else if let Some(r) = classify::spawn_denied_reason(kind) {
-                    self.count(at, n::SPAWNS_DENIED, &[h(), ("reason", st(r))]);
-                }
-            }
-        }
-    }
-
-    fn state(&mut self, hub: &TagValue) -> &mut HubState {
-        self.hubs.entry(hub.clone()).or_default()
     }
 }
 

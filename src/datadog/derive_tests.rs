@@ -400,3 +400,151 @@ fn a_stamp_from_the_future_does_not_drag_time_ahead() {
         Some(Value::Count(3.0))
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Real line shapes through the real reader and parser (issue 17, items 6-8).
+
+/// Feed log text through the real reader and parser; each record is read at `read(its time)`.
+fn feed_log(d: &mut Deriver, text: &str, read: impl Fn(Option<i64>) -> i64) {
+    use crate::parse::reader::{AtEof, RecordReader};
+    let cat = std::sync::Arc::new(crate::parse::catalogue::Catalogue::embedded().unwrap());
+    let zone = crate::parse::time::Zone::parse("UTC").unwrap();
+    let mut p = crate::parse::Parser::new(cat, zone, None);
+    let mut r = RecordReader::new(text.as_bytes(), 0, Default::default());
+    r.run(AtEof::Finish, |raw| {
+        p.parse(&raw, |rec| {
+            d.record(rec, "hub-a", read(rec.ts.or(rec.ts_hint)));
+        });
+    })
+    .unwrap();
+}
+
+fn count_of(ivs: &[Interval], metric: &str, tags: &[&str]) -> Vec<(i64, f64)> {
+    ivs.iter()
+        .filter_map(|iv| match value(iv, metric, tags) {
+            Some(Value::Count(c)) => Some((iv.start_s - T0 / US, c)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn gauge_of(ivs: &[Interval], metric: &str) -> Vec<(i64, f64)> {
+    ivs.iter()
+        .filter_map(|iv| match value(iv, metric, &[]) {
+            Some(Value::Gauge(g)) => Some((iv.start_s - T0 / US, g)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A Z2JH hub pod log read as a backlog three hours after it was written
+/// (`kubectl logs -f deploy/hub | hubpulse run --follow -`): the chart's `z2jh.py` prints
+/// `Loading …` / `No config at …` before JupyterHub logs anything; an untimed traceback before
+/// the first stamp is counted in the first stamped record's interval.
+#[test]
+fn leading_untimed_lines_neither_move_time_nor_make_later_records_late() {
+    let log = "\
+Loading /usr/local/etc/jupyterhub/secret/values.yaml
+No config at /usr/local/etc/jupyterhub/existing-secret/values.yaml
+Traceback (most recent call last):
+  File \"/usr/local/etc/jupyterhub/jupyterhub_config.py\", line 9, in <module>
+KeyError: 'hub'
+[I 2025-11-28 17:00:01.000 JupyterHub app:3352] Running JupyterHub version 5.2.1
+[I 2025-11-28 17:00:03.500 JupyterHub base:1025] User logged in: alice
+[I 2025-11-28 17:00:12.000 JupyterHub base:1025] User logged in: bob
+[I 2025-11-28 17:00:31.000 JupyterHub base:1025] User logged in: carol
+";
+    let backlog_read = T0 + 3 * 3600 * US;
+    let mut d = Deriver::new(DeriveConfig::default());
+    feed_log(&mut d, log, |_| backlog_read);
+    let ivs = all(&mut d);
+    assert_eq!(d.stats().late, 0);
+    assert!(d.stats().untimed_held >= 3, "{:?}", d.stats());
+    assert_eq!(
+        count_of(&ivs, n::LOGINS, &["outcome:ok"]),
+        [(0, 1.0), (10, 1.0), (30, 1.0)]
+    );
+    assert_eq!(count_of(&ivs, n::TRACEBACKS, &[]), [(0, 1.0)]);
+    let starts: Vec<i64> = ivs.iter().map(|i| i.start_s - T0 / US).collect();
+    assert_eq!(starts, [0, 10, 20, 30], "nothing at the read time");
+}
+
+/// Only untimed lines: after one interval plus the lateness of wall time they are placed at
+/// the time they were read.
+#[test]
+fn untimed_lines_alone_are_placed_at_their_read_time() {
+    let mut d = Deriver::new(DeriveConfig::default());
+    let log = "Loading /usr/local/etc/jupyterhub/secret/values.yaml\nTraceback (most recent call last):\nKeyError: 'hub'\n";
+    feed_log(&mut d, log, |_| T0 + 2 * US);
+    d.advance(T0 + 16 * US);
+    assert!(d.take_ready().is_empty(), "held for 15 s");
+    d.advance(T0 + 18 * US);
+    d.advance(T0 + 40 * US);
+    let ivs = d.take_ready();
+    assert_eq!(count_of(&ivs, n::TRACEBACKS, &[]), [(0, 1.0)]);
+}
+
+/// One refused attempt logs the refusal and `Failed login for`: one failed login (see
+/// `classify::LOGIN_FAILED_KINDS` for the upstream code paths).
+#[test]
+fn a_refused_login_is_one_failed_attempt() {
+    let log = "\
+[W 2025-11-28 17:00:01.000 JupyterHub auth:819] User 'eve' not allowed.
+[W 2025-11-28 17:00:01.001 JupyterHub base:1041] Failed login for 'eve'
+[W 2025-11-28 17:00:02.000 JupyterHub auth:800] User 'mallory' blocked. Stop authentication
+[W 2025-11-28 17:00:02.001 JupyterHub base:1041] Failed login for 'mallory'
+[W 2025-11-28 17:00:03.000 JupyterHub auth:792] Disallowing invalid username '../x'.
+[W 2025-11-28 17:00:03.001 JupyterHub base:1041] Failed login for '../x'
+[W 2025-11-28 17:00:04.000 JupyterHub base:980] Failed login for carol
+[W 2025-11-28 17:00:05.000 JupyterHub auth:819] User 'dan' not allowed.
+[W 2025-11-28 17:00:05.001 JupyterHub base:1041] Failed login for 'unknown user'
+[I 2025-11-28 17:00:06.000 JupyterHub base:1033] User logged in: bob
+";
+    let mut d = Deriver::new(DeriveConfig::default());
+    feed_log(&mut d, log, |t| t.unwrap() + 100_000);
+    let ivs = all(&mut d);
+    assert_eq!(count_of(&ivs, n::LOGINS, &["outcome:failed"]), [(0, 5.0)]);
+    assert_eq!(count_of(&ivs, n::LOGINS, &["outcome:ok"]), [(0, 1.0)]);
+}
+
+/// A managed service's `Spawning …` (services/service.py) is no user spawn, and KubeSpawner's
+/// pod-create retries (a timeout, a 409 conflict) are one launch: pending spawns return to 0.
+#[test]
+fn service_processes_and_pod_create_retries_are_not_launches() {
+    let log = "\
+[I 2025-11-28 17:00:00.100 JupyterHub service:418] Starting service 'jupyterhub-idle-culler': ['python3', '-m', 'jupyterhub_idle_culler', '--timeout=3600']
+[I 2025-11-28 17:00:00.101 JupyterHub service:138] Spawning python3 -m jupyterhub_idle_culler --timeout=3600
+[I 2025-11-28 17:00:11.000 JupyterHub spawner:3002] Attempting to create pod jupyter-alice, with timeout 3
+[I 2025-11-28 17:00:14.000 JupyterHub spawner:3002] Attempting to create pod jupyter-alice, with timeout 3
+[I 2025-11-28 17:00:15.000 JupyterHub spawner:3002] Attempting to create pod jupyter-bob, with timeout 3
+[I 2025-11-28 17:00:15.100 JupyterHub spawner:3021] Found existing pod jupyter-bob, attempting to kill
+[I 2025-11-28 17:00:15.200 JupyterHub spawner:3397] Deleting pod jhub/jupyter-bob
+[I 2025-11-28 17:00:18.000 JupyterHub spawner:3026] Killed pod jupyter-bob, will try starting singleuser pod again
+[I 2025-11-28 17:00:18.100 JupyterHub spawner:3002] Attempting to create pod jupyter-bob, with timeout 3
+[I 2025-11-28 17:00:25.000 JupyterHub base:1192] User alice took 14.000 seconds to start
+[I 2025-11-28 17:00:33.000 JupyterHub base:1192] User bob took 18.000 seconds to start
+[I 2025-11-28 17:00:41.000 JupyterHub spawner:3397] Deleting pod jhub/jupyter-alice
+[I 2025-11-28 17:00:42.000 JupyterHub base:1445] User alice server took 1.000 seconds to stop
+[I 2025-11-28 17:00:51.000 JupyterHub spawner:3002] Attempting to create pod jupyter-alice, with timeout 3
+[I 2025-11-28 17:01:02.000 JupyterHub base:1192] User alice took 11.000 seconds to start
+";
+    let mut d = Deriver::new(DeriveConfig::default());
+    feed_log(&mut d, log, |t| t.unwrap() + 100_000);
+    let ivs = all(&mut d);
+    assert_eq!(
+        count_of(&ivs, n::SPAWNS_STARTED, &[]),
+        [(10, 2.0), (50, 1.0)]
+    );
+    assert_eq!(
+        gauge_of(&ivs, n::SPAWNS_PENDING),
+        [
+            (0, 0.0),
+            (10, 2.0),
+            (20, 1.0),
+            (30, 0.0),
+            (40, 0.0),
+            (50, 1.0),
+            (60, 0.0)
+        ]
+    );
+}

@@ -168,7 +168,8 @@ pub struct Payload {
     pub uncompressed_len: usize,
     pub series: usize,
     pub points: usize,
-    /// The oldest point's timestamp (POSIX s): Datadog refuses points more than 1 h old.
+    /// The oldest point's timestamp (POSIX s): Datadog refuses metric points more than 1 h old
+    /// and events more than 18 h old ([`keep_since`] drops only the points past the limit).
     pub oldest_s: i64,
 }
 
@@ -477,6 +478,51 @@ pub fn split_in_two(p: &Payload) -> Result<Option<(Payload, Payload)>, PayloadEr
         })
     };
     Ok(Some((half(first)?, half(second)?)))
+}
+
+/// The payload without its points older than `cutoff_s` (POSIX s): Datadog refuses metric
+/// points more than 1 h old (v2 `MetricPoint`/`MetricSeries`, v1 `Point`), point by point, so
+/// a payload that straddles the limit still sends its fresh points. Returns what is left
+/// (`None` when nothing is) and how many points were removed. Series and distribution
+/// payloads only; any other payload is returned as is.
+///
+/// # Errors
+/// A body that does not decode as this module's own output.
+pub fn keep_since(p: &Payload, cutoff_s: i64) -> Result<(Option<Payload>, u64), PayloadError> {
+    if !matches!(p.endpoint, Endpoint::Series | Endpoint::DistributionPoints) {
+        return Ok((Some(p.clone()), 0));
+    }
+    let raw = p.codec.decompress(&p.body)?;
+    let mut v: Json = serde_json::from_slice(&raw).map_err(std::io::Error::from)?;
+    let ts = |pt: &Json| pt.get("timestamp").unwrap_or(&pt[0]).as_i64();
+    let (mut removed, mut points, mut oldest) = (0u64, 0usize, i64::MAX);
+    if let Some(series) = v["series"].as_array_mut() {
+        for s in series.iter_mut() {
+            if let Some(pts) = s["points"].as_array_mut() {
+                let before = pts.len();
+                pts.retain(|pt| ts(pt).is_some_and(|t| t >= cutoff_s));
+                removed += (before - pts.len()) as u64;
+                points += pts.len();
+                oldest = pts.iter().filter_map(ts).fold(oldest, i64::min);
+            }
+        }
+        series.retain(|s| s["points"].as_array().is_some_and(|a| !a.is_empty()));
+    }
+    let n_series = v["series"].as_array().map_or(0, Vec::len);
+    if n_series == 0 {
+        return Ok((None, removed));
+    }
+    let body = v.to_string().into_bytes();
+    let kept = Payload {
+        endpoint: p.endpoint,
+        codec: p.codec,
+        uncompressed_len: body.len(),
+        series: n_series,
+        points,
+        oldest_s: oldest,
+        body: p.codec.compress(&body)?,
+    };
+    Ok((Some(kept), removed))
 }
 
 #[cfg(test)]

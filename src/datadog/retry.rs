@@ -9,7 +9,8 @@
 //! * 413: split the payload in two ([`super::payload::split_in_two`]) and send both.
 //! * 400, 403 and any other 4xx: never retried (the body or the key is wrong; resending cannot
 //!   help), dropped and counted.
-//! * A payload whose oldest point is older than Datadog accepts (1 h) is dropped, not sent.
+//! * Points older than Datadog accepts (metrics 1 h, events and logs 18 h) are not sent: the
+//!   sender checks [`expired`] and takes them out point by point.
 
 use std::time::Duration;
 

@@ -3,8 +3,11 @@
 //!
 //! # Guarantees
 //! * The API key travels only in the `DD-API-KEY` header, marked sensitive; nothing here logs it.
-//! * A payload is attempted only while its oldest point is within Datadog's 1 h window; once
-//!   older it is dropped and counted (`expired`), never sent.
+//! * Nothing is sent older than Datadog accepts, decided point by point: metric points (series,
+//!   distributions) more than 1 h old are taken out of the payload and counted (`expired`), the
+//!   rest is sent ([`crate::datadog::payload::keep_since`]); events and logs are accepted up to
+//!   18 h old (v1 `EventCreateRequest.date_happened`: "Limited to events no older than 18
+//!   hours"; logs: "up to 18 hours in the past").
 //! * 408/429/5xx/no response: retried with capped exponential backoff and full jitter (a 429's
 //!   `X-RateLimit-Reset`, a `Retry-After` honoured when longer); 413: split in two and both sent;
 //!   400/403/other 4xx: dropped and counted, never retried; 202 with `errors`: counted as a
@@ -25,9 +28,12 @@ use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use tokio::sync::watch;
 
 use crate::datadog::config::ApiKey;
-use crate::datadog::payload::{Codec, Endpoint, Payload, split_in_two};
+use crate::datadog::payload::{Codec, Endpoint, Payload, keep_since, split_in_two};
 use crate::datadog::retry::{self, Action, Answer, RetryPolicy};
 use crate::datadog::stats::SinkStats;
+
+/// How old an event or a log item Datadog accepts (18 h), seconds.
+pub const EVENT_MAX_AGE_SECS: i64 = 18 * 3600;
 
 /// What came back from one attempt.
 #[derive(Debug, Clone)]
@@ -316,25 +322,41 @@ impl<T: Transport> Sender<T> {
     ) -> Delivery {
         let timer = self.timer.clone();
         let mut work = vec![p];
-        while let Some(p) = work.pop() {
+        while let Some(mut p) = work.pop() {
             let mut attempt = 0u32;
             loop {
-                // Logs are accepted up to 18 h old; metrics and events are held to 1 h.
+                // Logs and events are accepted up to 18 h old; metric points are held to 1 h.
                 let policy = match p.endpoint {
-                    Endpoint::Logs => RetryPolicy {
-                        max_age_secs: self.policy.max_age_secs.max(18 * 3600),
+                    Endpoint::Logs | Endpoint::Events => RetryPolicy {
+                        max_age_secs: self.policy.max_age_secs.max(EVENT_MAX_AGE_SECS),
                         ..self.policy
                     },
                     _ => self.policy,
                 };
-                if retry::expired(&policy, p.oldest_s, timer.unix_s()) {
-                    self.stats.drop_points("expired", p.points as u64);
+                let now = timer.unix_s();
+                if retry::expired(&policy, p.oldest_s, now) {
+                    let cutoff = now.saturating_sub(policy.max_age_secs);
+                    let (rest, removed) = match keep_since(&p, cutoff) {
+                        Ok(r)
+                            if matches!(
+                                p.endpoint,
+                                Endpoint::Series | Endpoint::DistributionPoints
+                            ) =>
+                        {
+                            r
+                        }
+                        _ => (None, p.points as u64),
+                    };
+                    self.stats.drop_points("expired", removed);
                     tracing::warn!(
-                        points = p.points,
+                        points = removed,
                         endpoint = p.endpoint.path(),
                         "datadog: points older than Datadog accepts; dropped"
                     );
-                    break;
+                    match rest {
+                        Some(r) => p = r,
+                        None => break,
+                    }
                 }
                 if let Some(until) = self.cooldown_until.take() {
                     tokio::select! {

@@ -71,8 +71,11 @@ pub(crate) struct HubState {
     pub(crate) running: HashMap<(String, String), Running>,
     /// (server_type, profile) groups ever reported, so a group that empties reports 0.
     pub(crate) groups: BTreeSet<(&'static str, Option<TagValue>)>,
-    pub(crate) started: u64,
-    pub(crate) finished: u64,
+    /// Launches not yet followed by an outcome (`spawns.pending`).
+    pub(crate) pending: u64,
+    /// KubeSpawner pods whose launch was counted, by pod name; `true` while a 409 conflict is
+    /// being cleared (its `Deleting pod` is part of the retry, not the end of the launch).
+    pub(crate) pods: HashMap<String, bool>,
     pub(crate) last_active: HashMap<String, i64>,
     pub(crate) services: HashSet<String>,
     pub(crate) profiles: VecDeque<TagValue>,
@@ -90,6 +93,55 @@ impl HubState {
                 self.last_active.insert(user.to_string(), t);
             }
         }
+    }
+
+    /// A launch line ([`classify::launch_event`]); `true` when it is a new launch to count.
+    ///
+    /// KubeSpawner (`spawner.py`, 1.x–7.x) logs `Attempting to create pod P, with timeout N` in
+    /// `_make_create_pod_request`, which `_start` runs under `exponential_backoff`: a request
+    /// that times out is simply tried again (another `Attempting` line), and a 409 logs `Found
+    /// existing pod P, attempting to kill`, stops the old pod (`Deleting pod NS/P` from
+    /// `_make_delete_pod_request`) and tries again. So pod P's launch runs from its first
+    /// `Attempting` line until P is deleted outside such a conflict: JupyterHub stops the
+    /// spawner after every failed or timed-out spawn (`user.py` `spawn`, `handlers/base.py`) and
+    /// at every stop, so a new launch of P always follows a `Deleting pod NS/P`.
+    pub(crate) fn launch(&mut self, ev: classify::Launch<'_>) -> bool {
+        use classify::Launch;
+        match ev {
+            Launch::Process => {
+                self.pending += 1;
+                true
+            }
+            Launch::PodCreate(pod) => {
+                if let Some(conflict) = self.pods.get_mut(pod) {
+                    *conflict = false;
+                    return false;
+                }
+                if self.pods.len() < 100_000 {
+                    self.pods.insert(pod.to_string(), false);
+                }
+                self.pending += 1;
+                true
+            }
+            Launch::PodConflict(pod) => {
+                if let Some(conflict) = self.pods.get_mut(pod) {
+                    *conflict = true;
+                }
+                false
+            }
+            Launch::PodDeleted(pod) => {
+                if self.pods.get(pod) == Some(&false) {
+                    self.pods.remove(pod);
+                }
+                false
+            }
+        }
+    }
+
+    /// A spawn ended (started, failed or timed out): one launch fewer pending, never below 0
+    /// (a spawn can fail before its launch line, e.g. KubeSpawner's unknown profile).
+    pub(crate) fn finished(&mut self) {
+        self.pending = self.pending.saturating_sub(1);
     }
 
     /// Forget a stopped server; returns its server type. A record that names no server means
@@ -158,7 +210,7 @@ impl HubState {
                 value: Value::Gauge(v),
             });
         }
-        let pending = self.started.saturating_sub(self.finished) as f64;
+        let pending = self.pending as f64;
         out.push(Point {
             metric: n::SPAWNS_PENDING,
             tags: vec![hub_tag()],

@@ -176,8 +176,15 @@ fn dd_sender_times_out_on_a_hanging_intake_and_retries() {
         Delivery::Finished
     );
     assert!(t.elapsed() >= Duration::from_millis(700));
-    assert_eq!(answered(&intake.recorded()), [json!("hang"), json!(202)]);
-    assert_eq!(stats.retries.load(Ordering::Relaxed), 1);
+    // The hang timed out and was retried until a 202 was read. On a loaded machine a 202 can
+    // itself arrive after the 700 ms timeout and be retried: each attempt is one retry.
+    let a = answered(&intake.recorded());
+    assert_eq!(a[0], json!("hang"));
+    assert!(
+        a.len() >= 2 && a[1..].iter().all(|x| *x == json!(202)),
+        "{a:?}"
+    );
+    assert_eq!(stats.retries.load(Ordering::Relaxed), a.len() as u64 - 1);
     assert_eq!(stats.payloads_sent.load(Ordering::Relaxed), 1);
 }
 
@@ -575,4 +582,97 @@ fn dd_a_75_minute_outage_drops_and_counts_only_what_is_older_than_an_hour() {
         .map(|(_, v)| *v)
         .sum();
     assert_eq!(others, 0);
+}
+
+/// A backlog of two hours in one batch of payloads (as `hubpulse run` builds it when it reads
+/// an old log at once): Datadog's limits are applied point by point, so the last hour is
+/// delivered whole and only the older points are dropped, counted as `expired`. Events are
+/// held to Datadog's 18 h, not to the metrics' hour.
+#[test]
+fn dd_a_backlog_older_than_an_hour_keeps_its_last_hour_and_its_events() {
+    let n = 720; // 2 h of intervals, the newest ending now
+    let now = UNIX0 + 10 * n;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (got, stats) = rt.block_on(async {
+        let vt = VirtualTimer::new(now);
+        let timer: SharedTimer = Arc::new(vt.clone());
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let t = Flaky {
+            timer: vt.clone(),
+            up_at: 0,
+            got: got.clone(),
+        };
+        let stats = Arc::new(SinkStats::default());
+        let mut sender = Sender::new(t, RetryPolicy::default(), timer, stats.clone(), 7);
+        let ivs: Vec<Interval> = (0..n).map(interval).collect();
+        let mut pc = PayloadConfig::new("backlog-host");
+        pc.series_codec = Codec::Gzip;
+        let mut payloads = build(&ivs, &pc).unwrap().payloads;
+        assert!(
+            payloads.iter().all(|p| p.oldest_s < now - 3600),
+            "each straddles the hour"
+        );
+        let event = |age: i64| {
+            let mut iv = interval(0);
+            iv.start_s = now - age;
+            iv.points[0] = Point {
+                metric: names::SPAWNS_FAILED,
+                tags: vec![Tag {
+                    key: "reason",
+                    value: TagValue::Static("error"),
+                }],
+                value: Value::Count(2.0),
+            };
+            hubpulse::datadog::events::from_interval(&iv, "backlog-host", &[])
+        };
+        payloads.extend(event(5 * 3600));
+        payloads.extend(event(19 * 3600));
+        let (_tx, mut drx) = watch::channel(None);
+        for p in payloads {
+            assert_eq!(sender.deliver(p, &mut drx).await, Delivery::Finished);
+        }
+        let got = std::mem::take(&mut *got.lock().unwrap());
+        (got, stats)
+    });
+    let (events, metrics): (Vec<_>, Vec<_>) = got
+        .into_iter()
+        .partition(|(_, p)| p.endpoint == Endpoint::Events);
+    let pts = delivered_points(&metrics);
+    let mut lost = 0u64;
+    for i in 0..n {
+        let ts = UNIX0 + 10 * i;
+        let count = pts.get(&(names::REQUESTS.to_string(), ts));
+        if ts >= now - 3600 {
+            assert_eq!(
+                count,
+                Some(&vec![(i + 1) as f64]),
+                "interval {i} of the last hour"
+            );
+            assert!(pts.contains_key(&(names::REQUEST_DURATION.to_string(), ts)));
+            assert_eq!(
+                pts.get(&(names::SERVERS_RUNNING.to_string(), ts)),
+                Some(&vec![i as f64])
+            );
+        } else {
+            assert_eq!(count, None, "interval {i} is older than an hour");
+            lost += 3;
+        }
+    }
+    // The expired metric points and the 19-hour-old event, nothing else.
+    assert_eq!(stats.dropped("expired"), lost + 1);
+    assert_eq!(events.len(), 1);
+    let e: Json = serde_json::from_slice(&events[0].1.body).unwrap();
+    assert_eq!(e["date_happened"], json!(now - 5 * 3600));
+    // What was sent is what the spec accepts.
+    let intake = Intake::start();
+    for (_, p) in &metrics {
+        assert_eq!(intake.send(p), 202);
+    }
+    // Events go without a Content-Encoding (the spec has none for them), as the sender does.
+    let headers = [("DD-API-KEY", KEY), ("Content-Type", "application/json")];
+    let (status, _) = intake.request("POST", "/api/v1/events", &headers, &events[0].1.body);
+    assert_eq!(status, 202);
 }

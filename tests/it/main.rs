@@ -15,6 +15,7 @@ mod dd_dashboards;
 mod dd_derive;
 mod dd_payload;
 mod dd_sink;
+mod dd_truth;
 mod golden;
 mod hub_api;
 mod kube_fixtures;
