@@ -27,6 +27,7 @@ mod queries;
 mod readers;
 mod real_hub;
 mod report;
+mod report_observed;
 mod s3;
 mod scale;
 
