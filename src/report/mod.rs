@@ -11,6 +11,7 @@
 pub mod html;
 pub mod load;
 pub mod monthly;
+pub mod podname;
 pub mod pods;
 pub mod pricing;
 pub mod render;
@@ -48,24 +49,35 @@ pub async fn monthly(
     first: NaiveDate,
     pricing: &Pricing,
 ) -> Result<monthly::Monthly, QueryError> {
-    let w = monthly::window(first);
-    let l = load::load(ctx, w).await?;
-    let pods = pods::load(ctx, w).await?;
+    let prev = first - chrono::Months::new(1);
+    let (w, pw) = (monthly::window(first), monthly::window(prev));
+    let mut loaded = load::load_windows(ctx, &[w, pw]).await?;
+    let (Some(pl), Some(l)) = (loaded.pop(), loaded.pop()) else {
+        return Err(QueryError::Sql("report windows not read".into()));
+    };
+    let (pods, prev_pods) = (pods::load(ctx, w).await?, pods::load(ctx, pw).await?);
     let t0 = std::time::Instant::now();
     let sessions = sessions::derive_interned(&l.events, &l.names, l.activity, &l.first_ts);
+    let prev_sessions = sessions::derive_interned(&pl.events, &pl.names, pl.activity, &pl.first_ts);
     tracing::debug!(
         sessions = sessions.len(),
+        previous = prev_sessions.len(),
         seconds = t0.elapsed().as_secs_f64(),
         "report: sessions derived"
     );
-    Ok(monthly::build(
-        first,
-        &sessions,
-        &l.last_ts,
-        &l.first_ts,
-        pricing,
-        Some(&pods),
-    ))
+    let cur = monthly::MonthData {
+        sessions: &sessions,
+        first_ts: &l.first_ts,
+        last_ts: &l.last_ts,
+        pods: Some(&pods),
+    };
+    let prev = monthly::MonthData {
+        sessions: &prev_sessions,
+        first_ts: &pl.first_ts,
+        last_ts: &pl.last_ts,
+        pods: Some(&prev_pods),
+    };
+    Ok(monthly::build(first, &cur, &prev, pricing))
 }
 
 pub fn render(m: &monthly::Monthly, format: ReportFormat) -> String {
