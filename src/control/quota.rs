@@ -304,9 +304,9 @@ pub async fn month_usage(
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<Usage, String> {
+    use crate::report::{load, monthly, sessions};
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::{DataType, Int64Type};
-    use crate::report::{load, monthly, sessions};
     let start = month_start(now);
     let ctx = crate::query::session(lake)
         .await

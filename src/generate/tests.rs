@@ -117,7 +117,10 @@ fn pod_names_are_kubespawners_escape_scheme() {
         "jupyter-ana-2elopez-40example-2eorg--gpu"
     );
     assert_eq!(super::pod_name("user0001", None), "jupyter-user0001");
-    assert_eq!(pod_user("ana-2elopez-40example-2eorg--gpu"), "ana.lopez@example.org");
+    assert_eq!(
+        pod_user("ana-2elopez-40example-2eorg--gpu"),
+        "ana.lopez@example.org"
+    );
 }
 
 /// Recounts everything in `Truth` from the text alone.

@@ -63,7 +63,10 @@ pub async fn load_windows(
     let mut u = *first;
     for w in &windows[1..] {
         u.life = (u.life.0.min(w.life.0), u.life.1.max(w.life.1));
-        u.activity = (u.activity.0.min(w.activity.0), u.activity.1.max(w.activity.1));
+        u.activity = (
+            u.activity.0.min(w.activity.0),
+            u.activity.1.max(w.activity.1),
+        );
     }
     // The two scans run at once: each is mostly one thread decoding what the engine streams.
     let activity = tokio::spawn(activity(ctx.clone(), u));
@@ -83,10 +86,8 @@ pub async fn load_windows(
             .map(|w| restrict(&events, &activity, *w))
             .collect()
     };
-    let spans: Vec<HashMap<String, (i64, i64)>> = parts
-        .iter()
-        .map(|(e, a)| spans(e, &names, a))
-        .collect();
+    let spans: Vec<HashMap<String, (i64, i64)>> =
+        parts.iter().map(|(e, a)| spans(e, &names, a)).collect();
     let days = day_bounds(ctx, &spans).await?;
     let mut out = Vec::with_capacity(windows.len());
     for ((events, activity), span) in parts.into_iter().zip(&spans) {
@@ -120,7 +121,11 @@ fn restrict(events: &[Ev], activity: &Activity, w: Window) -> (Vec<Ev>, Activity
         .collect();
     let mut act = Activity::default();
     for (k, v) in activity {
-        let v: Vec<i64> = v.iter().copied().filter(|&t| in_days(t, w.activity)).collect();
+        let v: Vec<i64> = v
+            .iter()
+            .copied()
+            .filter(|&t| in_days(t, w.activity))
+            .collect();
         if !v.is_empty() {
             act.insert(*k, v);
         }

@@ -136,8 +136,11 @@ fn name_unnamed_ends(events: &[Ev]) -> FxMap<usize, u32> {
         }
         let removal = |j: usize| {
             let e = &events[j];
-            (e.life == Life::ProxyRemoved && same(e, ev) && e.server.is_some() && !used.contains(&j))
-                .then_some(j)
+            (e.life == Life::ProxyRemoved
+                && same(e, ev)
+                && e.server.is_some()
+                && !used.contains(&j))
+            .then_some(j)
         };
         let found = match ev.life {
             Life::Exited => (i + 1..events.len())
@@ -285,9 +288,9 @@ impl State<'_> {
     fn still_running(&mut self, hub: u32, user: u32, ts: i64) {
         let shutdown = self.last_shutdown.get(&hub).copied();
         let su = self.startup.entry(hub).or_default();
-        let new_startup = su.last_line.is_none_or(|last| {
-            ts - last > STARTUP_GAP_US || shutdown.is_some_and(|s| s > last)
-        });
+        let new_startup = su
+            .last_line
+            .is_none_or(|last| ts - last > STARTUP_GAP_US || shutdown.is_some_and(|s| s > last));
         if new_startup {
             su.epoch += 1;
         }
@@ -337,11 +340,7 @@ impl State<'_> {
     fn last_sign(&self, key: Key, from: i64, before: i64, alive: Option<i64>) -> i64 {
         let act = self.last_activity(key.0, key.1, from, before - 1);
         let alive = alive.filter(|&a| a < before);
-        act.into_iter()
-            .chain(alive)
-            .max()
-            .unwrap_or(from)
-            .max(from)
+        act.into_iter().chain(alive).max().unwrap_or(from).max(from)
     }
 
     fn only_open_server(&self, hub: u32, user: u32) -> u32 {
@@ -458,10 +457,10 @@ impl State<'_> {
         let mut s = match self.open_remove(key) {
             Some(s) => s,
             None => {
-                if let Some(v) = self.unnamed.get_mut(&(key.0, key.1)) {
-                    if !v.is_empty() {
-                        v.remove(0);
-                    }
+                if let Some(v) = self.unnamed.get_mut(&(key.0, key.1))
+                    && !v.is_empty()
+                {
+                    v.remove(0);
                 }
                 let start = self.data_start(key.0, at);
                 let mut s = self.new_session(key, start, None);

@@ -237,8 +237,18 @@ fn a_pre_ready_heartbeat_belongs_to_the_spawn_not_to_a_phantom_default_server() 
             Some("analysis"),
             Life::SpawnSucceeded(Some(4.384)),
         ),
-        at_ms(t0 + 41_055, Some("carol"), Some("analysis"), Life::ProxyRemoved),
-        at_ms(t0 + 41_861, Some("carol"), Some("analysis"), Life::StopSucceeded),
+        at_ms(
+            t0 + 41_055,
+            Some("carol"),
+            Some("analysis"),
+            Life::ProxyRemoved,
+        ),
+        at_ms(
+            t0 + 41_861,
+            Some("carol"),
+            Some("analysis"),
+            Life::StopSucceeded,
+        ),
     ];
     let first = HashMap::from([("h".to_string(), t0 * MS)]);
     let s = derive(&evs, ActivityIndex::default(), &first);
@@ -262,7 +272,12 @@ fn a_pre_ready_heartbeat_belongs_to_the_spawn_not_to_a_phantom_default_server() 
 fn activity_long_before_a_spawn_is_a_server_from_before_the_data_ended_at_its_last_sign() {
     let evs = [
         ev(100, Some("a"), None, Life::Activity),
-        ev(1000, Some("a"), Some("gpu"), Life::SpawnSucceeded(Some(30.0))),
+        ev(
+            1000,
+            Some("a"),
+            Some("gpu"),
+            Life::SpawnSucceeded(Some(30.0)),
+        ),
         ev(200, Some("b"), None, Life::Activity),
     ];
     let mut act = ActivityIndex::default();
@@ -322,7 +337,12 @@ fn an_exit_line_ends_the_server_its_proxy_removal_names() {
         keys(&s),
         [
             ("heidi".into(), "".into(), Some(91 * S), EndReason::UserStop),
-            ("heidi".into(), "gpu".into(), Some(50 * S), EndReason::Failed),
+            (
+                "heidi".into(),
+                "gpu".into(),
+                Some(50 * S),
+                EndReason::Failed
+            ),
         ]
     );
 }
@@ -335,14 +355,7 @@ fn a_stop_line_without_removal_takes_the_server_of_the_delete_after_it() {
         ev(1, Some("a"), Some(""), Life::SpawnSucceeded(None)),
         ev(2, Some("a"), Some("x"), Life::SpawnSucceeded(None)),
         ev(40, Some("a"), None, Life::StopSucceeded),
-        ev(
-            40,
-            Some("a"),
-            Some("x"),
-            Life::Delete {
-                actor: "a".into(),
-            },
-        ),
+        ev(40, Some("a"), Some("x"), Life::Delete { actor: "a".into() }),
     ];
     let s = derive(&evs, ActivityIndex::default(), &first(0));
     assert_eq!(
@@ -392,7 +405,12 @@ fn still_running_before_any_spawn_is_named_by_the_later_stop() {
     assert_eq!(
         keys(&s),
         [
-            ("bob".into(), "scratch".into(), Some(301 * S), EndReason::UserStop),
+            (
+                "bob".into(),
+                "scratch".into(),
+                Some(301 * S),
+                EndReason::UserStop
+            ),
             // carl's server is never named: it runs on, as the default server
             ("carl".into(), "".into(), None, EndReason::Running),
         ]
@@ -434,7 +452,12 @@ fn a_still_running_line_beyond_the_open_servers_is_one_more_server() {
 fn a_missing_stop_ends_the_run_at_its_last_sign_before_the_next_spawn_began() {
     let evs = [
         ev(0, Some("judy"), Some(""), Life::SpawnSucceeded(Some(4.0))),
-        ev(7_230, Some("judy"), Some(""), Life::SpawnSucceeded(Some(30.0))),
+        ev(
+            7_230,
+            Some("judy"),
+            Some(""),
+            Life::SpawnSucceeded(Some(30.0)),
+        ),
     ];
     let mut act = ActivityIndex::default();
     act.entry("h".into())

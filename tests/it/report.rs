@@ -673,7 +673,13 @@ fn a_closed_month_has_the_same_figures_in_its_report_and_in_the_next_ones() {
             .find(|l| l.split(',').nth(1) == Some(section))
             .unwrap_or_else(|| panic!("no {section} row in\n{csv}"));
         // Everything but the month column.
-        l.split_once(',').unwrap().1.split_once(',').unwrap().1.to_string()
+        l.split_once(',')
+            .unwrap()
+            .1
+            .split_once(',')
+            .unwrap()
+            .1
+            .to_string()
     };
     let sep = report("2026-09");
     let oct = report("2026-10");
@@ -684,5 +690,8 @@ fn a_closed_month_has_the_same_figures_in_its_report_and_in_the_next_ones() {
     // frank@example.org: his `escape` pod name (KubeSpawner 6) pairs his Medium profile.
     assert_eq!(got[&("profile".into(), "medium".into())].0, 28_789);
     // And the November report's previous row is October's own total.
-    assert_eq!(row(&report("2026-11"), "previous_month_total"), row(&oct, "total"));
+    assert_eq!(
+        row(&report("2026-11"), "previous_month_total"),
+        row(&oct, "total")
+    );
 }
