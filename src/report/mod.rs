@@ -57,8 +57,16 @@ pub async fn monthly(
     };
     let (pods, prev_pods) = (pods::load(ctx, w).await?, pods::load(ctx, pw).await?);
     let t0 = std::time::Instant::now();
-    let sessions = sessions::derive_interned(&l.events, &l.names, l.activity, &l.first_ts);
-    let prev_sessions = sessions::derive_interned(&pl.events, &pl.names, pl.activity, &pl.first_ts);
+    // The two rebuilds are independent and pure: one on each core.
+    let (l_act, pl_act) = (l.activity, pl.activity);
+    let (sessions, prev_sessions) = std::thread::scope(|sc| {
+        let prev =
+            sc.spawn(|| sessions::derive_interned(&pl.events, &pl.names, pl_act, &pl.first_ts));
+        let cur = sessions::derive_interned(&l.events, &l.names, l_act, &l.first_ts);
+        (cur, prev.join())
+    });
+    let prev_sessions =
+        prev_sessions.map_err(|_| QueryError::Sql("previous month's rebuild panicked".into()))?;
     tracing::debug!(
         sessions = sessions.len(),
         previous = prev_sessions.len(),
