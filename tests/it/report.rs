@@ -695,3 +695,46 @@ fn a_closed_month_has_the_same_figures_in_its_report_and_in_the_next_ones() {
         row(&oct, "total")
     );
 }
+
+/// One session model: the quota budgets read the same rebuild as the report. At the end of
+/// November, each user's server-hours this month in `control::quota::month_usage` equal the
+/// November report's (the lifecycle-shapes log: pre-ready heartbeat, named exit, restart, gap,
+/// e-mail users).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quota_budgets_count_the_reports_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ingest(&lake, &root().join("fixtures/reports/lifecycle-shapes.log"));
+    let csv = run_ok(
+        bin()
+            .args([
+                "report", "monthly", "--month", "2026-11", "--format", "csv", "--lake",
+            ])
+            .arg(&lake),
+    );
+    let report = read_csv(&csv);
+    let policy =
+        hubpulse::control::admission::Policy::parse("default_profile = \"small\"\n", "p.toml")
+            .unwrap();
+    // The log's last record is 2026-11-02 20:00; judy's second run and the others are closed.
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-02T20:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let usage = hubpulse::control::quota::month_usage(&lake, &policy, now)
+        .await
+        .unwrap();
+    let mut users = 0;
+    for ((section, user), (secs, _, _)) in &report {
+        if section != "user" {
+            continue;
+        }
+        users += 1;
+        let h = usage.user.get(user).copied().unwrap_or(0.0);
+        assert!(
+            (h * 3600.0 - *secs as f64).abs() < 1.0,
+            "{user}: quota {h} h, report {secs} s"
+        );
+    }
+    assert_eq!(users, usage.user.len());
+    assert_eq!(users, 6);
+}
