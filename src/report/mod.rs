@@ -67,6 +67,10 @@ pub async fn monthly(
     });
     let prev_sessions =
         prev_sessions.map_err(|_| QueryError::Sql("previous month's rebuild panicked".into()))?;
+    // Extension point (issue 17, "ground sessions in the hub"): where the lake holds the hub's
+    // own observations of servers, correct `sessions` and `prev_sessions` against them here,
+    // before pricing; the flagged sessions (`Session::flags`) are the ones whose bounds the
+    // log alone could only estimate.
     tracing::debug!(
         sessions = sessions.len(),
         previous = prev_sessions.len(),
