@@ -238,8 +238,7 @@ impl State<'_> {
             }
             Life::StillRunning if !self.open.contains_key(&key) => {
                 let start = self.data_start(hub, ev.ts);
-                let mut s = self.new_session(key, start, None);
-                s.started_before_data = true;
+                let s = self.before_data(key, start);
                 self.alive.insert(key, ev.ts);
                 self.open_insert(key, s);
             }
@@ -375,18 +374,32 @@ impl State<'_> {
         }
     }
 
+    /// A session ready at `start`, with the profile of its pod.
     fn new_session(&mut self, key: Key, start: i64, spawn: Option<f64>) -> Session {
+        let profile = self.take_profile(key);
+        Session {
+            profile,
+            spawn_seconds: spawn,
+            started_before_data: false,
+            ..self.before_data(key, start)
+        }
+    }
+
+    /// A session already running when the data began (flagged so). Its pod was created
+    /// before the data, so no profile line in the data is its own: any pod left unpaired
+    /// belongs to another (failed or later) spawn.
+    fn before_data(&self, key: Key, start: i64) -> Session {
         Session {
             hub: self.name(key.0).to_string(),
             user: self.name(key.1).to_string(),
             server: self.name(key.2).to_string(),
-            profile: self.take_profile(key),
+            profile: None,
             start,
             end: None,
             end_reason: EndReason::Running,
-            spawn_seconds: spawn,
+            spawn_seconds: None,
             last_activity: None,
-            started_before_data: false,
+            started_before_data: true,
             missing_stop: false,
             end_estimated: false,
         }
@@ -463,9 +476,7 @@ impl State<'_> {
                     v.remove(0);
                 }
                 let start = self.data_start(key.0, at);
-                let mut s = self.new_session(key, start, None);
-                s.started_before_data = true;
-                s
+                self.before_data(key, start)
             }
         };
         s.end = Some(at.max(s.start));
@@ -486,18 +497,16 @@ impl State<'_> {
                 match u.next_spawn {
                     Some((server, began)) => {
                         let key = (hub, user, server);
-                        let mut s = self.new_session(key, start, None);
+                        let mut s = self.before_data(key, start);
                         let last = self.last_sign(key, start, began, Some(u.at));
                         s.end = Some(last);
                         s.end_reason = EndReason::Replaced;
-                        s.started_before_data = true;
                         s.missing_stop = true;
                         self.done.push((key, s));
                     }
                     None => {
                         let key = (hub, user, self.default_server());
-                        let mut s = self.new_session(key, start, None);
-                        s.started_before_data = true;
+                        let s = self.before_data(key, start);
                         if self.open.contains_key(&key) {
                             // The default server is open too (a `still running` line beyond
                             // the user's open servers): this is a named server no record

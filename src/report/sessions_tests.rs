@@ -534,3 +534,22 @@ fn profiles_pair_with_escaped_and_hashed_pod_names() {
     assert_eq!(by["kate.lee@example.org"], Some("Medium"));
     assert_eq!(by["ana.lopez"], None);
 }
+
+/// A server running since before the data was created before it: a profile line in the data is
+/// never its own. Here bob's unnamed server (`still running`) ends the data as the default
+/// server, and the GPU pod of his failed spawn (`Unhandled error starting bob's server`, no
+/// ready line) must not price it.
+#[test]
+fn a_server_from_before_the_data_takes_no_profile_from_a_failed_spawns_pod() {
+    let evs = [
+        ev(5, Some("bob"), Some(""), Life::StillRunning),
+        ev(60, None, None, Life::ProfileOverride("GPU (large)".into())),
+        ev(61, None, None, Life::PodCreate("jhub/jupyter-bob".into())),
+    ];
+    let s = derive(&evs, ActivityIndex::default(), &first(5));
+    assert_eq!(s.len(), 1);
+    assert_eq!(
+        (s[0].profile.as_deref(), s[0].started_before_data),
+        (None, true)
+    );
+}
