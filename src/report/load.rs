@@ -1,8 +1,10 @@
 //! Reads the lifecycle records a report needs from the lake, in log order.
 //!
-//! One DataFusion query over `events`, pruned to the window's `dt` partitions and to the kinds
-//! [`sessions`](super::sessions) reads (a few per cent of the rows: activity POSTs are most of
-//! them), plus each hub's first and last record in the window.
+//! One DataFusion query over the `lifecycle` table and one over `activity` (derived from
+//! `events` at ingest, `lake::derived`), pruned to the window's `dt` partitions, plus each hub's
+//! first and last record in the window. [`load_windows`] reads several windows in one pass and
+//! gives each exactly what [`load`] of it alone would (a window's records are those whose UTC
+//! day, the `dt` they are partitioned by, falls in it).
 
 use std::collections::HashMap;
 
