@@ -751,3 +751,32 @@ async fn the_quota_budgets_count_the_reports_sessions() {
     assert_eq!(users, usage.user.len());
     assert_eq!(users, 6);
 }
+
+/// `load_windows` reads the report's two windows in one pass; each must get exactly the
+/// records and bounds a read of that window alone gives, so the same sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_two_windows_at_once_gives_each_what_reading_it_alone_gives() {
+    use hubpulse::report::{load, monthly, sessions};
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ingest(&lake, &root().join("fixtures/reports/closed-month.log"));
+    let ctx = hubpulse::query::session(&lake).await.unwrap();
+    let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    let (oct, sep) = (
+        monthly::window(day("2026-10-01")),
+        monthly::window(day("2026-09-01")),
+    );
+    let both = load::load_windows(&ctx, &[oct, sep]).await.unwrap();
+    assert_eq!(both.len(), 2);
+    for (w, l) in [oct, sep].into_iter().zip(both) {
+        let alone = load::load(&ctx, w).await.unwrap();
+        assert_eq!(l.first_ts, alone.first_ts);
+        assert_eq!(l.last_ts, alone.last_ts);
+        assert_eq!(l.events.len(), alone.events.len());
+        let a = sessions::derive_interned(&l.events, &l.names, l.activity, &l.first_ts);
+        let b =
+            sessions::derive_interned(&alone.events, &alone.names, alone.activity, &alone.first_ts);
+        assert_eq!(a, b);
+        assert!(!a.is_empty());
+    }
+}
