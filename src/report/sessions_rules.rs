@@ -12,6 +12,11 @@ use crate::report::podname;
 const DELETE_AFTER_STOP_US: i64 = 60_000_000;
 /// How long before its pod's creation a profile override line can be.
 const PROFILE_TO_POD_US: i64 = 60_000_000;
+/// How long after a pod's first `Attempting to create pod` line a line for the same pod is a
+/// retry of the same spawn: KubeSpawner retries the create request (timeouts, and after
+/// deleting a conflicting pod on 409) within `k8s_api_request_retry_timeout`, 30 s by default
+/// (`spawner.py` `_start` → `exponential_backoff(_make_create_pod_request)`, 6.x – 7.1).
+const POD_RETRY_US: i64 = 60_000_000;
 /// How long before a stop a culler's line still explains it.
 const CULL_BEFORE_STOP_US: i64 = 15 * 60_000_000;
 /// How long after an exit line its proxy-route removal can be logged. JupyterHub logs the
@@ -65,6 +70,8 @@ struct State<'a> {
     pending_profiles: FxMap<u32, VecDeque<(i64, String)>>,
     /// Per hub: pod name (namespace stripped) -> profile.
     pod_profiles: FxMap<u32, FxMap<String, String>>,
+    /// (hub, pod name) -> the first create line of its current spawn.
+    pod_first_create: FxMap<(u32, String), i64>,
     /// (hub, user) seen in any lifecycle record: activity from others is a server of theirs.
     known: std::collections::HashSet<(u32, u32), BuildHasherDefault<Fx>>,
     last_shutdown: FxMap<u32, i64>,
@@ -97,6 +104,7 @@ pub(super) fn rebuild(
         cull_at: FxMap::default(),
         pending_profiles: FxMap::default(),
         pod_profiles: FxMap::default(),
+        pod_first_create: FxMap::default(),
         known: Default::default(),
         last_shutdown: FxMap::default(),
         activity,
@@ -407,6 +415,15 @@ impl State<'_> {
 
     /// `Attempting to create pod <pod>`: pairs the oldest recent profile line with the pod.
     fn pod_created(&mut self, hub: u32, ts: i64, pod: &str) {
+        let name = pod.rsplit('/').next().unwrap_or(pod).to_string();
+        // A retry of the create request: the pod keeps the profile its first line took (and
+        // takes no other spawn's).
+        match self.pod_first_create.get(&(hub, name.clone())) {
+            Some(&first) if ts - first <= POD_RETRY_US => return,
+            _ => {
+                self.pod_first_create.insert((hub, name.clone()), ts);
+            }
+        }
         // Overrides are logged just before their pod is created; one older than that belongs
         // to a spawn that failed before creating a pod.
         let q = self.pending_profiles.entry(hub).or_default();
@@ -414,12 +431,11 @@ impl State<'_> {
             q.pop_front();
         }
         let profile = q.pop_front().map(|(_, p)| p);
-        let pod = pod.rsplit('/').next().unwrap_or(pod).to_string();
         // Each new pod of that name replaces what an earlier (maybe failed) one left.
         let pods = self.pod_profiles.entry(hub).or_default();
         match profile {
-            Some(profile) => pods.insert(pod, profile),
-            None => pods.remove(&pod),
+            Some(profile) => pods.insert(name, profile),
+            None => pods.remove(&name),
         };
     }
 

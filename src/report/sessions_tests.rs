@@ -553,3 +553,32 @@ fn a_server_from_before_the_data_takes_no_profile_from_a_failed_spawns_pod() {
         (None, true)
     );
 }
+
+/// KubeSpawner retries the pod's create request (a timeout, or a 409 after deleting the old
+/// pod: `spawner.py` `_make_create_pod_request` under `exponential_backoff`), logging
+/// `Attempting to create pod …` again. The retry is the same spawn: it keeps its profile and
+/// does not take the next spawn's.
+#[test]
+fn a_pod_create_retry_keeps_its_profile_and_takes_no_other() {
+    let evs = [
+        ev(1, None, None, Life::ProfileOverride("GPU (large)".into())),
+        ev(2, None, None, Life::PodCreate("jhub/jupyter-alice".into())),
+        ev(4, None, None, Life::ProfileOverride("Medium".into())),
+        ev(5, None, None, Life::PodCreate("jhub/jupyter-alice".into())),
+        ev(6, None, None, Life::PodCreate("jhub/jupyter-bob".into())),
+        ev(
+            30,
+            Some("alice"),
+            Some(""),
+            Life::SpawnSucceeded(Some(29.0)),
+        ),
+        ev(31, Some("bob"), Some(""), Life::SpawnSucceeded(Some(27.0))),
+    ];
+    let s = derive(&evs, ActivityIndex::default(), &first(0));
+    let by: HashMap<_, _> = s
+        .iter()
+        .map(|s| (s.user.as_str(), s.profile.as_deref()))
+        .collect();
+    assert_eq!(by["alice"], Some("GPU (large)"));
+    assert_eq!(by["bob"], Some("Medium"));
+}
