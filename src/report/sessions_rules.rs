@@ -12,8 +12,8 @@ use crate::report::podname;
 const DELETE_AFTER_STOP_US: i64 = 60_000_000;
 /// How long before its pod's creation a profile override line can be.
 const PROFILE_TO_POD_US: i64 = 60_000_000;
-/// How long after a pod's first `Attempting to create pod` line a line for the same pod is a
-/// retry of the same spawn: KubeSpawner retries the create request (timeouts, and after
+/// How long after a pod's first `Attempting to create pod` line a line for the same pod can be
+/// a retry of the same spawn: KubeSpawner retries the create request (timeouts, and after
 /// deleting a conflicting pod on 409) within `k8s_api_request_retry_timeout`, 30 s by default
 /// (`spawner.py` `_start` → `exponential_backoff(_make_create_pod_request)`, 6.x – 7.1).
 const POD_RETRY_US: i64 = 60_000_000;
@@ -416,14 +416,22 @@ impl State<'_> {
     /// `Attempting to create pod <pod>`: pairs the oldest recent profile line with the pod.
     fn pod_created(&mut self, hub: u32, ts: i64, pod: &str) {
         let name = pod.rsplit('/').next().unwrap_or(pod).to_string();
-        // A retry of the create request: the pod keeps the profile its first line took (and
-        // takes no other spawn's).
-        match self.pod_first_create.get(&(hub, name.clone())) {
-            Some(&first) if ts - first <= POD_RETRY_US => return,
-            _ => {
-                self.pod_first_create.insert((hub, name.clone()), ts);
-            }
+        // A retry of the create request keeps the profile its first line took (and takes no
+        // other spawn's): a line for the same pod soon after, with no profile line logged
+        // since (a new spawn of the server, after a quick failure, logs its own first).
+        let first = self.pod_first_create.get(&(hub, name.clone())).copied();
+        let newer_profile =
+            |q: &VecDeque<(i64, String)>, since: i64| q.iter().any(|(t, _)| *t > since);
+        if let Some(first) = first
+            && ts - first <= POD_RETRY_US
+            && !self
+                .pending_profiles
+                .get(&hub)
+                .is_some_and(|q| newer_profile(q, first))
+        {
+            return;
         }
+        self.pod_first_create.insert((hub, name.clone()), ts);
         // Overrides are logged just before their pod is created; one older than that belongs
         // to a spawn that failed before creating a pod.
         let q = self.pending_profiles.entry(hub).or_default();

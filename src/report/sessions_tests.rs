@@ -556,16 +556,17 @@ fn a_server_from_before_the_data_takes_no_profile_from_a_failed_spawns_pod() {
 
 /// KubeSpawner retries the pod's create request (a timeout, or a 409 after deleting the old
 /// pod: `spawner.py` `_make_create_pod_request` under `exponential_backoff`), logging
-/// `Attempting to create pod …` again. The retry is the same spawn: it keeps its profile and
-/// does not take the next spawn's.
+/// `Attempting to create pod …` again, with no profile line of its own. The retry keeps its
+/// spawn's profile and does not take the next spawn's; a quick new spawn of the same server
+/// (after a failure) logs its own profile line first and takes that one.
 #[test]
-fn a_pod_create_retry_keeps_its_profile_and_takes_no_other() {
+fn a_pod_create_retry_keeps_its_profile_and_a_new_spawn_takes_its_own() {
     let evs = [
         ev(1, None, None, Life::ProfileOverride("GPU (large)".into())),
         ev(2, None, None, Life::PodCreate("jhub/jupyter-alice".into())),
-        ev(4, None, None, Life::ProfileOverride("Medium".into())),
         ev(5, None, None, Life::PodCreate("jhub/jupyter-alice".into())),
-        ev(6, None, None, Life::PodCreate("jhub/jupyter-bob".into())),
+        ev(6, None, None, Life::ProfileOverride("Medium".into())),
+        ev(7, None, None, Life::PodCreate("jhub/jupyter-bob".into())),
         ev(
             30,
             Some("alice"),
@@ -573,6 +574,27 @@ fn a_pod_create_retry_keeps_its_profile_and_takes_no_other() {
             Life::SpawnSucceeded(Some(29.0)),
         ),
         ev(31, Some("bob"), Some(""), Life::SpawnSucceeded(Some(27.0))),
+        // carol's first spawn fails; she spawns again 20 s later with another profile
+        ev(100, None, None, Life::ProfileOverride("GPU (large)".into())),
+        ev(
+            101,
+            None,
+            None,
+            Life::PodCreate("jhub/jupyter-carol".into()),
+        ),
+        ev(120, None, None, Life::ProfileOverride("Medium".into())),
+        ev(
+            121,
+            None,
+            None,
+            Life::PodCreate("jhub/jupyter-carol".into()),
+        ),
+        ev(
+            140,
+            Some("carol"),
+            Some(""),
+            Life::SpawnSucceeded(Some(20.0)),
+        ),
     ];
     let s = derive(&evs, ActivityIndex::default(), &first(0));
     let by: HashMap<_, _> = s
@@ -581,4 +603,5 @@ fn a_pod_create_retry_keeps_its_profile_and_takes_no_other() {
         .collect();
     assert_eq!(by["alice"], Some("GPU (large)"));
     assert_eq!(by["bob"], Some("Medium"));
+    assert_eq!(by["carol"], Some("Medium"));
 }
