@@ -1,11 +1,10 @@
 //! Quotas at run time: the admission endpoint (`POST /v1/admission`), the month's usage read
 //! from the lake, and the reconcile loop that stops servers breaking the policy.
 //!
-//! Usage is server-hours from the lake's `events` (a server runs from `spawn_succeeded` to the
-//! next `stop_succeeded`/`server_exited` of the same user and server; one still running counts
-//! up to now), clipped to the current UTC calendar month. A server's profile is the one its
-//! admission allowed (the `decisions` table, `component = 'admission'`), else the policy's
-//! default profile.
+//! Usage is server-hours of the sessions the monthly report rebuilds from the lake
+//! ([`crate::report::sessions`]; one still running counts up to now), clipped to the current
+//! UTC calendar month. A server's profile is the one its admission allowed (the `decisions`
+//! table, `component = 'admission'`), else the policy's default profile.
 //!
 //! # Guarantees
 //! - The endpoint needs `Authorization: Bearer <token>` (or `token <token>`); a wrong or
@@ -295,101 +294,85 @@ impl Quotas {
     }
 }
 
-/// Server-hours per user and per (class, user) in the UTC month of `now`.
+/// This month's server-hours per user (and per profile class) from the lake: the report's
+/// session rebuild ([`crate::report::sessions`], over the same window as the month's report,
+/// [`crate::report::monthly::window`]), clipped to `[month start, now]`; a session still open
+/// counts up to `now`. A session's profile is the one last admitted for its user and server
+/// before it started (`decisions`, `component = 'admission'`), else the policy's default.
 pub async fn month_usage(
     lake: &std::path::Path,
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<Usage, String> {
+    use crate::report::{load, monthly, sessions};
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::{DataType, Int64Type};
     let start = month_start(now);
-    let look_back = start - chrono::Duration::days(31);
     let ctx = crate::query::session(lake)
         .await
         .map_err(|e| e.to_string())?;
-    let sql = format!(
-        "SELECT \"user\", COALESCE(server_name, '') AS server, kind, CAST(ts AS BIGINT) AS t, 'e' AS src, '' AS profile
-         FROM events WHERE kind IN ('spawn_succeeded', 'stop_succeeded', 'server_exited')
-           AND \"user\" IS NOT NULL AND ts >= TIMESTAMP '{}'",
-        look_back.format("%Y-%m-%dT%H:%M:%SZ")
-    );
-    let has_decisions = lake.join(super::decisions::DECISIONS).is_dir();
-    let sql = if has_decisions {
-        format!(
-            "{sql} UNION ALL SELECT \"user\", COALESCE(server_name, ''), 'admitted', CAST(ts AS BIGINT), 'd', COALESCE(profile, '')
-             FROM decisions WHERE component = 'admission' AND action = 'allow' AND ts >= TIMESTAMP '{}'",
-            look_back.format("%Y-%m-%dT%H:%M:%SZ")
-        )
-    } else {
-        sql
-    };
-    let batches = crate::query::run(&ctx, &format!("{sql} ORDER BY t"))
+    let l = load::load(&ctx, monthly::window(start.date_naive()))
         .await
         .map_err(|e| e.to_string())?;
-    // (user, server) → (running since, profile); the profile last admitted for it.
-    let mut open: HashMap<(String, String), i64> = HashMap::new();
-    let mut admitted: HashMap<(String, String), String> = HashMap::new();
-    let mut profile_of: HashMap<(String, String), String> = HashMap::new();
-    let mut usage = Usage::default();
-    let (lo, hi) = (start.timestamp_micros(), now.timestamp_micros());
-    let mut add = |u: &str, profile: &str, from: i64, to: i64| {
-        let h = (to.min(hi) - from.max(lo)).max(0) as f64 / 3.6e9;
-        if h <= 0.0 {
-            return;
-        }
-        *usage.user.entry(u.to_string()).or_default() += h;
-        let class = policy
-            .class_of(policy.profile_of(Some(profile)))
-            .to_string();
-        *usage.class_user.entry((class, u.to_string())).or_default() += h;
-    };
-    for b in &batches {
-        let col = |i: usize| arrow::compute::cast(b.column(i), &DataType::Utf8);
-        let (user, server, kind, src, prof) = (
-            col(0).map_err(|e| e.to_string())?,
-            col(1).map_err(|e| e.to_string())?,
-            col(2).map_err(|e| e.to_string())?,
-            col(4).map_err(|e| e.to_string())?,
-            col(5).map_err(|e| e.to_string())?,
+    let runs = sessions::derive_interned(&l.events, &l.names, l.activity, &l.first_ts);
+    // (user, server) -> [(admitted at, profile)] in time order.
+    let mut admitted: HashMap<(String, String), Vec<(i64, String)>> = HashMap::new();
+    if lake.join(super::decisions::DECISIONS).is_dir() {
+        let look_back = start - chrono::Duration::days(62);
+        let sql = format!(
+            "SELECT \"user\", COALESCE(server_name, ''), CAST(ts AS BIGINT) AS t, COALESCE(profile, '')
+             FROM decisions WHERE component = 'admission' AND action = 'allow' AND ts >= TIMESTAMP '{}'
+             ORDER BY t",
+            look_back.format("%Y-%m-%dT%H:%M:%SZ")
         );
-        let t = arrow::compute::cast(b.column(3), &DataType::Int64).map_err(|e| e.to_string())?;
-        let t = t.as_primitive::<Int64Type>();
-        let (user, server, kind, src, prof) = (
-            user.as_string::<i32>(),
-            server.as_string::<i32>(),
-            kind.as_string::<i32>(),
-            src.as_string::<i32>(),
-            prof.as_string::<i32>(),
-        );
-        for i in 0..b.num_rows() {
-            if t.is_null(i) {
-                continue;
-            }
-            let key = (user.value(i).to_string(), server.value(i).to_string());
-            let ts = t.value(i);
-            if src.value(i) == "d" {
-                admitted.insert(key, prof.value(i).to_string());
-                continue;
-            }
-            match kind.value(i) {
-                "spawn_succeeded" => {
-                    let p = admitted.get(&key).cloned().unwrap_or_default();
-                    profile_of.insert(key.clone(), p);
-                    open.entry(key).or_insert(ts);
+        let batches = crate::query::run(&ctx, &sql)
+            .await
+            .map_err(|e| e.to_string())?;
+        for b in &batches {
+            let col = |i: usize| arrow::compute::cast(b.column(i), &DataType::Utf8);
+            let (user, server, prof) = (
+                col(0).map_err(|e| e.to_string())?,
+                col(1).map_err(|e| e.to_string())?,
+                col(3).map_err(|e| e.to_string())?,
+            );
+            let t =
+                arrow::compute::cast(b.column(2), &DataType::Int64).map_err(|e| e.to_string())?;
+            let t = t.as_primitive::<Int64Type>();
+            let (user, server, prof) = (
+                user.as_string::<i32>(),
+                server.as_string::<i32>(),
+                prof.as_string::<i32>(),
+            );
+            for i in 0..b.num_rows() {
+                if t.is_null(i) || user.is_null(i) {
+                    continue;
                 }
-                _ => {
-                    if let Some(from) = open.remove(&key) {
-                        let p = profile_of.get(&key).cloned().unwrap_or_default();
-                        add(&key.0, &p, from, ts);
-                    }
-                }
+                let key = (user.value(i).to_string(), server.value(i).to_string());
+                admitted
+                    .entry(key)
+                    .or_default()
+                    .push((t.value(i), prof.value(i).to_string()));
             }
         }
     }
-    for (key, from) in open {
-        let p = profile_of.get(&key).cloned().unwrap_or_default();
-        add(&key.0, &p, from, hi);
+    let mut usage = Usage::default();
+    let (lo, hi) = (start.timestamp_micros(), now.timestamp_micros());
+    for s in &runs {
+        let (from, to) = (s.start.max(lo), s.end.unwrap_or(hi).min(hi));
+        if to <= from {
+            continue;
+        }
+        let h = (to - from) as f64 / 3.6e9;
+        let key = (s.user.clone(), s.server.clone());
+        let profile = admitted
+            .get(&key)
+            .and_then(|v| v.iter().rev().find(|(t, _)| *t <= s.start))
+            .map_or("", |(_, p)| p.as_str());
+        *usage.user.entry(s.user.clone()).or_default() += h;
+        let class = policy
+            .class_of(policy.profile_of(Some(profile)))
+            .to_string();
+        *usage.class_user.entry((class, s.user.clone())).or_default() += h;
     }
     Ok(usage)
 }

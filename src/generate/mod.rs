@@ -8,6 +8,12 @@
 //! configurable-http-proxy (CHP) lines and the rare line that matches no template. It returns a
 //! [`Truth`] counting exactly what it wrote, so parser output can be checked against it.
 //!
+//! The lifecycle lines take the shapes JupyterHub and KubeSpawner really log (see
+//! `docs/SESSIONS.md`): each pod posts its first activity just before the hub logs it ready,
+//! pods are named as KubeSpawner's `escape` scheme names them (`jupyter-user0001--gpu`,
+//! `jupyter-ana-2elopez-40example-2eorg`), and a crashed server's exit line (user only) is
+//! followed by the proxy-route removal that names its server.
+//!
 //! What it is not: a model fitted to any real deployment (rates are plausible, not measured), nor
 //! a fuzzer — every line follows one of the fixed templates except the deliberate `unparsed` ones.
 //!
@@ -84,6 +90,33 @@ fn profile_of(u: usize, server: Option<&str>) -> Option<&'static str> {
         (_, 0) => Some("Medium (4 CPU)"),
         _ => None,
     }
+}
+
+/// The pod KubeSpawner names for a server: `pod_name_template` `jupyter-{username}--{servername}`
+/// (trailing `-` dropped for the default server) over the `escape` slug scheme, KubeSpawner ≤ 6
+/// and 7 with `slug_scheme = "escape"` (`kubespawner/spawner.py` `_expand_user_properties`,
+/// `slugs.py` `escape_slug`): every character outside `[a-z0-9]` becomes `-` and the hex of its
+/// UTF-8 bytes, so `ana.lopez@example.org` is `jupyter-ana-2elopez-40example-2eorg`.
+fn pod_name(user: &str, server: Option<&str>) -> String {
+    fn escape(name: &str, out: &mut String) {
+        for c in name.chars() {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                out.push(c);
+            } else {
+                let mut b = [0u8; 4];
+                for byte in c.encode_utf8(&mut b).bytes() {
+                    let _ = write!(out, "-{byte:x}");
+                }
+            }
+        }
+    }
+    let mut out = String::from("jupyter-");
+    escape(user, &mut out);
+    if let Some(s) = server {
+        out.push_str("--");
+        escape(s, &mut out);
+    }
+    out
 }
 
 const DAY_MS: u64 = 86_400_000;
@@ -466,7 +499,8 @@ impl<W: Write> Sim<W> {
             let msg = format_args!("Applying KubeSpawner override for profile '{p}'");
             sink.hub(Kind::ProfileOverride, t0 + 1, 'D', "spawner:1988", msg);
         }
-        let msg = format_args!("Attempting to create pod jupyter-{name}, with timeout 3");
+        let pod_name = pod_name(name, s.server);
+        let msg = format_args!("Attempting to create pod {pod_name}, with timeout 3");
         let t = sink.info(Kind::PodCreate, t0 + r.range(5, 40), "spawner:2469", msg);
         let what =
             format_args!("GET /hub/spawn/{name}{sl}{sv} -> /hub/spawn-pending/{name}{sl}{sv}");
@@ -501,6 +535,15 @@ impl<W: Write> Sim<W> {
         let (sl, sv) = s.sl();
         let colon = if s.server.is_some() { ":" } else { "" };
         let took = t.saturating_sub(s.spawn_started);
+        // The single-user server posts its first activity as it starts, before the hub has
+        // seen it respond (`singleuser/extension.py` `keep_activity_updated` posts, then
+        // sleeps): a heartbeat just before the ready line.
+        let early = t.saturating_sub(r.range(50, took.clamp(51, 2_000)));
+        let who = Who(name, pod, r.range(300, 4000));
+        let what = format_args!("POST /hub/api/users/{name}/activity");
+        let early = sink.request(early, 200, who, what);
+        s.last_activity = early;
+        let t = t.max(early);
         let (secs, frac) = (took / 1000, took % 1000);
         let msg = format_args!("User {name}{colon}{sv} took {secs}.{frac:03} seconds to start");
         let t = sink.info(Kind::SpawnSucceeded, t, "base:1124", msg);
@@ -538,7 +581,8 @@ impl<W: Write> Sim<W> {
         sink.tracebacks += 1;
         let (who, api) = (Who(name, ip, r.range(1000, 20_000)), s.api(name));
         let t = sink.request(t + r.range(1, 10), 500, who, format_args!("POST {api}"));
-        let msg = format_args!("Deleting pod jhub/jupyter-{name}");
+        let pod_name = pod_name(name, s.server);
+        let msg = format_args!("Deleting pod jhub/{pod_name}");
         sink.info(Kind::PodDelete, t + r.range(10, 300), "spawner:3395", msg);
     }
 
@@ -556,8 +600,9 @@ impl<W: Write> Sim<W> {
         sink.cont("    ");
         sink.cont("    1. The server didn't finish starting,");
         sink.cont("       or it crashed due to a configuration issue.");
+        let pod_name = pod_name(name, s.server);
         let (msg, gap) = (
-            format_args!("Deleting pod jhub/jupyter-{name}"),
+            format_args!("Deleting pod jhub/{pod_name}"),
             self.rng.range(10, 300),
         );
         sink.info(Kind::PodDelete, t + gap, "spawner:3395", msg);
@@ -638,7 +683,8 @@ impl<W: Write> Sim<W> {
         let t0 = sink.info(Kind::ProxyRouteRemoved, t, "proxy:356", msg);
         let msg = format_args!("Removing route /user/{name}{sl}{sv}");
         let t = sink.chp(Kind::ChpRouteRemoved, t0 + r.range(1, 8), msg);
-        let msg = format_args!("Deleting pod jhub/jupyter-{name}");
+        let pod_name = pod_name(name, s.server);
+        let msg = format_args!("Deleting pod jhub/{pod_name}");
         sink.info(Kind::PodDelete, t + r.range(5, 40), "spawner:3395", msg);
         t0
     }

@@ -86,6 +86,43 @@ fn classify(line: &str) -> Option<&'static str> {
     Some(hit.map_or("unparsed", |&(_, k)| k))
 }
 
+/// The user of a pod named by KubeSpawner's `escape` scheme (`jupyter-` stripped):
+/// `ana-2elopez-40example-2eorg--gpu` is `ana.lopez@example.org`. An escape is `-` and two hex
+/// digits; `--` separates the server name.
+fn pod_user(pod: &str) -> String {
+    let b = pod.as_bytes();
+    let (mut out, mut i) = (Vec::new(), 0);
+    while i < b.len() {
+        match b[i] {
+            b'-' if b.get(i + 1) == Some(&b'-') => break,
+            b'-' => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 3;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn pod_names_are_kubespawners_escape_scheme() {
+    // Values printed by kubespawner 6.2.0's template over `escapism.escape`.
+    assert_eq!(
+        super::pod_name("ana.lopez@example.org", Some("gpu")),
+        "jupyter-ana-2elopez-40example-2eorg--gpu"
+    );
+    assert_eq!(super::pod_name("user0001", None), "jupyter-user0001");
+    assert_eq!(
+        pod_user("ana-2elopez-40example-2eorg--gpu"),
+        "ana.lopez@example.org"
+    );
+}
+
 /// Recounts everything in `Truth` from the text alone.
 fn recount(text: &str) -> Truth {
     let mut t = Truth {
@@ -109,8 +146,8 @@ fn recount(text: &str) -> Truth {
         };
         if let Some(p) = msg.strip_prefix("Applying KubeSpawner override for profile '") {
             pending = Some(p.trim_end_matches('\'').to_string());
-        } else if let Some(u) = name("Attempting to create pod jupyter-") {
-            profile_of.insert(u, pending.take().unwrap_or_default());
+        } else if let Some(pod) = name("Attempting to create pod jupyter-") {
+            profile_of.insert(pod_user(&pod), pending.take().unwrap_or_default());
         } else if msg.contains(" seconds to start") {
             ready.insert(name("User ").unwrap(), stamp(line).unwrap());
         } else if msg.contains(" seconds to stop") || msg.contains("server stopped, with exit code")

@@ -2,8 +2,8 @@
 //! never scan the request rows (activity POSTs are most of a hub's log):
 //!
 //! * `lifecycle`: the `events` rows about servers starting and stopping (same schema as
-//!   `events`; ~2 % of its rows): the spawn, stop, exit, cull, profile and pod lines, and the
-//!   DELETE requests that stop a server.
+//!   `events`; ~2 % of its rows): the spawn, stop, exit, cull, profile, pod and proxy-removal
+//!   lines, and the DELETE requests that stop a server.
 //! * `activity`: per user and commit, the times of their activity POSTs
 //!   (`POST /hub/api/users/{user}/activity`, status < 400) as one sorted list. Compaction
 //!   regroups a partition's rows to one per user.
@@ -35,8 +35,10 @@ pub const SERVER_ROUTES: [&str; 2] = [
     "/hub/api/users/{user}/server",
     "/hub/api/users/{user}/servers/{server}",
 ];
-/// Message kinds about a server's life.
-pub const LIFECYCLE_KINDS: [&str; 10] = [
+/// Message kinds about a server's life. `proxy_route_removed` names the server that an exit
+/// line (`User alice server stopped, with exit code: 1`, user only) ended: JupyterHub logs it
+/// right after (`handlers/base.py` `user_stopped`, `proxy.py` `delete_user`).
+pub const LIFECYCLE_KINDS: [&str; 11] = [
     "profile_override",
     "pod_create",
     "spawn_succeeded",
@@ -47,6 +49,7 @@ pub const LIFECYCLE_KINDS: [&str; 10] = [
     "cull_server",
     "cull_user",
     "hub_shutdown",
+    "proxy_route_removed",
 ];
 
 /// Whether an `events` row belongs in `lifecycle`.

@@ -1,8 +1,10 @@
 //! Reads the lifecycle records a report needs from the lake, in log order.
 //!
-//! One DataFusion query over `events`, pruned to the window's `dt` partitions and to the kinds
-//! [`sessions`](super::sessions) reads (a few per cent of the rows: activity POSTs are most of
-//! them), plus each hub's first and last record in the window.
+//! One DataFusion query over the `lifecycle` table and one over `activity` (derived from
+//! `events` at ingest, `lake::derived`), pruned to the window's `dt` partitions, plus each hub's
+//! first and last record in the window. [`load_windows`] reads several windows in one pass and
+//! gives each exactly what [`load`] of it alone would (a window's records are those whose UTC
+//! day, the `dt` they are partitioned by, falls in it).
 
 use std::collections::HashMap;
 
@@ -43,23 +45,94 @@ fn dates(w: (NaiveDate, NaiveDate)) -> String {
 }
 
 pub async fn load(ctx: &SessionContext, w: Window) -> Result<Loaded, QueryError> {
+    let mut v = load_windows(ctx, &[w]).await?;
+    v.pop()
+        .ok_or_else(|| QueryError::Sql("no window read".into()))
+}
+
+/// What each of `windows` holds, read at once: the records of all of them are read once (one
+/// lifecycle and one activity scan over their union), then each window gets exactly the
+/// records and bounds [`load`] of that window alone gives. A month's figures are made from the
+/// window of that month ([`super::monthly::window`]), so a report's previous-month row equals
+/// that month's own report.
+pub async fn load_windows(
+    ctx: &SessionContext,
+    windows: &[Window],
+) -> Result<Vec<Loaded>, QueryError> {
+    let Some(first) = windows.first() else {
+        return Ok(Vec::new());
+    };
+    let mut u = *first;
+    for w in &windows[1..] {
+        u.life = (u.life.0.min(w.life.0), u.life.1.max(w.life.1));
+        u.activity = (
+            u.activity.0.min(w.activity.0),
+            u.activity.1.max(w.activity.1),
+        );
+    }
     // The two scans run at once: each is mostly one thread decoding what the engine streams.
-    let activity = tokio::spawn(activity(ctx.clone(), w));
+    let activity = tokio::spawn(activity(ctx.clone(), u));
     let mut names = Names::default();
     names.id("");
-    let events = lifecycle(ctx, w, &mut names).await?;
+    let events = lifecycle(ctx, u, &mut names).await?;
     let activity = activity
         .await
         .map_err(|e| QueryError::Sql(format!("activity scan: {e}")))??;
     let activity = intern_activity(activity, &mut names);
-    let (first_ts, last_ts) = bounds(ctx, &events, &names, &activity).await?;
-    Ok(Loaded {
-        events: with_first_activities(events, &activity),
-        names,
-        activity,
-        first_ts,
-        last_ts,
-    })
+    let parts: Vec<(Vec<Ev>, Activity)> = if windows.len() == 1 {
+        // The union is the window: nothing to cut.
+        vec![(events, activity)]
+    } else {
+        windows
+            .iter()
+            .map(|w| restrict(&events, &activity, *w))
+            .collect()
+    };
+    let spans: Vec<HashMap<String, (i64, i64)>> =
+        parts.iter().map(|(e, a)| spans(e, &names, a)).collect();
+    let days = day_bounds(ctx, &spans).await?;
+    let mut out = Vec::with_capacity(windows.len());
+    for ((events, activity), span) in parts.into_iter().zip(&spans) {
+        let (first_ts, last_ts) = refine(span, &days);
+        out.push(Loaded {
+            events: with_first_activities(events, &activity),
+            names: names.clone(),
+            activity,
+            first_ts,
+            last_ts,
+        });
+    }
+    Ok(out)
+}
+
+/// The UTC day of a time, as the lake's `dt` partitions it.
+fn day_of(us: i64) -> Option<NaiveDate> {
+    chrono::DateTime::from_timestamp_micros(us).map(|t| t.date_naive())
+}
+
+fn in_days(us: i64, w: (NaiveDate, NaiveDate)) -> bool {
+    day_of(us).is_some_and(|d| d >= w.0 && d <= w.1)
+}
+
+/// The records of window `w` (what its own `dt` filters would read).
+fn restrict(events: &[Ev], activity: &Activity, w: Window) -> (Vec<Ev>, Activity) {
+    let events = events
+        .iter()
+        .filter(|e| in_days(e.ts, w.life))
+        .cloned()
+        .collect();
+    let mut act = Activity::default();
+    for (k, v) in activity {
+        let v: Vec<i64> = v
+            .iter()
+            .copied()
+            .filter(|&t| in_days(t, w.activity))
+            .collect();
+        if !v.is_empty() {
+            act.insert(*k, v);
+        }
+    }
+    (events, act)
 }
 
 /// Lifecycle records in log order.
@@ -148,21 +221,8 @@ async fn activity(ctx: SessionContext, w: Window) -> Result<ActivityIndex, Query
     Ok(by_hub)
 }
 
-/// Each hub's first and last record. Found among the rows read, then refined by reading every
-/// record of just the days those fall on (a day's CHP or metrics lines may come before or after).
-async fn bounds(
-    ctx: &SessionContext,
-    events: &[Ev],
-    names: &Names,
-    activity: &Activity,
-) -> Result<(HashMap<String, i64>, HashMap<String, i64>), QueryError> {
-    let (mut first, mut last): (HashMap<String, i64>, HashMap<String, i64>) = Default::default();
-    let mut see = |hub: &str, t: i64| {
-        let f = first.entry(hub.to_string()).or_insert(t);
-        *f = (*f).min(t);
-        let l = last.entry(hub.to_string()).or_insert(t);
-        *l = (*l).max(t);
-    };
+/// Each hub's first and last record among the rows read.
+fn spans(events: &[Ev], names: &Names, activity: &Activity) -> HashMap<String, (i64, i64)> {
     // Per hub id first: one name lookup per hub, not per record.
     let mut span: HashMap<u32, (i64, i64)> = HashMap::new();
     let mut by_id = |hub: u32, t: i64| {
@@ -177,48 +237,81 @@ async fn bounds(
             by_id(h, *t);
         }
     }
-    for (h, (lo, hi)) in span {
-        see(names.name(h), lo);
-        see(names.name(h), hi);
-    }
-    let day =
-        |us: i64| chrono::DateTime::from_timestamp_micros(us).map(|t| t.date_naive().to_string());
-    let mut days: Vec<String> = first
+    span.into_iter()
+        .map(|(h, s)| (names.name(h).to_string(), s))
+        .collect()
+}
+
+/// Per hub and day: the first and last record of `events` on the days the spans begin or end
+/// on (a day's CHP or metrics lines may come before or after the records read).
+type DayBounds = HashMap<(String, NaiveDate), (i64, i64)>;
+
+fn span_days(span: &HashMap<String, (i64, i64)>) -> Vec<NaiveDate> {
+    let mut days: Vec<NaiveDate> = span
         .values()
-        .chain(last.values())
-        .filter_map(|&t| day(t))
+        .flat_map(|&(a, b)| [day_of(a), day_of(b)])
+        .flatten()
         .collect();
     days.sort();
     days.dedup();
+    days
+}
+
+async fn day_bounds(
+    ctx: &SessionContext,
+    spans: &[HashMap<String, (i64, i64)>],
+) -> Result<DayBounds, QueryError> {
+    let mut days: Vec<NaiveDate> = spans.iter().flat_map(span_days).collect();
+    days.sort();
+    days.dedup();
+    let mut out = DayBounds::new();
     if days.is_empty() {
-        return Ok((first, last));
+        return Ok(out);
     }
-    let days = days
+    let list = days
         .iter()
         .map(|d| format!("'{d}'"))
         .collect::<Vec<_>>()
         .join(",");
     let sql = format!(
-        "SELECT hub, CAST(min(ts) AS BIGINT), CAST(max(ts) AS BIGINT) FROM events \
-         WHERE dt IN ({days}) AND ts IS NOT NULL GROUP BY hub"
+        "SELECT hub, CAST(dt AS VARCHAR), CAST(min(ts) AS BIGINT), CAST(max(ts) AS BIGINT) \
+         FROM events WHERE dt IN ({list}) AND ts IS NOT NULL GROUP BY hub, dt"
     );
     for b in &query::run(ctx, &sql).await? {
-        let hub = Strs::of(b.column(0));
+        let (hub, dt) = (Strs::of(b.column(0)), Strs::of(b.column(1)));
         let (lo, hi) = (
-            b.column(1).as_primitive::<Int64Type>(),
             b.column(2).as_primitive::<Int64Type>(),
+            b.column(3).as_primitive::<Int64Type>(),
         );
         for i in 0..b.num_rows() {
-            let h = hub.value(i);
-            if let Some(f) = first.get_mut(h) {
-                *f = (*f).min(lo.value(i));
-            }
-            if let Some(l) = last.get_mut(h) {
-                *l = (*l).max(hi.value(i));
-            }
+            let Ok(d) = NaiveDate::parse_from_str(dt.value(i), "%Y-%m-%d") else {
+                continue;
+            };
+            out.insert((hub.value(i).to_string(), d), (lo.value(i), hi.value(i)));
         }
     }
-    Ok((first, last))
+    Ok(out)
+}
+
+/// A window's first and last record per hub: its span, widened by every record of that hub on
+/// the days any hub's span of the window begins or ends on.
+fn refine(
+    span: &HashMap<String, (i64, i64)>,
+    days: &DayBounds,
+) -> (HashMap<String, i64>, HashMap<String, i64>) {
+    let on = span_days(span);
+    let (mut first, mut last) = (HashMap::new(), HashMap::new());
+    for (hub, &(lo, hi)) in span {
+        let (mut lo, mut hi) = (lo, hi);
+        for d in &on {
+            if let Some(&(a, b)) = days.get(&(hub.clone(), *d)) {
+                (lo, hi) = (lo.min(a), hi.max(b));
+            }
+        }
+        first.insert(hub.clone(), lo);
+        last.insert(hub.clone(), hi);
+    }
+    (first, last)
 }
 
 /// Each user's first activity goes into the record stream, at its place: it opens a session
@@ -337,6 +430,7 @@ fn decode(
             "server_still_running" => Life::StillRunning,
             "cull_server" | "cull_user" => Life::CullRequested,
             "hub_shutdown" => Life::HubShutdown,
+            "proxy_route_removed" => Life::ProxyRemoved,
             "request" => Life::Delete {
                 actor: actor.get(i).unwrap_or_default().to_string(),
             },

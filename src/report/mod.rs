@@ -14,6 +14,7 @@ pub mod html;
 pub mod load;
 pub mod monthly;
 pub mod observed;
+pub mod podname;
 pub mod pods;
 pub mod pricing;
 pub mod render;
@@ -51,26 +52,51 @@ pub async fn monthly(
     first: NaiveDate,
     pricing: &Pricing,
 ) -> Result<monthly::Monthly, QueryError> {
-    let w = monthly::window(first);
-    let l = load::load(ctx, w).await?;
-    let pods = pods::load(ctx, w).await?;
-    let observed = observed::load(ctx, w.activity.0, w.activity.1).await?;
+    let prev = first - chrono::Months::new(1);
+    let (w, pw) = (monthly::window(first), monthly::window(prev));
+    let mut loaded = load::load_windows(ctx, &[w, pw]).await?;
+    let (Some(pl), Some(l)) = (loaded.pop(), loaded.pop()) else {
+        return Err(QueryError::Sql("report windows not read".into()));
+    };
+    let (pods, prev_pods) = (pods::load(ctx, w).await?, pods::load(ctx, pw).await?);
+    // The hub's own word on activity over both windows (empty without observations).
+    let observed = observed::load(ctx, pw.activity.0, w.activity.1).await?;
     let t0 = std::time::Instant::now();
-    let sessions = sessions::derive_interned(&l.events, &l.names, l.activity, &l.first_ts);
+    // The two rebuilds are independent and pure: one on each core.
+    let (l_act, pl_act) = (l.activity, pl.activity);
+    let (sessions, prev_sessions) = std::thread::scope(|sc| {
+        let prev =
+            sc.spawn(|| sessions::derive_interned(&pl.events, &pl.names, pl_act, &pl.first_ts));
+        let cur = sessions::derive_interned(&l.events, &l.names, l_act, &l.first_ts);
+        (cur, prev.join())
+    });
+    let prev_sessions =
+        prev_sessions.map_err(|_| QueryError::Sql("previous month's rebuild panicked".into()))?;
+    // Extension point (issue 17, "ground sessions in the hub"): where the lake holds the hub's
+    // own observations of servers, correct `sessions` and `prev_sessions` against them here,
+    // before pricing; the flagged sessions (`Session::flags`) are the ones whose bounds the
+    // log alone could only estimate.
     tracing::debug!(
         sessions = sessions.len(),
+        previous = prev_sessions.len(),
         seconds = t0.elapsed().as_secs_f64(),
         "report: sessions derived"
     );
-    Ok(monthly::build(
-        first,
-        &sessions,
-        &l.last_ts,
-        &l.first_ts,
-        pricing,
-        Some(&pods),
-        &observed,
-    ))
+    let cur = monthly::MonthData {
+        sessions: &sessions,
+        first_ts: &l.first_ts,
+        last_ts: &l.last_ts,
+        pods: Some(&pods),
+        observed: &observed,
+    };
+    let prev = monthly::MonthData {
+        sessions: &prev_sessions,
+        first_ts: &pl.first_ts,
+        last_ts: &pl.last_ts,
+        pods: Some(&prev_pods),
+        observed: &observed,
+    };
+    Ok(monthly::build(first, &cur, &prev, pricing))
 }
 
 pub fn render(m: &monthly::Monthly, format: ReportFormat) -> String {

@@ -11,6 +11,11 @@
 //!
 //! A session is priced from its pod's requests and its node's price when the lake's `pods`
 //! table has them ([`super::pods`]), else by its profile's price.
+//!
+//! A month's figures are always made from the sessions rebuilt over that month's own window
+//! ([`window`]): the previous-month row of a report is [`month_totals`] of the previous month
+//! over *its* window, so it equals that month's own report (a rebuild over a window that starts
+//! later may see a session only as running since the data began, without its profile).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -329,30 +334,53 @@ fn daily(ps: &[Piece]) -> BTreeMap<NaiveDate, BTreeMap<String, i64>> {
     out
 }
 
-/// Build the report of the month starting at `first` from sessions derived over a window that
-/// covers it and the month before.
-pub fn build(
-    first: NaiveDate,
-    sessions: &[Session],
-    last_ts: &HashMap<String, i64>,
-    first_ts: &HashMap<String, i64>,
-    pricing: &Pricing,
-    pods: Option<&PodPrices>,
-    observed: &Observed,
-) -> Monthly {
+/// The sessions of one month's data window ([`window`]) and what prices them.
+pub struct MonthData<'a> {
+    pub sessions: &'a [Session],
+    /// hub -> its first and last record in the window.
+    pub first_ts: &'a HashMap<String, i64>,
+    pub last_ts: &'a HashMap<String, i64>,
+    pub pods: Option<&'a PodPrices>,
+    /// The hub's observations (empty without any): idle time and active days.
+    pub observed: &'a Observed,
+}
+
+/// A month's totals from the sessions of its own window: what the month's report says, and
+/// what any later report's previous-month row says (`None`: the data holds no record of it).
+pub fn month_totals(first: NaiveDate, d: &MonthData, pricing: &Pricing) -> Option<Totals> {
+    let (lo, hi) = month_bounds(first);
+    let has = d.first_ts.values().any(|&f| f < hi) && d.last_ts.values().any(|&l| l >= lo);
+    let pods = d.pods.filter(|p| !p.is_empty());
+    let mut ignore = BTreeSet::new();
+    let ps = pieces(
+        d.sessions, lo, hi, d.last_ts, pricing, pods, d.observed, &mut ignore,
+    );
+    has.then(|| totals(&ps, pricing))
+}
+
+/// Build the report of the month starting at `first` from the sessions of its window
+/// ([`window`]); the previous month's row comes from the sessions of *its* window, so that it
+/// equals that month's own report.
+pub fn build(first: NaiveDate, cur: &MonthData, prev: &MonthData, pricing: &Pricing) -> Monthly {
+    let (sessions, last_ts, first_ts) = (cur.sessions, cur.last_ts, cur.first_ts);
     let (lo, hi) = month_bounds(first);
     let prev_first = first - Months::new(1);
-    let (plo, phi) = month_bounds(prev_first);
-    let pods = pods.filter(|p| !p.is_empty());
+    let pods = cur.pods.filter(|p| !p.is_empty());
     let mut unpriced = BTreeSet::new();
-    let ps = pieces(sessions, lo, hi, last_ts, pricing, pods, observed, &mut unpriced);
-    let mut ignore = BTreeSet::new();
-    let prev_ps = pieces(sessions, plo, phi, last_ts, pricing, pods, observed, &mut ignore);
+    let ps = pieces(
+        sessions,
+        lo,
+        hi,
+        last_ts,
+        pricing,
+        pods,
+        cur.observed,
+        &mut unpriced,
+    );
     let grounded = (
         ps.iter().filter(|p| p.grounded).count() as u64,
         ps.len() as u64,
     );
-    let has_prev = first_ts.values().any(|&f| f < phi) && last_ts.values().any(|&l| l >= plo);
     let mut end_reasons = BTreeMap::new();
     let mut flags = Flags::default();
     for p in &ps {
@@ -372,7 +400,7 @@ pub fn build(
         idle_timeout_s: pricing.idle_timeout.as_secs(),
         hubs,
         totals: totals(&ps, pricing),
-        previous: has_prev.then(|| totals(&prev_ps, pricing)),
+        previous: month_totals(prev_first, prev, pricing),
         data_from: first_ts.values().min().copied(),
         data_to: last_ts.values().max().copied(),
         by_user: breakdown(&ps, |p| p.s.user.clone()),

@@ -446,7 +446,7 @@ fn memory_bounds_change_how_rows_are_cut_not_which_rows_land() {
 fn check_derived(lake: &Path) {
     let life = "kind IN ('profile_override','pod_create','spawn_succeeded','stop_succeeded',\
                 'server_exited','server_lost','server_still_running','cull_server','cull_user',\
-                'hub_shutdown') OR (kind = 'request' AND status IN (202, 204) AND method = 'DELETE' \
+                'hub_shutdown','proxy_route_removed') OR (kind = 'request' AND status IN (202, 204) AND method = 'DELETE' \
                 AND route IN ('/hub/api/users/{user}/server','/hub/api/users/{user}/servers/{server}'))";
     let from_events = query_csv(
         lake,

@@ -522,3 +522,261 @@ fn sessions_with_a_pod_on_a_sized_node_are_priced_from_its_requests() {
         "{html}"
     );
 }
+
+fn sessions_csv(lake: &Path) -> String {
+    run_ok(
+        bin()
+            .args(["query", "--format", "csv", "--lake"])
+            .arg(lake)
+            .arg(
+                "SELECT \"user\", server_name, profile, start, \"end\", end_reason, flags \
+                 FROM sessions ORDER BY \"user\", server_name, start",
+            ),
+    )
+}
+
+/// The log shapes of issue 17 in one hand-made log whose every line follows a JupyterHub 5.x /
+/// KubeSpawner 7 (DEBUG) template (fixtures/reports/README.md names the emitter of each):
+/// a pre-ready heartbeat of a user who only runs a named server, an exit line whose proxy
+/// removal names the named server that died while the default one runs on, `still running`
+/// after a restart for a named server, a missing stop line with the next pod's heartbeat
+/// before ready, and e-mail users with KubeSpawner 7 `safe` and 6 `escape` pod names.
+#[test]
+fn the_session_rules_follow_the_lifecycle_shapes_jupyterhub_and_kubespawner_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ingest(&lake, &root().join("fixtures/reports/lifecycle-shapes.log"));
+    super::check_golden(
+        &root().join("fixtures/reports/lifecycle-shapes.sessions.csv"),
+        &sessions_csv(&lake),
+    );
+    let pricing = dir.path().join("pricing.toml");
+    std::fs::write(&pricing, PRICING).unwrap();
+    let got = read_csv(&run_ok(
+        bin()
+            .args([
+                "report", "monthly", "--month", "2026-11", "--format", "csv", "--lake",
+            ])
+            .arg(&lake)
+            .arg("--pricing")
+            .arg(&pricing),
+    ));
+    // frank@example.org: 17:30:10 to 19:00:01 on the GPU profile, found through the `safe` pod
+    // name `jupyter-frank-example-org---80ca8af6`.
+    let secs = 5391;
+    assert_eq!(
+        got[&("user".into(), "frank@example.org".into())],
+        (secs, 1, cents(secs as f64 / 3600.0 * 0.526))
+    );
+    // grace ran one named server (2 h), no default server from the first line on.
+    assert_eq!(got[&("user".into(), "grace".into())].0, 7191);
+}
+
+/// The real JupyterHub 6.1.1 captures (fixtures/logs/real: the hub and culler logs apart, and
+/// one combined DEBUG log): the sessions are exactly the servers their driver saw start
+/// (truth.json), each ended as the driver saw it end. Before issue 17 every pod's pre-ready
+/// heartbeat made a phantom server "running since the data began" (five in the combined log;
+/// carol, who runs named servers only, kept a default one to the end).
+#[test]
+fn the_real_hub_logs_rebuild_exactly_the_servers_their_driver_saw() {
+    for (capture, logs) in [
+        ("hub-only", &["hub.log", "culler.log"][..]),
+        ("combined-debug", &["hub.log"][..]),
+    ] {
+        real_capture_sessions(capture, logs);
+    }
+}
+
+fn real_capture_sessions(capture: &str, logs: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let real = root().join("fixtures/logs/real").join(capture);
+    let mut cmd = bin();
+    cmd.args(["ingest", "--no-progress", "--lake"]).arg(&lake);
+    for l in logs {
+        cmd.arg(real.join(l));
+    }
+    run_ok(&mut cmd);
+    let truth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(real.join("truth.json")).unwrap()).unwrap();
+    let pairs = |k: &str| -> Vec<(String, String)> {
+        truth[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                (
+                    v["user"].as_str().unwrap().to_string(),
+                    v["server"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    // How the driver ended each server: a DELETE by its own token (an admin's stop), the
+    // culler, a SIGKILL, or still running when the hub shut down (and cleaned it up unlogged).
+    let mut want: Vec<(String, String, &str)> = Vec::new();
+    for (u, s) in pairs("spawns_succeeded") {
+        let key = (u.clone(), s.clone());
+        let end = if pairs("stops").contains(&key) {
+            "admin_stop"
+        } else if pairs("culled").contains(&key) {
+            "culled"
+        } else if pairs("servers_died").contains(&key) {
+            "failed"
+        } else if pairs("running_at_shutdown").contains(&key) {
+            "running"
+        } else {
+            panic!("truth.json does not say how {key:?} ended");
+        };
+        want.push((u, s, end));
+    }
+    want.sort();
+    let csv = run_ok(
+        bin()
+            .args(["query", "--format", "csv", "--lake"])
+            .arg(&lake)
+            .arg(
+                "SELECT \"user\", server_name, end_reason, flags FROM sessions \
+                 ORDER BY \"user\", server_name",
+            ),
+    );
+    let got: Vec<(String, String, String)> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            assert_eq!(
+                f[3], "",
+                "{capture}: no session of this log is estimated: {l}"
+            );
+            (f[0].to_string(), f[1].to_string(), f[2].to_string())
+        })
+        .collect();
+    let want: Vec<(String, String, String)> = want
+        .into_iter()
+        .map(|(u, s, e)| (u, s, e.to_string()))
+        .collect();
+    assert_eq!(got, want, "{capture}");
+}
+
+/// A month's figures do not depend on which report reads them: September's total in the
+/// September report equals the October report's previous-month row, to the second and the cent.
+/// eve's GPU server started in July (its profile line is there) and was culled on 3 September:
+/// a rebuild starting in August (October's window) sees it only as running since the data
+/// began, with the default profile.
+#[test]
+fn a_closed_month_has_the_same_figures_in_its_report_and_in_the_next_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lake, pricing) = (dir.path().join("lake"), dir.path().join("pricing.toml"));
+    ingest(&lake, &root().join("fixtures/reports/closed-month.log"));
+    std::fs::write(&pricing, PRICING).unwrap();
+    let report = |month: &str| {
+        run_ok(
+            bin()
+                .args(["report", "monthly", "--month", month, "--format", "csv"])
+                .arg("--lake")
+                .arg(&lake)
+                .arg("--pricing")
+                .arg(&pricing),
+        )
+    };
+    let row = |csv: &str, section: &str| -> String {
+        let l = csv
+            .lines()
+            .find(|l| l.split(',').nth(1) == Some(section))
+            .unwrap_or_else(|| panic!("no {section} row in\n{csv}"));
+        // Everything but the month column.
+        l.split_once(',')
+            .unwrap()
+            .1
+            .split_once(',')
+            .unwrap()
+            .1
+            .to_string()
+    };
+    let sep = report("2026-09");
+    let oct = report("2026-10");
+    assert_eq!(row(&oct, "previous_month_total"), row(&sep, "total"));
+    // eve: 1 September 00:00 to the stop line on the 3rd at 19:10:38, on the GPU profile.
+    let got = read_csv(&sep);
+    assert_eq!(got[&("profile".into(), "gpu".into())].0, 241_838);
+    // frank@example.org: his `escape` pod name (KubeSpawner 6) pairs his Medium profile.
+    assert_eq!(got[&("profile".into(), "medium".into())].0, 28_789);
+    // And the November report's previous row is October's own total.
+    assert_eq!(
+        row(&report("2026-11"), "previous_month_total"),
+        row(&oct, "total")
+    );
+}
+
+/// One session model: the quota budgets read the same rebuild as the report. At the end of
+/// November, each user's server-hours this month in `control::quota::month_usage` equal the
+/// November report's (the lifecycle-shapes log: pre-ready heartbeat, named exit, restart, gap,
+/// e-mail users).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quota_budgets_count_the_reports_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ingest(&lake, &root().join("fixtures/reports/lifecycle-shapes.log"));
+    let csv = run_ok(
+        bin()
+            .args([
+                "report", "monthly", "--month", "2026-11", "--format", "csv", "--lake",
+            ])
+            .arg(&lake),
+    );
+    let report = read_csv(&csv);
+    let policy =
+        hubpulse::control::admission::Policy::parse("default_profile = \"small\"\n", "p.toml")
+            .unwrap();
+    // The log's last record is 2026-11-02 20:00; judy's second run and the others are closed.
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-02T20:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let usage = hubpulse::control::quota::month_usage(&lake, &policy, now)
+        .await
+        .unwrap();
+    let mut users = 0;
+    for ((section, user), (secs, _, _)) in &report {
+        if section != "user" {
+            continue;
+        }
+        users += 1;
+        let h = usage.user.get(user).copied().unwrap_or(0.0);
+        assert!(
+            (h * 3600.0 - *secs as f64).abs() < 1.0,
+            "{user}: quota {h} h, report {secs} s"
+        );
+    }
+    assert_eq!(users, usage.user.len());
+    assert_eq!(users, 6);
+}
+
+/// `load_windows` reads the report's two windows in one pass; each must get exactly the
+/// records and bounds a read of that window alone gives, so the same sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_two_windows_at_once_gives_each_what_reading_it_alone_gives() {
+    use hubpulse::report::{load, monthly, sessions};
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    ingest(&lake, &root().join("fixtures/reports/closed-month.log"));
+    let ctx = hubpulse::query::session(&lake).await.unwrap();
+    let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    let (oct, sep) = (
+        monthly::window(day("2026-10-01")),
+        monthly::window(day("2026-09-01")),
+    );
+    let both = load::load_windows(&ctx, &[oct, sep]).await.unwrap();
+    assert_eq!(both.len(), 2);
+    for (w, l) in [oct, sep].into_iter().zip(both) {
+        let alone = load::load(&ctx, w).await.unwrap();
+        assert_eq!(l.first_ts, alone.first_ts);
+        assert_eq!(l.last_ts, alone.last_ts);
+        assert_eq!(l.events.len(), alone.events.len());
+        let a = sessions::derive_interned(&l.events, &l.names, l.activity, &l.first_ts);
+        let b =
+            sessions::derive_interned(&alone.events, &alone.names, alone.activity, &alone.first_ts);
+        assert_eq!(a, b);
+        assert!(!a.is_empty());
+    }
+}
