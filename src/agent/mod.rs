@@ -259,7 +259,26 @@ pub fn run_with(
             }
         };
         tokio::select! {
-            r = &mut done_rx => return r.map_err(|_| AgentError::Runtime("pipeline thread panicked".into())),
+            r = &mut done_rx => {
+                // The pipeline ended by itself: every source ended, or a fatal error (e.g. the
+                // lake cannot be written). Everything else stops with it, so no thread waits on
+                // a shutdown flag nobody sets (a hang that also ignored SIGTERM).
+                shutdown.store(true, Ordering::Relaxed);
+                let _ = stop_tx.send(true);
+                let r = r.map_err(|_| AgentError::Runtime("pipeline thread panicked".into()));
+                if let Ok(Err(e)) = &r {
+                    tracing::error!(error = %e, "the pipeline failed: stopping the agent");
+                }
+                let wait = async {
+                    for t in control_tasks {
+                        let _ = t.await;
+                    }
+                };
+                if tokio::time::timeout(deadline, wait).await.is_err() {
+                    tracing::error!(seconds = deadline.as_secs_f64(), "control loops did not stop within the shutdown deadline");
+                }
+                return r;
+            }
             s = signals.next() => tracing::info!(signal = s, "shutting down: stop reading, flush, commit"),
             _ = external => tracing::info!("shutting down on request: stop reading, flush, commit"),
         }

@@ -566,3 +566,56 @@ fn an_unwritable_lake_is_exit_2_naming_it() {
     assert!(err.starts_with("hubpulse: lake.path: "), "{err}");
     assert!(err.contains("not-a-dir"), "{err}");
 }
+
+/// A lake that cannot be written any more (its staging directory replaced by a file, so every
+/// part write fails with ENOTDIR) ends the agent with a non-zero exit and the reason, within
+/// its shutdown deadline, instead of leaving the file source waiting forever on a shutdown
+/// flag nobody sets (which also made it deaf to SIGTERM).
+#[test]
+fn a_fatal_lake_error_ends_the_agent_non_zero_instead_of_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let lake = dir.path().join("lake");
+    let port = free_port();
+    let cfg = config(dir.path(), &lake, &format!("127.0.0.1:{port}"), "");
+    let mut f = File::create(logs.join("hub.log")).unwrap();
+    for s in 0..10 {
+        f.write_all(line(s).as_bytes()).unwrap();
+    }
+    let mut child = bin()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("10 committed rows", Duration::from_secs(30), || {
+        http_get(port, "/metrics")
+            .is_some_and(|(_, b)| b.contains("\nhubpulse_lake_rows_published_total 10\n"))
+    });
+    let staging = lake.join("_hubpulse/hubs/test-hub/staging");
+    assert!(staging.is_dir(), "{}", staging.display());
+    std::fs::remove_dir_all(&staging).unwrap();
+    std::fs::write(&staging, b"not a directory").unwrap();
+    for s in 10..20 {
+        f.write_all(line(s).as_bytes()).unwrap();
+    }
+    // No more input after this: the source has nothing to send, only the shutdown flag ends it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the agent hung after a fatal lake error");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("staging"), "the reason, naming the path: {err}");
+}
