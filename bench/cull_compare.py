@@ -90,7 +90,7 @@ class Hub:
         return srv is None or srv.get("pending") == "stop", srv
 
 
-def start_hubpulse(binary, hub, workdir, timeout, fraction):
+def start_hubpulse(binary, hub, workdir, timeout, fraction, reconcile="5m"):
     tok = os.path.join(workdir, "token")
     with open(tok, "w") as f:
         f.write(hub.culler)
@@ -99,7 +99,7 @@ def start_hubpulse(binary, hub, workdir, timeout, fraction):
         f.write(f"""[lake]\npath = {json.dumps(os.path.join(workdir, 'lake'))}\nflush_interval = "5s"\n
 [http]\nlisten = "off"\n[[files]]\ninclude = [{json.dumps(hub.log)}]\nstart_at = "end"\n
 [hub]\napi_url = {json.dumps(hub.api)}\ntoken_file = {json.dumps(tok)}\n
-[culler]\ntimeout = "{timeout}s"\nreconcile_every = "5m"\nmax_cull_fraction = {fraction}\n""")
+[culler]\ntimeout = "{timeout}s"\nreconcile_every = "{reconcile}"\nmax_cull_fraction = {fraction}\n""")
     return subprocess.Popen([binary, "run", "--config", cfg], stdout=subprocess.DEVNULL,
                             stderr=open(os.path.join(workdir, "agent.log"), "w"))
 
@@ -143,7 +143,8 @@ def run(tool, args):
         start_bytes = os.path.getsize(hub.log)
         t0 = time.monotonic()
         if tool == "hubpulse":
-            proc = start_hubpulse(args.hubpulse, hub, work, args.timeout, args.max_cull_fraction)
+            proc = start_hubpulse(args.hubpulse, hub, work, args.timeout, args.max_cull_fraction,
+                                  args.reconcile_every)
         else:
             proc = start_idle_culler(hub, work, args.timeout, int(tool.split("-")[1]))
         last, gone, touched = {}, {}, set()
@@ -198,6 +199,7 @@ def main():
     ap.add_argument("--idle", type=int, default=4)
     ap.add_argument("--busy", type=int, default=2)
     ap.add_argument("--stagger", type=float, default=7.3)
+    ap.add_argument("--reconcile-every", default="5m", help="hubpulse's reconcile_every")
     ap.add_argument("--activity-interval", type=int, default=10)
     ap.add_argument("--last-activity-interval", type=int, default=5)
     # jupyterhub-idle-culler has no mass-cull guard; hubpulse's default (0.5) would refuse the
