@@ -179,6 +179,8 @@ pub struct Running {
     pub server: String,
     pub profile: String,
     pub groups: Vec<String>,
+    /// The hub's `started` for the server (what its usage this month is counted from).
+    pub started: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Server-hours used this month, by user and by (class, user).
@@ -376,6 +378,7 @@ group_hours = { data-science = 15 }
             server: String::new(),
             profile: profile.into(),
             groups: groups.iter().map(|g| g.to_string()).collect(),
+            started: None,
         }
     }
 

@@ -150,6 +150,7 @@ pub fn start(
             client: hub_client(cfg.hub.as_ref(), 10, 200)?
                 .with_request_counter(stats.hub_requests.clone()),
             lake: lake.to_path_buf(),
+            hub: hub_name.to_string(),
             sink,
             stats,
             token,

@@ -42,6 +42,8 @@ pub struct Quotas {
     pub policy: Policy,
     pub client: HubClient,
     pub lake: PathBuf,
+    /// This agent's hub: usage is counted per hub.
+    pub hub: String,
     pub sink: DecisionSink,
     pub stats: Arc<ControlStats>,
     pub token: String,
@@ -93,15 +95,18 @@ impl Quotas {
                     server: s.name.clone(),
                     profile: self.policy.profile_of(s.profile()).to_string(),
                     groups: u.groups.clone().unwrap_or_default(),
+                    started: s.started,
                 });
             }
         }
         Ok(out)
     }
 
-    /// This month's server-hours from the lake.
-    pub async fn usage(&self, now: DateTime<Utc>) -> Result<Usage, String> {
-        let mut usage = month_usage(&self.lake, &self.policy, now).await?;
+    /// This month's server-hours of this hub: closed sessions from the lake, running servers
+    /// from the hub's API (`running`, their `started`), never from log lines alone.
+    pub async fn usage(&self, now: DateTime<Utc>, running: &[Running]) -> Result<Usage, String> {
+        let mut usage =
+            month_usage(&self.lake, &self.policy, now, Some(&self.hub), Some(running)).await?;
         let group_budgets = self
             .policy
             .budgets
@@ -128,7 +133,11 @@ impl Quotas {
         req: &Request,
     ) -> (super::admission::Answer, Option<String>, Vec<Running>) {
         let now = Utc::now();
-        let (running, usage) = tokio::join!(self.running(), self.usage(now));
+        let running = self.running().await;
+        let usage = match &running {
+            Ok(r) => self.usage(now, r).await,
+            Err(e) => Err(e.clone()),
+        };
         match (running, usage) {
             (Ok(r), Ok(u)) => (admit(&self.policy, req, &r, &u), None, r),
             (Err(e), _) | (_, Err(e)) => {
@@ -192,7 +201,11 @@ impl Quotas {
     /// One pass of the quota loop: servers breaking the policy are stopped after `grace`.
     pub async fn reconcile(&self, first_seen: &mut HashMap<(String, String), DateTime<Utc>>) {
         let now = Utc::now();
-        let (running, usage) = tokio::join!(self.running(), self.usage(now));
+        let running = self.running().await;
+        let usage = match &running {
+            Ok(r) => self.usage(now, r).await,
+            Err(e) => Err(e.clone()),
+        };
         let (running, usage) = match (running, usage) {
             (Ok(r), Ok(u)) => (r, u),
             (Err(e), _) | (_, Err(e)) => {
@@ -299,10 +312,18 @@ impl Quotas {
 /// [`crate::report::monthly::window`]), clipped to `[month start, now]`; a session still open
 /// counts up to `now`. A session's profile is the one last admitted for its user and server
 /// before it started (`decisions`, `component = 'admission'`), else the policy's default.
+/// `hub`: count that hub's sessions only (`None`: every hub of the lake). `running`: the servers
+/// the hub's API lists now; when given, a server's current run is counted from the API's
+/// `started` and the lake's sessions that overlap it are not; a session open in the lake but
+/// not listed counts to its own last sign of life. So a log line alone, such as a forged start
+/// or stop, cannot add or hide usage. `None` (reports, tests) counts the lake's sessions as
+/// they are.
 pub async fn month_usage(
     lake: &std::path::Path,
     policy: &Policy,
     now: DateTime<Utc>,
+    hub: Option<&str>,
+    running: Option<&[Running]>,
 ) -> Result<Usage, String> {
     use crate::report::{load, monthly, sessions};
     use arrow::array::{Array, AsArray};
@@ -321,9 +342,10 @@ pub async fn month_usage(
         let look_back = start - chrono::Duration::days(62);
         let sql = format!(
             "SELECT \"user\", COALESCE(server_name, ''), CAST(ts AS BIGINT) AS t, COALESCE(profile, '')
-             FROM decisions WHERE component = 'admission' AND action = 'allow' AND ts >= TIMESTAMP '{}'
+             FROM decisions WHERE component = 'admission' AND action = 'allow' AND ts >= TIMESTAMP '{}'{}
              ORDER BY t",
-            look_back.format("%Y-%m-%dT%H:%M:%SZ")
+            look_back.format("%Y-%m-%dT%H:%M:%SZ"),
+            hub.map_or(String::new(), |h| format!(" AND hub = '{}'", h.replace('\'', "''")))
         );
         let batches = crate::query::run(&ctx, &sql)
             .await
@@ -357,22 +379,52 @@ pub async fn month_usage(
     }
     let mut usage = Usage::default();
     let (lo, hi) = (start.timestamp_micros(), now.timestamp_micros());
-    for s in &runs {
-        let (from, to) = (s.start.max(lo), s.end.unwrap_or(hi).min(hi));
+    // (user, server) -> the API's start of its current run.
+    let live: HashMap<(&str, &str), i64> = running
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            let started = r.started.map_or(hi, |t| t.timestamp_micros());
+            ((r.user.as_str(), r.server.as_str()), started)
+        })
+        .collect();
+    let mut add = |user: &str, server: &str, start: i64, from: i64, to: i64| {
         if to <= from {
-            continue;
+            return;
         }
         let h = (to - from) as f64 / 3.6e9;
-        let key = (s.user.clone(), s.server.clone());
+        let key = (user.to_string(), server.to_string());
         let profile = admitted
             .get(&key)
-            .and_then(|v| v.iter().rev().find(|(t, _)| *t <= s.start))
+            .and_then(|v| v.iter().rev().find(|(t, _)| *t <= start))
             .map_or("", |(_, p)| p.as_str());
-        *usage.user.entry(s.user.clone()).or_default() += h;
+        *usage.user.entry(user.to_string()).or_default() += h;
         let class = policy
             .class_of(policy.profile_of(Some(profile)))
             .to_string();
-        *usage.class_user.entry((class, s.user.clone())).or_default() += h;
+        *usage.class_user.entry((class, user.to_string())).or_default() += h;
+    };
+    for s in runs.iter().filter(|s| hub.is_none_or(|h| s.hub == h)) {
+        let mut end = s.end.unwrap_or(hi);
+        if running.is_some() {
+            // Open in the log, not listed by the API: it ran at most to its own last sign of
+            // life (a start line alone, forged or not, counts nothing; a real run whose stop
+            // line is not yet in the lake counts to its last heartbeat).
+            if s.end.is_none() {
+                end = s.last_activity.unwrap_or(s.start).max(s.start);
+            }
+            // The API's current run replaces what the log says of it.
+            if live
+                .get(&(s.user.as_str(), s.server.as_str()))
+                .is_some_and(|&started| end > started)
+            {
+                continue;
+            }
+        }
+        add(&s.user, &s.server, s.start, s.start.max(lo), end.min(hi));
+    }
+    for ((user, server), started) in &live {
+        add(user, server, *started, (*started).max(lo), hi);
     }
     Ok(usage)
 }

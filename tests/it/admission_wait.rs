@@ -140,6 +140,7 @@ async fn a_spawn_whose_profile_already_waits_for_room_is_told_to_wait_with_an_es
         policy: Policy::parse("default_profile = \"small\"\n", "policy.toml").unwrap(),
         client: HubClient::new(HubConfig::new(hub_url, ApiToken::new("hub-token"))).unwrap(),
         lake: lake.clone(),
+        hub: "hub".into(),
         sink: DecisionSink::new(&lake, "hub"),
         stats: stats.clone(),
         token: TOKEN.into(),
@@ -259,6 +260,7 @@ async fn with_capacity_forecast_a_spawn_waits_on_the_forecast_before_anything_is
             client: HubClient::new(HubConfig::new(hub_url.clone(), ApiToken::new("hub-token")))
                 .unwrap(),
             lake: lake.clone(),
+            hub: "hub".into(),
             sink: DecisionSink::new(&lake, "hub"),
             stats: Arc::new(ControlStats::default()),
             token: TOKEN.into(),

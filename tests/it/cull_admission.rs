@@ -143,7 +143,13 @@ async fn the_quota_loop_stops_a_server_over_its_budget() {
                 "component = 'quota' AND \"user\" = 'q-over'",
             );
             let stopped = rows.iter().any(|r| r[0] == "cull" && r[1] == "stopped");
-            (stopped && user(&c, "q-over").await.server("").is_none()).then_some(())
+            // Closed sessions count from the lake: wait for the hub's stop line in it.
+            let in_lake = stopped
+                && super::query_num(
+                    &agent.lake,
+                    "SELECT COUNT(*) FROM lifecycle WHERE kind = 'stop_succeeded' AND \"user\" = 'q-over'",
+                ) > 0;
+            (in_lake && user(&c, "q-over").await.server("").is_none()).then_some(())
         },
     )
     .await;

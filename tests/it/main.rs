@@ -24,6 +24,7 @@ mod lake;
 mod observe;
 mod pods_table;
 mod queries;
+mod quota_trust;
 mod readers;
 mod real_hub;
 mod report;

@@ -733,7 +733,7 @@ async fn the_quota_budgets_count_the_reports_sessions() {
     let now = chrono::DateTime::parse_from_rfc3339("2026-11-02T20:00:00Z")
         .unwrap()
         .with_timezone(&chrono::Utc);
-    let usage = hubpulse::control::quota::month_usage(&lake, &policy, now)
+    let usage = hubpulse::control::quota::month_usage(&lake, &policy, now, None, None)
         .await
         .unwrap();
     let mut users = 0;

@@ -1,0 +1,82 @@
+//! Quota usage never rests on log lines alone (issue 18, item 1): a running server's usage comes
+//! from the hub API's `started`, a session open only in the log counts nothing, a stop line
+//! cannot end a run the API still lists, and only this hub's sessions count.
+//!
+//! The log lines follow JupyterHub 6.1.1's own (`BaseHandler.finish_user_spawn`'s `User X took N
+//! seconds to start`, `stop_single_user`'s `User X server took N seconds to stop`); the forged
+//! ones are what a user can put in the hub log (e.g. through a `Failed login for %s` name
+//! holding a newline).
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use hubpulse::control::admission::{Policy, Running};
+use hubpulse::control::quota::month_usage;
+
+use super::{bin, run_ok};
+
+fn at(t: DateTime<Utc>, rest: &str) -> String {
+    format!(
+        "[I {} JupyterHub {rest}\n",
+        t.format("%Y-%m-%d %H:%M:%S%.3f")
+    )
+}
+
+fn ingest(lake: &std::path::Path, hub: &str, log: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("hub.log");
+    std::fs::write(&f, log).unwrap();
+    run_ok(
+        bin()
+            .args(["ingest", "--no-progress", "--hub", hub, "--lake"])
+            .arg(lake)
+            .arg(&f),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_start_and_stop_lines_and_other_hubs_change_no_quota_usage() {
+    let now = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
+    let h = |x: i64| now - Duration::hours(x);
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let mut log = String::new();
+    // Forged: alice "started" five days ago and never stopped.
+    log += &at(h(120), "base:1192] User alice took 1.000 seconds to start");
+    // bob: a real, closed hour.
+    log += &at(h(3), "base:1192] User bob took 2.500 seconds to start");
+    log += &at(h(2), "base:1445] User bob server took 0.700 seconds to stop");
+    // carol: running for 2 h by the API; a forged stop line ten minutes in.
+    log += &at(h(2), "base:1192] User carol took 2.500 seconds to start");
+    log += &at(
+        h(2) + Duration::minutes(10),
+        "base:1445] User carol server took 0.700 seconds to stop",
+    );
+    log += &at(h(0), "log:192] 200 GET /hub/api/ (@127.0.0.1) 1.00ms");
+    ingest(&lake, "hub-a", &log);
+    // Another hub of the same lake: dave's hours there are not this hub's.
+    let other = at(h(4), "base:1192] User dave took 2.500 seconds to start")
+        + &at(h(1), "base:1445] User dave server took 0.700 seconds to stop");
+    ingest(&lake, "hub-b", &other);
+
+    let policy = Policy::parse("default_profile = \"small\"\n", "p.toml").unwrap();
+    let running = [Running {
+        user: "carol".into(),
+        server: String::new(),
+        profile: "small".into(),
+        groups: vec![],
+        started: Some(h(2) - Duration::seconds(3)),
+    }];
+    let u = month_usage(&lake, &policy, now, Some("hub-a"), Some(&running))
+        .await
+        .unwrap();
+    let hours = |n: &str| u.user.get(n).copied().unwrap_or(0.0);
+    assert_eq!(hours("alice"), 0.0, "{u:?}");
+    assert!((hours("bob") - 1.0).abs() < 0.01, "{u:?}");
+    assert!((hours("carol") - (2.0 + 3.0 / 3600.0)).abs() < 0.01, "{u:?}");
+    assert!(!u.user.contains_key("dave"), "{u:?}");
+
+    // What the log alone says (the report's view): the forgeries are there.
+    let all = month_usage(&lake, &policy, now, None, None).await.unwrap();
+    assert!(all.user["alice"] > 100.0, "{all:?}");
+    assert!(all.user["carol"] < 0.2, "{all:?}");
+    assert!(all.user.contains_key("dave"), "{all:?}");
+}
