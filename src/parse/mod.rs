@@ -19,6 +19,7 @@ pub mod prefix;
 pub mod reader;
 pub mod request;
 pub mod route;
+pub mod scrub;
 pub mod text;
 pub mod time;
 

@@ -27,6 +27,7 @@ mod real_hub;
 mod report;
 mod s3;
 mod scale;
+mod scrub;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
