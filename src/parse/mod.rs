@@ -1,7 +1,8 @@
 //! Log records → typed [`Record`]s.
 //!
 //! Pipeline for one raw record (see [`reader`] for how lines become records):
-//! decode (lossy UTF-8, NULs) → strip ANSI/CR → scrub secrets → prefix ([`prefix`], nom) →
+//! decode (lossy UTF-8, NULs) → strip ANSI/CR → prefix ([`prefix`], nom) → scrub secrets
+//! ([`scrub`]; the prefix is parsed again if anything was scrubbed) →
 //! request line ([`request`], nom) or message kind ([`catalogue`], one `RegexSet` per family) →
 //! fields → enrichment (server names the hub left out) → callback.
 //!
@@ -170,11 +171,34 @@ impl Parser {
             let text = text::decode(raw.bytes, &mut flags);
             text::strip_controls(text, &mut flags)
         });
-        let text = text::scrub(text, &mut flags);
         let body = text.trim_end_matches(['\n', '\r']);
+        // The prefix (level, time, logger, `module:line`) holds no secret, and its colons would
+        // slow the scrubber's prescan down: the prescan looks at the message, and a record is
+        // parsed again only when it was scrubbed (rarely).
+        let header = prefix::header(body);
+        // The logger and module are free words: one that could hold a key or value sends the
+        // whole record to the prescan.
+        let odd = |w: Option<&str>| {
+            w.is_some_and(|w| {
+                w.bytes()
+                    .any(|b| matches!(b, b'=' | b'%' | b'\'' | b'"' | b'/'))
+            })
+        };
+        let from = header.as_ref().map_or(0, |h| {
+            if odd(h.logger) || odd(h.module) {
+                0
+            } else {
+                body.len().saturating_sub(h.message.len())
+            }
+        });
+        let scrubbed = text::scrub_record(body, from, &mut flags);
+        let (body, header) = match &scrubbed {
+            Some(s) => (s.as_str(), prefix::header(s)),
+            None => (body, header),
+        };
         // A record of one line has no newline left in `body`: no need to look for one.
         self.one_line = raw.lines == 1;
-        let mut rec = match prefix::header(body) {
+        let mut rec = match header {
             Some(h) => self.prefixed(&h),
             None => self.unprefixed(body),
         };

@@ -112,6 +112,20 @@ pub fn strip_controls<'a>(text: Cow<'a, str>, flags: &mut Flags) -> Cow<'a, str>
     Cow::Owned(out)
 }
 
+/// [`scrub`] for a record whose prefix ends at byte `from` of `body`: the prescan
+/// ([`super::scrub::may_hold_secret`]) looks at the message after it only (the prefix's colons
+/// are no syntax a secret is written in); if it may hold one, the whole record is scrubbed.
+/// `None`: nothing to scrub.
+pub fn scrub_record(body: &str, from: usize, flags: &mut Flags) -> Option<String> {
+    let message = body.get(from..).unwrap_or(body);
+    if !super::scrub::may_hold_secret(message) {
+        return None;
+    }
+    let s = super::scrub::scrub(body)?;
+    flags.set(Flags::SCRUBBED);
+    Some(s)
+}
+
 /// Replace the secret values in `text` with `[secret]` (the rule set: [`super::scrub`]), and
 /// flag the record when anything was replaced. Borrows when there is nothing to scrub.
 pub fn scrub<'a>(text: Cow<'a, str>, flags: &mut Flags) -> Cow<'a, str> {

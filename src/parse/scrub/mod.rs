@@ -14,9 +14,10 @@
 //! * Idempotent: values that already are a redaction (`[secret]`, JupyterHub's `REDACTED`,
 //!   oauthlib's `<SANITIZED>`, jupyter-server's `...`) are left as they are and do not count
 //!   as a change.
-//! * Cheap when there is nothing to do: one case-insensitive multi-pattern scan ([`WORDS`])
-//!   finds every place a rule can start; a record without any of those words is returned
-//!   borrowed, untouched.
+//! * Cheap when there is nothing to do: [`may_hold_secret`] rules out, with byte scans, the
+//!   records no rule can apply to (no `=`, no syntactic colon, no cookie/xsrf message); for the
+//!   others one case-insensitive multi-pattern scan ([`WORDS`]) finds every place a rule can
+//!   start. A record without a match is returned borrowed, untouched.
 //! * Only ASCII delimiters bound a replaced span, so the output is valid UTF-8.
 //!
 //! Assumptions and limits: a value ends at the first delimiter of its syntax (a quote, `&`, `;`,
@@ -97,9 +98,37 @@ static OAUTH_WORDS: LazyLock<AhoCorasick> = LazyLock::new(|| {
         .unwrap()
 });
 
-/// Whether `text` may hold a secret: the prescan alone.
+/// Case-sensitive markers of the rules that need neither `=` nor a syntactic colon: the
+/// messages of [`PHRASES`] without a colon (all hold `xsrf` or `ookie`, in lower case, as
+/// jupyterhub `_xsrf_utils.py` and tornado `web.py` write them) and the secret-bearing paths.
+static MARKERS: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    #[allow(clippy::unwrap_used)]
+    AhoCorasick::builder()
+        // Leftmost-first semantics let aho-corasick use its SIMD (Teddy) search.
+        .match_kind(MatchKind::LeftmostFirst)
+        .build(["ookie", "xsrf", "/authorizations/"])
+        .unwrap()
+});
+
+/// Whether `text` may hold a secret. Every rule needs one of: a `=` or a `%` (assignments,
+/// percent-encoded ones), a colon that is not part of a time or a `module:line` (`: `, `://`, or
+/// next to a quote), or one of [`MARKERS`]; only then are the key words looked for. Most records
+/// have none, and cost a SIMD scan that stops at each colon, and two byte scans.
 pub fn may_hold_secret(text: &str) -> bool {
-    WORDS.is_match(text)
+    let t = text.as_bytes();
+    let syntax = memchr::memchr3_iter(b'=', b'%', b':', t).any(|i| {
+        t[i] != b':'
+            || match t.get(i + 1) {
+                Some(b'0'..=b'9') => false,
+                Some(b' ' | b'\t' | b'\'' | b'"') => true,
+                Some(b'/') => t.get(i + 2) == Some(&b'/'),
+                _ => i > 0 && is_quote(t[i - 1]),
+            }
+    });
+    // Each marker holds a `k` (`ookie`), an `x` (`xsrf`) or a `z` (`authorizations`): one byte
+    // scan rules most records out before the marker search.
+    (syntax || (memchr::memchr3(b'k', b'x', b'z', t).is_some() && MARKERS.is_match(text)))
+        && WORDS.is_match(text)
 }
 
 /// The byte ranges of `text` that hold secret values, sorted and disjoint. Empty when there is
@@ -137,6 +166,9 @@ pub fn secret_spans(text: &str) -> Vec<Range<usize>> {
 
 /// `text` with every span of [`secret_spans`] replaced by [`MARKER`]; `None` if there is none.
 pub fn scrub(text: &str) -> Option<String> {
+    if !may_hold_secret(text) {
+        return None;
+    }
     let spans = secret_spans(text);
     if spans.is_empty() {
         return None;
