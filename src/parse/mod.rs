@@ -202,6 +202,7 @@ impl Parser {
             Some(h) => self.prefixed(&h),
             None => self.unprefixed(body),
         };
+        reject_control_names(&mut rec, &mut flags);
         rec.flags = flags;
         rec.lines = raw.lines;
         rec.offset = raw.offset;
@@ -306,6 +307,26 @@ impl Parser {
             return s;
         }
         s.split_once('\n').map_or(s, |(a, _)| a)
+    }
+}
+
+fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+/// Names are never taken with control characters: percent-decoding turns `/user/alice%0A/` into
+/// `alice\n` (issue 18: a name that is not the user's, or a forged line). The record keeps its
+/// message and path; its `user`, `actor` and `server_name` are left empty and it is flagged
+/// `bad_name`.
+fn reject_control_names(rec: &mut Record<'_>, flags: &mut Flags) {
+    let bad = rec.user.as_deref().is_some_and(has_control)
+        || rec.server_name.as_deref().is_some_and(has_control)
+        || rec.actor.is_some_and(has_control);
+    if bad {
+        rec.user = None;
+        rec.server_name = None;
+        rec.actor = None;
+        flags.set(Flags::BAD_NAME);
     }
 }
 
@@ -417,7 +438,7 @@ impl Enrichment {
         }
         self.0.apply(&mut rec);
         match (&op.server, rec.server_name) {
-            (None, Some(s)) => Some(s.into_owned()),
+            (None, Some(s)) if !has_control(&s) => Some(s.into_owned()),
             _ => None,
         }
     }
@@ -556,6 +577,46 @@ pub fn fuzz_one(input: &[u8]) {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+
+    use super::*;
+
+    /// The JSON record of one line.
+    fn one(line: &str) -> serde_json::Value {
+        let cat = Arc::new(Catalogue::embedded().unwrap_or_else(|e| panic!("{e}")));
+        let mut p = Parser::new(cat, Zone::new(chrono_tz::Tz::UTC), None);
+        let bytes = format!("{line}\n");
+        let mut out = None;
+        let mut r = reader::RecordReader::new(bytes.as_bytes(), 0, reader::ReaderConfig::default());
+        let _ = r.run(reader::AtEof::Finish, |raw| {
+            out = Some(p.parse(&raw, |rec| rec.to_json("h", "f", "fp")));
+        });
+        out.unwrap_or_default()
+    }
+
+    #[test]
+    fn names_with_control_characters_are_not_taken() {
+        let prefix = "[I 2026-11-28 10:00:00.000 JupyterHub log:192] ";
+        let v = one(&format!(
+            "{prefix}200 GET /user/alice%0A/api/status (alice@10.0.0.1) 2.00ms"
+        ));
+        assert_eq!(v["user"], serde_json::Value::Null, "{v}");
+        assert_eq!(v["actor"], serde_json::Value::Null, "{v}");
+        assert_eq!(v["flags"], "bad_name", "{v}");
+        assert_eq!(
+            v["path"], "/user/alice%0A/api/status",
+            "the record keeps its path"
+        );
+        let v = one(&format!(
+            "{prefix}200 GET /user/a%40b/gpu%09x/api (@10.0.0.1) 2.00ms"
+        ));
+        assert_eq!(v["server_name"], serde_json::Value::Null, "{v}");
+        // An encoded `@` is a name character, not a control one.
+        let v = one(&format!(
+            "{prefix}200 GET /user/a%40b/api/status (@10.0.0.1) 2.00ms"
+        ));
+        assert_eq!(v["user"], "a@b", "{v}");
+        assert_eq!(v["flags"], serde_json::Value::Null, "{v}");
+    }
 
     const PREFIXES: &[&str] = &[
         "[I 2026-11-28 15:30:10.250 JupyterHub log:192] ",

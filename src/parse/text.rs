@@ -21,14 +21,17 @@ impl Flags {
     pub const ANSI: Flags = Flags(8);
     pub const SCRUBBED: Flags = Flags(16);
     pub const SPLIT: Flags = Flags(32);
+    /// A user, actor or server name held control characters and was not taken.
+    pub const BAD_NAME: Flags = Flags(64);
 
-    const NAMES: [(Flags, &'static str); 6] = [
+    const NAMES: [(Flags, &'static str); 7] = [
         (Flags::INVALID_UTF8, "invalid_utf8"),
         (Flags::TRUNCATED, "truncated"),
         (Flags::NUL, "nul"),
         (Flags::ANSI, "ansi"),
         (Flags::SCRUBBED, "scrubbed"),
         (Flags::SPLIT, "split"),
+        (Flags::BAD_NAME, "bad_name"),
     ];
 
     pub fn set(&mut self, f: Flags) {

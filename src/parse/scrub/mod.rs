@@ -332,10 +332,11 @@ impl Cx<'_> {
             return;
         }
         // `key: value` (headers, YAML-like dumps); `module:123]` (no space) is a logger prefix.
-        if t.get(ke) == Some(&b':') && matches!(t.get(ke + 1), Some(b' ' | b'\t')) {
-            if let Some(kind) = self.classify(key, Ctx::Strict) {
-                self.value(skip_ws(t, ke + 1), kind, Mode::Header);
-            }
+        if t.get(ke) == Some(&b':')
+            && matches!(t.get(ke + 1), Some(b' ' | b'\t'))
+            && let Some(kind) = self.classify(key, Ctx::Strict)
+        {
+            self.value(skip_ws(t, ke + 1), kind, Mode::Header);
         }
     }
 
