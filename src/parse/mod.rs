@@ -1,7 +1,8 @@
 //! Log records → typed [`Record`]s.
 //!
 //! Pipeline for one raw record (see [`reader`] for how lines become records):
-//! decode (lossy UTF-8, NULs) → strip ANSI/CR → scrub secrets → prefix ([`prefix`], nom) →
+//! decode (lossy UTF-8, NULs) → strip ANSI/CR → prefix ([`prefix`], nom) → scrub secrets
+//! ([`scrub`]; the prefix is parsed again if anything was scrubbed) →
 //! request line ([`request`], nom) or message kind ([`catalogue`], one `RegexSet` per family) →
 //! fields → enrichment (server names the hub left out) → callback.
 //!
@@ -19,6 +20,7 @@ pub mod prefix;
 pub mod reader;
 pub mod request;
 pub mod route;
+pub mod scrub;
 pub mod text;
 pub mod time;
 
@@ -169,14 +171,38 @@ impl Parser {
             let text = text::decode(raw.bytes, &mut flags);
             text::strip_controls(text, &mut flags)
         });
-        let text = text::scrub(text, &mut flags);
         let body = text.trim_end_matches(['\n', '\r']);
+        // The prefix (level, time, logger, `module:line`) holds no secret, and its colons would
+        // slow the scrubber's prescan down: the prescan looks at the message, and a record is
+        // parsed again only when it was scrubbed (rarely).
+        let header = prefix::header(body);
+        // The logger and module are free words: one that could hold a key or value sends the
+        // whole record to the prescan.
+        let odd = |w: Option<&str>| {
+            w.is_some_and(|w| {
+                w.bytes()
+                    .any(|b| matches!(b, b'=' | b'%' | b'\'' | b'"' | b'/'))
+            })
+        };
+        let from = header.as_ref().map_or(0, |h| {
+            if odd(h.logger) || odd(h.module) {
+                0
+            } else {
+                body.len().saturating_sub(h.message.len())
+            }
+        });
+        let scrubbed = text::scrub_record(body, from, &mut flags);
+        let (body, header) = match &scrubbed {
+            Some(s) => (s.as_str(), prefix::header(s)),
+            None => (body, header),
+        };
         // A record of one line has no newline left in `body`: no need to look for one.
         self.one_line = raw.lines == 1;
-        let mut rec = match prefix::header(body) {
+        let mut rec = match header {
             Some(h) => self.prefixed(&h),
             None => self.unprefixed(body),
         };
+        reject_control_names(&mut rec, &mut flags);
         rec.flags = flags;
         rec.lines = raw.lines;
         rec.offset = raw.offset;
@@ -281,6 +307,26 @@ impl Parser {
             return s;
         }
         s.split_once('\n').map_or(s, |(a, _)| a)
+    }
+}
+
+fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+/// Names are never taken with control characters: percent-decoding turns `/user/alice%0A/` into
+/// `alice\n` (issue 18: a name that is not the user's, or a forged line). The record keeps its
+/// message and path; its `user`, `actor` and `server_name` are left empty and it is flagged
+/// `bad_name`.
+fn reject_control_names(rec: &mut Record<'_>, flags: &mut Flags) {
+    let bad = rec.user.as_deref().is_some_and(has_control)
+        || rec.server_name.as_deref().is_some_and(has_control)
+        || rec.actor.is_some_and(has_control);
+    if bad {
+        rec.user = None;
+        rec.server_name = None;
+        rec.actor = None;
+        flags.set(Flags::BAD_NAME);
     }
 }
 
@@ -392,7 +438,7 @@ impl Enrichment {
         }
         self.0.apply(&mut rec);
         match (&op.server, rec.server_name) {
-            (None, Some(s)) => Some(s.into_owned()),
+            (None, Some(s)) if !has_control(&s) => Some(s.into_owned()),
             _ => None,
         }
     }
@@ -531,6 +577,46 @@ pub fn fuzz_one(input: &[u8]) {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+
+    use super::*;
+
+    /// The JSON record of one line.
+    fn one(line: &str) -> serde_json::Value {
+        let cat = Arc::new(Catalogue::embedded().unwrap_or_else(|e| panic!("{e}")));
+        let mut p = Parser::new(cat, Zone::new(chrono_tz::Tz::UTC), None);
+        let bytes = format!("{line}\n");
+        let mut out = None;
+        let mut r = reader::RecordReader::new(bytes.as_bytes(), 0, reader::ReaderConfig::default());
+        let _ = r.run(reader::AtEof::Finish, |raw| {
+            out = Some(p.parse(&raw, |rec| rec.to_json("h", "f", "fp")));
+        });
+        out.unwrap_or_default()
+    }
+
+    #[test]
+    fn names_with_control_characters_are_not_taken() {
+        let prefix = "[I 2026-11-28 10:00:00.000 JupyterHub log:192] ";
+        let v = one(&format!(
+            "{prefix}200 GET /user/alice%0A/api/status (alice@10.0.0.1) 2.00ms"
+        ));
+        assert_eq!(v["user"], serde_json::Value::Null, "{v}");
+        assert_eq!(v["actor"], serde_json::Value::Null, "{v}");
+        assert_eq!(v["flags"], "bad_name", "{v}");
+        assert_eq!(
+            v["path"], "/user/alice%0A/api/status",
+            "the record keeps its path"
+        );
+        let v = one(&format!(
+            "{prefix}200 GET /user/a%40b/gpu%09x/api (@10.0.0.1) 2.00ms"
+        ));
+        assert_eq!(v["server_name"], serde_json::Value::Null, "{v}");
+        // An encoded `@` is a name character, not a control one.
+        let v = one(&format!(
+            "{prefix}200 GET /user/a%40b/api/status (@10.0.0.1) 2.00ms"
+        ));
+        assert_eq!(v["user"], "a@b", "{v}");
+        assert_eq!(v["flags"], serde_json::Value::Null, "{v}");
+    }
 
     const PREFIXES: &[&str] = &[
         "[I 2026-11-28 15:30:10.250 JupyterHub log:192] ",

@@ -10,8 +10,6 @@
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
-use regex::Regex;
-
 /// Anomalies seen while cleaning a record; stored in the lake's `flags` column.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Flags(u8);
@@ -23,14 +21,17 @@ impl Flags {
     pub const ANSI: Flags = Flags(8);
     pub const SCRUBBED: Flags = Flags(16);
     pub const SPLIT: Flags = Flags(32);
+    /// A user, actor or server name held control characters and was not taken.
+    pub const BAD_NAME: Flags = Flags(64);
 
-    const NAMES: [(Flags, &'static str); 6] = [
+    const NAMES: [(Flags, &'static str); 7] = [
         (Flags::INVALID_UTF8, "invalid_utf8"),
         (Flags::TRUNCATED, "truncated"),
         (Flags::NUL, "nul"),
         (Flags::ANSI, "ansi"),
         (Flags::SCRUBBED, "scrubbed"),
         (Flags::SPLIT, "split"),
+        (Flags::BAD_NAME, "bad_name"),
     ];
 
     pub fn set(&mut self, f: Flags) {
@@ -114,135 +115,29 @@ pub fn strip_controls<'a>(text: Cow<'a, str>, flags: &mut Flags) -> Cow<'a, str>
     Cow::Owned(out)
 }
 
-/// Words without which no scrubbing rule can match (case-insensitive).
-static SCRUB_WORDS: LazyLock<aho_corasick::AhoCorasick> = LazyLock::new(|| {
-    #[allow(clippy::unwrap_used)] // fixed literals, covered by tests
-    aho_corasick::AhoCorasick::builder()
-        .ascii_case_insensitive(true)
-        .build([
-            "token", "auth", "key", "code", "state", "xsrf", "cookie", "password", "secret",
-        ])
-        .unwrap()
-});
-
-static HEADER_WORDS: LazyLock<[memchr::memmem::Finder<'static>; 4]> = LazyLock::new(|| {
-    use memchr::memmem::Finder;
-    [
-        Finder::new("uthorization"),
-        Finder::new("UTHORIZATION"),
-        Finder::new("ookie"),
-        Finder::new("OOKIE"),
-    ]
-});
-
-/// Every rule needs a `=` (query strings, Python reprs) or an `Authorization`/`Cookie` header
-/// name: two SIMD scans decide for the common record that there is nothing to scrub.
-fn may_hold_secret(text: &str) -> bool {
-    let b = text.as_bytes();
-    // Each header word holds a `z` or a `k` in one case or the other, so most records hold
-    // none of these bytes, and two scans rule them out.
-    if memchr::memchr3(b'=', b'z', b'k', b).is_none() && memchr::memchr2(b'Z', b'K', b).is_none() {
-        return false;
+/// [`scrub`] for a record whose prefix ends at byte `from` of `body`: the prescan
+/// ([`super::scrub::may_hold_secret`]) looks at the message after it only (the prefix's colons
+/// are no syntax a secret is written in); if it may hold one, the whole record is scrubbed.
+/// `None`: nothing to scrub.
+pub fn scrub_record(body: &str, from: usize, flags: &mut Flags) -> Option<String> {
+    let message = body.get(from..).unwrap_or(body);
+    if !super::scrub::may_hold_secret(message) {
+        return None;
     }
-    let candidate =
-        memchr::memchr(b'=', b).is_some() || HEADER_WORDS.iter().any(|f| f.find(b).is_some());
-    candidate && SCRUB_WORDS.is_match(text)
+    let s = super::scrub::scrub(body)?;
+    flags.set(Flags::SCRUBBED);
+    Some(s)
 }
 
-/// Query parameters whose *key contains* one of JupyterHub's `SCRUB_PARAM_KEYS`.
-static QUERY_SECRET: LazyLock<Regex> = LazyLock::new(|| {
-    #[allow(clippy::unwrap_used)]
-    Regex::new(
-        r"(?i)([?&][^=&\s'\x22]*(?:token|auth|key|code|state|_xsrf)[^=&\s'\x22]*=)([^&\s#'\x22)]+)",
-    )
-    .unwrap()
-});
-
-/// `api_token='…'`, `password="…"` in Python reprs (the culler's `functools.partial` traceback).
-static ASSIGN_SECRET: LazyLock<Regex> = LazyLock::new(|| {
-    #[allow(clippy::unwrap_used)]
-    Regex::new(
-        r#"(?i)\b((?:api_)?token|password|secret|client_secret)(\s*[=:]\s*)(['"])([^'"]*)(['"])"#,
-    )
-    .unwrap()
-});
-
-/// `Authorization: token abc`, `"Authorization": "Bearer abc"`.
-static AUTH_HEADER: LazyLock<Regex> = LazyLock::new(|| {
-    #[allow(clippy::unwrap_used)]
-    // The value must follow `: ` or `": "`, so `oauthlib…authorization:98]` (a module:lineno) is left alone.
-    Regex::new(r#"(?i)(authorization(?:"\s*:\s*"|:\s+"?))([A-Za-z]+\s+)?([^\s",]+)"#).unwrap()
-});
-
-/// `Cookie: a=b; c=d` → the names stay, the values go.
-static COOKIE_HEADER: LazyLock<Regex> = LazyLock::new(|| {
-    #[allow(clippy::unwrap_used)]
-    Regex::new(r#"(?i)((?:set-)?cookie"?\s*:\s*"?)([^"\n]*)"#).unwrap()
-});
-
-static COOKIE_PAIR: LazyLock<Regex> = LazyLock::new(|| {
-    #[allow(clippy::unwrap_used)]
-    Regex::new(r"([^=;\s]+)=([^;]*)").unwrap()
-});
-
-const SECRET: &str = "[secret]";
-
-/// Replace secret values the hub left in clear text with `[secret]`.
-///
-/// Covers OAuth `code=`/`state=` (and every key JupyterHub itself scrubs) in URLs,
-/// `api_token='…'` in Python reprs, and `Authorization`/`Cookie` header values.
-/// Values that are already `[secret]` are left alone, so scrubbing is idempotent.
+/// Replace the secret values in `text` with `[secret]` (the rule set: [`super::scrub`]), and
+/// flag the record when anything was replaced. Borrows when there is nothing to scrub.
 pub fn scrub<'a>(text: Cow<'a, str>, flags: &mut Flags) -> Cow<'a, str> {
-    if !may_hold_secret(&text) {
-        return text;
-    }
-    let mut changed = false;
-    let mut cur: String = text.to_string();
-    let keep = |v: &str| v == SECRET;
-    rule(&mut cur, &mut changed, &QUERY_SECRET, |c| {
-        (!keep(&c[2])).then(|| format!("{}{SECRET}", &c[1]))
-    });
-    rule(&mut cur, &mut changed, &ASSIGN_SECRET, |c| {
-        (!keep(&c[4]) && !c[4].is_empty())
-            .then(|| format!("{}{}{}{SECRET}{}", &c[1], &c[2], &c[3], &c[5]))
-    });
-    rule(&mut cur, &mut changed, &AUTH_HEADER, |c| {
-        let scheme = c.get(2).map_or("", |m| m.as_str());
-        (!keep(&c[3])).then(|| format!("{}{scheme}{SECRET}", &c[1]))
-    });
-    rule(&mut cur, &mut changed, &COOKIE_HEADER, |c| {
-        let mut pairs = c[2].to_string();
-        let mut any = false;
-        rule(&mut pairs, &mut any, &COOKIE_PAIR, |p| {
-            (!keep(&p[2])).then(|| format!("{}={SECRET}", &p[1]))
-        });
-        any.then(|| format!("{}{pairs}", &c[1]))
-    });
-    if changed {
-        flags.set(Flags::SCRUBBED);
-        Cow::Owned(cur)
-    } else {
-        text
-    }
-}
-
-/// Apply one scrubbing rule to `cur`: `f` returns the replacement of a match, or `None` to
-/// leave it as it is (already `[secret]`). Sets `changed` when anything was replaced.
-fn rule(
-    cur: &mut String,
-    changed: &mut bool,
-    re: &Regex,
-    mut f: impl FnMut(&regex::Captures) -> Option<String>,
-) {
-    let out = re.replace_all(cur, |c: &regex::Captures| match f(c) {
-        Some(r) => {
-            *changed = true;
-            r
+    match super::scrub::scrub(&text) {
+        Some(s) => {
+            flags.set(Flags::SCRUBBED);
+            Cow::Owned(s)
         }
-        None => c[0].to_string(),
-    });
-    if let Cow::Owned(s) = out {
-        *cur = s;
+        None => text,
     }
 }
 

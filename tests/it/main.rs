@@ -31,6 +31,7 @@ mod report;
 mod report_observed;
 mod s3;
 mod scale;
+mod scrub;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
