@@ -357,8 +357,10 @@ async fn a_stalled_log_stream_pauses_culls_until_it_flows_again() {
     spawn(&c, "r3-busy", "", None).await;
     let stop = Arc::new(AtomicBool::new(false));
     let busy = keep_busy(h, "r3-busy", "", stop.clone());
+    // The stall must begin well before r3-idle's limit (its spawn, r3-busy's and the agent's
+    // start take up to ~12 s on a loaded 2-core machine): 20 s, the stream stale after 4 s.
     let sections =
-        "[culler]\ntimeout = \"8s\"\nstream_max_silence = \"4s\"\nreconcile_every = \"5m\"\n";
+        "[culler]\ntimeout = \"20s\"\nstream_max_silence = \"4s\"\nreconcile_every = \"5m\"\n";
     let agent = start_agent_on(h, dir.path(), &relay.path, sections, Vec::new());
     // The stream flows (heartbeats arrive every 3 s per server) ...
     wait_for(
@@ -370,7 +372,7 @@ async fn a_stalled_log_stream_pauses_culls_until_it_flows_again() {
     // ... then stalls before r3-idle's limit.
     relay.on.store(false, Ordering::Relaxed);
     let stalled_at = Utc::now();
-    wait_for("a stale_stream skip", Duration::from_secs(30), || async {
+    wait_for("a stale_stream skip", Duration::from_secs(45), || async {
         let rows = decisions(&agent.lake, "\"user\"", "reason = 'stale_stream'");
         rows.iter().any(|r| r[0] == "r3-idle").then_some(())
     })
@@ -378,7 +380,7 @@ async fn a_stalled_log_stream_pauses_culls_until_it_flows_again() {
     let m = agent.metrics.render(Utc::now().timestamp_micros());
     assert!(m.contains("hubpulse_cull_stream_stale 1"), "{m}");
     // Well past the limit, still running: paused, not slow.
-    idle_longer_than(&c, &["r3-idle"], 11).await;
+    idle_longer_than(&c, &["r3-idle"], 23).await;
     assert!(
         user(&c, "r3-idle").await.server("").is_some(),
         "not culled while stale"
