@@ -105,8 +105,14 @@ impl Quotas {
     /// This month's server-hours of this hub: closed sessions from the lake, running servers
     /// from the hub's API (`running`, their `started`), never from log lines alone.
     pub async fn usage(&self, now: DateTime<Utc>, running: &[Running]) -> Result<Usage, String> {
-        let mut usage =
-            month_usage(&self.lake, &self.policy, now, Some(&self.hub), Some(running)).await?;
+        let mut usage = month_usage(
+            &self.lake,
+            &self.policy,
+            now,
+            Some(&self.hub),
+            Some(running),
+        )
+        .await?;
         let group_budgets = self
             .policy
             .budgets
@@ -402,7 +408,10 @@ pub async fn month_usage(
         let class = policy
             .class_of(policy.profile_of(Some(profile)))
             .to_string();
-        *usage.class_user.entry((class, user.to_string())).or_default() += h;
+        *usage
+            .class_user
+            .entry((class, user.to_string()))
+            .or_default() += h;
     };
     for s in runs.iter().filter(|s| hub.is_none_or(|h| s.hub == h)) {
         let mut end = s.end.unwrap_or(hi);

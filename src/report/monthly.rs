@@ -171,20 +171,19 @@ struct Piece<'a> {
     days: Vec<NaiveDate>,
 }
 
-/// Clip every session to `[lo, hi)`; `last_ts` closes running ones. A session is priced from
-/// its pod when `pods` has it, else by its profile.
+/// Clip every session of `d` to `[lo, hi)`; its `last_ts` closes running ones. A session is
+/// priced from its pod when `d.pods` has it, else by its profile.
 fn pieces<'a>(
-    sessions: &'a [Session],
+    d: &MonthData<'a>,
     lo: i64,
     hi: i64,
-    last_ts: &HashMap<String, i64>,
     pricing: &Pricing,
-    pods: Option<&PodPrices>,
-    observed: &Observed,
     unpriced: &mut BTreeSet<String>,
 ) -> Vec<Piece<'a>> {
+    let (last_ts, observed) = (d.last_ts, d.observed);
+    let pods = d.pods.filter(|p| !p.is_empty());
     let mut out = Vec::new();
-    for s in sessions {
+    for s in d.sessions {
         let end = s
             .end
             .unwrap_or_else(|| last_ts.get(&s.hub).copied().unwrap_or(s.start));
@@ -201,10 +200,7 @@ fn pieces<'a>(
                 0.0
             });
         let hub_said = observed.last_activity(s, end);
-        let idle_from = hub_said
-            .or(s.last_activity)
-            .unwrap_or(s.start)
-            .max(s.start);
+        let idle_from = hub_said.or(s.last_activity).unwrap_or(s.start).max(s.start);
         let days = match hub_said {
             Some(_) => observed.active_days(s, from, to),
             None => days_between(from, to).collect(),
@@ -350,11 +346,8 @@ pub struct MonthData<'a> {
 pub fn month_totals(first: NaiveDate, d: &MonthData, pricing: &Pricing) -> Option<Totals> {
     let (lo, hi) = month_bounds(first);
     let has = d.first_ts.values().any(|&f| f < hi) && d.last_ts.values().any(|&l| l >= lo);
-    let pods = d.pods.filter(|p| !p.is_empty());
     let mut ignore = BTreeSet::new();
-    let ps = pieces(
-        d.sessions, lo, hi, d.last_ts, pricing, pods, d.observed, &mut ignore,
-    );
+    let ps = pieces(d, lo, hi, pricing, &mut ignore);
     has.then(|| totals(&ps, pricing))
 }
 
@@ -362,21 +355,12 @@ pub fn month_totals(first: NaiveDate, d: &MonthData, pricing: &Pricing) -> Optio
 /// ([`window`]); the previous month's row comes from the sessions of *its* window, so that it
 /// equals that month's own report.
 pub fn build(first: NaiveDate, cur: &MonthData, prev: &MonthData, pricing: &Pricing) -> Monthly {
-    let (sessions, last_ts, first_ts) = (cur.sessions, cur.last_ts, cur.first_ts);
+    let (last_ts, first_ts) = (cur.last_ts, cur.first_ts);
     let (lo, hi) = month_bounds(first);
     let prev_first = first - Months::new(1);
     let pods = cur.pods.filter(|p| !p.is_empty());
     let mut unpriced = BTreeSet::new();
-    let ps = pieces(
-        sessions,
-        lo,
-        hi,
-        last_ts,
-        pricing,
-        pods,
-        cur.observed,
-        &mut unpriced,
-    );
+    let ps = pieces(cur, lo, hi, pricing, &mut unpriced);
     let grounded = (
         ps.iter().filter(|p| p.grounded).count() as u64,
         ps.len() as u64,

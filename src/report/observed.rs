@@ -117,9 +117,15 @@ pub async fn load(
         let s = |i: usize| arrow::compute::cast(b.column(i), &DataType::Utf8);
         let (hub, user, server) = (s(1), s(2), s(3));
         let (Ok(hub), Ok(user), Ok(server)) = (hub, user, server) else {
-            return Err(QueryError::Sql("observations: unexpected column types".into()));
+            return Err(QueryError::Sql(
+                "observations: unexpected column types".into(),
+            ));
         };
-        let (hub, user, server) = (hub.as_string::<i32>(), user.as_string::<i32>(), server.as_string::<i32>());
+        let (hub, user, server) = (
+            hub.as_string::<i32>(),
+            user.as_string::<i32>(),
+            server.as_string::<i32>(),
+        );
         let ts = b.column(0).as_primitive::<TimestampMicrosecondType>();
         let la = b.column(4).as_primitive::<TimestampMicrosecondType>();
         for i in 0..b.num_rows() {

@@ -617,5 +617,8 @@ fn a_fatal_lake_error_ends_the_agent_non_zero_instead_of_hanging() {
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert_eq!(status.code(), Some(1), "{err}");
-    assert!(err.contains("staging"), "the reason, naming the path: {err}");
+    assert!(
+        err.contains("staging"),
+        "the reason, naming the path: {err}"
+    );
 }

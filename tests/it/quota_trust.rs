@@ -43,7 +43,10 @@ async fn forged_start_and_stop_lines_and_other_hubs_change_no_quota_usage() {
     log += &at(h(120), "base:1192] User alice took 1.000 seconds to start");
     // bob: a real, closed hour.
     log += &at(h(3), "base:1192] User bob took 2.500 seconds to start");
-    log += &at(h(2), "base:1445] User bob server took 0.700 seconds to stop");
+    log += &at(
+        h(2),
+        "base:1445] User bob server took 0.700 seconds to stop",
+    );
     // carol: running for 2 h by the API; a forged stop line ten minutes in.
     log += &at(h(2), "base:1192] User carol took 2.500 seconds to start");
     log += &at(
@@ -54,7 +57,10 @@ async fn forged_start_and_stop_lines_and_other_hubs_change_no_quota_usage() {
     ingest(&lake, "hub-a", &log);
     // Another hub of the same lake: dave's hours there are not this hub's.
     let other = at(h(4), "base:1192] User dave took 2.500 seconds to start")
-        + &at(h(1), "base:1445] User dave server took 0.700 seconds to stop");
+        + &at(
+            h(1),
+            "base:1445] User dave server took 0.700 seconds to stop",
+        );
     ingest(&lake, "hub-b", &other);
 
     let policy = Policy::parse("default_profile = \"small\"\n", "p.toml").unwrap();
@@ -71,7 +77,10 @@ async fn forged_start_and_stop_lines_and_other_hubs_change_no_quota_usage() {
     let hours = |n: &str| u.user.get(n).copied().unwrap_or(0.0);
     assert_eq!(hours("alice"), 0.0, "{u:?}");
     assert!((hours("bob") - 1.0).abs() < 0.01, "{u:?}");
-    assert!((hours("carol") - (2.0 + 3.0 / 3600.0)).abs() < 0.01, "{u:?}");
+    assert!(
+        (hours("carol") - (2.0 + 3.0 / 3600.0)).abs() < 0.01,
+        "{u:?}"
+    );
     assert!(!u.user.contains_key("dave"), "{u:?}");
 
     // What the log alone says (the report's view): the forgeries are there.

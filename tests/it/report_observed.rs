@@ -112,7 +112,9 @@ fn totals(csv: &str) -> (String, f64) {
 fn report(lake: &std::path::Path, format: &str) -> String {
     run_ok(
         bin()
-            .args(["report", "monthly", "--month", "2026-11", "--format", format])
+            .args([
+                "report", "monthly", "--month", "2026-11", "--format", format,
+            ])
             .arg("--pricing")
             .arg(root().join("examples/pricing.toml"))
             .arg("--lake")
