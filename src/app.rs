@@ -155,6 +155,9 @@ pub fn run(cmd: Command) -> Result<(), AppError> {
         Command::CheckConfig { file } => {
             let cfg = AgentConfig::load(&file).map_err(AppError::Input)?;
             println!("{}: ok", file.display());
+            if let Some(c) = &cfg.control.culler {
+                println!("{}.", c.summary());
+            }
             println!("{cfg:#?}");
             Ok(())
         }

@@ -74,6 +74,45 @@ pub struct CullPolicy {
     pub reconcile_every: Duration,
 }
 
+impl CullPolicy {
+    /// One plain sentence on what the culler will do: whether it stops servers (and which).
+    pub fn summary(&self) -> String {
+        let kinds = match (self.cull_default_servers, self.cull_named_servers) {
+            (true, true) => "default and named servers",
+            (true, false) => "default servers",
+            (false, true) => "named servers",
+            (false, false) => "no servers (both kinds disabled)",
+        };
+        let mut s = if self.dry_run {
+            format!(
+                "the idle culler runs as a dry run: it records which {kinds} it would stop, and stops nothing"
+            )
+        } else {
+            format!(
+                "the idle culler is live: it WILL STOP {kinds} idle for more than {} by the hub's last_activity",
+                crate::report::render::humanize(self.timeout.as_secs())
+            )
+        };
+        if !self.profile_timeouts.is_empty() || !self.group_timeouts.is_empty() {
+            s.push_str(" (or their profile's or group's limit)");
+        }
+        if let Some(m) = self.max_age {
+            s.push_str(&format!(
+                ", and any server older than {}",
+                crate::report::render::humanize(m.as_secs())
+            ));
+        }
+        if self.cull_users && !self.dry_run {
+            s.push_str(", and DELETE users idle that long with no server");
+        }
+        let exempt = self.exempt_users.len() + self.exempt_groups.len() + self.exempt_servers.len();
+        if exempt > 0 {
+            s.push_str(&format!("; {exempt} exemption(s)"));
+        }
+        s
+    }
+}
+
 impl Default for CullPolicy {
     fn default() -> Self {
         CullPolicy {

@@ -129,7 +129,11 @@ pub fn start(
         )
         .with_observations(obs);
         started.tasks.push(rt.spawn(culler.run(stop.clone())));
-        tracing::info!(dry_run = policy.dry_run, "idle culler started");
+        if policy.dry_run {
+            tracing::info!("idle culler started: {}", policy.summary());
+        } else {
+            tracing::warn!("idle culler started: {}", policy.summary());
+        }
     } else if let Some(h) = cfg.hub.as_ref().filter(|h| !h.observe_every.is_zero()) {
         let client = hub_client(Some(h), 4, 200)?.with_request_counter(stats.hub_requests.clone());
         started.tasks.push(rt.spawn(observe::observe_loop(

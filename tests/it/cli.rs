@@ -169,3 +169,32 @@ fn parse_summary_counts_what_json_lines_print() {
     let lines = std::fs::read_to_string(&f).unwrap().lines().count();
     assert!(summary.contains(&format!("lines={lines} ")), "{summary}");
 }
+
+/// A `[culler]` with only a timeout stops servers: `check-config` says so plainly (and which),
+/// and says "stops nothing" for a dry run.
+#[test]
+fn check_config_says_plainly_whether_the_culler_will_stop_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agent.toml");
+    let base = format!(
+        "[lake]\npath = {:?}\n[[files]]\ninclude = [{:?}]\n[hub]\napi_url = \"http://127.0.0.1:1/hub/api\"\n",
+        dir.path().join("lake"),
+        dir.path().join("hub.log")
+    );
+    std::fs::write(&cfg, format!("{base}[culler]\ntimeout = \"30m\"\n")).unwrap();
+    let out = run_ok(bin().arg("check-config").arg(&cfg));
+    assert!(
+        out.contains("the idle culler is live: it WILL STOP default and named servers idle for more than 30 min"),
+        "{out}"
+    );
+    std::fs::write(
+        &cfg,
+        format!("{base}[culler]\ntimeout = \"30m\"\ndry_run = true\ncull_named_servers = false\n"),
+    )
+    .unwrap();
+    let out = run_ok(bin().arg("check-config").arg(&cfg));
+    assert!(
+        out.contains("dry run: it records which default servers it would stop, and stops nothing"),
+        "{out}"
+    );
+}
