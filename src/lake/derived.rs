@@ -115,6 +115,7 @@ struct Cols {
     method: usize,
     status: usize,
     route: usize,
+    flags: usize,
 }
 
 fn cols(schema: &Schema) -> Result<Cols, ArrowError> {
@@ -125,6 +126,7 @@ fn cols(schema: &Schema) -> Result<Cols, ArrowError> {
         method: schema.index_of("method")?,
         status: schema.index_of("status")?,
         route: schema.index_of("route")?,
+        flags: schema.index_of("flags")?,
     })
 }
 
@@ -145,11 +147,12 @@ pub fn split(
             .as_string_opt::<i32>()
             .ok_or_else(|| ArrowError::SchemaError(format!("events column {i}: not Utf8")))
     };
-    let (kind, user, method, route) = (
+    let (kind, user, method, route, flags) = (
         strs(c.kind)?,
         strs(c.user)?,
         strs(c.method)?,
         strs(c.route)?,
+        strs(c.flags)?,
     );
     let status = batch
         .column(c.status)
@@ -169,10 +172,12 @@ pub fn split(
             status.is_valid(i).then(|| status.value(i)),
             opt(route, i),
         );
-        let life = is_lifecycle(k, m, s, r);
+        // A record stamped in the future is kept in `events` but trusted nowhere.
+        let future = flags.is_valid(i) && flags.value(i).contains("future");
+        let life = !future && is_lifecycle(k, m, s, r);
         any |= life;
         mask.push(life);
-        if ts.is_valid(i) && user.is_valid(i) && is_activity(k, m, s, r) {
+        if !future && ts.is_valid(i) && user.is_valid(i) && is_activity(k, m, s, r) {
             let u = user.value(i);
             activity_times += 1;
             match activity.get_mut(u) {

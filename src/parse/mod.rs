@@ -51,6 +51,9 @@ pub struct ParseStats {
     pub truncated: u64,
 }
 
+/// How far past the wall clock a stamp may be before the record is flagged `future`.
+const FUTURE_SLACK_US: i64 = 600_000_000;
+
 pub struct Parser {
     catalogue: Arc<Catalogue>,
     zone: Zone,
@@ -69,6 +72,8 @@ pub struct Parser {
     deferred: Option<EnrichOp>,
     /// The record being parsed is one line.
     one_line: bool,
+    /// A stamp after this (µs, the wall clock + 10 min when last read) is in the future.
+    future_after: i64,
 }
 
 /// The stream state a [`Parser`] carries from one record to the next, apart from enrichment:
@@ -109,6 +114,7 @@ impl Parser {
             defer: false,
             deferred: None,
             one_line: false,
+            future_after: 0,
         }
     }
 
@@ -203,6 +209,15 @@ impl Parser {
             None => self.unprefixed(body),
         };
         reject_control_names(&mut rec, &mut flags);
+        if let Some(t) = rec.ts
+            && t > self.future_after
+        {
+            // The clock is read only when a stamp passes the last limit (rarely).
+            self.future_after = chrono::Utc::now().timestamp_micros() + FUTURE_SLACK_US;
+            if t > self.future_after {
+                flags.set(Flags::FUTURE);
+            }
+        }
         rec.flags = flags;
         rec.lines = raw.lines;
         rec.offset = raw.offset;

@@ -23,8 +23,11 @@ impl Flags {
     pub const SPLIT: Flags = Flags(32);
     /// A user, actor or server name held control characters and was not taken.
     pub const BAD_NAME: Flags = Flags(64);
+    /// Stamped more than 10 min after it was parsed: kept, counted, never trusted (not in the
+    /// `lifecycle` and `activity` tables, so no session, usage or control action rests on it).
+    pub const FUTURE: Flags = Flags(128);
 
-    const NAMES: [(Flags, &'static str); 7] = [
+    const NAMES: [(Flags, &'static str); 8] = [
         (Flags::INVALID_UTF8, "invalid_utf8"),
         (Flags::TRUNCATED, "truncated"),
         (Flags::NUL, "nul"),
@@ -32,6 +35,7 @@ impl Flags {
         (Flags::SCRUBBED, "scrubbed"),
         (Flags::SPLIT, "split"),
         (Flags::BAD_NAME, "bad_name"),
+        (Flags::FUTURE, "future"),
     ];
 
     pub fn set(&mut self, f: Flags) {
@@ -47,11 +51,11 @@ impl Flags {
     pub fn names(self) -> Option<&'static str> {
         /// Every combination, joined once (a record's flags cost no allocation).
         static JOINED: LazyLock<Vec<String>> = LazyLock::new(|| {
-            (0..1u8 << Flags::NAMES.len())
+            (0..1u16 << Flags::NAMES.len())
                 .map(|bits| {
                     let v: Vec<&str> = Flags::NAMES
                         .iter()
-                        .filter(|(f, _)| Flags(bits).contains(*f))
+                        .filter(|(f, _)| Flags(bits as u8).contains(*f))
                         .map(|(_, n)| *n)
                         .collect();
                     v.join("|")

@@ -89,3 +89,50 @@ async fn forged_start_and_stop_lines_and_other_hubs_change_no_quota_usage() {
     assert!(all.user["carol"] < 0.2, "{all:?}");
     assert!(all.user.contains_key("dave"), "{all:?}");
 }
+
+/// A record stamped in the future (a forged line; the parser accepts any year) is kept in
+/// `events`, flagged `future`, and trusted nowhere: not in `lifecycle` or `activity`, so no
+/// session, usage or control action rests on it.
+#[test]
+fn a_future_stamped_record_is_kept_flagged_and_out_of_derived_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let now = Utc::now();
+    let mut log = String::new();
+    log += &at(
+        now - Duration::hours(1),
+        "base:1192] User bob took 2.500 seconds to start",
+    );
+    log += &at(
+        now - Duration::hours(1) + Duration::seconds(30),
+        "log:192] 200 POST /hub/api/users/bob/activity (bob@127.0.0.1) 8.00ms",
+    );
+    log += "[I 9999-01-01 00:00:00.000 JupyterHub base:1192] User mallory took 1.000 seconds to start\n";
+    log += "[I 9999-01-01 00:00:01.000 JupyterHub log:192] 200 POST /hub/api/users/mallory/activity (mallory@127.0.0.1) 8.00ms\n";
+    ingest(&lake, "hub-a", &log);
+    let q = |sql: &str| super::query_num(&lake, sql);
+    assert_eq!(
+        q("SELECT COUNT(*) FROM events WHERE \"user\" = 'mallory' AND flags LIKE '%future%'"),
+        2
+    );
+    assert_eq!(
+        q("SELECT COUNT(*) FROM events WHERE \"user\" = 'bob' AND flags LIKE '%future%'"),
+        0
+    );
+    assert_eq!(
+        q("SELECT COUNT(*) FROM lifecycle WHERE \"user\" = 'mallory'"),
+        0
+    );
+    assert_eq!(
+        q("SELECT COUNT(*) FROM activity WHERE \"user\" = 'mallory'"),
+        0
+    );
+    assert_eq!(
+        q("SELECT COUNT(*) FROM lifecycle WHERE \"user\" = 'bob'"),
+        1
+    );
+    assert_eq!(
+        q("SELECT COUNT(*) FROM sessions WHERE \"user\" = 'mallory'"),
+        0
+    );
+}
