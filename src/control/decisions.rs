@@ -29,15 +29,18 @@ use crate::lake::writer::{WriterConfig, writer_properties};
 
 pub const DECISIONS: &str = "decisions";
 
+/// A nullable UTC timestamp column (µs), as every side table stores times.
+pub fn utc_field(name: &str) -> Field {
+    Field::new(
+        name,
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        true,
+    )
+}
+
 /// `decisions`: one row per decision (see README, "Table `decisions`").
 pub fn schema() -> SchemaRef {
-    let ts = |n: &str| {
-        Field::new(
-            n,
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            true,
-        )
-    };
+    let ts = utc_field;
     let s = |n: &str, null: bool| Field::new(n, DataType::Utf8, null);
     let f = |n: &str| Field::new(n, DataType::Float64, true);
     Arc::new(Schema::new(vec![

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use arrow::array::{
     ArrayRef, BooleanBuilder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use chrono::{DateTime, Utc};
 
 use super::decisions::SideRoot;
@@ -45,13 +45,7 @@ const FLUSH_ROWS: usize = 50_000;
 
 /// `observations` (see README, "Table `observations`").
 pub fn schema() -> SchemaRef {
-    let ts = |n: &str| {
-        Field::new(
-            n,
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            true,
-        )
-    };
+    let ts = super::decisions::utc_field;
     let s = |n: &str, null: bool| Field::new(n, DataType::Utf8, null);
     Arc::new(Schema::new(vec![
         ts("ts"),
@@ -139,10 +133,6 @@ impl Observations {
             view,
             stats,
         }
-    }
-
-    pub fn view(&self) -> &Arc<ActivityView> {
-        &self.view
     }
 
     fn push(&mut self, row: Row) {

@@ -207,6 +207,14 @@ mod tests {
         r
     }
 
+    fn source() -> SourceInfo {
+        SourceInfo {
+            hub: "h".into(),
+            file: "f".into(),
+            fp: "0".into(),
+        }
+    }
+
     #[test]
     fn spawns_and_activity_posts_are_signals_and_nothing_else_is() {
         let a = req("/hub/api/users/{user}/activity", "POST", 200, None);
@@ -238,11 +246,7 @@ mod tests {
     fn a_spawn_is_dated_from_when_it_began() {
         let (tx, mut rx) = mpsc::channel(1);
         let mut o = ActivityObserver::new(tx);
-        let src = SourceInfo {
-            hub: "h".into(),
-            file: "f".into(),
-            fp: "0".into(),
-        };
+        let src = source();
         let mut s = Record::new("spawn_succeeded", Family::Hub, "");
         s.user = Some(Cow::Borrowed("bob"));
         s.duration_ms = Some(2500.0);
@@ -264,11 +268,7 @@ mod tests {
     fn the_observer_folds_and_never_loses_when_the_channel_is_full() {
         let (tx, mut rx) = mpsc::channel(1);
         let mut o = ActivityObserver::new(tx);
-        let src = SourceInfo {
-            hub: "h".into(),
-            file: "f".into(),
-            fp: "0".into(),
-        };
+        let src = source();
         let mut r = req("/hub/api/users/{user}/activity", "POST", 200, None);
         o.on_record(&r, &src, Instant::now());
         o.on_tick(Instant::now());

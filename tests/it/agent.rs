@@ -404,8 +404,9 @@ fn graceful_restarts_through_rotations_keep_every_line_once_in_order() {
     scenario(0x5eed_0002, 12, false);
 }
 
-#[test]
-fn serves_health_and_metrics_and_stops_on_sigterm() {
+/// A scratch directory with `logs/hub.log` holding `n` lines, the agent config following it
+/// with its HTTP endpoint on a free port: (dir, lake, port, config, the log file).
+fn http_agent_with_lines(n: u64) -> (tempfile::TempDir, PathBuf, u16, PathBuf, File) {
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
@@ -413,9 +414,15 @@ fn serves_health_and_metrics_and_stops_on_sigterm() {
     let port = free_port();
     let cfg = config(dir.path(), &lake, &format!("127.0.0.1:{port}"), "");
     let mut f = File::create(logs.join("hub.log")).unwrap();
-    for s in 0..100 {
+    for s in 0..n {
         f.write_all(line(s).as_bytes()).unwrap();
     }
+    (dir, lake, port, cfg, f)
+}
+
+#[test]
+fn serves_health_and_metrics_and_stops_on_sigterm() {
+    let (_dir, lake, port, cfg, mut f) = http_agent_with_lines(100);
     f.write_all(b"[W 2026-11-28 12:00:02.000 JupyterHub app:1] not finished")
         .unwrap();
     let mut child = start(&cfg);
@@ -573,16 +580,7 @@ fn an_unwritable_lake_is_exit_2_naming_it() {
 /// flag nobody sets (which also made it deaf to SIGTERM).
 #[test]
 fn a_fatal_lake_error_ends_the_agent_non_zero_instead_of_hanging() {
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let lake = dir.path().join("lake");
-    let port = free_port();
-    let cfg = config(dir.path(), &lake, &format!("127.0.0.1:{port}"), "");
-    let mut f = File::create(logs.join("hub.log")).unwrap();
-    for s in 0..10 {
-        f.write_all(line(s).as_bytes()).unwrap();
-    }
+    let (_dir, lake, port, cfg, mut f) = http_agent_with_lines(10);
     let mut child = bin()
         .args(["run", "--config"])
         .arg(&cfg)
