@@ -318,8 +318,11 @@ impl Merge<'_> {
         while let Some((piece, parsed)) = self.ready.remove(&self.next) {
             self.next += 1;
             let parsed = match parsed {
-                Some(Ok(p)) if !p.needed_state => p,
-                // Parse again with the state the pieces before left.
+                Some(Ok(p)) if !p.needed_state && !self.state.order.misses_late(&p.state.order) => {
+                    p
+                }
+                // Parse again with the state the pieces before left (also when a record may
+                // be late against the order before it: it could not be flagged without it).
                 None | Some(Ok(_)) => {
                     piece::parse(&piece, self.ctx, Some(self.state.clone()), &mut self.spare)?
                 }

@@ -258,6 +258,7 @@ fn sessions_without_a_profile_run_the_default_one() {
         started_before_data: false,
         missing_stop: false,
         end_estimated: false,
+        hub_corrected: false,
     };
     let runs = runs_from_sessions(
         &[

@@ -16,7 +16,9 @@
 //!   (`via = 'stop'`: the hub accepted the culler's stop at `ts`, answering "stopped" or
 //!   "stopping"; a server that survives its stop is listed again as `server`);
 //! - `listing`: a complete listing finished at `ts`, `servers` running: the lake's coverage,
-//!   so a reader knows which hours the hub was watched.
+//!   so a reader knows which hours the hub was watched. A recorder's first listing has
+//!   `via = 'first'` and a `server` row for every server running then (so a server seen before
+//!   and missing from it ended while no recorder watched).
 //!
 //! # Guarantees
 //! - Rows are buffered and published at most every `FLUSH_EVERY` and at shutdown ([`Observations::flush`]),
@@ -109,6 +111,8 @@ pub struct Observations {
     hub: String,
     seq: u64,
     last: HashMap<(String, String), ServerState>,
+    /// Whether a complete listing was recorded (the first is marked `via = 'first'`).
+    listed: bool,
     rows: Vec<Row>,
     flushed_at: Instant,
     view: Arc<ActivityView>,
@@ -128,6 +132,7 @@ impl Observations {
             hub: hub.to_string(),
             seq: 0,
             last: HashMap::new(),
+            listed: false,
             rows: Vec::new(),
             flushed_at: Instant::now(),
             view,
@@ -174,7 +179,17 @@ impl Observations {
     }
 
     /// A complete listing of the users with active servers, finished at `at`.
+    ///
+    /// The recorder's first listing (`via = 'first'`) writes a row for every running server,
+    /// whatever was read before it: a reader then knows that a server it saw before and that
+    /// is not in it ended while no recorder watched (`report::grounding`).
     pub fn listing(&mut self, at: DateTime<Utc>, users: &[User]) {
+        let first = !self.listed;
+        if first {
+            // Servers read before the first listing and gone now are closed by the reader.
+            self.last.clear();
+            self.listed = true;
+        }
         self.view.observe(at, users);
         for u in users {
             self.server_rows(at, "list", u);
@@ -199,7 +214,7 @@ impl Observations {
         self.push(Row {
             ts: at,
             kind: "listing",
-            via: "list",
+            via: if first { "first" } else { "list" },
             user: None,
             server: None,
             state: None,

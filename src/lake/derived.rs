@@ -172,8 +172,12 @@ pub fn split(
             status.is_valid(i).then(|| status.value(i)),
             opt(route, i),
         );
-        // A record stamped in the future is kept in `events` but trusted nowhere.
-        let future = flags.is_valid(i) && flags.value(i).contains("future");
+        // A record stamped in the future, or far before its stream's order, is kept in
+        // `events` but trusted nowhere (`parse::Parser::judge`).
+        let future = flags.is_valid(i) && {
+            let f = flags.value(i);
+            f.contains("future") || f.contains("late")
+        };
         let life = !future && is_lifecycle(k, m, s, r);
         any |= life;
         mask.push(life);

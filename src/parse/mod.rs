@@ -53,6 +53,11 @@ pub struct ParseStats {
 
 /// How far past the wall clock a stamp may be before the record is flagged `future`.
 const FUTURE_SLACK_US: i64 = 600_000_000;
+/// How far before the stream's confirmed high water a stamp may be before the record is
+/// flagged `late`. One file or pod log is written in time order; JupyterHub stamps each record
+/// when it logs it (`log.py`, tornado's `LogFormatter`), so records of one stream are out of
+/// order by the time a request took at most (the request line is logged when it ends).
+pub const LATE_SLACK_US: i64 = 3_600_000_000;
 
 pub struct Parser {
     catalogue: Arc<Catalogue>,
@@ -74,6 +79,59 @@ pub struct Parser {
     one_line: bool,
     /// A stamp after this (µs, the wall clock + 10 min when last read) is in the future.
     future_after: i64,
+    /// Stream order: see [`Order`].
+    order: Order,
+    /// What the last stamp was judged (`FUTURE`, `LATE` or empty).
+    judged: Flags,
+}
+
+/// The stream's time order, to flag records stamped far before it (`late`).
+///
+/// The high water rises only when two consecutive trusted records agree on it (it is the
+/// smaller of the pair), so one forged record dated ahead cannot make the honest records after
+/// it look late; a record more than [`LATE_SLACK_US`] before it is `late`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Order {
+    pub high_water: Option<i64>,
+    /// The last trusted stamp, waiting for the next to confirm it.
+    pub last: Option<i64>,
+    /// The earliest trusted stamp seen (for pieces parsed without the state before them).
+    pub lowest: Option<i64>,
+}
+
+impl Order {
+    /// Whether `t` is late; if not, it is taken into the order.
+    fn judge(&mut self, t: i64) -> bool {
+        if self.high_water.is_some_and(|h| t < h - LATE_SLACK_US) {
+            return true;
+        }
+        if let Some(p) = self.last {
+            let agreed = p.min(t);
+            self.high_water = Some(self.high_water.map_or(agreed, |h| h.max(agreed)));
+        }
+        self.last = Some(t);
+        self.lowest = Some(self.lowest.map_or(t, |l| l.min(t)));
+        false
+    }
+
+    /// The order after a piece that left `after`, parsed from this one.
+    fn then(&self, after: &Order) -> Order {
+        let max = |a: Option<i64>, b: Option<i64>| a.max(b);
+        Order {
+            high_water: max(self.high_water, after.high_water),
+            last: after.last.or(self.last),
+            lowest: match (self.lowest, after.lowest) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+        }
+    }
+
+    /// Whether a piece parsed without this state may have records late against it that it
+    /// could not flag (then parse it again with the state).
+    pub fn misses_late(&self, piece: &Order) -> bool {
+        matches!((self.high_water, piece.lowest), (Some(h), Some(l)) if l < h - LATE_SLACK_US)
+    }
 }
 
 /// The stream state a [`Parser`] carries from one record to the next, apart from enrichment:
@@ -82,6 +140,7 @@ pub struct Parser {
 pub struct StreamState {
     pub carry: DateCarry,
     pub last_ts: Option<i64>,
+    pub order: Order,
 }
 
 impl StreamState {
@@ -94,6 +153,7 @@ impl StreamState {
                 self.carry.clone()
             },
             last_ts: after.last_ts.or(self.last_ts),
+            order: self.order.then(&after.order),
         }
     }
 }
@@ -115,6 +175,8 @@ impl Parser {
             deferred: None,
             one_line: false,
             future_after: 0,
+            order: Order::default(),
+            judged: Flags::default(),
         }
     }
 
@@ -134,6 +196,10 @@ impl Parser {
         let mut p = Parser::new(catalogue, zone, default_date);
         p.carry = start.carry;
         p.last_ts = start.last_ts;
+        p.order = Order {
+            lowest: None,
+            ..start.order
+        };
         p.state_known = known;
         p.defer = true;
         p
@@ -149,6 +215,7 @@ impl Parser {
         StreamState {
             carry: self.carry.clone(),
             last_ts: self.last_ts,
+            order: self.order,
         }
     }
 
@@ -209,14 +276,8 @@ impl Parser {
             None => self.unprefixed(body),
         };
         reject_control_names(&mut rec, &mut flags);
-        if let Some(t) = rec.ts
-            && t > self.future_after
-        {
-            // The clock is read only when a stamp passes the last limit (rarely).
-            self.future_after = chrono::Utc::now().timestamp_micros() + FUTURE_SLACK_US;
-            if t > self.future_after {
-                flags.set(Flags::FUTURE);
-            }
+        if rec.ts.is_some() {
+            flags.set(std::mem::take(&mut self.judged));
         }
         rec.flags = flags;
         rec.lines = raw.lines;
@@ -234,11 +295,33 @@ impl Parser {
         f(&rec)
     }
 
+    /// Whether a stamp is to be trusted: `FUTURE` (more than 10 min past the wall clock),
+    /// `LATE` (far before the stream's order), or empty. An untrusted stamp moves no state: not
+    /// the date carried to time-only stamps, not the time given to records without one.
+    fn judge(&mut self, t: i64) -> Flags {
+        if t > self.future_after {
+            // The clock is read only when a stamp passes the last limit (rarely).
+            self.future_after = chrono::Utc::now().timestamp_micros() + FUTURE_SLACK_US;
+            if t > self.future_after {
+                return Flags::FUTURE;
+            }
+        }
+        if self.order.judge(t) {
+            return Flags::LATE;
+        }
+        Flags::default()
+    }
+
     fn timestamp(&mut self, stamp: Stamp) -> Option<i64> {
         let ts = match stamp {
             Stamp::Local(st) => {
-                self.carry.observe(st);
-                Some(self.zone.to_utc(st))
+                let t = self.zone.to_utc(st);
+                self.judged = self.judge(t);
+                if self.judged.is_empty() {
+                    self.carry.observe(st);
+                    self.last_ts = Some(t);
+                }
+                return Some(t);
             }
             Stamp::Utc(us) => Some(us),
             Stamp::TimeOnly(tod) => {
@@ -253,8 +336,11 @@ impl Parser {
             }
             Stamp::None => None,
         };
-        if ts.is_some() {
-            self.last_ts = ts;
+        if let Some(t) = ts {
+            self.judged = self.judge(t);
+            if self.judged.is_empty() {
+                self.last_ts = ts;
+            }
         }
         ts
     }

@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 
 /// Anomalies seen while cleaning a record; stored in the lake's `flags` column.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Flags(u8);
+pub struct Flags(u16);
 
 impl Flags {
     pub const INVALID_UTF8: Flags = Flags(1);
@@ -26,8 +26,12 @@ impl Flags {
     /// Stamped more than 10 min after it was parsed: kept, counted, never trusted (not in the
     /// `lifecycle` and `activity` tables, so no session, usage or control action rests on it).
     pub const FUTURE: Flags = Flags(128);
+    /// Stamped more than an hour before the stream had already reached (its confirmed high
+    /// water, see `Parser`): kept, counted, never trusted, like [`Flags::FUTURE`]. A forged
+    /// line dated days back makes no session in the past.
+    pub const LATE: Flags = Flags(256);
 
-    const NAMES: [(Flags, &'static str); 8] = [
+    const NAMES: [(Flags, &'static str); 9] = [
         (Flags::INVALID_UTF8, "invalid_utf8"),
         (Flags::TRUNCATED, "truncated"),
         (Flags::NUL, "nul"),
@@ -36,6 +40,7 @@ impl Flags {
         (Flags::SPLIT, "split"),
         (Flags::BAD_NAME, "bad_name"),
         (Flags::FUTURE, "future"),
+        (Flags::LATE, "late"),
     ];
 
     pub fn set(&mut self, f: Flags) {
@@ -55,7 +60,7 @@ impl Flags {
                 .map(|bits| {
                     let v: Vec<&str> = Flags::NAMES
                         .iter()
-                        .filter(|(f, _)| Flags(bits as u8).contains(*f))
+                        .filter(|(f, _)| Flags(bits).contains(*f))
                         .map(|(_, n)| *n)
                         .collect();
                     v.join("|")

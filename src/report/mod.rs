@@ -6,10 +6,13 @@
 //! * [`pricing`]: the pricing file (profile and instance prices, groups, projects).
 //! * [`pods`]: the `pods` table's requests and instance types, to price sessions from their pod.
 //! * [`observed`]: the hub's own `last_activity` from the `observations` table, for idle time
-//!   and active days.
+//!   and active days, and each server's runs as the hub saw them.
+//! * [`grounding`]: session bounds checked against those runs and corrected where the log
+//!   disagrees with the hub.
 //! * [`monthly`]: sessions clipped to a month, priced and broken down; [`render`] and [`html`]
 //!   write it as Markdown, CSV or one self-contained HTML file.
 
+pub mod grounding;
 pub mod html;
 pub mod load;
 pub mod monthly;
@@ -59,23 +62,37 @@ pub async fn monthly(
         return Err(QueryError::Sql("report windows not read".into()));
     };
     let (pods, prev_pods) = (pods::load(ctx, w).await?, pods::load(ctx, pw).await?);
-    // The hub's own word on activity over both windows (empty without observations).
-    let observed = observed::load(ctx, pw.activity.0, w.activity.1).await?;
+    // The hub's own observations up to the end of each month's window (a closed month reads
+    // the same ones whichever report shows it).
+    let rows = observed::load(ctx, w.life.1).await?;
+    let (observed, prev_observed) = (
+        observed::Observed::build(&rows, day_end(w.life.1)),
+        observed::Observed::build(&rows, day_end(pw.life.1)),
+    );
     let t0 = std::time::Instant::now();
     // The two rebuilds are independent and pure: one on each core.
     let (l_act, pl_act) = (l.activity, pl.activity);
-    let (sessions, prev_sessions) = std::thread::scope(|sc| {
+    let (mut sessions, prev_sessions) = std::thread::scope(|sc| {
         let prev =
             sc.spawn(|| sessions::derive_interned(&pl.events, &pl.names, pl_act, &pl.first_ts));
         let cur = sessions::derive_interned(&l.events, &l.names, l_act, &l.first_ts);
         (cur, prev.join())
     });
-    let prev_sessions =
+    let mut prev_sessions =
         prev_sessions.map_err(|_| QueryError::Sql("previous month's rebuild panicked".into()))?;
-    // Extension point (issue 17, "ground sessions in the hub"): where the lake holds the hub's
-    // own observations of servers, correct `sessions` and `prev_sessions` against them here,
-    // before pricing; the flagged sessions (`Session::flags`) are the ones whose bounds the
-    // log alone could only estimate.
+    // Session bounds checked against the hub's runs (no change without observations).
+    let hub_check = grounding::ground(
+        &mut sessions,
+        &observed,
+        &l.last_ts,
+        monthly::month_bounds(first),
+    );
+    grounding::ground(
+        &mut prev_sessions,
+        &prev_observed,
+        &pl.last_ts,
+        monthly::month_bounds(prev),
+    );
     tracing::debug!(
         sessions = sessions.len(),
         previous = prev_sessions.len(),
@@ -94,9 +111,18 @@ pub async fn monthly(
         first_ts: &pl.first_ts,
         last_ts: &pl.last_ts,
         pods: Some(&prev_pods),
-        observed: &observed,
+        observed: &prev_observed,
     };
-    Ok(monthly::build(first, &cur, &prev, pricing))
+    let mut m = monthly::build(first, &cur, &prev, pricing);
+    m.hub_check = hub_check;
+    Ok(m)
+}
+
+/// The first instant after the UTC day `d` (µs).
+fn day_end(d: NaiveDate) -> i64 {
+    (d + chrono::TimeDelta::days(1))
+        .and_hms_opt(0, 0, 0)
+        .map_or(i64::MAX, |t| t.and_utc().timestamp_micros())
 }
 
 pub fn render(m: &monthly::Monthly, format: ReportFormat) -> String {
@@ -143,7 +169,14 @@ pub async fn register_sessions(ctx: &SessionContext) -> Result<(), QueryError> {
         },
     )
     .await?;
-    let s = sessions::derive_interned(&l.events, &l.names, l.activity, &l.first_ts);
+    let mut s = sessions::derive_interned(&l.events, &l.names, l.activity, &l.first_ts);
+    let rows = observed::load(ctx, to).await?;
+    grounding::ground(
+        &mut s,
+        &observed::Observed::build(&rows, i64::MAX),
+        &l.last_ts,
+        (i64::MIN, i64::MAX),
+    );
     let str_col = |f: &dyn Fn(&sessions::Session) -> Option<String>| -> ArrayRef {
         Arc::new(s.iter().map(f).collect::<StringArray>())
     };

@@ -103,6 +103,8 @@ pub struct Monthly {
     /// Sessions of the month whose idle time and active days rest on the hub's observations,
     /// and all sessions of the month.
     pub grounded: (u64, u64),
+    /// What checking the month's sessions against the hub's observations changed.
+    pub hub_check: super::grounding::Grounding,
 }
 
 /// Key of the [`Monthly::priced_from`] row of sessions priced from their pod's requests.
@@ -396,6 +398,7 @@ pub fn build(first: NaiveDate, cur: &MonthData, prev: &MonthData, pricing: &Pric
         flags,
         unpriced,
         grounded,
+        hub_check: super::grounding::Grounding::default(),
         priced_from: match pods {
             None => Vec::new(),
             Some(_) => {

@@ -10,6 +10,10 @@
 //! `jupyterhub/singleuser/extension.py`), so the fallback sees a server as used until its last
 //! heartbeat (see ARCHITECTURE.md, "The activity model").
 //!
+//! The same rows give each server's **runs** as the hub saw them (first and last sighting, the
+//! hub's `started`, when it was gone) and the times the hub was watched (complete listings):
+//! what `super::grounding` checks session bounds against.
+//!
 //! # Guarantees
 //! - A lake without `observations` (older lakes, backfills of old logs) gives an empty
 //!   [`Observed`]: every session then falls back, and the report says how many did.
@@ -28,19 +32,164 @@ use futures::StreamExt;
 use super::sessions::Session;
 use crate::query::QueryError;
 
+/// (hub, user, server).
+type Key = (String, String, String);
+
 /// (hub, user, server) → (observation time, the hub's `last_activity`), in time order.
-type Points = HashMap<(String, String, String), Vec<(i64, i64)>>;
+type Points = HashMap<Key, Vec<(i64, i64)>>;
+
+/// One run of one server as the hub saw it: the sightings with one `started` value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    /// The hub's `started` (when the spawn began), if it said.
+    pub started: Option<i64>,
+    /// First and last time the hub was seen to hold it running (a row or a listing).
+    pub first_seen: i64,
+    pub last_seen: i64,
+    /// When it was first seen not running any more (`None`: running at the last listing).
+    pub gone: Option<i64>,
+}
+
+impl Run {
+    fn span(&self) -> (i64, i64) {
+        (
+            self.started.unwrap_or(self.first_seen).min(self.first_seen),
+            self.gone.unwrap_or(i64::MAX),
+        )
+    }
+}
+
+/// One row of the `observations` table, as the report reads it.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub ts: i64,
+    pub hub: String,
+    pub kind: Kind,
+    pub user: String,
+    pub server: String,
+    pub started: Option<i64>,
+    pub last_activity: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// A server row (`kind = 'server'`).
+    Server,
+    /// `kind = 'gone'`.
+    Gone,
+    /// A complete listing; `true`: the first of its recorder (`via = 'first'`).
+    Listing(bool),
+}
 
 /// What the observations say over a report's window.
 #[derive(Debug, Default)]
 pub struct Observed {
     points: Points,
+    runs: HashMap<Key, Vec<Run>>,
+    /// Each hub's complete listings, in time order.
+    listings: HashMap<String, Vec<i64>>,
 }
 
 impl Observed {
     /// No observation in the window.
     pub fn is_empty(&self) -> bool {
-        self.points.is_empty()
+        self.points.is_empty() && self.runs.is_empty() && self.listings.is_empty()
+    }
+
+    /// The observations of `rows` made before `until` (µs): runs, listings and activity.
+    pub fn build(rows: &[Row], until: i64) -> Observed {
+        let mut rows: Vec<&Row> = rows.iter().filter(|r| r.ts < until).collect();
+        // Server and gone rows of a listing are written before the listing's own row.
+        rows.sort_by_key(|r| (r.ts, r.kind));
+        let mut out = Observed::default();
+        // Index of the open run of each key in `out.runs[key]`.
+        let mut open: HashMap<Key, usize> = HashMap::new();
+        for r in rows {
+            let key = (r.hub.clone(), r.user.clone(), r.server.clone());
+            match r.kind {
+                Kind::Server => {
+                    if let Some(la) = r.last_activity {
+                        out.points.entry(key.clone()).or_default().push((r.ts, la));
+                    }
+                    let runs = out.runs.entry(key.clone()).or_default();
+                    let same = open.get(&key).map(|&i| &mut runs[i]).filter(|run| {
+                        run.started.is_none() || r.started.is_none() || run.started == r.started
+                    });
+                    if let Some(run) = same {
+                        run.last_seen = run.last_seen.max(r.ts);
+                        run.started = run.started.or(r.started);
+                        continue;
+                    }
+                    if let Some(i) = open.remove(&key) {
+                        // A new `started`: the old run ended before the new spawn began.
+                        runs[i].gone = Some(r.started.unwrap_or(r.ts).max(runs[i].last_seen));
+                    }
+                    open.insert(key, runs.len());
+                    runs.push(Run {
+                        started: r.started,
+                        first_seen: r.ts,
+                        last_seen: r.ts,
+                        gone: None,
+                    });
+                }
+                Kind::Gone => {
+                    if let (Some(i), Some(runs)) = (open.remove(&key), out.runs.get_mut(&key)) {
+                        runs[i].gone = Some(r.ts);
+                    }
+                }
+                Kind::Listing(first) => {
+                    out.listings.entry(r.hub.clone()).or_default().push(r.ts);
+                    let mut ended = Vec::new();
+                    for (k, &i) in &open {
+                        if k.0 != r.hub {
+                            continue;
+                        }
+                        let Some(run) = out.runs.get_mut(k).map(|v| &mut v[i]) else {
+                            continue;
+                        };
+                        if run.last_seen == r.ts {
+                            continue;
+                        }
+                        if first {
+                            // A new recorder lists every running server: this one ended
+                            // while nobody watched.
+                            run.gone = Some(r.ts);
+                            ended.push(k.clone());
+                        } else {
+                            run.last_seen = r.ts;
+                        }
+                    }
+                    for k in ended {
+                        open.remove(&k);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The hub's run of `s`'s server that overlaps it most, if any.
+    pub fn run_for(&self, s: &Session) -> Option<&Run> {
+        let (a, b) = (s.start, s.end.unwrap_or(i64::MAX));
+        self.runs
+            .get(&(s.hub.clone(), s.user.clone(), s.server.clone()))?
+            .iter()
+            .filter_map(|r| {
+                let (x, y) = r.span();
+                let overlap = b.min(y).saturating_sub(a.max(x));
+                (overlap > 0 || (x <= a && a <= y)).then_some((overlap, r))
+            })
+            .max_by_key(|(o, _)| *o)
+            .map(|(_, r)| r)
+    }
+
+    /// The first and last of `s.hub`'s listings strictly inside `(from, to)`, if any: times the
+    /// hub was watched (callers ask when no run of the server overlaps, i.e. it was not listed).
+    pub fn listings_without(&self, s: &Session, from: i64, to: i64) -> Option<(i64, i64)> {
+        let l = self.listings.get(&s.hub)?;
+        let i = l.partition_point(|&t| t <= from);
+        let j = l.partition_point(|&t| t < to);
+        (i < j).then(|| (l[i], l[j - 1]))
     }
 
     /// `None`: the session is not grounded (no observation of its server while it ran).
@@ -82,66 +231,70 @@ impl Observed {
     }
 }
 
-/// The `server` observations of `[from, to]` (dates of `dt`, inclusive).
+/// Every observation row with `dt` up to `to` (inclusive), in no particular order.
 ///
 /// # Errors
-/// The query failed (a lake without the table is not an error: it gives an empty result).
-pub async fn load(
-    ctx: &SessionContext,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> Result<Observed, QueryError> {
+/// The query failed (a lake without the table is not an error: it gives no rows).
+pub async fn load(ctx: &SessionContext, to: NaiveDate) -> Result<Vec<Row>, QueryError> {
     let table = crate::control::observe::OBSERVATIONS;
     if !ctx
         .table_exist(table)
         .map_err(|e| QueryError::Sql(e.to_string()))?
     {
-        return Ok(Observed::default());
+        return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT ts, hub, \"user\", server_name, last_activity FROM {table} \
-         WHERE dt >= '{from}' AND dt <= '{to}' AND kind = 'server' \
-         AND last_activity IS NOT NULL AND \"user\" IS NOT NULL ORDER BY ts"
+        "SELECT ts, hub, kind, via, \"user\", server_name, started, last_activity FROM {table} \
+         WHERE dt <= '{to}'"
     );
-    let df = ctx
+    let sql_err = |e: datafusion::error::DataFusionError| QueryError::Sql(e.to_string());
+    let mut stream = ctx
         .sql(&sql)
         .await
-        .map_err(|e| QueryError::Sql(e.to_string()))?;
-    let mut stream = df
+        .map_err(sql_err)?
         .execute_stream()
         .await
-        .map_err(|e| QueryError::Sql(e.to_string()))?;
-    let mut out = Observed::default();
+        .map_err(sql_err)?;
+    let mut out = Vec::new();
     while let Some(b) = stream.next().await {
-        let b = b.map_err(|e| QueryError::Sql(e.to_string()))?;
-        let s = |i: usize| arrow::compute::cast(b.column(i), &DataType::Utf8);
-        let (hub, user, server) = (s(1), s(2), s(3));
-        let (Ok(hub), Ok(user), Ok(server)) = (hub, user, server) else {
-            return Err(QueryError::Sql(
-                "observations: unexpected column types".into(),
-            ));
-        };
-        let (hub, user, server) = (
-            hub.as_string::<i32>(),
-            user.as_string::<i32>(),
-            server.as_string::<i32>(),
-        );
+        let b = b.map_err(sql_err)?;
+        let strs: Result<Vec<_>, _> = (1..6)
+            .map(|i| arrow::compute::cast(b.column(i), &DataType::Utf8))
+            .collect();
+        let strs = strs.map_err(|e| QueryError::Sql(format!("observations: {e}")))?;
+        let s: Vec<_> = strs.iter().map(|a| a.as_string::<i32>()).collect();
         let ts = b.column(0).as_primitive::<TimestampMicrosecondType>();
-        let la = b.column(4).as_primitive::<TimestampMicrosecondType>();
+        let started = b.column(6).as_primitive::<TimestampMicrosecondType>();
+        let la = b.column(7).as_primitive::<TimestampMicrosecondType>();
+        let opt = |a: &arrow::array::PrimitiveArray<TimestampMicrosecondType>, i: usize| {
+            a.is_valid(i).then(|| a.value(i))
+        };
+        let text = |c: usize, i: usize| {
+            if s[c].is_null(i) {
+                String::new()
+            } else {
+                s[c].value(i).to_string()
+            }
+        };
         for i in 0..b.num_rows() {
-            let key = (
-                hub.value(i).to_string(),
-                user.value(i).to_string(),
-                if server.is_null(i) {
-                    String::new()
-                } else {
-                    server.value(i).to_string()
-                },
-            );
-            out.points
-                .entry(key)
-                .or_default()
-                .push((ts.value(i), la.value(i)));
+            let kind = match (s[1].value(i), s[2].value(i)) {
+                ("server", _) => Kind::Server,
+                ("gone", _) => Kind::Gone,
+                ("listing", via) => Kind::Listing(via == "first"),
+                _ => continue,
+            };
+            if kind != Kind::Listing(false) && kind != Kind::Listing(true) && s[3].is_null(i) {
+                continue;
+            }
+            out.push(Row {
+                ts: ts.value(i),
+                hub: text(0, i),
+                kind,
+                user: text(3, i),
+                server: text(4, i),
+                started: opt(started, i),
+                last_activity: opt(la, i),
+            });
         }
     }
     Ok(out)
@@ -167,6 +320,7 @@ mod tests {
             started_before_data: false,
             missing_stop: false,
             end_estimated: false,
+            hub_corrected: false,
         }
     }
 

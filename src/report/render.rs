@@ -215,6 +215,23 @@ fn grounded_note((grounded, all): (u64, u64)) -> String {
     }
 }
 
+/// What checking session bounds against the hub's observations did.
+fn hub_check_note(g: &super::grounding::Grounding) -> String {
+    if !g.observed {
+        return "Session bounds rest on the log alone: the lake holds no observations of the \
+                hub's servers (run the agent with a [hub] section to check them against the hub)."
+            .to_string();
+    }
+    let hours = g.delta_us as f64 / 3.6e9;
+    format!(
+        "Session bounds were checked against the hub's own observations of its servers: {} of \
+         the month's sessions were seen by the hub; {} starts and {} ends were corrected to \
+         agree with it and {} sessions it never saw running were removed, changing the month's \
+         server time by {hours:+.2} h (flag hub_corrected).",
+        g.seen, g.starts, g.ends, g.removed
+    )
+}
+
 pub fn notes(m: &Monthly) -> Vec<String> {
     let f = &m.flags;
     let mut v = vec![
@@ -236,6 +253,7 @@ pub fn notes(m: &Monthly) -> Vec<String> {
          servers without one are counted under the default profile."
             .to_string(),
         grounded_note(m.grounded),
+        hub_check_note(&m.hub_check),
     ];
     if let [pod, profile] = &m.priced_from[..] {
         v.push(format!(

@@ -30,9 +30,9 @@
 //! no such line get the default profile (`profile_from = default`): KubeSpawner applies the
 //! default profile when none is chosen.
 //!
-//! Extension point: when the lake holds the hub's own observations of servers (REST API
-//! `started`/`last_activity`), they can correct a session's start and end after [`derive`];
-//! [`Session::flags`] already marks the sessions whose bounds are estimated.
+//! Where the lake holds the hub's own observations of servers (REST API `started`, listings,
+//! `gone`), `super::grounding` corrects a session's start and end after [`derive`] and flags it
+//! `hub_corrected`.
 //!
 //! Times are microseconds since the epoch, UTC, as in the lake.
 
@@ -134,6 +134,8 @@ pub enum EndReason {
     HubRestart,
     Replaced,
     Running,
+    /// No stop line; the hub's observations say when it no longer ran (`super::grounding`).
+    ObservedStop,
 }
 
 impl EndReason {
@@ -146,6 +148,7 @@ impl EndReason {
             EndReason::HubRestart => "hub_restart",
             EndReason::Replaced => "replaced",
             EndReason::Running => "running",
+            EndReason::ObservedStop => "observed_stop",
         }
     }
 }
@@ -168,6 +171,8 @@ pub struct Session {
     pub started_before_data: bool,
     pub missing_stop: bool,
     pub end_estimated: bool,
+    /// A bound was moved to agree with the hub's observations (`super::grounding`).
+    pub hub_corrected: bool,
 }
 
 impl Session {
@@ -182,6 +187,9 @@ impl Session {
         }
         if self.end_estimated {
             f.push("end_estimated");
+        }
+        if self.hub_corrected {
+            f.push("hub_corrected");
         }
         f.join(",")
     }

@@ -410,6 +410,7 @@ impl State<'_> {
             started_before_data: true,
             missing_stop: false,
             end_estimated: false,
+            hub_corrected: false,
         }
     }
 

@@ -17,6 +17,7 @@ mod dd_payload;
 mod dd_sink;
 mod dd_truth;
 mod golden;
+mod grounding;
 mod hub_api;
 mod kube_fixtures;
 mod kube_source;

@@ -136,3 +136,67 @@ fn a_future_stamped_record_is_kept_flagged_and_out_of_derived_state() {
         0
     );
 }
+
+/// A record stamped far before its stream's order (a forged `User X took N seconds to start`
+/// dated five days back, as a `Failed login for %s` name with a newline can write it) is kept
+/// in `events`, flagged `late`, and trusted nowhere; one forged line dated *ahead* does not make
+/// the honest lines after it late (the order rises only when two records agree). Checked on a
+/// file large enough to be parsed in parallel pieces (16,384 records each), with a forgery as
+/// the first record of a piece, which the piece's own parser cannot judge without the order
+/// before it (`Order::misses_late`: the piece is parsed again with it).
+#[test]
+fn a_back_dated_forged_record_is_flagged_late_and_makes_no_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let t0 = Utc::now() - Duration::days(2);
+    let mut log = String::new();
+    log += &at(t0, "base:1192] User bob took 2.500 seconds to start");
+    let forged = |o: &mut String| {
+        *o += &at(
+            t0 - Duration::days(5),
+            "base:1192] User mallory took 1.000 seconds to start",
+        );
+    };
+    for i in 1..40_000i64 {
+        match i {
+            16_384 | 30_000 => forged(&mut log),
+            // One forged line ahead of the stream (by a day, still in the past).
+            20_000 => {
+                log += &at(
+                    t0 + Duration::days(1),
+                    "log:192] 200 POST /hub/api/users/eve/activity (eve@127.0.0.1) 8.00ms",
+                )
+            }
+            _ => {
+                log += &at(
+                    t0 + Duration::seconds(i),
+                    "log:192] 200 POST /hub/api/users/bob/activity (bob@127.0.0.1) 8.00ms",
+                )
+            }
+        }
+    }
+    ingest(&lake, "hub-a", &log);
+    let q = |sql: &str| super::query_num(&lake, sql);
+    assert_eq!(
+        q("SELECT COUNT(*) FROM events WHERE \"user\" = 'mallory' AND flags LIKE '%late%'"),
+        2
+    );
+    assert_eq!(
+        q("SELECT COUNT(*) FROM events WHERE flags LIKE '%late%'"),
+        2,
+        "only the forgeries are late"
+    );
+    assert_eq!(q("SELECT COUNT(*) FROM events"), 40_000, "nothing dropped");
+    assert_eq!(
+        q("SELECT COUNT(*) FROM lifecycle WHERE \"user\" = 'mallory'"),
+        0
+    );
+    assert_eq!(
+        q("SELECT COUNT(*) FROM sessions WHERE \"user\" = 'mallory'"),
+        0
+    );
+    assert_eq!(
+        q("SELECT SUM(count) FROM activity WHERE \"user\" = 'bob'"),
+        39_996
+    );
+}
