@@ -360,13 +360,16 @@ fn worker(
             Err(_) => return,
         };
         let Ok((mut piece, start)) = job else { return };
+        let known = start.is_some();
         // A panic must not leave the merge waiting for this piece forever.
         let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             piece::parse(&piece, ctx, start, &mut spare)
         }))
         .unwrap_or_else(|_| Err(ArrowError::ComputeError("the parser panicked".into())));
-        if parsed.as_ref().is_ok_and(|p| !p.needed_state) {
-            // Its bytes are needed no more (only to parse it again): free them now.
+        if known && parsed.is_ok() {
+            // Parsed with the state before it: never parsed again, its bytes can go now. A
+            // piece parsed without it keeps them until its turn: the merge may parse it again
+            // (a record needed the state, or may be late against the order before it).
             piece.release();
         }
         if done.send((piece, parsed)).is_err() {

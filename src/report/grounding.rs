@@ -9,7 +9,7 @@
 //!
 //! | the hub said | what it proves (upstream) | correction |
 //! |---|---|---|
-//! | a server row with `started` = S | JupyterHub sets `orm_spawner.started` when the spawn begins, just before `Spawner.start` (`user.py` `User.spawn`, 4.1 – 6.1) and clears it when the server stops (`User.stop`) | an estimated start (`started_before_data`), a start later than the hub's first sighting, or a start before a listing that came before S (a ready line dated back), becomes S |
+//! | a server row with `started` = S | JupyterHub sets `orm_spawner.started` when the spawn begins, just before `Spawner.start` (`user.py` `User.spawn`, 4.1 – 6.1) and clears it when the server stops (`User.stop`) | an estimated start (`started_before_data`), a start later than the hub's first sighting of it ready, or a start before a listing that came before S (a ready line dated back), becomes S |
 //! | the server in a listing at L | it ran at L (`GET /users?state=active` lists servers whose `started` is set) | an end before L becomes L (a lost or forged stop line) |
 //! | `gone` at G (missing from a listing, a read, or stopped by the culler) | it no longer ran at G | an *estimated* end after G, or a session still open, ends at G (reason `observed_stop`); a logged stop line is kept (the line follows the stop within milliseconds, and a culler's accepted stop may finish after G) |
 //! | a listing at L without the server, and no run of it overlapping the session | it did not run at L | a session with a logged start ends at the first such L; one with a logged end starts at the last such L; one estimated at both ends (a phantom) is removed |
@@ -121,7 +121,7 @@ fn correct_by_run(s: &mut Session, r: &Run, obs: &Observed) {
         && st != s.start
         && st < end_before
         && (s.started_before_data
-            || r.first_seen < s.start
+            || r.first_ready.is_some_and(|t| t < s.start)
             // Watched between the logged start and the hub's: it did not run yet.
             || (st > s.start && obs.listings_without(s, s.start, st).is_some()))
     {

@@ -46,6 +46,7 @@ fn row(ts: i64, kind: Kind, server: &str, started: Option<i64>) -> Row {
         server: server.into(),
         started,
         last_activity: started,
+        ready: true,
     }
 }
 

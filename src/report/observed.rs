@@ -46,6 +46,8 @@ pub struct Run {
     /// First and last time the hub was seen to hold it running (a row or a listing).
     pub first_seen: i64,
     pub last_seen: i64,
+    /// First time the hub said it was ready (a spawn in progress is listed too, not ready).
+    pub first_ready: Option<i64>,
     /// When it was first seen not running any more (`None`: running at the last listing).
     pub gone: Option<i64>,
 }
@@ -69,6 +71,7 @@ pub struct Row {
     pub server: String,
     pub started: Option<i64>,
     pub last_activity: Option<i64>,
+    pub ready: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -118,6 +121,9 @@ impl Observed {
                     if let Some(run) = same {
                         run.last_seen = run.last_seen.max(r.ts);
                         run.started = run.started.or(r.started);
+                        if r.ready && run.first_ready.is_none() {
+                            run.first_ready = Some(r.ts);
+                        }
                         continue;
                     }
                     if let Some(i) = open.remove(&key) {
@@ -129,6 +135,7 @@ impl Observed {
                         started: r.started,
                         first_seen: r.ts,
                         last_seen: r.ts,
+                        first_ready: r.ready.then_some(r.ts),
                         gone: None,
                     });
                 }
@@ -244,7 +251,7 @@ pub async fn load(ctx: &SessionContext, to: NaiveDate) -> Result<Vec<Row>, Query
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT ts, hub, kind, via, \"user\", server_name, started, last_activity FROM {table} \
+        "SELECT ts, hub, kind, via, \"user\", server_name, started, last_activity, ready FROM {table} \
          WHERE dt <= '{to}'"
     );
     let sql_err = |e: datafusion::error::DataFusionError| QueryError::Sql(e.to_string());
@@ -266,6 +273,10 @@ pub async fn load(ctx: &SessionContext, to: NaiveDate) -> Result<Vec<Row>, Query
         let ts = b.column(0).as_primitive::<TimestampMicrosecondType>();
         let started = b.column(6).as_primitive::<TimestampMicrosecondType>();
         let la = b.column(7).as_primitive::<TimestampMicrosecondType>();
+        let ready = b
+            .column(8)
+            .as_boolean_opt()
+            .ok_or_else(|| QueryError::Sql("observations.ready: not a boolean".into()))?;
         let opt = |a: &arrow::array::PrimitiveArray<TimestampMicrosecondType>, i: usize| {
             a.is_valid(i).then(|| a.value(i))
         };
@@ -294,6 +305,7 @@ pub async fn load(ctx: &SessionContext, to: NaiveDate) -> Result<Vec<Row>, Query
                 server: text(4, i),
                 started: opt(started, i),
                 last_activity: opt(la, i),
+                ready: ready.is_valid(i) && ready.value(i),
             });
         }
     }

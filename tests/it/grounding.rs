@@ -44,7 +44,12 @@ fn sessions(lake: &std::path::Path) -> Vec<Vec<String>> {
     )
     .lines()
     .skip(1)
-    .map(|l| l.split(',').map(str::to_string).collect())
+    .map(|l| {
+        // The flags (last) may hold commas, quoted.
+        let mut v: Vec<String> = l.splitn(6, ',').map(str::to_string).collect();
+        v[5] = v[5].trim_matches('"').to_string();
+        v
+    })
     .collect()
 }
 
