@@ -145,7 +145,8 @@ pub async fn forecast_from_lake(
     let to = now.date_naive();
     let days = i64::from(policy.weeks.max(1)) * 7 + 1;
     let from = to - chrono::Duration::days(days);
-    let l = load::load(
+    // The same rebuild as the report's, checked against the hub's observations.
+    let l = crate::report::rebuild(
         &ctx,
         load::Window {
             life: (from, to),
@@ -154,12 +155,12 @@ pub async fn forecast_from_lake(
     )
     .await
     .map_err(err)?;
-    let s = sessions::derive_interned(&l.events, &l.names, l.activity, &l.first_ts);
+    let s = &l.sessions;
     let observed_from = l.first_ts.values().copied().min().unwrap_or(i64::MAX);
     // A server still open at the end of the data runs until its hub's last record, not until
     // `now`: a lake that stopped growing must not forecast servers it never saw.
-    let mut runs = runs_from_sessions(&s, default_profile);
-    for (r, s) in runs.iter_mut().zip(&s) {
+    let mut runs = runs_from_sessions(s, default_profile);
+    for (r, s) in runs.iter_mut().zip(s) {
         if r.end.is_none() {
             r.end = l.last_ts.get(&s.hub).map(|&t| t.max(s.start));
         }

@@ -338,10 +338,11 @@ pub async fn month_usage(
     let ctx = crate::query::session(lake)
         .await
         .map_err(|e| e.to_string())?;
-    let l = load::load(&ctx, monthly::window(start.date_naive()))
+    // The same rebuild as the report's, checked against the hub's observations.
+    let runs = crate::report::rebuild(&ctx, monthly::window(start.date_naive()))
         .await
-        .map_err(|e| e.to_string())?;
-    let runs = sessions::derive_interned(&l.events, &l.names, l.activity, &l.first_ts);
+        .map_err(|e| e.to_string())?
+        .sessions;
     // (user, server) -> [(admitted at, profile)] in time order.
     let mut admitted: HashMap<(String, String), Vec<(i64, String)>> = HashMap::new();
     if lake.join(super::decisions::DECISIONS).is_dir() {

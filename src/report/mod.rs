@@ -118,6 +118,37 @@ pub async fn monthly(
     Ok(m)
 }
 
+/// Sessions rebuilt over a window and checked against the hub's observations up to its end:
+/// the one rebuild the `sessions` table, the quota budgets and the capacity forecast use (the
+/// monthly report does the same for its two windows at once, in [`monthly`]).
+pub struct Rebuilt {
+    pub sessions: Vec<sessions::Session>,
+    /// hub -> its first and last record in the window (µs).
+    pub first_ts: std::collections::HashMap<String, i64>,
+    pub last_ts: std::collections::HashMap<String, i64>,
+}
+
+/// Rebuild the sessions of window `w` (see [`Rebuilt`]).
+///
+/// # Errors
+/// A lake read failed.
+pub async fn rebuild(ctx: &SessionContext, w: load::Window) -> Result<Rebuilt, QueryError> {
+    let l = load::load(ctx, w).await?;
+    let mut s = sessions::derive_interned(&l.events, &l.names, l.activity, &l.first_ts);
+    let rows = observed::load(ctx, w.life.1).await?;
+    grounding::ground(
+        &mut s,
+        &observed::Observed::build(&rows, day_end(w.life.1)),
+        &l.last_ts,
+        (i64::MIN, i64::MAX),
+    );
+    Ok(Rebuilt {
+        sessions: s,
+        first_ts: l.first_ts,
+        last_ts: l.last_ts,
+    })
+}
+
 /// The first instant after the UTC day `d` (µs).
 fn day_end(d: NaiveDate) -> i64 {
     (d + chrono::TimeDelta::days(1))
@@ -161,22 +192,15 @@ pub async fn register_sessions(ctx: &SessionContext) -> Result<(), QueryError> {
     let (Some(from), Some(to)) = (from, to) else {
         return Err(QueryError::Sql("date range".into()));
     };
-    let l = load::load(
+    let s = rebuild(
         ctx,
         load::Window {
             life: (from, to),
             activity: (from, to),
         },
     )
-    .await?;
-    let mut s = sessions::derive_interned(&l.events, &l.names, l.activity, &l.first_ts);
-    let rows = observed::load(ctx, to).await?;
-    grounding::ground(
-        &mut s,
-        &observed::Observed::build(&rows, i64::MAX),
-        &l.last_ts,
-        (i64::MIN, i64::MAX),
-    );
+    .await?
+    .sessions;
     let str_col = |f: &dyn Fn(&sessions::Session) -> Option<String>| -> ArrayRef {
         Arc::new(s.iter().map(f).collect::<StringArray>())
     };
