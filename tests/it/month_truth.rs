@@ -125,7 +125,9 @@ fn compare(
             .map(|(_, k)| k.as_str())
             .collect();
         for k in have.iter().filter(|k| !want.contains_key(*k)) {
-            bad.push(format!("{month} {section} {k}: in the report, not in the truth"));
+            bad.push(format!(
+                "{month} {section} {k}: in the report, not in the truth"
+            ));
         }
         for (k, (fig, ms, tie)) in &want {
             let Some((g, _)) = got.get(&(section.to_string(), k.to_string())) else {
@@ -158,10 +160,11 @@ fn md_headline(md: &str, label: &str) -> (String, String) {
 
 /// The same from the HTML report's cards.
 fn html_card(html: &str, label: &str) -> (String, String) {
+    let needle = format!("<small>{label}</small><b>");
     let at = html
-        .find(&format!("<small>{label}</small><b>"))
+        .find(&needle)
         .unwrap_or_else(|| panic!("no {label} card"));
-    let rest = &html[at + label.len() + 17..];
+    let rest = &html[at + needle.len()..];
     let now = &rest[..rest.find("</b>").unwrap()];
     let rest = &rest[rest.find("<small>").unwrap() + 7..];
     let before = &rest[..rest.find(" last month").unwrap()];
@@ -206,9 +209,10 @@ fn monthly_reports_equal_an_independent_simulation_to_the_second_and_the_cent() 
     }
     // Each month's figures, whichever report shows them: September (from the 20th, when the
     // data begins) in October's report, October in November's.
-    let t = |m: &str| truth[&(m.into(), "total".into(), "total".into())].clone();
-    let prev = |m: &str| rows[m][&("previous_month_total".into(), "total".into())].clone();
-    let own = |m: &str| rows[m][&("total".into(), "total".into())].clone();
+    let t = |m: &str| truth[&(m.to_string(), "total".to_string(), "total".to_string())].clone();
+    let row = |m: &str, section: &str| rows[m][&(section.to_string(), "total".to_string())].clone();
+    let prev = |m: &str| row(m, "previous_month_total");
+    let own = |m: &str| row(m, "total");
     let (sep, oct, nov) = (t("2026-09"), t("2026-10"), t("2026-11"));
     for (label, (fig, _), want) in [
         ("September in October's report", prev("2026-10"), &sep),
@@ -233,7 +237,11 @@ fn monthly_reports_equal_an_independent_simulation_to_the_second_and_the_cent() 
         let html = report(&lake, month, "html");
         let cost = |f: &(Fig, i64, bool)| format!("{} EUR", f.0.cost);
         for (format, (c_now, c_before), (h_now, h_before)) in [
-            ("md", md_headline(&md, "Cost"), md_headline(&md, "Server-hours")),
+            (
+                "md",
+                md_headline(&md, "Cost"),
+                md_headline(&md, "Server-hours"),
+            ),
             (
                 "html",
                 html_card(&html, "Cost"),
@@ -243,7 +251,9 @@ fn monthly_reports_equal_an_independent_simulation_to_the_second_and_the_cent() 
             let want = (cost(now), cost(before), hours(now.1), hours(before.1));
             let have = (c_now, c_before, h_now, h_before);
             if have != want && !(now.2 || before.2) {
-                bad.push(format!("{month} {format} headline: {have:?}, truth {want:?}"));
+                bad.push(format!(
+                    "{month} {format} headline: {have:?}, truth {want:?}"
+                ));
             }
         }
     }
