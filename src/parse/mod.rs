@@ -443,6 +443,13 @@ fn set_path<'r>(rec: &mut Record<'r>, path: &'r str) {
     }
 }
 
+/// `/user/<name>/` or `/user/<name>/<server>/` (a server's route spec): name and server.
+fn server_routespec(path: &str) -> Option<(&str, &str)> {
+    let inner = path.strip_prefix("/user/")?.strip_suffix('/')?;
+    let (u, s) = inner.split_once('/').unwrap_or((inner, ""));
+    (!u.is_empty() && !s.contains('/')).then_some((u, s))
+}
+
 /// Split `alice:gpu` (hub) or `alice/gpu` (culler) into user and server (`""` = default server).
 fn split_name(s: &str, sep: char) -> (&str, &str) {
     s.split_once(sep).unwrap_or((s, ""))
@@ -474,6 +481,16 @@ fn apply_field<'r>(rec: &mut Record<'r>, name: &'static str, target: FieldTarget
             let path = v
                 .find("://")
                 .map_or(v, |i| v[i + 3..].find('/').map_or("", |j| &v[i + 3 + j..]));
+            // A server's route spec is `/user/<name>/` or `/user/<name>/<server>/` (proxy.py
+            // `add_user`/`delete_user`: `user.proxy_spec` + `url_escape_path(server_name)`):
+            // its third segment is a server name even when it is a Jupyter root word.
+            if let Some((u, s)) = server_routespec(path) {
+                if rec.user.is_none() {
+                    rec.user = Some(route::percent_decode(u));
+                }
+                rec.server_name = Some(route::percent_decode(s));
+                return;
+            }
             let info = route::classify(path);
             if rec.user.is_none() {
                 rec.user = info.user;
@@ -490,8 +507,9 @@ fn apply_field<'r>(rec: &mut Record<'r>, name: &'static str, target: FieldTarget
 /// Recovers server names that some hub messages leave out, from records seen just before.
 #[derive(Debug, Default)]
 struct Enricher {
-    /// user → server of the last route removed from the proxy (stop lines omit the server).
-    removed: HashMap<String, String>,
+    /// user → routes removed from the proxy whose stop line has not come yet, (time µs, server),
+    /// oldest first (stop lines omit the server; two stops of one user can interleave).
+    removed: HashMap<String, Vec<(Option<i64>, String)>>,
     /// user → server of the last `Initiating spawn for user:server` (DEBUG logs only).
     spawning: HashMap<String, String>,
     /// The latest OAuth client ids, `jupyterhub-user-<quote(user)>[-<quote(server)>]`: the
@@ -503,6 +521,8 @@ struct Enricher {
 #[derive(Debug, Clone)]
 pub struct EnrichOp {
     kind: &'static str,
+    ts: Option<i64>,
+    duration_ms: Option<f64>,
     user: Option<String>,
     server: Option<String>,
     client_id: Option<String>,
@@ -512,6 +532,8 @@ impl EnrichOp {
     fn of(rec: &Record<'_>) -> Self {
         EnrichOp {
             kind: rec.kind,
+            ts: rec.ts,
+            duration_ms: rec.duration_ms,
             user: rec.user.as_deref().map(str::to_string),
             server: rec.server_name.as_deref().map(str::to_string),
             client_id: rec
@@ -532,6 +554,7 @@ impl Enrichment {
     /// The server name enrichment gives a record that had none, if any.
     pub fn apply(&mut self, op: &EnrichOp) -> Option<String> {
         let mut rec = Record::new(op.kind, prefix::Family::Hub, "");
+        (rec.ts, rec.duration_ms) = (op.ts, op.duration_ms);
         rec.user = op.user.as_deref().map(Cow::Borrowed);
         rec.server_name = op.server.as_deref().map(Cow::Borrowed);
         if let Some(id) = &op.client_id {
@@ -546,6 +569,8 @@ impl Enrichment {
 }
 
 const ENRICH_CAP: usize = 100_000;
+/// How long before its stop line a route removal can be (as `report::sessions_rules`).
+const REMOVAL_TO_STOP_US: i64 = 120_000_000;
 const CLIENTS_CAP: usize = 256;
 
 impl Enricher {
@@ -584,14 +609,43 @@ impl Enricher {
         match rec.kind {
             "proxy_route_removed" => {
                 if let Some(s) = rec.server_name.as_deref() {
-                    self.removed.insert(user.to_string(), s.to_string());
+                    let list = self.removed.entry(user.to_string()).or_default();
+                    // Removals a stop can still follow (sessions_rules: 120 s), at most 8.
+                    if let Some(t) = rec.ts {
+                        list.retain(|(r, _)| r.is_some_and(|r| t - r <= REMOVAL_TO_STOP_US));
+                    }
+                    if list.len() == 8 {
+                        list.remove(0);
+                    }
+                    list.push((rec.ts, s.to_string()));
                 }
             }
             // Only the stop line: it follows its route's removal. An exit line comes *before*
             // its removal, so an entry found then would be a stale one (an earlier exit's).
+            // `User x server took N seconds to stop` counts N from just before the removal
+            // (handlers/base.py `stop_single_user.stop`: `tic`, then `proxy.delete_user`, whose
+            // first statement logs it), so when two stops of the user interleave (the idle
+            // culler stops a user's servers at once) the removal nearest `ts - N` is this one's.
             "stop_succeeded" if rec.server_name.is_none() => {
-                if let Some(s) = self.removed.remove(user) {
-                    rec.server_name = Some(Cow::Owned(s));
+                if let Some(list) = self.removed.get_mut(user) {
+                    let began = rec
+                        .ts
+                        .zip(rec.duration_ms)
+                        .map(|(t, d)| t - (d * 1000.0) as i64);
+                    let pick = match began {
+                        Some(b) => list
+                            .iter()
+                            .enumerate()
+                            .min_by_key(|(_, (r, _))| r.map_or(i64::MAX, |r| (r - b).abs()))
+                            .map(|(i, _)| i),
+                        None => list.len().checked_sub(1),
+                    };
+                    if let Some(i) = pick {
+                        rec.server_name = Some(Cow::Owned(list.remove(i).1));
+                    }
+                    if list.is_empty() {
+                        self.removed.remove(user);
+                    }
                 }
             }
             "spawn_requested" => {
@@ -674,6 +728,9 @@ pub fn fuzz_one(input: &[u8]) {
         .unwrap_or_else(|e| panic!("reading from memory cannot fail: {e}"));
     assert_eq!(end, input.len() as u64);
 }
+
+#[cfg(test)]
+mod enrich_tests;
 
 #[cfg(test)]
 mod tests {

@@ -17,6 +17,10 @@ enum Seg {
     Lit(&'static str),
     User,
     Server,
+    /// A server name where nothing else can stand (`/hub/api/users/{user}/servers/{server}`):
+    /// unlike [`Seg::Server`] after `/user/{user}/`, a Jupyter root word (`notebooks`, `lab`,
+    /// …) here is a server's name (JupyterHub allows any URL-safe name).
+    NamedServer,
     Group,
     Service,
     Id,
@@ -175,12 +179,18 @@ fn leak(s: String) -> &'static str {
 }
 
 fn compile(route: &'static str) -> Template {
+    let mut prev = "";
     let segs: Vec<Seg> = route
         .split('/')
         .skip(1)
         .filter(|s| !s.is_empty())
-        .map(|s| match s {
+        .map(|s| {
+            let after = std::mem::replace(&mut prev, s);
+            (s, after)
+        })
+        .map(|(s, after)| match s {
             "{user}" => Seg::User,
+            "{server}" if after == "servers" => Seg::NamedServer,
             "{server}" => Seg::Server,
             "{group}" => Seg::Group,
             "{service}" => Seg::Service,
@@ -450,6 +460,7 @@ fn matches<'a>(t: &Template, segs: &[&'a str]) -> Option<RouteInfo<'a>> {
                 }
             }
             Seg::User => info.user = Some(percent_decode(segs[i])),
+            Seg::NamedServer => info.server = Some(percent_decode(segs[i])),
             Seg::Server => {
                 if SERVER_ROOT_WORDS.contains(&segs[i]) {
                     return None;
@@ -521,6 +532,7 @@ fn matches_path<'a>(t: &Template, path: &'a str) -> Direct<'a> {
                 }
             }
             Seg::User => info.user = Some(percent_decode(text)),
+            Seg::NamedServer => info.server = Some(percent_decode(text)),
             Seg::Server => {
                 if SERVER_ROOT_WORDS.contains(&text) {
                     return Direct::No;

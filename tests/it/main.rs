@@ -22,6 +22,7 @@ mod hub_api;
 mod kube_fixtures;
 mod kube_source;
 mod lake;
+mod month_truth;
 mod observe;
 mod pods_table;
 mod queries;
