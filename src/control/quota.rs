@@ -32,7 +32,6 @@ use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
 use axum::routing::post;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use tokio::sync::watch;

@@ -21,7 +21,8 @@
 //! - No connection outlives `header_timeout` without sending a request head, and at most
 //!   `max_connections` (plus evictions still closing) are open at once.
 //! - A request in progress is never evicted by the cap; it ends by answering or by
-//!   `request_timeout`.
+//!   `request_timeout` (a request whose head completes at the very instant its connection is
+//!   picked may be cut: the client sees a closed connection and retries).
 //! - Every shed connection is counted (`hubpulse_http_connections_closed_total{reason}`).
 //! - On `stop`, no new connection is accepted; open ones finish the request they are in.
 
@@ -368,13 +369,59 @@ async fn serve_conn(
                 return;
             }
             _ = conn.close.notified(), if !closing => {
+                // Not inside a request (a head half sent, or idle): close now. hyper's own
+                // graceful shutdown would wait for a half-sent head to complete.
+                if conn.busy.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
                 closing = true;
                 c.as_mut().graceful_shutdown();
             }
             _ = stop.wait_for(|s| *s), if !closing => {
+                if conn.busy.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
                 closing = true;
                 c.as_mut().graceful_shutdown();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn limits_parse_with_defaults_and_refuse_nonsense() {
+        assert_eq!(Limits::from_raw(None, None, None).unwrap(), Limits::default());
+        let l = Limits::from_raw(Some("2s"), Some("1m"), Some(64)).unwrap();
+        assert_eq!(
+            (l.header_timeout, l.request_timeout, l.max_connections),
+            (Duration::from_secs(2), Duration::from_secs(60), 64)
+        );
+        let e = Limits::from_raw(Some("0s"), None, None).unwrap_err();
+        assert_eq!(e.0, "http.header_timeout");
+        let e = Limits::from_raw(None, Some("soon"), None).unwrap_err();
+        assert_eq!(e.0, "http.request_timeout");
+        let e = Limits::from_raw(None, None, Some(0)).unwrap_err();
+        assert_eq!(e.0, "http.max_connections");
+    }
+
+    #[test]
+    fn eviction_picks_the_oldest_connections_not_inside_a_request() {
+        let r = Registry::default();
+        let (_, a) = r.add();
+        let (_, b) = r.add();
+        let (_, c) = r.add();
+        let _busy = Busy::new(&a);
+        assert_eq!(r.evict_oldest_idle(1), 1);
+        assert!(!a.evicted.load(Ordering::SeqCst), "a is inside a request");
+        assert!(b.evicted.load(Ordering::SeqCst) && !c.evicted.load(Ordering::SeqCst));
+        // Already told to close: not picked twice.
+        assert_eq!(r.evict_oldest_idle(5), 1);
+        assert!(c.evicted.load(Ordering::SeqCst));
+        assert_eq!(r.evict_oldest_idle(5), 0);
     }
 }
