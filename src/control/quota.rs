@@ -161,13 +161,13 @@ impl Quotas {
 
     /// The policy's answer, the error that made it fall back to `on_error`, and the view it
     /// rests on (its running servers feed the capacity check). Anything but an allow is
-    /// decided again on a view read after the request arrived.
+    /// decided again on a view whose read started after `arrived` (when the request came in).
     async fn answer(
         &self,
         req: &Request,
         cache: &ViewCache,
+        arrived: Instant,
     ) -> (super::admission::Answer, Option<String>, Arc<View>) {
-        let arrived = Instant::now();
         let view = cache.get(self, None).await;
         let (a, err) = self.decide_on(req, &view);
         if a.allow || view.at >= arrived {
@@ -512,6 +512,7 @@ async fn admission(
     State(ep): State<Arc<Endpoint>>,
     http: axum::extract::Request,
 ) -> (StatusCode, HeaderMap, Json<serde_json::Value>) {
+    let arrived = Instant::now();
     let q = &ep.q;
     // The token before the body: an unauthenticated caller learns nothing and costs nothing.
     if !bearer(http.headers()).is_some_and(|t| same(t, &q.token)) {
@@ -534,7 +535,7 @@ async fn admission(
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into());
     };
     let mut out = HeaderMap::new();
-    let (mut a, err, view) = q.answer(&req, &ep.view).await;
+    let (mut a, err, view) = q.answer(&req, &ep.view, arrived).await;
     let running: &[Running] = match &view.data {
         Ok((r, _)) => r,
         Err(_) => &[],
