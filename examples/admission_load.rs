@@ -138,10 +138,20 @@ async fn main() {
         .pool_max_idle_per_host(200)
         .build()
         .unwrap();
-    println!("{users} active servers listed in pages of 200; lake {}", lake.display());
+    println!(
+        "{users} active servers listed in pages of 200; lake {}",
+        lake.display()
+    );
     for r in 0..4 {
-        let name = if r == 0 { "allow, cold cache (one read)" } else { "allow, from the view" };
-        show(&format!("{name} #{r}"), &round(&c, &url, "small", &format!("a{r}-")).await);
+        let name = if r == 0 {
+            "allow, cold cache (one read)"
+        } else {
+            "allow, from the view"
+        };
+        show(
+            &format!("{name} #{r}"),
+            &round(&c, &url, "small", &format!("a{r}-")).await,
+        );
     }
     for r in 0..3 {
         show(

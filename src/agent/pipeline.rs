@@ -474,7 +474,11 @@ impl Pipeline {
             "lake writes failing, retrying with the same rows: {}",
             e.to_string().lines().next().unwrap_or("")
         )));
-        tracing::debug!(seq, discarded = n, "staging parts of a failed write removed");
+        tracing::debug!(
+            seq,
+            discarded = n,
+            "staging parts of a failed write removed"
+        );
     }
 
     /// Write `retained` into fresh parts for the next commit (after [`Self::abandon_parts`]).
@@ -656,14 +660,13 @@ impl Pipeline {
                 tracing::error!(error = %e, rows = self.buffered_records, "shut down while lake writes fail for lack of space: the uncommitted rows are not in the lake (files and pod logs are read again from the last commit)");
                 return Err(e);
             }
-            self.metrics.lake_write_retries.fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .lake_write_retries
+                .fetch_add(1, Ordering::Relaxed);
         }
         if self.metrics.lake_stall().is_some() && !self.replay {
             self.metrics.set_lake_stall(None);
-            tracing::info!(
-                retries = backoff.failures(),
-                "lake writes go through again"
-            );
+            tracing::info!(retries = backoff.failures(), "lake writes go through again");
         }
         Ok(())
     }

@@ -93,7 +93,6 @@ async fn read(q: &Quotas) -> View {
         Ok(r) => q.usage(now, &r).await.map(|u| (r, u)),
         Err(e) => Err(e),
     };
-    q.stats
-        .admission_view_read(started.elapsed(), data.is_ok());
+    q.stats.admission_view_read(started.elapsed(), data.is_ok());
     View { at: started, data }
 }

@@ -164,7 +164,9 @@ pub fn start(
         });
         let (router, view) = quota::router_with(q.clone(), a.endpoint);
         started.router = Some(router);
-        started.tasks.push(rt.spawn(view.run(q.clone(), stop.clone())));
+        started
+            .tasks
+            .push(rt.spawn(view.run(q.clone(), stop.clone())));
         started.tasks.push(rt.spawn(q.run(a.reconcile_every, stop)));
         tracing::info!("admission endpoint and quota loop started");
     }

@@ -557,7 +557,11 @@ async fn admission(
     };
     q.stats.admission(action.label(), a.reason.label());
     // No user name in the log (the `decisions` row has it).
-    tracing::info!(answer = action.label(), reason = a.reason.label(), "admission");
+    tracing::info!(
+        answer = action.label(),
+        reason = a.reason.label(),
+        "admission"
+    );
     let row = Row {
         ts: Utc::now(),
         component: "admission",

@@ -65,8 +65,11 @@ fn ask(user: &str) -> String {
 fn q2(lake: &std::path::Path, hub_url: &str) -> Arc<Quotas> {
     Arc::new(Quotas {
         policy: Policy::parse("[profiles.gpu]\nmax_running = 1\n", "policy.toml").unwrap(),
-        client: HubClient::new(HubConfig::new(hub_url.to_string(), ApiToken::new("hub-token")))
-            .unwrap(),
+        client: HubClient::new(HubConfig::new(
+            hub_url.to_string(),
+            ApiToken::new("hub-token"),
+        ))
+        .unwrap(),
         lake: lake.to_path_buf(),
         hub: "hub".into(),
         sink: DecisionSink::new(lake, "hub"),
@@ -108,14 +111,22 @@ async fn answers_come_from_a_cached_view_and_a_deny_is_confirmed_on_a_fresh_read
     // The token before the body: a wrong token with a malformed body is 401, not a schema
     // error, and costs no hub read.
     let (s, b) = post(&c, &url, Some("Bearer wrong"), "{not json").await;
-    assert_eq!((s, b["error"].as_str()), (401, Some("missing or invalid token")));
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (401, Some("missing or invalid token"))
+    );
     let (s, _) = post(&c, &url, None, "{}").await;
     assert_eq!(s, 401);
     assert_eq!(hub.listings.load(Ordering::SeqCst), 0);
     // With the token, a malformed body is a one-line 400.
     let (s, b) = post(&c, &url, Some(&bearer), "{\"groups\": []}").await;
     assert_eq!(s, 400, "{b}");
-    assert!(b["error"].as_str().unwrap().starts_with("bad request body: missing field `user`"));
+    assert!(
+        b["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("bad request body: missing field `user`")
+    );
 
     // bo runs the only gpu server: cy is denied, on the read the request itself made.
     let (s, b) = post(&c, &url, Some(&bearer), &ask("cy")).await;
@@ -128,7 +139,11 @@ async fn answers_come_from_a_cached_view_and_a_deny_is_confirmed_on_a_fresh_read
     hub.bo_runs_gpu.store(false, Ordering::SeqCst);
     let (s, b) = post(&c, &url, Some(&bearer), &ask("dee")).await;
     assert_eq!((s, &b["decision"]), (200, &json!("allow")), "{b}");
-    assert_eq!(hub.listings.load(Ordering::SeqCst), 2, "one confirming read");
+    assert_eq!(
+        hub.listings.load(Ordering::SeqCst),
+        2,
+        "one confirming read"
+    );
 
     // Allows on a fresh enough view cost no read: 100 at once, none reads the hub.
     let asks = (0..100).map(|i| {
@@ -161,5 +176,8 @@ async fn answers_come_from_a_cached_view_and_a_deny_is_confirmed_on_a_fresh_read
     }
     let reads = hub.listings.load(Ordering::SeqCst) - before;
     eprintln!("{reads} hub listings for 100 concurrent denied requests");
-    assert!((1..=10).contains(&reads), "{reads} hub listings for 100 requests");
+    assert!(
+        (1..=10).contains(&reads),
+        "{reads} hub listings for 100 requests"
+    );
 }

@@ -165,7 +165,10 @@ fn a_full_lake_is_retried_reported_and_nothing_is_lost_or_doubled() {
     let stray: Vec<_> = std::fs::read_dir(&staging)
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
-    assert!(stray.is_empty(), "no failed part left in staging: {stray:?}");
+    assert!(
+        stray.is_empty(),
+        "no failed part left in staging: {stray:?}"
+    );
 
     // Full again; SIGTERM during the stall ends the agent within its shutdown deadline.
     let filler = fill(&lake);
@@ -175,7 +178,13 @@ fn a_full_lake_is_retried_reported_and_nothing_is_lost_or_doubled() {
     });
     let term = Instant::now();
     let pid = agent.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let status = loop {
         if let Some(st) = agent.0.try_wait().unwrap() {
             break st;
@@ -188,8 +197,14 @@ fn a_full_lake_is_retried_reported_and_nothing_is_lost_or_doubled() {
     };
     let took = term.elapsed();
     let stderr = std::fs::read_to_string(&err).unwrap();
-    assert!(took < Duration::from_secs(10), "exited {took:?} after SIGTERM");
-    assert!(!status.success(), "the stalled rows were not written: {stderr}");
+    assert!(
+        took < Duration::from_secs(10),
+        "exited {took:?} after SIGTERM"
+    );
+    assert!(
+        !status.success(),
+        "the stalled rows were not written: {stderr}"
+    );
     assert!(stderr.contains("No space left on device"), "{stderr}");
 
     // A restart with space reads the uncommitted lines again: every line once.

@@ -100,7 +100,10 @@ fn healthz_keeps_answering_under_1000_slow_clients_and_they_are_closed() {
             // A 408 before the close is fine too: the server ended it.
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-            Err(e) => panic!("slow socket {i} still open after {:?}: {e}", opened.elapsed()),
+            Err(e) => panic!(
+                "slow socket {i} still open after {:?}: {e}",
+                opened.elapsed()
+            ),
         }
     }
     let all_closed = opened.elapsed();
@@ -110,7 +113,10 @@ fn healthz_keeps_answering_under_1000_slow_clients_and_they_are_closed() {
     );
     eprintln!("all 1000 slow sockets closed by the server {all_closed:?} after opening");
 
-    let evicted = metric(port, "hubpulse_http_connections_closed_total{reason=\"evicted\"} ");
+    let evicted = metric(
+        port,
+        "hubpulse_http_connections_closed_total{reason=\"evicted\"} ",
+    );
     let timed_out = metric(
         port,
         "hubpulse_http_connections_closed_total{reason=\"header_timeout\"} ",
@@ -118,9 +124,11 @@ fn healthz_keeps_answering_under_1000_slow_clients_and_they_are_closed() {
     assert!(evicted > 0, "with 256 descriptors some were evicted");
     assert!(timed_out > 0, "the ones kept were closed at header_timeout");
     // Only the /metrics request itself stays open (evicted tasks may still be ending).
-    wait_for("open connections back to 1", Duration::from_secs(10), || {
-        metric(port, "hubpulse_http_connections_open ") == 1
-    });
+    wait_for(
+        "open connections back to 1",
+        Duration::from_secs(10),
+        || metric(port, "hubpulse_http_connections_open ") == 1,
+    );
     drop(agent);
 }
 
@@ -139,7 +147,9 @@ fn a_client_that_sends_nothing_is_closed_at_the_header_timeout() {
     let r = s.read(&mut buf);
     let after = opened.elapsed();
     assert!(
-        matches!(r, Ok(_)) || r.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        matches!(r, Ok(_))
+            || r.as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
         "{r:?} after {after:?}"
     );
     assert!(

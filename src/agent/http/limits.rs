@@ -69,17 +69,19 @@ impl Limits {
         max_connections: Option<usize>,
     ) -> Result<Limits, (String, String)> {
         let d = Limits::default();
-        let dur = |key: &str, v: Option<&str>, default: Duration| -> Result<Duration, (String, String)> {
-            let t = match v {
-                None => return Ok(default),
-                Some(s) => crate::agent::config::parse_duration(s)
-                    .map_err(|e| (key.to_string(), e))?,
+        let dur =
+            |key: &str, v: Option<&str>, default: Duration| -> Result<Duration, (String, String)> {
+                let t = match v {
+                    None => return Ok(default),
+                    Some(s) => {
+                        crate::agent::config::parse_duration(s).map_err(|e| (key.to_string(), e))?
+                    }
+                };
+                if !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&t) {
+                    return Err((key.to_string(), "must be between 100ms and 1h".into()));
+                }
+                Ok(t)
             };
-            if !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&t) {
-                return Err((key.to_string(), "must be between 100ms and 1h".into()));
-            }
-            Ok(t)
-        };
         let max_connections = max_connections.unwrap_or(d.max_connections);
         if !(1..=65_536).contains(&max_connections) {
             return Err((
@@ -395,7 +397,10 @@ mod tests {
 
     #[test]
     fn limits_parse_with_defaults_and_refuse_nonsense() {
-        assert_eq!(Limits::from_raw(None, None, None).unwrap(), Limits::default());
+        assert_eq!(
+            Limits::from_raw(None, None, None).unwrap(),
+            Limits::default()
+        );
         let l = Limits::from_raw(Some("2s"), Some("1m"), Some(64)).unwrap();
         assert_eq!(
             (l.header_timeout, l.request_timeout, l.max_connections),
