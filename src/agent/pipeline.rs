@@ -450,53 +450,6 @@ impl Pipeline {
         Ok(())
     }
 
-    /// [`Self::spill`]; a lack of space throws the commit's staging parts away and leaves the
-    /// batches to be written again at the next flush.
-    fn spill_or_defer(&mut self, key: (i64, SourceId)) -> Result<(), LakeError> {
-        let seq = self.manifest.next_seq();
-        match self.spill(key) {
-            Err(e) if stall::no_space(&e) => {
-                self.abandon_parts(seq, &e);
-                Ok(())
-            }
-            r => r,
-        }
-    }
-
-    /// Drop the open parts of commit `seq` and their staging files; `retained` will be
-    /// written again.
-    fn abandon_parts(&mut self, seq: u64, e: &LakeError) {
-        self.parts = None;
-        let n = stall::discard_staging(&self.manifest, seq);
-        self.replay = true;
-        self.metrics.error("lake_no_space");
-        self.metrics.set_lake_stall(Some(format!(
-            "lake writes failing, retrying with the same rows: {}",
-            e.to_string().lines().next().unwrap_or("")
-        )));
-        tracing::debug!(
-            seq,
-            discarded = n,
-            "staging parts of a failed write removed"
-        );
-    }
-
-    /// Write `retained` into fresh parts for the next commit (after [`Self::abandon_parts`]).
-    fn rewrite_retained(&mut self) -> Result<(), LakeError> {
-        let mut parts = PartSet::new(
-            self.manifest.root().to_path_buf(),
-            self.manifest.names(),
-            self.manifest.next_seq(),
-            &self.cfg.writer,
-        );
-        for (dt, b) in &self.retained {
-            parts.write(dt, b)?;
-        }
-        self.parts = Some(parts);
-        self.replay = false;
-        Ok(())
-    }
-
     /// Stream a full builder into the open Parquet parts (staging; not visible until commit).
     fn spill(&mut self, key: (i64, SourceId)) -> Result<(), LakeError> {
         let day = key.0;
@@ -635,40 +588,6 @@ impl Pipeline {
                 tracing::error!(error = %e, "could not close a held record at shutdown");
             }
         }
-    }
-
-    /// Write buffered rows and commit them with every advanced checkpoint. A lack of space is
-    /// waited out (see [`stall`]) until `shutdown`; any other error is returned.
-    fn flush(&mut self, shutdown: &AtomicBool) -> Result<(), LakeError> {
-        let mut backoff = stall::Backoff::default();
-        loop {
-            let seq = self.manifest.next_seq();
-            let e = match self.try_flush() {
-                Ok(()) => break,
-                Err(e) => e,
-            };
-            if !stall::no_space(&e)
-                || self.manifest.next_seq() != seq
-                || stall::commit_written(&self.manifest, seq)
-            {
-                return Err(e);
-            }
-            self.abandon_parts(seq, &e);
-            let delay = backoff.next_delay();
-            tracing::warn!(error = %e, failures = backoff.failures(), retry_in_ms = delay.as_millis() as u64, "lake write failed for lack of space; keeping the rows and trying again");
-            if !stall::wait(delay, shutdown) {
-                tracing::error!(error = %e, rows = self.buffered_records, "shut down while lake writes fail for lack of space: the uncommitted rows are not in the lake (files and pod logs are read again from the last commit)");
-                return Err(e);
-            }
-            self.metrics
-                .lake_write_retries
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        if self.metrics.lake_stall().is_some() && !self.replay {
-            self.metrics.set_lake_stall(None);
-            tracing::info!(retries = backoff.failures(), "lake writes go through again");
-        }
-        Ok(())
     }
 
     /// One attempt of [`Self::flush`].

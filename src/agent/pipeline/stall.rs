@@ -9,6 +9,9 @@
 //! more (sources block on the bounded channel), `/healthz` answers 503 with the reason, and
 //! `hubpulse_lake_write_retries_total` / `hubpulse_lake_write_stalled` say so on `/metrics`.
 //!
+//! The pipeline's side of it (keeping the batches, abandoning a failed commit's parts, the retry
+//! loop around a flush) is the `impl Pipeline` block here; `pipeline.rs` calls it.
+//!
 //! # Guarantees
 //! - A failure is retried only while its commit is not durable ([`commit_written`] is false):
 //!   a commit file that made it to disk is never written twice, so nothing is duplicated; an
@@ -22,7 +25,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::agent::source::SourceId;
 use crate::lake::manifest::{LakeError, Manifest};
+use crate::lake::writer::PartSet;
 
 /// The first wait after a failure; each further failure doubles it, up to [`MAX_DELAY`].
 pub const FIRST_DELAY: Duration = Duration::from_millis(250);
@@ -121,6 +126,91 @@ pub fn commit_written(manifest: &Manifest, seq: u64) -> bool {
         .join("manifest")
         .join(format!("{seq:020}.json"));
     path.exists()
+}
+
+/// The pipeline's side: keeping the batches, abandoning a failed commit's parts, the retry
+/// loop.
+impl super::Pipeline {
+    /// [`Self::spill`]; a lack of space throws the commit's staging parts away and leaves the
+    /// batches to be written again at the next flush.
+    pub(super) fn spill_or_defer(&mut self, key: (i64, SourceId)) -> Result<(), LakeError> {
+        let seq = self.manifest.next_seq();
+        match self.spill(key) {
+            Err(e) if no_space(&e) => {
+                self.abandon_parts(seq, &e);
+                Ok(())
+            }
+            r => r,
+        }
+    }
+
+    /// Drop the open parts of commit `seq` and their staging files; `retained` will be
+    /// written again.
+    pub(super) fn abandon_parts(&mut self, seq: u64, e: &LakeError) {
+        self.parts = None;
+        let n = discard_staging(&self.manifest, seq);
+        self.replay = true;
+        self.metrics.error("lake_no_space");
+        self.metrics.set_lake_stall(Some(format!(
+            "lake writes failing, retrying with the same rows: {}",
+            e.to_string().lines().next().unwrap_or("")
+        )));
+        tracing::debug!(
+            seq,
+            discarded = n,
+            "staging parts of a failed write removed"
+        );
+    }
+
+    /// Write `retained` into fresh parts for the next commit (after [`Self::abandon_parts`]).
+    pub(super) fn rewrite_retained(&mut self) -> Result<(), LakeError> {
+        let mut parts = PartSet::new(
+            self.manifest.root().to_path_buf(),
+            self.manifest.names(),
+            self.manifest.next_seq(),
+            &self.cfg.writer,
+        );
+        for (dt, b) in &self.retained {
+            parts.write(dt, b)?;
+        }
+        self.parts = Some(parts);
+        self.replay = false;
+        Ok(())
+    }
+
+    /// Write buffered rows and commit them with every advanced checkpoint. A lack of space is
+    /// waited out (see [`stall`]) until `shutdown`; any other error is returned.
+    pub(super) fn flush(&mut self, shutdown: &AtomicBool) -> Result<(), LakeError> {
+        let mut backoff = Backoff::default();
+        loop {
+            let seq = self.manifest.next_seq();
+            let e = match self.try_flush() {
+                Ok(()) => break,
+                Err(e) => e,
+            };
+            if !no_space(&e)
+                || self.manifest.next_seq() != seq
+                || commit_written(&self.manifest, seq)
+            {
+                return Err(e);
+            }
+            self.abandon_parts(seq, &e);
+            let delay = backoff.next_delay();
+            tracing::warn!(error = %e, failures = backoff.failures(), retry_in_ms = delay.as_millis() as u64, "lake write failed for lack of space; keeping the rows and trying again");
+            if !wait(delay, shutdown) {
+                tracing::error!(error = %e, rows = self.buffered_records, "shut down while lake writes fail for lack of space: the uncommitted rows are not in the lake (files and pod logs are read again from the last commit)");
+                return Err(e);
+            }
+            self.metrics
+                .lake_write_retries
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        if self.metrics.lake_stall().is_some() && !self.replay {
+            self.metrics.set_lake_stall(None);
+            tracing::info!(retries = backoff.failures(), "lake writes go through again");
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
