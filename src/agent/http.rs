@@ -2,7 +2,9 @@
 //! slow-client limits of [`limits`].
 //!
 //! `/healthz` is 200 `ok` when the agent is ready and its lake writes go through; 503 with one
-//! line saying why otherwise (starting, or lake writes failing and being retried).
+//! line saying why otherwise (starting, or lake writes failing and being retried): a readiness
+//! signal. `/livez` is 200 while the process serves HTTP at all: a liveness probe on it does not
+//! restart an agent that is waiting for disk space (a restart would not bring space back).
 
 pub mod limits;
 
@@ -30,6 +32,10 @@ async fn healthz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
     }
 }
 
+async fn livez() -> &'static str {
+    "alive\n"
+}
+
 async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
     let body = m.render(chrono::Utc::now().timestamp_micros());
     (
@@ -44,6 +50,7 @@ async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
 pub fn router(m: Arc<Metrics>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/livez", get(livez))
         .route("/metrics", get(metrics))
         .with_state(m)
 }

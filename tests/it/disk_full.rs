@@ -146,6 +146,11 @@ fn a_full_lake_is_retried_reported_and_nothing_is_lost_or_doubled() {
         Some(200),
         "nothing committed while the disk is full"
     );
+    assert_eq!(
+        http_get(port, "/livez"),
+        Some((200, "alive\n".to_string())),
+        "alive, only not ready"
+    );
 
     // Space comes back: the same rows are written, once.
     std::fs::remove_file(&filler).unwrap();
