@@ -4,8 +4,9 @@
 //! month's usage (a scan of the lake). Done per request, a hundred spawns at once made a
 //! hundred listings and a hundred scans. The [`ViewCache`] keeps the last answer of both and
 //! refreshes it every `view_refresh` (`[admission] view_refresh`, default 30 s): from a
-//! background loop, or by the first request that finds it older than that. One refresh runs at
-//! a time; requests that arrive meanwhile wait for it and share its result.
+//! background loop while requests keep using it (a quiet endpoint costs the hub no listing), or
+//! by the first request that finds it older than that. One refresh runs at a time; requests
+//! that arrive meanwhile wait for it and share its result.
 //!
 //! # Guarantees
 //! - Running servers still come from the hub's API, never from log lines (the view holds what
@@ -19,6 +20,7 @@
 //!   once per `view_refresh`, not once per request), and only confirmed failures deny.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -39,6 +41,8 @@ pub struct View {
 pub struct ViewCache {
     refresh: Duration,
     current: Mutex<Option<Arc<View>>>,
+    /// A request used the view since the background loop last read it.
+    used: AtomicBool,
 }
 
 impl ViewCache {
@@ -46,6 +50,7 @@ impl ViewCache {
         ViewCache {
             refresh,
             current: Mutex::new(None),
+            used: AtomicBool::new(true),
         }
     }
 
@@ -57,6 +62,7 @@ impl ViewCache {
     /// read after that instant; else a new read. Holding the lock during the read makes every
     /// concurrent caller wait for that one read.
     pub async fn get(&self, q: &Quotas, fresher_than: Option<Instant>) -> Arc<View> {
+        self.used.store(true, Ordering::Relaxed);
         let mut cur = self.current.lock().await;
         if let Some(v) = cur.as_ref()
             && v.at.elapsed() < self.refresh
@@ -69,15 +75,18 @@ impl ViewCache {
         v
     }
 
-    /// Refreshes the view every `refresh` until `stop`, so requests rarely wait for a read.
+    /// Refreshes the view every `refresh` until `stop`, so requests rarely wait for a read;
+    /// skips a refresh when no request used the view since the last one.
     pub async fn run(self: Arc<Self>, q: Arc<Quotas>, mut stop: watch::Receiver<bool>) {
         if self.refresh.is_zero() {
             return;
         }
         loop {
-            // Read first, then swap: requests keep the old view meanwhile.
-            let v = Arc::new(read(&q).await);
-            *self.current.lock().await = Some(v);
+            if self.used.swap(false, Ordering::Relaxed) {
+                // Read first, then swap: requests keep the old view meanwhile.
+                let v = Arc::new(read(&q).await);
+                *self.current.lock().await = Some(v);
+            }
             tokio::select! {
                 _ = super::stopped(&mut stop) => return,
                 _ = tokio::time::sleep(self.refresh) => {}
