@@ -43,6 +43,8 @@ pub struct AgentConfig {
     pub lake: LakeConfig,
     /// `None`: no HTTP endpoint.
     pub http: Option<SocketAddr>,
+    /// `[http]` slow-client limits (header and request timeouts, connection cap).
+    pub http_limits: crate::agent::http::limits::Limits,
     pub files: Vec<FileSourceConfig>,
     pub stdin: bool,
     pub kubernetes: Option<KubeSourceConfig>,
@@ -142,6 +144,7 @@ impl AgentConfig {
                 retention: Default::default(),
             },
             http: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            http_limits: Default::default(),
             files,
             stdin,
             kubernetes: None,
@@ -357,6 +360,9 @@ struct RawRetention {
 struct RawHttp {
     /// `"127.0.0.1:9464"` or `"off"`.
     listen: Option<String>,
+    header_timeout: Option<String>,
+    request_timeout: Option<String>,
+    max_connections: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -450,6 +456,11 @@ impl RawConfig {
                 )
             })?),
         };
+        let http_limits = crate::agent::http::limits::Limits::from_raw(
+            self.http.header_timeout.as_deref(),
+            self.http.request_timeout.as_deref(),
+            self.http.max_connections,
+        )?;
         let mut files = Vec::new();
         for (i, f) in self.files.iter().enumerate() {
             let k = |leaf: &str| format!("files[{i}].{leaf}");
@@ -554,6 +565,7 @@ impl RawConfig {
                 retention,
             },
             http,
+            http_limits,
             files,
             stdin: self.stdin.enabled,
             kubernetes,

@@ -1,4 +1,12 @@
-//! `/healthz` and `/metrics` (Prometheus text), on 127.0.0.1 by default.
+//! `/healthz` and `/metrics` (Prometheus text), on 127.0.0.1 by default, served with the
+//! slow-client limits of [`limits`].
+//!
+//! `/healthz` is 200 `ok` when the agent is ready and its lake writes go through; 503 with one
+//! line saying why otherwise (starting, or lake writes failing and being retried): a readiness
+//! signal. `/livez` is 200 while the process serves HTTP at all: a liveness probe on it does not
+//! restart an agent that is waiting for disk space (a restart would not bring space back).
+
+pub mod limits;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,14 +20,20 @@ use axum::routing::get;
 use crate::agent::metrics::Metrics;
 
 async fn healthz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
-    if m.ready() {
-        (StatusCode::OK, "ok\n")
-    } else {
-        (
+    if !m.ready() {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
-            "starting: sources not attached yet\n",
-        )
+            "starting: sources not attached yet\n".to_string(),
+        );
     }
+    match m.lake_stall() {
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
+        None => (StatusCode::OK, "ok\n".to_string()),
+    }
+}
+
+async fn livez() -> &'static str {
+    "alive\n"
 }
 
 async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
@@ -36,6 +50,7 @@ async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
 pub fn router(m: Arc<Metrics>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/livez", get(livez))
         .route("/metrics", get(metrics))
         .with_state(m)
 }
@@ -53,16 +68,24 @@ pub async fn serve(
     serve_with(listener, m, Router::new(), stop).await
 }
 
-/// [`serve`], with more routes (the admission endpoint) merged in.
+/// [`serve`], with more routes (the admission endpoint) merged in, and the default limits.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     m: Arc<Metrics>,
     extra: Router,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(m).merge(extra))
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await
+    serve_limited(listener, m, extra, limits::Limits::default(), stop).await
+}
+
+/// [`serve_with`] under `limits` (`[http]` in the config).
+pub async fn serve_limited(
+    listener: tokio::net::TcpListener,
+    m: Arc<Metrics>,
+    extra: Router,
+    limits: limits::Limits,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let stats = m.http.clone();
+    limits::serve(listener, router(m).merge(extra), limits, stats, stop).await
 }

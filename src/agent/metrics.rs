@@ -50,6 +50,12 @@ pub struct Metrics {
     /// What the hub's API last said of its users' activity (the observations), shared by the
     /// control loops that read the hub and the metrics that count active users.
     pub hub_activity: std::sync::Arc<crate::hub::activity::ActivityView>,
+    /// The HTTP server's connection counters.
+    pub http: std::sync::Arc<crate::agent::http::limits::HttpStats>,
+    /// Lake writes that failed for lack of space (ENOSPC, EDQUOT) and were tried again.
+    pub lake_write_retries: AtomicU64,
+    /// While lake writes fail and are being retried: why, in one line (`/healthz` shows it).
+    pub lake_stalled: Mutex<Option<String>>,
 }
 
 /// A renderer of extra metric families for `/metrics`.
@@ -65,6 +71,18 @@ impl Metrics {
     /// Ready: the lake is writable and every configured source has made its first attach.
     pub fn ready(&self) -> bool {
         self.lake_open.load(Ordering::Relaxed) && self.starting.load(Ordering::Relaxed) == 0
+    }
+
+    /// Why lake writes are failing and being retried, if they are.
+    pub fn lake_stall(&self) -> Option<String> {
+        self.lake_stalled.lock().ok().and_then(|s| s.clone())
+    }
+
+    /// Notes (`Some`) or clears (`None`) a lake write stall.
+    pub fn set_lake_stall(&self, why: Option<String>) {
+        if let Ok(mut s) = self.lake_stalled.lock() {
+            *s = why;
+        }
     }
 
     pub fn error_count(&self, kind: &str) -> u64 {
@@ -169,6 +187,13 @@ impl Metrics {
             o,
             "# HELP hubpulse_ready 1 once sources are attached and the lake is writable.\n# TYPE hubpulse_ready gauge\nhubpulse_ready {ready}"
         );
+        let retries = g(&self.lake_write_retries);
+        let stalled = self.lake_stall().is_some() as u8;
+        let _ = writeln!(
+            o,
+            "# HELP hubpulse_lake_write_retries_total Lake writes that failed for lack of space (ENOSPC, EDQUOT) and were tried again with the same rows.\n# TYPE hubpulse_lake_write_retries_total counter\nhubpulse_lake_write_retries_total {retries}\n# HELP hubpulse_lake_write_stalled 1 while lake writes fail for lack of space and are being retried (sources wait).\n# TYPE hubpulse_lake_write_stalled gauge\nhubpulse_lake_write_stalled {stalled}"
+        );
+        self.http.render(&mut o);
         o.push_str("# HELP hubpulse_records_by_kind_total Records parsed, by message kind.\n# TYPE hubpulse_records_by_kind_total counter\n");
         if let Ok(k) = self.kinds.lock() {
             for (kind, v) in k.iter() {

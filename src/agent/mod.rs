@@ -239,9 +239,9 @@ pub fn run_with(
         if let Ok(a) = l.local_addr() {
             tracing::info!(addr = %a, "serving /healthz and /metrics");
         }
-        let (m, stop) = (metrics.clone(), stop_rx.clone());
+        let (m, stop, limits) = (metrics.clone(), stop_rx.clone(), cfg.http_limits);
         rt.spawn(async move {
-            if let Err(e) = http::serve_with(l, m, extra_routes, stop).await {
+            if let Err(e) = http::serve_limited(l, m, extra_routes, limits, stop).await {
                 tracing::error!(error = %e, "http server failed");
             }
         });

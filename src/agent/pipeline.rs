@@ -13,8 +13,16 @@
 //! * Memory is bounded: the input channel is bounded (sources block when it is full), rows are
 //!   streamed into staging Parquet as batches fill, and a commit happens every `flush_bytes`.
 //! * Freshness: a commit happens at least every `flush_interval` while rows are buffered.
+//! * A lake write that fails for lack of space (`ENOSPC`, `EDQUOT`) is retried with capped
+//!   exponential backoff, writing the same batches under the same commit number, while
+//!   `/healthz` is 503 ([`stall`]); so the batches of the commit in progress stay in memory
+//!   until it is durable (about `flush_bytes` of Arrow data). Any other write error is fatal.
+
+mod stall;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use arrow::record_batch::RecordBatch;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -138,6 +146,12 @@ pub struct Pipeline {
     last_publish: Instant,
     compactor: Option<Compactor>,
     last_retention: Option<Instant>,
+    /// Every batch written into `parts` since the last commit (partition, batch), in order:
+    /// what a retry after a lack of space writes again.
+    retained: Vec<(String, RecordBatch)>,
+    /// The staging parts of the commit in progress were thrown away after a failed write:
+    /// `retained` must be written again before anything else.
+    replay: bool,
 }
 
 /// What to merge next, if anything: first the commit-sized parts of a partition, then (once
@@ -192,6 +206,8 @@ impl Pipeline {
             last_publish: Instant::now(),
             compactor: None,
             last_retention: None,
+            retained: Vec::new(),
+            replay: false,
         }
     }
 
@@ -235,10 +251,10 @@ impl Pipeline {
                 }
                 break;
             }
-            self.tick(Instant::now())?;
+            self.tick(Instant::now(), shutdown)?;
         }
         self.close_unreplayable();
-        self.flush()?;
+        self.flush(shutdown)?;
         for o in &mut self.observers {
             o.on_tick(Instant::now());
             o.on_shutdown();
@@ -429,7 +445,7 @@ impl Pipeline {
         self.buffered_unparsed += unparsed;
         self.oldest_buffered.get_or_insert_with(Instant::now);
         for day in full_days {
-            self.spill((day, id))?;
+            self.spill_or_defer((day, id))?;
         }
         Ok(())
     }
@@ -444,6 +460,12 @@ impl Pipeline {
             return Ok(());
         }
         let batch = b.finish()?;
+        let dt = day_name(day);
+        self.retained.push((dt.clone(), batch.clone()));
+        if self.replay {
+            // Written with the rest of `retained` at the next attempt.
+            return Ok(());
+        }
         let seq = self.manifest.next_seq();
         let parts = self.parts.get_or_insert_with(|| {
             PartSet::new(
@@ -453,10 +475,10 @@ impl Pipeline {
                 &self.cfg.writer,
             )
         });
-        parts.write(&day_name(day), &batch)
+        parts.write(&dt, &batch)
     }
 
-    fn tick(&mut self, now: Instant) -> Result<(), LakeError> {
+    fn tick(&mut self, now: Instant, shutdown: &AtomicBool) -> Result<(), LakeError> {
         let hold = self.cfg.record_hold;
         let quiet: Vec<SourceId> = self
             .sources
@@ -474,17 +496,17 @@ impl Pipeline {
         let due = self
             .oldest_buffered
             .is_some_and(|t| now.duration_since(t) >= self.cfg.flush_interval);
-        if due || self.buffered_bytes >= self.cfg.flush_bytes {
-            self.flush()?;
+        if due || self.buffered_bytes >= self.cfg.flush_bytes || self.replay {
+            self.flush(shutdown)?;
         }
         if now.duration_since(self.last_publish) >= Duration::from_millis(100) {
             self.publish();
         }
-        self.retention(now)?;
+        self.retention(now, shutdown)?;
         self.compaction()
     }
 
-    fn retention(&mut self, now: Instant) -> Result<(), LakeError> {
+    fn retention(&mut self, now: Instant, shutdown: &AtomicBool) -> Result<(), LakeError> {
         if self.cfg.retention.is_off()
             || self
                 .last_retention
@@ -494,7 +516,7 @@ impl Pipeline {
         }
         self.last_retention = Some(now);
         // Nothing buffered may land in a partition about to go: commit it first.
-        self.flush()?;
+        self.flush(shutdown)?;
         let today = chrono::Utc::now().date_naive();
         let dropped = crate::lake::retention::apply(
             &mut self.manifest,
@@ -568,8 +590,11 @@ impl Pipeline {
         }
     }
 
-    /// Write buffered rows and commit them with every advanced checkpoint.
-    pub fn flush(&mut self) -> Result<(), LakeError> {
+    /// One attempt of [`Self::flush`].
+    fn try_flush(&mut self) -> Result<(), LakeError> {
+        if self.replay {
+            self.rewrite_retained()?;
+        }
         let keys: Vec<(i64, SourceId)> = self.builders.keys().copied().collect();
         for key in keys {
             self.spill(key)?;
@@ -612,6 +637,7 @@ impl Pipeline {
             None => Vec::new(),
         };
         if parts.is_empty() && sources.is_empty() && streams.is_empty() {
+            self.retained.clear();
             self.reset_buffer();
             return Ok(());
         }
@@ -639,6 +665,7 @@ impl Pipeline {
             self.metrics.error("lake_commit");
             return Err(e);
         }
+        self.retained.clear();
         for src in self.sources.values_mut() {
             src.committed = src.emitted;
         }

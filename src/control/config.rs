@@ -170,6 +170,8 @@ pub struct AdmissionSection {
     /// `capacity_wait = true`: an allowed spawn is told to wait when the cluster has no room
     /// (needs `[pods]` or `[capacity]`, checked by the agent config); `None` = off.
     pub wait: Option<crate::capacity::wait::WaitPolicy>,
+    /// `view_refresh` and `max_concurrent` of `POST /v1/admission`.
+    pub endpoint: super::quota::EndpointConfig,
 }
 
 /// Everything the control loops need from the agent config.
@@ -242,6 +244,8 @@ pub struct RawAdmission {
     scale_up_time: Option<String>,
     #[serde(default)]
     capacity_forecast: bool,
+    view_refresh: Option<String>,
+    max_concurrent: Option<usize>,
 }
 
 fn dur(key: &str, v: &Option<String>, default: Duration) -> Result<Duration, KeyErr> {
@@ -280,6 +284,7 @@ pub fn validate(
                 ));
             }
             let wait = a.capacity_wait.then(|| wait_policy(&a)).transpose()?;
+            let endpoint = endpoint_config(&a)?;
             Ok(AdmissionSection {
                 policy: a.policy,
                 token_file: a.token_file,
@@ -290,6 +295,7 @@ pub fn validate(
                 )?,
                 dry_run: a.dry_run,
                 wait,
+                endpoint,
             })
         })
         .transpose()?;
@@ -297,6 +303,28 @@ pub fn validate(
         hub,
         culler,
         admission,
+    })
+}
+
+fn endpoint_config(a: &RawAdmission) -> Result<super::quota::EndpointConfig, KeyErr> {
+    let d = super::quota::EndpointConfig::default();
+    let view_refresh = dur("admission.view_refresh", &a.view_refresh, d.view_refresh)?;
+    if view_refresh > Duration::from_secs(600) {
+        return Err((
+            "admission.view_refresh".into(),
+            "at most 10m (allows rest on a view this old)".into(),
+        ));
+    }
+    let max_concurrent = a.max_concurrent.unwrap_or(d.max_concurrent);
+    if !(1..=1024).contains(&max_concurrent) {
+        return Err((
+            "admission.max_concurrent".into(),
+            "must be between 1 and 1024".into(),
+        ));
+    }
+    Ok(super::quota::EndpointConfig {
+        view_refresh,
+        max_concurrent,
     })
 }
 

@@ -23,6 +23,12 @@ pub struct ControlStats {
     pub hub_requests: std::sync::Arc<AtomicU64>,
     /// Observation rows recorded, by kind (`server`, `gone`, `listing`).
     pub observations: Mutex<BTreeMap<&'static str, u64>>,
+    /// Reads of the admission view (`admission_view`), by outcome (`ok`, `error`).
+    pub view_reads: Mutex<BTreeMap<&'static str, u64>>,
+    /// Milliseconds the last admission view read took.
+    pub view_read_ms: AtomicU64,
+    /// Admission requests waiting for a slot under `[admission] max_concurrent`.
+    pub admission_waiting: AtomicU64,
 }
 
 fn inc<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K) {
@@ -46,6 +52,11 @@ impl ControlStats {
     }
     pub fn admission(&self, answer: &'static str, reason: &'static str) {
         inc(&self.admissions, (answer, reason));
+    }
+    pub fn admission_view_read(&self, took: std::time::Duration, ok: bool) {
+        inc(&self.view_reads, if ok { "ok" } else { "error" });
+        self.view_read_ms
+            .store(took.as_millis() as u64, Ordering::Relaxed);
     }
     pub fn observation(&self, kind: &'static str) {
         inc(&self.observations, kind);
@@ -128,7 +139,20 @@ impl ControlStats {
             ("answer", "reason"),
             &self.admissions,
         );
+        singles(
+            o,
+            "hubpulse_admission_view_reads_total",
+            "Reads of the hub's running servers and the month's usage behind admission answers, by outcome.",
+            "outcome",
+            &self.view_reads,
+        );
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let _ = writeln!(
+            o,
+            "# HELP hubpulse_admission_view_read_seconds How long the last admission view read took.\n# TYPE hubpulse_admission_view_read_seconds gauge\nhubpulse_admission_view_read_seconds {}\n# HELP hubpulse_admission_waiting Admission requests waiting for a slot (max_concurrent).\n# TYPE hubpulse_admission_waiting gauge\nhubpulse_admission_waiting {}",
+            g(&self.view_read_ms) as f64 / 1000.0,
+            g(&self.admission_waiting)
+        );
         let _ = writeln!(
             o,
             "# HELP hubpulse_cull_stream_stale 1 while the log stream is too stale to cull on.\n# TYPE hubpulse_cull_stream_stale gauge\nhubpulse_cull_stream_stale {}",

@@ -22,6 +22,7 @@
 //! (+ `delete:servers` for the quota loop, + `list:groups`, `read:groups` for group budgets).
 
 pub mod admission;
+pub mod admission_view;
 pub mod config;
 pub mod decide;
 pub mod decisions;
@@ -161,7 +162,11 @@ pub fn start(
             dry_run: a.dry_run,
             wait: a.wait.clone().zip(capacity),
         });
-        started.router = Some(quota::router(q.clone()));
+        let (router, view) = quota::router_with(q.clone(), a.endpoint);
+        started.router = Some(router);
+        started
+            .tasks
+            .push(rt.spawn(view.run(q.clone(), stop.clone())));
         started.tasks.push(rt.spawn(q.run(a.reconcile_every, stop)));
         tracing::info!("admission endpoint and quota loop started");
     }

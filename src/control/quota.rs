@@ -8,7 +8,11 @@
 //!
 //! # Guarantees
 //! - The endpoint needs `Authorization: Bearer <token>` (or `token <token>`); a wrong or
-//!   missing token is 401 and is not recorded. The token is never logged or recorded.
+//!   missing token is 401 and is not recorded, and is answered before the body is read. The
+//!   token is never logged or recorded. Bodies over 64 KiB are refused.
+//! - Answers come from a cached view of the hub and the lake ([`super::admission_view`],
+//!   refreshed every `view_refresh`); a deny is decided again on a view read after the request
+//!   arrived. At most `max_concurrent` requests are answered at once; the others wait.
 //! - When the hub API or the lake cannot be read, the answer follows the policy's `on_error`
 //!   and says so; it is recorded with reason `policy_error`.
 //! - The reconcile loop stops a server only after it has broken the policy continuously for
@@ -21,17 +25,19 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
 use axum::routing::post;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use tokio::sync::watch;
 
 use super::admission::{Policy, Request, Running, Usage, admit, over_budget};
+use super::admission_view::{View, ViewCache};
 use super::decide::{Action, ActivitySource, Decision, Reason};
 use super::decisions::{DecisionSink, Row};
 use super::metrics::ControlStats;
@@ -132,21 +138,11 @@ impl Quotas {
         Ok(usage)
     }
 
-    /// The policy's answer, the error that made it fall back to `on_error`, and the servers
-    /// the hub lists (for the capacity check).
-    async fn answer(
-        &self,
-        req: &Request,
-    ) -> (super::admission::Answer, Option<String>, Vec<Running>) {
-        let now = Utc::now();
-        let running = self.running().await;
-        let usage = match &running {
-            Ok(r) => self.usage(now, r).await,
-            Err(e) => Err(e.clone()),
-        };
-        match (running, usage) {
-            (Ok(r), Ok(u)) => (admit(&self.policy, req, &r, &u), None, r),
-            (Err(e), _) | (_, Err(e)) => {
+    /// The policy's answer on `view`, and the error that made it fall back to `on_error`.
+    fn decide_on(&self, req: &Request, view: &View) -> (super::admission::Answer, Option<String>) {
+        match &view.data {
+            Ok((r, u)) => (admit(&self.policy, req, r, u), None),
+            Err(e) => {
                 let allow = self.policy.on_error == super::admission::OnError::Allow;
                 let a = super::admission::Answer {
                     allow,
@@ -158,9 +154,28 @@ impl Quotas {
                     ),
                     profile: self.policy.profile_of(req.profile.as_deref()).to_string(),
                 };
-                (a, Some(e), Vec::new())
+                (a, Some(e.clone()))
             }
         }
+    }
+
+    /// The policy's answer, the error that made it fall back to `on_error`, and the view it
+    /// rests on (its running servers feed the capacity check). Anything but an allow is
+    /// decided again on a view whose read started after `arrived` (when the request came in).
+    async fn answer(
+        &self,
+        req: &Request,
+        cache: &ViewCache,
+        arrived: Instant,
+    ) -> (super::admission::Answer, Option<String>, Arc<View>) {
+        let view = cache.get(self, None).await;
+        let (a, err) = self.decide_on(req, &view);
+        if a.allow || view.at >= arrived {
+            return (a, err, view);
+        }
+        let view = cache.get(self, Some(arrived)).await;
+        let (a, err) = self.decide_on(req, &view);
+        (a, err, view)
     }
 
     /// For a spawn the policy allows: `Some((retry_after_seconds, message))` when the cluster
@@ -458,22 +473,76 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-async fn admission(
-    State(q): State<Arc<Quotas>>,
-    headers: HeaderMap,
-    Json(req): Json<Request>,
-) -> impl IntoResponse {
-    let mut out = HeaderMap::new();
-    if !bearer(&headers).is_some_and(|t| same(t, &q.token)) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            out,
-            Json(serde_json::json!({"error": "missing or invalid token"})),
-        );
+/// The admission endpoint's state: the quotas, the cached view, the concurrency cap.
+pub struct Endpoint {
+    pub q: Arc<Quotas>,
+    pub view: Arc<ViewCache>,
+    pub permits: tokio::sync::Semaphore,
+}
+
+/// `[admission]` settings of the endpoint.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EndpointConfig {
+    /// How long a view of the hub and the lake answers requests (`view_refresh`).
+    pub view_refresh: std::time::Duration,
+    /// Requests answered at once (`max_concurrent`); the others wait.
+    pub max_concurrent: usize,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        EndpointConfig {
+            view_refresh: std::time::Duration::from_secs(30),
+            max_concurrent: 16,
+        }
     }
-    let (mut a, err, running) = q.answer(&req).await;
+}
+
+/// A spawn request's body is a few hundred bytes.
+const MAX_BODY: usize = 64 << 10;
+
+fn refuse(status: StatusCode, why: String) -> (StatusCode, HeaderMap, Json<serde_json::Value>) {
+    (
+        status,
+        HeaderMap::new(),
+        Json(serde_json::json!({ "error": why })),
+    )
+}
+
+async fn admission(
+    State(ep): State<Arc<Endpoint>>,
+    http: axum::extract::Request,
+) -> (StatusCode, HeaderMap, Json<serde_json::Value>) {
+    let arrived = Instant::now();
+    let q = &ep.q;
+    // The token before the body: an unauthenticated caller learns nothing and costs nothing.
+    if !bearer(http.headers()).is_some_and(|t| same(t, &q.token)) {
+        return refuse(StatusCode::UNAUTHORIZED, "missing or invalid token".into());
+    }
+    let Ok(body) = axum::body::to_bytes(http.into_body(), MAX_BODY).await else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            format!("request body unreadable or over {MAX_BODY} bytes"),
+        );
+    };
+    let req: Request = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("bad request body: {e}")),
+    };
+    q.stats.admission_waiting.fetch_add(1, Ordering::Relaxed);
+    let permit = ep.permits.acquire().await;
+    q.stats.admission_waiting.fetch_sub(1, Ordering::Relaxed);
+    let Ok(_permit) = permit else {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into());
+    };
+    let mut out = HeaderMap::new();
+    let (mut a, err, view) = q.answer(&req, &ep.view, arrived).await;
+    let running: &[Running] = match &view.data {
+        Ok((r, _)) => r,
+        Err(_) => &[],
+    };
     let wait = if a.allow && err.is_none() {
-        q.capacity_wait(Utc::now(), &req, &a.profile, &running)
+        q.capacity_wait(Utc::now(), &req, &a.profile, running)
     } else {
         None
     };
@@ -488,7 +557,12 @@ async fn admission(
         None => Action::Deny,
     };
     q.stats.admission(action.label(), a.reason.label());
-    tracing::info!(user = %req.user, profile = %a.profile, answer = action.label(), reason = a.reason.label(), "admission");
+    // No user name in the log (the `decisions` row has it).
+    tracing::info!(
+        answer = action.label(),
+        reason = a.reason.label(),
+        "admission"
+    );
     let row = Row {
         ts: Utc::now(),
         component: "admission",
@@ -517,9 +591,24 @@ async fn admission(
     (StatusCode::OK, out, Json(body))
 }
 
-/// `POST /v1/admission`.
+/// `POST /v1/admission`, with the default [`EndpointConfig`] (views are read on demand).
 pub fn router(q: Arc<Quotas>) -> Router {
-    Router::new()
-        .route("/v1/admission", post(admission))
-        .with_state(q)
+    router_with(q, EndpointConfig::default()).0
+}
+
+/// `POST /v1/admission`, and its view cache (run [`ViewCache::run`] to refresh it in the
+/// background).
+pub fn router_with(q: Arc<Quotas>, cfg: EndpointConfig) -> (Router, Arc<ViewCache>) {
+    let view = Arc::new(ViewCache::new(cfg.view_refresh));
+    let ep = Arc::new(Endpoint {
+        q,
+        view: view.clone(),
+        permits: tokio::sync::Semaphore::new(cfg.max_concurrent.max(1)),
+    });
+    (
+        Router::new()
+            .route("/v1/admission", post(admission))
+            .with_state(ep),
+        view,
+    )
 }

@@ -23,7 +23,10 @@ fn sections(dir: &std::path::Path, reconcile: &str) -> String {
     let token = dir.join("admission-token");
     std::fs::write(&token, &hub().admission_token).unwrap();
     format!(
-        "[http]\nlisten = \"127.0.0.1:{}\"\n[admission]\npolicy = {:?}\ntoken_file = {:?}\nreconcile_every = {reconcile:?}\n",
+        // view_refresh = 0s: every answer on a fresh read of the hub and the lake. These tests
+        // pin the refusal right after the quota loop's stop; the cached view (which may allow
+        // on a view up to view_refresh old) is pinned by admission_cache.rs.
+        "[http]\nlisten = \"127.0.0.1:{}\"\n[admission]\npolicy = {:?}\ntoken_file = {:?}\nreconcile_every = {reconcile:?}\nview_refresh = \"0s\"\n",
         hub().admission_port,
         policy,
         token

@@ -2,6 +2,7 @@
 //! They run the real binary or the library against real files, real lakes and real servers.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+mod admission_cache;
 mod admission_wait;
 mod agent;
 mod capacity;
@@ -16,8 +17,10 @@ mod dd_derive;
 mod dd_payload;
 mod dd_sink;
 mod dd_truth;
+mod disk_full;
 mod golden;
 mod grounding;
+mod http_limits;
 mod hub_api;
 mod kube_fixtures;
 mod kube_source;
