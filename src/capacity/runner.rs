@@ -139,7 +139,7 @@ pub async fn forecast_from_lake(
     default_profile: &str,
     now: DateTime<Utc>,
 ) -> Result<Forecast, CapacityError> {
-    use crate::report::{load, sessions};
+    use crate::report::load;
     let err = |e: crate::query::QueryError| CapacityError::Lake(e.to_string());
     let ctx = crate::query::session(lake).await.map_err(err)?;
     let to = now.date_naive();

@@ -346,7 +346,7 @@ pub async fn month_usage(
     hub: Option<&str>,
     running: Option<&[Running]>,
 ) -> Result<Usage, String> {
-    use crate::report::{load, monthly, sessions};
+    use crate::report::monthly;
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::{DataType, Int64Type};
     let start = month_start(now);
