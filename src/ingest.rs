@@ -269,6 +269,7 @@ impl Commits<'_> {
             from: self.from,
             to,
             prefix_hash,
+            marks: Vec::new(),
         };
         self.out.parts += parts.len() as u64;
         let seq = self.manifest.next_seq();

@@ -595,6 +595,7 @@ impl Pipeline {
                     from: src.committed,
                     to: src.emitted,
                     prefix_hash: format!("{:016x}", src.prefix.as_ref().map_or(0, |p| p.digest())),
+                    marks: Vec::new(),
                 }),
                 SourceKind::Stream { key } => {
                     if let Some(pos) = src.emitted_pos {

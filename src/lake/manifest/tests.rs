@@ -16,6 +16,7 @@ fn commit(seq: u64, to: u64) -> Commit {
             from: to - 1,
             to,
             prefix_hash: format!("{to:016x}"),
+            marks: Vec::new(),
         }],
         streams: vec![StreamProgress {
             stream: "k8s/ns/hub/hub".into(),
