@@ -81,7 +81,7 @@ impl Metrics {
     pub fn render(&self, now_unix_micros: i64) -> String {
         let mut o = String::with_capacity(4096);
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let counters: [(&str, &str, u64); 14] = [
+        let counters: [(&str, &str, u64); 15] = [
             (
                 "hubpulse_bytes_read_total",
                 "Bytes read from all sources.",

@@ -289,7 +289,8 @@ impl Tailer {
         marks.retain(|(at, _)| *at < resume);
         push_mark(&mut marks, resume, prefix.digest());
         let mut tail = vec![0u8; (resume as usize).min(super::TAIL_BYTES)];
-        file.read_exact_at(&mut tail, resume - tail.len() as u64)?;
+        let tail_at = resume - tail.len() as u64;
+        file.read_exact_at(&mut tail, tail_at)?;
         let id = next_id();
         tracing::info!(file = %path.display(), %identity, offset = resume, "following file");
         self.tx

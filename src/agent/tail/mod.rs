@@ -35,7 +35,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, Metadata};
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -47,7 +47,7 @@ use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
 use crate::agent::config::{FileSourceConfig, StartAt};
 use crate::agent::metrics::Metrics;
-use crate::agent::source::{SourceId, SourceKind, SourceMsg, next_id};
+use crate::agent::source::{SourceId, SourceMsg};
 use crate::lake::manifest::lineage::{
     Known, Lineage, compare_with, digests_at, push_mark, reference_by_path, resolve,
 };
@@ -241,6 +241,11 @@ impl Tailer {
         let now = Instant::now();
         for i in 0..self.watchers.len() {
             self.check_rotation(i, now);
+        }
+        // While a truncated file waits for its copy, copies set aside earlier are looked at
+        // again at once (one of them may be that copy).
+        if self.watchers.iter().any(|w| w.file.is_none()) {
+            self.idle.retain(|_, (_, until)| until.is_none());
         }
         for path in self.matching_paths() {
             if let Err(e) = self.consider(&path, now) {

@@ -58,8 +58,19 @@ fn files_with_the_same_banner_are_different_sources() {
         panic!("a same-banner file taken as {got:?}");
     };
     assert_ne!(identity, ka.identity, "two sources under one name");
-    assert!(identity.starts_with(&ka.identity), "{identity}");
     assert_eq!(head_len, FP_BYTES.min(b.len() as u64));
+    // Banners longer than the head: the same 4 KiB, so the same head fingerprint, yet another
+    // source, under a suffixed name.
+    let long = BANNER.repeat(40);
+    let (a, b) = (format!("{long}{}", lines("a", 0, 50)), format!("{long}{}", lines("b", 0, 60)));
+    let (pa, _) = write(dir.path(), "hub.log.2", &a);
+    let ka = known(a.as_bytes(), 4096, a.len(), &[], &pa);
+    let (_, fb) = write(dir.path(), "hub.log", &b);
+    let got = resolve(&fb, len(&fb), std::slice::from_ref(&ka), (1, 2), &mut no_ref).unwrap();
+    let Lineage::New { identity, .. } = got else {
+        panic!("a same-head file taken as {got:?}");
+    };
+    assert!(identity.starts_with(&format!("{}-", ka.identity)), "{identity}");
 }
 
 #[test]
@@ -68,7 +79,7 @@ fn a_new_identity_stays_the_same_as_its_file_grows() {
     let first = BANNER.find('\n').unwrap() + 1;
     let a = format!("{BANNER}{}", lines("a", 0, 200));
     let (pa, _) = write(dir.path(), "a.log", &a);
-    let ka = known(a.as_bytes(), first, a.len(), &[], &pa);
+    let ka = known(a.as_bytes(), first, a.len(), &[1000, 2000], &pa);
     let b0 = format!("{BANNER}{}", lines("b", 0, 50));
     let (pb, fb) = write(dir.path(), "b.log", &b0);
     let Lineage::New { identity, head_len } =
