@@ -270,6 +270,7 @@ impl Commits<'_> {
             to,
             prefix_hash,
             marks: Vec::new(),
+            file_id: None,
         };
         self.out.parts += parts.len() as u64;
         let seq = self.manifest.next_seq();

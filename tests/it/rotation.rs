@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::agent::{Rng, config, each_once, free_port, http_get, line, sigterm, start_env, wait_for};
+use super::agent::{
+    Rng, config, each_once, free_port, http_get, line, sigterm, start_env, wait_for,
+};
 use super::{bin, run_ok};
 
 const BANNER: &str = "Loading /usr/local/etc/jupyterhub/secret/values.yaml\nLoading /usr/local/etc/jupyterhub/existing-secret/values.yaml\n";
@@ -115,11 +117,11 @@ fn rotate_by_rename(log: &Mutex<Log>, phase: &Phase, hold: Duration) {
     l.banner();
 }
 
-/// Copy-truncate the way logrotate does, slowly: the copy is written `chunk` bytes every 25 ms
-/// (about a second per copy here) while the hub keeps appending to the original; the last
-/// chunk and the truncation happen with the writer paused, so no line falls between them
-/// (logrotate's own loss window is not what is tested here).
-fn rotate_by_slow_copy(log: &Mutex<Log>, phase: &Phase, chunk: usize) {
+/// Copy-truncate the way logrotate does, slowly: the copy is written in 40 chunks 25 ms apart
+/// (about a second per copy) while the hub keeps appending to the original; the last chunk and
+/// the truncation happen with the writer paused, so no line falls between them (logrotate's
+/// own loss window is not what is tested here).
+fn rotate_by_slow_copy(log: &Mutex<Log>, phase: &Phase) {
     let (src, dst) = {
         let mut l = log.lock().unwrap();
         let d = l.next_rotated();
@@ -127,6 +129,7 @@ fn rotate_by_slow_copy(log: &Mutex<Log>, phase: &Phase, chunk: usize) {
     };
     let mut from = File::open(&src).unwrap();
     let mut to = File::create(&dst).unwrap();
+    let chunk = (from.metadata().unwrap().len() / 40).max(1024) as usize;
     let mut buf = vec![0u8; chunk];
     let mut copied = 0u64;
     loop {
@@ -210,6 +213,32 @@ fn metric(port: u16, name: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// An agent killed when the test ends, passing or not (no process outlives its test).
+struct Agent(std::process::Child);
+
+impl Agent {
+    fn start(s: &Setup) -> Agent {
+        Agent(start_env(&s.cfg, &[]))
+    }
+
+    fn stop(mut self) {
+        sigterm(&self.0);
+        assert!(self.0.wait().unwrap().success());
+    }
+
+    fn kill(mut self) {
+        self.0.kill().unwrap();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 struct Setup {
     _dir: tempfile::TempDir,
     logs: PathBuf,
@@ -242,15 +271,16 @@ fn healthy(s: &Setup) {
 
 /// Catch up with a last lifetime, stop it gracefully, and read the lake back.
 fn finish(s: &Setup, log: &Log) {
-    let mut child = start_env(&s.cfg, &[]);
+    let agent = Agent::start(s);
     healthy(s);
     let want = log.seq + log.generations * banner_rows();
-    wait_for("the lake to hold every row", Duration::from_secs(60), || {
-        lake_rows(&s.lake) >= want
-    });
+    let t = std::time::Instant::now();
+    while lake_rows(&s.lake) < want && t.elapsed() < Duration::from_secs(90) {
+        std::thread::sleep(Duration::from_millis(50)); // polling the lake's rows
+    }
     assert_eq!(metric(s.port, "hubpulse_rotation_lost_bytes_total"), Some(0));
-    sigterm(&child);
-    assert!(child.wait().unwrap().success());
+    agent.stop();
+    // Says which lines are missing or duplicated if the lake never got them all.
     check_lake(&s.lake, log);
 }
 
@@ -266,7 +296,8 @@ fn slow_copy_truncates_and_same_banner_files_survive_sigkills_in_every_window() 
         let (log, stop) = (log.clone(), stop.clone());
         std::thread::spawn(move || {
             let mut rng = Rng(0x5eed_0018);
-            while !stop.load(Ordering::Relaxed) {
+            // Lines up to a little past the last rotation, then the hub falls quiet.
+            while !stop.load(Ordering::Relaxed) && log.lock().unwrap().seq < 17 * EVERY {
                 log.lock().unwrap().write_line(&mut rng);
                 // The workload's pace (a hub writing ~400 lines a second), not a wait.
                 std::thread::sleep(Duration::from_micros(2500));
@@ -278,11 +309,11 @@ fn slow_copy_truncates_and_same_banner_files_survive_sigkills_in_every_window() 
         std::thread::spawn(move || {
             for r in 0..16u64 {
                 let at = (r + 1) * EVERY;
-                wait_for("the writer", Duration::from_secs(120), || {
+                wait_for("the writer", Duration::from_secs(300), || {
                     log.lock().unwrap().seq >= at
                 });
                 if r % 2 == 0 {
-                    rotate_by_slow_copy(&log, &phase, 1536);
+                    rotate_by_slow_copy(&log, &phase);
                 } else {
                     rotate_by_rename(&log, &phase, Duration::from_millis(300));
                 }
@@ -292,7 +323,7 @@ fn slow_copy_truncates_and_same_banner_files_survive_sigkills_in_every_window() 
     let mut rng = Rng(0x0018_4242);
     let (mut in_copy, mut in_rename) = (0, 0);
     while !rotator.is_finished() {
-        let mut child = start_env(&s.cfg, &[]);
+        let agent = Agent::start(&s);
         match rng.below(3) {
             0 => {
                 // Inside a copy: once it has copied something, at a random point of it.
@@ -318,8 +349,7 @@ fn slow_copy_truncates_and_same_banner_files_survive_sigkills_in_every_window() 
             }
             _ => std::thread::sleep(Duration::from_millis(30 + rng.below(400))),
         }
-        child.kill().unwrap();
-        let _ = child.wait();
+        agent.kill();
         phase.killed_in_window.store(true, Ordering::SeqCst);
     }
     rotator.join().unwrap();
@@ -341,17 +371,16 @@ fn an_agent_with_no_open_watch_resumes_a_slow_copy_where_the_original_was_read_t
     }
     let want = 8000 + banner_rows();
     // A first lifetime reads it all; the second starts with nothing new, so it opens no watch.
-    let mut child = start_env(&s.cfg, &[]);
+    let child = Agent::start(&s);
     healthy(&s);
     wait_for("8000 lines in the lake", Duration::from_secs(60), || {
         lake_rows(&s.lake) >= want
     });
-    sigterm(&child);
-    assert!(child.wait().unwrap().success());
-    let mut child = start_env(&s.cfg, &[]);
+    child.stop();
+    let child = Agent::start(&s);
     healthy(&s);
     let log = Mutex::new(log);
-    rotate_by_slow_copy(&log, &Phase::default(), 16 << 10);
+    rotate_by_slow_copy(&log, &Phase::default());
     let mut log = log.into_inner().unwrap();
     for _ in 0..2000 {
         log.write_line(&mut rng);
@@ -360,15 +389,14 @@ fn an_agent_with_no_open_watch_resumes_a_slow_copy_where_the_original_was_read_t
     wait_for("the new lines in the lake", Duration::from_secs(60), || {
         lake_rows(&s.lake) >= want
     });
-    sigterm(&child);
-    assert!(child.wait().unwrap().success());
+    child.stop();
     finish(&s, &log);
 }
 
 #[test]
 fn files_with_the_same_banner_followed_together_are_each_read_once() {
     let s = setup();
-    let mut child = start_env(&s.cfg, &[]);
+    let child = Agent::start(&s);
     healthy(&s);
     // Three hub starts, each a file that so far holds only the banner (so their heads are the
     // same bytes), then lines interleaved across them.
@@ -399,13 +427,11 @@ fn files_with_the_same_banner_followed_together_are_each_read_once() {
     wait_for("every line in the lake", Duration::from_secs(30), || {
         lake_rows(&s.lake) >= want
     });
-    sigterm(&child);
-    assert!(child.wait().unwrap().success());
+    child.stop();
     // A restart adds nothing: each file continues its own source.
-    let mut child = start_env(&s.cfg, &[]);
+    let child = Agent::start(&s);
     healthy(&s);
-    sigterm(&child);
-    assert!(child.wait().unwrap().success());
+    child.stop();
     check_lake(&s.lake, &log);
 }
 
@@ -419,7 +445,7 @@ fn a_truncation_with_no_copy_counts_the_bytes_it_lost() {
     let half = "[I 2026-11-28 12:00:59.000 JupyterHub app:1] never fini";
     f.write_all(half.as_bytes()).unwrap();
     let size = f.metadata().unwrap().len();
-    let mut child = start_env(&s.cfg, &[]);
+    let child = Agent::start(&s);
     healthy(&s);
     wait_for("the half line to be read", Duration::from_secs(30), || {
         metric(s.port, "hubpulse_bytes_read_total").is_some_and(|b| b >= size)
@@ -429,6 +455,5 @@ fn a_truncation_with_no_copy_counts_the_bytes_it_lost() {
     wait_for("the lost bytes counted", Duration::from_secs(30), || {
         metric(s.port, "hubpulse_rotation_lost_bytes_total") == Some(half.len() as u64)
     });
-    sigterm(&child);
-    assert!(child.wait().unwrap().success());
+    child.stop();
 }

@@ -54,6 +54,7 @@ impl Tailer {
                 let msg = SourceMsg::Moved {
                     id: w.id,
                     path: path.to_path_buf(),
+                    file_id: key,
                 };
                 self.tx.send(msg).map_err(|_| ScanError::Gone)?;
             }
@@ -92,16 +93,54 @@ impl Tailer {
             .collect();
         let mut by_path = |k: &Known, n: u64, d: u64| reference_by_path(k, path, fkey, n, d);
         let lineage = resolve(&file, len, &known, fkey, &mut by_path)?;
+        let lineage = match lineage {
+            Lineage::Continues(i) if known[i].file_id != Some(fkey) => {
+                match self.holder(&known[i], fkey) {
+                    // The file the source was read from is still there and holds it: this is
+                    // a copy of it (the original is followed: it may hold lines the copy will
+                    // never get), or another file that only shares the bytes read (a banner).
+                    Some(h) if same_prefix(&file, &h, len)? => {
+                        tracing::debug!(file = %path.display(), of = %known[i].path.display(), "a copy of a known file that is still there");
+                        self.defer(path, stamp, now);
+                        return Ok(());
+                    }
+                    // Read elsewhere, and that file is still there: another source.
+                    Some(_) if known[i].file_id.is_some() => {
+                        let others: Vec<Known> = known
+                            .iter()
+                            .filter(|k| k.identity != known[i].identity)
+                            .cloned()
+                            .collect();
+                        let mut by_path =
+                            |k: &Known, n: u64, d: u64| reference_by_path(k, path, fkey, n, d);
+                        match resolve(&file, len, &others, fkey, &mut by_path)? {
+                            Lineage::New { identity, head_len } => {
+                                let identity = if identity == known[i].identity {
+                                    format!("{identity}-{:016x}", fkey.0 ^ fkey.1.rotate_left(32))
+                                } else {
+                                    identity
+                                };
+                                Lineage::New { identity, head_len }
+                            }
+                            Lineage::Continues(j) => {
+                                let id = &others[j].identity;
+                                let at = known.iter().position(|k| &k.identity == id);
+                                Lineage::Continues(at.unwrap_or(i))
+                            }
+                            Lineage::CopyOf(_) => {
+                                self.defer(path, stamp, now);
+                                return Ok(());
+                            }
+                        }
+                    }
+                    _ => Lineage::Continues(i),
+                }
+            }
+            other => other,
+        };
         let (identity, head_len, resume, from) = match lineage {
             Lineage::Continues(i) => {
                 let k = &known[i];
-                if k.path != path && original_holds(k, fkey, len) {
-                    // A copy being made while the original still holds the source: the
-                    // original is followed (it may hold lines the copy will never get).
-                    tracing::debug!(file = %path.display(), of = %k.path.display(), "a copy of a known file that is still there");
-                    self.defer(path, stamp, now);
-            return Ok(());
-                }
                 let from = (k.path != path).then(|| k.path.clone());
                 (k.identity.clone(), k.head_len, k.offset, from)
             }
@@ -224,6 +263,7 @@ impl Tailer {
             let msg = SourceMsg::Moved {
                 id: w.id,
                 path: path.to_path_buf(),
+                file_id: fkey,
             };
             self.tx.send(msg).map_err(|_| ScanError::Gone)?;
             return Ok(true);
@@ -300,6 +340,7 @@ impl Tailer {
                     identity: identity.clone(),
                     head_len,
                     path: path.to_path_buf(),
+                    file_id: key,
                 },
                 start: resume,
                 prefix: Some(Box::new(prefix.clone())),
@@ -332,13 +373,18 @@ impl Tailer {
     }
 }
 
-/// Does the file `k` was last read through still hold it (another inode than the candidate,
-/// at least `len` bytes)? Then the candidate is a copy of a file that is still there.
-fn original_holds(k: &Known, fkey: (u64, u64), len: u64) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(f) = File::open(&k.path) else {
-        return false;
-    };
-    let Ok(m) = f.metadata() else { return false };
-    (m.dev(), m.ino()) != fkey && m.len() >= len && compare_with(&f, k, k.offset, k.hash).is_some()
+impl Tailer {
+    /// The file `k` was read from, if it is still there (by its inode among the scanned paths,
+    /// else at its last path) with another inode than `fkey`, and still holds `k`'s bytes.
+    fn holder(&self, k: &Known, fkey: (u64, u64)) -> Option<File> {
+        let by_id = k.file_id.and_then(|id| self.scan_ids.get(&id));
+        for p in by_id.into_iter().chain(std::iter::once(&k.path)) {
+            let Ok(f) = File::open(p) else { continue };
+            let Ok(m) = f.metadata() else { continue };
+            if dev_ino(&m) != fkey && compare_with(&f, k, k.offset, k.hash).is_some() {
+                return Some(f);
+            }
+        }
+        None
+    }
 }

@@ -122,6 +122,7 @@ impl Watcher {
             hash: self.hasher.digest(),
             marks: self.marks.clone(),
             path: self.path.clone(),
+            file_id: Some(self.dev_ino),
         }
     }
 
@@ -152,6 +153,8 @@ pub struct Tailer {
     /// change, or (copies, whose verdict depends on other files) until the instant given.
     idle: HashMap<PathBuf, ((u64, u64, u64), Option<Instant>)>,
     first_scan: bool,
+    /// (device, inode) → path of every file the last glob scan found.
+    scan_ids: HashMap<(u64, u64), PathBuf>,
     buf: Vec<u8>,
 }
 
@@ -180,6 +183,7 @@ impl Tailer {
             watchers: Vec::new(),
             idle: HashMap::new(),
             first_scan: true,
+            scan_ids: HashMap::new(),
             buf: vec![0u8; READ_CHUNK],
         }
     }
@@ -247,7 +251,12 @@ impl Tailer {
         if self.watchers.iter().any(|w| w.file.is_none()) {
             self.idle.retain(|_, (_, until)| until.is_none());
         }
-        for path in self.matching_paths() {
+        let paths = self.matching_paths();
+        self.scan_ids = paths
+            .iter()
+            .filter_map(|p| Some((dev_ino(&std::fs::metadata(p).ok()?), p.clone())))
+            .collect();
+        for path in paths {
             if let Err(e) = self.consider(&path, now) {
                 match e {
                     ScanError::Gone => return Err(Gone),

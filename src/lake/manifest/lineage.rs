@@ -45,6 +45,8 @@ pub struct Known {
     pub marks: Vec<(u64, u64)>,
     /// Where it was read last (a hint for a byte comparison, never its identity).
     pub path: PathBuf,
+    /// (device, inode) of the file it was read from last, when known.
+    pub file_id: Option<(u64, u64)>,
 }
 
 fn parse_hex(s: &str) -> Option<u64> {
@@ -68,6 +70,7 @@ impl Known {
             hash: parse_hex(&p.prefix_hash)?,
             marks,
             path: PathBuf::from(&p.path),
+            file_id: p.file_id,
         })
     }
 

@@ -32,6 +32,7 @@ fn known(body: &[u8], head_len: usize, offset: usize, marks: &[usize], path: &Pa
         hash: xxh3_64(&body[..offset]),
         marks: marks.iter().map(|&m| (m as u64, xxh3_64(&body[..m]))).collect(),
         path: path.to_path_buf(),
+        file_id: None,
     }
 }
 
@@ -96,6 +97,7 @@ fn a_new_identity_stays_the_same_as_its_file_grows() {
         hash: xxh3_64(b0.as_bytes()),
         marks: Vec::new(),
         path: pb.clone(),
+        file_id: None,
     };
     let mut f = std::fs::OpenOptions::new().append(true).open(&pb).unwrap();
     f.write_all(lines("b", 50, 500).as_bytes()).unwrap();

@@ -111,6 +111,10 @@ pub struct SourceProgress {
     /// recognised by content ([`lineage`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub marks: Vec<(u64, String)>,
+    /// (device, inode) of the file it was read from last (agent only): a file with other
+    /// content-equal bytes is not this source while this file still holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<(u64, u64)>,
 }
 
 /// Progress of a Kubernetes pod-log stream (no byte offsets survive a reconnect there).

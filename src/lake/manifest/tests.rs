@@ -17,6 +17,7 @@ fn commit(seq: u64, to: u64) -> Commit {
             to,
             prefix_hash: format!("{to:016x}"),
             marks: Vec::new(),
+            file_id: None,
         }],
         streams: vec![StreamProgress {
             stream: "k8s/ns/hub/hub".into(),
