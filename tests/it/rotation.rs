@@ -118,9 +118,9 @@ fn rotate_by_rename(log: &Mutex<Log>, phase: &Phase, hold: Duration) {
 }
 
 /// Copy-truncate the way logrotate does, slowly: the copy is written in 40 chunks 25 ms apart
-/// (about a second per copy) while the hub keeps appending to the original; the last chunk and
-/// the truncation happen with the writer paused, so no line falls between them (logrotate's
-/// own loss window is not what is tested here).
+/// (about a second per copy) while the hub keeps appending to the original; the rest and the
+/// truncation happen with the writer paused, so no line falls between them (logrotate's own
+/// loss window is not what is tested here).
 fn rotate_by_slow_copy(log: &Mutex<Log>, phase: &Phase) {
     let (src, dst) = {
         let mut l = log.lock().unwrap();
@@ -132,7 +132,7 @@ fn rotate_by_slow_copy(log: &Mutex<Log>, phase: &Phase) {
     let chunk = (from.metadata().unwrap().len() / 40).max(1024) as usize;
     let mut buf = vec![0u8; chunk];
     let mut copied = 0u64;
-    loop {
+    for _ in 0..40 {
         let n = from.read(&mut buf).unwrap();
         if n == 0 {
             break;
@@ -240,7 +240,8 @@ impl Drop for Agent {
 }
 
 struct Setup {
-    _dir: tempfile::TempDir,
+    /// `None` with HUBPULSE_KEEP=1: the files stay for a post-mortem.
+    _dir: Option<tempfile::TempDir>,
     logs: PathBuf,
     lake: PathBuf,
     port: u16,
@@ -254,6 +255,12 @@ fn setup() -> Setup {
     let lake = dir.path().join("lake");
     let port = free_port();
     let cfg = config(dir.path(), &lake, &format!("127.0.0.1:{port}"), "");
+    let dir = if std::env::var_os("HUBPULSE_KEEP").is_some() {
+        eprintln!("scenario files kept in {}", dir.keep().display());
+        None
+    } else {
+        Some(dir)
+    };
     Setup {
         logs,
         lake,
@@ -290,14 +297,18 @@ fn slow_copy_truncates_and_same_banner_files_survive_sigkills_in_every_window() 
     let log = Arc::new(Mutex::new(Log::open(&s.logs)));
     let phase = Arc::new(Phase::default());
     let stop = Arc::new(AtomicBool::new(false));
+    let rotated = Arc::new(AtomicBool::new(false));
     // A rotation every 450 lines, alternately a slow copy-truncate and a rename (8 of each).
     const EVERY: u64 = 450;
     let writer = {
-        let (log, stop) = (log.clone(), stop.clone());
+        let (log, stop, rotated) = (log.clone(), stop.clone(), rotated.clone());
         std::thread::spawn(move || {
             let mut rng = Rng(0x5eed_0018);
-            // Lines up to a little past the last rotation, then the hub falls quiet.
-            while !stop.load(Ordering::Relaxed) && log.lock().unwrap().seq < 17 * EVERY {
+            // Lines until the last rotation is done and a generation more, then quiet (every
+            // generation holds lines after its banner).
+            while !stop.load(Ordering::Relaxed)
+                && !(rotated.load(Ordering::SeqCst) && log.lock().unwrap().seq >= 17 * EVERY)
+            {
                 log.lock().unwrap().write_line(&mut rng);
                 // The workload's pace (a hub writing ~400 lines a second), not a wait.
                 std::thread::sleep(Duration::from_micros(2500));
@@ -305,7 +316,7 @@ fn slow_copy_truncates_and_same_banner_files_survive_sigkills_in_every_window() 
         })
     };
     let rotator = {
-        let (log, phase) = (log.clone(), phase.clone());
+        let (log, phase, rotated) = (log.clone(), phase.clone(), rotated.clone());
         std::thread::spawn(move || {
             for r in 0..16u64 {
                 let at = (r + 1) * EVERY;
@@ -318,6 +329,7 @@ fn slow_copy_truncates_and_same_banner_files_survive_sigkills_in_every_window() 
                     rotate_by_rename(&log, &phase, Duration::from_millis(300));
                 }
             }
+            rotated.store(true, Ordering::SeqCst);
         })
     };
     let mut rng = Rng(0x0018_4242);
@@ -353,8 +365,8 @@ fn slow_copy_truncates_and_same_banner_files_survive_sigkills_in_every_window() 
         phase.killed_in_window.store(true, Ordering::SeqCst);
     }
     rotator.join().unwrap();
-    stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
     let log = log.lock().unwrap();
     assert!(log.rotations >= 12, "only {} rotations", log.rotations);
     assert!(in_copy >= 2 && in_rename >= 2, "kills in copies {in_copy}, in renames {in_rename}");
