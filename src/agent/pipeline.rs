@@ -326,7 +326,9 @@ impl Pipeline {
             SourceMsg::Moved { id, path, file_id } => {
                 if let Some(src) = self.sources.get_mut(&id)
                     && let SourceKind::File {
-                        path: p, file_id: f, ..
+                        path: p,
+                        file_id: f,
+                        ..
                     } = &mut src.kind
                 {
                     *p = path;

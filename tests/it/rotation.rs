@@ -178,7 +178,10 @@ fn check_lake(lake: &Path, log: &Log) {
             .unwrap_or_else(|| panic!("row without a seq: {row}"));
         *seen.entry(seq).or_default() += 1;
         if let Some(prev) = last.insert(fp.to_string(), seq) {
-            assert!(prev < seq, "order broken in source {fp}: seq {seq} after {prev}");
+            assert!(
+                prev < seq,
+                "order broken in source {fp}: seq {seq} after {prev}"
+            );
         }
     }
     each_once(&seen, log.seq, "");
@@ -285,7 +288,10 @@ fn finish(s: &Setup, log: &Log) {
     while lake_rows(&s.lake) < want && t.elapsed() < Duration::from_secs(90) {
         std::thread::sleep(Duration::from_millis(50)); // polling the lake's rows
     }
-    assert_eq!(metric(s.port, "hubpulse_rotation_lost_bytes_total"), Some(0));
+    assert_eq!(
+        metric(s.port, "hubpulse_rotation_lost_bytes_total"),
+        Some(0)
+    );
     agent.stop();
     // Says which lines are missing or duplicated if the lake never got them all.
     check_lake(&s.lake, log);
@@ -296,19 +302,17 @@ fn slow_copy_truncates_and_same_banner_files_survive_sigkills_in_every_window() 
     let s = setup();
     let log = Arc::new(Mutex::new(Log::open(&s.logs)));
     let phase = Arc::new(Phase::default());
-    let stop = Arc::new(AtomicBool::new(false));
     let rotated = Arc::new(AtomicBool::new(false));
     // A rotation every 450 lines, alternately a slow copy-truncate and a rename (8 of each).
     const EVERY: u64 = 450;
     let writer = {
-        let (log, stop, rotated) = (log.clone(), stop.clone(), rotated.clone());
+        let (log, rotated) = (log.clone(), rotated.clone());
         std::thread::spawn(move || {
             let mut rng = Rng(0x5eed_0018);
             // Lines until the last rotation is done and a generation more, then quiet (every
             // generation holds lines after its banner).
-            while !stop.load(Ordering::Relaxed)
-                && !(rotated.load(Ordering::SeqCst) && log.lock().unwrap().seq >= 17 * EVERY)
-            {
+            let done = || rotated.load(Ordering::SeqCst) && log.lock().unwrap().seq >= 17 * EVERY;
+            while !done() {
                 log.lock().unwrap().write_line(&mut rng);
                 // The workload's pace (a hub writing ~400 lines a second), not a wait.
                 std::thread::sleep(Duration::from_micros(2500));
@@ -366,10 +370,12 @@ fn slow_copy_truncates_and_same_banner_files_survive_sigkills_in_every_window() 
     }
     rotator.join().unwrap();
     writer.join().unwrap();
-    stop.store(true, Ordering::Relaxed);
     let log = log.lock().unwrap();
     assert!(log.rotations >= 12, "only {} rotations", log.rotations);
-    assert!(in_copy >= 2 && in_rename >= 2, "kills in copies {in_copy}, in renames {in_rename}");
+    assert!(
+        in_copy >= 2 && in_rename >= 2,
+        "kills in copies {in_copy}, in renames {in_rename}"
+    );
     finish(&s, &log);
 }
 
@@ -419,9 +425,11 @@ fn files_with_the_same_banner_followed_together_are_each_read_once() {
             f
         })
         .collect();
-    wait_for("a banner-only file to be followed", Duration::from_secs(30), || {
-        metric(s.port, "hubpulse_sources_attached_total").is_some_and(|n| n >= 1)
-    });
+    wait_for(
+        "a banner-only file to be followed",
+        Duration::from_secs(30),
+        || metric(s.port, "hubpulse_sources_attached_total").is_some_and(|n| n >= 1),
+    );
     let mut seq = 0u64;
     for round in 0..300 {
         let f = &mut files[round % 3];

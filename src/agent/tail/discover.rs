@@ -14,8 +14,8 @@ use std::time::Instant;
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
 use super::{
-    FP_BYTES, Known, Lineage, ScanError, StartAt, Tailer, Watcher, changed, compare_with,
-    dev_ino, digests_at, last_line_end, push_mark, reference_by_path, resolve,
+    FP_BYTES, Known, Lineage, ScanError, StartAt, Tailer, Watcher, changed, compare_with, dev_ino,
+    digests_at, last_line_end, push_mark, reference_by_path, resolve,
 };
 use crate::agent::source::{SourceKind, SourceMsg, next_id};
 
@@ -95,45 +95,12 @@ impl Tailer {
         let lineage = resolve(&file, len, &known, fkey, &mut by_path)?;
         let lineage = match lineage {
             Lineage::Continues(i) if known[i].file_id != Some(fkey) => {
-                match self.holder(&known[i], fkey) {
-                    // The file the source was read from is still there and holds it: this is
-                    // a copy of it (the original is followed: it may hold lines the copy will
-                    // never get), or another file that only shares the bytes read (a banner).
-                    Some(h) if same_prefix(&file, &h, len)? => {
-                        tracing::debug!(file = %path.display(), of = %known[i].path.display(), "a copy of a known file that is still there");
+                match self.continues_elsewhere(&file, path, len, fkey, &known, i)? {
+                    Some(l) => l,
+                    None => {
                         self.defer(path, stamp, now);
                         return Ok(());
                     }
-                    // Read elsewhere, and that file is still there: another source.
-                    Some(_) if known[i].file_id.is_some() => {
-                        let others: Vec<Known> = known
-                            .iter()
-                            .filter(|k| k.identity != known[i].identity)
-                            .cloned()
-                            .collect();
-                        let mut by_path =
-                            |k: &Known, n: u64, d: u64| reference_by_path(k, path, fkey, n, d);
-                        match resolve(&file, len, &others, fkey, &mut by_path)? {
-                            Lineage::New { identity, head_len } => {
-                                let identity = if identity == known[i].identity {
-                                    format!("{identity}-{:016x}", fkey.0 ^ fkey.1.rotate_left(32))
-                                } else {
-                                    identity
-                                };
-                                Lineage::New { identity, head_len }
-                            }
-                            Lineage::Continues(j) => {
-                                let id = &others[j].identity;
-                                let at = known.iter().position(|k| &k.identity == id);
-                                Lineage::Continues(at.unwrap_or(i))
-                            }
-                            Lineage::CopyOf(_) => {
-                                self.defer(path, stamp, now);
-                                return Ok(());
-                            }
-                        }
-                    }
-                    _ => Lineage::Continues(i),
                 }
             }
             other => other,
@@ -147,7 +114,7 @@ impl Tailer {
             Lineage::CopyOf(i) => {
                 tracing::debug!(file = %path.display(), of = %known[i].path.display(), "the beginning of a known source; nothing new in it yet");
                 self.defer(path, stamp, now);
-            return Ok(());
+                return Ok(());
             }
             Lineage::New { identity, head_len } => {
                 let resume = if self.first_scan && self.cfg.start_at == StartAt::End {
@@ -174,9 +141,58 @@ impl Tailer {
         self.attach(path, identity, head_len, resume, fkey, now)
     }
 
+    /// `file` continues `known[i]` by content but is not the file it was read from: is it?
+    /// `None`: a copy of that file, still there (look again later); else what it is.
+    fn continues_elsewhere(
+        &self,
+        file: &File,
+        path: &Path,
+        len: u64,
+        fkey: (u64, u64),
+        known: &[Known],
+        i: usize,
+    ) -> Result<Option<Lineage>, ScanError> {
+        Ok(Some(match self.holder(&known[i], fkey) {
+            // The file the source was read from is still there and holds it: this is
+            // a copy of it (the original is followed: it may hold lines the copy will
+            // never get), or another file that only shares the bytes read (a banner).
+            Some(h) if same_prefix(file, &h, len)? => {
+                tracing::debug!(file = %path.display(), of = %known[i].path.display(), "a copy of a known file that is still there");
+                return Ok(None);
+            }
+            // Read elsewhere, and that file is still there: another source.
+            Some(_) if known[i].file_id.is_some() => {
+                let others: Vec<Known> = known
+                    .iter()
+                    .filter(|k| k.identity != known[i].identity)
+                    .cloned()
+                    .collect();
+                let mut by_path =
+                    |k: &Known, n: u64, d: u64| reference_by_path(k, path, fkey, n, d);
+                match resolve(file, len, &others, fkey, &mut by_path)? {
+                    Lineage::New { identity, head_len } => {
+                        let identity = if identity == known[i].identity {
+                            format!("{identity}-{:016x}", fkey.0 ^ fkey.1.rotate_left(32))
+                        } else {
+                            identity
+                        };
+                        Lineage::New { identity, head_len }
+                    }
+                    Lineage::Continues(j) => {
+                        let id = &others[j].identity;
+                        let at = known.iter().position(|k| &k.identity == id);
+                        Lineage::Continues(at.unwrap_or(i))
+                    }
+                    Lineage::CopyOf(_) => return Ok(None),
+                }
+            }
+            _ => Lineage::Continues(i),
+        }))
+    }
+
     /// Look at `path` again once it changes, or after `rotate_wait` (its verdict depends on
     /// other files).
-    fn defer(&mut self, path: &Path, stamp: (u64, u64, u64), now: Instant) {
+    fn defer(&mut self, path: &Path, stamp: super::Stamp, now: Instant) {
         let until = now + self.cfg.rotate_wait.max(self.cfg.glob_interval);
         self.idle.insert(path.to_path_buf(), (stamp, Some(until)));
     }

@@ -63,6 +63,9 @@ const TAIL_BYTES: usize = 64;
 
 mod discover;
 
+/// A file as last seen: (device, inode, size).
+type Stamp = (u64, u64, u64);
+
 struct Watcher {
     id: SourceId,
     identity: String,
@@ -151,7 +154,7 @@ pub struct Tailer {
     watchers: Vec<Watcher>,
     /// Paths last found with nothing to read, by (dev, ino, size): not re-hashed until they
     /// change, or (copies, whose verdict depends on other files) until the instant given.
-    idle: HashMap<PathBuf, ((u64, u64, u64), Option<Instant>)>,
+    idle: HashMap<PathBuf, (Stamp, Option<Instant>)>,
     first_scan: bool,
     /// (device, inode) → path of every file the last glob scan found.
     scan_ids: HashMap<(u64, u64), PathBuf>,

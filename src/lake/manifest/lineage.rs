@@ -111,6 +111,16 @@ pub fn push_mark<T>(marks: &mut Vec<(u64, T)>, at: u64, hash: T) {
     marks.retain(|_| it.next().unwrap_or(true));
 }
 
+/// A new commit's progress of a source inherits the marks of the last one, plus its end.
+pub fn carry_marks(old: Option<&SourceProgress>, new: &mut SourceProgress) {
+    let Some(old) = old else { return };
+    new.marks = old.marks.clone();
+    new.marks.retain(|(at, _)| *at < new.to);
+    if old.to < new.to {
+        push_mark(&mut new.marks, old.to, old.prefix_hash.clone());
+    }
+}
+
 /// xxh3 of a file's bytes `[0, at)` for each offset (ascending, at most `len`), in one pass.
 pub fn digests_at(file: &File, offsets: &[u64]) -> io::Result<Vec<(u64, u64)>> {
     let mut out = Vec::with_capacity(offsets.len());
@@ -177,7 +187,11 @@ pub fn resolve(
         })
         .collect();
     let mut offsets: Vec<u64> = vec![len];
-    offsets.extend(cands.iter().filter_map(|&i| known[i].mark_within(len).map(|m| m.0)));
+    offsets.extend(
+        cands
+            .iter()
+            .filter_map(|&i| known[i].mark_within(len).map(|m| m.0)),
+    );
     offsets.sort_unstable();
     offsets.dedup();
     let digests = digests_at(file, &offsets)?;

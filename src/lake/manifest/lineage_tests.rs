@@ -9,7 +9,13 @@ const BANNER: &str = "Loading /usr/local/etc/jupyterhub/secret/values.yaml\nNo c
 
 fn lines(tag: &str, from: u64, n: u64) -> String {
     (from..from + n)
-        .map(|i| format!("[I 2026-11-28 12:00:{:02}.{:03} JupyterHub app:1] {tag} seq={i}\n", i % 60, i % 1000))
+        .map(|i| {
+            format!(
+                "[I 2026-11-28 12:00:{:02}.{:03} JupyterHub app:1] {tag} seq={i}\n",
+                i % 60,
+                i % 1000
+            )
+        })
         .collect()
 }
 
@@ -30,7 +36,10 @@ fn known(body: &[u8], head_len: usize, offset: usize, marks: &[usize], path: &Pa
         head_len: head_len as u64,
         offset: offset as u64,
         hash: xxh3_64(&body[..offset]),
-        marks: marks.iter().map(|&m| (m as u64, xxh3_64(&body[..m]))).collect(),
+        marks: marks
+            .iter()
+            .map(|&m| (m as u64, xxh3_64(&body[..m])))
+            .collect(),
         path: path.to_path_buf(),
         file_id: None,
     }
@@ -54,7 +63,14 @@ fn files_with_the_same_banner_are_different_sources() {
     let (pa, _) = write(dir.path(), "hub.log.1", &a);
     let ka = known(a.as_bytes(), first, a.len(), &[first + 10, 2000], &pa);
     let (_, fb) = write(dir.path(), "hub.log", &b);
-    let got = resolve(&fb, len(&fb), std::slice::from_ref(&ka), (1, 2), &mut no_ref).unwrap();
+    let got = resolve(
+        &fb,
+        len(&fb),
+        std::slice::from_ref(&ka),
+        (1, 2),
+        &mut no_ref,
+    )
+    .unwrap();
     let Lineage::New { identity, head_len } = got else {
         panic!("a same-banner file taken as {got:?}");
     };
@@ -63,15 +79,28 @@ fn files_with_the_same_banner_are_different_sources() {
     // Banners longer than the head: the same 4 KiB, so the same head fingerprint, yet another
     // source, under a suffixed name.
     let long = BANNER.repeat(40);
-    let (a, b) = (format!("{long}{}", lines("a", 0, 50)), format!("{long}{}", lines("b", 0, 60)));
+    let (a, b) = (
+        format!("{long}{}", lines("a", 0, 50)),
+        format!("{long}{}", lines("b", 0, 60)),
+    );
     let (pa, _) = write(dir.path(), "hub.log.2", &a);
     let ka = known(a.as_bytes(), 4096, a.len(), &[], &pa);
     let (_, fb) = write(dir.path(), "hub.log", &b);
-    let got = resolve(&fb, len(&fb), std::slice::from_ref(&ka), (1, 2), &mut no_ref).unwrap();
+    let got = resolve(
+        &fb,
+        len(&fb),
+        std::slice::from_ref(&ka),
+        (1, 2),
+        &mut no_ref,
+    )
+    .unwrap();
     let Lineage::New { identity, .. } = got else {
         panic!("a same-head file taken as {got:?}");
     };
-    assert!(identity.starts_with(&format!("{}-", ka.identity)), "{identity}");
+    assert!(
+        identity.starts_with(&format!("{}-", ka.identity)),
+        "{identity}"
+    );
 }
 
 #[test]
@@ -83,9 +112,14 @@ fn a_new_identity_stays_the_same_as_its_file_grows() {
     let ka = known(a.as_bytes(), first, a.len(), &[1000, 2000], &pa);
     let b0 = format!("{BANNER}{}", lines("b", 0, 50));
     let (pb, fb) = write(dir.path(), "b.log", &b0);
-    let Lineage::New { identity, head_len } =
-        resolve(&fb, len(&fb), std::slice::from_ref(&ka), (1, 9), &mut no_ref).unwrap()
-    else {
+    let Lineage::New { identity, head_len } = resolve(
+        &fb,
+        len(&fb),
+        std::slice::from_ref(&ka),
+        (1, 9),
+        &mut no_ref,
+    )
+    .unwrap() else {
         panic!("b is new");
     };
     // `b` read to its end, then it grows: it continues under the same name at the same offset.
@@ -119,7 +153,10 @@ fn a_copy_being_written_is_a_copy_until_it_passes_the_offset_then_continues_ther
     // 6 KiB copied so far: the mark at 5000 says it is the beginning of `a`.
     let (pc, fc) = write(dir.path(), "hub.log.1", &a[..6000]);
     let ks = std::slice::from_ref(&ka);
-    assert_eq!(resolve(&fc, 6000, ks, (1, 3), &mut no_ref).unwrap(), Lineage::CopyOf(0));
+    assert_eq!(
+        resolve(&fc, 6000, ks, (1, 3), &mut no_ref).unwrap(),
+        Lineage::CopyOf(0)
+    );
     // The copy passes the offset: it continues `a` there, never from 0.
     std::fs::write(&pc, &a).unwrap();
     let fc = File::open(&pc).unwrap();
@@ -149,7 +186,10 @@ fn a_rewrite_with_the_same_head_is_new_when_a_mark_or_the_original_disagrees() {
     let got = resolve(&fr, len(&fr), ks, (1, 4), &mut by_path).unwrap();
     assert!(matches!(got, Lineage::New { .. }), "{got:?}");
     // With neither, it is taken as a copy (nothing read) until it grows past evidence.
-    assert_eq!(resolve(&fr, len(&fr), ks, (1, 4), &mut no_ref).unwrap(), Lineage::CopyOf(0));
+    assert_eq!(
+        resolve(&fr, len(&fr), ks, (1, 4), &mut no_ref).unwrap(),
+        Lineage::CopyOf(0)
+    );
 }
 
 #[test]
@@ -161,7 +201,10 @@ fn a_copy_shorter_than_the_head_is_known_by_comparing_with_the_original() {
     let (pc, fc) = write(dir.path(), "hub.log.1", &a[..2000]);
     let ks = std::slice::from_ref(&ka);
     let mut by_path = |k: &Known, n: u64, d: u64| reference_by_path(k, &pc, (0, 0), n, d);
-    assert_eq!(resolve(&fc, 2000, ks, (1, 5), &mut by_path).unwrap(), Lineage::CopyOf(0));
+    assert_eq!(
+        resolve(&fc, 2000, ks, (1, 5), &mut by_path).unwrap(),
+        Lineage::CopyOf(0)
+    );
 }
 
 #[test]

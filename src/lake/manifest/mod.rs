@@ -497,13 +497,7 @@ impl Manifest {
         self.next_seq = self.next_seq.max(c.seq + 1);
         for s in c.source.iter().chain(&c.sources) {
             let mut s = s.clone();
-            if let Some(old) = self.progress.get(&s.fp) {
-                s.marks = old.marks.clone();
-                s.marks.retain(|(at, _)| *at < s.to);
-                if old.to < s.to {
-                    lineage::push_mark(&mut s.marks, old.to, old.prefix_hash.clone());
-                }
-            }
+            lineage::carry_marks(self.progress.get(&s.fp), &mut s);
             self.progress.insert(s.fp.clone(), s);
         }
         for s in &c.streams {
