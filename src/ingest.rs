@@ -269,6 +269,8 @@ impl Commits<'_> {
             from: self.from,
             to,
             prefix_hash,
+            marks: Vec::new(),
+            file_id: None,
         };
         self.out.parts += parts.len() as u64;
         let seq = self.manifest.next_seq();

@@ -28,6 +28,9 @@ pub struct Metrics {
     /// Bytes a source could not read because the file was truncated or removed before they
     /// were read (copy-truncate without the copy in the globs): counted, never silent.
     pub bytes_lost_rotation: AtomicU64,
+    /// Sources resumed at an offset read through another file (a copy-truncate copy, a file
+    /// renamed while the agent was down): their bytes before it matched, but it is worth seeing.
+    pub resumed_other_file: AtomicU64,
     /// Unix seconds of the last successful commit (0: none yet).
     pub last_commit_unix: AtomicU64,
     /// Records parsed but not yet committed.
@@ -96,7 +99,7 @@ impl Metrics {
     pub fn render(&self, now_unix_micros: i64) -> String {
         let mut o = String::with_capacity(4096);
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let counters: [(&str, &str, u64); 14] = [
+        let counters: [(&str, &str, u64); 15] = [
             (
                 "hubpulse_bytes_read_total",
                 "Bytes read from all sources.",
@@ -157,6 +160,11 @@ impl Metrics {
                 "hubpulse_rotation_lost_bytes_total",
                 "Bytes truncated away before they could be read and not found in any followed copy.",
                 g(&self.bytes_lost_rotation),
+            ),
+            (
+                "hubpulse_resumed_from_other_file_total",
+                "Sources resumed at an offset read through another file (a copy, or another path), after their bytes before it matched.",
+                g(&self.resumed_other_file),
             ),
             (
                 "hubpulse_dropped_records_total",

@@ -339,11 +339,16 @@ impl Pipeline {
                     self.emit(id, cut)?;
                 }
             }
-            SourceMsg::Moved { id, path } => {
+            SourceMsg::Moved { id, path, file_id } => {
                 if let Some(src) = self.sources.get_mut(&id)
-                    && let SourceKind::File { path: p, .. } = &mut src.kind
+                    && let SourceKind::File {
+                        path: p,
+                        file_id: f,
+                        ..
+                    } = &mut src.kind
                 {
                     *p = path;
+                    *f = file_id;
                 }
             }
             SourceMsg::End { id } => {
@@ -613,6 +618,7 @@ impl Pipeline {
                     identity,
                     head_len,
                     path,
+                    file_id,
                 } => sources.push(SourceProgress {
                     fp: identity.clone(),
                     head_len: *head_len,
@@ -620,6 +626,8 @@ impl Pipeline {
                     from: src.committed,
                     to: src.emitted,
                     prefix_hash: format!("{:016x}", src.prefix.as_ref().map_or(0, |p| p.digest())),
+                    marks: Vec::new(),
+                    file_id: Some(*file_id),
                 }),
                 SourceKind::Stream { key } => {
                     if let Some(pos) = src.emitted_pos {

@@ -30,6 +30,8 @@ pub enum SourceKind {
         identity: String,
         head_len: u64,
         path: PathBuf,
+        /// (device, inode) of the file read now: tells it from same-content files.
+        file_id: (u64, u64),
     },
     /// Standard input: not replayable, so it has no checkpoint.
     Stdin,
@@ -56,8 +58,12 @@ pub enum SourceMsg {
         stamps: Vec<(usize, StreamPos)>,
         read_at: Instant,
     },
-    /// The file moved (rotation by rename, or a copy-truncate copy): informational.
-    Moved { id: SourceId, path: PathBuf },
+    /// The file moved (rotation by rename; or a copy-truncate copy, another `file_id`).
+    Moved {
+        id: SourceId,
+        path: PathBuf,
+        file_id: (u64, u64),
+    },
     /// Nothing more will come from this source: close its open record.
     End { id: SourceId },
 }

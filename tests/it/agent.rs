@@ -15,16 +15,16 @@ use std::time::{Duration, Instant};
 use super::{bin, query_csv, run, run_ok};
 
 /// A small deterministic PRNG (xorshift64*), so every scenario is reproducible from its seed.
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
@@ -60,7 +60,7 @@ pub fn wait_for(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) 
     }
 }
 
-fn config(dir: &Path, lake: &Path, http: &str, extra_files: &str) -> PathBuf {
+pub fn config(dir: &Path, lake: &Path, http: &str, extra_files: &str) -> PathBuf {
     let cfg = dir.join("agent.toml");
     std::fs::write(
         &cfg,
@@ -158,7 +158,7 @@ struct Writer {
     gen_first_seq: u64,
 }
 
-fn line(seq: u64) -> String {
+pub fn line(seq: u64) -> String {
     let (m, s) = ((seq / 1000) % 60, (seq % 1000) * 60 / 1000);
     format!(
         "[I 2026-11-28 12:{m:02}:{s:02}.{:03} JupyterHub app:1] probe seq={seq}\n",

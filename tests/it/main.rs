@@ -34,6 +34,7 @@ mod readers;
 mod real_hub;
 mod report;
 mod report_observed;
+mod rotation;
 mod s3;
 mod scale;
 mod scrub;

@@ -28,10 +28,12 @@
 //!   for writing finishes interrupted commits (rolls forward renames) and deletes staging files
 //!   no commit names (rolls back), so a crash at any point leaves every batch either fully
 //!   committed or absent.
-//! * A source is identified by a content fingerprint: xxh3 of its first `min(size, 4096)` bytes.
-//!   Its progress is the end offset of its last commit, guarded by xxh3 of all bytes before that
-//!   offset, so a file that was truncated and rewritten with the same head is not mistaken for
-//!   the old one grown.
+//! * A source is named by a content fingerprint: xxh3 of its first `min(size, 4096)` bytes when
+//!   first seen (suffixed when another source has that name). Its progress is the end offset of
+//!   its last commit, guarded by xxh3 of all bytes before that offset (and kept at earlier commit
+//!   ends as marks): a file continues a source only if it holds exactly those bytes, so a file
+//!   truncated and rewritten, or a new file with the same head, is never mistaken for the old
+//!   one grown, and a copy still being written is known as a copy ([`lineage`]).
 //!
 //! # Assumptions
 //! One writer per hub at a time (local: the lock file; S3: the conditional commit create);
@@ -45,6 +47,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod identity;
+pub mod lineage;
 mod rewrite;
 
 pub use identity::identify_in;
@@ -103,6 +106,15 @@ pub struct SourceProgress {
     pub to: u64,
     /// hex xxh3-64 of bytes `[0, to)`.
     pub prefix_hash: String,
+    /// Earlier `(offset, prefix hash)` pairs of this source (its previous commit ends, thinned):
+    /// kept by the manifest, never written by a writer, so a copy shorter than `to` can be
+    /// recognised by content ([`lineage`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marks: Vec<(u64, String)>,
+    /// (device, inode) of the file it was read from last (agent only): a file with other
+    /// content-equal bytes is not this source while this file still holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<(u64, u64)>,
 }
 
 /// Progress of a Kubernetes pod-log stream (no byte offsets survive a reconnect there).
@@ -484,7 +496,9 @@ impl Manifest {
     fn note(&mut self, c: &Commit) {
         self.next_seq = self.next_seq.max(c.seq + 1);
         for s in c.source.iter().chain(&c.sources) {
-            self.progress.insert(s.fp.clone(), s.clone());
+            let mut s = s.clone();
+            lineage::carry_marks(self.progress.get(&s.fp), &mut s);
+            self.progress.insert(s.fp.clone(), s);
         }
         for s in &c.streams {
             self.streams.insert(s.stream.clone(), s.pos);

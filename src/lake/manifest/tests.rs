@@ -16,6 +16,8 @@ fn commit(seq: u64, to: u64) -> Commit {
             from: to - 1,
             to,
             prefix_hash: format!("{to:016x}"),
+            marks: Vec::new(),
+            file_id: None,
         }],
         streams: vec![StreamProgress {
             stream: "k8s/ns/hub/hub".into(),
@@ -52,6 +54,13 @@ fn commits_fold_into_a_snapshot_and_reopen_to_the_same_state() {
         )
     };
     assert_eq!(next, n + 1);
+    // Earlier commit ends are kept as marks (what a copy shorter than the offset is checked by).
+    let marks = &progress["f1"].marks;
+    assert!(
+        marks.len() > 2 && marks.windows(2).all(|w| w[0].0 < w[1].0),
+        "{marks:?}"
+    );
+    assert!(marks.last().unwrap().0 < progress["f1"].to);
     assert_eq!(
         progress["f1"].to,
         (1..=n).filter(|s| s % 3 == 1).max().unwrap() + 10

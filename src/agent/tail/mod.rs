@@ -1,18 +1,27 @@
 //! File sources: follow glob patterns through rotation, delivering complete lines.
 //!
 //! # Identity
-//! A file is identified by content, as the lake's manifest keys it (xxh3 of its first
-//! `min(size, 4096)` bytes when first seen, guarded by a hash of everything before the resume
-//! offset): not by path, not by inode. A file is not identified until it holds one complete
-//! line (or 4 KiB), so two new files that both start with `[I 2026` are never confused.
+//! A file is identified by content ([`crate::lake::manifest::lineage`]), not by path: it
+//! continues a known source (committed in the lake, or read in this run) only if it holds
+//! exactly the bytes read of that source (xxh3 of everything before the resume offset), so files
+//! that start with identical banners are told apart, and a new file never resumes at another
+//! file's offset by its head alone. A file that is the beginning of a known source (a
+//! copy-truncate copy still being written, a copy of a followed file) is a copy: nothing new is
+//! read from it until it grows past what was read of the source, and then it continues there,
+//! never from 0. The device and inode tell a followed file from its copies (a path with a
+//! followed inode is that file, renamed). A file is not identified until it holds one complete
+//! line (or 4 KiB). Whenever a resume offset is taken from another file (a copy, or a path other
+//! than the one the source was read through last), a warning is logged and
+//! `hubpulse_resumed_from_other_file_total` counts it.
 //!
 //! # Rotation
 //! * **rename-and-create** (`hub.log` → `hub.log.1`, new `hub.log`): the open handle keeps
 //!   reading the old file to its end; the new file is found by the next glob scan.
 //! * **copy-truncate**: truncation is noticed (size below the read position, or a different head
 //!   behind the same inode, checked before every delivery); the source then continues at the same
-//!   offset in the copy (same head, so same identity) if the globs include it. Bytes truncated
-//!   before they were read and found in no copy are counted (`rotation_lost_bytes`), not silent.
+//!   offset in the copy (once the copy holds every byte delivered) if the globs include it.
+//!   Bytes the file was seen to hold that were neither read before the truncation nor found in
+//!   a copy are counted (`hubpulse_rotation_lost_bytes_total`) and logged, never silent.
 //! * A rotated or deleted file is read to its end and let go once quiet for `rotate_wait`; a
 //!   partial last line it still holds is then delivered as a line.
 //!
@@ -26,7 +35,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, Metadata};
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,19 +47,39 @@ use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
 use crate::agent::config::{FileSourceConfig, StartAt};
 use crate::agent::metrics::Metrics;
-use crate::agent::source::{SourceId, SourceKind, SourceMsg, next_id};
-use crate::lake::manifest::{FP_BYTES, LakeError, SourceProgress, identify_in};
+use crate::agent::source::{SourceId, SourceMsg};
+use crate::lake::manifest::lineage::{
+    Known, Lineage, compare_with, digests_at, push_mark, reference_by_path, resolve,
+};
+use crate::lake::manifest::{FP_BYTES, SourceProgress};
 
 /// Bytes read from one file per turn before the next file gets its turn.
 const TURN_BYTES: usize = 4 << 20;
 const READ_CHUNK: usize = 1 << 20;
 /// A non-rotated file idle this long with no partial line is closed (reopened when it grows).
 const DORMANT: std::time::Duration = std::time::Duration::from_secs(300);
+/// Last delivered bytes re-read in place before each delivery (see [`Watcher::head_ok`]).
+const TAIL_BYTES: usize = 64;
+
+mod discover;
+
+/// A file as last seen: (device, inode, size).
+type Stamp = (u64, u64, u64);
 
 struct Watcher {
     id: SourceId,
+    identity: String,
     head_fp: u64,
     head_len: u64,
+    /// xxh3 of bytes `[0, sent)`, and earlier such hashes (by delivery): how a copy is known.
+    hasher: Xxh3,
+    marks: Vec<(u64, u64)>,
+    /// The largest length the file was seen to have (for the bytes a truncation lost).
+    seen_len: u64,
+    /// Set when the file was truncated under us: its length then (as far as we saw it).
+    truncated_at: Option<u64>,
+    /// The last bytes delivered (up to [`TAIL_BYTES`]), checked in place before each delivery.
+    tail: Vec<u8>,
     path: PathBuf,
     /// `None`: the file was truncated under us; waiting for its copy to appear.
     file: Option<File>,
@@ -71,21 +100,47 @@ impl Watcher {
         self.sent + self.partial.len() as u64
     }
 
-    /// Does the file behind the handle still start with the bytes it was identified by?
-    fn head_ok(&self, file: &File) -> bool {
-        let mut head = vec![0u8; self.head_len as usize];
-        match file.read_exact_at(&mut head, 0) {
-            Ok(()) => xxh3_64(&head) == self.head_fp,
-            Err(_) => false,
+    /// Record bytes delivered from `sent` on.
+    fn delivered(&mut self, bytes: &[u8]) {
+        let keep = TAIL_BYTES.min(bytes.len());
+        if keep == TAIL_BYTES {
+            self.tail.clear();
+        } else {
+            let drop = (self.tail.len() + keep).saturating_sub(TAIL_BYTES);
+            self.tail.drain(..drop);
+        }
+        self.tail.extend_from_slice(&bytes[bytes.len() - keep..]);
+        self.sent += bytes.len() as u64;
+        self.hasher.update(bytes);
+        push_mark(&mut self.marks, self.sent, self.hasher.digest());
+    }
+
+    /// What this run knows of the source once the watcher lets go.
+    fn known(&self) -> Known {
+        Known {
+            identity: self.identity.clone(),
+            head_fp: self.head_fp,
+            head_len: self.head_len,
+            offset: self.sent,
+            hash: self.hasher.digest(),
+            marks: self.marks.clone(),
+            path: self.path.clone(),
+            file_id: Some(self.dev_ino),
         }
     }
-}
 
-/// Files let go in this run: identity by head, and how far they were read.
-struct Done {
-    head_fp: u64,
-    head_len: u64,
-    offset: u64,
+    /// Does the file behind the handle still start with the bytes it was identified by, and
+    /// still hold the last bytes delivered where they were? (A file truncated and rewritten
+    /// with the same banners past our position fails the second test.)
+    fn head_ok(&self, file: &File) -> bool {
+        let mut head = vec![0u8; self.head_len as usize];
+        if file.read_exact_at(&mut head, 0).is_err() || xxh3_64(&head) != self.head_fp {
+            return false;
+        }
+        let mut tail = vec![0u8; self.tail.len()];
+        let at = self.sent - self.tail.len() as u64;
+        file.read_exact_at(&mut tail, at).is_ok() && tail == self.tail
+    }
 }
 
 pub struct Tailer {
@@ -93,24 +148,21 @@ pub struct Tailer {
     tx: SyncSender<SourceMsg>,
     shutdown: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
-    /// The lake's committed progress at startup (identity → progress).
-    progress: HashMap<String, SourceProgress>,
+    /// What is known of every source not followed now: the lake's committed progress at
+    /// startup, updated with what this run read of the files it let go (identity → source).
+    known: HashMap<String, Known>,
     watchers: Vec<Watcher>,
-    done: Vec<Done>,
-    /// Paths last found with nothing to read, by (dev, ino, size): not re-hashed until they change.
-    idle: HashMap<PathBuf, (u64, u64, u64)>,
+    /// Paths last found with nothing to read, by (dev, ino, size): not re-hashed until they
+    /// change, or (copies, whose verdict depends on other files) until the instant given.
+    idle: HashMap<PathBuf, (Stamp, Option<Instant>)>,
     first_scan: bool,
+    /// (device, inode) → path of every file the last glob scan found.
+    scan_ids: HashMap<(u64, u64), PathBuf>,
     buf: Vec<u8>,
 }
 
 fn dev_ino(m: &Metadata) -> (u64, u64) {
     (m.dev(), m.ino())
-}
-
-fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut head = Vec::with_capacity(FP_BYTES as usize);
-    File::open(path)?.take(FP_BYTES).read_to_end(&mut head)?;
-    Ok(head)
 }
 
 impl Tailer {
@@ -126,11 +178,15 @@ impl Tailer {
             tx,
             shutdown,
             metrics,
-            progress,
+            known: progress
+                .values()
+                .filter_map(Known::from_progress)
+                .map(|k| (k.identity.clone(), k))
+                .collect(),
             watchers: Vec::new(),
-            done: Vec::new(),
             idle: HashMap::new(),
             first_scan: true,
+            scan_ids: HashMap::new(),
             buf: vec![0u8; READ_CHUNK],
         }
     }
@@ -193,7 +249,17 @@ impl Tailer {
         for i in 0..self.watchers.len() {
             self.check_rotation(i, now);
         }
-        for path in self.matching_paths() {
+        // While a truncated file waits for its copy, copies set aside earlier are looked at
+        // again at once (one of them may be that copy).
+        if self.watchers.iter().any(|w| w.file.is_none()) {
+            self.idle.retain(|_, (_, until)| until.is_none());
+        }
+        let paths = self.matching_paths();
+        self.scan_ids = paths
+            .iter()
+            .filter_map(|p| Some((dev_ino(&std::fs::metadata(p).ok()?), p.clone())))
+            .collect();
+        for path in paths {
             if let Err(e) = self.consider(&path, now) {
                 match e {
                     ScanError::Gone => return Err(Gone),
@@ -222,6 +288,9 @@ impl Tailer {
             orphan(w, &self.metrics, now);
             return;
         }
+        if let Ok(m) = file.metadata() {
+            w.seen_len = w.seen_len.max(m.len());
+        }
         if w.rotated.is_some() {
             return;
         }
@@ -234,167 +303,6 @@ impl Tailer {
                 w.last_growth = now;
             }
         }
-    }
-
-    fn consider(&mut self, path: &Path, now: Instant) -> Result<(), ScanError> {
-        let meta = std::fs::metadata(path)?;
-        let key = dev_ino(&meta);
-        if let Some(w) = self
-            .watchers
-            .iter_mut()
-            .find(|w| w.file.is_some() && w.dev_ino == key)
-        {
-            if w.path != path {
-                w.path = path.to_path_buf();
-                let msg = SourceMsg::Moved {
-                    id: w.id,
-                    path: path.to_path_buf(),
-                };
-                self.tx.send(msg).map_err(|_| ScanError::Gone)?;
-            }
-            return Ok(());
-        }
-        if self.idle.get(path) == Some(&(key.0, key.1, meta.len())) {
-            return Ok(());
-        }
-        let head = read_head(path)?;
-        if memchr::memchr(b'\n', &head).is_none() && (head.len() as u64) < FP_BYTES {
-            return Ok(()); // not identifiable yet
-        }
-        let matches =
-            |fp: u64, len: u64| len <= head.len() as u64 && xxh3_64(&head[..len as usize]) == fp;
-        if let Some(w) = self
-            .watchers
-            .iter_mut()
-            .find(|w| matches(w.head_fp, w.head_len))
-        {
-            if w.file.is_none() && meta.len() >= w.sent {
-                // The copy of a file truncated under us: continue there.
-                let mut f = File::open(path)?;
-                f.seek(SeekFrom::Start(w.sent))?;
-                tracing::info!(file = %path.display(), offset = w.sent, "continuing a truncated file in its copy");
-                w.file = Some(f);
-                w.dev_ino = key;
-                w.path = path.to_path_buf();
-                w.partial.clear();
-                w.orphaned = None;
-                w.rotated = Some(now);
-                w.last_growth = now;
-                let msg = SourceMsg::Moved {
-                    id: w.id,
-                    path: path.to_path_buf(),
-                };
-                self.tx.send(msg).map_err(|_| ScanError::Gone)?;
-            }
-            // Otherwise a second path with the content of a followed file (a copy, or a hard
-            // link): the followed handle is authoritative.
-            return Ok(());
-        }
-        let (identity, head_len, mut resume) =
-            identify_in(&self.progress, path).map_err(|e| match e {
-                LakeError::Io { source, .. } => ScanError::from(source),
-                other => ScanError::Io(std::io::Error::other(other.to_string())),
-            })?;
-        if let Some(d) = self.done.iter().find(|d| matches(d.head_fp, d.head_len)) {
-            resume = resume.max(d.offset);
-        }
-        let known = resume > 0 || self.progress.contains_key(&identity);
-        if !known && self.first_scan && self.cfg.start_at == StartAt::End {
-            resume = last_line_end(path, meta.len())?;
-        }
-        if resume >= meta.len() {
-            self.idle
-                .insert(path.to_path_buf(), (key.0, key.1, meta.len()));
-            return Ok(());
-        }
-        self.idle.remove(path);
-        self.attach(path, identity, head_len, resume, key, now)
-    }
-
-    fn attach(
-        &mut self,
-        path: &Path,
-        identity: String,
-        head_len: u64,
-        resume: u64,
-        key: (u64, u64),
-        now: Instant,
-    ) -> Result<(), ScanError> {
-        let mut file = File::open(path)?;
-        let key = file.metadata().map(|m| dev_ino(&m)).unwrap_or(key);
-        // The prefix hash over [0, resume): the manifest's guard for the next resume.
-        let mut prefix = Xxh3::new();
-        let mut left = resume;
-        while left > 0 {
-            let want = (left as usize).min(self.buf.len());
-            let n = file.read(&mut self.buf[..want])?;
-            if n == 0 {
-                return Err(changed(path, "shrank while its prefix was hashed"));
-            }
-            prefix.update(&self.buf[..n]);
-            left -= n as u64;
-        }
-        file.seek(SeekFrom::Start(resume))?;
-        let head_fp = {
-            let mut head = vec![0u8; head_len as usize];
-            file.read_exact_at(&mut head, 0)?;
-            // An identity must cover at least one whole line: a file caught mid-rotation with a
-            // few bytes would otherwise get an identity that prefixes every later file.
-            if head_len < FP_BYTES && memchr::memchr(b'\n', &head).is_none() {
-                return Err(changed(path, "has no complete first line yet"));
-            }
-            xxh3_64(&head)
-        };
-        // The file may have been rotated between identification and here (copy-truncate racing
-        // a restart): everything must describe the same content, or we try again next scan.
-        // Reading new content at an old offset would deliver the middle of a line, and a
-        // checkpoint with a wrong prefix hash would make the next restart re-read the file.
-        let head_hex = format!("{head_fp:016x}");
-        if identity.split('-').next() != Some(head_hex.as_str()) {
-            return Err(changed(
-                path,
-                &format!(
-                    "changed while it was identified ({identity} vs head {head_hex}, {head_len} bytes)"
-                ),
-            ));
-        }
-        if let Some(p) = self.progress.get(&identity)
-            && p.to == resume
-            && format!("{:016x}", prefix.digest()) != p.prefix_hash
-        {
-            return Err(changed(path, "changed while its prefix was hashed"));
-        }
-        let id = next_id();
-        tracing::info!(file = %path.display(), %identity, offset = resume, "following file");
-        self.tx
-            .send(SourceMsg::Attach {
-                id,
-                kind: SourceKind::File {
-                    identity,
-                    head_len,
-                    path: path.to_path_buf(),
-                },
-                start: resume,
-                prefix: Some(Box::new(prefix)),
-            })
-            .map_err(|_| ScanError::Gone)?;
-        self.metrics
-            .sources_attached
-            .fetch_add(1, Ordering::Relaxed);
-        self.watchers.push(Watcher {
-            id,
-            head_fp,
-            head_len,
-            path: path.to_path_buf(),
-            file: Some(file),
-            dev_ino: key,
-            sent: resume,
-            partial: Vec::new(),
-            rotated: None,
-            orphaned: None,
-            last_growth: now,
-        });
-        Ok(())
     }
 
     /// Read what is available from watcher `i` (up to one turn), delivering complete lines.
@@ -435,7 +343,8 @@ impl Tailer {
             let rest = w.partial.split_off(cut);
             let bytes = std::mem::replace(&mut w.partial, rest);
             let start = w.sent;
-            w.sent += bytes.len() as u64;
+            w.delivered(&bytes);
+            w.seen_len = w.seen_len.max(w.read_pos());
             let id = w.id;
             self.send(SourceMsg::Lines {
                 id,
@@ -475,11 +384,7 @@ impl Tailer {
             if dormant {
                 let w = self.watchers.swap_remove(i);
                 self.send(SourceMsg::End { id: w.id })?;
-                self.done.push(Done {
-                    head_fp: w.head_fp,
-                    head_len: w.head_len,
-                    offset: w.sent,
-                });
+                self.known.insert(w.identity.clone(), w.known());
                 continue;
             }
             if !(quiet || abandoned) {
@@ -487,14 +392,10 @@ impl Tailer {
                 continue;
             }
             let mut w = self.watchers.swap_remove(i);
-            if abandoned {
-                tracing::warn!(file = %w.path.display(), offset = w.sent, "file was truncated before it was read to its end, and no copy of it is followed");
-                self.metrics.error("truncated_without_copy");
-            }
             if quiet && !w.partial.is_empty() {
                 let bytes = std::mem::take(&mut w.partial);
                 let start = w.sent;
-                w.sent += bytes.len() as u64;
+                w.delivered(&bytes);
                 self.send(SourceMsg::Lines {
                     id: w.id,
                     start,
@@ -504,17 +405,40 @@ impl Tailer {
                 })?;
             }
             self.send(SourceMsg::End { id: w.id })?;
+            // Bytes the file was seen to hold before it was truncated, read neither from it nor
+            // from a copy: lost, and counted.
+            let lost = w.truncated_at.map_or(0, |t| t.saturating_sub(w.sent));
+            if lost > 0 {
+                tracing::warn!(file = %w.path.display(), offset = w.sent, lost_bytes = lost, "file was truncated before it was read to its end, and no copy of it holds the rest");
+                self.metrics.error("truncated_without_copy");
+                self.metrics
+                    .bytes_lost_rotation
+                    .fetch_add(lost, Ordering::Relaxed);
+            } else if abandoned {
+                tracing::info!(file = %w.path.display(), offset = w.sent, "truncated file was read to its end before the truncation; letting it go");
+            }
             tracing::info!(file = %w.path.display(), offset = w.sent, "let go of rotated file");
-            self.done.push(Done {
-                head_fp: w.head_fp,
-                head_len: w.head_len,
-                offset: w.sent,
-            });
-            if self.done.len() > 4096 {
-                self.done.remove(0);
+            self.known.insert(w.identity.clone(), w.known());
+            if self.known.len() > 4096 {
+                self.forget_oldest();
             }
         }
         Ok(())
+    }
+
+    /// Bound what is kept of sources let go: drop the one read least far.
+    fn forget_oldest(&mut self) {
+        let followed: std::collections::HashSet<&str> =
+            self.watchers.iter().map(|w| w.identity.as_str()).collect();
+        if let Some(k) = self
+            .known
+            .values()
+            .filter(|k| !followed.contains(k.identity.as_str()))
+            .min_by_key(|k| k.offset)
+            .map(|k| k.identity.clone())
+        {
+            self.known.remove(&k);
+        }
     }
 }
 
@@ -526,6 +450,8 @@ fn truncated(w: &Watcher, file: &File) -> bool {
 fn orphan(w: &mut Watcher, metrics: &Metrics, now: Instant) {
     tracing::info!(file = %w.path.display(), offset = w.sent, "followed file was truncated (copy-truncate rotation); looking for its copy");
     metrics.files_rotated.fetch_add(1, Ordering::Relaxed);
+    let seen = w.seen_len.max(w.read_pos());
+    w.truncated_at = Some(w.truncated_at.map_or(seen, |t| t.max(seen)));
     w.file = None;
     w.partial.clear();
     w.orphaned = Some(now);
