@@ -129,18 +129,18 @@ fn correct_by_run(s: &mut Session, r: &Run, obs: &Observed) {
         s.hub_corrected = true;
     }
     let lower = r.last_seen;
-    if end_estimated(s) {
-        if let Some(g) = r.gone {
-            let new = s.end.unwrap_or(g).clamp(lower.min(g), g);
-            if s.end != Some(new) {
-                if s.end.is_none() {
-                    s.end_reason = EndReason::ObservedStop;
-                }
-                s.end = Some(new.max(s.start));
-                s.hub_corrected = true;
+    if end_estimated(s)
+        && let Some(g) = r.gone
+    {
+        let new = s.end.unwrap_or(g).clamp(lower.min(g), g);
+        if s.end != Some(new) {
+            if s.end.is_none() {
+                s.end_reason = EndReason::ObservedStop;
             }
-            return;
+            s.end = Some(new.max(s.start));
+            s.hub_corrected = true;
         }
+        return;
     }
     if let Some(e) = s.end
         && e < lower
