@@ -6,10 +6,19 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::query::Format;
 
+/// `hubpulse --version`: the crate version and the git commit it was built from (`build.rs`;
+/// `unknown` outside a git checkout).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("HUBPULSE_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "hubpulse",
-    version,
+    version = VERSION,
     about = "Makes a JupyterHub deployment observable and keeps it cheap."
 )]
 pub struct Cli {
