@@ -6,6 +6,9 @@ mod admission_wait;
 mod agent;
 mod capacity;
 mod cli;
+mod cli_edges;
+mod cli_help;
+mod cli_pipes;
 mod cull;
 mod cull_admission;
 mod cull_common;
@@ -32,6 +35,7 @@ mod report_observed;
 mod s3;
 mod scale;
 mod scrub;
+mod z2jh_values;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
