@@ -229,14 +229,14 @@ pub fn print(file: &std::path::Path, cfg: &AgentConfig) -> Result<(), AppError> 
 /// `1 h`, `30 min`, `10 s`, `500 ms`.
 fn dur(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{ms} ms");
     }
     let s = d.as_secs();
     match s {
         0 => "0 s".into(),
-        s if s % 3600 == 0 => format!("{} h", s / 3600),
-        s if s % 60 == 0 => format!("{} min", s / 60),
+        s if s.is_multiple_of(3600) => format!("{} h", s / 3600),
+        s if s.is_multiple_of(60) => format!("{} min", s / 60),
         s => format!("{s} s"),
     }
 }

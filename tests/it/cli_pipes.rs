@@ -180,7 +180,7 @@ fn query_piped_into_head_exits_0_when_head_leaves() {
         } else {
             cmd.stderr(Stdio::piped());
         }
-        let mut child = cmd.stdout(writer).spawn().unwrap();
+        let child = cmd.stdout(writer).spawn().unwrap();
         // `cmd` still holds the writing end(s): drop them, so that only the child writes.
         drop(cmd);
         let mut head = BufReader::new(reader);
