@@ -2,7 +2,13 @@
 //!
 //! Exit codes (a contract): 0 success; 1 runtime failure; 2 bad usage or bad input (missing
 //! file, bad zone, bad catalogue, unreadable lake, SQL error) — always with one line on stderr
-//! naming what and where.
+//! naming what and where. A reader that closes stdout early (`| head`) is a success: every
+//! command writes through [`out::Out`], and exits 0 quietly (see `out`).
+
+mod check_config;
+mod demo;
+mod follow;
+pub mod out;
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -19,6 +25,7 @@ use crate::parse::catalogue::Catalogue;
 use crate::parse::reader::{AtEof, ReaderConfig, RecordReader};
 use crate::parse::time::Zone;
 use crate::query::{self, Format, QueryError};
+use out::Out;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -28,6 +35,9 @@ pub enum AppError {
     /// Something failed while working: exit 1.
     #[error("{0}")]
     Runtime(String),
+    /// The reader of stdout went away (`| head`): the command stops, and it is a success.
+    #[error("stdout closed")]
+    StdoutClosed,
 }
 
 impl AppError {
@@ -35,14 +45,20 @@ impl AppError {
         match self {
             AppError::Input(_) => 2,
             AppError::Runtime(_) => 1,
+            AppError::StdoutClosed => 0,
         }
     }
 }
 
-/// The sample log bundled into the binary for `hubpulse demo`.
-const SAMPLE_LOG: &str = include_str!("../fixtures/logs/real/hub-only/hub.log");
-
+/// Run one command. A closed stdout ends it early and counts as success.
 pub fn run(cmd: Command) -> Result<(), AppError> {
+    match dispatch(cmd) {
+        Err(AppError::StdoutClosed) => Ok(()),
+        r => r,
+    }
+}
+
+fn dispatch(cmd: Command) -> Result<(), AppError> {
     match cmd {
         Command::Parse {
             opts,
@@ -146,6 +162,7 @@ pub fn run(cmd: Command) -> Result<(), AppError> {
                 cfg.datadog.url = Some(u);
             }
             cfg.datadog.dry_run = datadog_dry_run;
+            follow::check(&cfg.files)?;
             init_logging(&cfg);
             run_agent(cfg)
         }
@@ -154,14 +171,9 @@ pub fn run(cmd: Command) -> Result<(), AppError> {
         } => dashboards_push(dir.as_deref(), url, dry_run),
         Command::CheckConfig { file } => {
             let cfg = AgentConfig::load(&file).map_err(AppError::Input)?;
-            println!("{}: ok", file.display());
-            if let Some(c) = &cfg.control.culler {
-                println!("{}.", c.summary());
-            }
-            println!("{cfg:#?}");
-            Ok(())
+            check_config::print(&file, &cfg)
         }
-        Command::Demo { lake } => demo(&lake),
+        Command::Demo { lake } => demo::demo(&lake),
         Command::Cull {
             config, dry_run, ..
         } => cull_cmd(&config, dry_run),
@@ -203,11 +215,11 @@ pub fn run(cmd: Command) -> Result<(), AppError> {
         }
         Command::Kinds { parsers } => {
             let cat = load_catalogue(parsers.as_deref())?;
-            let mut out = io::stdout().lock();
+            let mut out = Out::stdout();
             for (file, kind) in &cat.entries {
-                let _ = writeln!(out, "{kind}\t{file}");
+                out.line(format_args!("{kind}\t{file}"))?;
             }
-            Ok(())
+            out.flush_now()
         }
     }
 }
@@ -217,9 +229,12 @@ pub fn init_logging_with(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HUBPULSE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     use std::io::IsTerminal;
+    // A log line that cannot be written (stderr closed) is dropped: the default reports it
+    // with `eprintln!`, which panics on that same closed stderr.
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
+        .log_internal_errors(false)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => b.json().try_init(),
@@ -285,8 +300,7 @@ fn check_inputs(files: &[PathBuf], allow_stdin: bool) -> Result<(), AppError> {
 fn parse_cmd(opts: &ParseArgs, summary: bool, files: &[PathBuf]) -> Result<(), AppError> {
     let s = setup(opts)?;
     check_inputs(files, true)?;
-    let stdout = io::stdout();
-    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut out = Out::stdout();
     for f in files {
         let (input, name, fp): (Box<dyn Read>, String, String) = if f.as_os_str() == "-" {
             (Box::new(io::stdin().lock()), "-".into(), "stdin".into())
@@ -324,9 +338,10 @@ fn parse_cmd(opts: &ParseArgs, summary: bool, files: &[PathBuf]) -> Result<(), A
             }
         });
         if let Some(e) = write_err {
-            return output_error(e);
+            return Err(out.error(e));
         }
         r.map_err(|e| AppError::Runtime(format!("{name}: {e}")))?;
+        warn_if_unparsed(&name, parser.stats.records, parser.stats.unparsed);
         if summary {
             let (st, secs) = (&parser.stats, started.elapsed().as_secs_f64());
             let line = format!(
@@ -338,18 +353,19 @@ fn parse_cmd(opts: &ParseArgs, summary: bool, files: &[PathBuf]) -> Result<(), A
                 st.bytes,
                 st.lines as f64 / secs.max(1e-9)
             );
-            out.write_all(line.as_bytes()).or_else(output_error)?;
+            out.text(&line)?;
         }
     }
-    out.flush().or_else(output_error)
+    out.flush_now()
 }
 
-/// A closed stdout (`hubpulse parse … | head`) is a normal end, not a failure.
-fn output_error(e: io::Error) -> Result<(), AppError> {
-    if e.kind() == io::ErrorKind::BrokenPipe {
-        Ok(())
-    } else {
-        Err(AppError::Runtime(format!("stdout: {e}")))
+/// An input none of whose records hubpulse recognised (binary data, another program's log, a
+/// compressed file) is kept, but said: one warning naming it.
+fn warn_if_unparsed(name: &str, records: u64, unparsed: u64) {
+    if records > 0 && unparsed == records {
+        out::warn(format_args!(
+            "{name}: none of its {records} records is a log line hubpulse knows (100 % unparsed; kept as kind 'unparsed'); is it a JupyterHub, proxy or culler log?"
+        ));
     }
 }
 
@@ -373,10 +389,16 @@ fn retention_cmd(
     let today = chrono::Utc::now().date_naive();
     let dropped = crate::lake::retention::apply(&mut m, lake, &r, today)
         .map_err(|e| AppError::Runtime(e.to_string()))?;
+    let mut out = Out::stdout();
     for (table, dt) in &dropped.partitions {
-        println!("dropped {table}/hub={hub}/dt={dt}");
+        out.line(format_args!("dropped {table}/hub={hub}/dt={dt}"))?;
     }
-    eprintln!("retention: {} partitions dropped", dropped.partitions.len());
+    out.flush_now()?;
+    let _ = writeln!(
+        io::stderr(),
+        "retention: {} partitions dropped",
+        dropped.partitions.len()
+    );
     Ok(())
 }
 
@@ -422,8 +444,12 @@ fn ingest_cmd(
         LakeError::Io { ref path, .. } if !path.starts_with(lake) => AppError::Input(e.to_string()),
         e => AppError::Runtime(e.to_string()),
     })?;
-    println!("{summary}");
-    Ok(())
+    for f in &summary.by_file {
+        warn_if_unparsed(&f.path.display().to_string(), f.records, f.unparsed);
+    }
+    let mut out = Out::stdout();
+    out.line(&summary)?;
+    out.flush_now()
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
@@ -448,6 +474,14 @@ fn mentions_sessions(sql: &str) -> bool {
 }
 
 fn query_cmd(lake: &Path, sql: &str, format: Format) -> Result<(), AppError> {
+    let batches = run_sql(lake, sql)?;
+    let mut out = Out::stdout();
+    query::render(&batches, format, &mut out).map_err(|e| out.error(e))?;
+    out.flush_now()
+}
+
+/// One statement over the lake, collected.
+fn run_sql(lake: &Path, sql: &str) -> Result<Vec<arrow::array::RecordBatch>, AppError> {
     let batches = runtime()?.block_on(async {
         let ctx = query::session(lake).await?;
         if mentions_sessions(sql) {
@@ -455,11 +489,7 @@ fn query_cmd(lake: &Path, sql: &str, format: Format) -> Result<(), AppError> {
         }
         query::run(&ctx, sql).await
     });
-    let batches = batches.map_err(query_err)?;
-    let stdout = io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    query::render(&batches, format, &mut out).map_err(query_err)?;
-    out.flush().or_else(output_error)
+    batches.map_err(query_err)
 }
 
 /// `hubpulse capacity plan`: the forecast from the lake and the decision, printed; a dry run.
@@ -523,10 +553,9 @@ fn capacity_plan(
         // one line per set (each with its profile's series, bounds and the same --replicas)
         text = plan::render_sets(&text, &decisions);
     }
-    let stdout = io::stdout();
-    let mut w = BufWriter::new(stdout.lock());
-    w.write_all(text.as_bytes()).or_else(output_error)?;
-    w.flush().or_else(output_error)
+    let mut out = Out::stdout();
+    out.text(&text)?;
+    out.flush_now()
 }
 
 fn report_monthly(
@@ -553,113 +582,11 @@ fn report_monthly(
         Some(path) => std::fs::write(path, text)
             .map_err(|e| AppError::Runtime(format!("{}: {e}", path.display()))),
         None => {
-            let stdout = io::stdout();
-            let mut w = BufWriter::new(stdout.lock());
-            w.write_all(text.as_bytes()).or_else(output_error)?;
-            w.flush().or_else(output_error)
+            let mut w = Out::stdout();
+            w.text(&text)?;
+            w.flush_now()
         }
     }
-}
-
-/// The README's main job: the live agent follows the bundled sample log while it is being
-/// written (as a hub would write it), the lake fills commit by commit, then named queries run.
-fn demo(lake: &Path) -> Result<(), AppError> {
-    use std::sync::atomic::Ordering;
-    let sample_dir = lake.join("_hubpulse").join("sample");
-    std::fs::create_dir_all(&sample_dir)
-        .map_err(|e| AppError::Input(format!("{}: {e}", sample_dir.display())))?;
-    let sample = sample_dir.join("hub.log");
-    let mut cfg = AgentConfig::zero(lake.to_path_buf(), &[sample.display().to_string()])
-        .map_err(AppError::Input)?;
-    cfg.hub = "sample-hub".into();
-    cfg.http = None;
-    cfg.lake.flush_interval = std::time::Duration::from_millis(500);
-    let metrics = Arc::new(crate::agent::metrics::Metrics::default());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    println!(
-        "# hubpulse run --lake {} --follow {}   (the live agent, on the bundled sample log)",
-        lake.display(),
-        sample.display()
-    );
-    let m = metrics.clone();
-    let agent =
-        std::thread::spawn(move || crate::agent::run_with(cfg, Vec::new(), m, Some(stop_rx)));
-    // Write the sample the way a hub writes its log: a slice at a time.
-    let fresh = !sample.exists();
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&sample)
-        .map_err(|e| AppError::Runtime(format!("{}: {e}", sample.display())))?;
-    let lines: Vec<&str> = SAMPLE_LOG.split_inclusive('\n').collect();
-    let total_lines = lines.len() as u64;
-    let wait = |what: &dyn Fn() -> bool| {
-        let t = std::time::Instant::now();
-        while !what() && t.elapsed() < std::time::Duration::from_secs(20) && !agent.is_finished() {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    };
-    if fresh {
-        // Five slices, each ending where a record ends (as a hub writes whole records).
-        let target = lines.len().div_ceil(5);
-        let mut chunks: Vec<String> = vec![String::new()];
-        let mut in_chunk = 0;
-        for l in &lines {
-            if in_chunk >= target && crate::parse::prefix::starts_record(l.as_bytes()) {
-                chunks.push(String::new());
-                in_chunk = 0;
-            }
-            if let Some(c) = chunks.last_mut() {
-                c.push_str(l);
-            }
-            in_chunk += 1;
-        }
-        for chunk in &chunks {
-            f.write_all(chunk.as_bytes())
-                .map_err(|e| AppError::Runtime(format!("{}: {e}", sample.display())))?;
-            let before = metrics.commits.load(Ordering::Relaxed);
-            wait(&|| metrics.commits.load(Ordering::Relaxed) > before);
-            println!(
-                "  lake: {:>5} rows in {:>2} commits (parsed {} records)",
-                metrics.rows_published.load(Ordering::Relaxed),
-                metrics.commits.load(Ordering::Relaxed),
-                metrics.records.load(Ordering::Relaxed)
-            );
-        }
-        wait(&|| {
-            metrics.lines.load(Ordering::Relaxed) >= total_lines
-                && metrics.rows_published.load(Ordering::Relaxed)
-                    == metrics.records.load(Ordering::Relaxed)
-        });
-    } else {
-        println!(
-            "  (sample already followed into this lake: the agent resumes at its checkpoint and adds nothing)"
-        );
-        wait(&|| metrics.ready());
-    }
-    let _ = stop_tx.send(true);
-    match agent.join() {
-        Ok(r) => r.map_err(|e| match e {
-            AgentError::Config(m) => AppError::Input(m),
-            AgentError::Runtime(m) => AppError::Runtime(m),
-        })?,
-        Err(_) => return Err(AppError::Runtime("agent thread panicked".into())),
-    }
-    println!(
-        "  lake: {} rows committed in this run; agent stopped cleanly",
-        metrics.rows_published.load(Ordering::Relaxed)
-    );
-    for name in [
-        "daily_active_users",
-        "spawn_duration_percentiles",
-        "request_errors_by_route",
-        "failed_spawns",
-    ] {
-        println!("\n# hubpulse query --lake {} --name {name}", lake.display());
-        let sql = query::named(name, None).map_err(AppError::Input)?;
-        query_cmd(lake, &sql, Format::Table)?;
-    }
-    Ok(())
 }
 
 fn generate_cmd(
@@ -675,10 +602,16 @@ fn generate_cmd(
         Some(p) => {
             std::fs::write(p, json).map_err(|e| AppError::Input(format!("{}: {e}", p.display())))?
         }
-        None => eprintln!("{json}"),
+        None => {
+            let _ = writeln!(io::stderr(), "{json}");
+        }
     }
-    println!("lines={} records={} bytes={}", t.lines, t.records, t.bytes);
-    Ok(())
+    let mut o = Out::stdout();
+    o.line(format_args!(
+        "lines={} records={} bytes={}",
+        t.lines, t.records, t.bytes
+    ))?;
+    o.flush_now()
 }
 
 fn agent_err(e: AgentError) -> AppError {
@@ -700,7 +633,10 @@ fn run_agent(cfg: AgentConfig) -> Result<(), AppError> {
         grace,
     )
     .map_err(AppError::Input)?;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    follow::warn_when_ready(metrics.clone(), cfg.files.clone(), done.clone());
     let r = crate::agent::run_with(cfg, vec![obs], metrics, None);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
     sink.finish();
     r.map_err(agent_err)
 }
@@ -719,15 +655,16 @@ fn dashboards_push(dir: Option<&Path>, url: Option<String>, dry_run: bool) -> Re
         ApiKey::from_env("DD_API_KEY"),
         ApiKey::from_env("DD_APP_KEY"),
     );
+    let mut w = Out::stdout();
     let (Some(api), Some(app)) = keys else {
         if dry_run {
             for b in &boards {
-                println!(
+                w.line(format_args!(
                     "would push {:?} ({}); DD_API_KEY/DD_APP_KEY unset, so not compared with {base}",
                     b.title, b.file
-                );
+                ))?;
             }
-            return Ok(());
+            return w.flush_now();
         }
         return Err(AppError::Input(
             "dashboards push: set DD_API_KEY and DD_APP_KEY (an application key with dashboards_write)".into(),
@@ -745,13 +682,13 @@ fn dashboards_push(dir: Option<&Path>, url: Option<String>, dry_run: bool) -> Re
             (Action::Update { .. }, false) => "updated",
         };
         let id = o.id.as_deref().unwrap_or("-");
-        println!(
+        w.line(format_args!(
             "{verb} {:?} id={id}{}",
             o.title,
             o.url.map(|u| format!(" {u}")).unwrap_or_default()
-        );
+        ))?;
     }
-    Ok(())
+    w.flush_now()
 }
 
 /// `hubpulse cull --once [--dry-run]`: one pass, a line per decision, a summary line.
@@ -782,21 +719,20 @@ fn cull_cmd(config: &Path, dry_run: bool) -> Result<(), AppError> {
     let report = runtime()?
         .block_on(culler.reconcile("once"))
         .map_err(|e| AppError::Runtime(format!("hub API: {e}")))?;
-    let mut out = io::stdout().lock();
+    let mut out = Out::stdout();
     let mut counts = std::collections::BTreeMap::new();
     for r in &report.rows {
         let d = &r.decision;
         *counts.entry(d.action.label()).or_insert(0) += 1;
-        let _ = writeln!(
-            out,
+        out.line(format_args!(
             "{}\t{}\t{}\t{}",
             d.action.label(),
             d.reason.label(),
             d.log_name(),
             r.outcome.unwrap_or("-")
-        );
+        ))?;
     }
     let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let _ = writeln!(out, "kept={} {}", report.kept, summary.join(" "));
-    Ok(())
+    out.line(format_args!("kept={} {}", report.kept, summary.join(" ")))?;
+    out.flush_now()
 }

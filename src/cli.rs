@@ -6,10 +6,19 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::query::Format;
 
+/// `hubpulse --version`: the crate version and the git commit it was built from (`build.rs`;
+/// `unknown` outside a git checkout).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("HUBPULSE_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "hubpulse",
-    version,
+    version = VERSION,
     about = "Makes a JupyterHub deployment observable and keeps it cheap."
 )]
 pub struct Cli {
@@ -42,6 +51,7 @@ pub enum Command {
         /// Print only one summary line per input (records, lines, unparsed, bytes, seconds, lines/s).
         #[arg(long)]
         summary: bool,
+        /// Log files to read, in order; `-` reads stdin.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
@@ -59,6 +69,7 @@ pub enum Command {
         /// the thread that reads). Each one beyond the first adds about 20 MiB of memory.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
         threads: Option<u16>,
+        /// Log files to append (plain or rotated copies; each resumes where it was left).
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
@@ -68,6 +79,7 @@ pub enum Command {
         /// Lake root: a directory or s3://bucket/prefix.
         #[arg(long, value_name = "DIR|URL")]
         lake: PathBuf,
+        /// The hub whose partitions are dropped (other hubs in the lake are left alone).
         #[arg(long, default_value = "jupyterhub", value_name = "NAME")]
         hub: String,
         /// Months of `events` to keep before the current one.
@@ -80,11 +92,18 @@ pub enum Command {
         #[arg(long, value_name = "MONTHS", value_parser = clap::value_parser!(u32).range(1..=1200))]
         pods: Option<u32>,
     },
-    /// Run SQL over the lake with DataFusion (tables: events, decisions, pods).
+    /// Run SQL over the lake with DataFusion.
+    ///
+    /// Tables: events (every log record), lifecycle (server start/stop records), activity
+    /// (activity-POST times per user and day), sessions (server runs rebuilt from lifecycle,
+    /// when the SQL names it), decisions (culler, quota, admission and capacity decisions),
+    /// observations (what the hub's API said of each server), pods (single-user pod changes).
+    /// decisions, observations and pods exist once the agent has written them.
     Query {
         /// Lake root: a directory or s3://bucket/prefix.
         #[arg(long, value_name = "DIR|URL")]
         lake: PathBuf,
+        /// Output: an aligned table, CSV with a header, or JSON Lines.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
         /// Read the SQL from a file.
@@ -143,29 +162,38 @@ pub enum Command {
         #[command(subcommand)]
         action: DashboardsCmd,
     },
-    /// Validate an agent configuration file; prints the typed result, or one error line.
+    /// Validate an agent configuration file; prints what the agent would do, or one error line
+    /// `FILE:LINE:COL: key: why` (exit 2).
     CheckConfig {
+        /// The agent's TOML configuration (see hubpulse.example.toml).
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
-    /// The main job on the bundled sample: ingest it into a local lake and show what it says.
+    /// The main job on the bundled sample: the live agent follows it into a local lake, then
+    /// named queries show what it says, and what to try next.
     Demo {
+        /// Lake directory to create or reuse (a second run adds nothing: exactly once).
         #[arg(long, default_value = "hubpulse-lake", value_name = "DIR")]
         lake: PathBuf,
     },
     /// Write a large, realistic, deterministic hub log and the true counts it contains.
     Generate {
-        #[arg(long, default_value_t = 50)]
+        /// Number of hub users.
+        #[arg(long, default_value_t = 50, value_name = "N")]
         users: u32,
-        #[arg(long, default_value_t = 7)]
+        /// Number of days, from --start.
+        #[arg(long, default_value_t = 7, value_name = "N")]
         days: u32,
+        /// First day of the log (UTC).
         #[arg(long, default_value = "2026-11-02", value_name = "YYYY-MM-DD")]
         start: chrono::NaiveDate,
-        #[arg(long, default_value_t = 1)]
+        /// Random seed: the same seed and options write the same bytes.
+        #[arg(long, default_value_t = 1, value_name = "N")]
         seed: u64,
         /// Single-user activity report interval (JupyterHub's default is 300 s).
         #[arg(long, default_value_t = 300, value_name = "SECS")]
         activity_interval: u32,
+        /// Where to write the log.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
         /// Where to write the true counts as JSON.
@@ -177,6 +205,7 @@ pub enum Command {
     /// Decisions rest on the hub's `last_activity` alone (no log stream), are printed one per
     /// line, and are recorded in the lake table `decisions`. `hubpulse run` culls continuously.
     Cull {
+        /// The agent config: its [hub] and [culler] sections are used.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
         /// Make one pass and exit (required: the continuous culler is `hubpulse run`).
@@ -193,6 +222,7 @@ pub enum Command {
     },
     /// List the message kinds of the catalogue (embedded or --parsers DIR), validating it.
     Kinds {
+        /// A catalogue directory of *.toml files instead of the embedded one.
         #[arg(long, value_name = "DIR")]
         parsers: Option<PathBuf>,
     },
@@ -203,7 +233,8 @@ pub enum ReportCommand {
     /// Cost and usage of one month: totals and breakdowns by user, group, profile and project,
     /// idle time, month-over-month change.
     Monthly {
-        #[arg(long, value_name = "DIR")]
+        /// Lake root: a directory or s3://bucket/prefix.
+        #[arg(long, value_name = "DIR|URL")]
         lake: PathBuf,
         /// The month, YYYY-MM (UTC).
         #[arg(long, value_name = "YYYY-MM")]
@@ -212,6 +243,7 @@ pub enum ReportCommand {
         /// Without it every profile costs 0.
         #[arg(long, value_name = "FILE")]
         pricing: Option<PathBuf>,
+        /// html: one self-contained page; md: Markdown; csv: one row per breakdown line.
         #[arg(long, value_enum, default_value = "html")]
         format: crate::report::ReportFormat,
         /// Write here instead of stdout.
@@ -243,7 +275,8 @@ pub enum CapacityCommand {
     /// run: reads no cluster and changes nothing (give what the cluster shows with --replicas,
     /// --running, --pending).
     Plan {
-        #[arg(long, value_name = "DIR")]
+        /// Lake root: a directory or s3://bucket/prefix.
+        #[arg(long, value_name = "DIR|URL")]
         lake: PathBuf,
         /// The agent config whose [capacity] section sets the policy (defaults otherwise).
         #[arg(long, value_name = "FILE")]

@@ -97,6 +97,16 @@ pub struct IngestSummary {
     pub bytes: u64,
     pub parts: u64,
     pub seconds: f64,
+    /// What each input added (for the CLI's warning on a file that is all unparsed).
+    pub by_file: Vec<FileCounts>,
+}
+
+/// One input's records and unparsed records added by this run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileCounts {
+    pub path: PathBuf,
+    pub records: u64,
+    pub unparsed: u64,
 }
 
 impl std::fmt::Display for IngestSummary {
@@ -221,6 +231,11 @@ pub fn ingest(opts: &IngestOptions, files: &[PathBuf]) -> Result<IngestSummary, 
                 summary.unparsed += s.unparsed;
                 summary.bytes += s.bytes;
                 summary.parts += s.parts;
+                summary.by_file.push(FileCounts {
+                    path: f.clone(),
+                    records: s.records,
+                    unparsed: s.unparsed,
+                });
             }
             Err(e) => {
                 result = Err(e);

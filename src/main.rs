@@ -13,8 +13,7 @@ fn main() {
         app::init_logging_with("warn", hubpulse::agent::config::LogFormat::Text);
     }
     if let Err(e) = app::run(cli.command) {
-        let msg = e.to_string();
-        eprintln!("hubpulse: {}", msg.lines().next().unwrap_or(""));
+        app::out::error_line(&e.to_string());
         std::process::exit(e.exit_code());
     }
 }

@@ -21,6 +21,8 @@ use crate::lake::schema;
 use crate::lake::store::{Location, s3_store};
 use object_store::ObjectStore;
 
+mod sql_error;
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     #[error("{path}: not a hubpulse lake (no {table}/ directory)")]
@@ -29,6 +31,12 @@ pub enum QueryError {
     Sql(String),
     #[error("{0}")]
     Output(String),
+}
+
+/// The names of the lake's tables (`sessions`, rebuilt from `lifecycle` when a query names it,
+/// is not among them). `hubpulse query --help` lists them (a test keeps it so).
+pub fn table_names() -> Vec<&'static str> {
+    tables().iter().map(|(t, _)| *t).collect()
 }
 
 /// The lake's tables, with their file schemas.
@@ -167,13 +175,8 @@ async fn register(
 
 /// Run one SQL statement and collect its result.
 pub async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
-    let df = ctx
-        .sql(sql)
-        .await
-        .map_err(|e| QueryError::Sql(one_line(&e.to_string())))?;
-    df.collect()
-        .await
-        .map_err(|e| QueryError::Sql(one_line(&e.to_string())))
+    let df = ctx.sql(sql).await.map_err(|e| sql_err(ctx, &e))?;
+    df.collect().await.map_err(|e| sql_err(ctx, &e))
 }
 
 /// Run one SQL statement and stream its result batch by batch (bounded memory).
@@ -181,17 +184,18 @@ pub async fn stream(
     ctx: &SessionContext,
     sql: &str,
 ) -> Result<datafusion::physical_plan::SendableRecordBatchStream, QueryError> {
-    let df = ctx
-        .sql(sql)
-        .await
-        .map_err(|e| QueryError::Sql(one_line(&e.to_string())))?;
-    df.execute_stream()
-        .await
-        .map_err(|e| QueryError::Sql(one_line(&e.to_string())))
+    let df = ctx.sql(sql).await.map_err(|e| sql_err(ctx, &e))?;
+    df.execute_stream().await.map_err(|e| sql_err(ctx, &e))
 }
 
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+/// One human line (see [`sql_error`]), naming the tables registered in `ctx` when one is unknown.
+fn sql_err(ctx: &SessionContext, e: &datafusion::error::DataFusionError) -> QueryError {
+    let tables: Vec<String> = ctx
+        .catalog("datafusion")
+        .and_then(|c| c.schema("public"))
+        .map(|s| s.table_names())
+        .unwrap_or_default();
+    QueryError::Sql(sql_error::describe(e, &tables))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -7,6 +7,9 @@ mod admission_wait;
 mod agent;
 mod capacity;
 mod cli;
+mod cli_edges;
+mod cli_help;
+mod cli_pipes;
 mod cull;
 mod cull_admission;
 mod cull_common;
@@ -38,6 +41,7 @@ mod rotation;
 mod s3;
 mod scale;
 mod scrub;
+mod z2jh_values;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
