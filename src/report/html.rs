@@ -120,6 +120,8 @@ fn bars(
     let rows: Vec<&Row> = rows.iter().take(limit).collect();
     let (w, bar, gap, left) = (760.0, 18.0, 6.0, 170.0);
     let h = rows.len().max(1) as f64 * (bar + gap) + 8.0;
+    // Bars are as long as their labels say (rounded to the cent): equal labels, equal bars.
+    let value = |r: &Row| (value(r) * 100.0).round() / 100.0;
     let max = rows.iter().map(|r| value(r)).fold(0.0, f64::max);
     let scale = if max > 0.0 {
         (w - left - 110.0) / max
@@ -282,4 +284,43 @@ pub fn html(m: &Monthly) -> String {
     }
     out.push_str("</ul>\n</body></html>\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bars whose labels are equal (rounded to the cent) are equally long.
+    #[test]
+    fn bars_are_as_long_as_their_labels_say() {
+        let row = |key: &str, cost: f64| Row {
+            key: key.into(),
+            cost,
+            ..Row::default()
+        };
+        let mut out = String::new();
+        let rows = [
+            row("a", 10.0),
+            row("b", 0.004),
+            row("c", 0.001),
+            row("d", 0.0),
+        ];
+        bars(&rows, 4, "cost", |r| r.cost, "EUR", &mut out);
+        let widths: Vec<&str> = out
+            .split("<rect ")
+            .skip(1)
+            .map(|r| {
+                r.split("width=\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(widths.len(), 4, "{out}");
+        assert_ne!(widths[0], widths[1]);
+        assert_eq!(widths[1], widths[2], "{out}");
+        assert_eq!(widths[2], widths[3], "{out}");
+    }
 }

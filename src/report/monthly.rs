@@ -112,15 +112,22 @@ pub const FROM_POD: &str = "pod_requests";
 /// Key of the [`Monthly::priced_from`] row of sessions priced by their profile.
 pub const FROM_PROFILE: &str = "profile";
 
+/// How far inside a month's bounds the data may begin or end and still cover the month: a hub
+/// with no server running logs little, so the last record of a full month can be minutes
+/// before its end.
+const COVERED_SLACK_US: i64 = 3_600_000_000;
+
 impl Monthly {
-    /// The part of `[lo, hi)` the data covers, when it does not cover all of it.
+    /// The part of `[lo, hi)` the data covers, when it does not cover all of it (more than an
+    /// hour is missing at either end).
     fn partial(&self, lo: i64, hi: i64) -> Option<String> {
         let (from, to) = (self.data_from?, self.data_to?);
         let fmt = |us: i64| {
             DateTime::from_timestamp_micros(us)
                 .map_or(String::new(), |t| t.format("%Y-%m-%d %H:%M").to_string())
         };
-        match (from > lo, to < hi - 1_000_000) {
+        // A quiet hour at either end (no server, no request) is not a gap in the data.
+        match (from > lo + COVERED_SLACK_US, to < hi - COVERED_SLACK_US) {
             (false, false) => None,
             (true, false) => Some(format!("data from {}", fmt(from))),
             (false, true) => Some(format!("data to {}", fmt(to))),

@@ -780,3 +780,46 @@ async fn reading_two_windows_at_once_gives_each_what_reading_it_alone_gives() {
         assert!(!a.is_empty());
     }
 }
+
+/// A month the data covers to within its quiet hours is not "only partly covered"; one whose
+/// data begins hours late is, and says from when (the generator's month ends minutes before
+/// midnight: a hub logs little when nobody works).
+#[test]
+fn a_month_is_partial_only_when_hours_of_it_are_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("gen.log");
+    run_ok(
+        bin()
+            .args(["generate", "--users", "8", "--days", "30", "--start"])
+            .args(["2026-11-01", "--seed", "5", "--out"])
+            .arg(&log),
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    // The same log collected from three hours in (its lines from the first hub line then).
+    let from = text
+        .lines()
+        .position(|l| l.starts_with('[') && l.get(3..16).is_some_and(|t| t >= "2026-11-01 03"))
+        .unwrap();
+    let late: String = text.lines().skip(from).map(|l| format!("{l}\n")).collect();
+    let late_log = dir.path().join("late.log");
+    std::fs::write(&late_log, late).unwrap();
+    let md = |log: &Path, name: &str| {
+        let lake = dir.path().join(name);
+        ingest(&lake, log);
+        run_ok(
+            bin()
+                .args(["report", "monthly", "--month", "2026-11", "--format", "md"])
+                .arg("--pricing")
+                .arg(root().join("examples/pricing.toml"))
+                .arg("--lake")
+                .arg(&lake),
+        )
+    };
+    let full = md(&log, "full");
+    assert!(!full.contains("2026-11 is only partly covered"), "{full}");
+    let part = md(&late_log, "late");
+    assert!(
+        part.contains("2026-11 is only partly covered by the logs (data from 2026-11-01 03:"),
+        "{part}"
+    );
+}
