@@ -265,14 +265,19 @@ async fn on_a_real_hub_idle_servers_are_culled_on_time_despite_heartbeats_and_bu
 }
 
 /// Waits (on the clock, which is what idleness is) until every server of `names` has been idle
-/// longer than `secs` according to the hub.
+/// longer than `secs` according to the hub, counted from the server's own first activity
+/// report: `User.spawn` (`user.py`) sets `started` and `last_activity` to the same instant, and
+/// the single-user server's first post (`notify_activity`) carries its own later start time,
+/// which can arrive late on a loaded machine. Until then the hub's time is the spawn's.
 async fn idle_longer_than(c: &HubClient, names: &[&str], secs: i64) {
     wait_for("servers idle", Duration::from_secs(60), || {
         let c = c.clone();
         async move {
             for n in names {
-                let a = api_activity(&c, n, "").await?;
-                if (Utc::now() - a).num_seconds() <= secs {
+                let u = user(&c, n).await;
+                let s = u.server("")?;
+                let (started, a) = (s.started?, s.last_activity?);
+                if a <= started || (Utc::now() - a).num_seconds() <= secs {
                     return None;
                 }
             }
