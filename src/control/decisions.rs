@@ -152,9 +152,14 @@ impl SideRoot {
     }
 }
 
+/// A part's name: unique per process even when two recorders of one table publish their
+/// part number `n` in the same millisecond (a process-wide counter), and across processes
+/// (the pid).
 fn part_name(n: u64) -> String {
+    static UNIQUE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let u = UNIQUE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!(
-        "part-{}-{}-{n}.parquet",
+        "part-{}-{}-{n}-{u}.parquet",
         Utc::now().timestamp_millis(),
         std::process::id()
     )
