@@ -10,7 +10,7 @@
 //! a complete log and must not move.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use hubpulse::agent::metrics::Metrics;
@@ -51,6 +51,16 @@ fn sessions(lake: &std::path::Path) -> Vec<Vec<String>> {
         v
     })
     .collect()
+}
+
+/// Waits until the hub no longer lists `user`'s server `server`.
+async fn stopped(c: &hubpulse::hub::HubClient, name: &str, server: &str) {
+    wait_for(
+        &format!("{name}:{server} stopped"),
+        Duration::from_secs(60),
+        || async { user(c, name).await.server(server).is_none().then_some(()) },
+    )
+    .await;
 }
 
 fn row<'a>(rows: &'a [Vec<String>], user: &str) -> &'a [String] {
@@ -100,10 +110,7 @@ async fn session_bounds_follow_the_hub_where_the_collected_log_has_gaps() {
     c.stop_server("g-ok", "", false).await.unwrap();
     let stop_asked = Utc::now().timestamp_micros();
     c.stop_server("g-gap", "", false).await.unwrap();
-    wait_for("g-gap stopped", Duration::from_secs(60), || async {
-        user(&c, "g-gap").await.server("").is_none().then_some(())
-    })
-    .await;
+    stopped(&c, "g-gap", "").await;
     let stop_seen = Utc::now().timestamp_micros();
     wait_for(
         "the agent to see both stops",
@@ -115,27 +122,20 @@ async fn session_bounds_follow_the_hub_where_the_collected_log_has_gaps() {
     )
     .await;
     // g-late's server heartbeats on (every 3 s); the log then has them after its ready line.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = log_from(&h.log, from);
-        let ready = text
-            .find("User g-late:nb took")
-            .expect("g-late's ready line");
-        if text[ready..].contains("POST /hub/api/users/g-late/activity") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no heartbeat of g-late");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    c.stop_server("g-late", "nb", false).await.unwrap();
-    wait_for("g-late stopped", Duration::from_secs(60), || async {
-        user(&c, "g-late")
-            .await
-            .server("nb")
-            .is_none()
-            .then_some(())
-    })
+    wait_for(
+        "a heartbeat of g-late after its ready line",
+        Duration::from_secs(60),
+        || async {
+            let text = log_from(&h.log, from);
+            let ready = text.find("User g-late:nb took")?;
+            text[ready..]
+                .contains("POST /hub/api/users/g-late/activity")
+                .then_some(())
+        },
+    )
     .await;
+    c.stop_server("g-late", "nb", false).await.unwrap();
+    stopped(&c, "g-late", "nb").await;
     wait_for(
         "the agent to see g-late stop",
         Duration::from_secs(30),
