@@ -19,7 +19,7 @@ use hubpulse::agent::config::AgentConfig;
 use hubpulse::agent::metrics::Metrics;
 use hubpulse::agent::pipeline::Observer;
 use hubpulse::lake::batch::SourceInfo;
-use hubpulse::record::Record;
+use hubpulse::parse::record::Record;
 
 static BASE: OnceLock<Instant> = OnceLock::new();
 

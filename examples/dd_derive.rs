@@ -17,8 +17,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use hubpulse::datadog::derive::{DeriveConfig, Deriver};
-use hubpulse::datadog::payload::{Endpoint, PayloadConfig, build};
+use hubpulse::sinks::datadog::derive::{DeriveConfig, Deriver};
+use hubpulse::sinks::datadog::payload::{Endpoint, PayloadConfig, build};
 use hubpulse::parse::Parser;
 use hubpulse::parse::catalogue::Catalogue;
 use hubpulse::parse::reader::{AtEof, RawRecord, ReaderConfig, RecordReader};

@@ -206,7 +206,7 @@ fn dispatch(cmd: Command) -> Result<(), AppError> {
                     pending,
                 },
         } => {
-            let seen = crate::capacity::placeholder::Observed {
+            let seen = crate::control::capacity::placeholder::Observed {
                 current: replicas,
                 running,
                 pending,
@@ -497,9 +497,9 @@ fn capacity_plan(
     lake: &Path,
     config: Option<&Path>,
     at: Option<&str>,
-    seen: crate::capacity::placeholder::Observed,
+    seen: crate::control::capacity::placeholder::Observed,
 ) -> Result<(), AppError> {
-    use crate::capacity::{forecast::ForecastPolicy, placeholder, plan, runner};
+    use crate::control::capacity::{forecast::ForecastPolicy, placeholder, plan, runner};
     let (fp, sets, default_profile) = match config {
         Some(path) => {
             let cfg = AgentConfig::load(path).map_err(AppError::Input)?;
@@ -626,7 +626,7 @@ fn agent_err(e: AgentError) -> AppError {
 fn run_agent(cfg: AgentConfig) -> Result<(), AppError> {
     let metrics = Arc::new(crate::agent::metrics::Metrics::default());
     let grace = (cfg.shutdown_deadline / 2).min(std::time::Duration::from_secs(5));
-    let (obs, sink) = crate::datadog::sink::start(
+    let (obs, sink) = crate::sinks::datadog::sink::start(
         &cfg.datadog,
         &crate::lake::store::state_dir(&cfg.lake.path, &cfg.hub),
         &metrics,
@@ -643,8 +643,8 @@ fn run_agent(cfg: AgentConfig) -> Result<(), AppError> {
 
 /// `hubpulse dashboards push [--dry-run]`: one line per dashboard on stdout.
 fn dashboards_push(dir: Option<&Path>, url: Option<String>, dry_run: bool) -> Result<(), AppError> {
-    use crate::datadog::config::{ApiKey, DatadogConfig, api_base};
-    use crate::datadog::dashboards::{Action, Client, load};
+    use crate::sinks::datadog::config::{ApiKey, DatadogConfig, api_base};
+    use crate::sinks::datadog::dashboards::{Action, Client, load};
     let boards = load(dir).map_err(AppError::Input)?;
     let cfg = DatadogConfig {
         url,
@@ -693,7 +693,7 @@ fn dashboards_push(dir: Option<&Path>, url: Option<String>, dry_run: bool) -> Re
 
 /// `hubpulse cull --once [--dry-run]`: one pass, a line per decision, a summary line.
 fn cull_cmd(config: &Path, dry_run: bool) -> Result<(), AppError> {
-    use crate::control::{decisions::DecisionSink, metrics::ControlStats, runner::Culler};
+    use crate::control::{decisions::DecisionSink, metrics::ControlStats, culler::runner::Culler};
     let cfg = AgentConfig::load(config).map_err(AppError::Input)?;
     let Some(mut policy) = cfg.control.culler.clone() else {
         return Err(AppError::Input(format!(

@@ -8,21 +8,15 @@
 pub mod fx;
 pub mod generate;
 pub mod parse;
-pub mod queries;
-pub mod record;
 
 #[cfg(feature = "lake")]
 pub mod agent;
 #[cfg(feature = "lake")]
 pub mod app;
 #[cfg(feature = "lake")]
-pub mod capacity;
-#[cfg(feature = "lake")]
 pub mod cli;
 #[cfg(feature = "lake")]
 pub mod control;
-#[cfg(feature = "lake")]
-pub mod datadog;
 #[cfg(feature = "lake")]
 pub mod hub;
 #[cfg(feature = "lake")]
@@ -33,3 +27,9 @@ pub mod lake;
 pub mod query;
 #[cfg(feature = "lake")]
 pub mod report;
+#[cfg(feature = "lake")]
+pub mod sinks;
+#[cfg(feature = "lake")]
+pub mod sources;
+#[cfg(feature = "lake")]
+pub mod stream;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::agent::kube::KubeSourceConfig;
+use crate::sources::kube::KubeSourceConfig;
 
 /// Where to start in a file seen for the first time (no checkpoint), found at startup.
 /// Files that appear while the agent runs are always read from their beginning.
@@ -55,11 +55,11 @@ pub struct AgentConfig {
     /// checkpoint rule) after this long.
     pub shutdown_deadline: Duration,
     /// `[datadog]`: the metrics sink (sends only when `DD_API_KEY` is set).
-    pub datadog: crate::datadog::config::DatadogConfig,
+    pub datadog: crate::sinks::datadog::config::DatadogConfig,
     /// `[hub]`, `[culler]`, `[admission]`: the control loops (issue 5).
     pub control: crate::control::config::ControlConfig,
     /// `[capacity]`: the placeholder loop (issue 7); `None` = off.
-    pub capacity: Option<crate::capacity::config::CapacityConfig>,
+    pub capacity: Option<crate::control::capacity::config::CapacityConfig>,
     /// `[pods]`: the `pods` table from watching single-user pods (issue 7); `None` = off.
     pub pods: Option<PodsConfig>,
 }
@@ -310,11 +310,11 @@ struct RawConfig {
     #[serde(default)]
     stdin: RawStdin,
     kubernetes: Option<RawKube>,
-    datadog: Option<crate::datadog::config::RawDatadog>,
+    datadog: Option<crate::sinks::datadog::config::RawDatadog>,
     hub: Option<crate::control::config::RawHub>,
     culler: Option<crate::control::config::RawCuller>,
     admission: Option<crate::control::config::RawAdmission>,
-    capacity: Option<crate::capacity::config::RawCapacity>,
+    capacity: Option<crate::control::capacity::config::RawCapacity>,
     pods: Option<RawPods>,
 }
 
@@ -438,7 +438,7 @@ impl RawConfig {
         if flush_interval.is_zero() {
             return Err(("lake.flush_interval".into(), "must be > 0".into()));
         }
-        let datadog = crate::datadog::config::validate(self.datadog)?;
+        let datadog = crate::sinks::datadog::config::validate(self.datadog)?;
         let flush_bytes = match &self.lake.flush_bytes {
             None => 32 << 20,
             Some(v) => v.get().map_err(|e| ("lake.flush_bytes".to_string(), e))?,
@@ -523,7 +523,7 @@ impl RawConfig {
             decisions: r.decisions,
             pods: r.pods,
         };
-        let capacity = crate::capacity::config::validate(self.capacity)?;
+        let capacity = crate::control::capacity::config::validate(self.capacity)?;
         if control.admission.as_ref().is_some_and(|a| a.wait.is_some())
             && self.pods.is_none()
             && capacity.is_none()

@@ -44,7 +44,7 @@ pub struct Metrics {
     pub newest: Mutex<BTreeMap<String, i64>>,
     pub errors: Mutex<BTreeMap<&'static str, u64>>,
     /// The Kubernetes pod-log source's counters, when it runs.
-    pub kube: Mutex<Option<std::sync::Arc<crate::agent::kube::KubeStats>>>,
+    pub kube: Mutex<Option<std::sync::Arc<crate::sources::kube::KubeStats>>>,
     /// More sections appended to the exposition by other components (the Datadog sink's
     /// counters and the derived `jupyterhub_*` metrics); each writes whole metric families.
     pub extra: Mutex<Vec<Extra>>,

@@ -15,11 +15,8 @@
 
 pub mod config;
 pub mod http;
-pub mod kube;
 pub mod metrics;
 pub mod pipeline;
-pub mod source;
-pub mod tail;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,10 +30,11 @@ use crate::parse::catalogue::Catalogue;
 use crate::parse::reader::ReaderConfig;
 use crate::parse::time::Zone;
 use config::AgentConfig;
-use kube::{PodLines, StreamPos};
+use crate::sources::kube::{self, PodLines, StreamPos};
+use crate::sources::files as tail;
 use metrics::Metrics;
 use pipeline::{Observer, Pipeline, PipelineConfig};
-use source::{SourceId, SourceKind, SourceMsg};
+use crate::stream::{self as source, SourceId, SourceKind, SourceMsg};
 
 /// Messages in flight between sources and the pipeline (each at most ~1 MiB of lines).
 const CHANNEL_DEPTH: usize = 16;
@@ -167,14 +165,14 @@ pub fn run_with(
 
     // Time pending by reason (the [pods] watch) and the evidence of admission with capacity.
     let pending = cfg.pods.as_ref().map(|_| {
-        let p = std::sync::Arc::new(kube::pending::Pending::default());
+        let p = std::sync::Arc::new(crate::sources::kube::pending::Pending::default());
         if let Ok(mut extra) = metrics.extra.lock() {
             let r = p.clone();
             extra.push(std::sync::Arc::new(move |o: &mut String| r.render(o)));
         }
         p
     });
-    let view = std::sync::Arc::new(crate::capacity::wait::CapacityView::new(pending.clone()));
+    let view = std::sync::Arc::new(crate::control::admission::wait::CapacityView::new(pending.clone()));
     // The idle culler and quotas (issue 5): observers for the pipeline, routes for http.
     let control = crate::control::start(
         &cfg.control,
@@ -208,7 +206,7 @@ pub fn run_with(
         tracing::info!(namespace = %p.namespace, "pods: watching single-user pods");
     }
     if let Some(c) = &cfg.capacity {
-        crate::capacity::start(
+        crate::control::capacity::start(
             c,
             &cfg.lake.path,
             &cfg.hub,

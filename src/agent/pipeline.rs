@@ -31,9 +31,9 @@ use std::time::{Duration, Instant};
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::agent::kube::StreamPos;
+use crate::sources::kube::StreamPos;
 use crate::agent::metrics::Metrics;
-use crate::agent::source::{SourceId, SourceKind, SourceMsg};
+use crate::stream::{SourceId, SourceKind, SourceMsg};
 use crate::lake::batch::{BATCH_BYTES, EventsBuilder, SourceInfo};
 use crate::lake::compact::{Compactor, Job};
 use crate::lake::manifest::{Commit, LakeError, Manifest, SourceProgress, StreamProgress};
@@ -43,7 +43,7 @@ use crate::parse::prefix::starts_record;
 use crate::parse::reader::{AtEof, ReaderConfig, RecordReader};
 use crate::parse::time::{Zone, utc_date};
 use crate::parse::{KIND_UNPARSED, Parser};
-use crate::record::Record;
+use crate::parse::record::Record;
 
 const TICK: Duration = Duration::from_millis(10);
 

@@ -169,9 +169,9 @@ pub struct AdmissionSection {
     pub dry_run: bool,
     /// `capacity_wait = true`: an allowed spawn is told to wait when the cluster has no room
     /// (needs `[pods]` or `[capacity]`, checked by the agent config); `None` = off.
-    pub wait: Option<crate::capacity::wait::WaitPolicy>,
+    pub wait: Option<crate::control::admission::wait::WaitPolicy>,
     /// `view_refresh` and `max_concurrent` of `POST /v1/admission`.
-    pub endpoint: super::quota::EndpointConfig,
+    pub endpoint: crate::control::quota::EndpointConfig,
 }
 
 /// Everything the control loops need from the agent config.
@@ -275,7 +275,7 @@ pub fn validate(
                 ));
             }
             // A policy that does not parse is refused at start, with its own file:line.
-            super::admission::Policy::load(&a.policy)
+            crate::control::admission::Policy::load(&a.policy)
                 .map_err(|e| ("admission.policy".into(), e))?;
             if a.capacity_forecast && !a.capacity_wait {
                 return Err((
@@ -306,8 +306,8 @@ pub fn validate(
     })
 }
 
-fn endpoint_config(a: &RawAdmission) -> Result<super::quota::EndpointConfig, KeyErr> {
-    let d = super::quota::EndpointConfig::default();
+fn endpoint_config(a: &RawAdmission) -> Result<crate::control::quota::EndpointConfig, KeyErr> {
+    let d = crate::control::quota::EndpointConfig::default();
     let view_refresh = dur("admission.view_refresh", &a.view_refresh, d.view_refresh)?;
     if view_refresh > Duration::from_secs(600) {
         return Err((
@@ -322,14 +322,14 @@ fn endpoint_config(a: &RawAdmission) -> Result<super::quota::EndpointConfig, Key
             "must be between 1 and 1024".into(),
         ));
     }
-    Ok(super::quota::EndpointConfig {
+    Ok(crate::control::quota::EndpointConfig {
         view_refresh,
         max_concurrent,
     })
 }
 
-fn wait_policy(a: &RawAdmission) -> Result<crate::capacity::wait::WaitPolicy, KeyErr> {
-    let d = crate::capacity::wait::WaitPolicy::default();
+fn wait_policy(a: &RawAdmission) -> Result<crate::control::admission::wait::WaitPolicy, KeyErr> {
+    let d = crate::control::admission::wait::WaitPolicy::default();
     let scale_up = dur(
         "admission.scale_up_time",
         &a.scale_up_time,
@@ -341,7 +341,7 @@ fn wait_policy(a: &RawAdmission) -> Result<crate::capacity::wait::WaitPolicy, Ke
             "must be between 10s and 2h".into(),
         ));
     }
-    Ok(crate::capacity::wait::WaitPolicy {
+    Ok(crate::control::admission::wait::WaitPolicy {
         scale_up: chrono::Duration::from_std(scale_up).unwrap_or(d.scale_up),
         forecast: a.capacity_forecast,
         ..d

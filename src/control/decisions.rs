@@ -24,7 +24,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
 use parquet::arrow::ArrowWriter;
 
-use super::decide::{Action, Decision};
+use crate::control::culler::decide::{Action, Decision};
 use crate::lake::writer::{WriterConfig, writer_properties};
 
 pub const DECISIONS: &str = "decisions";

@@ -22,15 +22,13 @@
 //! (+ `delete:servers` for the quota loop, + `list:groups`, `read:groups` for group budgets).
 
 pub mod admission;
-pub mod admission_view;
+pub mod capacity;
 pub mod config;
-pub mod decide;
+pub mod culler;
 pub mod decisions;
 pub mod metrics;
 pub mod observe;
 pub mod quota;
-pub mod runner;
-pub mod stream;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -92,7 +90,7 @@ pub fn start(
     hub_name: &str,
     rt: &tokio::runtime::Runtime,
     metrics: &crate::agent::metrics::Metrics,
-    capacity: Option<Arc<crate::capacity::wait::CapacityView>>,
+    capacity: Option<Arc<crate::control::admission::wait::CapacityView>>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Started, String> {
     let mut started = Started {
@@ -120,8 +118,8 @@ pub fn start(
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         started
             .observers
-            .push(Box::new(stream::ActivityObserver::new(tx)));
-        let culler = runner::Culler::new(
+            .push(Box::new(culler::stream::ActivityObserver::new(tx)));
+        let culler = culler::runner::Culler::new(
             client,
             Arc::new(policy.clone()),
             Some(sink.clone()),

@@ -37,7 +37,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use chrono::{DateTime, Utc};
 
-use super::decisions::SideRoot;
+use crate::control::decisions::SideRoot;
 use crate::hub::activity::{ActivityView, user_activity};
 use crate::hub::{HubClient, Pending, Server, User, UserState};
 
@@ -47,7 +47,7 @@ const FLUSH_ROWS: usize = 50_000;
 
 /// `observations` (see README, "Table `observations`").
 pub fn schema() -> SchemaRef {
-    let ts = super::decisions::utc_field;
+    let ts = crate::control::decisions::utc_field;
     let s = |n: &str, null: bool| Field::new(n, DataType::Utf8, null);
     Arc::new(Schema::new(vec![
         ts("ts"),
@@ -116,7 +116,7 @@ pub struct Observations {
     rows: Vec<Row>,
     flushed_at: Instant,
     view: Arc<ActivityView>,
-    stats: Arc<super::metrics::ControlStats>,
+    stats: Arc<crate::control::metrics::ControlStats>,
 }
 
 impl Observations {
@@ -125,7 +125,7 @@ impl Observations {
         lake: Option<&Path>,
         hub: &str,
         view: Arc<ActivityView>,
-        stats: Arc<super::metrics::ControlStats>,
+        stats: Arc<crate::control::metrics::ControlStats>,
     ) -> Self {
         Observations {
             root: lake.map(|l| SideRoot::new(l, OBSERVATIONS, hub)),
@@ -329,14 +329,14 @@ pub async fn observe_loop(
     client: HubClient,
     every: Duration,
     mut obs: Observations,
-    stats: Arc<super::metrics::ControlStats>,
+    stats: Arc<crate::control::metrics::ControlStats>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut next = tokio::time::Instant::now();
     loop {
         tokio::select! {
             biased;
-            _ = super::stopped(&mut stop) => break,
+            _ = crate::control::stopped(&mut stop) => break,
             _ = tokio::time::sleep_until(next) => {}
         }
         match client.users(Some(UserState::Active)).await {

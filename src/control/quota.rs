@@ -10,7 +10,7 @@
 //! - The endpoint needs `Authorization: Bearer <token>` (or `token <token>`); a wrong or
 //!   missing token is 401 and is not recorded, and is answered before the body is read. The
 //!   token is never logged or recorded. Bodies over 64 KiB are refused.
-//! - Answers come from a cached view of the hub and the lake ([`super::admission_view`],
+//! - Answers come from a cached view of the hub and the lake ([`crate::control::admission::view`],
 //!   refreshed every `view_refresh`); a deny is decided again on a view read after the request
 //!   arrived. At most `max_concurrent` requests are answered at once; the others wait.
 //! - When the hub API or the lake cannot be read, the answer follows the policy's `on_error`
@@ -19,7 +19,7 @@
 //!   `grace`, checked on fresh API data each time.
 //! - With `capacity_wait`, a spawn the policy allows is answered `"decision": "wait"` (with
 //!   `retry_after_seconds`, `message` and `Retry-After`) only on evidence that pods of its
-//!   profile already wait for a node ([`crate::capacity::wait`]); the answer keeps `allow`
+//!   profile already wait for a node ([`crate::control::admission::wait`]); the answer keeps `allow`
 //!   (false), `reason` (the message) and `code` (`no_capacity`) for hooks that predate it.
 
 use std::collections::HashMap;
@@ -36,12 +36,12 @@ use axum::routing::post;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use tokio::sync::watch;
 
-use super::admission::{Policy, Request, Running, Usage, admit, over_budget};
-use super::admission_view::{View, ViewCache};
-use super::decide::{Action, ActivitySource, Decision, Reason};
-use super::decisions::{DecisionSink, Row};
-use super::metrics::ControlStats;
-use crate::capacity::wait::{CapacityView, Verdict, WaitPolicy};
+use crate::control::admission::{Policy, Request, Running, Usage, admit, over_budget};
+use crate::control::admission::view::{View, ViewCache};
+use crate::control::culler::decide::{Action, ActivitySource, Decision, Reason};
+use crate::control::decisions::{DecisionSink, Row};
+use crate::control::metrics::ControlStats;
+use crate::control::admission::wait::{CapacityView, Verdict, WaitPolicy};
 use crate::hub::{HubClient, StopOutcome, UserState};
 
 pub struct Quotas {
@@ -139,12 +139,12 @@ impl Quotas {
     }
 
     /// The policy's answer on `view`, and the error that made it fall back to `on_error`.
-    fn decide_on(&self, req: &Request, view: &View) -> (super::admission::Answer, Option<String>) {
+    fn decide_on(&self, req: &Request, view: &View) -> (crate::control::admission::Answer, Option<String>) {
         match &view.data {
             Ok((r, u)) => (admit(&self.policy, req, r, u), None),
             Err(e) => {
-                let allow = self.policy.on_error == super::admission::OnError::Allow;
-                let a = super::admission::Answer {
+                let allow = self.policy.on_error == crate::control::admission::OnError::Allow;
+                let a = crate::control::admission::Answer {
                     allow,
                     reason: Reason::PolicyError,
                     message: format!(
@@ -167,7 +167,7 @@ impl Quotas {
         req: &Request,
         cache: &ViewCache,
         arrived: Instant,
-    ) -> (super::admission::Answer, Option<String>, Arc<View>) {
+    ) -> (crate::control::admission::Answer, Option<String>, Arc<View>) {
         let view = cache.get(self, None).await;
         let (a, err) = self.decide_on(req, &view);
         if a.allow || view.at >= arrived {
@@ -179,7 +179,7 @@ impl Quotas {
     }
 
     /// For a spawn the policy allows: `Some((retry_after_seconds, message))` when the cluster
-    /// has no room for it now (see [`crate::capacity::wait`]).
+    /// has no room for it now (see [`crate::control::admission::wait`]).
     pub fn capacity_wait(
         &self,
         now: DateTime<Utc>,
@@ -202,7 +202,7 @@ impl Quotas {
             Some(u32::try_from(of_profile).unwrap_or(u32::MAX)),
             profile_of,
         )?;
-        match crate::capacity::wait::decide(
+        match crate::control::admission::wait::decide(
             now,
             &req.user,
             &req.server_name,
@@ -281,7 +281,7 @@ impl Quotas {
                 rows.push(row(Action::Violation, None, message));
                 continue;
             }
-            if now - since < super::decide::chrono_dur(self.policy.grace) {
+            if now - since < crate::control::culler::decide::chrono_dur(self.policy.grace) {
                 continue;
             }
             let outcome = if self.dry_run {
@@ -321,7 +321,7 @@ impl Quotas {
         loop {
             self.reconcile(&mut first_seen).await;
             tokio::select! {
-                _ = super::stopped(&mut stop) => return,
+                _ = crate::control::stopped(&mut stop) => return,
                 _ = tokio::time::sleep(every) => {}
             }
         }
@@ -360,7 +360,7 @@ pub async fn month_usage(
         .sessions;
     // (user, server) -> [(admitted at, profile)] in time order.
     let mut admitted: HashMap<(String, String), Vec<(i64, String)>> = HashMap::new();
-    if lake.join(super::decisions::DECISIONS).is_dir() {
+    if lake.join(crate::control::decisions::DECISIONS).is_dir() {
         let look_back = start - chrono::Duration::days(62);
         let sql = format!(
             "SELECT \"user\", COALESCE(server_name, ''), CAST(ts AS BIGINT) AS t, COALESCE(profile, '')

@@ -14,7 +14,7 @@ use arrow::datatypes::{Float64Type, Int32Type, Int64Type, TimestampMicrosecondTy
 use arrow::error::ArrowError;
 
 use super::schema;
-use crate::record::Record;
+use crate::parse::record::Record;
 
 /// Bytes of messages at which a batch is cut whatever its rows (see [`EventsBuilder::full`]).
 pub const BATCH_BYTES: usize = 64 << 20;

@@ -65,7 +65,7 @@ pub fn apply(
         (crate::control::decisions::DECISIONS, r.decisions),
         // Hub observations are kept as long as the decisions they explain.
         (crate::control::observe::OBSERVATIONS, r.decisions),
-        (crate::agent::kube::podtable::PODS, r.pods),
+        (crate::sources::kube::podtable::PODS, r.pods),
     ];
     for (table, months) in side {
         let Some(n) = months else { continue };

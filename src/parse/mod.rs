@@ -18,6 +18,7 @@
 pub mod catalogue;
 pub mod prefix;
 pub mod reader;
+pub mod record;
 pub mod request;
 pub mod route;
 pub mod scrub;
@@ -30,7 +31,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 
-use crate::record::Record;
+use crate::parse::record::Record;
 use catalogue::{Catalogue, FieldTarget};
 use prefix::{Family, Header, Stamp};
 use reader::RawRecord;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::get;
 use chrono::{Duration, Utc};
-use hubpulse::agent::kube::pending::{Pending, PodObs};
-use hubpulse::capacity::wait::{CapacityView, WaitPolicy};
+use hubpulse::sources::kube::pending::{Pending, PodObs};
+use hubpulse::control::admission::wait::{CapacityView, WaitPolicy};
 use hubpulse::control::admission::Policy;
 use hubpulse::control::decisions::DecisionSink;
 use hubpulse::control::metrics::ControlStats;
@@ -233,7 +233,7 @@ async fn a_spawn_whose_profile_already_waits_for_room_is_told_to_wait_with_an_es
 /// `scale_up_time`; the default profile, and the same state with the option off, are allowed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_capacity_forecast_a_spawn_waits_on_the_forecast_before_anything_is_pending() {
-    use hubpulse::capacity::placeholder::Observed;
+    use hubpulse::control::capacity::placeholder::Observed;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let hub = Router::new().route("/hub/api/users", get(users));
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

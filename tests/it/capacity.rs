@@ -14,10 +14,10 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, TimeZone, Utc};
-use hubpulse::capacity::forecast::{Forecast, SLOTS, Series};
-use hubpulse::capacity::metrics::CapacityStats;
-use hubpulse::capacity::placeholder::{Action, PlaceholderPolicy, Reason};
-use hubpulse::capacity::runner::{CapacityError, Placeholders, Target};
+use hubpulse::control::capacity::forecast::{Forecast, SLOTS, Series};
+use hubpulse::control::capacity::metrics::CapacityStats;
+use hubpulse::control::capacity::placeholder::{Action, PlaceholderPolicy, Reason};
+use hubpulse::control::capacity::runner::{CapacityError, Placeholders, Target};
 use hubpulse::control::decisions::DecisionSink;
 use serde_json::{Value, json};
 
@@ -646,7 +646,7 @@ fn capacity_the_deploy_config_is_valid_and_starts_everything_in_dry_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capacity_the_agent_loop_forecasts_from_the_lake_and_reapplies_after_a_reset() {
-    use hubpulse::capacity::forecast::ForecastPolicy;
+    use hubpulse::control::capacity::forecast::ForecastPolicy;
     let dir = tempfile::tempdir().unwrap();
     let lake = crate::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
     let (api, client) = Api::start(0).await;
@@ -705,7 +705,7 @@ async fn capacity_the_agent_loop_forecasts_from_the_lake_and_reapplies_after_a_r
 /// `decisions` row per set naming it; a helm reset of one set is undone on the next cycle.
 #[tokio::test]
 async fn capacity_a_set_per_profile_gets_one_patch_each_from_its_own_forecast() {
-    use hubpulse::capacity::runner::reconcile_all;
+    use hubpulse::control::capacity::runner::reconcile_all;
     let (api, client) = Api::start(0).await;
     api.others.lock().unwrap().extend([
         ("user-placeholder-gpu".to_string(), 0),
@@ -734,7 +734,7 @@ async fn capacity_a_set_per_profile_gets_one_patch_each_from_its_own_forecast() 
     f.profiles.insert("gpu".into(), series(4.0));
     f.profiles.insert("big".into(), series(3.0));
     let lake = tempfile::tempdir().unwrap();
-    let view = Arc::new(hubpulse::capacity::wait::CapacityView::new(None));
+    let view = Arc::new(hubpulse::control::admission::wait::CapacityView::new(None));
     let set = |name: &str, profile: Option<&str>, user_pods: &str, policy: PlaceholderPolicy| {
         Placeholders::new(
             client.clone(),
@@ -823,14 +823,14 @@ async fn capacity_a_set_per_profile_gets_one_patch_each_from_its_own_forecast() 
     assert_eq!(api.others.lock().unwrap()["user-placeholder-big"], 0);
 
     // the admission's view: each set's read and its profile's forecast peak
-    let wp = hubpulse::capacity::wait::WaitPolicy::default();
+    let wp = hubpulse::control::admission::wait::WaitPolicy::default();
     let gpu = view
         .state_for(at(8, 16), &wp, Some("gpu"), Some(1), |_, _| None)
         .unwrap();
     assert_eq!(gpu.free_placeholders, Some(0), "read before the patches");
     assert_eq!(
         gpu.forecast,
-        Some(hubpulse::capacity::wait::ForecastRoom {
+        Some(hubpulse::control::admission::wait::ForecastRoom {
             expected: 4.0,
             running: 1
         })

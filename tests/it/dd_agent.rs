@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hubpulse::datadog::classify::route_group;
+use hubpulse::sinks::datadog::classify::route_group;
 use regex::Regex;
 use serde_json::{Value, json};
 

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
-use hubpulse::datadog::Interval;
-use hubpulse::datadog::derive::{DeriveConfig, DeriveStats, Deriver};
-use hubpulse::datadog::payload::Payload;
+use hubpulse::sinks::datadog::Interval;
+use hubpulse::sinks::datadog::derive::{DeriveConfig, DeriveStats, Deriver};
+use hubpulse::sinks::datadog::payload::Payload;
 use hubpulse::parse::Parser;
 use hubpulse::parse::catalogue::Catalogue;
 use hubpulse::parse::reader::{AtEof, RawRecord, ReaderConfig, RecordReader};
@@ -151,10 +151,10 @@ pub fn table(ivs: &[Interval]) -> Table {
                 .filter(|s| !s.starts_with("hub:"))
                 .collect();
             let v = match &p.value {
-                hubpulse::datadog::Value::Count(c) | hubpulse::datadog::Value::Gauge(c) => {
+                hubpulse::sinks::datadog::Value::Count(c) | hubpulse::sinks::datadog::Value::Gauge(c) => {
                     serde_json::json!(c)
                 }
-                hubpulse::datadog::Value::Distribution(vs) => serde_json::json!(vs),
+                hubpulse::sinks::datadog::Value::Distribution(vs) => serde_json::json!(vs),
             };
             let prev = t
                 .entry(p.metric.to_string())

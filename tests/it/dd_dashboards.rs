@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use hubpulse::datadog::{MetricType, TAG_KEYS, metric_def};
+use hubpulse::sinks::datadog::{MetricType, TAG_KEYS, metric_def};
 use regex::Regex;
 use serde_json::Value;
 

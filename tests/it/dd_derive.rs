@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 use hubpulse::agent::pipeline::Observer;
-use hubpulse::datadog::classify::{TRACEBACK_MARKER, route_group};
-use hubpulse::datadog::derive::{DeriveConfig, DerivingObserver, WallClock};
-use hubpulse::datadog::names as n;
+use hubpulse::sinks::datadog::classify::{TRACEBACK_MARKER, route_group};
+use hubpulse::sinks::datadog::derive::{DeriveConfig, DerivingObserver, WallClock};
+use hubpulse::sinks::datadog::names as n;
 use hubpulse::lake::batch::SourceInfo;
 use serde_json::{Value, json};
 

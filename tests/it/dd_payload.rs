@@ -4,12 +4,12 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use hubpulse::datadog::derive::DeriveConfig;
-use hubpulse::datadog::payload::{
+use hubpulse::sinks::datadog::derive::DeriveConfig;
+use hubpulse::sinks::datadog::payload::{
     Codec, Endpoint, Limits, Payload, PayloadConfig, build, split_in_two,
 };
-use hubpulse::datadog::retry::{Action, Answer, RetryPolicy, decide};
-use hubpulse::datadog::{Interval, Point, Tag, TagValue, Value, names};
+use hubpulse::sinks::datadog::retry::{Action, Answer, RetryPolicy, decide};
+use hubpulse::sinks::datadog::{Interval, Point, Tag, TagValue, Value, names};
 use serde_json::{Value as Json, json};
 
 use super::dd_common::{Intake, derive, expected};

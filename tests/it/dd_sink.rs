@@ -10,17 +10,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hubpulse::datadog::config::ApiKey;
-use hubpulse::datadog::derive::DeriveConfig;
-use hubpulse::datadog::payload::{Codec, Endpoint, Payload, PayloadConfig, build};
-use hubpulse::datadog::prom::PromState;
-use hubpulse::datadog::retry::RetryPolicy;
-use hubpulse::datadog::sender::{
+use hubpulse::sinks::datadog::config::ApiKey;
+use hubpulse::sinks::datadog::derive::DeriveConfig;
+use hubpulse::sinks::datadog::payload::{Codec, Endpoint, Payload, PayloadConfig, build};
+use hubpulse::sinks::datadog::prom::PromState;
+use hubpulse::sinks::datadog::retry::RetryPolicy;
+use hubpulse::sinks::datadog::sender::{
     Delivery, HttpTransport, RealTimer, Reply, Sender, SharedTimer, Timer, Transport,
 };
-use hubpulse::datadog::sink::{Sink, SinkOptions, SinkStats};
-use hubpulse::datadog::spool::SpoolConfig;
-use hubpulse::datadog::{Interval, Point, Tag, TagValue, Value, names};
+use hubpulse::sinks::datadog::sink::{Sink, SinkOptions, SinkStats};
+use hubpulse::sinks::datadog::spool::SpoolConfig;
+use hubpulse::sinks::datadog::{Interval, Point, Tag, TagValue, Value, names};
 use serde_json::{Value as Json, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -234,7 +234,7 @@ fn dd_spawn_failure_and_cull_events_are_valid_event_create_requests() {
         ],
     };
     let events =
-        hubpulse::datadog::events::from_interval(&iv, "host-1", &["hubpulse_instance:x".into()]);
+        hubpulse::sinks::datadog::events::from_interval(&iv, "host-1", &["hubpulse_instance:x".into()]);
     assert_eq!(events.len(), 2);
     for e in events {
         assert_eq!(deliver(&mut s, e), Delivery::Finished);
@@ -626,7 +626,7 @@ fn dd_a_backlog_older_than_an_hour_keeps_its_last_hour_and_its_events() {
                 }],
                 value: Value::Count(2.0),
             };
-            hubpulse::datadog::events::from_interval(&iv, "backlog-host", &[])
+            hubpulse::sinks::datadog::events::from_interval(&iv, "backlog-host", &[])
         };
         payloads.extend(event(5 * 3600));
         payloads.extend(event(19 * 3600));

@@ -25,8 +25,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hubpulse::datadog::derive::DeriveConfig;
-use hubpulse::datadog::names as n;
+use hubpulse::sinks::datadog::derive::DeriveConfig;
+use hubpulse::sinks::datadog::names as n;
 use regex::Regex;
 use serde_json::json;
 
@@ -270,8 +270,8 @@ fn real_log_matches(log: &std::path::Path) {
                 continue;
             };
             let v = match &p.value {
-                hubpulse::datadog::Value::Count(c) | hubpulse::datadog::Value::Gauge(c) => *c,
-                hubpulse::datadog::Value::Distribution(_) => continue,
+                hubpulse::sinks::datadog::Value::Count(c) | hubpulse::sinks::datadog::Value::Gauge(c) => *c,
+                hubpulse::sinks::datadog::Value::Distribution(_) => continue,
             };
             add(&mut got, k, iv.start_s, v);
         }

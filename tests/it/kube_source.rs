@@ -18,7 +18,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::channel::mpsc as body_channel;
-use hubpulse::agent::kube::{
+use hubpulse::sources::kube::{
     KubeError, KubeSourceConfig, KubeStats, PodLines, Resume, StreamPos, follow,
 };
 use serde_json::{Value, json};

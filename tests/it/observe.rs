@@ -50,13 +50,13 @@ async fn active_user_gauges_equal_the_hubs_count_and_observations_hold_the_hubs_
     let dir = tempfile::tempdir().unwrap();
     let metrics = Arc::new(Metrics::default());
     // The Datadog sink with no key: its metrics are on /metrics only (no account needed).
-    let dd = hubpulse::datadog::config::DatadogConfig {
+    let dd = hubpulse::sinks::datadog::config::DatadogConfig {
         enabled: false,
         flush_interval: Duration::from_secs(1),
         ..Default::default()
     };
     let (obs, sink) =
-        hubpulse::datadog::sink::start(&dd, dir.path(), &metrics, Duration::from_secs(1)).unwrap();
+        hubpulse::sinks::datadog::sink::start(&dd, dir.path(), &metrics, Duration::from_secs(1)).unwrap();
     // A bare key first lands in the `[hub]` section the config text ends with.
     let sections = "observe_every = \"1s\"\n";
     let agent = start_agent_with(h, dir.path(), &h.log, sections, vec![obs], metrics.clone());

@@ -14,8 +14,8 @@ use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::channel::mpsc as body_channel;
-use hubpulse::agent::kube::podevents::EventStats;
-use hubpulse::agent::kube::podtable::{PodSink, PodWatch, watch_pods};
+use hubpulse::sources::kube::podevents::EventStats;
+use hubpulse::sources::kube::podtable::{PodSink, PodWatch, watch_pods};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -248,7 +248,7 @@ async fn pods_are_listed_watched_and_written_once_per_change() {
 /// observation of `hubpulse_pod_pending_seconds`, timed from its creation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_that_waited_for_a_node_is_timed_as_unschedulable() {
-    use hubpulse::agent::kube::pending::Pending;
+    use hubpulse::sources::kube::pending::Pending;
     let created = (chrono::Utc::now() - chrono::Duration::seconds(150))
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
@@ -908,7 +908,7 @@ async fn start(client: kube::Client, events: bool, nodes: bool) -> Running {
     let stats = Arc::new(EventStats::default());
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let w = user_pods(&lake, events.then(|| stats.clone()), nodes);
-    let task = tokio::spawn(hubpulse::agent::kube::podtable::watch(client, w, stop_rx));
+    let task = tokio::spawn(hubpulse::sources::kube::podtable::watch(client, w, stop_rx));
     Running {
         _dir: dir,
         lake,

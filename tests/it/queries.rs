@@ -65,9 +65,9 @@ fn every_named_query_has_a_golden_result() {
 
 #[test]
 fn named_query_files_and_embedded_copies_agree() {
-    for name in hubpulse::queries::NAMES {
+    for name in hubpulse::query::named::NAMES {
         let on_disk = std::fs::read_to_string(root().join(format!("queries/{name}.sql"))).unwrap();
-        assert_eq!(hubpulse::queries::get(name), Some(on_disk.as_str()));
+        assert_eq!(hubpulse::query::named::get(name), Some(on_disk.as_str()));
     }
 }
 

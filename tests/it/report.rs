@@ -412,8 +412,8 @@ fn the_html_report_renders_in_a_browser_with_charts_tables_and_a_silent_console(
 /// the node's price times their dominant share; the others keep their profile's price.
 #[test]
 fn sessions_with_a_pod_on_a_sized_node_are_priced_from_its_requests() {
-    use hubpulse::agent::kube::enrich::PodRow;
-    use hubpulse::agent::kube::podtable::{Change, PodSink};
+    use hubpulse::sources::kube::enrich::PodRow;
+    use hubpulse::sources::kube::podtable::{Change, PodSink};
     let dir = tempfile::tempdir().unwrap();
     let (lake, pricing) = (dir.path().join("lake"), dir.path().join("pricing.toml"));
     ingest(&lake, &root().join("fixtures/reports/month-boundary.log"));

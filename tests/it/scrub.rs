@@ -67,7 +67,7 @@ fn parsed(line: &str) -> Vec<(String, String)> {
         .run(AtEof::Finish, |raw| {
             out.push(parser.parse(&raw, |rec| {
                 let json = rec.to_json("h", "f", "fp").to_string();
-                let item = hubpulse::datadog::logs::item(rec, &src, "host", &[]);
+                let item = hubpulse::sinks::datadog::logs::item(rec, &src, "host", &[]);
                 (json, String::from_utf8(item.json).unwrap())
             }));
         })

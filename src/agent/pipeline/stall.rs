@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::agent::source::SourceId;
+use crate::stream::SourceId;
 use crate::lake::manifest::{LakeError, Manifest};
 use crate::lake::writer::PartSet;
 

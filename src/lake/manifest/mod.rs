@@ -122,7 +122,7 @@ pub struct SourceProgress {
 pub struct StreamProgress {
     /// `k8s/<namespace>/<pod>/<container>`.
     pub stream: String,
-    pub pos: crate::agent::kube::StreamPos,
+    pub pos: crate::sources::kube::StreamPos,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -179,7 +179,7 @@ pub struct Manifest {
     /// fp → latest progress of that source.
     progress: HashMap<String, SourceProgress>,
     /// stream → latest committed position.
-    streams: HashMap<String, crate::agent::kube::StreamPos>,
+    streams: HashMap<String, crate::sources::kube::StreamPos>,
     /// `dt` → published parts (relative paths), in commit order.
     live: std::collections::BTreeMap<String, Vec<String>>,
     /// Commit files not yet folded into the snapshot.
@@ -531,7 +531,7 @@ impl Manifest {
     }
 
     /// Committed position of every pod-log stream.
-    pub fn stream_positions(&self) -> &HashMap<String, crate::agent::kube::StreamPos> {
+    pub fn stream_positions(&self) -> &HashMap<String, crate::sources::kube::StreamPos> {
         &self.streams
     }
 

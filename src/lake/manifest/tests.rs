@@ -21,7 +21,7 @@ fn commit(seq: u64, to: u64) -> Commit {
         }],
         streams: vec![StreamProgress {
             stream: "k8s/ns/hub/hub".into(),
-            pos: crate::agent::kube::StreamPos {
+            pos: crate::sources::kube::StreamPos {
                 ts_nanos: seq as i64,
                 same_ts: 1,
             },

@@ -1,0 +1,254 @@
+//! SQL over the lake with DataFusion.
+//!
+//! Each table is a `ListingTable` over `<lake>/<table>/hub=…/dt=…/*.parquet` (a directory or an
+//! S3 prefix) with its schema passed explicitly (an empty lake has nothing to infer from) and
+//! `hub`, `dt` declared as partition columns, so `WHERE dt = '2026-11-02'` prunes prefixes. The list-files cache is disabled: the lake is
+//! written while it is read, and a cached listing would hide new parts.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::DataType;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::lake::schema;
+use crate::lake::store::{Location, s3_store};
+use object_store::ObjectStore;
+
+pub mod named;
+mod sql_error;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("{path}: not a hubpulse lake (no {table}/ directory)")]
+    NotALake { path: PathBuf, table: &'static str },
+    #[error("{0}")]
+    Sql(String),
+    #[error("{0}")]
+    Output(String),
+}
+
+/// The names of the lake's tables (`sessions`, rebuilt from `lifecycle` when a query names it,
+/// is not among them). `hubpulse query --help` lists them (a test keeps it so).
+pub fn table_names() -> Vec<&'static str> {
+    tables().iter().map(|(t, _)| *t).collect()
+}
+
+/// The lake's tables, with their file schemas.
+fn tables() -> [(&'static str, arrow::datatypes::SchemaRef); 6] {
+    use crate::lake::derived;
+    [
+        (schema::EVENTS, schema::events()),
+        (derived::LIFECYCLE, schema::events()),
+        (derived::ACTIVITY, derived::activity_schema()),
+        (
+            crate::control::decisions::DECISIONS,
+            crate::control::decisions::schema(),
+        ),
+        (
+            crate::sources::kube::podtable::PODS,
+            crate::sources::kube::podtable::schema(),
+        ),
+        (
+            crate::control::observe::OBSERVATIONS,
+            crate::control::observe::schema(),
+        ),
+    ]
+}
+
+/// A DataFusion session with the lake's tables registered. `lake` is a directory or
+/// `s3://bucket/prefix` (credentials and endpoint from the AWS environment, see `lake::store`).
+pub async fn session(lake: &Path) -> Result<SessionContext, QueryError> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_object_list_cache_limit(0)
+        .build_arc()
+        .map_err(|e| QueryError::Sql(e.to_string()))?;
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_target_partitions(2);
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    let (base, present): (String, Vec<&'static str>) = match Location::of(lake) {
+        Location::Local(dir) => {
+            // `lifecycle` and `activity` come with `events`, even where a hub's log had no
+            // row for them yet (their directory does not exist then; it lists as empty).
+            let events = dir.join(schema::EVENTS).is_dir();
+            let present: Vec<_> = tables()
+                .iter()
+                .map(|(t, _)| *t)
+                .filter(|t| {
+                    dir.join(t).is_dir()
+                        || (events
+                            && [
+                                crate::lake::derived::LIFECYCLE,
+                                crate::lake::derived::ACTIVITY,
+                            ]
+                            .contains(t))
+                })
+                .collect();
+            if present.is_empty() {
+                return Err(QueryError::NotALake {
+                    path: lake.to_path_buf(),
+                    table: schema::EVENTS,
+                });
+            }
+            let abs = std::fs::canonicalize(&dir)
+                .map_err(|e| QueryError::Sql(format!("{}: {e}", dir.display())))?;
+            (abs.display().to_string(), present)
+        }
+        Location::S3(url) => {
+            let (store, prefix) = s3_store(&url).map_err(QueryError::Sql)?;
+            let parsed = url::Url::parse(&url).map_err(|e| QueryError::Sql(e.to_string()))?;
+            let bucket =
+                url::Url::parse(&format!("s3://{}", parsed.host_str().unwrap_or_default()))
+                    .map_err(|e| QueryError::Sql(e.to_string()))?;
+            let listed = store
+                .list_with_delimiter(Some(&prefix))
+                .await
+                .map_err(|e| QueryError::Sql(format!("{url}: {e}")))?;
+            let dirs: Vec<String> = listed
+                .common_prefixes
+                .iter()
+                .filter_map(|p| p.filename().map(str::to_string))
+                .collect();
+            // A lake whose writers have committed nothing visible yet still has `_hubpulse/`;
+            // then every table is registered (an absent prefix lists as empty).
+            let present: Vec<_> = tables()
+                .iter()
+                .map(|(t, _)| *t)
+                .filter(|t| dirs.iter().any(|d| d == t || d == "_hubpulse"))
+                .collect();
+            if present.is_empty() {
+                return Err(QueryError::NotALake {
+                    path: lake.to_path_buf(),
+                    table: schema::EVENTS,
+                });
+            }
+            ctx.register_object_store(&bucket, store);
+            (url, present)
+        }
+    };
+    for (name, file_schema) in tables() {
+        if present.contains(&name) {
+            register(&ctx, name, &format!("{base}/{name}/"), file_schema).await?;
+        }
+    }
+    Ok(ctx)
+}
+
+/// Register `<base>/<table>/hub=…/dt=…/*.parquet`. `hub` and `dt` come from the path (so
+/// `WHERE hub = … AND dt >= …` lists only the matching prefixes); the `hub` column the files
+/// also carry is left out of the file schema, as Spark, Trino and Athena need too.
+async fn register(
+    ctx: &SessionContext,
+    name: &str,
+    url: &str,
+    file_schema: arrow::datatypes::SchemaRef,
+) -> Result<(), QueryError> {
+    let url = ListingTableUrl::parse(url).map_err(|e| QueryError::Sql(e.to_string()))?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(vec![
+            (schema::HUB_COL.to_string(), DataType::Utf8),
+            (schema::PARTITION_COL.to_string(), DataType::Utf8),
+        ]);
+    let without_hub = arrow::datatypes::Schema::new(
+        file_schema
+            .fields()
+            .iter()
+            .filter(|f| f.name() != schema::HUB_COL)
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(Arc::new(without_hub));
+    let table = ListingTable::try_new(config).map_err(|e| QueryError::Sql(e.to_string()))?;
+    ctx.register_table(name, Arc::new(table))
+        .map_err(|e| QueryError::Sql(e.to_string()))?;
+    Ok(())
+}
+
+/// Run one SQL statement and collect its result.
+pub async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
+    let df = ctx.sql(sql).await.map_err(|e| sql_err(ctx, &e))?;
+    df.collect().await.map_err(|e| sql_err(ctx, &e))
+}
+
+/// Run one SQL statement and stream its result batch by batch (bounded memory).
+pub async fn stream(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<datafusion::physical_plan::SendableRecordBatchStream, QueryError> {
+    let df = ctx.sql(sql).await.map_err(|e| sql_err(ctx, &e))?;
+    df.execute_stream().await.map_err(|e| sql_err(ctx, &e))
+}
+
+/// One human line (see [`sql_error`]), naming the tables registered in `ctx` when one is unknown.
+fn sql_err(ctx: &SessionContext, e: &datafusion::error::DataFusionError) -> QueryError {
+    let tables: Vec<String> = ctx
+        .catalog("datafusion")
+        .and_then(|c| c.schema("public"))
+        .map(|s| s.table_names())
+        .unwrap_or_default();
+    QueryError::Sql(sql_error::describe(e, &tables))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+/// Render batches in the requested format.
+pub fn render(
+    batches: &[RecordBatch],
+    format: Format,
+    out: &mut impl std::io::Write,
+) -> Result<(), QueryError> {
+    let err = |e: arrow::error::ArrowError| QueryError::Output(e.to_string());
+    match format {
+        Format::Table => {
+            let t = arrow::util::pretty::pretty_format_batches(batches).map_err(err)?;
+            writeln!(out, "{t}").map_err(|e| QueryError::Output(e.to_string()))
+        }
+        Format::Csv => {
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(out);
+            for b in batches {
+                w.write(b).map_err(err)?;
+            }
+            Ok(())
+        }
+        Format::Json => {
+            let mut w = arrow::json::LineDelimitedWriter::new(out);
+            for b in batches {
+                w.write(b).map_err(err)?;
+            }
+            w.finish().map_err(err)
+        }
+    }
+}
+
+/// A named query from `queries/`: the embedded copy, or `<dir>/<name>.sql` when a directory is given.
+pub fn named(name: &str, dir: Option<&Path>) -> Result<String, String> {
+    if let Some(d) = dir {
+        let p = d.join(format!("{name}.sql"));
+        return std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()));
+    }
+    crate::query::named::get(name)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            format!(
+                "no named query {name:?}; available: {}",
+                crate::query::named::NAMES.join(", ")
+            )
+        })
+}

@@ -1,0 +1,3 @@
+//! Where parsed records go besides the lake: Datadog (metrics, events, logs).
+
+pub mod datadog;

@@ -1,0 +1,6 @@
+//! Where log lines come from: files (with rotation), stdin, Kubernetes pod logs; and the
+//! Kubernetes pods/events watches that record the `pods` side table. Every source sends
+//! [`crate::stream::SourceMsg`]s into the pipeline's bounded channel.
+
+pub mod files;
+pub mod kube;
