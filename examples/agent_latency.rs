@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use hubpulse::agent::config::AgentConfig;
 use hubpulse::agent::metrics::Metrics;
-use hubpulse::agent::pipeline::Observer;
 use hubpulse::lake::batch::SourceInfo;
 use hubpulse::parse::record::Record;
+use hubpulse::stream::Observer;
 
 static BASE: OnceLock<Instant> = OnceLock::new();
 

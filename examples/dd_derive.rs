@@ -17,12 +17,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use hubpulse::sinks::datadog::derive::{DeriveConfig, Deriver};
-use hubpulse::sinks::datadog::payload::{Endpoint, PayloadConfig, build};
 use hubpulse::parse::Parser;
 use hubpulse::parse::catalogue::Catalogue;
 use hubpulse::parse::reader::{AtEof, RawRecord, ReaderConfig, RecordReader};
 use hubpulse::parse::time::Zone;
+use hubpulse::sinks::datadog::derive::{DeriveConfig, Deriver};
+use hubpulse::sinks::datadog::payload::{Endpoint, PayloadConfig, build};
 
 struct Raw {
     offset: u64,

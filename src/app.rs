@@ -693,7 +693,7 @@ fn dashboards_push(dir: Option<&Path>, url: Option<String>, dry_run: bool) -> Re
 
 /// `hubpulse cull --once [--dry-run]`: one pass, a line per decision, a summary line.
 fn cull_cmd(config: &Path, dry_run: bool) -> Result<(), AppError> {
-    use crate::control::{decisions::DecisionSink, metrics::ControlStats, culler::runner::Culler};
+    use crate::control::{culler::runner::Culler, decisions::DecisionSink, metrics::ControlStats};
     let cfg = AgentConfig::load(config).map_err(AppError::Input)?;
     let Some(mut policy) = cfg.control.culler.clone() else {
         return Err(AppError::Input(format!(

@@ -5,6 +5,7 @@
 //! `main.rs` is a thin CLI over `app`. Without the default `lake` feature only the parser is
 //! built (what the fuzz targets link).
 
+pub mod config;
 pub mod fx;
 pub mod generate;
 pub mod parse;

@@ -1,18 +1,27 @@
-//! What sources hand to the pipeline, and the stdin source.
+//! The contract between the pipeline's stages: what sources hand to the pipeline
+//! ([`SourceMsg`]), and what the pipeline hands to every observer ([`Observer`]).
 //!
 //! Every source delivers *complete lines*, contiguous, in order, tagged with the byte offset of
 //! their first byte in the source; the pipeline groups them into records and owns the
 //! checkpoint rule (a source's progress advances only with the lake commit that holds it).
 
-use std::io::Read;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::SyncSender;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use crate::sources::kube::StreamPos;
-use crate::agent::metrics::Metrics;
+use crate::lake::batch::SourceInfo;
+use crate::lake::manifest::StreamPos;
+use crate::parse::record::Record;
+
+/// Something in the process that wants every record as it is parsed (Datadog metrics, the
+/// idle culler). Called on the pipeline thread: keep it cheap, never block.
+pub trait Observer: Send {
+    fn on_record(&mut self, rec: &Record<'_>, src: &SourceInfo, read_at: Instant);
+    /// Called about every 10 ms, and once more at shutdown.
+    fn on_tick(&mut self, _now: Instant) {}
+    /// Called once when the pipeline stops, after the last `on_tick` (final flush).
+    fn on_shutdown(&mut self) {}
+}
 
 /// Unique per source within one agent run.
 pub type SourceId = u64;
@@ -66,75 +75,4 @@ pub enum SourceMsg {
     },
     /// Nothing more will come from this source: close its open record.
     End { id: SourceId },
-}
-
-/// Read stdin until EOF (or shutdown), delivering complete lines; a last line without newline
-/// is delivered at EOF.
-pub fn stdin_thread(
-    tx: SyncSender<SourceMsg>,
-    shutdown: Arc<AtomicBool>,
-    metrics: Arc<Metrics>,
-    chunk: usize,
-) {
-    let id = next_id();
-    if tx
-        .send(SourceMsg::Attach {
-            id,
-            kind: SourceKind::Stdin,
-            start: 0,
-            prefix: None,
-        })
-        .is_err()
-    {
-        return;
-    }
-    metrics.sources_attached.fetch_add(1, Ordering::Relaxed);
-    metrics.starting.fetch_sub(1, Ordering::Relaxed);
-    let mut stdin = std::io::stdin().lock();
-    let mut held: Vec<u8> = Vec::new();
-    let mut offset = 0u64;
-    let mut buf = vec![0u8; chunk];
-    loop {
-        if shutdown.load(Ordering::Relaxed) {
-            break;
-        }
-        let n = match stdin.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                tracing::error!(error = %e, "stdin: read failed; stopping this source");
-                metrics.error("stdin_read");
-                break;
-            }
-        };
-        metrics.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
-        held.extend_from_slice(&buf[..n]);
-        if let Some(cut) = memchr::memrchr(b'\n', &held).map(|i| i + 1) {
-            let rest = held.split_off(cut);
-            let bytes = std::mem::replace(&mut held, rest);
-            let len = bytes.len() as u64;
-            let msg = SourceMsg::Lines {
-                id,
-                start: offset,
-                bytes,
-                stamps: Vec::new(),
-                read_at: Instant::now(),
-            };
-            if tx.send(msg).is_err() {
-                return;
-            }
-            offset += len;
-        }
-    }
-    if !held.is_empty() {
-        let _ = tx.send(SourceMsg::Lines {
-            id,
-            start: offset,
-            bytes: held,
-            stamps: Vec::new(),
-            read_at: Instant::now(),
-        });
-    }
-    let _ = tx.send(SourceMsg::End { id });
 }

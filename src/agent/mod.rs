@@ -29,12 +29,12 @@ use crate::lake::writer::WriterConfig;
 use crate::parse::catalogue::Catalogue;
 use crate::parse::reader::ReaderConfig;
 use crate::parse::time::Zone;
-use config::AgentConfig;
-use crate::sources::kube::{self, PodLines, StreamPos};
 use crate::sources::files as tail;
+use crate::sources::kube::{self, PodLines, StreamPos};
+use crate::stream::{self as source, Observer, SourceId, SourceKind, SourceMsg};
+use config::AgentConfig;
 use metrics::Metrics;
-use pipeline::{Observer, Pipeline, PipelineConfig};
-use crate::stream::{self as source, SourceId, SourceKind, SourceMsg};
+use pipeline::{Pipeline, PipelineConfig};
 
 /// Messages in flight between sources and the pipeline (each at most ~1 MiB of lines).
 const CHANNEL_DEPTH: usize = 16;
@@ -147,7 +147,7 @@ pub fn run_with(
         // Not joined: a read on stdin cannot be interrupted.
         std::thread::Builder::new()
             .name("hubpulse-stdin".into())
-            .spawn(move || source::stdin_thread(tx, sd, m, 1 << 20))
+            .spawn(move || crate::sources::stdin::stdin_thread(tx, sd, m, 1 << 20))
             .map_err(|e| AgentError::Runtime(format!("thread: {e}")))?;
     }
     if let Some(k) = &cfg.kubernetes {
@@ -172,7 +172,9 @@ pub fn run_with(
         }
         p
     });
-    let view = std::sync::Arc::new(crate::control::admission::wait::CapacityView::new(pending.clone()));
+    let view = std::sync::Arc::new(crate::control::admission::wait::CapacityView::new(
+        pending.clone(),
+    ));
     // The idle culler and quotas (issue 5): observers for the pipeline, routes for http.
     let control = crate::control::start(
         &cfg.control,

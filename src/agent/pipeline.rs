@@ -31,11 +31,10 @@ use std::time::{Duration, Instant};
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::sources::kube::StreamPos;
 use crate::agent::metrics::Metrics;
-use crate::stream::{SourceId, SourceKind, SourceMsg};
 use crate::lake::batch::{BATCH_BYTES, EventsBuilder, SourceInfo};
 use crate::lake::compact::{Compactor, Job};
+use crate::lake::manifest::StreamPos;
 use crate::lake::manifest::{Commit, LakeError, Manifest, SourceProgress, StreamProgress};
 use crate::lake::writer::{PartSet, WriterConfig};
 use crate::parse::catalogue::Catalogue;
@@ -43,19 +42,9 @@ use crate::parse::prefix::starts_record;
 use crate::parse::reader::{AtEof, ReaderConfig, RecordReader};
 use crate::parse::time::{Zone, utc_date};
 use crate::parse::{KIND_UNPARSED, Parser};
-use crate::parse::record::Record;
+use crate::stream::{Observer, SourceId, SourceKind, SourceMsg};
 
 const TICK: Duration = Duration::from_millis(10);
-
-/// Something in the process that wants every record as it is parsed (Datadog metrics, the
-/// idle culler). Called on the pipeline thread: keep it cheap, never block.
-pub trait Observer: Send {
-    fn on_record(&mut self, rec: &Record<'_>, src: &SourceInfo, read_at: Instant);
-    /// Called about every 10 ms, and once more at shutdown.
-    fn on_tick(&mut self, _now: Instant) {}
-    /// Called once when the pipeline stops, after the last `on_tick` (final flush).
-    fn on_shutdown(&mut self) {}
-}
 
 #[derive(Clone)]
 pub struct PipelineConfig {
@@ -652,7 +641,7 @@ impl Pipeline {
         sources.sort_by(|a, b| (&a.fp, a.to).cmp(&(&b.fp, b.to)));
         let rows: u64 = parts
             .iter()
-            .filter(|p| p.path.starts_with(crate::lake::schema::EVENTS))
+            .filter(|p| p.path.starts_with(crate::lake::tables::events::EVENTS))
             .map(|p| p.rows)
             .sum();
         let n_parts = parts.len() as u64;
@@ -660,7 +649,7 @@ impl Pipeline {
             version: 1,
             seq: self.manifest.next_seq(),
             created: chrono::Utc::now().to_rfc3339(),
-            table: crate::lake::schema::EVENTS.into(),
+            table: crate::lake::tables::events::EVENTS.into(),
             source: None,
             sources,
             streams,

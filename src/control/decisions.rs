@@ -20,51 +20,12 @@ use arrow::array::{
     ArrayRef, BooleanBuilder, Float64Builder, RecordBatch, StringBuilder,
     TimestampMicrosecondBuilder,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
 use parquet::arrow::ArrowWriter;
 
 use crate::control::culler::decide::{Action, Decision};
+use crate::lake::tables::decisions::{DECISIONS, schema};
 use crate::lake::writer::{WriterConfig, writer_properties};
-
-pub const DECISIONS: &str = "decisions";
-
-/// A nullable UTC timestamp column (µs), as every side table stores times.
-pub fn utc_field(name: &str) -> Field {
-    Field::new(
-        name,
-        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        true,
-    )
-}
-
-/// `decisions`: one row per decision (see README, "Table `decisions`").
-pub fn schema() -> SchemaRef {
-    let ts = utc_field;
-    let s = |n: &str, null: bool| Field::new(n, DataType::Utf8, null);
-    let f = |n: &str| Field::new(n, DataType::Float64, true);
-    Arc::new(Schema::new(vec![
-        ts("ts"),
-        s("hub", false),
-        s("component", false),
-        s("pass", false),
-        s("action", false),
-        s("reason", false),
-        s("user", false),
-        s("server_name", true),
-        s("profile", true),
-        ts("last_activity"),
-        s("activity_source", true),
-        ts("started"),
-        f("limit_s"),
-        f("idle_s"),
-        ts("deadline"),
-        f("lateness_s"),
-        Field::new("dry_run", DataType::Boolean, false),
-        s("outcome", true),
-        s("message", true),
-    ]))
-}
 
 /// One row: a decision plus what acting on it did.
 #[derive(Debug, Clone)]

@@ -33,8 +33,8 @@ pub mod quota;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::agent::pipeline::Observer;
 use crate::hub::{ApiToken, HubClient, HubConfig};
+use crate::stream::Observer;
 use config::{ControlConfig, HubSection, read_token};
 
 /// The hub client for the control loops: `[hub]` (or `JUPYTERHUB_API_URL`) and the token from

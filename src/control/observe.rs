@@ -34,37 +34,15 @@ use std::time::{Duration, Instant};
 use arrow::array::{
     ArrayRef, BooleanBuilder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use chrono::{DateTime, Utc};
 
 use crate::control::decisions::SideRoot;
 use crate::hub::activity::{ActivityView, user_activity};
 use crate::hub::{HubClient, Pending, Server, User, UserState};
+use crate::lake::tables::observations::{OBSERVATIONS, schema};
 
-pub const OBSERVATIONS: &str = "observations";
 const FLUSH_EVERY: Duration = Duration::from_secs(60);
 const FLUSH_ROWS: usize = 50_000;
-
-/// `observations` (see README, "Table `observations`").
-pub fn schema() -> SchemaRef {
-    let ts = crate::control::decisions::utc_field;
-    let s = |n: &str, null: bool| Field::new(n, DataType::Utf8, null);
-    Arc::new(Schema::new(vec![
-        ts("ts"),
-        s("hub", false),
-        s("kind", false),
-        s("via", false),
-        s("user", true),
-        s("server_name", true),
-        ts("started"),
-        ts("last_activity"),
-        ts("user_last_activity"),
-        s("pending", true),
-        Field::new("ready", DataType::Boolean, true),
-        s("profile", true),
-        Field::new("servers", DataType::Int64, true),
-    ]))
-}
 
 /// What was last observed of one server.
 #[derive(Debug, Clone, PartialEq)]

@@ -36,12 +36,12 @@ use axum::routing::post;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use tokio::sync::watch;
 
-use crate::control::admission::{Policy, Request, Running, Usage, admit, over_budget};
 use crate::control::admission::view::{View, ViewCache};
+use crate::control::admission::wait::{CapacityView, Verdict, WaitPolicy};
+use crate::control::admission::{Policy, Request, Running, Usage, admit, over_budget};
 use crate::control::culler::decide::{Action, ActivitySource, Decision, Reason};
 use crate::control::decisions::{DecisionSink, Row};
 use crate::control::metrics::ControlStats;
-use crate::control::admission::wait::{CapacityView, Verdict, WaitPolicy};
 use crate::hub::{HubClient, StopOutcome, UserState};
 
 pub struct Quotas {
@@ -139,7 +139,11 @@ impl Quotas {
     }
 
     /// The policy's answer on `view`, and the error that made it fall back to `on_error`.
-    fn decide_on(&self, req: &Request, view: &View) -> (crate::control::admission::Answer, Option<String>) {
+    fn decide_on(
+        &self,
+        req: &Request,
+        view: &View,
+    ) -> (crate::control::admission::Answer, Option<String>) {
         match &view.data {
             Ok((r, u)) => (admit(&self.policy, req, r, u), None),
             Err(e) => {
@@ -360,7 +364,10 @@ pub async fn month_usage(
         .sessions;
     // (user, server) -> [(admitted at, profile)] in time order.
     let mut admitted: HashMap<(String, String), Vec<(i64, String)>> = HashMap::new();
-    if lake.join(crate::control::decisions::DECISIONS).is_dir() {
+    if lake
+        .join(crate::lake::tables::decisions::DECISIONS)
+        .is_dir()
+    {
         let look_back = start - chrono::Duration::days(62);
         let sql = format!(
             "SELECT \"user\", COALESCE(server_name, ''), CAST(ts AS BIGINT) AS t, COALESCE(profile, '')

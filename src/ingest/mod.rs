@@ -293,7 +293,7 @@ impl Commits<'_> {
             version: 1,
             seq,
             created: chrono::Utc::now().to_rfc3339(),
-            table: crate::lake::schema::EVENTS.into(),
+            table: crate::lake::tables::events::EVENTS.into(),
             source: Some(progress),
             sources: Vec::new(),
             streams: Vec::new(),

@@ -13,7 +13,7 @@ use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffe
 use arrow::datatypes::{Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
 use arrow::error::ArrowError;
 
-use super::schema;
+use super::tables::events as schema;
 use crate::parse::record::Record;
 
 /// Bytes of messages at which a batch is cut whatever its rows (see [`EventsBuilder::full`]).

@@ -18,9 +18,10 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use super::derived;
 use super::manifest::{LakeError, PartEntry, io_err};
+use super::tables::events as schema;
 use super::writer::{WriterConfig, writer_properties};
-use super::{derived, schema};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {

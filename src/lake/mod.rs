@@ -2,7 +2,7 @@
 //! atomically through a manifest so that every reader (DataFusion, DuckDB, pyarrow, Spark,
 //! Athena) sees whole commits only, and no source is ever counted twice.
 //!
-//! * [`schema`]: one Arrow schema function per table.
+//! * [`tables`]: every table's name and Arrow schema.
 //! * [`batch`]: records → Arrow batches.
 //! * [`writer`]: batches → zstd Parquet parts in staging.
 //! * [`derived`]: the `lifecycle` and `activity` tables written with `events`, for the reports.
@@ -16,8 +16,8 @@ pub mod compact;
 pub mod derived;
 pub mod manifest;
 pub mod retention;
-pub mod schema;
 pub mod store;
+pub mod tables;
 pub mod writer;
 
 pub use manifest::{LakeError, Manifest};

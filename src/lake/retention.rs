@@ -62,10 +62,10 @@ pub fn apply(
         out.partitions.extend(manifest.drop_before(&cut)?);
     }
     let side = [
-        (crate::control::decisions::DECISIONS, r.decisions),
+        (crate::lake::tables::decisions::DECISIONS, r.decisions),
         // Hub observations are kept as long as the decisions they explain.
-        (crate::control::observe::OBSERVATIONS, r.decisions),
-        (crate::sources::kube::podtable::PODS, r.pods),
+        (crate::lake::tables::observations::OBSERVATIONS, r.decisions),
+        (crate::lake::tables::pods::PODS, r.pods),
     ];
     for (table, months) in side {
         let Some(n) = months else { continue };

@@ -22,8 +22,9 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 
+use super::derived;
 use super::manifest::{LakeError, PartEntry, io_err};
-use super::{derived, schema};
+use super::tables::events as schema;
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriterConfig {

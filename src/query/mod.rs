@@ -17,8 +17,8 @@ use datafusion::datasource::listing::{
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::lake::schema;
 use crate::lake::store::{Location, s3_store};
+use crate::lake::tables::events as schema;
 use object_store::ObjectStore;
 
 pub mod named;
@@ -48,16 +48,16 @@ fn tables() -> [(&'static str, arrow::datatypes::SchemaRef); 6] {
         (derived::LIFECYCLE, schema::events()),
         (derived::ACTIVITY, derived::activity_schema()),
         (
-            crate::control::decisions::DECISIONS,
-            crate::control::decisions::schema(),
+            crate::lake::tables::decisions::DECISIONS,
+            crate::lake::tables::decisions::schema(),
         ),
         (
-            crate::sources::kube::podtable::PODS,
-            crate::sources::kube::podtable::schema(),
+            crate::lake::tables::pods::PODS,
+            crate::lake::tables::pods::schema(),
         ),
         (
-            crate::control::observe::OBSERVATIONS,
-            crate::control::observe::schema(),
+            crate::lake::tables::observations::OBSERVATIONS,
+            crate::lake::tables::observations::schema(),
         ),
     ]
 }

@@ -243,7 +243,7 @@ impl Observed {
 /// # Errors
 /// The query failed (a lake without the table is not an error: it gives no rows).
 pub async fn load(ctx: &SessionContext, to: NaiveDate) -> Result<Vec<Row>, QueryError> {
-    let table = crate::control::observe::OBSERVATIONS;
+    let table = crate::lake::tables::observations::OBSERVATIONS;
     if !ctx
         .table_exist(table)
         .map_err(|e| QueryError::Sql(e.to_string()))?

@@ -29,7 +29,7 @@ use futures::StreamExt;
 use super::load::Window;
 use super::pricing::{Pricing, Requests};
 use super::sessions::Session;
-use crate::sources::kube::podtable::PODS;
+use crate::lake::tables::pods::PODS;
 use crate::query::{self, QueryError};
 
 /// How long before a session was ready (beyond its spawn time) its pod's first row can be.

@@ -103,7 +103,7 @@ impl RawQuantity {
         match self {
             RawQuantity::Int(n) => Some(*n as f64),
             RawQuantity::Float(x) => Some(*x),
-            RawQuantity::Text(s) => crate::sources::kube::enrich::quantity(s),
+            RawQuantity::Text(s) => crate::config::quantity::quantity(s),
         }
     }
 }

@@ -59,7 +59,6 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{ListParams, WatchEvent, WatchParams};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -71,13 +70,7 @@ pub use pods::{
 pub use stream::MAX_BATCH_BYTES;
 use stream::{PodMap, StreamTask, TaskEnd};
 
-/// Position in a pod-log stream: the kubelet timestamp (ns since the epoch, UTC) of the last
-/// line, and how many lines so far carried exactly that timestamp (two lines can share one).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct StreamPos {
-    pub ts_nanos: i64,
-    pub same_ts: u32,
-}
+pub use crate::lake::manifest::StreamPos;
 
 /// A batch of complete log lines from one stream, in order.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,3 +4,4 @@
 
 pub mod files;
 pub mod kube;
+pub mod stdin;

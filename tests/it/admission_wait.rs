@@ -9,13 +9,13 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::get;
 use chrono::{Duration, Utc};
-use hubpulse::sources::kube::pending::{Pending, PodObs};
-use hubpulse::control::admission::wait::{CapacityView, WaitPolicy};
 use hubpulse::control::admission::Policy;
+use hubpulse::control::admission::wait::{CapacityView, WaitPolicy};
 use hubpulse::control::decisions::DecisionSink;
 use hubpulse::control::metrics::ControlStats;
 use hubpulse::control::quota::{Quotas, router};
 use hubpulse::hub::{ApiToken, HubClient, HubConfig};
+use hubpulse::sources::kube::pending::{Pending, PodObs};
 use serde_json::{Value, json};
 
 use crate::cull_common::decisions;

@@ -305,7 +305,7 @@ pub fn start_agent_on(
     dir: &Path,
     follow: &Path,
     sections: &str,
-    observers: Vec<Box<dyn hubpulse::agent::pipeline::Observer>>,
+    observers: Vec<Box<dyn hubpulse::stream::Observer>>,
 ) -> Agent {
     start_agent_with(
         h,
@@ -323,7 +323,7 @@ pub fn start_agent_with(
     dir: &Path,
     follow: &Path,
     sections: &str,
-    observers: Vec<Box<dyn hubpulse::agent::pipeline::Observer>>,
+    observers: Vec<Box<dyn hubpulse::stream::Observer>>,
     metrics: Arc<Metrics>,
 ) -> Agent {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
-use hubpulse::sinks::datadog::Interval;
-use hubpulse::sinks::datadog::derive::{DeriveConfig, DeriveStats, Deriver};
-use hubpulse::sinks::datadog::payload::Payload;
 use hubpulse::parse::Parser;
 use hubpulse::parse::catalogue::Catalogue;
 use hubpulse::parse::reader::{AtEof, RawRecord, ReaderConfig, RecordReader};
 use hubpulse::parse::time::Zone;
+use hubpulse::sinks::datadog::Interval;
+use hubpulse::sinks::datadog::derive::{DeriveConfig, DeriveStats, Deriver};
+use hubpulse::sinks::datadog::payload::Payload;
 use serde_json::Value;
 
 use super::{python, root};
@@ -151,7 +151,8 @@ pub fn table(ivs: &[Interval]) -> Table {
                 .filter(|s| !s.starts_with("hub:"))
                 .collect();
             let v = match &p.value {
-                hubpulse::sinks::datadog::Value::Count(c) | hubpulse::sinks::datadog::Value::Gauge(c) => {
+                hubpulse::sinks::datadog::Value::Count(c)
+                | hubpulse::sinks::datadog::Value::Gauge(c) => {
                     serde_json::json!(c)
                 }
                 hubpulse::sinks::datadog::Value::Distribution(vs) => serde_json::json!(vs),

@@ -4,11 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
-use hubpulse::agent::pipeline::Observer;
+use hubpulse::lake::batch::SourceInfo;
 use hubpulse::sinks::datadog::classify::{TRACEBACK_MARKER, route_group};
 use hubpulse::sinks::datadog::derive::{DeriveConfig, DerivingObserver, WallClock};
 use hubpulse::sinks::datadog::names as n;
-use hubpulse::lake::batch::SourceInfo;
+use hubpulse::stream::Observer;
 use serde_json::{Value, json};
 
 use super::dd_common::{Expected, LAG_US, Table, derive, expected, table};

@@ -233,8 +233,11 @@ fn dd_spawn_failure_and_cull_events_are_valid_event_create_requests() {
             },
         ],
     };
-    let events =
-        hubpulse::sinks::datadog::events::from_interval(&iv, "host-1", &["hubpulse_instance:x".into()]);
+    let events = hubpulse::sinks::datadog::events::from_interval(
+        &iv,
+        "host-1",
+        &["hubpulse_instance:x".into()],
+    );
     assert_eq!(events.len(), 2);
     for e in events {
         assert_eq!(deliver(&mut s, e), Delivery::Finished);

@@ -270,7 +270,8 @@ fn real_log_matches(log: &std::path::Path) {
                 continue;
             };
             let v = match &p.value {
-                hubpulse::sinks::datadog::Value::Count(c) | hubpulse::sinks::datadog::Value::Gauge(c) => *c,
+                hubpulse::sinks::datadog::Value::Count(c)
+                | hubpulse::sinks::datadog::Value::Gauge(c) => *c,
                 hubpulse::sinks::datadog::Value::Distribution(_) => continue,
             };
             add(&mut got, k, iv.start_s, v);

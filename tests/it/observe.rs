@@ -56,7 +56,8 @@ async fn active_user_gauges_equal_the_hubs_count_and_observations_hold_the_hubs_
         ..Default::default()
     };
     let (obs, sink) =
-        hubpulse::sinks::datadog::sink::start(&dd, dir.path(), &metrics, Duration::from_secs(1)).unwrap();
+        hubpulse::sinks::datadog::sink::start(&dd, dir.path(), &metrics, Duration::from_secs(1))
+            .unwrap();
     // A bare key first lands in the `[hub]` section the config text ends with.
     let sections = "observe_every = \"1s\"\n";
     let agent = start_agent_with(h, dir.path(), &h.log, sections, vec![obs], metrics.clone());

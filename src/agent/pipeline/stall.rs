@@ -25,9 +25,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::stream::SourceId;
 use crate::lake::manifest::{LakeError, Manifest};
 use crate::lake::writer::PartSet;
+use crate::stream::SourceId;
 
 /// The first wait after a failure; each further failure doubles it, up to [`MAX_DELAY`].
 pub const FIRST_DELAY: Duration = Duration::from_millis(250);

@@ -50,10 +50,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::agent::config::parse_duration;
 use crate::control::capacity::forecast::ForecastPolicy;
 use crate::control::capacity::placeholder::PlaceholderPolicy;
 use crate::control::capacity::runner::Target;
-use crate::agent::config::parse_duration;
 
 type KeyErr = (String, String);
 

@@ -38,7 +38,9 @@ use kube::api::{ListParams, Patch, PatchParams};
 
 use crate::control::capacity::forecast::{Forecast, ForecastPolicy, forecast, runs_from_sessions};
 use crate::control::capacity::metrics::CapacityStats;
-use crate::control::capacity::placeholder::{Action, Decision, Observed, PlaceholderPolicy, Reason, decide};
+use crate::control::capacity::placeholder::{
+    Action, Decision, Observed, PlaceholderPolicy, Reason, decide,
+};
 use crate::control::culler::decide as control;
 use crate::control::decisions::{DecisionSink, Row};
 

@@ -43,11 +43,13 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 
 use crate::control::config::CullPolicy;
-use crate::control::culler::decide::{Action, Decision, Freshness, PassInput, Reason, decide, next_wakeup};
+use crate::control::culler::decide::{
+    Action, Decision, Freshness, PassInput, Reason, decide, next_wakeup,
+};
+use crate::control::culler::stream::{Spawned, StreamBatch, StreamState};
 use crate::control::decisions::{DecisionSink, Row};
 use crate::control::metrics::ControlStats;
 use crate::control::observe::Observations;
-use crate::control::culler::stream::{Spawned, StreamBatch, StreamState};
 use crate::hub::{HubClient, HubError, StopOutcome, User, UserState};
 
 const RETRY: Duration = Duration::from_secs(10);

@@ -31,9 +31,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::agent::pipeline::Observer;
 use crate::lake::batch::SourceInfo;
 use crate::parse::record::Record;
+use crate::stream::Observer;
 
 /// A server the stream saw start.
 #[derive(Debug, Clone, PartialEq, Eq)]

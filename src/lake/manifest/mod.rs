@@ -48,9 +48,11 @@ use serde::{Deserialize, Serialize};
 
 mod identity;
 pub mod lineage;
+mod position;
 mod rewrite;
 
 pub use identity::identify_in;
+pub use position::StreamPos;
 
 pub const FP_BYTES: u64 = 4096;
 
@@ -122,7 +124,7 @@ pub struct SourceProgress {
 pub struct StreamProgress {
     /// `k8s/<namespace>/<pod>/<container>`.
     pub stream: String,
-    pub pos: crate::sources::kube::StreamPos,
+    pub pos: StreamPos,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -179,7 +181,7 @@ pub struct Manifest {
     /// fp → latest progress of that source.
     progress: HashMap<String, SourceProgress>,
     /// stream → latest committed position.
-    streams: HashMap<String, crate::sources::kube::StreamPos>,
+    streams: HashMap<String, StreamPos>,
     /// `dt` → published parts (relative paths), in commit order.
     live: std::collections::BTreeMap<String, Vec<String>>,
     /// Commit files not yet folded into the snapshot.
@@ -223,7 +225,7 @@ impl Names {
         format!(
             "{table}/hub={}/{}={dt}/part-{name}",
             self.hub,
-            super::schema::PARTITION_COL
+            super::tables::events::PARTITION_COL
         )
     }
 }
@@ -284,7 +286,7 @@ impl Manifest {
                 for d in [
                     m.join("manifest"),
                     m.join("staging"),
-                    root.join(super::schema::EVENTS),
+                    root.join(super::tables::events::EVENTS),
                 ] {
                     fs::create_dir_all(&d).map_err(io_err(&d))?;
                 }
@@ -531,7 +533,7 @@ impl Manifest {
     }
 
     /// Committed position of every pod-log stream.
-    pub fn stream_positions(&self) -> &HashMap<String, crate::sources::kube::StreamPos> {
+    pub fn stream_positions(&self) -> &HashMap<String, StreamPos> {
         &self.streams
     }
 

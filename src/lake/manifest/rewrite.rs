@@ -17,7 +17,7 @@ impl Manifest {
             version: 1,
             seq: self.next_seq,
             created: chrono::Utc::now().to_rfc3339(),
-            table: crate::lake::schema::EVENTS.into(),
+            table: crate::lake::tables::events::EVENTS.into(),
             source: None,
             sources: Vec::new(),
             streams: Vec::new(),

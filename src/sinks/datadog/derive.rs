@@ -51,12 +51,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::agent::pipeline::Observer;
+use crate::lake::batch::SourceInfo;
+use crate::parse::record::Record;
 use crate::sinks::datadog::names as n;
 use crate::sinks::datadog::state::{HubState, Interner};
 use crate::sinks::datadog::{Interval, Point, Tag, TagValue, Value};
-use crate::lake::batch::SourceInfo;
-use crate::parse::record::Record;
+use crate::stream::Observer;
 
 #[path = "derive_apply.rs"]
 mod apply;

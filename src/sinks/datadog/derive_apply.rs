@@ -6,11 +6,11 @@
 //! that logs it) and [`HubState`] (launches, pending spawns, running servers).
 
 use super::{Bucket, Deriver, Held, UNTIMED, st, tags};
+use crate::parse::record::Record;
 use crate::sinks::datadog::TagValue;
 use crate::sinks::datadog::classify;
 use crate::sinks::datadog::names as n;
 use crate::sinks::datadog::state::{HubState, Running};
-use crate::parse::record::Record;
 
 impl Deriver {
     /// The bucket of interval `at`, or the held bucket of untimed records ([`UNTIMED`]).

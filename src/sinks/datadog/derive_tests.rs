@@ -3,8 +3,8 @@
 use std::borrow::Cow;
 
 use super::*;
-use crate::sinks::datadog::{MetricType, TAG_KEYS, metric_def};
 use crate::parse::prefix::Family;
+use crate::sinks::datadog::{MetricType, TAG_KEYS, metric_def};
 
 const T0: i64 = 1_764_349_200 * US; // 2025-11-28T17:00:00Z, a multiple of 10 s
 

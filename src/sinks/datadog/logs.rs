@@ -14,9 +14,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::sinks::datadog::payload::{Codec, Endpoint, Payload};
 use crate::lake::batch::SourceInfo;
 use crate::parse::record::Record;
+use crate::sinks::datadog::payload::{Codec, Endpoint, Payload};
 
 pub const MAX_ITEMS: usize = 1000;
 pub const MAX_BYTES: usize = 4_500_000;

@@ -1,7 +1,7 @@
 //! The Datadog sink: JupyterHub usage and health as Datadog metrics, derived from the record
 //! stream (never by polling the hub).
 //!
-//! * [`derive`]: an [`Observer`](crate::agent::pipeline::Observer) that turns records into
+//! * [`derive`]: an [`Observer`](crate::stream::Observer) that turns records into
 //!   per-interval points ([`Interval`]): gauges, counts and distributions named in [`METRICS`].
 //! * [`payload`]: points → compressed request bodies for `POST /api/v2/series` and
 //!   `POST /api/v1/distribution_points`, split by measured size.

@@ -7,13 +7,13 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::agent::pipeline::Observer;
+use crate::lake::batch::SourceInfo;
+use crate::parse::record::Record;
 use crate::sinks::datadog::Interval;
 use crate::sinks::datadog::derive::{DeriveConfig, DerivingObserver, WallClock};
 use crate::sinks::datadog::logs::{self, LogItem};
 use crate::sinks::datadog::stats::SinkStats;
-use crate::lake::batch::SourceInfo;
-use crate::parse::record::Record;
+use crate::stream::Observer;
 
 /// Closed intervals kept on the pipeline's side while the channel is full (a backlog read at
 /// once closes intervals much faster than the collector takes them): about 2.8 h at 10 s.

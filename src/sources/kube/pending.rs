@@ -11,7 +11,7 @@
 //! | `other` | neither (init containers, volumes, a fast start) |
 //!
 //! [`Pending`] is the shared half: the tracker behind a lock, the recent finished intervals (the
-//! admission's time-to-schedule, [`crate::control::admission::wait`]) and the histogram
+//! admission's time-to-schedule, `control::admission::wait`) and the histogram
 //! `hubpulse_pod_pending_seconds{reason}` on the agent's `/metrics`. Labels are the reason only:
 //! never a user, pod or profile name (pods do not carry their profile).
 //!

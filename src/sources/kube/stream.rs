@@ -19,7 +19,9 @@ use kube::api::LogParams;
 use tokio::sync::{mpsc, watch};
 
 use crate::sources::kube::lines::{LineAssembler, since_second};
-use crate::sources::kube::pods::{Next, PodInfo, StreamEnd, after_stream_end, backoff_delay, random_jitter};
+use crate::sources::kube::pods::{
+    Next, PodInfo, StreamEnd, after_stream_end, backoff_delay, random_jitter,
+};
 use crate::sources::kube::{KubeError, KubeStats, PodLines, StreamPos, api_code, wait_shutdown};
 
 /// Send a batch once it holds this many bytes, even if more could be read without waiting.

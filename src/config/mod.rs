@@ -1,0 +1,4 @@
+//! Values every layer's configuration shares, parsed once into types: durations, sizes,
+//! Kubernetes quantities; and the TOML helpers that report errors at the exact position.
+
+pub mod quantity;
