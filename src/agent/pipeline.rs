@@ -1,4 +1,4 @@
-//! Lines → records → Arrow → lake commits, with the checkpoint rule.
+//! Lines → records → observers and the lake sink, with the checkpoint rule.
 //!
 //! One thread. Per source it keeps the bytes of complete lines not yet emitted as records: a
 //! record is emitted once the next record has begun (so continuation lines — tracebacks, header
@@ -13,16 +13,10 @@
 //! * Memory is bounded: the input channel is bounded (sources block when it is full), rows are
 //!   streamed into staging Parquet as batches fill, and a commit happens every `flush_bytes`.
 //! * Freshness: a commit happens at least every `flush_interval` while rows are buffered.
-//! * A lake write that fails for lack of space (`ENOSPC`, `EDQUOT`) is retried with capped
-//!   exponential backoff, writing the same batches under the same commit number, while
-//!   `/healthz` is 503 ([`stall`]); so the batches of the commit in progress stay in memory
-//!   until it is durable (about `flush_bytes` of Arrow data). Any other write error is fatal.
+//! * Writing, committing and the lake's upkeep are the lake sink's ([`crate::sinks::lake`]),
+//!   including how a lake write that fails for lack of space is waited out.
 
-mod stall;
-
-use std::collections::{BTreeMap, HashMap, VecDeque};
-
-use arrow::record_batch::RecordBatch;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,16 +26,16 @@ use std::time::{Duration, Instant};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::agent::metrics::Metrics;
-use crate::lake::batch::{BATCH_BYTES, EventsBuilder, SourceInfo};
-use crate::lake::compact::{Compactor, Job};
+use crate::lake::batch::SourceInfo;
 use crate::lake::manifest::StreamPos;
-use crate::lake::manifest::{Commit, LakeError, Manifest, SourceProgress, StreamProgress};
-use crate::lake::writer::{PartSet, WriterConfig};
+use crate::lake::manifest::{LakeError, Manifest, SourceProgress, StreamProgress};
+use crate::lake::writer::WriterConfig;
 use crate::parse::catalogue::Catalogue;
 use crate::parse::prefix::starts_record;
 use crate::parse::reader::{AtEof, ReaderConfig, RecordReader};
-use crate::parse::time::{Zone, utc_date};
+use crate::parse::time::Zone;
 use crate::parse::{KIND_UNPARSED, Parser};
+use crate::sinks::lake::{Checkpoints, LakeSink, LakeSinkConfig};
 use crate::stream::{Observer, SourceId, SourceKind, SourceMsg};
 
 const TICK: Duration = Duration::from_millis(10);
@@ -65,9 +59,6 @@ pub struct PipelineConfig {
     /// `[lake.retention]`, applied at start and then hourly.
     pub retention: crate::lake::retention::Retention,
 }
-
-/// How often retention runs in the agent.
-const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
 struct Src {
     kind: SourceKind,
@@ -120,56 +111,12 @@ fn record_cut(p: &[u8]) -> usize {
 
 pub struct Pipeline {
     cfg: PipelineConfig,
-    manifest: Manifest,
+    lake: LakeSink,
     metrics: Arc<Metrics>,
     observers: Vec<Box<dyn Observer>>,
     sources: HashMap<SourceId, Src>,
-    /// One builder per (UTC day, source): `hub`, `source_file`, `source_fp` are per source.
-    builders: BTreeMap<(i64, SourceId), EventsBuilder>,
-    parts: Option<PartSet>,
-    buffered_bytes: u64,
-    buffered_records: u64,
-    buffered_unparsed: u64,
-    oldest_buffered: Option<Instant>,
     kinds: BTreeMap<&'static str, u64>,
     last_publish: Instant,
-    compactor: Option<Compactor>,
-    last_retention: Option<Instant>,
-    /// Every batch written into `parts` since the last commit (partition, batch), in order:
-    /// what a retry after a lack of space writes again.
-    retained: Vec<(String, RecordBatch)>,
-    /// The staging parts of the commit in progress were thrown away after a failed write:
-    /// `retained` must be written again before anything else.
-    replay: bool,
-}
-
-/// What to merge next, if anything: first the commit-sized parts of a partition, then (once
-/// there are enough of them) its merged parts: a two-tier scheme, so a busy day is not
-/// rewritten whole every few minutes.
-pub fn compaction_job(live: &BTreeMap<String, Vec<String>>, min_files: usize) -> Option<Job> {
-    if min_files < 2 {
-        return None;
-    }
-    for (key, parts) in live {
-        let (merged, small): (Vec<&String>, Vec<&String>) =
-            parts.iter().partition(|p| p.contains("/part-compact-"));
-        for tier in [small, merged] {
-            if tier.len() >= min_files {
-                return Some(Job {
-                    table: crate::lake::manifest::key_table(key).to_string(),
-                    dt: crate::lake::manifest::key_dt(key).to_string(),
-                    parts: tier.into_iter().cloned().collect(),
-                });
-            }
-        }
-    }
-    None
-}
-
-fn day_name(day: i64) -> String {
-    utc_date(day * 86_400_000_000)
-        .format("%Y-%m-%d")
-        .to_string()
 }
 
 impl Pipeline {
@@ -179,43 +126,36 @@ impl Pipeline {
         metrics: Arc<Metrics>,
         observers: Vec<Box<dyn Observer>>,
     ) -> Pipeline {
+        let lake = LakeSink::new(
+            LakeSinkConfig {
+                writer: cfg.writer,
+                flush_interval: cfg.flush_interval,
+                flush_bytes: cfg.flush_bytes,
+                batch_rows: cfg.batch_rows,
+                compact_min_files: cfg.compact_min_files,
+                lake: cfg.lake.clone(),
+                retention: cfg.retention,
+            },
+            manifest,
+            metrics.clone(),
+        );
         Pipeline {
             cfg,
-            manifest,
+            lake,
             metrics,
             observers,
             sources: HashMap::new(),
-            builders: BTreeMap::new(),
-            parts: None,
-            buffered_bytes: 0,
-            buffered_records: 0,
-            buffered_unparsed: 0,
-            oldest_buffered: None,
             kinds: BTreeMap::new(),
             last_publish: Instant::now(),
-            compactor: None,
-            last_retention: None,
-            retained: Vec::new(),
-            replay: false,
         }
     }
 
     /// Run until `shutdown` is set (then drain what is queued, flush, commit) or every sender
     /// is gone and every source has ended.
     pub fn run(mut self, rx: Receiver<SourceMsg>, shutdown: &AtomicBool) -> Result<(), LakeError> {
-        // On an object store a merged part cannot replace its inputs atomically for readers
-        // that list files (there is no rename), so parts there are never compacted.
-        if self.cfg.compact_min_files >= 2 && !self.manifest.is_remote() {
-            self.compactor = Some(Compactor::start(
-                self.manifest.root().to_path_buf(),
-                self.manifest.names(),
-                self.cfg.writer,
-            ));
-        }
+        self.lake.start();
         let r = self.run_loop(rx, shutdown);
-        if let Some(c) = self.compactor.take() {
-            c.stop();
-        }
+        self.lake.stop();
         r
     }
 
@@ -358,8 +298,7 @@ impl Pipeline {
         let Some(src) = self.sources.get_mut(&id) else {
             return Ok(());
         };
-        let (builders, observers, kinds) =
-            (&mut self.builders, &mut self.observers, &mut self.kinds);
+        let (lake, observers, kinds) = (&mut self.lake, &mut self.observers, &mut self.kinds);
         let (mut records, mut unparsed) = (0u64, 0u64);
         let mut newest = None;
         let mut full_days: Vec<i64> = Vec::new();
@@ -383,11 +322,7 @@ impl Pipeline {
                     parser.parse(&raw, |rec| {
                         let ts = rec.ts.or(rec.ts_hint).unwrap_or(default_ts);
                         let day = ts.div_euclid(86_400_000_000);
-                        let b = builders
-                            .entry((day, id))
-                            .or_insert_with(|| EventsBuilder::new(info.clone()));
-                        b.append(rec);
-                        if b.full(batch_rows, BATCH_BYTES) {
+                        if lake.append(day, id, info, rec, batch_rows) {
                             full_days.push(day);
                         }
                         *kinds.entry(rec.kind).or_default() += 1;
@@ -434,42 +369,11 @@ impl Pipeline {
         }
         self.metrics.records.fetch_add(records, Ordering::Relaxed);
         self.metrics.unparsed.fetch_add(unparsed, Ordering::Relaxed);
-        self.buffered_bytes += upto as u64;
-        self.buffered_records += records;
-        self.buffered_unparsed += unparsed;
-        self.oldest_buffered.get_or_insert_with(Instant::now);
+        self.lake.buffered(upto as u64, records, unparsed);
         for day in full_days {
-            self.spill_or_defer((day, id))?;
+            self.lake.spill_or_defer((day, id))?;
         }
         Ok(())
-    }
-
-    /// Stream a full builder into the open Parquet parts (staging; not visible until commit).
-    fn spill(&mut self, key: (i64, SourceId)) -> Result<(), LakeError> {
-        let day = key.0;
-        let Some(b) = self.builders.get_mut(&key) else {
-            return Ok(());
-        };
-        if b.is_empty() {
-            return Ok(());
-        }
-        let batch = b.finish()?;
-        let dt = day_name(day);
-        self.retained.push((dt.clone(), batch.clone()));
-        if self.replay {
-            // Written with the rest of `retained` at the next attempt.
-            return Ok(());
-        }
-        let seq = self.manifest.next_seq();
-        let parts = self.parts.get_or_insert_with(|| {
-            PartSet::new(
-                self.manifest.root().to_path_buf(),
-                self.manifest.names(),
-                seq,
-                &self.cfg.writer,
-            )
-        });
-        parts.write(&dt, &batch)
     }
 
     fn tick(&mut self, now: Instant, shutdown: &AtomicBool) -> Result<(), LakeError> {
@@ -487,69 +391,18 @@ impl Pipeline {
         for o in &mut self.observers {
             o.on_tick(now);
         }
-        let due = self
-            .oldest_buffered
-            .is_some_and(|t| now.duration_since(t) >= self.cfg.flush_interval);
-        if due || self.buffered_bytes >= self.cfg.flush_bytes || self.replay {
+        if self.lake.due(now) {
             self.flush(shutdown)?;
         }
         if now.duration_since(self.last_publish) >= Duration::from_millis(100) {
             self.publish();
         }
-        self.retention(now, shutdown)?;
-        self.compaction()
-    }
-
-    fn retention(&mut self, now: Instant, shutdown: &AtomicBool) -> Result<(), LakeError> {
-        if self.cfg.retention.is_off()
-            || self
-                .last_retention
-                .is_some_and(|t| now.duration_since(t) < RETENTION_EVERY)
-        {
-            return Ok(());
+        if self.lake.retention_due(now) {
+            // Nothing buffered may land in a partition about to go: commit it first.
+            self.flush(shutdown)?;
+            self.lake.apply_retention()?;
         }
-        self.last_retention = Some(now);
-        // Nothing buffered may land in a partition about to go: commit it first.
-        self.flush(shutdown)?;
-        let today = chrono::Utc::now().date_naive();
-        let dropped = crate::lake::retention::apply(
-            &mut self.manifest,
-            &self.cfg.lake,
-            &self.cfg.retention,
-            today,
-        )?;
-        self.metrics
-            .retention_dropped
-            .fetch_add(dropped.partitions.len() as u64, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Swap in a finished merge; start the next one.
-    fn compaction(&mut self) -> Result<(), LakeError> {
-        let Some(c) = &mut self.compactor else {
-            return Ok(());
-        };
-        match c.poll() {
-            Some(Ok(m)) => {
-                let rows = m.entry.rows;
-                let n = m.job.parts.len();
-                let seq = self.manifest.commit_compaction(m.job.parts, m.entry)?;
-                self.metrics.compactions.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(dt = %m.job.dt, parts = n, rows, seq, "compacted partition");
-            }
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "compaction failed; will retry later");
-                self.metrics.error("compaction");
-            }
-            None => {}
-        }
-        if !c.busy()
-            && let Some(job) =
-                compaction_job(self.manifest.live_parts(), self.cfg.compact_min_files)
-        {
-            c.submit(job);
-        }
-        Ok(())
+        self.lake.compaction()
     }
 
     /// Every sender is gone: close every open record.
@@ -584,20 +437,10 @@ impl Pipeline {
         }
     }
 
-    /// One attempt of [`Self::flush`].
-    fn try_flush(&mut self) -> Result<(), LakeError> {
-        if self.replay {
-            self.rewrite_retained()?;
-        }
-        let keys: Vec<(i64, SourceId)> = self.builders.keys().copied().collect();
-        for key in keys {
-            self.spill(key)?;
-        }
-        // Builders of sources that are gone are dropped; the others are kept (pre-sized).
-        let live: std::collections::HashSet<SourceId> = self.sources.keys().copied().collect();
-        self.builders.retain(|(_, id), _| live.contains(id));
-        let mut sources = Vec::new();
-        let mut streams = Vec::new();
+    /// What the sources emitted beyond their last commit: the checkpoints the next commit
+    /// carries.
+    fn checkpoints(&self) -> Checkpoints {
+        let mut cp = Checkpoints::default();
         for src in self.sources.values() {
             if src.emitted <= src.committed {
                 continue;
@@ -608,7 +451,7 @@ impl Pipeline {
                     head_len,
                     path,
                     file_id,
-                } => sources.push(SourceProgress {
+                } => cp.sources.push(SourceProgress {
                     fp: identity.clone(),
                     head_len: *head_len,
                     path: path.display().to_string(),
@@ -620,7 +463,7 @@ impl Pipeline {
                 }),
                 SourceKind::Stream { key } => {
                     if let Some(pos) = src.emitted_pos {
-                        streams.push(StreamProgress {
+                        cp.streams.push(StreamProgress {
                             stream: key.clone(),
                             pos,
                         });
@@ -629,61 +472,21 @@ impl Pipeline {
                 SourceKind::Stdin => {}
             }
         }
-        let parts = match self.parts.take() {
-            Some(p) => p.finish()?,
-            None => Vec::new(),
-        };
-        if parts.is_empty() && sources.is_empty() && streams.is_empty() {
-            self.retained.clear();
-            self.reset_buffer();
-            return Ok(());
-        }
-        sources.sort_by(|a, b| (&a.fp, a.to).cmp(&(&b.fp, b.to)));
-        let rows: u64 = parts
-            .iter()
-            .filter(|p| p.path.starts_with(crate::lake::tables::events::EVENTS))
-            .map(|p| p.rows)
-            .sum();
-        let n_parts = parts.len() as u64;
-        let commit = Commit {
-            version: 1,
-            seq: self.manifest.next_seq(),
-            created: chrono::Utc::now().to_rfc3339(),
-            table: crate::lake::tables::events::EVENTS.into(),
-            source: None,
-            sources,
-            streams,
-            replaces: Vec::new(),
-            parts,
-            records: self.buffered_records,
-            unparsed: self.buffered_unparsed,
-        };
-        if let Err(e) = self.manifest.commit(&commit) {
-            self.metrics.error("lake_commit");
-            return Err(e);
-        }
-        self.retained.clear();
-        for src in self.sources.values_mut() {
-            src.committed = src.emitted;
-        }
-        self.sources
-            .retain(|_, s| !(s.ended && s.pending.is_empty()));
-        let m = &self.metrics;
-        m.commits.fetch_add(1, Ordering::Relaxed);
-        m.parts_published.fetch_add(n_parts, Ordering::Relaxed);
-        m.rows_published.fetch_add(rows, Ordering::Relaxed);
-        m.last_commit_unix
-            .store(chrono::Utc::now().timestamp() as u64, Ordering::Relaxed);
-        tracing::debug!(seq = commit.seq, rows, parts = n_parts, "committed");
-        self.reset_buffer();
-        Ok(())
+        cp
     }
 
-    fn reset_buffer(&mut self) {
-        self.buffered_bytes = 0;
-        self.buffered_records = 0;
-        self.buffered_unparsed = 0;
-        self.oldest_buffered = None;
+    /// Commit what is buffered with the sources' checkpoints; once durable, advance them.
+    fn flush(&mut self, shutdown: &AtomicBool) -> Result<(), LakeError> {
+        let cp = self.checkpoints();
+        let live: HashSet<SourceId> = self.sources.keys().copied().collect();
+        if self.lake.flush(&cp, &live, shutdown)? {
+            for src in self.sources.values_mut() {
+                src.committed = src.emitted;
+            }
+            self.sources
+                .retain(|_, s| !(s.ended && s.pending.is_empty()));
+        }
+        Ok(())
     }
 
     fn publish(&mut self) {
@@ -693,7 +496,7 @@ impl Pipeline {
         }
         self.metrics
             .pending_records
-            .store(self.buffered_records, Ordering::Relaxed);
+            .store(self.lake.buffered_records(), Ordering::Relaxed);
     }
 }
 

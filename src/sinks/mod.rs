@@ -1,3 +1,5 @@
-//! Where parsed records go besides the lake: Datadog (metrics, events, logs).
+//! Where parsed records go: the lake (Parquet, committed with the checkpoints) and Datadog
+//! (metrics, events, logs).
 
 pub mod datadog;
+pub mod lake;

@@ -1,16 +1,16 @@
-//! Lake writes that fail for lack of space, and how the pipeline waits them out (issue 18,
+//! Lake writes that fail for lack of space, and how the lake sink waits them out (issue 18,
 //! item 3).
 //!
 //! A full file system (`ENOSPC`) or an exhausted quota (`EDQUOT`) is not the lake's fault and
 //! usually passes (a log rotated away, a volume grown, a retention pass). The pipeline keeps
-//! every batch of the commit in progress ([`super::Pipeline`]'s `retained`), throws the
+//! every batch of the commit in progress ([`super::LakeSink`]'s `retained`), throws the
 //! half-written staging parts of that commit away ([`discard_staging`]), waits ([`Backoff`]),
 //! and writes the same batches again under the same commit number. Meanwhile it reads nothing
 //! more (sources block on the bounded channel), `/healthz` answers 503 with the reason, and
 //! `hubpulse_lake_write_retries_total` / `hubpulse_lake_write_stalled` say so on `/metrics`.
 //!
-//! The pipeline's side of it (keeping the batches, abandoning a failed commit's parts, the retry
-//! loop around a flush) is the `impl Pipeline` block here; `pipeline.rs` calls it.
+//! The sink's side of it (keeping the batches, abandoning a failed commit's parts, the retry
+//! loop around a flush) is the `impl LakeSink` block here.
 //!
 //! # Guarantees
 //! - A failure is retried only while its commit is not durable ([`commit_written`] is false):
@@ -20,6 +20,7 @@
 //!   commit would have had; they are committed together or not at all.
 //! - A shutdown during the wait ends it within one wait step (50 ms).
 
+use std::collections::HashSet;
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -128,12 +129,11 @@ pub fn commit_written(manifest: &Manifest, seq: u64) -> bool {
     path.exists()
 }
 
-/// The pipeline's side: keeping the batches, abandoning a failed commit's parts, the retry
-/// loop.
-impl super::Pipeline {
+/// The sink's side: keeping the batches, abandoning a failed commit's parts, the retry loop.
+impl super::LakeSink {
     /// [`Self::spill`]; a lack of space throws the commit's staging parts away and leaves the
     /// batches to be written again at the next flush.
-    pub(super) fn spill_or_defer(&mut self, key: (i64, SourceId)) -> Result<(), LakeError> {
+    pub fn spill_or_defer(&mut self, key: (i64, SourceId)) -> Result<(), LakeError> {
         let seq = self.manifest.next_seq();
         match self.spill(key) {
             Err(e) if no_space(&e) => {
@@ -146,7 +146,7 @@ impl super::Pipeline {
 
     /// Drop the open parts of commit `seq` and their staging files; `retained` will be
     /// written again.
-    pub(super) fn abandon_parts(&mut self, seq: u64, e: &LakeError) {
+    fn abandon_parts(&mut self, seq: u64, e: &LakeError) {
         self.parts = None;
         let n = discard_staging(&self.manifest, seq);
         self.replay = true;
@@ -178,14 +178,20 @@ impl super::Pipeline {
         Ok(())
     }
 
-    /// Write buffered rows and commit them with every advanced checkpoint. A lack of space is
-    /// waited out (see [`stall`]) until `shutdown`; any other error is returned.
-    pub(super) fn flush(&mut self, shutdown: &AtomicBool) -> Result<(), LakeError> {
+    /// Write buffered rows and commit them with the checkpoints `cp` (`live`: the sources still
+    /// attached). A lack of space is waited out (see [`self`]) until `shutdown`; any other error
+    /// is returned. True when a commit was written.
+    pub fn flush(
+        &mut self,
+        cp: &super::Checkpoints,
+        live: &HashSet<SourceId>,
+        shutdown: &AtomicBool,
+    ) -> Result<bool, LakeError> {
         let mut backoff = Backoff::default();
-        loop {
+        let committed = loop {
             let seq = self.manifest.next_seq();
-            let e = match self.try_flush() {
-                Ok(()) => break,
+            let e = match self.try_flush(cp, live) {
+                Ok(c) => break c,
                 Err(e) => e,
             };
             if !no_space(&e)
@@ -204,12 +210,12 @@ impl super::Pipeline {
             self.metrics
                 .lake_write_retries
                 .fetch_add(1, Ordering::Relaxed);
-        }
+        };
         if self.metrics.lake_stall().is_some() && !self.replay {
             self.metrics.set_lake_stall(None);
             tracing::info!(retries = backoff.failures(), "lake writes go through again");
         }
-        Ok(())
+        Ok(committed)
     }
 }
 
