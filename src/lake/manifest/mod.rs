@@ -41,123 +41,26 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod commit;
 mod identity;
+mod layout;
 pub mod lineage;
 mod position;
+mod recover;
 mod rewrite;
+mod types;
 
+pub use commit::read_commits;
 pub use identity::identify_in;
+pub use layout::{Names, fsync_dir, hash_prefix, key_dt, key_table, meta_rel};
+use layout::{commit_name, hex, live_key, read_dir_opt, staged_seq, write_durable};
 pub use position::StreamPos;
-
-pub const FP_BYTES: u64 = 4096;
-
-#[derive(Debug, thiserror::Error)]
-pub enum LakeError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
-    #[error("{path}: corrupt manifest: {msg}")]
-    Corrupt { path: PathBuf, msg: String },
-    #[error("{path}: another hubpulse process is writing to this lake for this hub")]
-    Locked { path: PathBuf },
-    #[error(
-        "{url}: commit {seq} was made by another writer for hub {hub:?}: only one agent may write a hub's partitions"
-    )]
-    Conflict { url: String, hub: String, seq: u64 },
-    #[error("{0}")]
-    Config(String),
-    #[error(
-        "{path}: this lake has the single-hub layout of hubpulse before 0.2 (events/dt=…, _hubpulse/manifest/); ingest into a new lake, which is partitioned hub=…/dt=…"
-    )]
-    Legacy { path: PathBuf },
-    #[error("{url}: {source}")]
-    Store {
-        url: String,
-        source: super::store::StoreError,
-    },
-    #[error("parquet: {0}")]
-    Parquet(#[from] parquet::errors::ParquetError),
-    #[error("arrow: {0}")]
-    Arrow(#[from] arrow::error::ArrowError),
-    #[error("the Parquet writer thread stopped unexpectedly; nothing was committed")]
-    WriterGone,
-    #[error("a parser thread stopped unexpectedly; nothing more was committed")]
-    ParserGone,
-}
-
-pub fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LakeError + '_ {
-    move |source| LakeError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SourceProgress {
-    /// Identity: hex xxh3-64 of the first `head_len` bytes (possibly suffixed, see `identify`).
-    pub fp: String,
-    pub head_len: u64,
-    /// The path it was read from last (informational, never used as identity).
-    pub path: String,
-    /// Byte range of this commit.
-    pub from: u64,
-    pub to: u64,
-    /// hex xxh3-64 of bytes `[0, to)`.
-    pub prefix_hash: String,
-    /// Earlier `(offset, prefix hash)` pairs of this source (its previous commit ends, thinned):
-    /// kept by the manifest, never written by a writer, so a copy shorter than `to` can be
-    /// recognised by content ([`lineage`]).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub marks: Vec<(u64, String)>,
-    /// (device, inode) of the file it was read from last (agent only): a file with other
-    /// content-equal bytes is not this source while this file still holds it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file_id: Option<(u64, u64)>,
-}
-
-/// Progress of a Kubernetes pod-log stream (no byte offsets survive a reconnect there).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct StreamProgress {
-    /// `k8s/<namespace>/<pod>/<container>`.
-    pub stream: String,
-    pub pos: StreamPos,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct PartEntry {
-    /// Relative to the lake root, e.g. `events/dt=2026-11-02/part-00000000000000000003-0.parquet`.
-    pub path: String,
-    /// Relative to the lake root, under `_hubpulse/staging/`.
-    pub staging: String,
-    pub rows: u64,
-    pub bytes: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Commit {
-    pub version: u32,
-    pub seq: u64,
-    pub created: String,
-    pub table: String,
-    /// `hubpulse ingest`: the one file this commit read.
-    pub source: Option<SourceProgress>,
-    /// `hubpulse run`: every file source that advanced in this commit.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sources: Vec<SourceProgress>,
-    /// `hubpulse run`: every pod-log stream that advanced in this commit.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub streams: Vec<StreamProgress>,
-    /// Compaction: published parts this commit replaces (they are deleted after it).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub replaces: Vec<String>,
-    pub parts: Vec<PartEntry>,
-    pub records: u64,
-    pub unparsed: u64,
-}
+pub use types::{Commit, FP_BYTES, LakeError, PartEntry, SourceProgress, StreamProgress, io_err};
 
 enum Backend {
     /// A directory: the lock file stays held while the manifest is open.
@@ -200,76 +103,6 @@ struct Snapshot {
     progress: Vec<SourceProgress>,
     streams: Vec<StreamProgress>,
     live: std::collections::BTreeMap<String, Vec<String>>,
-}
-
-/// How one hub's writer names files (see the layout above).
-#[derive(Debug, Clone)]
-pub struct Names {
-    meta: String,
-    hub: String,
-    nonce: String,
-}
-
-impl Names {
-    pub fn hub(&self) -> &str {
-        &self.hub
-    }
-
-    /// A part's staging file: `<meta>/staging/<stem><nonce>.parquet`.
-    pub fn staging_rel(&self, stem: &str) -> String {
-        format!("{}/staging/{stem}{}.parquet", self.meta, self.nonce)
-    }
-
-    /// Where a part of `table` in partition `dt` is published: `<table>/hub=<hub>/dt=<dt>/part-<name>`.
-    pub fn part_rel(&self, table: &str, dt: &str, name: &str) -> String {
-        format!(
-            "{table}/hub={}/{}={dt}/part-{name}",
-            self.hub,
-            super::tables::events::PARTITION_COL
-        )
-    }
-}
-
-/// The commit number in a staging name (`…/staging/<seq>-<n>[.<nonce>].parquet`).
-fn staged_seq(rel: &str) -> Option<u64> {
-    let name = rel.rsplit('/').next()?;
-    name.split('-').next()?.parse().ok()
-}
-
-fn commit_name(seq: u64) -> String {
-    format!("{seq:020}.json")
-}
-
-/// `_hubpulse/hubs/<hub>`: a hub's manifest, snapshot, staging and lock.
-pub fn meta_rel(hub: &str) -> String {
-    format!("_hubpulse/hubs/{hub}")
-}
-
-fn hex(h: u64) -> String {
-    format!("{h:016x}")
-}
-
-/// xxh3-64 of the first `len` bytes of a file (fewer if the file is shorter).
-pub fn hash_prefix(path: &Path, len: u64) -> io::Result<(String, u64)> {
-    let mut f = File::open(path)?.take(len);
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n_total = 0;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        n_total += n as u64;
-    }
-    Ok((hex(h.digest()), n_total))
-}
-
-pub fn fsync_dir(dir: &Path) -> Result<(), LakeError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
 }
 
 impl Manifest {
@@ -573,99 +406,6 @@ impl Manifest {
         self.root.join(&self.meta).join("staging")
     }
 
-    /// Roll interrupted commits forward and uncommitted staging files back.
-    fn recover(&self, commits: &[Commit]) -> Result<(), LakeError> {
-        if let Backend::Remote(r) = &self.backend {
-            return self.recover_remote(r, commits);
-        }
-        let mut named = std::collections::HashSet::new();
-        for c in commits {
-            for p in &c.parts {
-                named.insert(self.root.join(&p.staging));
-            }
-            if c.replaces.is_empty() {
-                for p in &c.parts {
-                    self.publish_part(p)?;
-                }
-            } else if c.parts.is_empty() {
-                for r in &c.replaces {
-                    self.delete_rel(r)?;
-                }
-            } else {
-                self.swap(c)?;
-            }
-        }
-        let swap = self.root.join(&self.meta).join("swap");
-        if swap.exists() {
-            fs::remove_dir_all(&swap).map_err(io_err(&swap))?;
-        }
-        let staging = self.staging_dir();
-        for e in fs::read_dir(&staging).map_err(io_err(&staging))? {
-            let p = e.map_err(io_err(&staging))?.path();
-            if !named.contains(&p) {
-                tracing::warn!(file = %p.display(), "removing uncommitted staging file left by an interrupted writer");
-                fs::remove_file(&p).map_err(io_err(&p))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// S3: finish the copies of committed parts still in staging, delete what retention commits
-    /// dropped, and delete staging objects no commit names whose commit number is already
-    /// taken (uploads of a commit that never happened: that number can never be committed now).
-    /// Unnamed uploads for a number not yet taken are left alone: they may be a live writer's
-    /// next commit (two writers of one hub is a misconfiguration, but it must end in a commit
-    /// conflict, not in a commit whose parts were deleted under it).
-    fn recover_remote(
-        &self,
-        r: &super::store::Remote,
-        commits: &[Commit],
-    ) -> Result<(), LakeError> {
-        let staging = format!("{}/staging", self.meta);
-        let mut staged: std::collections::HashSet<String> = r
-            .list(&staging)
-            .map_err(self.store_err())?
-            .into_iter()
-            .map(|(rel, _)| rel)
-            .collect();
-        for c in commits {
-            for p in &c.parts {
-                if staged.remove(&p.staging) {
-                    r.copy(&p.staging, &p.path).map_err(self.store_err())?;
-                    r.delete(&p.staging).map_err(self.store_err())?;
-                }
-            }
-            for gone in &c.replaces {
-                r.delete(gone).map_err(self.store_err())?;
-            }
-        }
-        let next = commits.last().map_or(self.next_seq, |c| c.seq + 1);
-        for orphan in staged {
-            if staged_seq(&orphan).is_none_or(|s| s < next) {
-                tracing::warn!(object = %orphan, "removing uncommitted staging object left by an interrupted writer");
-                r.delete(&orphan).map_err(self.store_err())?;
-            }
-        }
-        Ok(())
-    }
-
-    fn publish_part(&self, p: &PartEntry) -> Result<(), LakeError> {
-        if let Backend::Remote(r) = &self.backend {
-            r.copy(&p.staging, &p.path).map_err(self.store_err())?;
-            r.delete(&p.staging).map_err(self.store_err())?;
-            let local = self.root.join(&p.staging);
-            return fs::remove_file(&local).map_err(io_err(&local));
-        }
-        let (src, dst) = (self.root.join(&p.staging), self.root.join(&p.path));
-        if dst.exists() || !src.exists() {
-            return Ok(());
-        }
-        let dir = dst.parent().unwrap_or(&self.root).to_path_buf();
-        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        fs::rename(&src, &dst).map_err(io_err(&dst))?;
-        fsync_dir(&dir)
-    }
-
     /// Identify a file by content and return (identity, head length, offset to resume from).
     ///
     /// A file first seen shorter than `FP_BYTES` was fingerprinted on its whole (short) content;
@@ -673,131 +413,6 @@ impl Manifest {
     pub fn identify(&self, path: &Path) -> Result<(String, u64, u64), LakeError> {
         identify_in(&self.progress, path)
     }
-}
-
-impl Manifest {
-    /// Make a commit durable, then publish its parts. Parts must already be in staging, synced.
-    pub fn commit(&mut self, c: &Commit) -> Result<(), LakeError> {
-        if let Backend::Remote(r) = &self.backend {
-            // Durable in the store before the commit names them.
-            for p in &c.parts {
-                r.upload(&p.staging, &self.root.join(&p.staging))
-                    .map_err(self.store_err())?;
-            }
-        }
-        if let Err(e) = self.write_commit(c) {
-            if let (LakeError::Conflict { .. }, Backend::Remote(r)) = (&e, &self.backend) {
-                for p in &c.parts {
-                    let _ = r.delete(&p.staging);
-                }
-            }
-            return Err(e);
-        }
-        for p in &c.parts {
-            self.publish_part(p)?;
-        }
-        self.note(c);
-        self.unfolded += 1;
-        self.maybe_fold()
-    }
-
-    fn write_commit(&self, c: &Commit) -> Result<(), LakeError> {
-        let rel = format!("{}/manifest/{}", self.meta, commit_name(c.seq));
-        let body = serde_json::to_vec_pretty(c).map_err(|e| LakeError::Corrupt {
-            path: PathBuf::from(&rel),
-            msg: e.to_string(),
-        })?;
-        match &self.backend {
-            Backend::Local { .. } => write_durable(
-                &self.root.join(&self.meta).join("manifest"),
-                &commit_name(c.seq),
-                &body,
-            ),
-            Backend::Remote(r) => {
-                if r.create(&rel, body).map_err(self.store_err())? {
-                    Ok(())
-                } else {
-                    Err(LakeError::Conflict {
-                        url: r.url.clone(),
-                        hub: self.hub.clone(),
-                        seq: c.seq,
-                    })
-                }
-            }
-        }
-    }
-}
-
-/// Write `dir/name` atomically and durably: a hidden tmp file, fsync, rename, fsync the directory.
-fn write_durable(dir: &Path, name: &str, body: &[u8]) -> Result<(), LakeError> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    {
-        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(body).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-    }
-    let dst = dir.join(name);
-    fs::rename(&tmp, &dst).map_err(io_err(&dst))?;
-    fsync_dir(dir)
-}
-
-fn dt_of(rel: &str) -> Option<&str> {
-    rel.split('/').find_map(|seg| seg.strip_prefix("dt="))
-}
-
-/// A part's partition in [`Manifest::live_parts`]: `<table>/<dt>` (`events/2026-11-02`).
-fn live_key(rel: &str) -> Option<String> {
-    let table = rel.split('/').next()?;
-    Some(format!("{table}/{}", dt_of(rel)?))
-}
-
-/// The table of a [`live_key`].
-pub fn key_table(key: &str) -> &str {
-    key.split_once('/').map_or("", |(t, _)| t)
-}
-
-/// The `dt` of a [`live_key`].
-pub fn key_dt(key: &str) -> &str {
-    key.split_once('/').map_or(key, |(_, d)| d)
-}
-
-/// A directory's entries, or `None` if it does not exist.
-fn read_dir_opt(dir: &Path) -> Result<Option<fs::ReadDir>, LakeError> {
-    match fs::read_dir(dir) {
-        Ok(rd) => Ok(Some(rd)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(LakeError::Io {
-            path: dir.to_path_buf(),
-            source: e,
-        }),
-    }
-}
-
-/// All of a hub's commits in a local lake, in sequence order. Leftover `*.tmp` files are
-/// ignored (never committed).
-pub fn read_commits(root: &Path, hub: &str) -> Result<Vec<Commit>, LakeError> {
-    let dir = root.join(meta_rel(hub)).join("manifest");
-    let mut out = Vec::new();
-    let Some(rd) = read_dir_opt(&dir)? else {
-        return Ok(out);
-    };
-    for e in rd {
-        let p = e.map_err(io_err(&dir))?.path();
-        if p.extension().is_none_or(|x| x != "json")
-            || p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-        {
-            continue;
-        }
-        let text = fs::read(&p).map_err(io_err(&p))?;
-        let c: Commit = serde_json::from_slice(&text).map_err(|e| LakeError::Corrupt {
-            path: p.clone(),
-            msg: e.to_string(),
-        })?;
-        out.push(c);
-    }
-    out.sort_by_key(|c| c.seq);
-    Ok(out)
 }
 
 #[cfg(test)]

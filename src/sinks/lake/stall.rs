@@ -13,7 +13,8 @@
 //! loop around a flush) is the `impl LakeSink` block here.
 //!
 //! # Guarantees
-//! - A failure is retried only while its commit is not durable ([`commit_written`] is false):
+//! - A failure is retried only while its commit is not durable (`Manifest::commit_written` is
+//!   false):
 //!   a commit file that made it to disk is never written twice, so nothing is duplicated; an
 //!   error after that point stays fatal and the next start rolls the commit forward.
 //! - Nothing is lost: the retained batches and the sources' checkpoints are the ones the
@@ -22,7 +23,6 @@
 
 use std::collections::HashSet;
 use std::io;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -113,22 +113,6 @@ pub fn discard_staging(manifest: &Manifest, seq: u64) -> usize {
     n
 }
 
-/// Whether commit `seq`'s file is on disk (the commit is then durable, whatever failed after).
-/// In an object store the commit is a conditional create there; a lack of space can only come
-/// from the local scratch directory before it, so it is never written.
-pub fn commit_written(manifest: &Manifest, seq: u64) -> bool {
-    if manifest.is_remote() {
-        return false;
-    }
-    // The manifest's commit file name (`lake::manifest::commit_name`).
-    let path: PathBuf = manifest
-        .root()
-        .join(crate::lake::manifest::meta_rel(manifest.hub()))
-        .join("manifest")
-        .join(format!("{seq:020}.json"));
-    path.exists()
-}
-
 /// The sink's side: keeping the batches, abandoning a failed commit's parts, the retry loop.
 impl super::LakeSink {
     /// [`Self::spill`]; a lack of space throws the commit's staging parts away and leaves the
@@ -194,9 +178,7 @@ impl super::LakeSink {
                 Ok(c) => break c,
                 Err(e) => e,
             };
-            if !no_space(&e)
-                || self.manifest.next_seq() != seq
-                || commit_written(&self.manifest, seq)
+            if !no_space(&e) || self.manifest.next_seq() != seq || self.manifest.commit_written(seq)
             {
                 return Err(e);
             }
