@@ -53,7 +53,12 @@ fn split_name(s: &str, sep: char) -> (&str, &str) {
     s.split_once(sep).unwrap_or((s, ""))
 }
 
-pub(super) fn apply_field<'r>(rec: &mut Record<'r>, name: &'static str, target: FieldTarget, v: &'r str) {
+pub(super) fn apply_field<'r>(
+    rec: &mut Record<'r>,
+    name: &'static str,
+    target: FieldTarget,
+    v: &'r str,
+) {
     use FieldTarget as T;
     match target {
         T::User => rec.user = Some(Cow::Borrowed(v)),

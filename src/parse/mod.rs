@@ -4,7 +4,7 @@
 //! decode (lossy UTF-8, NULs) → strip ANSI/CR → prefix ([`prefix`], nom) → scrub secrets
 //! ([`scrub`]; the prefix is parsed again if anything was scrubbed) →
 //! request line ([`request`], nom) or message kind ([`catalogue`], one `RegexSet` per family) →
-//! fields → enrichment (server names the hub left out) → callback.
+//! fields (`fields`) → enrichment (`enrich`: server names the hub left out) → callback.
 //!
 //! What this is not: it does not read files or write the lake; it never drops a record. A record
 //! whose prefix matches no family is classified by the `python` catalogue or kept as `unparsed`;
@@ -13,7 +13,8 @@
 //! The parser is stateful in three small, bounded ways, all in stream order: the last local date
 //! (for CHP 3.x/4.x lines that carry only a time), the last timestamp (for records without one),
 //! and per-user server names seen in proxy routes and spawn requests (for the lifecycle messages
-//! that omit them).
+//! that omit them). The first two, with the stream's time order, are the [`StreamState`]
+//! (`state`); the last is the enrichment's.
 
 pub mod catalogue;
 mod enrich;
