@@ -408,22 +408,7 @@ fn ingest_file(
         return Ok(IngestSummary::default());
     }
     file.seek(SeekFrom::Start(resume)).map_err(io_err(path))?;
-    let default_date = mtime_date(path);
-    let ctx = piece::Ctx {
-        catalogue: opts.catalogue.clone(),
-        zone: opts.zone.clone(),
-        default_date,
-        default_ts: default_date.map_or(0, |d| {
-            crate::parse::time::days_since_epoch(d) * 86_400_000_000
-        }),
-        src: Arc::new(SourceInfo {
-            hub: opts.hub.clone(),
-            file: path.display().to_string(),
-            fp: fp.clone(),
-        }),
-        batch_rows: opts.batch_rows,
-        batch_bytes: opts.batch_bytes,
-    };
+    let ctx = piece_ctx(opts, path, &fp);
     let mut commits = Commits {
         opts,
         manifest,
@@ -518,6 +503,27 @@ fn ingest_file(
     }
     bar.finish_and_clear();
     Ok(commits.out)
+}
+
+/// What the parsing threads need to know of the file: its source columns, and the date (its
+/// mtime's) for time-only stamps before any dated record.
+fn piece_ctx(opts: &IngestOptions, path: &Path, fp: &str) -> piece::Ctx {
+    let default_date = mtime_date(path);
+    piece::Ctx {
+        catalogue: opts.catalogue.clone(),
+        zone: opts.zone.clone(),
+        default_date,
+        default_ts: default_date.map_or(0, |d| {
+            crate::parse::time::days_since_epoch(d) * 86_400_000_000
+        }),
+        src: Arc::new(SourceInfo {
+            hub: opts.hub.clone(),
+            file: path.display().to_string(),
+            fp: fp.to_string(),
+        }),
+        batch_rows: opts.batch_rows,
+        batch_bytes: opts.batch_bytes,
+    }
 }
 
 fn progress_bar(enabled: bool, len: u64, path: &Path) -> indicatif::ProgressBar {

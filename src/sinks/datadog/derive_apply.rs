@@ -65,34 +65,8 @@ impl Deriver {
             self.count(at, n::SPAWNS_STARTED, &[h()]);
         }
         let user = rec.user.as_deref();
-        let server = rec.server_name.as_deref();
         match rec.kind {
-            "request" => {
-                let group = st(rec.route.map_or("other", classify::route_group));
-                let class = st(rec.status.map_or("other", classify::status_class));
-                self.count(
-                    at,
-                    n::REQUESTS,
-                    &[h(), ("route_group", group.clone()), ("status_class", class)],
-                );
-                if let Some(ms) = rec.duration_ms {
-                    self.dist(
-                        at,
-                        n::REQUEST_DURATION,
-                        &[h(), ("route_group", group)],
-                        ms / 1000.0,
-                    );
-                }
-                // A single-user server reports its heartbeat with its user's token: the
-                // activity POST's line names the user as actor, but is no activity.
-                let heartbeat = rec.route == Some("/hub/api/users/{user}/activity");
-                if let (Some(a), Some(u)) = (rec.actor, user)
-                    && a == u
-                    && !heartbeat
-                {
-                    self.mark_active(&hub, u, t);
-                }
-            }
+            "request" => self.request(rec, &hub, t, at),
             "login" => {
                 self.count(at, n::LOGINS, &[h(), ("outcome", st("ok"))]);
                 if let Some(u) = user {
@@ -108,56 +82,17 @@ impl Deriver {
                     self.mark_active(&hub, u, t);
                 }
             }
-            "spawn_succeeded" => {
-                let s = self.state(&hub);
-                s.finished();
-                let profile = s.profiles.pop_front();
-                let server = server.unwrap_or("");
-                let ty = classify::server_type(server);
-                if let Some(u) = user {
-                    let r = Running {
-                        server_type: ty,
-                        profile: profile.clone(),
-                    };
-                    s.running.insert((u.to_string(), server.to_string()), r);
-                }
-                let mut pairs = vec![h(), ("server_type", st(ty))];
-                pairs.extend(profile.map(|p| ("profile", p)));
-                self.count(at, n::SPAWNS_SUCCEEDED, &pairs);
-                if let Some(ms) = rec.duration_ms {
-                    self.dist(at, n::SPAWN_DURATION, &pairs, ms / 1000.0);
-                }
-            }
+            "spawn_succeeded" => self.spawn_succeeded(rec, &hub, at),
             "spawn_failed" | "spawn_timeout" => {
                 if let Some(reason) = classify::spawn_failure_reason(rec) {
                     self.state(&hub).finished();
                     self.count(at, n::SPAWNS_FAILED, &[h(), ("reason", st(reason))]);
                 }
             }
-            "stop_succeeded" | "server_exited" | "server_lost" => {
-                let reason = match rec.kind {
-                    "stop_succeeded" => "requested",
-                    "server_exited" => "exited",
-                    _ => "lost",
-                };
-                let ty = self.state(&hub).stopped(user, server);
-                self.count(
-                    at,
-                    n::STOPS,
-                    &[h(), ("reason", st(reason)), ("server_type", st(ty))],
-                );
-                if let (true, Some(ms)) = (rec.kind == "stop_succeeded", rec.duration_ms) {
-                    self.dist(
-                        at,
-                        n::STOP_DURATION,
-                        &[h(), ("server_type", st(ty))],
-                        ms / 1000.0,
-                    );
-                }
-            }
+            "stop_succeeded" | "server_exited" | "server_lost" => self.stopped(rec, &hub, at),
             "server_still_running" => {
                 if let Some(u) = user {
-                    let server = server.unwrap_or("");
+                    let server = rec.server_name.as_deref().unwrap_or("");
                     let r = Running {
                         server_type: classify::server_type(server),
                         profile: None,
@@ -174,46 +109,11 @@ impl Deriver {
                 s.pods.clear();
                 s.profiles.clear();
             }
-            "profile_override" => {
-                if let Some((_, p)) = rec.attrs.iter().find(|(k, _)| *k == "profile") {
-                    let p = self.profiles.get(p);
-                    let s = self.state(&hub);
-                    if s.profiles.len() == 64 {
-                        s.profiles.pop_front();
-                    }
-                    s.profiles.push_back(p);
-                }
-            }
+            "profile_override" => self.profile_override(rec, &hub),
             "service_created" | "service_registered" | "service_starting" => {
-                let name = rec.service.or_else(|| {
-                    rec.attrs
-                        .iter()
-                        .find(|(k, _)| matches!(*k, "service" | "token_service" | "quoted_service"))
-                        .map(|(_, v)| *v)
-                });
-                if let Some(name) = name {
-                    let s = self.state(&hub);
-                    if s.services.len() < 10_000 {
-                        s.services.insert(name.to_string());
-                    }
-                }
+                self.service_seen(rec, &hub);
             }
-            "active_users" => {
-                let period = rec
-                    .attrs
-                    .iter()
-                    .find(|(k, _)| *k == "period")
-                    .map(|(_, v)| *v);
-                let period = match period {
-                    Some("twenty_four_hours") => Some("24h"),
-                    Some("seven_days") => Some("7d"),
-                    Some("thirty_days") => Some("30d"),
-                    _ => None,
-                };
-                if let (Some(p), Some(c)) = (period, rec.count) {
-                    self.state(&hub).reported.insert(p, c as f64);
-                }
-            }
+            "active_users" => self.active_users_reported(rec, &hub),
             kind => {
                 if let Some(r) = classify::cull_reason(kind) {
                     self.count(at, n::CULLS, &[h(), ("reason", st(r))]);
@@ -223,6 +123,130 @@ impl Deriver {
                     self.count(at, n::SPAWNS_DENIED, &[h(), ("reason", st(r))]);
                 }
             }
+        }
+    }
+
+    /// A request line: its count and duration by route group, and its user's activity.
+    fn request(&mut self, rec: &Record<'_>, hub: &TagValue, t: i64, at: i64) {
+        let h = || ("hub", hub.clone());
+        let group = st(rec.route.map_or("other", classify::route_group));
+        let class = st(rec.status.map_or("other", classify::status_class));
+        self.count(
+            at,
+            n::REQUESTS,
+            &[h(), ("route_group", group.clone()), ("status_class", class)],
+        );
+        if let Some(ms) = rec.duration_ms {
+            self.dist(
+                at,
+                n::REQUEST_DURATION,
+                &[h(), ("route_group", group)],
+                ms / 1000.0,
+            );
+        }
+        // A single-user server reports its heartbeat with its user's token: the
+        // activity POST's line names the user as actor, but is no activity.
+        let heartbeat = rec.route == Some("/hub/api/users/{user}/activity");
+        if let (Some(a), Some(u)) = (rec.actor, rec.user.as_deref())
+            && a == u
+            && !heartbeat
+        {
+            self.mark_active(hub, u, t);
+        }
+    }
+
+    /// A server is ready: it runs (with the profile its spawn applied), counted with its
+    /// spawn's duration.
+    fn spawn_succeeded(&mut self, rec: &Record<'_>, hub: &TagValue, at: i64) {
+        let s = self.state(hub);
+        s.finished();
+        let profile = s.profiles.pop_front();
+        let server = rec.server_name.as_deref().unwrap_or("");
+        let ty = classify::server_type(server);
+        if let Some(u) = rec.user.as_deref() {
+            let r = Running {
+                server_type: ty,
+                profile: profile.clone(),
+            };
+            s.running.insert((u.to_string(), server.to_string()), r);
+        }
+        let mut pairs = vec![("hub", hub.clone()), ("server_type", st(ty))];
+        pairs.extend(profile.map(|p| ("profile", p)));
+        self.count(at, n::SPAWNS_SUCCEEDED, &pairs);
+        if let Some(ms) = rec.duration_ms {
+            self.dist(at, n::SPAWN_DURATION, &pairs, ms / 1000.0);
+        }
+    }
+
+    /// A server stopped (on request), exited or was lost: counted by reason and server type,
+    /// with the stop's duration when requested.
+    fn stopped(&mut self, rec: &Record<'_>, hub: &TagValue, at: i64) {
+        let h = || ("hub", hub.clone());
+        let reason = match rec.kind {
+            "stop_succeeded" => "requested",
+            "server_exited" => "exited",
+            _ => "lost",
+        };
+        let (user, server) = (rec.user.as_deref(), rec.server_name.as_deref());
+        let ty = self.state(hub).stopped(user, server);
+        self.count(
+            at,
+            n::STOPS,
+            &[h(), ("reason", st(reason)), ("server_type", st(ty))],
+        );
+        if let (true, Some(ms)) = (rec.kind == "stop_succeeded", rec.duration_ms) {
+            self.dist(
+                at,
+                n::STOP_DURATION,
+                &[h(), ("server_type", st(ty))],
+                ms / 1000.0,
+            );
+        }
+    }
+
+    /// The profile the next spawn of this hub runs with (at most 64 waiting).
+    fn profile_override(&mut self, rec: &Record<'_>, hub: &TagValue) {
+        if let Some((_, p)) = rec.attrs.iter().find(|(k, _)| *k == "profile") {
+            let p = self.profiles.get(p);
+            let s = self.state(hub);
+            if s.profiles.len() == 64 {
+                s.profiles.pop_front();
+            }
+            s.profiles.push_back(p);
+        }
+    }
+
+    /// A service the hub created, registered or started (at most 10,000 names).
+    fn service_seen(&mut self, rec: &Record<'_>, hub: &TagValue) {
+        let name = rec.service.or_else(|| {
+            rec.attrs
+                .iter()
+                .find(|(k, _)| matches!(*k, "service" | "token_service" | "quoted_service"))
+                .map(|(_, v)| *v)
+        });
+        if let Some(name) = name {
+            let s = self.state(hub);
+            if s.services.len() < 10_000 {
+                s.services.insert(name.to_string());
+            }
+        }
+    }
+
+    /// The hub's own count of active users over a period (24h, 7d, 30d).
+    fn active_users_reported(&mut self, rec: &Record<'_>, hub: &TagValue) {
+        let period = rec
+            .attrs
+            .iter()
+            .find(|(k, _)| *k == "period")
+            .map(|(_, v)| *v);
+        let period = match period {
+            Some("twenty_four_hours") => Some("24h"),
+            Some("seven_days") => Some("7d"),
+            Some("thirty_days") => Some("30d"),
+            _ => None,
+        };
+        if let (Some(p), Some(c)) = (period, rec.count) {
+            self.state(hub).reported.insert(p, c as f64);
         }
     }
 
