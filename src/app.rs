@@ -729,7 +729,7 @@ fn cull_cmd(config: &Path, dry_run: bool) -> Result<(), AppError> {
             d.action.label(),
             d.reason.label(),
             d.log_name(),
-            r.outcome.unwrap_or("-")
+            r.outcome.map_or("-", |o| o.label())
         ))?;
     }
     let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{k}={v}")).collect();

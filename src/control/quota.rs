@@ -38,11 +38,12 @@ use tokio::sync::watch;
 
 use crate::control::admission::view::{View, ViewCache};
 use crate::control::admission::wait::{CapacityView, Verdict, WaitPolicy};
-use crate::control::admission::{Policy, Request, Running, Usage, admit, over_budget};
-use crate::control::culler::decide::{Action, ActivitySource, Decision, Reason};
-use crate::control::decisions::{DecisionSink, Row};
+use crate::control::admission::{
+    Action, AdmissionDecision, Policy, Reason, Request, Running, Usage, admit, over_budget,
+};
+use crate::control::decisions::{Component, Decided, DecisionSink, Outcome, Row};
 use crate::control::metrics::ControlStats;
-use crate::hub::{HubClient, StopOutcome, UserState};
+use crate::hub::{HubClient, UserState};
 
 pub struct Quotas {
     pub policy: Policy,
@@ -58,19 +59,49 @@ pub struct Quotas {
     pub wait: Option<(WaitPolicy, Arc<CapacityView>)>,
 }
 
-fn decision(user: &str, server: &str, profile: &str, action: Action, reason: Reason) -> Decision {
-    Decision {
-        user: user.to_string(),
-        server: Some(server.to_string()),
-        action,
-        reason,
-        profile: Some(profile.to_string()),
-        last_activity: None,
-        activity_source: ActivitySource::None,
-        started: None,
-        limit: None,
-        deadline: None,
-        remove: false,
+/// What the quota loop does about a running server that breaks the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaAction {
+    /// First seen breaking the policy: stopped after the grace.
+    Violation,
+    /// Stopped (the grace is over).
+    Cull,
+}
+
+/// One quota decision as the `decisions` table records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuotaDecision {
+    pub user: String,
+    pub server: String,
+    pub profile: String,
+    pub action: QuotaAction,
+    pub reason: Reason,
+}
+
+impl Decided for QuotaDecision {
+    const COMPONENT: Component = Component::Quota;
+
+    fn action(&self) -> &'static str {
+        match self.action {
+            QuotaAction::Violation => "violation",
+            QuotaAction::Cull => "cull",
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        self.reason.label()
+    }
+
+    fn user(&self) -> &str {
+        &self.user
+    }
+
+    fn server(&self) -> Option<&str> {
+        Some(&self.server)
+    }
+
+    fn profile(&self) -> Option<&str> {
+        Some(&self.profile)
     }
 }
 
@@ -273,43 +304,43 @@ impl Quotas {
             still.insert(key.clone(), since);
             let row = |action, outcome, message: String| Row {
                 ts: Utc::now(),
-                component: "quota",
                 pass: "reconcile",
-                decision: decision(&r.user, &r.server, &r.profile, action, reason),
+                decision: QuotaDecision {
+                    user: r.user.clone(),
+                    server: r.server.clone(),
+                    profile: r.profile.clone(),
+                    action,
+                    reason,
+                },
                 dry_run: self.dry_run,
                 outcome,
                 message: Some(message),
             };
             if since == now {
                 tracing::warn!(user = %r.user, server = %r.server, reason = reason.label(), "quota: server breaks the policy; stopping it after the grace period");
-                rows.push(row(Action::Violation, None, message));
+                rows.push(row(QuotaAction::Violation, None, message));
                 continue;
             }
             if now - since < crate::control::culler::decide::chrono_dur(self.policy.grace) {
                 continue;
             }
             let outcome = if self.dry_run {
-                "dry_run"
+                Outcome::DryRun
             } else {
-                match self.client.stop_server(&r.user, &r.server, false).await {
-                    Ok(StopOutcome::Stopped) => "stopped",
-                    Ok(StopOutcome::Stopping) => "stopping",
-                    Ok(StopOutcome::NotFound { .. }) => "gone",
-                    Ok(StopOutcome::Throttled { .. }) => "throttled",
-                    Err(e) => {
-                        self.stats.api_error(e.metric_label());
-                        "error"
-                    }
+                let res = self.client.stop_server(&r.user, &r.server, false).await;
+                if let Err(e) = &res {
+                    self.stats.api_error(e.metric_label());
                 }
+                Outcome::of_stop(&res, false).0
             };
-            tracing::info!(user = %r.user, server = %r.server, reason = reason.label(), outcome, "quota: stopping a server that breaks the policy");
-            self.stats.outcome(outcome);
-            rows.push(row(Action::Cull, Some(outcome), message));
+            tracing::info!(user = %r.user, server = %r.server, reason = reason.label(), outcome = outcome.label(), "quota: stopping a server that breaks the policy");
+            self.stats.outcome(outcome.label());
+            rows.push(row(QuotaAction::Cull, Some(outcome), message));
         }
         *first_seen = still;
         for r in &rows {
             self.stats
-                .decision(r.action_label(), r.decision.reason.label());
+                .decision(r.decision.action(), r.decision.reason.label());
         }
         if let Err(e) = self.sink.write(&rows) {
             tracing::error!(error = %e, "quota: cannot record decisions");
@@ -572,9 +603,14 @@ async fn admission(
     );
     let row = Row {
         ts: Utc::now(),
-        component: "admission",
         pass: "admission",
-        decision: decision(&req.user, &req.server_name, &a.profile, action, a.reason),
+        decision: AdmissionDecision {
+            user: req.user.clone(),
+            server: req.server_name.clone(),
+            profile: a.profile.clone(),
+            action,
+            reason: a.reason,
+        },
         dry_run: false,
         outcome: None,
         message: Some(err.map_or(a.message.clone(), |e| format!("{}: {e}", a.message))),

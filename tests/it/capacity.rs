@@ -19,6 +19,7 @@ use hubpulse::control::capacity::metrics::CapacityStats;
 use hubpulse::control::capacity::placeholder::{Action, PlaceholderPolicy, Reason};
 use hubpulse::control::capacity::runner::{CapacityError, Placeholders, Target};
 use hubpulse::control::decisions::DecisionSink;
+use hubpulse::control::decisions::Outcome;
 use serde_json::{Value, json};
 
 use crate::cull_common::decisions;
@@ -296,7 +297,7 @@ async fn capacity_scales_up_ahead_of_the_peak_with_one_merge_patch_and_records_i
     let c = p.reconcile(at(8, 15), &forecast()).await.unwrap();
     assert_eq!(
         (c.decision.action, c.decision.target, c.outcome),
-        (Action::ScaleUp, 5, Some("scaled"))
+        (Action::ScaleUp, 5, Some(Outcome::Scaled))
     );
     assert_eq!(c.decision.observed.running, 1);
     assert_eq!(
@@ -366,7 +367,7 @@ async fn capacity_reads_the_fixture_scale_of_the_z2jh_placeholder_set_and_patche
     assert_eq!(c.decision.observed.running, 1);
     assert_eq!(
         (c.decision.action, c.decision.target, c.outcome),
-        (Action::ScaleDown, 0, Some("scaled"))
+        (Action::ScaleDown, 0, Some(Outcome::Scaled))
     );
     assert_eq!(
         api.take(),
@@ -438,7 +439,7 @@ async fn capacity_dry_run_reads_decides_and_records_but_never_patches() {
         let c = p.reconcile(at(8, m), &forecast()).await.unwrap();
         assert_eq!(
             (c.decision.action, c.decision.target, c.outcome, c.recorded),
-            (Action::ScaleUp, 6, Some("dry_run"), recorded)
+            (Action::ScaleUp, 6, Some(Outcome::DryRun), recorded)
         );
     }
     assert_eq!(api.take(), reads(2));
@@ -783,7 +784,7 @@ async fn capacity_a_set_per_profile_gets_one_patch_each_from_its_own_forecast() 
                 c.decision.action,
                 c.decision.reason,
                 c.decision.target,
-                c.outcome,
+                c.outcome.map(Outcome::label),
             )
         })
         .collect();

@@ -38,7 +38,88 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::control::culler::decide::Reason;
+/// Why a spawn is allowed, refused or asked to wait: a bounded vocabulary (a metric label and
+/// the `decisions` row's `reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    Allowed,
+    ProfileForbidden,
+    ProfileLimit,
+    GroupLimit,
+    OverBudget,
+    /// The policy could not be applied (the lake could not be read and `on_error` decided).
+    PolicyError,
+    /// Allowed, but the cluster has no room for it now (`wait`).
+    NoCapacity,
+}
+
+impl Reason {
+    pub fn label(self) -> &'static str {
+        match self {
+            Reason::Allowed => "allowed",
+            Reason::ProfileForbidden => "profile_forbidden",
+            Reason::ProfileLimit => "profile_limit",
+            Reason::GroupLimit => "group_limit",
+            Reason::OverBudget => "over_budget",
+            Reason::PolicyError => "policy_error",
+            Reason::NoCapacity => "no_capacity",
+        }
+    }
+}
+
+/// The answer to one spawn: the `decisions` row's `action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Allow,
+    Deny,
+    /// Allowed, but the cluster has no room for it now: try again later.
+    Wait,
+}
+
+impl Action {
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Deny => "deny",
+            Action::Wait => "wait",
+        }
+    }
+}
+
+/// One admission answer as the `decisions` table records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdmissionDecision {
+    pub user: String,
+    pub server: String,
+    pub profile: String,
+    pub action: Action,
+    pub reason: Reason,
+}
+
+impl crate::control::decisions::Decided for AdmissionDecision {
+    const COMPONENT: crate::control::decisions::Component =
+        crate::control::decisions::Component::Admission;
+
+    fn action(&self) -> &'static str {
+        self.action.label()
+    }
+
+    fn reason(&self) -> &'static str {
+        self.reason.label()
+    }
+
+    fn user(&self) -> &str {
+        &self.user
+    }
+
+    fn server(&self) -> Option<&str> {
+        Some(&self.server)
+    }
+
+    fn profile(&self) -> Option<&str> {
+        Some(&self.profile)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]

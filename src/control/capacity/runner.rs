@@ -41,8 +41,7 @@ use crate::control::capacity::metrics::CapacityStats;
 use crate::control::capacity::placeholder::{
     Action, Decision, Observed, PlaceholderPolicy, Reason, decide,
 };
-use crate::control::culler::decide as control;
-use crate::control::decisions::{DecisionSink, Row};
+use crate::control::decisions::{Component, Decided, DecisionSink, Outcome, Row};
 
 /// Where the placeholders live.
 #[derive(Debug, Clone, PartialEq)]
@@ -184,12 +183,44 @@ pub struct Placeholders {
     profile_missing: bool,
 }
 
+/// One placeholder set's decision as the `decisions` table records it: the set (its
+/// StatefulSet) in `server_name`, no user.
+pub struct SetDecision<'a> {
+    pub set: &'a str,
+    pub profile: Option<&'a str>,
+    pub d: &'a Decision,
+}
+
+impl Decided for SetDecision<'_> {
+    const COMPONENT: Component = Component::Capacity;
+
+    fn action(&self) -> &'static str {
+        self.d.action.label()
+    }
+
+    fn reason(&self) -> &'static str {
+        self.d.reason.label()
+    }
+
+    fn user(&self) -> &str {
+        ""
+    }
+
+    fn server(&self) -> Option<&str> {
+        Some(self.set)
+    }
+
+    fn profile(&self) -> Option<&str> {
+        self.profile
+    }
+}
+
 /// What one cycle did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cycle {
     pub decision: Decision,
-    /// `scaled`, `dry_run`, `error`; `None` for a hold.
-    pub outcome: Option<&'static str>,
+    /// `Scaled`, `DryRun`, `Error`; `None` for a hold.
+    pub outcome: Option<Outcome>,
     pub recorded: bool,
 }
 
@@ -282,20 +313,20 @@ impl Placeholders {
             match &result {
                 Ok(()) => {
                     self.last_change = Some(now);
-                    Some("scaled")
+                    Some(Outcome::Scaled)
                 }
                 Err(e) => {
                     self.count_error(e);
-                    Some("error")
+                    Some(Outcome::Error)
                 }
             }
         } else if d.action != Action::Hold {
-            Some("dry_run")
+            Some(Outcome::DryRun)
         } else {
             None
         };
         let key = (d.action, d.reason, d.current, d.target);
-        let acted = matches!(outcome, Some("scaled" | "error"));
+        let acted = matches!(outcome, Some(Outcome::Scaled | Outcome::Error));
         let recorded = acted || self.last_recorded != Some(key);
         if recorded {
             tracing::info!(
@@ -328,28 +359,15 @@ impl Placeholders {
         }
     }
 
-    fn record(&self, now: DateTime<Utc>, d: &Decision, outcome: Option<&'static str>, msg: String) {
+    fn record(&self, now: DateTime<Utc>, d: &Decision, outcome: Option<Outcome>, msg: String) {
         let Some(sink) = &self.sink else { return };
         let row = Row {
             ts: now,
-            component: "capacity",
             pass: "reconcile",
-            decision: control::Decision {
-                user: String::new(),
-                server: Some(self.target.name.clone()),
-                action: match d.action {
-                    Action::ScaleUp => control::Action::ScaleUp,
-                    Action::ScaleDown => control::Action::ScaleDown,
-                    Action::Hold => control::Action::Hold,
-                },
-                reason: control::Reason::Capacity(d.reason),
-                profile: self.policy.profile.clone(),
-                last_activity: None,
-                activity_source: control::ActivitySource::None,
-                started: None,
-                limit: None,
-                deadline: None,
-                remove: false,
+            decision: SetDecision {
+                set: &self.target.name,
+                profile: self.policy.profile.as_deref(),
+                d,
             },
             dry_run: d.dry_run,
             outcome,

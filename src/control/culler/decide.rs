@@ -48,18 +48,6 @@ pub enum Action {
     Keep,
     /// Delete the user (`cull_users`).
     CullUser,
-    /// Admission: the spawn may go ahead.
-    Allow,
-    /// Admission: the spawn is refused (the reason is shown to the user).
-    Deny,
-    /// Admission: the spawn is allowed but the cluster has no room for it now; try again later.
-    Wait,
-    /// Quota loop: a running server breaks the policy and will be stopped after the grace.
-    Violation,
-    /// Capacity: the placeholder StatefulSet is scaled up, scaled down, or left as it is.
-    ScaleUp,
-    ScaleDown,
-    Hold,
 }
 
 impl Action {
@@ -70,13 +58,6 @@ impl Action {
             Action::Skip => "skip",
             Action::Keep => "keep",
             Action::CullUser => "cull_user",
-            Action::Allow => "allow",
-            Action::Deny => "deny",
-            Action::Wait => "wait",
-            Action::Violation => "violation",
-            Action::ScaleUp => "scale_up",
-            Action::ScaleDown => "scale_down",
-            Action::Hold => "hold",
         }
     }
 }
@@ -100,16 +81,6 @@ pub enum Reason {
     RateLimited,
     NoActivityData,
     ApiError,
-    Allowed,
-    ProfileForbidden,
-    ProfileLimit,
-    GroupLimit,
-    OverBudget,
-    PolicyError,
-    /// Admission with capacity: pods of the profile are already waiting for room.
-    NoCapacity,
-    /// Capacity (placeholders): the placeholder decision's own reason.
-    Capacity(crate::control::capacity::placeholder::Reason),
 }
 
 impl Reason {
@@ -131,14 +102,6 @@ impl Reason {
             Reason::RateLimited => "rate_limited",
             Reason::NoActivityData => "no_activity_data",
             Reason::ApiError => "api_error",
-            Reason::Allowed => "allowed",
-            Reason::ProfileForbidden => "profile_forbidden",
-            Reason::ProfileLimit => "profile_limit",
-            Reason::GroupLimit => "group_limit",
-            Reason::OverBudget => "over_budget",
-            Reason::PolicyError => "policy_error",
-            Reason::NoCapacity => "no_capacity",
-            Reason::Capacity(r) => r.label(),
         }
     }
 }
@@ -179,6 +142,42 @@ pub struct Decision {
     pub deadline: Option<DateTime<Utc>>,
     /// Whether the server's stop removes it (named servers with `remove_named_servers`).
     pub remove: bool,
+}
+
+impl crate::control::decisions::Decided for Decision {
+    const COMPONENT: crate::control::decisions::Component =
+        crate::control::decisions::Component::Culler;
+
+    fn action(&self) -> &'static str {
+        self.action.label()
+    }
+
+    fn reason(&self) -> &'static str {
+        self.reason.label()
+    }
+
+    fn user(&self) -> &str {
+        &self.user
+    }
+
+    fn server(&self) -> Option<&str> {
+        self.server.as_deref()
+    }
+
+    fn profile(&self) -> Option<&str> {
+        self.profile.as_deref()
+    }
+
+    fn evidence(&self) -> crate::control::decisions::Evidence {
+        crate::control::decisions::Evidence {
+            last_activity: self.last_activity,
+            activity_source: Some(self.activity_source.label()),
+            started: self.started,
+            limit: self.limit,
+            deadline: self.deadline,
+            due: matches!(self.action, Action::Cull | Action::CullUser),
+        }
+    }
 }
 
 impl Decision {

@@ -47,7 +47,7 @@ use crate::control::culler::decide::{
     Action, Decision, Freshness, PassInput, Reason, decide, next_wakeup,
 };
 use crate::control::culler::stream::{Spawned, StreamBatch, StreamState};
-use crate::control::decisions::{DecisionSink, Row};
+use crate::control::decisions::{DecisionSink, Outcome, Row};
 use crate::control::metrics::ControlStats;
 use crate::control::observe::Observations;
 use crate::hub::{HubClient, HubError, StopOutcome, User, UserState};
@@ -80,7 +80,7 @@ pub struct Culler {
 /// What one pass did (for `hubpulse cull --once` and tests).
 #[derive(Debug, Default, Clone)]
 pub struct PassReport {
-    pub rows: Vec<Row>,
+    pub rows: Vec<Row<Decision>>,
     pub kept: usize,
 }
 
@@ -331,14 +331,7 @@ impl Culler {
         let mut to_act = Vec::new();
         for d in decisions {
             match d.action {
-                Action::Keep
-                | Action::Allow
-                | Action::Deny
-                | Action::Wait
-                | Action::Violation
-                | Action::ScaleUp
-                | Action::ScaleDown
-                | Action::Hold => report.kept += 1,
+                Action::Keep => report.kept += 1,
                 Action::Cull | Action::CullUser => to_act.push(d),
                 Action::Warn => {
                     tracing::warn!(server = %d.log_name(), deadline = ?d.deadline, "culler: server will be culled soon unless it is used");
@@ -403,21 +396,22 @@ impl Culler {
         let now = Utc::now();
         let outcomes = futures::future::join_all(to_act.iter().map(|d| self.act(d))).await;
         for (d, (outcome, msg)) in to_act.into_iter().zip(outcomes) {
-            if matches!(outcome, "stopped" | "stopping" | "gone" | "deleted") {
+            if outcome.stopped() {
                 self.recent_culls.push_back(Instant::now());
                 self.running_total = self.running_total.saturating_sub(1);
             }
-            if outcome == "error" || outcome == "throttled" {
+            if matches!(outcome, Outcome::Error | Outcome::Throttled) {
                 self.schedule(now + chrono_std(RETRY), d.user.clone());
             }
-            if outcome != "dry_run" {
+            if outcome != Outcome::DryRun {
                 // The cached user is stale once a stop was sent.
                 self.snapshot.remove(&d.user);
             }
             // The hub answered that the server is stopped (204), stopping (202: the hub sees
             // the stop through itself; a server that survives it is listed again) or not
             // there (404). No read is spent to confirm it.
-            if let ("stopped" | "stopping" | "gone", Some(server)) = (outcome, d.server.as_deref())
+            if let (Outcome::Stopped | Outcome::Stopping | Outcome::Gone, Some(server)) =
+                (outcome, d.server.as_deref())
                 && let Some(o) = self.obs.as_mut()
             {
                 o.stopped(Utc::now(), &d.user, server);
@@ -434,7 +428,7 @@ impl Culler {
     fn record(&mut self, report: &PassReport) {
         for r in &report.rows {
             self.stats
-                .decision(r.action_label(), r.decision.reason.label());
+                .decision(r.decision.action.label(), r.decision.reason.label());
             self.last_recorded.insert(
                 (r.decision.user.clone(), r.decision.server.clone()),
                 (r.decision.action, r.decision.reason),
@@ -452,12 +446,11 @@ impl Culler {
         &self,
         d: Decision,
         pass: &'static str,
-        outcome: Option<&'static str>,
+        outcome: Option<Outcome>,
         message: Option<String>,
-    ) -> Row {
+    ) -> Row<Decision> {
         Row {
             ts: Utc::now(),
-            component: "culler",
             pass,
             decision: d,
             dry_run: self.policy.dry_run,
@@ -467,14 +460,14 @@ impl Culler {
     }
 
     /// Stops (or deletes) one; returns the outcome label and an error message.
-    async fn act(&self, d: &Decision) -> (&'static str, Option<String>) {
+    async fn act(&self, d: &Decision) -> (Outcome, Option<String>) {
         let idle = d
             .last_activity
             .map(|l| (Utc::now() - l).num_seconds())
             .unwrap_or(-1);
         if self.policy.dry_run {
             tracing::info!(server = %d.log_name(), reason = d.reason.label(), idle_s = idle, "culler (dry run): would cull");
-            return ("dry_run", None);
+            return (Outcome::DryRun, None);
         }
         tracing::info!(server = %d.log_name(), reason = d.reason.label(), idle_s = idle, "culler: culling");
         let r = match &d.server {
@@ -489,20 +482,13 @@ impl Culler {
                 }
             }),
         };
-        let (label, msg) = match r {
-            Ok(StopOutcome::Stopped) if d.server.is_none() => ("deleted", None),
-            Ok(StopOutcome::Stopped) => ("stopped", None),
-            Ok(StopOutcome::Stopping) => ("stopping", None),
-            Ok(StopOutcome::NotFound { .. }) => ("gone", None),
-            Ok(StopOutcome::Throttled { .. }) => ("throttled", None),
-            Err(e) => {
-                tracing::error!(server = %d.log_name(), error = %e, "culler: stop failed");
-                self.stats.api_error(e.metric_label());
-                ("error", Some(e.to_string()))
-            }
-        };
-        self.stats.outcome(label);
-        (label, msg)
+        if let Err(e) = &r {
+            tracing::error!(server = %d.log_name(), error = %e, "culler: stop failed");
+            self.stats.api_error(e.metric_label());
+        }
+        let (outcome, msg) = Outcome::of_stop(&r, d.server.is_none());
+        self.stats.outcome(outcome.label());
+        (outcome, msg)
     }
 
     /// Runs until `stop` turns true: reconcile every `reconcile_every`, act on deadlines, take
