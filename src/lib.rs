@@ -33,3 +33,5 @@ pub mod lake;
 pub mod query;
 #[cfg(feature = "lake")]
 pub mod report;
+#[cfg(feature = "lake")]
+pub mod telemetry;
