@@ -232,11 +232,18 @@ mod tests {
             f.counters(
                 "t_errors_total",
                 "Errors, by kind.",
-                [([("kind", "a")], Value::from(2.0)), ([("kind", "b")], 0u64.into())],
+                [
+                    ([("kind", "a")], Value::from(2.0)),
+                    ([("kind", "b")], 0u64.into()),
+                ],
             )?;
             f.gauge("t_age_seconds", "Age.", f64::NAN)?;
             f.gauge("t_ratio", "Ratio.", 0.25)?;
-            f.gauges("t_lag_seconds", "Lag.", [([("source", self.0.as_str())], 2.0.into())])?;
+            f.gauges(
+                "t_lag_seconds",
+                "Lag.",
+                [([("source", self.0.as_str())], 2.0.into())],
+            )?;
             f.histograms(
                 "t_wait_seconds",
                 "Waits.",
@@ -275,7 +282,10 @@ mod tests {
         ] {
             assert!(t.lines().any(|l| l == line), "{line:?} not in\n{t}");
         }
-        assert!(!t.contains("# EOF"), "the Prometheus text format has no EOF marker");
+        assert!(
+            !t.contains("# EOF"),
+            "the Prometheus text format has no EOF marker"
+        );
     }
 
     /// A label value with a backslash, a double quote and a newline stays on its sample's line,

@@ -297,7 +297,9 @@ impl telemetry::Collector for Own {
         f.counters(
             "hubpulse_records_by_kind_total",
             "Records parsed, by message kind.",
-            self.kinds.iter().map(|(k, v)| ([("kind", *k)], Value::from(*v))),
+            self.kinds
+                .iter()
+                .map(|(k, v)| ([("kind", *k)], Value::from(*v))),
         )?;
         f.gauges(
             "hubpulse_source_lag_seconds",

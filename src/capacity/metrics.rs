@@ -66,13 +66,16 @@ impl CapacityStats {
     }
 }
 
+/// How a gauge is read from a set's counters.
+type Read = fn(&CapacityStats) -> Value;
+
 /// Several sets' counters: each family once, then a series per set.
 #[derive(Debug)]
 pub struct CapacitySets(pub Vec<Arc<CapacityStats>>);
 
 impl telemetry::Collector for CapacitySets {
     fn encode(&self, e: telemetry::DescriptorEncoder) -> std::fmt::Result {
-        let gauges: [(&str, &str, fn(&CapacityStats) -> Value); 6] = [
+        let gauges: [(&str, &str, Read); 6] = [
             (
                 "hubpulse_capacity_replicas",
                 "The placeholder StatefulSet's spec.replicas as last read.",
@@ -182,7 +185,8 @@ mod tests {
             "{o}"
         );
         assert!(
-            o.lines().all(|l| l.starts_with("# ") || l.starts_with("hubpulse_capacity_")),
+            o.lines()
+                .all(|l| l.starts_with("# ") || l.starts_with("hubpulse_capacity_")),
             "a sample broken over two lines:\n{o}"
         );
     }

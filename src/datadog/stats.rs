@@ -66,7 +66,6 @@ impl SinkStats {
             self.drop_points(x.reason, x.points);
         }
     }
-
 }
 
 /// `hubpulse_datadog_*`, in the agent's registry.
