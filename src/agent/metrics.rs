@@ -150,15 +150,10 @@ struct Own {
 }
 
 impl Own {
-    fn read(m: &Metrics, now_unix_micros: i64) -> Own {
+    /// The counters without labels.
+    fn counters(m: &Metrics) -> [(&'static str, &'static str, u64); 16] {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let last = g(&m.last_commit_unix);
-        let age = if last == 0 {
-            f64::NAN
-        } else {
-            (now_unix_micros as f64 / 1e6 - last as f64).max(0.0)
-        };
-        let counters = [
+        [
             (
                 "hubpulse_bytes_read_total",
                 "Bytes read from all sources.",
@@ -235,7 +230,17 @@ impl Own {
                 "Lake writes that failed for lack of space (ENOSPC, EDQUOT) and were tried again with the same rows.",
                 g(&m.lake_write_retries),
             ),
-        ];
+        ]
+    }
+
+    fn read(m: &Metrics, now_unix_micros: i64) -> Own {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let last = g(&m.last_commit_unix);
+        let age = if last == 0 {
+            f64::NAN
+        } else {
+            (now_unix_micros as f64 / 1e6 - last as f64).max(0.0)
+        };
         let gauges = [
             (
                 "hubpulse_pending_records",
@@ -276,7 +281,7 @@ impl Own {
             })
             .unwrap_or_default();
         Own {
-            counters,
+            counters: Own::counters(m),
             gauges,
             kinds: copy(&m.kinds),
             lag,
