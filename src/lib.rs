@@ -34,3 +34,5 @@ pub mod sinks;
 pub mod sources;
 #[cfg(feature = "lake")]
 pub mod stream;
+#[cfg(feature = "lake")]
+pub mod telemetry;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// Bottom to top. A module may name modules of strictly lower layers only; modules of one
 /// layer never name each other. Keep in step with ARCHITECTURE.md, "Layers".
 const LAYERS: &[&[&str]] = &[
-    &["config", "fx"],
+    &["config", "fx", "telemetry"],
     &["hub", "generate", "parse"],
     &["lake"],
     &["query"],

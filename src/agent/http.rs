@@ -39,10 +39,7 @@ async fn livez() -> &'static str {
 async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
     let body = m.render(chrono::Utc::now().timestamp_micros());
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::telemetry::CONTENT_TYPE)],
         body,
     )
 }

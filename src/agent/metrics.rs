@@ -1,5 +1,6 @@
-//! Self-monitoring: the agent's counters and gauges, rendered in the Prometheus text format
-//! (version 0.0.4) for `/metrics`.
+//! Self-monitoring: the agent's counters and gauges, and the registry the other components'
+//! families join, encoded in the Prometheus text format (version 0.0.4) for `/metrics`
+//! ([`crate::telemetry`]).
 //!
 //! Hot counters are atomics; per-kind and per-source maps are published by the pipeline at each
 //! tick (never per record). Labels are bounded: record kinds come from the catalogue, sources
@@ -7,11 +8,11 @@
 //! request path ever becomes a label.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-#[derive(Default)]
+use crate::telemetry::{self, Value};
+
 pub struct Metrics {
     pub bytes_read: AtomicU64,
     pub lines: AtomicU64,
@@ -45,11 +46,10 @@ pub struct Metrics {
     pub errors: Mutex<BTreeMap<&'static str, u64>>,
     /// The Kubernetes pod-log source's counters, when it runs.
     pub kube: Mutex<Option<std::sync::Arc<crate::sources::kube::KubeStats>>>,
-    /// More sections appended to the exposition by other components (the Datadog sink's
-    /// counters and the derived `jupyterhub_*` metrics); each writes whole metric families.
-    pub extra: Mutex<Vec<Extra>>,
-    /// The culler's and quotas' counters, when they run.
-    pub control: Mutex<Option<std::sync::Arc<crate::control::metrics::ControlStats>>>,
+    /// The families of the other components (the HTTP server, the Datadog sink's counters and
+    /// the derived `jupyterhub_*` metrics, the control loops, the pods watch, the placeholder
+    /// loop): each registers its own here when it starts, `/metrics` encodes them.
+    pub registry: telemetry::Registry,
     /// What the hub's API last said of its users' activity (the observations), shared by the
     /// control loops that read the hub and the metrics that count active users.
     pub hub_activity: std::sync::Arc<crate::hub::activity::ActivityView>,
@@ -60,9 +60,6 @@ pub struct Metrics {
     /// While lake writes fail and are being retried: why, in one line (`/healthz` shows it).
     pub lake_stalled: Mutex<Option<String>>,
 }
-
-/// A renderer of extra metric families for `/metrics`.
-pub type Extra = std::sync::Arc<dyn Fn(&mut String) + Send + Sync>;
 
 impl Metrics {
     pub fn error(&self, kind: &'static str) {
@@ -95,156 +92,235 @@ impl Metrics {
             .unwrap_or(0)
     }
 
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition: the agent's own families as of `now_unix_micros`, then
+    /// every family registered into [`Metrics::registry`].
     pub fn render(&self, now_unix_micros: i64) -> String {
-        let mut o = String::with_capacity(4096);
+        let mut o = telemetry::encode_one(Own::read(self, now_unix_micros));
+        self.registry.encode(&mut o);
+        o
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let http = std::sync::Arc::<crate::agent::http::limits::HttpStats>::default();
+        let registry = telemetry::Registry::default();
+        registry.register(http.clone());
+        Metrics {
+            bytes_read: AtomicU64::default(),
+            lines: AtomicU64::default(),
+            records: AtomicU64::default(),
+            unparsed: AtomicU64::default(),
+            truncated: AtomicU64::default(),
+            commits: AtomicU64::default(),
+            parts_published: AtomicU64::default(),
+            rows_published: AtomicU64::default(),
+            compactions: AtomicU64::default(),
+            retention_dropped: AtomicU64::default(),
+            sources_attached: AtomicU64::default(),
+            files_rotated: AtomicU64::default(),
+            bytes_lost_rotation: AtomicU64::default(),
+            resumed_other_file: AtomicU64::default(),
+            last_commit_unix: AtomicU64::default(),
+            pending_records: AtomicU64::default(),
+            lake_open: AtomicBool::default(),
+            starting: AtomicU64::default(),
+            kinds: Mutex::default(),
+            newest: Mutex::default(),
+            errors: Mutex::default(),
+            kube: Mutex::default(),
+            registry,
+            hub_activity: std::sync::Arc::default(),
+            http,
+            lake_write_retries: AtomicU64::default(),
+            lake_stalled: Mutex::default(),
+        }
+    }
+}
+
+/// The agent's own families, read at one scrape (the lag needs the scrape's time).
+#[derive(Debug)]
+struct Own {
+    counters: [(&'static str, &'static str, u64); 16],
+    gauges: [(&'static str, &'static str, Value); 4],
+    kinds: Vec<(&'static str, u64)>,
+    /// Source label → seconds behind now.
+    lag: Vec<(String, f64)>,
+    errors: Vec<(&'static str, u64)>,
+}
+
+impl Own {
+    /// The counters without labels.
+    fn counters(m: &Metrics) -> [(&'static str, &'static str, u64); 16] {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let counters: [(&str, &str, u64); 15] = [
+        [
             (
                 "hubpulse_bytes_read_total",
                 "Bytes read from all sources.",
-                g(&self.bytes_read),
+                g(&m.bytes_read),
             ),
-            ("hubpulse_lines_total", "Log lines parsed.", g(&self.lines)),
+            ("hubpulse_lines_total", "Log lines parsed.", g(&m.lines)),
             (
                 "hubpulse_records_total",
                 "Log records parsed (a record is a line plus its continuation lines).",
-                g(&self.records),
+                g(&m.records),
             ),
             (
                 "hubpulse_unparsed_records_total",
                 "Records no catalogue entry or prefix grammar recognised (kept as kind unparsed).",
-                g(&self.unparsed),
+                g(&m.unparsed),
             ),
             (
                 "hubpulse_truncated_lines_total",
                 "Lines longer than max_line_bytes (kept truncated and flagged).",
-                g(&self.truncated),
+                g(&m.truncated),
             ),
             (
                 "hubpulse_lake_commits_total",
                 "Lake commits (each durable before its sources' checkpoints advance).",
-                g(&self.commits),
+                g(&m.commits),
             ),
             (
                 "hubpulse_lake_parts_published_total",
                 "Parquet parts published into the lake.",
-                g(&self.parts_published),
+                g(&m.parts_published),
             ),
             (
                 "hubpulse_lake_rows_published_total",
                 "Rows published into the lake.",
-                g(&self.rows_published),
+                g(&m.rows_published),
             ),
             (
                 "hubpulse_lake_compactions_total",
                 "Partitions whose small parts were merged.",
-                g(&self.compactions),
+                g(&m.compactions),
             ),
             (
                 "hubpulse_lake_retention_dropped_partitions_total",
                 "Partitions dropped by [lake.retention] (per table and day).",
-                g(&self.retention_dropped),
+                g(&m.retention_dropped),
             ),
             (
                 "hubpulse_sources_attached_total",
                 "Sources attached (files, stdin, pod-log streams).",
-                g(&self.sources_attached),
+                g(&m.sources_attached),
             ),
             (
                 "hubpulse_files_rotated_total",
                 "Rotations seen (rename, delete or truncate of a followed file).",
-                g(&self.files_rotated),
+                g(&m.files_rotated),
             ),
             (
                 "hubpulse_rotation_lost_bytes_total",
                 "Bytes truncated away before they could be read and not found in any followed copy.",
-                g(&self.bytes_lost_rotation),
+                g(&m.bytes_lost_rotation),
             ),
             (
                 "hubpulse_resumed_from_other_file_total",
                 "Sources resumed at an offset read through another file (a copy, or another path), after their bytes before it matched.",
-                g(&self.resumed_other_file),
+                g(&m.resumed_other_file),
             ),
             (
                 "hubpulse_dropped_records_total",
                 "Records dropped. Always 0: sources block instead of dropping.",
                 0,
             ),
-        ];
-        for (name, help, v) in counters {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
-        }
-        let pending = g(&self.pending_records);
-        let _ = writeln!(
-            o,
-            "# HELP hubpulse_pending_records Records parsed and not yet committed to the lake.\n# TYPE hubpulse_pending_records gauge\nhubpulse_pending_records {pending}"
-        );
-        let last = g(&self.last_commit_unix);
+            (
+                "hubpulse_lake_write_retries_total",
+                "Lake writes that failed for lack of space (ENOSPC, EDQUOT) and were tried again with the same rows.",
+                g(&m.lake_write_retries),
+            ),
+        ]
+    }
+
+    fn read(m: &Metrics, now_unix_micros: i64) -> Own {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let last = g(&m.last_commit_unix);
         let age = if last == 0 {
             f64::NAN
         } else {
             (now_unix_micros as f64 / 1e6 - last as f64).max(0.0)
         };
-        let _ = writeln!(
-            o,
-            "# HELP hubpulse_checkpoint_age_seconds Seconds since the last lake commit (checkpoint).\n# TYPE hubpulse_checkpoint_age_seconds gauge\nhubpulse_checkpoint_age_seconds {age}"
-        );
-        let ready = self.ready() as u8;
-        let _ = writeln!(
-            o,
-            "# HELP hubpulse_ready 1 once sources are attached and the lake is writable.\n# TYPE hubpulse_ready gauge\nhubpulse_ready {ready}"
-        );
-        let retries = g(&self.lake_write_retries);
-        let stalled = self.lake_stall().is_some() as u8;
-        let _ = writeln!(
-            o,
-            "# HELP hubpulse_lake_write_retries_total Lake writes that failed for lack of space (ENOSPC, EDQUOT) and were tried again with the same rows.\n# TYPE hubpulse_lake_write_retries_total counter\nhubpulse_lake_write_retries_total {retries}\n# HELP hubpulse_lake_write_stalled 1 while lake writes fail for lack of space and are being retried (sources wait).\n# TYPE hubpulse_lake_write_stalled gauge\nhubpulse_lake_write_stalled {stalled}"
-        );
-        self.http.render(&mut o);
-        o.push_str("# HELP hubpulse_records_by_kind_total Records parsed, by message kind.\n# TYPE hubpulse_records_by_kind_total counter\n");
-        if let Ok(k) = self.kinds.lock() {
-            for (kind, v) in k.iter() {
-                let _ = writeln!(o, "hubpulse_records_by_kind_total{{kind=\"{kind}\"}} {v}");
-            }
+        let gauges = [
+            (
+                "hubpulse_pending_records",
+                "Records parsed and not yet committed to the lake.",
+                g(&m.pending_records).into(),
+            ),
+            (
+                "hubpulse_checkpoint_age_seconds",
+                "Seconds since the last lake commit (checkpoint).",
+                age.into(),
+            ),
+            (
+                "hubpulse_ready",
+                "1 once sources are attached and the lake is writable.",
+                m.ready().into(),
+            ),
+            (
+                "hubpulse_lake_write_stalled",
+                "1 while lake writes fail for lack of space and are being retried (sources wait).",
+                m.lake_stall().is_some().into(),
+            ),
+        ];
+        let copy = |x: &Mutex<BTreeMap<&'static str, u64>>| {
+            x.lock()
+                .map(|x| x.iter().map(|(k, v)| (*k, *v)).collect())
+                .unwrap_or_default()
+        };
+        let lag = m
+            .newest
+            .lock()
+            .map(|n| {
+                n.iter()
+                    .map(|(src, ts)| {
+                        let lag = ((now_unix_micros - ts) as f64 / 1e6).max(0.0);
+                        (src.clone(), lag)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Own {
+            counters: Own::counters(m),
+            gauges,
+            kinds: copy(&m.kinds),
+            lag,
+            errors: copy(&m.errors),
         }
-        o.push_str("# HELP hubpulse_source_lag_seconds Now minus the newest record's timestamp, per source.\n# TYPE hubpulse_source_lag_seconds gauge\n");
-        if let Ok(n) = self.newest.lock() {
-            for (src, ts) in n.iter() {
-                let lag = ((now_unix_micros - ts) as f64 / 1e6).max(0.0);
-                let _ = writeln!(
-                    o,
-                    "hubpulse_source_lag_seconds{{source=\"{}\"}} {lag}",
-                    escape(src)
-                );
-            }
-        }
-        o.push_str(
-            "# HELP hubpulse_errors_total Errors, by kind.\n# TYPE hubpulse_errors_total counter\n",
-        );
-        if let Ok(e) = self.errors.lock() {
-            for (kind, v) in e.iter() {
-                let _ = writeln!(o, "hubpulse_errors_total{{kind=\"{kind}\"}} {v}");
-            }
-        }
-        if let Ok(extra) = self.extra.lock() {
-            for f in extra.iter() {
-                f(&mut o);
-            }
-        }
-        if let Ok(c) = self.control.lock()
-            && let Some(c) = c.as_ref()
-        {
-            c.render(&mut o);
-        }
-        o
     }
 }
 
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+impl telemetry::Collector for Own {
+    fn encode(&self, e: telemetry::DescriptorEncoder) -> std::fmt::Result {
+        let mut f = telemetry::Families::new(e);
+        for (name, help, v) in self.counters {
+            f.counter(name, help, v)?;
+        }
+        for (name, help, v) in self.gauges {
+            f.gauge(name, help, v)?;
+        }
+        f.counters(
+            "hubpulse_records_by_kind_total",
+            "Records parsed, by message kind.",
+            self.kinds
+                .iter()
+                .map(|(k, v)| ([("kind", *k)], Value::from(*v))),
+        )?;
+        f.gauges(
+            "hubpulse_source_lag_seconds",
+            "Now minus the newest record's timestamp, per source.",
+            self.lag
+                .iter()
+                .map(|(s, v)| ([("source", s.as_str())], Value::from(*v))),
+        )?;
+        f.counters(
+            "hubpulse_errors_total",
+            "Errors, by kind.",
+            self.errors
+                .iter()
+                .map(|(k, v)| ([("kind", *k)], Value::from(*v))),
+        )
+    }
 }
 
 #[cfg(test)]

@@ -166,10 +166,7 @@ pub fn run_with(
     // Time pending by reason (the [pods] watch) and the evidence of admission with capacity.
     let pending = cfg.pods.as_ref().map(|_| {
         let p = std::sync::Arc::new(crate::sources::kube::pending::Pending::default());
-        if let Ok(mut extra) = metrics.extra.lock() {
-            let r = p.clone();
-            extra.push(std::sync::Arc::new(move |o: &mut String| r.render(o)));
-        }
+        metrics.registry.register(p.clone());
         p
     });
     let view = std::sync::Arc::new(crate::control::admission::wait::CapacityView::new(
@@ -191,10 +188,7 @@ pub fn run_with(
             .block_on(::kube::Client::try_default())
             .map_err(|e| AgentError::Config(format!("pods: no usable cluster config: {e}")))?;
         let events = std::sync::Arc::new(kube::podevents::EventStats::default());
-        if let Ok(mut extra) = metrics.extra.lock() {
-            let r = events.clone();
-            extra.push(std::sync::Arc::new(move |o: &mut String| r.render(o)));
-        }
+        metrics.registry.register(events.clone());
         let w = kube::podtable::PodWatch {
             namespace: p.namespace.clone(),
             selector: p.selector.clone(),

@@ -2,11 +2,12 @@
 //! `outcome`, `kind`): never a user, server or profile name.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-#[derive(Default)]
+use crate::telemetry::{self, Value};
+
+#[derive(Debug, Default)]
 pub struct ControlStats {
     pub decisions: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     pub outcomes: Mutex<BTreeMap<&'static str, u64>>,
@@ -67,117 +68,117 @@ impl ControlStats {
         self.lateness_count.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Appends the Prometheus text.
-    pub fn render(&self, o: &mut String) {
-        fn pairs(
-            o: &mut String,
-            name: &str,
-            help: &str,
-            l: (&str, &str),
-            m: &Mutex<BTreeMap<(&'static str, &'static str), u64>>,
-        ) {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
-            if let Ok(m) = m.lock() {
-                for ((a, b), v) in m.iter() {
-                    let _ = writeln!(o, "{name}{{{}=\"{a}\",{}=\"{b}\"}} {v}", l.0, l.1);
-                }
-            }
-        }
-        fn singles(
-            o: &mut String,
-            name: &str,
-            help: &str,
-            l: &str,
-            m: &Mutex<BTreeMap<&'static str, u64>>,
-        ) {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
-            if let Ok(m) = m.lock() {
-                for (a, v) in m.iter() {
-                    let _ = writeln!(o, "{name}{{{l}=\"{a}\"}} {v}");
-                }
-            }
-        }
-        pairs(
-            o,
+    /// Appends the Prometheus text of these families alone.
+    pub fn render(self: &std::sync::Arc<Self>, o: &mut String) {
+        o.push_str(&telemetry::encode_one(self.clone()));
+    }
+}
+
+/// The rows of a counter family keyed by one label.
+fn singles(
+    l: &'static str,
+    m: &Mutex<BTreeMap<&'static str, u64>>,
+) -> Vec<([(&'static str, &'static str); 1], Value)> {
+    m.lock()
+        .map(|m| m.iter().map(|(a, v)| ([(l, *a)], (*v).into())).collect())
+        .unwrap_or_default()
+}
+
+/// The rows of a counter family keyed by two labels.
+fn pairs(
+    l: (&'static str, &'static str),
+    m: &Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+) -> Vec<([(&'static str, &'static str); 2], Value)> {
+    m.lock()
+        .map(|m| {
+            m.iter()
+                .map(|((a, b), v)| ([(l.0, *a), (l.1, *b)], (*v).into()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl telemetry::Collector for ControlStats {
+    fn encode(&self, e: telemetry::DescriptorEncoder) -> std::fmt::Result {
+        let mut f = telemetry::Families::new(e);
+        f.counters(
             "hubpulse_cull_decisions_total",
             "Culler decisions recorded, by action and reason.",
-            ("action", "reason"),
-            &self.decisions,
-        );
-        singles(
-            o,
+            pairs(("action", "reason"), &self.decisions),
+        )?;
+        f.counters(
             "hubpulse_cull_stops_total",
             "Stop or delete requests the culler and quota loop made, by outcome.",
-            "outcome",
-            &self.outcomes,
-        );
-        singles(
-            o,
+            singles("outcome", &self.outcomes),
+        )?;
+        f.counters(
             "hubpulse_cull_passes_total",
             "Culler passes, by kind (reconcile, deadline, once; cached: a wake-up rescheduled from the cached user without an API request).",
-            "kind",
-            &self.passes,
-        );
-        singles(
-            o,
+            singles("kind", &self.passes),
+        )?;
+        f.counters(
             "hubpulse_hub_api_errors_total",
             "Errors seen by the control loops, by kind (hub API error kinds; lake_write).",
-            "kind",
-            &self.api_errors,
-        );
-        singles(
-            o,
+            singles("kind", &self.api_errors),
+        )?;
+        f.counters(
             "hubpulse_hub_observations_total",
             "Hub observations recorded, by kind (server: a server's state changed; gone: a server stopped; listing: a complete listing).",
-            "kind",
-            &self.observations,
-        );
-        pairs(
-            o,
+            singles("kind", &self.observations),
+        )?;
+        f.counters(
             "hubpulse_admission_decisions_total",
             "Admission answers, by answer and reason.",
-            ("answer", "reason"),
-            &self.admissions,
-        );
-        singles(
-            o,
+            pairs(("answer", "reason"), &self.admissions),
+        )?;
+        f.counters(
             "hubpulse_admission_view_reads_total",
             "Reads of the hub's running servers and the month's usage behind admission answers, by outcome.",
-            "outcome",
-            &self.view_reads,
-        );
+            singles("outcome", &self.view_reads),
+        )?;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let _ = writeln!(
-            o,
-            "# HELP hubpulse_admission_view_read_seconds How long the last admission view read took.\n# TYPE hubpulse_admission_view_read_seconds gauge\nhubpulse_admission_view_read_seconds {}\n# HELP hubpulse_admission_waiting Admission requests waiting for a slot (max_concurrent).\n# TYPE hubpulse_admission_waiting gauge\nhubpulse_admission_waiting {}",
+        f.gauge(
+            "hubpulse_admission_view_read_seconds",
+            "How long the last admission view read took.",
             g(&self.view_read_ms) as f64 / 1000.0,
-            g(&self.admission_waiting)
-        );
-        let _ = writeln!(
-            o,
-            "# HELP hubpulse_cull_stream_stale 1 while the log stream is too stale to cull on.\n# TYPE hubpulse_cull_stream_stale gauge\nhubpulse_cull_stream_stale {}",
-            self.stream_stale.load(Ordering::Relaxed) as u8
-        );
-        let _ = writeln!(
-            o,
-            "# HELP hubpulse_cull_running_servers Running servers at the last reconcile.\n# TYPE hubpulse_cull_running_servers gauge\nhubpulse_cull_running_servers {}",
-            g(&self.running_servers)
-        );
-        let _ = writeln!(
-            o,
-            "# HELP hubpulse_cull_last_reconcile_timestamp_seconds Unix time of the last successful reconcile.\n# TYPE hubpulse_cull_last_reconcile_timestamp_seconds gauge\nhubpulse_cull_last_reconcile_timestamp_seconds {}",
-            g(&self.last_reconcile_unix)
-        );
-        let _ = writeln!(
-            o,
-            "# HELP hubpulse_cull_lateness_seconds How late culls came after their deadline.\n# TYPE hubpulse_cull_lateness_seconds summary\nhubpulse_cull_lateness_seconds_sum {}\nhubpulse_cull_lateness_seconds_count {}",
-            g(&self.lateness_ms_sum) as f64 / 1000.0,
-            g(&self.lateness_count)
-        );
-        let _ = writeln!(
-            o,
-            "# HELP hubpulse_hub_api_requests_total Requests the control loops and observations sent to the hub's API.\n# TYPE hubpulse_hub_api_requests_total counter\nhubpulse_hub_api_requests_total {}",
-            g(&self.hub_requests)
-        );
+        )?;
+        f.gauge(
+            "hubpulse_admission_waiting",
+            "Admission requests waiting for a slot (max_concurrent).",
+            g(&self.admission_waiting),
+        )?;
+        f.gauge(
+            "hubpulse_cull_stream_stale",
+            "1 while the log stream is too stale to cull on.",
+            self.stream_stale.load(Ordering::Relaxed),
+        )?;
+        f.gauge(
+            "hubpulse_cull_running_servers",
+            "Running servers at the last reconcile.",
+            g(&self.running_servers),
+        )?;
+        f.gauge(
+            "hubpulse_cull_last_reconcile_timestamp_seconds",
+            "Unix time of the last successful reconcile.",
+            g(&self.last_reconcile_unix),
+        )?;
+        // A sum and a count: a histogram with the +Inf bucket only (the encoder has no summary).
+        f.histograms(
+            "hubpulse_cull_lateness_seconds",
+            "How late culls came after their deadline.",
+            [(
+                telemetry::NO_LABELS,
+                telemetry::Histogram {
+                    buckets: Vec::new(),
+                    sum: g(&self.lateness_ms_sum) as f64 / 1000.0,
+                    count: g(&self.lateness_count),
+                },
+            )],
+        )?;
+        f.counter(
+            "hubpulse_hub_api_requests_total",
+            "Requests the control loops and observations sent to the hub's API.",
+            g(&self.hub_requests),
+        )
     }
 }

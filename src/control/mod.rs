@@ -102,9 +102,7 @@ pub fn start(
         return Ok(started);
     }
     let stats = Arc::new(metrics::ControlStats::default());
-    if let Ok(mut c) = metrics.control.lock() {
-        *c = Some(stats.clone());
-    }
+    metrics.registry.register(stats.clone());
     let sink = decisions::DecisionSink::new(lake, hub_name);
     let obs = observe::Observations::new(
         Some(lake),

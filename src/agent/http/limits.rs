@@ -97,7 +97,7 @@ impl Limits {
     }
 }
 
-/// Counters of the HTTP server, rendered on `/metrics`.
+/// Counters of the HTTP server, on `/metrics`.
 #[derive(Debug, Default)]
 pub struct HttpStats {
     pub open: AtomicU64,
@@ -113,42 +113,42 @@ pub struct HttpStats {
     pub accept_errors: AtomicU64,
 }
 
-impl HttpStats {
-    pub fn render(&self, o: &mut String) {
-        use std::fmt::Write;
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let _ = writeln!(
-            o,
-            "# HELP hubpulse_http_connections_open HTTP connections open now.\n# TYPE hubpulse_http_connections_open gauge\nhubpulse_http_connections_open {}",
-            g(&self.open)
-        );
-        let _ = writeln!(
-            o,
-            "# HELP hubpulse_http_connections_accepted_total HTTP connections accepted.\n# TYPE hubpulse_http_connections_accepted_total counter\nhubpulse_http_connections_accepted_total {}",
-            g(&self.accepted)
-        );
-        o.push_str("# HELP hubpulse_http_connections_closed_total HTTP connections the server closed before a full request, by reason.\n# TYPE hubpulse_http_connections_closed_total counter\n");
-        for (reason, v) in [
-            ("header_timeout", &self.header_timeouts),
-            ("evicted", &self.evicted),
-            ("refused", &self.refused),
-        ] {
-            let _ = writeln!(
-                o,
-                "hubpulse_http_connections_closed_total{{reason=\"{reason}\"}} {}",
-                g(v)
-            );
-        }
-        let _ = writeln!(
-            o,
-            "# HELP hubpulse_http_request_timeouts_total Requests answered 503 after request_timeout.\n# TYPE hubpulse_http_request_timeouts_total counter\nhubpulse_http_request_timeouts_total {}",
-            g(&self.request_timeouts)
-        );
-        let _ = writeln!(
-            o,
-            "# HELP hubpulse_http_accept_errors_total accept() failures (e.g. out of file descriptors).\n# TYPE hubpulse_http_accept_errors_total counter\nhubpulse_http_accept_errors_total {}",
-            g(&self.accept_errors)
-        );
+/// `hubpulse_http_*`, in the agent's registry.
+impl crate::telemetry::Collector for HttpStats {
+    fn encode(&self, e: crate::telemetry::DescriptorEncoder) -> std::fmt::Result {
+        use crate::telemetry::{Families, Value};
+        let g = |a: &AtomicU64| Value::from(a.load(Ordering::Relaxed));
+        let mut f = Families::new(e);
+        f.gauge(
+            "hubpulse_http_connections_open",
+            "HTTP connections open now.",
+            g(&self.open),
+        )?;
+        f.counter(
+            "hubpulse_http_connections_accepted_total",
+            "HTTP connections accepted.",
+            g(&self.accepted),
+        )?;
+        f.counters(
+            "hubpulse_http_connections_closed_total",
+            "HTTP connections the server closed before a full request, by reason.",
+            [
+                ("header_timeout", &self.header_timeouts),
+                ("evicted", &self.evicted),
+                ("refused", &self.refused),
+            ]
+            .map(|(reason, v)| ([("reason", reason)], g(v))),
+        )?;
+        f.counter(
+            "hubpulse_http_request_timeouts_total",
+            "Requests answered 503 after request_timeout.",
+            g(&self.request_timeouts),
+        )?;
+        f.counter(
+            "hubpulse_http_accept_errors_total",
+            "accept() failures (e.g. out of file descriptors).",
+            g(&self.accept_errors),
+        )
     }
 }
 

@@ -1,16 +1,16 @@
-//! The placeholder loop's Prometheus metrics, appended to the agent's `/metrics`. Labels are
+//! The placeholder loop's Prometheus metrics, in the agent's registry (`/metrics`). Labels are
 //! bounded vocabularies (`action`, `reason`, `kind`), and with a set per profile the
 //! `statefulset` the operator configured (a handful; never a user or pod name). One set renders
 //! without the `statefulset` label, as before sets per profile.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 use crate::control::capacity::placeholder::Decision;
+use crate::telemetry::{self, Value};
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct CapacityStats {
     /// The set's name, as the `statefulset` label (`None`: no label).
     set: Option<String>,
@@ -53,98 +53,89 @@ impl CapacityStats {
         }
     }
 
-    /// Appends the Prometheus text.
-    pub fn render(&self, o: &mut String) {
-        render_all(&[self], o);
+    /// Appends the Prometheus text of this set's families alone.
+    pub fn render(self: &Arc<Self>, o: &mut String) {
+        o.push_str(&telemetry::encode_one(CapacitySets(vec![self.clone()])));
     }
 
-    fn gauges(&self) -> [String; 6] {
-        [
-            self.current.load(Relaxed).to_string(),
-            self.target.load(Relaxed).to_string(),
-            f64::from_bits(self.peak.load(Relaxed)).to_string(),
-            self.running.load(Relaxed).to_string(),
-            self.pending.load(Relaxed).to_string(),
-            self.last_cycle_unix.load(Relaxed).to_string(),
-        ]
-    }
-
-    /// `{statefulset="…"}` or `{statefulset="…",` (with `more`), or nothing.
-    fn labels(&self, more: bool) -> String {
-        match (&self.set, more) {
-            (Some(n), false) => format!("{{statefulset=\"{}\"}}", esc(n)),
-            (Some(n), true) => format!("{{statefulset=\"{}\",", esc(n)),
-            (None, false) => String::new(),
-            (None, true) => "{".to_string(),
-        }
+    /// The `statefulset` label, if any, then `more`.
+    fn labels(&self, more: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+        let set = self.set.iter().map(|n| ("statefulset", n.clone()));
+        set.chain(more.iter().map(|(k, v)| (*k, v.to_string())))
+            .collect()
     }
 }
 
-fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"")
-}
+/// How a gauge is read from a set's counters.
+type Read = fn(&CapacityStats) -> Value;
 
-/// The Prometheus text of several sets' counters: each family's HELP and TYPE once, then a line
-/// per set.
-pub fn render_all(all: &[&CapacityStats], o: &mut String) {
-    let families: [(&str, &str); 6] = [
-        (
-            "hubpulse_capacity_replicas",
-            "The placeholder StatefulSet's spec.replicas as last read.",
-        ),
-        (
-            "hubpulse_capacity_target_replicas",
-            "The replicas the last decision asked for.",
-        ),
-        (
-            "hubpulse_capacity_forecast_peak_servers",
-            "The forecast's peak of concurrent servers within the look-ahead.",
-        ),
-        (
-            "hubpulse_capacity_user_pods_running",
-            "Single-user pods running at the last cycle.",
-        ),
-        (
-            "hubpulse_capacity_user_pods_pending",
-            "Single-user pods pending at the last cycle.",
-        ),
-        (
-            "hubpulse_capacity_last_cycle_timestamp_seconds",
-            "When the last successful cycle decided (unix seconds; 0: none yet).",
-        ),
-    ];
-    let values: Vec<[String; 6]> = all.iter().map(|s| s.gauges()).collect();
-    for (i, (name, help)) in families.iter().enumerate() {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for (s, v) in all.iter().zip(&values) {
-            let _ = writeln!(o, "{name}{} {}", s.labels(false), v[i]);
+/// Several sets' counters: each family once, then a series per set.
+#[derive(Debug)]
+pub struct CapacitySets(pub Vec<Arc<CapacityStats>>);
+
+impl telemetry::Collector for CapacitySets {
+    fn encode(&self, e: telemetry::DescriptorEncoder) -> std::fmt::Result {
+        let gauges: [(&str, &str, Read); 6] = [
+            (
+                "hubpulse_capacity_replicas",
+                "The placeholder StatefulSet's spec.replicas as last read.",
+                |s| s.current.load(Relaxed).into(),
+            ),
+            (
+                "hubpulse_capacity_target_replicas",
+                "The replicas the last decision asked for.",
+                |s| s.target.load(Relaxed).into(),
+            ),
+            (
+                "hubpulse_capacity_forecast_peak_servers",
+                "The forecast's peak of concurrent servers within the look-ahead.",
+                |s| f64::from_bits(s.peak.load(Relaxed)).into(),
+            ),
+            (
+                "hubpulse_capacity_user_pods_running",
+                "Single-user pods running at the last cycle.",
+                |s| s.running.load(Relaxed).into(),
+            ),
+            (
+                "hubpulse_capacity_user_pods_pending",
+                "Single-user pods pending at the last cycle.",
+                |s| s.pending.load(Relaxed).into(),
+            ),
+            (
+                "hubpulse_capacity_last_cycle_timestamp_seconds",
+                "When the last successful cycle decided (unix seconds; 0: none yet).",
+                |s| s.last_cycle_unix.load(Relaxed).into(),
+            ),
+        ];
+        let mut f = telemetry::Families::new(e);
+        for (name, help, read) in gauges {
+            f.gauges(name, help, self.0.iter().map(|s| (s.labels(&[]), read(s))))?;
         }
-    }
-    let name = "hubpulse_capacity_decisions_total";
-    let _ = writeln!(
-        o,
-        "# HELP {name} Placeholder decisions by action and reason (one per cycle).\n# TYPE {name} counter"
-    );
-    for s in all {
-        let l = s.labels(true);
-        if let Ok(m) = s.decisions.lock() {
-            for ((a, r), v) in m.iter() {
-                let _ = writeln!(o, "{name}{l}action=\"{a}\",reason=\"{r}\"}} {v}");
+        let mut decisions = Vec::new();
+        let mut errors = Vec::new();
+        for s in &self.0 {
+            if let Ok(m) = s.decisions.lock() {
+                for ((a, r), v) in m.iter() {
+                    decisions.push((s.labels(&[("action", a), ("reason", r)]), (*v).into()));
+                }
+            }
+            if let Ok(m) = s.errors.lock() {
+                for (k, v) in m.iter() {
+                    let kind = k.replace(' ', "_");
+                    errors.push((s.labels(&[("kind", &kind)]), (*v).into()));
+                }
             }
         }
-    }
-    let name = "hubpulse_capacity_errors_total";
-    let _ = writeln!(
-        o,
-        "# HELP {name} Failed cycles by the call that failed.\n# TYPE {name} counter"
-    );
-    for s in all {
-        let l = s.labels(true);
-        if let Ok(m) = s.errors.lock() {
-            for (k, v) in m.iter() {
-                let _ = writeln!(o, "{name}{l}kind=\"{}\"}} {v}", k.replace(' ', "_"));
-            }
-        }
+        f.counters(
+            "hubpulse_capacity_decisions_total",
+            "Placeholder decisions by action and reason (one per cycle).",
+            decisions,
+        )?;
+        f.counters(
+            "hubpulse_capacity_errors_total",
+            "Failed cycles by the call that failed.",
+            errors,
+        )
     }
 }
 
@@ -160,8 +151,7 @@ mod tests {
             CapacityStats::for_set("user-placeholder-gpu"),
         );
         a.error("get statefulset scale");
-        let mut o = String::new();
-        render_all(&[&a, &b], &mut o);
+        let o = telemetry::encode_one(CapacitySets(vec![Arc::new(a), Arc::new(b)]));
         assert_eq!(
             o.matches("# TYPE hubpulse_capacity_replicas gauge").count(),
             1
@@ -173,11 +163,31 @@ mod tests {
         assert!(o.contains(
             "hubpulse_capacity_errors_total{statefulset=\"user-placeholder\",kind=\"get_statefulset_scale\"} 1"
         ));
-        let one = CapacityStats::default();
+        let one = Arc::new(CapacityStats::default());
         one.error("lake");
         let mut o = String::new();
         one.render(&mut o);
         assert!(o.contains("\nhubpulse_capacity_replicas 0\n"));
         assert!(o.contains("\nhubpulse_capacity_errors_total{kind=\"lake\"} 1\n"));
+    }
+
+    /// A set name is the operator's text: a quote, a backslash or a newline in it is escaped and
+    /// the sample stays on one line (the hand-written renderer left the newline raw).
+    #[test]
+    fn a_set_name_is_escaped() {
+        let s = Arc::new(CapacityStats::for_set("odd\"set\\\nnext"));
+        s.error("lake");
+        let mut o = String::new();
+        s.render(&mut o);
+        assert!(
+            o.lines().any(|l| l
+                == "hubpulse_capacity_errors_total{statefulset=\"odd\\\"set\\\\\\nnext\",kind=\"lake\"} 1"),
+            "{o}"
+        );
+        assert!(
+            o.lines()
+                .all(|l| l.starts_with("# ") || l.starts_with("hubpulse_capacity_")),
+            "a sample broken over two lines:\n{o}"
+        );
     }
 }

@@ -75,12 +75,9 @@ pub fn start(
         sets.push(p);
         all_stats.push(stats);
     }
-    if let Ok(mut extra) = agent_metrics.extra.lock() {
-        extra.push(std::sync::Arc::new(move |o: &mut String| {
-            let refs: Vec<&metrics::CapacityStats> = all_stats.iter().map(|s| &**s).collect();
-            metrics::render_all(&refs, o);
-        }));
-    }
+    agent_metrics
+        .registry
+        .register(metrics::CapacitySets(all_stats));
     rt.spawn(runner::run_sets(
         sets,
         lake.to_path_buf(),

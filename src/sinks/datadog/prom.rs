@@ -8,9 +8,12 @@
 //! the Datadog tags, so they are bounded the same way (never a user name, IP or path).
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
+use std::sync::{Arc, Mutex};
 
-use crate::sinks::datadog::{Interval, METRICS, MetricDef, MetricType, Tag, Value, metric_def};
+use crate::sinks::datadog::{
+    Interval, METRICS, MetricDef, MetricType, Tag, Value as DdValue, metric_def,
+};
+use crate::telemetry::{Collector, DescriptorEncoder, Families, Histogram, Value};
 
 /// Histogram bucket bounds, seconds: request latencies up to spawn and stop times.
 pub const BUCKETS: [f64; 16] = [
@@ -51,11 +54,11 @@ impl PromState {
         for p in &iv.points {
             let key = (p.metric, p.tags.clone());
             match &p.value {
-                Value::Count(v) => *self.counters.entry(key).or_insert(0.0) += v,
-                Value::Gauge(v) => {
+                DdValue::Count(v) => *self.counters.entry(key).or_insert(0.0) += v,
+                DdValue::Gauge(v) => {
                     self.gauges.insert(key, *v);
                 }
-                Value::Distribution(vs) => {
+                DdValue::Distribution(vs) => {
                     let h = self.hists.entry(key).or_default();
                     for v in vs.iter().filter(|v| v.is_finite()) {
                         h.count += 1;
@@ -69,92 +72,65 @@ impl PromState {
         }
     }
 
-    /// Append the exposition of every metric seen so far.
-    pub fn render(&self, o: &mut String) {
+    /// Writes every metric seen so far (a metric with no series yet is left out).
+    fn encode(&self, f: &mut Families) -> std::fmt::Result {
         for def in METRICS {
             let name = prom_name(def);
-            let rows: Vec<(&Vec<Tag>, Row<'_>)> = match def.kind {
-                MetricType::Count | MetricType::Rate => select(&self.counters, def.name)
-                    .map(|(t, v)| (t, Row::Value(*v)))
-                    .collect(),
-                MetricType::Gauge => select(&self.gauges, def.name)
-                    .map(|(t, v)| (t, Row::Value(*v)))
-                    .collect(),
-                MetricType::Distribution => select(&self.hists, def.name)
-                    .map(|(t, h)| (t, Row::Hist(h)))
-                    .collect(),
-            };
-            if rows.is_empty() {
-                continue;
-            }
-            let ty = match def.kind {
-                MetricType::Count | MetricType::Rate => "counter",
-                MetricType::Gauge => "gauge",
-                MetricType::Distribution => "histogram",
-            };
-            let _ = writeln!(o, "# HELP {name} {}", def.description);
-            let _ = writeln!(o, "# TYPE {name} {ty}");
-            for (tags, row) in rows {
-                let labels = labels(tags, None);
-                match row {
-                    Row::Value(v) => {
-                        let _ = writeln!(o, "{name}{labels} {v}");
+            match def.kind {
+                MetricType::Count | MetricType::Rate => {
+                    let rows = rows(&self.counters, def.name, |v| Value::from(*v));
+                    if !rows.is_empty() {
+                        f.counters(&name, def.description, rows)?;
                     }
-                    Row::Hist(h) => {
-                        let mut cum = 0;
-                        for (b, n) in BUCKETS.iter().zip(h.buckets) {
-                            cum += n;
-                            let l = labels_le(tags, &b.to_string());
-                            let _ = writeln!(o, "{name}_bucket{l} {cum}");
-                        }
-                        let l = labels_le(tags, "+Inf");
-                        let _ = writeln!(o, "{name}_bucket{l} {}", h.count);
-                        let _ = writeln!(o, "{name}_sum{labels} {}", h.sum);
-                        let _ = writeln!(o, "{name}_count{labels} {}", h.count);
+                }
+                MetricType::Gauge => {
+                    let rows = rows(&self.gauges, def.name, |v| Value::from(*v));
+                    if !rows.is_empty() {
+                        f.gauges(&name, def.description, rows)?;
+                    }
+                }
+                MetricType::Distribution => {
+                    let rows = rows(&self.hists, def.name, |h| Histogram {
+                        buckets: BUCKETS.iter().copied().zip(h.buckets).collect(),
+                        sum: h.sum,
+                        count: h.count,
+                    });
+                    if !rows.is_empty() {
+                        f.histograms(&name, def.description, rows)?;
                     }
                 }
             }
         }
+        Ok(())
     }
 }
 
-enum Row<'a> {
-    Value(f64),
-    Hist(&'a Hist),
+/// The derived metrics in the agent's registry: what the sink's collector has observed.
+#[derive(Debug, Default, Clone)]
+pub struct PromFamilies(pub Arc<Mutex<PromState>>);
+
+impl Collector for PromFamilies {
+    fn encode(&self, e: DescriptorEncoder) -> std::fmt::Result {
+        match self.0.lock() {
+            Ok(s) => s.encode(&mut Families::new(e)),
+            Err(_) => Ok(()),
+        }
+    }
 }
 
-fn select<'a, V>(
+/// One metric's series: its tags as labels, and the value made from what was kept.
+fn rows<'a, V, T>(
     m: &'a BTreeMap<Key, V>,
     metric: &'a str,
-) -> impl Iterator<Item = (&'a Vec<Tag>, &'a V)> + 'a {
+    value: impl Fn(&V) -> T,
+) -> Vec<(Vec<(&'static str, &'a str)>, T)> {
     m.iter()
-        .filter(move |((n, _), _)| *n == metric && metric_def(n).is_some())
-        .map(|((_, t), v)| (t, v))
-}
-
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn labels(tags: &[Tag], le: Option<&str>) -> String {
-    let mut parts: Vec<String> = tags
-        .iter()
-        .map(|t| format!("{}=\"{}\"", t.key, escape(t.value.as_str())))
-        .collect();
-    if let Some(le) = le {
-        parts.push(format!("le=\"{le}\""));
-    }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("{{{}}}", parts.join(","))
-    }
-}
-
-fn labels_le(tags: &[Tag], le: &str) -> String {
-    labels(tags, Some(le))
+        .filter(|((n, _), _)| *n == metric && metric_def(n).is_some())
+        .map(|((_, tags), v)| {
+            let labels = tags.iter().map(|t| (t.key, t.value.as_str())).collect();
+            (labels, value(v))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -180,23 +156,22 @@ mod tests {
                     Point {
                         metric: names::REQUESTS,
                         tags: vec![tag("hub", "h"), tag("status_class", "2xx")],
-                        value: Value::Count(n),
+                        value: DdValue::Count(n),
                     },
                     Point {
                         metric: names::SERVERS_RUNNING,
                         tags: vec![tag("hub", "h")],
-                        value: Value::Gauge(running),
+                        value: DdValue::Gauge(running),
                     },
                     Point {
                         metric: names::SPAWN_DURATION,
                         tags: vec![tag("hub", "h")],
-                        value: Value::Distribution(vec![0.2, 7.0]),
+                        value: DdValue::Distribution(vec![0.2, 7.0]),
                     },
                 ],
             });
         }
-        let mut o = String::new();
-        s.render(&mut o);
+        let o = crate::telemetry::encode_one(PromFamilies(Arc::new(Mutex::new(s))));
         assert!(
             o.contains("# TYPE jupyterhub_requests_total counter\n"),
             "{o}"

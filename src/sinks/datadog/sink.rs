@@ -354,17 +354,10 @@ pub fn start(
 ) -> Result<(Box<dyn Observer>, SinkHandle), String> {
     let stats = Arc::new(SinkStats::default());
     let prom = Arc::new(Mutex::new(PromState::default()));
-    {
-        let (s, p) = (stats.clone(), prom.clone());
-        if let Ok(mut x) = metrics.extra.lock() {
-            x.push(Arc::new(move |o: &mut String| {
-                s.render(o);
-                if let Ok(p) = p.lock() {
-                    p.render(o);
-                }
-            }));
-        }
-    }
+    metrics.registry.register(stats.clone());
+    metrics
+        .registry
+        .register(crate::sinks::datadog::prom::PromFamilies(prom.clone()));
     let host = cfg.host.clone().unwrap_or_else(config::hostname);
     let instance = cfg.instance.clone().unwrap_or_else(|| host.clone());
     let mut pcfg = PayloadConfig::new(host);

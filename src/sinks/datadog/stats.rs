@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::sinks::datadog::payload;
 use crate::sinks::datadog::spool::{Drop as SpoolDrop, Spool};
 
-/// The sink's counters, rendered on `/metrics`.
+/// The sink's counters, on `/metrics`.
 #[derive(Debug, Default)]
 pub struct SinkStats {
     pub intervals: AtomicU64,
@@ -66,78 +66,77 @@ impl SinkStats {
             self.drop_points(x.reason, x.points);
         }
     }
+}
 
-    /// Append the Prometheus exposition of the sink's counters.
-    pub fn render(&self, o: &mut String) {
-        use std::fmt::Write;
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let rows: [(&str, &str, &str, u64); 9] = [
+/// `hubpulse_datadog_*`, in the agent's registry.
+impl crate::telemetry::Collector for SinkStats {
+    fn encode(&self, e: crate::telemetry::DescriptorEncoder) -> std::fmt::Result {
+        use crate::telemetry::{Families, Value};
+        let g = |a: &AtomicU64| Value::from(a.load(Ordering::Relaxed));
+        let mut f = Families::new(e);
+        let counters = [
             (
                 "hubpulse_datadog_intervals_total",
-                "counter",
                 "Flush intervals derived from the records.",
-                g(&self.intervals),
+                &self.intervals,
             ),
             (
                 "hubpulse_datadog_payloads_sent_total",
-                "counter",
                 "Payloads Datadog accepted (202).",
-                g(&self.payloads_sent),
+                &self.payloads_sent,
             ),
             (
                 "hubpulse_datadog_points_sent_total",
-                "counter",
                 "Points in the payloads Datadog accepted.",
-                g(&self.points_sent),
+                &self.points_sent,
             ),
             (
                 "hubpulse_datadog_bytes_sent_total",
-                "counter",
                 "Compressed bytes of the payloads Datadog accepted.",
-                g(&self.bytes_sent),
+                &self.bytes_sent,
             ),
             (
                 "hubpulse_datadog_retries_total",
-                "counter",
                 "Attempts answered 408, 429, 5xx or not at all, to be retried.",
-                g(&self.retries),
+                &self.retries,
             ),
             (
                 "hubpulse_datadog_splits_total",
-                "counter",
                 "Payloads split in two after a 413.",
-                g(&self.splits),
+                &self.splits,
             ),
             (
                 "hubpulse_datadog_partial_failures_total",
-                "counter",
                 "Payloads accepted with errors (202 carrying errors).",
-                g(&self.partial_failures),
-            ),
-            (
-                "hubpulse_datadog_spool_memory_bytes",
-                "gauge",
-                "Payload bytes waiting in memory.",
-                g(&self.spool_mem_bytes),
-            ),
-            (
-                "hubpulse_datadog_spool_disk_bytes",
-                "gauge",
-                "Payload bytes waiting on disk.",
-                g(&self.spool_disk_bytes),
+                &self.partial_failures,
             ),
         ];
-        for (name, ty, help, v) in rows {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {ty}\n{name} {v}");
+        for (name, help, v) in counters {
+            f.counter(name, help, g(v))?;
         }
-        o.push_str("# HELP hubpulse_datadog_dropped_points_total Points that will never reach Datadog, by reason.\n# TYPE hubpulse_datadog_dropped_points_total counter\n");
-        if let Ok(m) = self.dropped.lock() {
-            for (reason, v) in m.iter() {
-                let _ = writeln!(
-                    o,
-                    "hubpulse_datadog_dropped_points_total{{reason=\"{reason}\"}} {v}"
-                );
-            }
-        }
+        f.gauge(
+            "hubpulse_datadog_spool_memory_bytes",
+            "Payload bytes waiting in memory.",
+            g(&self.spool_mem_bytes),
+        )?;
+        f.gauge(
+            "hubpulse_datadog_spool_disk_bytes",
+            "Payload bytes waiting on disk.",
+            g(&self.spool_disk_bytes),
+        )?;
+        let dropped: Vec<_> = self
+            .dropped
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .map(|(reason, v)| ([("reason", *reason)], Value::from(*v)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        f.counters(
+            "hubpulse_datadog_dropped_points_total",
+            "Points that will never reach Datadog, by reason.",
+            dropped,
+        )
     }
 }

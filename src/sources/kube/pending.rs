@@ -23,7 +23,6 @@
 //! - A pod missing from a relist (deleted while the watch was down) stops counting as pending.
 
 use std::collections::{HashMap, VecDeque};
-use std::fmt::Write;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
@@ -311,31 +310,50 @@ impl Pending {
             .then(|| (g.tracker.pending(), g.recent.iter().cloned().collect()))
     }
 
-    /// Appends the Prometheus text.
-    pub fn render(&self, o: &mut String) {
-        let name = "hubpulse_pod_pending_seconds";
-        let _ = writeln!(
-            o,
-            "# HELP {name} Seconds single-user pods spent Pending before Running, by reason (unschedulable, image_pull, other).\n# TYPE {name} histogram"
-        );
-        let Ok(g) = self.inner.lock() else { return };
-        for r in PendingReason::ALL {
+    /// Appends the Prometheus text of these families alone.
+    pub fn render(self: &std::sync::Arc<Self>, o: &mut String) {
+        o.push_str(&crate::telemetry::encode_one(self.clone()));
+    }
+}
+
+/// `hubpulse_pod_pending_seconds` (every reason, empty ones included) and `hubpulse_pods_pending`.
+impl crate::telemetry::Collector for Pending {
+    fn encode(&self, e: crate::telemetry::DescriptorEncoder) -> std::fmt::Result {
+        use crate::telemetry::{Families, Histogram as Hist};
+        let Ok(g) = self.inner.lock() else {
+            return Ok(());
+        };
+        let rows = PendingReason::ALL.map(|r| {
             let h = g.hist.get(&r).cloned().unwrap_or_default();
-            let l = r.label();
-            for (b, n) in BUCKETS.iter().zip(h.buckets) {
-                let _ = writeln!(o, "{name}_bucket{{reason=\"{l}\",le=\"{b}\"}} {n}");
-            }
-            let _ = writeln!(
-                o,
-                "{name}_bucket{{reason=\"{l}\",le=\"+Inf\"}} {}\n{name}_sum{{reason=\"{l}\"}} {}\n{name}_count{{reason=\"{l}\"}} {}",
-                h.count, h.sum, h.count
-            );
-        }
-        let _ = writeln!(
-            o,
-            "# HELP hubpulse_pods_pending Single-user pods pending now (as the pods watch sees them).\n# TYPE hubpulse_pods_pending gauge\nhubpulse_pods_pending {}",
-            g.tracker.open.len()
-        );
+            // ours are cumulative, the encoder's per bucket
+            let mut below = 0;
+            let buckets = BUCKETS
+                .iter()
+                .zip(h.buckets)
+                .map(|(b, n)| {
+                    let own = n.saturating_sub(below);
+                    below = n;
+                    (*b, own)
+                })
+                .collect();
+            let h = Hist {
+                buckets,
+                sum: h.sum,
+                count: h.count,
+            };
+            ([("reason", r.label())], h)
+        });
+        let mut f = Families::new(e);
+        f.histograms(
+            "hubpulse_pod_pending_seconds",
+            "Seconds single-user pods spent Pending before Running, by reason (unschedulable, image_pull, other).",
+            rows,
+        )?;
+        f.gauge(
+            "hubpulse_pods_pending",
+            "Single-user pods pending now (as the pods watch sees them).",
+            g.tracker.open.len(),
+        )
     }
 }
 

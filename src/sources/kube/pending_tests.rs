@@ -135,7 +135,7 @@ fn obs_sees_an_init_container_image_that_cannot_be_pulled() {
 
 #[test]
 fn the_histogram_counts_per_reason_cumulatively() {
-    let p = Pending::default();
+    let p = std::sync::Arc::new(Pending::default());
     assert_eq!(p.snapshot(), None, "nothing delivered yet");
     p.synced();
     assert_eq!(p.snapshot(), Some((vec![], vec![])));
@@ -150,7 +150,8 @@ fn the_histogram_counts_per_reason_cumulatively() {
         "hubpulse_pod_pending_seconds_bucket{reason=\"unschedulable\",le=\"60\"} 0",
         "hubpulse_pod_pending_seconds_bucket{reason=\"unschedulable\",le=\"120\"} 1",
         "hubpulse_pod_pending_seconds_bucket{reason=\"unschedulable\",le=\"+Inf\"} 1",
-        "hubpulse_pod_pending_seconds_sum{reason=\"unschedulable\"} 100",
+        // a histogram's sum is written as a float by the encoder
+        "hubpulse_pod_pending_seconds_sum{reason=\"unschedulable\"} 100.0",
         "hubpulse_pod_pending_seconds_bucket{reason=\"other\",le=\"5\"} 1",
         "hubpulse_pod_pending_seconds_count{reason=\"image_pull\"} 0",
         "hubpulse_pods_pending 1",

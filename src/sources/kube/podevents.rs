@@ -20,7 +20,6 @@
 //!   emits one, is a row of the table but not counted twice.
 
 use std::collections::HashMap;
-use std::fmt::Write;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
@@ -167,23 +166,28 @@ impl EventStats {
             .unwrap_or(0)
     }
 
-    /// Appends the Prometheus text (every label pair, zeros included).
-    pub fn render(&self, o: &mut String) {
-        let name = "hubpulse_pod_events_total";
-        let _ = writeln!(
-            o,
-            "# HELP {name} Events about pods by reason (preempted, failed_scheduling, oom_killed); pods=user: single-user pods, other: the rest (placeholders).\n# TYPE {name} counter"
-        );
-        for r in REASONS {
-            for (user, l) in [(true, "user"), (false, "other")] {
-                let _ = writeln!(
-                    o,
-                    "{name}{{reason=\"{}\",pods=\"{l}\"}} {}",
-                    r.label(),
-                    self.get(r, user)
-                );
-            }
-        }
+    /// Appends the Prometheus text of these families alone.
+    pub fn render(self: &std::sync::Arc<Self>, o: &mut String) {
+        o.push_str(&crate::telemetry::encode_one(self.clone()));
+    }
+}
+
+/// Every label pair, zeros included.
+impl crate::telemetry::Collector for EventStats {
+    fn encode(&self, e: crate::telemetry::DescriptorEncoder) -> std::fmt::Result {
+        let rows = REASONS.iter().flat_map(|r| {
+            [(true, "user"), (false, "other")].map(|(user, pods)| {
+                (
+                    [("reason", r.label()), ("pods", pods)],
+                    self.get(*r, user).into(),
+                )
+            })
+        });
+        crate::telemetry::Families::new(e).counters(
+            "hubpulse_pod_events_total",
+            "Events about pods by reason (preempted, failed_scheduling, oom_killed); pods=user: single-user pods, other: the rest (placeholders).",
+            rows,
+        )
     }
 }
 
@@ -290,7 +294,7 @@ mod tests {
 
     #[test]
     fn the_metric_has_bounded_labels_and_zeros() {
-        let s = EventStats::default();
+        let s = std::sync::Arc::new(EventStats::default());
         s.count(PodEvent::Preempted, false, 2);
         s.count(PodEvent::OomKilled, true, 1);
         s.count(PodEvent::Scheduled, true, 1); // not a metric reason
