@@ -93,7 +93,7 @@ async fn answers_come_from_a_cached_view_and_a_deny_is_confirmed_on_a_fresh_read
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
 
     let dir = tempfile::tempdir().unwrap();
-    let lake = crate::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
+    let lake = crate::support::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
     let hub_url2 = hub_url.clone();
     let q = q2(&lake, &hub_url);
     // A view lives 10 minutes here: any second read within the test is a confirmation.

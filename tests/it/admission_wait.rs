@@ -19,7 +19,7 @@ use hubpulse::hub::{ApiToken, HubClient, HubConfig};
 use serde_json::{Value, json};
 
 use crate::cull_common::decisions;
-use crate::root;
+use crate::support::root;
 
 const TOKEN: &str = "adm-secret";
 
@@ -94,7 +94,7 @@ asyncio.run(main())
 "#,
         contrib = root().join("contrib").display().to_string(),
     );
-    let out = std::process::Command::new(crate::harness_python())
+    let out = std::process::Command::new(crate::support::harness_python())
         .arg("-c")
         .arg(script)
         .output()
@@ -118,7 +118,7 @@ async fn a_spawn_whose_profile_already_waits_for_room_is_told_to_wait_with_an_es
 
     // a real lake (no usage this month: nothing is over budget)
     let dir = tempfile::tempdir().unwrap();
-    let lake = crate::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
+    let lake = crate::support::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
 
     // the pods watch saw bo's gpu pod wait 360 s for a node; ann's has waited 60 s so far;
     // eve's default-profile pod is pulling its image (not waiting for room)
@@ -240,7 +240,7 @@ async fn with_capacity_forecast_a_spawn_waits_on_the_forecast_before_anything_is
     let hub_url = format!("http://{}/hub/api", l.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(l, hub).await.unwrap() });
     let dir = tempfile::tempdir().unwrap();
-    let lake = crate::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
+    let lake = crate::support::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
     let view = Arc::new(CapacityView::new(None));
     let seen = Observed {
         current: 0,

@@ -528,9 +528,9 @@ async fn capacity_a_missing_statefulset_stops_the_cycle_before_any_patch() {
 
 #[test]
 fn capacity_plan_prints_the_forecast_from_the_lake_and_a_dry_run_decision() {
-    use crate::{bin, run_ok};
+    use crate::support::{bin, run_ok};
     let dir = tempfile::tempdir().unwrap();
-    let lake = crate::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
+    let lake = crate::support::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
     // A week after the data (Saturday 2026-10-31 20:00 to Sunday 03:00): the Saturday-evening
     // slots have two samples (that evening and this one), the later ones only that night's.
     let out = run_ok(bin().args(["capacity", "plan", "--lake"]).arg(&lake).args([
@@ -565,7 +565,7 @@ fn capacity_plan_prints_the_forecast_from_the_lake_and_a_dry_run_decision() {
         *lines.last().unwrap(),
         "decision (dry run): scale_up replicas 2 -> 4 (forecast): forecast peak 4.00 servers at Sat 23:00 UTC, 1 running, 0 pending, wanted 4"
     );
-    let bad = crate::run(
+    let bad = crate::support::run(
         bin()
             .args(["capacity", "plan", "--lake"])
             .arg(&lake)
@@ -576,9 +576,9 @@ fn capacity_plan_prints_the_forecast_from_the_lake_and_a_dry_run_decision() {
 
 #[test]
 fn capacity_plan_prints_a_decision_per_placeholder_set_of_the_config() {
-    use crate::{bin, run_ok};
+    use crate::support::{bin, run_ok};
     let dir = tempfile::tempdir().unwrap();
-    let lake = crate::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
+    let lake = crate::support::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
     let config = dir.path().join("hubpulse.toml");
     std::fs::write(
         &config,
@@ -621,10 +621,10 @@ fn capacity_plan_prints_a_decision_per_placeholder_set_of_the_config() {
 
 #[test]
 fn capacity_the_deploy_config_is_valid_and_starts_everything_in_dry_run() {
-    let out = crate::run_ok(
-        crate::bin()
+    let out = crate::support::run_ok(
+        crate::support::bin()
             .arg("check-config")
-            .arg(crate::root().join("deploy/hubpulse.toml")),
+            .arg(crate::support::root().join("deploy/hubpulse.toml")),
     );
     assert!(out.contains("hubpulse.toml: ok"), "{out}");
     // the culler and the placeholder loop both start as dry runs
@@ -648,7 +648,7 @@ fn capacity_the_deploy_config_is_valid_and_starts_everything_in_dry_run() {
 async fn capacity_the_agent_loop_forecasts_from_the_lake_and_reapplies_after_a_reset() {
     use hubpulse::capacity::forecast::ForecastPolicy;
     let dir = tempfile::tempdir().unwrap();
-    let lake = crate::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
+    let lake = crate::support::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
     let (api, client) = Api::start(0).await;
     // min = max = 2: the target does not depend on the wall clock the loop reads
     let policy = PlaceholderPolicy {

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use super::{bin, root, run, run_ok};
+use crate::support::{bin, root, run, run_ok};
 
 fn one_stderr_line(out: &std::process::Output) -> String {
     let s = String::from_utf8_lossy(&out.stderr).trim_end().to_string();

@@ -11,9 +11,9 @@ use hubpulse::datadog::classify::route_group;
 use regex::Regex;
 use serde_json::{Value, json};
 
-use super::agent::{free_port, http_get, wait_for};
+use crate::support::{free_port, http_get, wait_for};
 use super::dd_common::Intake;
-use super::{bin, root, run};
+use crate::support::{bin, root, run};
 
 const KEY: &str = "dd-e2e-secret-key-9f8e7d6c5b4a";
 const USERS: [&str; 5] = ["alice", "bob", "carol", "dave", "frank"];

@@ -30,9 +30,9 @@ use hubpulse::datadog::names as n;
 use regex::Regex;
 use serde_json::json;
 
-use super::agent::{free_port, http_get, wait_for};
+use crate::support::{free_port, http_get, wait_for};
 use super::dd_common::{Intake, derive};
-use super::{bin, root};
+use crate::support::{bin, root};
 
 const IV_US: i64 = 10_000_000;
 const COUNTS: [&str; 9] = [

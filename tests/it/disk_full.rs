@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::agent::{free_port, http_get, wait_for};
-use super::{bin, query_num};
+use crate::support::{free_port, http_get, wait_for};
+use crate::support::{bin, query_num};
 
 /// A tmpfs mounted for the test, unmounted when dropped.
 struct Tmpfs(PathBuf);

@@ -903,7 +903,7 @@ async fn the_agent_follows_a_pod_into_the_lake_and_resumes_after_sigkill() {
     )
     .unwrap();
     let spawn = || {
-        super::bin()
+        crate::support::bin()
             .args(["run", "--config"])
             .arg(&cfg)
             .env("KUBECONFIG", &kubeconfig)
@@ -916,8 +916,8 @@ async fn the_agent_follows_a_pod_into_the_lake_and_resumes_after_sigkill() {
             if !lake.join("events").exists() {
                 return 0;
             }
-            let out = super::run(
-                super::bin()
+            let out = crate::support::run(
+                crate::support::bin()
                     .args(["query", "--format", "csv", "--lake"])
                     .arg(&lake)
                     .arg("SELECT count(*) FROM events WHERE message LIKE 'line %'"),
@@ -974,7 +974,7 @@ async fn the_agent_follows_a_pod_into_the_lake_and_resumes_after_sigkill() {
     wait_rows(6).await;
     let kinds = tokio::task::spawn_blocking({
         let lake = lake.clone();
-        move || super::query_csv(&lake, "SELECT count(DISTINCT message) AS d, count(*) AS n, min(source_file) AS f FROM events")
+        move || crate::support::query_csv(&lake, "SELECT count(DISTINCT message) AS d, count(*) AS n, min(source_file) AS f FROM events")
     })
     .await
     .unwrap();

@@ -229,7 +229,7 @@ async fn pods_are_listed_watched_and_written_once_per_change() {
         "{reqs:?}"
     );
 
-    let csv = crate::query_csv(
+    let csv = crate::support::query_csv(
         &lake,
         "SELECT change, pod, \"user\", phase, node, cpu_request, memory_request FROM pods ORDER BY ts",
     );
@@ -438,7 +438,7 @@ async fn preemptions_oom_kills_and_instance_types_reach_the_pods_table_and_metri
         "{ev:?}"
     );
 
-    let csv = crate::query_csv(
+    let csv = crate::support::query_csv(
         &lake,
         "SELECT change, phase, node, instance_type, zone, oom_killed, event, event_message, \
          CAST(event_ts AS VARCHAR) AS event_ts FROM pods ORDER BY ts, change",
@@ -513,7 +513,7 @@ async fn without_nodes_rbac_instance_type_stays_null_after_one_request() {
         .filter(|r| r.starts_with("/api/v1/nodes"))
         .collect();
     assert_eq!(nodes, vec!["/api/v1/nodes/n1"], "{reqs:?}");
-    let csv = crate::query_csv(
+    let csv = crate::support::query_csv(
         &lake,
         "SELECT pod, node, instance_type IS NULL AS none FROM pods ORDER BY pod",
     );
@@ -557,7 +557,7 @@ async fn without_events_rbac_pods_are_still_written() {
     let again = next(&mut watches).await;
     run.stop().await;
     drop(again);
-    let csv = crate::query_csv(&lake, "SELECT change, phase FROM pods ORDER BY ts");
+    let csv = crate::support::query_csv(&lake, "SELECT change, phase FROM pods ORDER BY ts");
     assert_eq!(
         csv.lines().skip(1).collect::<Vec<_>>(),
         vec!["seen,Pending", "changed,Running"]
@@ -731,7 +731,7 @@ async fn fixture_watch_streams_replayed_reach_the_pods_table_and_metrics() {
     let oom = &pod_watch[2]["object"]["status"]["containerStatuses"][0]["lastState"]["terminated"];
     assert_eq!(oom["reason"], "OOMKilled");
     assert_eq!(gone[0]["object"]["code"], 410);
-    let csv = crate::query_csv(
+    let csv = crate::support::query_csv(
         &lake,
         "SELECT change, pod, \"user\", phase, node, instance_type, zone, cpu_request, cpu_limit, \
          memory_request, memory_limit, unschedulable, oom_killed, event, event_message, \
@@ -833,7 +833,7 @@ async fn events_listed_before_the_pods_still_reach_their_pod() {
     let event_watch = at(&|r| r.contains("/events") && r.contains("watch=true"));
     let pods_watch = at(&|r| r.contains("/pods") && r.contains("watch=true"));
     assert!(event_watch < pods_watch, "{reqs:?}");
-    let csv = crate::query_csv(
+    let csv = crate::support::query_csv(
         &lake,
         "SELECT change, pod, phase, event, event_message FROM pods ORDER BY ts, change",
     );

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{bin, query_csv, run_ok};
+use crate::support::{bin, query_csv, run_ok};
 
 /// A named query's result as CSV.
 fn named(lake: &std::path::Path, name: &str) -> String {
