@@ -1,10 +1,11 @@
 //! The scripted HTTP API server: an axum server on a free loopback port that plays an API the
 //! code under test talks to (the Kubernetes API server, the hub's REST API). The test gives the
 //! routes (handlers answering from state the test edits and from real objects such as
-//! `fixtures/kube/`); the server records every request once its handler has answered, lets the
-//! test wait for requests ([`ScriptedApi::wait_request`]), and hands out streamed bodies the test
-//! writes to and ends ([`stream`]: kube watches, followed pod logs).
+//! `fixtures/kube/`); the server records every request as it arrives, lets the test wait until
+//! requests have been answered ([`RequestLog::wait`]: their effect is then visible), and hands
+//! out streamed bodies the test writes to and ends ([`stream`]: kube watches, followed pod logs).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,6 +24,8 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// One request the server answered.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    /// Set once the handler has answered (for a stream: once its head is on its way).
+    answered: Arc<AtomicBool>,
     pub method: String,
     /// `path?query`, as sent.
     pub uri: String,
@@ -64,6 +67,11 @@ impl RequestLog {
         self.seen.send_modify(|n| *n += 1);
     }
 
+    fn answered(&self, r: &Recorded) {
+        r.answered.store(true, Ordering::SeqCst);
+        self.seen.send_modify(|n| *n += 1);
+    }
+
     pub fn all(&self) -> Vec<Recorded> {
         self.entries.lock().unwrap().clone()
     }
@@ -84,11 +92,16 @@ impl RequestLog {
         all.iter().map(Recorded::line).collect()
     }
 
-    /// Waits (on requests arriving, [`WAIT`] at most) until `n` recorded requests satisfy
+    /// Waits (on requests being answered, [`WAIT`] at most) until `n` answered requests satisfy
     /// `matches` (given the request's [`Recorded::line`]).
     pub async fn wait(&self, what: &str, n: usize, matches: impl Fn(&str) -> bool) {
         let mut seen = self.seen.subscribe();
-        let count = || self.lines().iter().filter(|l| matches(l)).count();
+        let count = || {
+            self.all()
+                .iter()
+                .filter(|r| r.answered.load(Ordering::SeqCst) && matches(&r.line()))
+                .count()
+        };
         let found = async {
             while count() < n {
                 seen.changed().await.unwrap();
@@ -99,7 +112,7 @@ impl RequestLog {
             .unwrap_or_else(|_| panic!("no {n} x {what}: {:?}", self.lines()));
     }
 
-    /// Waits until any request satisfies `matches`; for handlers that answer only after
+    /// Waits until any request (answered or not) satisfies `matches`; for handlers that answer only after
     /// another request (without a deadline: the test's own waits bound it).
     pub async fn until(&self, matches: impl Fn(&str) -> bool) {
         let mut seen = self.seen.subscribe();
@@ -146,12 +159,13 @@ impl ScriptedApi {
     }
 }
 
-/// Records the request once its handler has answered (so a test that waited for a request
-/// sees its effect), with its body.
+/// Records the request (with its body) as it arrives, and marks it answered once its handler
+/// has answered (so a test that waited for a request sees its effect).
 async fn record(log: RequestLog, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
     let r = Recorded {
+        answered: Arc::default(),
         method: parts.method.to_string(),
         uri: parts.uri.to_string(),
         content_type: parts
@@ -160,10 +174,11 @@ async fn record(log: RequestLog, req: Request, next: Next) -> Response {
             .map_or(String::new(), |v| v.to_str().unwrap().to_string()),
         body: String::from_utf8_lossy(&bytes).into_owned(),
     };
+    log.push(r.clone());
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
-    log.push(r);
+    log.answered(&r);
     response
 }
 
@@ -194,6 +209,11 @@ impl StreamTx {
     /// A watch event.
     pub fn event(&self, kind: &str, object: &Value) {
         self.line(&json!({ "type": kind, "object": object }));
+    }
+
+    /// Ends the body cleanly (the terminating chunk), for every clone.
+    pub fn close(&self) {
+        self.0.close_channel();
     }
 
     /// Breaks the connection mid-body (no terminating chunk): the client sees an error.
