@@ -19,6 +19,7 @@ use hubpulse::hub::{ApiToken, HubClient, HubConfig};
 use serde_json::{Value, json};
 
 use crate::cull_common::decisions;
+use crate::support::api::{RequestLog, ScriptedApi, serve};
 use crate::support::root;
 
 const TOKEN: &str = "adm-secret";
@@ -112,9 +113,10 @@ async fn a_spawn_whose_profile_already_waits_for_room_is_told_to_wait_with_an_es
     let _ = rustls::crypto::ring::default_provider().install_default();
     // the hub API
     let hub = Router::new().route("/hub/api/users", get(users));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hub_url = format!("http://{}/hub/api", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, hub).await.unwrap() });
+    let hub_url = format!(
+        "{}/hub/api",
+        ScriptedApi::start(RequestLog::default(), hub).await.url
+    );
 
     // a real lake (no usage this month: nothing is over budget)
     let dir = tempfile::tempdir().unwrap();
@@ -150,9 +152,7 @@ async fn a_spawn_whose_profile_already_waits_for_room_is_told_to_wait_with_an_es
             Arc::new(CapacityView::new(Some(pending))),
         )),
     });
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1/admission", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, router(q)).await.unwrap() });
+    let url = format!("http://{}/v1/admission", serve(router(q)).await);
 
     let (status, retry, body) = ask(&url, "cy", Some("gpu")).await;
     assert_eq!(status, 200, "{body}");
@@ -236,9 +236,10 @@ async fn with_capacity_forecast_a_spawn_waits_on_the_forecast_before_anything_is
     use hubpulse::capacity::placeholder::Observed;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let hub = Router::new().route("/hub/api/users", get(users));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hub_url = format!("http://{}/hub/api", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, hub).await.unwrap() });
+    let hub_url = format!(
+        "{}/hub/api",
+        ScriptedApi::start(RequestLog::default(), hub).await.url
+    );
     let dir = tempfile::tempdir().unwrap();
     let lake = crate::support::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
     let view = Arc::new(CapacityView::new(None));
@@ -273,12 +274,7 @@ async fn with_capacity_forecast_a_spawn_waits_on_the_forecast_before_anything_is
                 view.clone(),
             )),
         });
-        async move {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let url = format!("http://{}/v1/admission", l.local_addr().unwrap());
-            tokio::spawn(async move { axum::serve(l, router(q)).await.unwrap() });
-            url
-        }
+        async move { format!("http://{}/v1/admission", serve(router(q)).await) }
     };
     let url = serve(true).await;
     let (status, retry, body) = ask(&url, "cy", Some("gpu")).await;
