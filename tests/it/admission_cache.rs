@@ -138,11 +138,7 @@ async fn answers_come_from_a_cached_view_and_a_deny_is_confirmed_on_a_fresh_read
     hub.bo_runs_gpu.store(false, Ordering::SeqCst);
     let (s, b) = post(&c, &url, Some(&bearer), &ask("dee")).await;
     assert_eq!((s, &b["decision"]), (200, &json!("allow")), "{b}");
-    assert_eq!(
-        listings(),
-        2,
-        "one confirming read"
-    );
+    assert_eq!(listings(), 2, "one confirming read");
 
     // Allows on a fresh enough view cost no read: 100 at once, none reads the hub.
     let asks = (0..100).map(|i| {

@@ -51,9 +51,7 @@ impl Api {
             .route("/api/v1/namespaces/{ns}/pods", get(pods))
             .fallback(unexpected)
             .with_state(api.clone());
-        let client = ScriptedApi::start(api.log.clone(), app)
-            .await
-            .kube_client();
+        let client = ScriptedApi::start(api.log.clone(), app).await.kube_client();
         (api, client)
     }
 

@@ -22,9 +22,9 @@ use hubpulse::agent::config::AgentConfig;
 use hubpulse::agent::metrics::Metrics;
 use hubpulse::hub::{ApiToken, HubClient, HubConfig, StartOutcome, User};
 
-pub use crate::support::wait_for_async as wait_for;
 use crate::support::free_port;
 use crate::support::hub::{HubOptions, RunningHub, token};
+pub use crate::support::wait_for_async as wait_for;
 
 pub struct TestHub {
     pub api_url: String,
@@ -62,8 +62,12 @@ fn start_hub(real: bool) -> TestHub {
     };
     let mut opts = HubOptions::default().arg("--log").arg(&log);
     opts = if real {
-        opts.arg("--real-singleuser")
-            .args(["--activity-interval", "3", "--last-activity-interval", "2"])
+        opts.arg("--real-singleuser").args([
+            "--activity-interval",
+            "3",
+            "--last-activity-interval",
+            "2",
+        ])
     } else {
         opts.arg("--admission-url")
             .arg(format!("http://127.0.0.1:{port}/v1/admission"))

@@ -574,8 +574,7 @@ async fn an_old_stream_ending_before_the_watch_notices_ends_at_the_404() {
 
 #[tokio::test]
 async fn reconnects_after_a_dropped_stream_and_skips_what_it_already_sent() {
-    let mut api =
-        Kube::start(vec![hub_pod("hub-x", "2026-11-28T17:00:00Z", "Running")]).await;
+    let mut api = Kube::start(vec![hub_pod("hub-x", "2026-11-28T17:00:00Z", "Running")]).await;
     let mut source = start(&api, cfg(), Resume::new(), 16);
     let first = api.next_log().await;
     assert_log_query(&first, "hub-x", None);
@@ -618,8 +617,7 @@ async fn reconnects_after_a_dropped_stream_and_skips_what_it_already_sent() {
 
 #[tokio::test]
 async fn a_burst_is_sent_in_bounded_batches_in_order() {
-    let mut api =
-        Kube::start(vec![hub_pod("hub-x", "2026-11-28T17:00:00Z", "Running")]).await;
+    let mut api = Kube::start(vec![hub_pod("hub-x", "2026-11-28T17:00:00Z", "Running")]).await;
     let mut source = start(&api, cfg(), Resume::new(), 64);
     let log = api.next_log().await;
     // 400 lines of 1 KiB (after the timestamp) in one write: 400 KiB.
@@ -651,8 +649,7 @@ async fn a_burst_is_sent_in_bounded_batches_in_order() {
 
 #[tokio::test]
 async fn resumes_after_the_committed_position_without_resending() {
-    let mut api =
-        Kube::start(vec![hub_pod("hub-x", "2026-11-28T17:00:00Z", "Running")]).await;
+    let mut api = Kube::start(vec![hub_pod("hub-x", "2026-11-28T17:00:00Z", "Running")]).await;
     let t2 = T0 + 2 * SEC + SEC / 2;
     let resume = Resume::from([
         (
@@ -737,8 +734,7 @@ async fn rewatches_from_the_last_version_and_relists_when_it_expired() {
 
 #[tokio::test]
 async fn shutdown_returns_promptly_when_idle() {
-    let mut api =
-        Kube::start(vec![hub_pod("hub-x", "2026-11-28T17:00:00Z", "Running")]).await;
+    let mut api = Kube::start(vec![hub_pod("hub-x", "2026-11-28T17:00:00Z", "Running")]).await;
     let source = start(&api, cfg(), Resume::new(), 16);
     // Both long-lived requests are open and silent.
     let _log = api.next_log().await;
@@ -748,8 +744,7 @@ async fn shutdown_returns_promptly_when_idle() {
 
 #[tokio::test]
 async fn shutdown_returns_promptly_when_the_pipeline_does_not_read() {
-    let mut api =
-        Kube::start(vec![hub_pod("hub-x", "2026-11-28T17:00:00Z", "Running")]).await;
+    let mut api = Kube::start(vec![hub_pod("hub-x", "2026-11-28T17:00:00Z", "Running")]).await;
     let mut source = start(&api, cfg(), Resume::new(), 1);
     let log = api.next_log().await;
     log.send("2026-11-28T19:00:01Z one\n");
@@ -838,8 +833,7 @@ async fn follows_the_proxy_pod_through_its_first_container() {
 /// committed second and adds only what it had not committed (the manifest's stream checkpoint).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_follows_a_pod_into_the_lake_and_resumes_after_sigkill() {
-    let mut api =
-        Kube::start(vec![hub_pod("hub-a", "2026-11-28T18:00:00Z", "Running")]).await;
+    let mut api = Kube::start(vec![hub_pod("hub-a", "2026-11-28T18:00:00Z", "Running")]).await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
@@ -944,9 +938,6 @@ async fn the_agent_follows_a_pod_into_the_lake_and_resumes_after_sigkill() {
         Some("6,6,k8s/jhub/hub-a/hub"),
         "{kinds}"
     );
-    std::process::Command::new("kill")
-        .args(["-TERM", &agent.id().to_string()])
-        .status()
-        .unwrap();
+    crate::support::sigterm(&agent);
     assert!(agent.wait().unwrap().success());
 }

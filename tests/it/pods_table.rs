@@ -57,10 +57,7 @@ impl Api {
     }
 }
 
-async fn events(
-    State(api): State<Api>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
+async fn events(State(api): State<Api>, Query(q): Query<HashMap<String, String>>) -> Response {
     if api.events_forbidden {
         return kube_status(
             403,
@@ -102,10 +99,7 @@ async fn node(
     }
 }
 
-async fn pods(
-    State(api): State<Api>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
+async fn pods(State(api): State<Api>, Query(q): Query<HashMap<String, String>>) -> Response {
     if q.get("watch").map(String::as_str) == Some("true") {
         let (tx, response) = stream();
         let _ = api.watches.send(tx);
@@ -500,7 +494,9 @@ async fn without_events_rbac_pods_are_still_written() {
     let stats = run.stats.clone();
     // the pods list was handled (its watch follows), and the events list was refused
     let body = next(&mut watches).await;
-    api.log.wait("the events list", 1, |r| r.contains("/events")).await;
+    api.log
+        .wait("the events list", 1, |r| r.contains("/events"))
+        .await;
     send_line(
         &body,
         json!({"type": "MODIFIED", "object": user_pod("jupyter-alice", "101", "Running", Some("n1"))}),

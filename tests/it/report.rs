@@ -289,7 +289,6 @@ fn a_bad_pricing_file_or_month_is_one_line_and_exit_2() {
     }
 }
 
-
 /// The HTML report opened in headless Chromium (tests/support/render_check.mjs): the charts
 /// and tables render with content, nothing is fetched from outside the file, and the console
 /// stays silent.

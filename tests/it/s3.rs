@@ -12,8 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::agent::{Env, each_once, lake_count_env, scenario_on, start_env};
-use crate::support::{free_port, wait_for};
 use crate::support::{bin, root, run, run_ok};
+use crate::support::{free_port, wait_for};
 
 /// A moto S3 server on 127.0.0.1 with one bucket, killed on drop.
 pub struct Moto {
@@ -27,7 +27,6 @@ impl Drop for Moto {
         crate::support::kill(&mut self.child);
     }
 }
-
 
 impl Moto {
     pub fn start() -> Moto {

@@ -135,10 +135,12 @@ impl ScriptedApi {
     /// Serves `routes` (already given their state), recording every request into `log`.
     pub async fn start(log: RequestLog, routes: Router) -> ScriptedApi {
         let recorder = log.clone();
-        let app = routes.layer(axum::middleware::from_fn(move |req: Request, next: Next| {
-            let log = recorder.clone();
-            async move { record(log, req, next).await }
-        }));
+        let app = routes.layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| {
+                let log = recorder.clone();
+                async move { record(log, req, next).await }
+            },
+        ));
         let url = format!("http://{}", serve(app).await);
         ScriptedApi { url, log }
     }

@@ -145,11 +145,7 @@ pub fn moto_server() -> PathBuf {
         .unwrap_or_else(|| {
             dir_from("HUBPULSE_S3_DIR", ".cache/hubpulse-s3").join("venv/bin/moto_server")
         });
-    require_file(
-        "moto's S3 server",
-        &exe,
-        "bash tests/support/s3_setup.sh",
-    );
+    require_file("moto's S3 server", &exe, "bash tests/support/s3_setup.sh");
     exe
 }
 
@@ -177,7 +173,11 @@ pub fn browser_dir() -> PathBuf {
     let dir = dir_from("HUBPULSE_BROWSER_DIR", ".cache/hubpulse-browser");
     for exe in ["node", "chromium"] {
         if Command::new(exe).arg("--version").output().is_err() {
-            missing("the HTML report's browser check", &format!("`{exe}` not on PATH"), INSTALL);
+            missing(
+                "the HTML report's browser check",
+                &format!("`{exe}` not on PATH"),
+                INSTALL,
+            );
         }
     }
     let pw = dir.join("node_modules/playwright-core/package.json");
