@@ -294,6 +294,7 @@ fn a_bad_pricing_file_or_month_is_one_line_and_exit_2() {
 /// stays silent.
 #[test]
 fn the_html_report_renders_in_a_browser_with_charts_tables_and_a_silent_console() {
+    let browser = crate::support::prereq::browser_dir();
     let dir = tempfile::tempdir().unwrap();
     let (log, lake, pricing, html, shot) = (
         dir.path().join("gen.log"),
@@ -331,12 +332,9 @@ fn the_html_report_renders_in_a_browser_with_charts_tables_and_a_silent_console(
         .arg(root().join("tests/support/render_check.mjs"))
         .arg(&html)
         .arg(&shot)
-        .env(
-            "HUBPULSE_BROWSER_DIR",
-            crate::support::prereq::browser_dir(),
-        )
+        .env("HUBPULSE_BROWSER_DIR", &browser)
         .output()
-        .expect("node (tests/support/browser_setup.sh installs what it needs)");
+        .expect("run node");
     assert!(
         out.status.success(),
         "render_check failed: {}",
