@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{bin, check_golden, fixture_logs, query_csv, query_num, root, run_ok};
+use crate::support::{bin, check_golden, fixture_logs, query_num, root, run_ok};
 
 /// A time-only line before any dated record (CHP 3.x/4.x) takes its file's modification date:
 /// pin it to the day the golden results were made, so that they hold on any day and any clone.
