@@ -8,7 +8,7 @@
 //! request arrived, which here turns it into an allow); 100 concurrent requests share one read.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -21,17 +21,17 @@ use hubpulse::control::quota::{EndpointConfig, Quotas, router_with};
 use hubpulse::hub::{ApiToken, HubClient, HubConfig};
 use serde_json::{Value, json};
 
+use crate::support::api::{RequestLog, ScriptedApi, serve};
+
 const TOKEN: &str = "adm-secret";
 
 #[derive(Default)]
 struct Hub {
-    listings: AtomicUsize,
     bo_runs_gpu: AtomicBool,
 }
 
 /// `GET /hub/api/users?state=active`: bo's gpu server while `bo_runs_gpu`, else nobody.
 async fn users(State(h): State<Arc<Hub>>) -> axum::Json<Value> {
-    h.listings.fetch_add(1, Ordering::SeqCst);
     let items = if h.bo_runs_gpu.load(Ordering::SeqCst) {
         json!([{"name": "bo", "groups": [], "servers": {"": {
             "name": "", "ready": true, "pending": null, "user_options": {"profile": "gpu"}}}}])
@@ -88,12 +88,13 @@ async fn answers_come_from_a_cached_view_and_a_deny_is_confirmed_on_a_fresh_read
     let app = Router::new()
         .route("/hub/api/users", get(users))
         .with_state(hub.clone());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hub_url = format!("http://{}/hub/api", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let hub_api = ScriptedApi::start(RequestLog::default(), app).await;
+    let hub_url = format!("{}/hub/api", hub_api.url);
+    // The hub's user listings so far.
+    let listings = || hub_api.log.uris().len();
 
     let dir = tempfile::tempdir().unwrap();
-    let lake = crate::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
+    let lake = crate::support::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
     let hub_url2 = hub_url.clone();
     let q = q2(&lake, &hub_url);
     // A view lives 10 minutes here: any second read within the test is a confirmation.
@@ -102,9 +103,7 @@ async fn answers_come_from_a_cached_view_and_a_deny_is_confirmed_on_a_fresh_read
         max_concurrent: 8,
     };
     let (router, _view) = router_with(q, cfg);
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1/admission", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, router).await.unwrap() });
+    let url = format!("http://{}/v1/admission", serve(router).await);
     let c = reqwest::Client::new();
     let bearer = format!("Bearer {TOKEN}");
 
@@ -117,7 +116,7 @@ async fn answers_come_from_a_cached_view_and_a_deny_is_confirmed_on_a_fresh_read
     );
     let (s, _) = post(&c, &url, None, "{}").await;
     assert_eq!(s, 401);
-    assert_eq!(hub.listings.load(Ordering::SeqCst), 0);
+    assert_eq!(listings(), 0);
     // With the token, a malformed body is a one-line 400.
     let (s, b) = post(&c, &url, Some(&bearer), "{\"groups\": []}").await;
     assert_eq!(s, 400, "{b}");
@@ -132,18 +131,14 @@ async fn answers_come_from_a_cached_view_and_a_deny_is_confirmed_on_a_fresh_read
     let (s, b) = post(&c, &url, Some(&bearer), &ask("cy")).await;
     assert_eq!((s, &b["decision"]), (200, &json!("deny")), "{b}");
     assert_eq!(b["code"], "profile_limit");
-    assert_eq!(hub.listings.load(Ordering::SeqCst), 1);
+    assert_eq!(listings(), 1);
 
     // bo stops. The cached view still shows his server; the deny it suggests is checked on a
     // fresh read, which allows dee.
     hub.bo_runs_gpu.store(false, Ordering::SeqCst);
     let (s, b) = post(&c, &url, Some(&bearer), &ask("dee")).await;
     assert_eq!((s, &b["decision"]), (200, &json!("allow")), "{b}");
-    assert_eq!(
-        hub.listings.load(Ordering::SeqCst),
-        2,
-        "one confirming read"
-    );
+    assert_eq!(listings(), 2, "one confirming read");
 
     // Allows on a fresh enough view cost no read: 100 at once, none reads the hub.
     let asks = (0..100).map(|i| {
@@ -154,7 +149,7 @@ async fn answers_come_from_a_cached_view_and_a_deny_is_confirmed_on_a_fresh_read
         let (s, b) = a.unwrap();
         assert_eq!((s, &b["decision"]), (200, &json!("allow")), "{b}");
     }
-    assert_eq!(hub.listings.load(Ordering::SeqCst), 2);
+    assert_eq!(listings(), 2);
 
     // bo starts again. A new endpoint (empty cache) gets 100 gpu requests at once: every one
     // is denied, each on a read made after it arrived, yet the reads are shared: the first
@@ -162,10 +157,8 @@ async fn answers_come_from_a_cached_view_and_a_deny_is_confirmed_on_a_fresh_read
     // (without sharing this was 100 listings and 100 lake scans).
     hub.bo_runs_gpu.store(true, Ordering::SeqCst);
     let (router, _view) = router_with(q2(&lake, &hub_url2), cfg);
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1/admission", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, router).await.unwrap() });
-    let before = hub.listings.load(Ordering::SeqCst);
+    let url = format!("http://{}/v1/admission", serve(router).await);
+    let before = listings();
     let asks = (0..100).map(|i| {
         let (c, url, bearer) = (c.clone(), url.clone(), bearer.clone());
         tokio::spawn(async move { post(&c, &url, Some(&bearer), &ask(&format!("w{i}"))).await })
@@ -174,7 +167,7 @@ async fn answers_come_from_a_cached_view_and_a_deny_is_confirmed_on_a_fresh_read
         let (s, b) = a.unwrap();
         assert_eq!((s, &b["code"]), (200, &json!("profile_limit")), "{b}");
     }
-    let reads = hub.listings.load(Ordering::SeqCst) - before;
+    let reads = listings() - before;
     eprintln!("{reads} hub listings for 100 concurrent denied requests");
     assert!(
         (1..=10).contains(&reads),

@@ -19,7 +19,8 @@ use hubpulse::sources::kube::pending::{Pending, PodObs};
 use serde_json::{Value, json};
 
 use crate::cull_common::decisions;
-use crate::root;
+use crate::support::api::{RequestLog, ScriptedApi, serve};
+use crate::support::root;
 
 const TOKEN: &str = "adm-secret";
 
@@ -94,7 +95,7 @@ asyncio.run(main())
 "#,
         contrib = root().join("contrib").display().to_string(),
     );
-    let out = std::process::Command::new(crate::harness_python())
+    let out = std::process::Command::new(crate::support::harness_python())
         .arg("-c")
         .arg(script)
         .output()
@@ -112,13 +113,14 @@ async fn a_spawn_whose_profile_already_waits_for_room_is_told_to_wait_with_an_es
     let _ = rustls::crypto::ring::default_provider().install_default();
     // the hub API
     let hub = Router::new().route("/hub/api/users", get(users));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hub_url = format!("http://{}/hub/api", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, hub).await.unwrap() });
+    let hub_url = format!(
+        "{}/hub/api",
+        ScriptedApi::start(RequestLog::default(), hub).await.url
+    );
 
     // a real lake (no usage this month: nothing is over budget)
     let dir = tempfile::tempdir().unwrap();
-    let lake = crate::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
+    let lake = crate::support::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
 
     // the pods watch saw bo's gpu pod wait 360 s for a node; ann's has waited 60 s so far;
     // eve's default-profile pod is pulling its image (not waiting for room)
@@ -150,9 +152,7 @@ async fn a_spawn_whose_profile_already_waits_for_room_is_told_to_wait_with_an_es
             Arc::new(CapacityView::new(Some(pending))),
         )),
     });
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1/admission", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, router(q)).await.unwrap() });
+    let url = format!("http://{}/v1/admission", serve(router(q)).await);
 
     let (status, retry, body) = ask(&url, "cy", Some("gpu")).await;
     assert_eq!(status, 200, "{body}");
@@ -236,11 +236,12 @@ async fn with_capacity_forecast_a_spawn_waits_on_the_forecast_before_anything_is
     use hubpulse::control::capacity::placeholder::Observed;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let hub = Router::new().route("/hub/api/users", get(users));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hub_url = format!("http://{}/hub/api", l.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(l, hub).await.unwrap() });
+    let hub_url = format!(
+        "{}/hub/api",
+        ScriptedApi::start(RequestLog::default(), hub).await.url
+    );
     let dir = tempfile::tempdir().unwrap();
-    let lake = crate::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
+    let lake = crate::support::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
     let view = Arc::new(CapacityView::new(None));
     let seen = Observed {
         current: 0,
@@ -273,12 +274,7 @@ async fn with_capacity_forecast_a_spawn_waits_on_the_forecast_before_anything_is
                 view.clone(),
             )),
         });
-        async move {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let url = format!("http://{}/v1/admission", l.local_addr().unwrap());
-            tokio::spawn(async move { axum::serve(l, router(q)).await.unwrap() });
-            url
-        }
+        async move { format!("http://{}/v1/admission", serve(router(q)).await) }
     };
     let url = serve(true).await;
     let (status, retry, body) = ask(&url, "cy", Some("gpu")).await;

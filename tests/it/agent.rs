@@ -4,15 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{bin, query_csv, run, run_ok};
+use crate::support::{bin, free_port, http_get, query_csv, run, run_ok, sigterm, wait_for};
 
 /// A small deterministic PRNG (xorshift64*), so every scenario is reproducible from its seed.
 pub struct Rng(pub u64);
@@ -26,37 +25,6 @@ impl Rng {
     }
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
-    }
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// GET over plain HTTP/1.0; returns (status, body), or None if nothing listens yet.
-pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split_whitespace().nth(1)?.parse().ok()?;
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-    Some((status, body))
-}
-
-/// Poll `cond` until it holds or `deadline` passes (then panic with `what`).
-pub fn wait_for(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
-        // The poll interval of an observed condition (lake contents, HTTP answers), not a wait
-        // for time to pass: the loop ends as soon as the condition is seen.
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -111,15 +79,6 @@ pub fn start_env(cfg: &Path, env: &Env) -> Child {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn hubpulse run")
-}
-
-pub fn sigterm(child: &Child) {
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
 }
 
 fn lake_count(lake: &Path, where_: &str) -> u64 {
@@ -502,7 +461,7 @@ fn stdin_is_followed_until_eof() {
 
 #[test]
 fn check_config_accepts_the_example_and_names_file_line_key_on_error() {
-    let ex = super::root().join("hubpulse.example.toml");
+    let ex = crate::support::root().join("hubpulse.example.toml");
     let out = run_ok(bin().arg("check-config").arg(&ex));
     assert!(out.starts_with(&format!("{}: ok", ex.display())), "{out}");
     let dir = tempfile::tempdir().unwrap();

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, TimeZone, Utc};
@@ -24,34 +24,20 @@ use serde_json::{Value, json};
 
 use crate::cull_common::decisions;
 use crate::kube_fixtures;
+use crate::support::api::{RequestLog, ScriptedApi, kube_status};
 
 const SCALE: &str = "/apis/apps/v1/namespaces/jhub/statefulsets/user-placeholder/scale";
 const PODS: &str = "/api/v1/namespaces/jhub/pods?&labelSelector=component%3Dsingleuser-server";
 
-#[derive(Clone)]
+#[derive(Clone, Default)]
 struct Api {
     replicas: Arc<Mutex<i32>>,
     /// Other placeholder sets served (a set per profile), by name.
     others: Arc<Mutex<BTreeMap<String, i32>>>,
     pods: Arc<Mutex<Vec<Value>>>,
     forbid_patch: Arc<Mutex<bool>>,
-    /// `METHOD path?query`, and for a PATCH ` content-type body`.
-    requests: Arc<Mutex<Vec<String>>>,
-    /// Bumped after every request, so a test can wait for one.
-    seen: Arc<tokio::sync::watch::Sender<usize>>,
-}
-
-impl Default for Api {
-    fn default() -> Self {
-        Api {
-            replicas: Arc::default(),
-            others: Arc::default(),
-            pods: Arc::default(),
-            forbid_patch: Arc::default(),
-            requests: Arc::default(),
-            seen: Arc::new(tokio::sync::watch::Sender::new(0)),
-        }
-    }
+    /// The requests: `METHOD path?query`, and for a PATCH ` content-type body`.
+    log: RequestLog,
 }
 
 impl Api {
@@ -66,42 +52,18 @@ impl Api {
             .route("/api/v1/namespaces/{ns}/pods", get(pods))
             .fallback(unexpected)
             .with_state(api.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+        let client = ScriptedApi::start(api.log.clone(), app).await.kube_client();
         (api, client)
     }
 
-    fn push(&self, line: String) {
-        self.requests.lock().unwrap().push(line);
-        self.seen.send_modify(|n| *n += 1);
-    }
-
-    /// Waits (on requests arriving, 10 s at most) until `n` recorded requests start with `prefix`.
+    /// Waits (on requests being answered, 10 s at most) until `n` answered requests start
+    /// with `prefix` (a PATCH is answered once applied: the test then sees its effect).
     async fn wait_for(&self, prefix: &str, n: usize) {
-        let mut seen = self.seen.subscribe();
-        let count = || {
-            self.requests
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|r| r.starts_with(prefix))
-                .count()
-        };
-        let found = async {
-            while count() < n {
-                seen.changed().await.unwrap();
-            }
-        };
-        tokio::time::timeout(std::time::Duration::from_secs(10), found)
-            .await
-            .unwrap_or_else(|_| panic!("no {n} x {prefix}: {:?}", self.requests.lock().unwrap()));
+        self.log.wait(prefix, n, |r| r.starts_with(prefix)).await;
     }
 
     fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.requests.lock().unwrap())
+        self.log.take()
     }
 }
 
@@ -119,50 +81,29 @@ async fn scale(
     State(api): State<Api>,
     Path((_ns, name)): Path<(String, String)>,
     method: Method,
-    uri: Uri,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut line = format!("{method} {uri}");
     let other = api.others.lock().unwrap().contains_key(&name);
     if other {
         if method == Method::PATCH {
-            let ct = headers
-                .get("content-type")
-                .map_or("", |v| v.to_str().unwrap());
             let v: Value = serde_json::from_slice(&body).unwrap();
             let n = i32::try_from(v["spec"]["replicas"].as_i64().unwrap()).unwrap();
             api.others.lock().unwrap().insert(name.clone(), n);
-            line = format!("{line} {ct} {}", String::from_utf8_lossy(&body));
         }
-        api.push(line);
         let n = api.others.lock().unwrap()[&name];
         return axum::Json(scale_json(&name, n)).into_response();
     }
     if name != "user-placeholder" {
-        api.push(line);
-        let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-            "message": "scripted not found", "reason": "NotFound", "code": 404});
-        return (StatusCode::NOT_FOUND, axum::Json(status)).into_response();
+        return kube_status(404, "NotFound", "scripted not found");
     }
     if method == Method::PATCH {
-        let ct = headers
-            .get("content-type")
-            .map_or("", |v| v.to_str().unwrap());
-        line = format!("{line} {ct} {}", String::from_utf8_lossy(&body));
         if *api.forbid_patch.lock().unwrap() {
-            api.push(line);
-            let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                "message": "scripted forbidden", "reason": "Forbidden", "code": 403});
-            return (StatusCode::FORBIDDEN, axum::Json(status)).into_response();
+            return kube_status(403, "Forbidden", "scripted forbidden");
         }
         let v: Value = serde_json::from_slice(&body).unwrap();
+        // applied before the answer: a test waiting for the PATCH then sees its effect
         *api.replicas.lock().unwrap() =
             i32::try_from(v["spec"]["replicas"].as_i64().unwrap()).unwrap();
-        // recorded once applied: a test waiting for the PATCH then sees its effect
-        api.push(line);
-    } else {
-        api.push(line);
     }
     let n = *api.replicas.lock().unwrap();
     axum::Json(scale_json(&name, n)).into_response()
@@ -170,10 +111,8 @@ async fn scale(
 
 async fn pods(
     State(api): State<Api>,
-    uri: Uri,
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    api.push(format!("GET {uri}"));
     // equality selectors only (`a=b,c=d`), as the runner sends them
     let wanted: Vec<(String, String)> = q
         .get("labelSelector")
@@ -204,8 +143,7 @@ async fn pods(
     .into_response()
 }
 
-async fn unexpected(State(api): State<Api>, method: Method, uri: Uri) -> Response {
-    api.push(format!("{method} {uri}"));
+async fn unexpected() -> Response {
     StatusCode::NOT_FOUND.into_response()
 }
 
@@ -529,9 +467,9 @@ async fn capacity_a_missing_statefulset_stops_the_cycle_before_any_patch() {
 
 #[test]
 fn capacity_plan_prints_the_forecast_from_the_lake_and_a_dry_run_decision() {
-    use crate::{bin, run_ok};
+    use crate::support::{bin, run_ok};
     let dir = tempfile::tempdir().unwrap();
-    let lake = crate::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
+    let lake = crate::support::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
     // A week after the data (Saturday 2026-10-31 20:00 to Sunday 03:00): the Saturday-evening
     // slots have two samples (that evening and this one), the later ones only that night's.
     let out = run_ok(bin().args(["capacity", "plan", "--lake"]).arg(&lake).args([
@@ -566,7 +504,7 @@ fn capacity_plan_prints_the_forecast_from_the_lake_and_a_dry_run_decision() {
         *lines.last().unwrap(),
         "decision (dry run): scale_up replicas 2 -> 4 (forecast): forecast peak 4.00 servers at Sat 23:00 UTC, 1 running, 0 pending, wanted 4"
     );
-    let bad = crate::run(
+    let bad = crate::support::run(
         bin()
             .args(["capacity", "plan", "--lake"])
             .arg(&lake)
@@ -577,9 +515,9 @@ fn capacity_plan_prints_the_forecast_from_the_lake_and_a_dry_run_decision() {
 
 #[test]
 fn capacity_plan_prints_a_decision_per_placeholder_set_of_the_config() {
-    use crate::{bin, run_ok};
+    use crate::support::{bin, run_ok};
     let dir = tempfile::tempdir().unwrap();
-    let lake = crate::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
+    let lake = crate::support::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
     let config = dir.path().join("hubpulse.toml");
     std::fs::write(
         &config,
@@ -622,10 +560,10 @@ fn capacity_plan_prints_a_decision_per_placeholder_set_of_the_config() {
 
 #[test]
 fn capacity_the_deploy_config_is_valid_and_starts_everything_in_dry_run() {
-    let out = crate::run_ok(
-        crate::bin()
+    let out = crate::support::run_ok(
+        crate::support::bin()
             .arg("check-config")
-            .arg(crate::root().join("deploy/hubpulse.toml")),
+            .arg(crate::support::root().join("deploy/hubpulse.toml")),
     );
     assert!(out.contains("hubpulse.toml: ok"), "{out}");
     // the culler and the placeholder loop both start as dry runs
@@ -649,7 +587,7 @@ fn capacity_the_deploy_config_is_valid_and_starts_everything_in_dry_run() {
 async fn capacity_the_agent_loop_forecasts_from_the_lake_and_reapplies_after_a_reset() {
     use hubpulse::control::capacity::forecast::ForecastPolicy;
     let dir = tempfile::tempdir().unwrap();
-    let lake = crate::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
+    let lake = crate::support::fixture_lake(dir.path(), "fixtures/reports/month-boundary.log");
     let (api, client) = Api::start(0).await;
     // min = max = 2: the target does not depend on the wall clock the loop reads
     let policy = PlaceholderPolicy {

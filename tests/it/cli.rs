@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::Stdio;
 
-use super::{bin, root, run, run_ok};
+use crate::support::{bin, root, run, run_ok};
 
 fn stderr_line(out: &std::process::Output) -> String {
     let s = String::from_utf8_lossy(&out.stderr).to_string();

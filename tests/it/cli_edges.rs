@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use super::{bin, root, run, run_ok};
+use crate::support::{bin, root, run, run_ok};
 
 fn one_stderr_line(out: &std::process::Output) -> String {
     let s = String::from_utf8_lossy(&out.stderr).trim_end().to_string();
@@ -108,11 +108,7 @@ fn a_glob_that_matches_nothing_yet_is_said_once_and_waited_for() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    crate::support::sigterm(&child);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     reader.join().unwrap();

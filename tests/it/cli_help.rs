@@ -4,7 +4,7 @@
 use clap::CommandFactory;
 use hubpulse::cli::Cli;
 
-use super::{bin, root, run_ok};
+use crate::support::{bin, root, run_ok};
 
 /// Every argument of every (sub)command, as `command path: argument`, that has no help text.
 fn missing_help(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {

@@ -8,7 +8,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use super::{bin, root, run_ok};
+use crate::support::{bin, root, run_ok};
 
 /// Exit status and stderr of `cmd` with stdout (and, with `stderr_too`, stderr) on a pipe whose
 /// reader is gone before the command starts.

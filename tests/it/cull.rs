@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use hubpulse::hub::HubClient;
 
 use super::cull_common::*;
-use super::{bin, query_csv, run_ok};
+use crate::support::{bin, query_csv, run_ok};
 
 async fn create(c: &HubClient, names: &[&str]) {
     // 409 when they exist already (a re-run against the same hub): fine.

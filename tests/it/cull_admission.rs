@@ -148,7 +148,7 @@ async fn the_quota_loop_stops_a_server_over_its_budget() {
             let stopped = rows.iter().any(|r| r[0] == "cull" && r[1] == "stopped");
             // Closed sessions count from the lake: wait for the hub's stop line in it.
             let in_lake = stopped
-                && super::query_num(
+                && crate::support::query_num(
                     &agent.lake,
                     "SELECT COUNT(*) FROM lifecycle WHERE kind = 'stop_succeeded' AND \"user\" = 'q-over'",
                 ) > 0;

@@ -1,5 +1,5 @@
 //! Shared set-up for the culler and quota tests against a real JupyterHub 6.1.1, started by
-//! `fixtures/harness/api_hub.py` with a culler service token holding exactly the documented
+//! `fixtures/harness/api_hub.py` (through [`crate::support::hub`]) with a culler service token holding exactly the documented
 //! scopes and extra groups. Two hubs, each started once for the test binary:
 //! - [`real_hub`]: **real `jupyterhub-singleuser` servers** (jupyter-server) that post their
 //!   activity every 3 s, changed or not, with the hub folding in the proxy's route activity every
@@ -11,19 +11,20 @@
 //! The agent runs in-process; a log relay can be stalled. Tests take [`serial`]: one culler at a
 //! time, on either hub (timings are asserted to the second on a 2-core machine).
 
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hubpulse::agent::config::AgentConfig;
 use hubpulse::agent::metrics::Metrics;
 use hubpulse::hub::{ApiToken, HubClient, HubConfig, StartOutcome, User};
 
-use super::{harness_python, root};
+use crate::support::free_port;
+use crate::support::hub::{HubOptions, RunningHub, token};
+pub use crate::support::wait_for_async as wait_for;
 
 pub struct TestHub {
     pub api_url: String,
@@ -32,32 +33,9 @@ pub struct TestHub {
     pub admission_token: String,
     pub admission_port: u16,
     pub log: PathBuf,
+    /// Declared before `_dir`: the hub stops before its log's directory goes.
+    _hub: RunningHub,
     _dir: tempfile::TempDir,
-    child: Mutex<Option<Child>>,
-}
-
-impl Drop for TestHub {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.lock().unwrap().take() {
-            drop(child.stdin.take());
-            let _ = child.wait();
-        }
-    }
-}
-
-fn token(prefix: &str) -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write(prefix.as_bytes());
-    format!("{prefix}-{:016x}{:08x}", h.finish(), std::process::id())
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The hub with stand-in single-user servers (see the module docs).
@@ -73,61 +51,42 @@ pub fn real_hub() -> &'static TestHub {
 }
 
 fn start_hub(real: bool) -> TestHub {
-    {
-        let py = harness_python();
-        assert!(
-            py.exists(),
-            "{} missing: run fixtures/harness/setup.sh",
-            py.display()
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("hub.log");
-        let (admin, culler, adm) = (token("hp-a"), token("hp-c"), token("hp-adm"));
-        let port = free_port();
-        let groups = if real {
-            r#"{"vip": ["r-vip"]}"#
-        } else {
-            r#"{"data-science": ["ds-ann"], "students": ["st-sam", "q-over"], "vip": ["c-vip"]}"#
-        };
-        let mut cmd = Command::new(&py);
-        cmd.arg(root().join("fixtures/harness/api_hub.py"))
-            .arg("--log")
-            .arg(&log);
-        if real {
-            cmd.args(["--real-singleuser", "--activity-interval", "3"])
-                .args(["--last-activity-interval", "2"]);
-        } else {
-            cmd.arg("--admission-url")
-                .arg(format!("http://127.0.0.1:{port}/v1/admission"));
-        }
-        let mut child = cmd
-            .env("HUBPULSE_HUB_ADMIN_TOKEN", &admin)
-            .env("HUBPULSE_HUB_CULLER_TOKEN", &culler)
-            .env("HUBPULSE_ADMISSION_TOKEN", &adm)
-            .env("HUBPULSE_HUB_GROUPS", groups)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start api_hub.py");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let api_url = line
-            .trim()
-            .strip_prefix("READY ")
-            .unwrap_or_else(|| panic!("harness said {line:?}"))
-            .to_string();
-        TestHub {
-            api_url,
-            admin_token: admin,
-            culler_token: culler,
-            admission_token: adm,
-            admission_port: port,
-            log,
-            _dir: dir,
-            child: Mutex::new(Some(child)),
-        }
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hub.log");
+    let (admin, culler, adm) = (token("hp-a"), token("hp-c"), token("hp-adm"));
+    let port = free_port();
+    let groups = if real {
+        r#"{"vip": ["r-vip"]}"#
+    } else {
+        r#"{"data-science": ["ds-ann"], "students": ["st-sam", "q-over"], "vip": ["c-vip"]}"#
+    };
+    let mut opts = HubOptions::default().arg("--log").arg(&log);
+    opts = if real {
+        opts.arg("--real-singleuser").args([
+            "--activity-interval",
+            "3",
+            "--last-activity-interval",
+            "2",
+        ])
+    } else {
+        opts.arg("--admission-url")
+            .arg(format!("http://127.0.0.1:{port}/v1/admission"))
+    };
+    let hub = opts
+        .env("HUBPULSE_HUB_ADMIN_TOKEN", &admin)
+        .env("HUBPULSE_HUB_CULLER_TOKEN", &culler)
+        .env("HUBPULSE_ADMISSION_TOKEN", &adm)
+        .env("HUBPULSE_HUB_GROUPS", groups)
+        .start();
+    TestHub {
+        api_url: hub.api_url.clone(),
+        admin_token: admin,
+        culler_token: culler,
+        admission_token: adm,
+        admission_port: port,
+        log,
+        _dir: dir,
+        _hub: hub,
     }
 }
 
@@ -144,7 +103,7 @@ impl TestHub {
 
     /// The proxy's public URL (`http://127.0.0.1:PORT`).
     pub fn public_url(&self) -> &str {
-        self.api_url.trim_end_matches("/hub/api")
+        self._hub.public_url()
     }
 }
 
@@ -156,22 +115,6 @@ pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
 
 pub fn admin() -> HubClient {
     hub().admin()
-}
-
-/// Polls `probe` every 200 ms until it returns `Some`, or panics after `timeout`.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 pub async fn user(c: &HubClient, name: &str) -> User {
@@ -350,7 +293,7 @@ pub fn decisions(lake: &Path, cols: &str, filter: &str) -> Vec<Vec<String>> {
         return Vec::new();
     }
     let sql = format!("SELECT {cols} FROM decisions WHERE {filter} ORDER BY ts");
-    super::query_csv(lake, &sql)
+    crate::support::query_csv(lake, &sql)
         .lines()
         .skip(1)
         .map(|l| l.split(',').map(str::to_string).collect())

@@ -4,16 +4,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use hubpulse::sinks::datadog::classify::route_group;
 use regex::Regex;
 use serde_json::{Value, json};
 
-use super::agent::{free_port, http_get, wait_for};
 use super::dd_common::Intake;
-use super::{bin, root, run};
+use crate::support::{bin, root, run};
+use crate::support::{free_port, http_get, wait_for};
 
 const KEY: &str = "dd-e2e-secret-key-9f8e7d6c5b4a";
 const USERS: [&str; 5] = ["alice", "bob", "carol", "dave", "frank"];
@@ -100,12 +100,7 @@ fn scrape(port: u16) -> String {
 
 /// SIGTERM, then wait for the exit (observed), and return the status code.
 fn stop(mut child: Child) -> i32 {
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    crate::support::sigterm(&child);
     let t = Instant::now();
     loop {
         if let Some(s) = child.try_wait().unwrap() {

@@ -18,7 +18,8 @@ use hubpulse::sinks::datadog::derive::{DeriveConfig, DeriveStats, Deriver};
 use hubpulse::sinks::datadog::payload::Payload;
 use serde_json::Value;
 
-use super::{python, root};
+use crate::support::prereq::dd_intake_python;
+use crate::support::root;
 
 /// Agent lag the tests pretend: every record is read this long after its timestamp.
 pub const LAG_US: i64 = 250_000;
@@ -183,7 +184,7 @@ impl Intake {
         let spec = std::env::var_os("HUBPULSE_DD_SPEC_DIR")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| root().join("fixtures/datadog/spec"));
-        let mut child = Command::new(python())
+        let mut child = Command::new(dd_intake_python())
             .arg(&script)
             .arg("--spec-dir")
             .arg(&spec)
@@ -207,7 +208,7 @@ impl Intake {
             panic!(
                 "the intake did not start ({}): {err}\n(run `bash tests/support/dd_intake_setup.sh` \
                  and set HUBPULSE_PYTHON to its venv's python)",
-                python()
+                dd_intake_python()
             );
         };
         Intake {
@@ -298,7 +299,6 @@ impl Intake {
 
 impl Drop for Intake {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::support::kill(&mut self.child);
     }
 }

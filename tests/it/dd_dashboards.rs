@@ -8,7 +8,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::dd_common::Intake;
-use super::root;
+use crate::support::root;
 
 fn dashboards() -> Vec<(String, Value)> {
     let mut v: Vec<(String, Value)> = std::fs::read_dir(root().join("dashboards"))

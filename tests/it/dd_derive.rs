@@ -12,7 +12,7 @@ use hubpulse::stream::Observer;
 use serde_json::{Value, json};
 
 use super::dd_common::{Expected, LAG_US, Table, derive, expected, table};
-use super::root;
+use crate::support::root;
 
 const IV: i64 = 10_000_000;
 

@@ -13,7 +13,7 @@ use hubpulse::sinks::datadog::{Interval, Point, Tag, TagValue, Value, names};
 use serde_json::{Value as Json, json};
 
 use super::dd_common::{Intake, derive, expected};
-use super::root;
+use crate::support::root;
 
 fn fixture_intervals() -> Vec<Interval> {
     derive(

@@ -25,7 +25,7 @@ use serde_json::{Value as Json, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::dd_common::{Intake, derive};
-use super::root;
+use crate::support::root;
 
 const KEY: &str = "dd-test-key-0123456789abcdef";
 

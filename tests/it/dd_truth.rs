@@ -22,7 +22,7 @@
 //!   takes the last stamp before it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use hubpulse::sinks::datadog::derive::DeriveConfig;
@@ -30,9 +30,9 @@ use hubpulse::sinks::datadog::names as n;
 use regex::Regex;
 use serde_json::json;
 
-use super::agent::{free_port, http_get, wait_for};
 use super::dd_common::{Intake, derive};
-use super::{bin, root};
+use crate::support::{bin, root};
+use crate::support::{free_port, http_get, wait_for};
 
 const IV_US: i64 = 10_000_000;
 const COUNTS: [&str; 9] = [
@@ -715,12 +715,7 @@ fn z2jh_backlog(via_stdin: bool) {
     let metrics = http_get(http, "/metrics")
         .map(|(_, b)| b)
         .unwrap_or_default();
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    crate::support::sigterm(&child);
     let t = Instant::now();
     while child.try_wait().unwrap().is_none() {
         assert!(t.elapsed() < Duration::from_secs(60), "agent did not exit");

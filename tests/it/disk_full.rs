@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::agent::{free_port, http_get, wait_for};
-use super::{bin, query_num};
+use crate::support::{bin, query_num};
+use crate::support::{free_port, http_get, wait_for};
 
 /// A tmpfs mounted for the test, unmounted when dropped.
 struct Tmpfs(PathBuf);
@@ -182,14 +182,7 @@ fn a_full_lake_is_retried_reported_and_nothing_is_lost_or_doubled() {
         metric(port, "hubpulse_lake_write_stalled") == Some(1)
     });
     let term = Instant::now();
-    let pid = agent.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    crate::support::sigterm(&agent.0);
     let status = loop {
         if let Some(st) = agent.0.try_wait().unwrap() {
             break st;

@@ -9,7 +9,7 @@ use hubpulse::parse::catalogue::Catalogue;
 use hubpulse::parse::reader::{AtEof, ReaderConfig, RecordReader};
 use hubpulse::parse::time::Zone;
 
-use super::{check_golden, fixture_logs, root};
+use crate::support::{check_golden, fixture_logs, root};
 
 /// Parse a fixture the way `hubpulse parse` does, with a fixed default date for time-only lines.
 pub fn parse_jsonl(path: &Path) -> String {

@@ -16,7 +16,7 @@ use chrono::Utc;
 use hubpulse::agent::metrics::Metrics;
 
 use super::cull_common::*;
-use super::{bin, query_csv, root, run_ok};
+use crate::support::{bin, query_csv, root, run_ok};
 
 /// `hubpulse_hub_observations_total{kind="…"}` from the agent's exposition.
 fn observed(m: &Metrics, kind: &str) -> u64 {

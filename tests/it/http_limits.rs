@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use super::agent::{free_port, http_get, wait_for};
+use crate::support::{free_port, http_get, wait_for};
 
 struct Agent(Child);
 

@@ -1,11 +1,11 @@
 //! The hub API client (`hubpulse::hub`) against a real JupyterHub 6.1.1 with
-//! configurable-http-proxy, started on loopback by `fixtures/harness/api_hub.py` (free ports,
+//! configurable-http-proxy, started on loopback by `fixtures/harness/api_hub.py` through
+//! [`crate::support::hub`] (free ports,
 //! fast stand-in single-user servers). One hub is shared by the tests of this module (each uses
 //! its own user names); the 429 test starts its own with `concurrent_spawn_limit = 1`.
 //! The harness stops the hub when our end of its stdin closes, i.e. when the test process exits.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -15,81 +15,29 @@ use hubpulse::hub::{
 };
 
 use super::cull_common::{user, wait_for};
-use super::root;
+use crate::support::hub::{HubOptions, RunningHub, token};
 
 struct Hub {
     api_url: String,
     admin_token: String,
     limited_token: String,
-    /// Holds the harness's stdin open; dropping it stops the hub.
-    child: Mutex<Option<Child>>,
+    /// Dropping it stops the hub.
+    _hub: RunningHub,
 }
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.lock().unwrap().take() {
-            drop(child.stdin.take());
-            let _ = child.wait();
-        }
-    }
-}
-
-/// 32 hex digits: the hub refuses tokens longer than 64 characters.
-fn random_hex() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut s = String::new();
-    for i in 0..2u64 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(i);
-        s.push_str(&format!("{:016x}", h.finish()));
-    }
-    s
-}
-
-use super::harness_python;
 
 fn start_hub(concurrent_spawn_limit: u32) -> Hub {
-    let py = harness_python();
-    assert!(
-        py.exists(),
-        "{} missing: run fixtures/harness/setup.sh (.ci/run does)",
-        py.display()
-    );
-    let admin_token = format!("hp-admin-{}", random_hex());
-    let limited_token = format!("hp-limited-{}", random_hex());
-    let mut child = Command::new(&py)
-        .arg(root().join("fixtures/harness/api_hub.py"))
+    let (admin_token, limited_token) = (token("hp-admin"), token("hp-limited"));
+    let hub = HubOptions::default()
         .arg("--concurrent-spawn-limit")
         .arg(concurrent_spawn_limit.to_string())
         .env("HUBPULSE_HUB_ADMIN_TOKEN", &admin_token)
         .env("HUBPULSE_HUB_LIMITED_TOKEN", &limited_token)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start fixtures/harness/api_hub.py");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(120))
-        .unwrap_or_else(|e| panic!("api_hub.py printed no READY line ({e}); see its stderr"));
-    let api_url = line
-        .strip_prefix("READY ")
-        .unwrap_or_else(|| panic!("unexpected harness output: {line}"))
-        .to_string();
+        .start();
     Hub {
-        api_url,
+        api_url: hub.api_url.clone(),
         admin_token,
         limited_token,
-        child: Mutex::new(Some(child)),
+        _hub: hub,
     }
 }
 

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 fn path(name: &str) -> std::path::PathBuf {
-    crate::root().join("fixtures/kube").join(name)
+    crate::support::root().join("fixtures/kube").join(name)
 }
 
 /// A JSON fixture (a `…List`, a `Node`, a `Scale`).

@@ -12,12 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, RawQuery, State};
-use axum::http::{StatusCode, Uri};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures::channel::mpsc as body_channel;
 use hubpulse::sources::kube::{
     KubeError, KubeSourceConfig, KubeStats, PodLines, Resume, StreamPos, follow,
 };
@@ -26,70 +24,58 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::kube_fixtures;
+use crate::support::api::{self, RequestLog, StreamTx, WAIT};
 
 /// 2026-11-28T19:00:00Z in nanoseconds.
 const T0: i64 = 1_795_892_400 * 1_000_000_000;
-/// Generous: a failure, not a pace.
-const WAIT: Duration = Duration::from_secs(10);
-
-type BodyTx = body_channel::UnboundedSender<Result<Bytes, std::io::Error>>;
 
 /// A watch or log request, handed to the test with the body it controls.
 struct Call {
     /// The pod of a log request.
     pod: Option<String>,
     query: HashMap<String, String>,
-    body: BodyTx,
+    body: StreamTx,
 }
 
 impl Call {
     fn send(&self, data: &str) {
-        self.body
-            .unbounded_send(Ok(Bytes::from(data.to_owned())))
-            .expect("the source still reads this response");
+        self.body.send(data);
     }
 
     /// Breaks the connection mid-body (no terminating chunk): the client sees an error.
     fn cut(self) {
-        let _ = self
-            .body
-            .unbounded_send(Err(std::io::Error::other("scripted connection cut")));
+        self.body.cut();
     }
 
     /// A watch event, one JSON document per line as the API server sends them.
     fn event(&self, kind: &str, pod: &Value) {
-        self.send(&format!("{}\n", json!({ "type": kind, "object": pod })));
+        self.body.event(kind, pod);
     }
 }
 
 #[derive(Clone)]
 struct ApiState {
-    /// Every request, as `path?query`, in arrival order.
-    requests: Arc<Mutex<Vec<String>>>,
     pods: Arc<Mutex<Vec<Value>>>,
     forbid: Arc<AtomicBool>,
-    /// Bumped after each request is recorded, so tests can wait for one.
-    seen: watch::Sender<usize>,
     watches: mpsc::UnboundedSender<Call>,
     logs: mpsc::UnboundedSender<Call>,
 }
 
-struct ScriptedApi {
-    url: String,
+/// The scripted API server ([`api::ScriptedApi`]) with this module's routes.
+struct Kube {
+    server: api::ScriptedApi,
     state: ApiState,
     watches: mpsc::UnboundedReceiver<Call>,
     logs: mpsc::UnboundedReceiver<Call>,
 }
 
-impl ScriptedApi {
-    async fn start(pods: Vec<Value>) -> ScriptedApi {
+impl Kube {
+    async fn start(pods: Vec<Value>) -> Kube {
         let (watch_tx, watches) = mpsc::unbounded_channel();
         let (log_tx, logs) = mpsc::unbounded_channel();
         let state = ApiState {
-            requests: Arc::default(),
             pods: Arc::new(Mutex::new(pods)),
             forbid: Arc::default(),
-            seen: watch::Sender::new(0),
             watches: watch_tx,
             logs: log_tx,
         };
@@ -98,11 +84,8 @@ impl ScriptedApi {
             .route("/api/v1/namespaces/{ns}/pods/{pod}/log", get(log_handler))
             .fallback(unexpected)
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        ScriptedApi {
-            url,
+        Kube {
+            server: api::ScriptedApi::start(RequestLog::default(), app).await,
             state,
             watches,
             logs,
@@ -110,8 +93,7 @@ impl ScriptedApi {
     }
 
     fn client(&self) -> kube::Client {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        kube::Client::try_from(kube::Config::new(self.url.parse().unwrap())).unwrap()
+        self.server.kube_client()
     }
 
     async fn next_watch(&mut self) -> Call {
@@ -132,22 +114,15 @@ impl ScriptedApi {
         *self.state.pods.lock().unwrap() = pods;
     }
 
+    /// Every request, as `path?query`, in arrival order.
     fn requests(&self) -> Vec<String> {
-        self.state.requests.lock().unwrap().clone()
+        self.server.uris()
     }
 
     /// Waits until `n` requests containing `part` have been recorded (the answer to the last
     /// is on its way).
     async fn wait_request(&self, part: &str, n: usize) {
-        let mut seen = self.state.seen.subscribe();
-        let found = async {
-            while self.requests().iter().filter(|r| r.contains(part)).count() < n {
-                seen.changed().await.unwrap();
-            }
-        };
-        tokio::time::timeout(WAIT, found)
-            .await
-            .unwrap_or_else(|_| panic!("no request for {part}: {:?}", self.requests()));
+        self.server.wait_request(part, n).await;
     }
 
     fn log_requests(&self) -> Vec<String> {
@@ -157,31 +132,20 @@ impl ScriptedApi {
     }
 }
 
-fn record(state: &ApiState, uri: &Uri) {
-    state.requests.lock().unwrap().push(uri.to_string());
-    state.seen.send_modify(|n| *n += 1);
-}
-
 fn status(code: StatusCode, reason: &str) -> Response {
-    let body = json!({
-        "kind": "Status", "apiVersion": "v1", "status": "Failure",
-        "message": format!("scripted {reason}"), "reason": reason, "code": code.as_u16(),
-    });
-    (code, axum::Json(body)).into_response()
+    api::kube_status(code.as_u16(), reason, &format!("scripted {reason}"))
 }
 
-fn streaming(call: impl FnOnce(BodyTx) -> Call, to: &mpsc::UnboundedSender<Call>) -> Response {
-    let (tx, rx) = body_channel::unbounded();
+fn streaming(call: impl FnOnce(StreamTx) -> Call, to: &mpsc::UnboundedSender<Call>) -> Response {
+    let (tx, response) = api::stream();
     let _ = to.send(call(tx));
-    Body::from_stream(rx).into_response()
+    response
 }
 
 async fn pods_handler(
     State(state): State<ApiState>,
-    uri: Uri,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    record(&state, &uri);
     if state.forbid.load(Relaxed) {
         return status(StatusCode::FORBIDDEN, "Forbidden");
     }
@@ -215,10 +179,8 @@ async fn pods_handler(
 async fn log_handler(
     State(state): State<ApiState>,
     Path((_ns, pod)): Path<(String, String)>,
-    uri: Uri,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    record(&state, &uri);
     let exists = state
         .pods
         .lock()
@@ -238,8 +200,7 @@ async fn log_handler(
     )
 }
 
-async fn unexpected(State(state): State<ApiState>, uri: Uri, RawQuery(_): RawQuery) -> Response {
-    record(&state, &uri);
+async fn unexpected() -> Response {
     status(StatusCode::NOT_FOUND, "NotFound")
 }
 
@@ -290,7 +251,7 @@ struct Source {
     task: JoinHandle<Result<(), KubeError>>,
 }
 
-fn start(api: &ScriptedApi, cfg: KubeSourceConfig, resume: Resume, capacity: usize) -> Source {
+fn start(api: &Kube, cfg: KubeSourceConfig, resume: Resume, capacity: usize) -> Source {
     let (tx, rx) = mpsc::channel(capacity);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let stats = Arc::new(KubeStats::default());
@@ -402,7 +363,7 @@ const SEC: i64 = 1_000_000_000;
 
 #[tokio::test]
 async fn attaches_to_the_newest_running_hub_pod_and_strips_kubelet_timestamps() {
-    let mut api = ScriptedApi::start(vec![
+    let mut api = Kube::start(vec![
         hub_pod("hub-old", "2026-11-28T17:00:00Z", "Running"),
         hub_pod("hub-new", "2026-11-28T18:00:00Z", "Running"),
         hub_pod("hub-pending", "2026-11-28T18:30:00Z", "Pending"),
@@ -454,7 +415,7 @@ const B: &str = "k8s/jhub/hub-b/hub";
 
 /// Following `hub-a`, two lines received; the watch is open.
 struct Replacing {
-    api: ScriptedApi,
+    api: Kube,
     source: Source,
     old_log: Call,
     watch: Call,
@@ -465,7 +426,7 @@ struct Replacing {
 async fn following_hub_a() -> Replacing {
     let old = hub_pod("hub-a", "2026-11-28T17:00:00Z", "Running");
     let new = hub_pod("hub-b", "2026-11-28T19:00:10Z", "Running");
-    let mut api = ScriptedApi::start(vec![old.clone()]).await;
+    let mut api = Kube::start(vec![old.clone()]).await;
     let mut source = start(&api, cfg(), Resume::new(), 16);
     let old_log = api.next_log().await;
     assert_log_query(&old_log, "hub-a", None);
@@ -613,8 +574,7 @@ async fn an_old_stream_ending_before_the_watch_notices_ends_at_the_404() {
 
 #[tokio::test]
 async fn reconnects_after_a_dropped_stream_and_skips_what_it_already_sent() {
-    let mut api =
-        ScriptedApi::start(vec![hub_pod("hub-x", "2026-11-28T17:00:00Z", "Running")]).await;
+    let mut api = Kube::start(vec![hub_pod("hub-x", "2026-11-28T17:00:00Z", "Running")]).await;
     let mut source = start(&api, cfg(), Resume::new(), 16);
     let first = api.next_log().await;
     assert_log_query(&first, "hub-x", None);
@@ -657,8 +617,7 @@ async fn reconnects_after_a_dropped_stream_and_skips_what_it_already_sent() {
 
 #[tokio::test]
 async fn a_burst_is_sent_in_bounded_batches_in_order() {
-    let mut api =
-        ScriptedApi::start(vec![hub_pod("hub-x", "2026-11-28T17:00:00Z", "Running")]).await;
+    let mut api = Kube::start(vec![hub_pod("hub-x", "2026-11-28T17:00:00Z", "Running")]).await;
     let mut source = start(&api, cfg(), Resume::new(), 64);
     let log = api.next_log().await;
     // 400 lines of 1 KiB (after the timestamp) in one write: 400 KiB.
@@ -690,8 +649,7 @@ async fn a_burst_is_sent_in_bounded_batches_in_order() {
 
 #[tokio::test]
 async fn resumes_after_the_committed_position_without_resending() {
-    let mut api =
-        ScriptedApi::start(vec![hub_pod("hub-x", "2026-11-28T17:00:00Z", "Running")]).await;
+    let mut api = Kube::start(vec![hub_pod("hub-x", "2026-11-28T17:00:00Z", "Running")]).await;
     let t2 = T0 + 2 * SEC + SEC / 2;
     let resume = Resume::from([
         (
@@ -737,7 +695,7 @@ async fn resumes_after_the_committed_position_without_resending() {
 #[tokio::test]
 async fn rewatches_from_the_last_version_and_relists_when_it_expired() {
     let hub = hub_pod("hub-x", "2026-11-28T17:00:00Z", "Running");
-    let mut api = ScriptedApi::start(vec![hub.clone()]).await;
+    let mut api = Kube::start(vec![hub.clone()]).await;
     let source = start(&api, cfg(), Resume::new(), 16);
     let log = api.next_log().await;
     assert_log_query(&log, "hub-x", None);
@@ -776,8 +734,7 @@ async fn rewatches_from_the_last_version_and_relists_when_it_expired() {
 
 #[tokio::test]
 async fn shutdown_returns_promptly_when_idle() {
-    let mut api =
-        ScriptedApi::start(vec![hub_pod("hub-x", "2026-11-28T17:00:00Z", "Running")]).await;
+    let mut api = Kube::start(vec![hub_pod("hub-x", "2026-11-28T17:00:00Z", "Running")]).await;
     let source = start(&api, cfg(), Resume::new(), 16);
     // Both long-lived requests are open and silent.
     let _log = api.next_log().await;
@@ -787,8 +744,7 @@ async fn shutdown_returns_promptly_when_idle() {
 
 #[tokio::test]
 async fn shutdown_returns_promptly_when_the_pipeline_does_not_read() {
-    let mut api =
-        ScriptedApi::start(vec![hub_pod("hub-x", "2026-11-28T17:00:00Z", "Running")]).await;
+    let mut api = Kube::start(vec![hub_pod("hub-x", "2026-11-28T17:00:00Z", "Running")]).await;
     let mut source = start(&api, cfg(), Resume::new(), 1);
     let log = api.next_log().await;
     log.send("2026-11-28T19:00:01Z one\n");
@@ -816,7 +772,7 @@ async fn shutdown_returns_promptly_when_the_pipeline_does_not_read() {
 
 #[tokio::test]
 async fn forbidden_pod_list_is_a_clear_error() {
-    let api = ScriptedApi::start(vec![]).await;
+    let api = Kube::start(vec![]).await;
     api.state.forbid.store(true, Relaxed);
     let source = start(&api, cfg(), Resume::new(), 16);
     let err = tokio::time::timeout(WAIT, source.task)
@@ -837,7 +793,7 @@ async fn forbidden_pod_list_is_a_clear_error() {
 
 #[tokio::test]
 async fn follows_the_proxy_pod_through_its_first_container() {
-    let mut api = ScriptedApi::start(vec![
+    let mut api = Kube::start(vec![
         hub_pod("hub-x", "2026-11-28T17:00:00Z", "Running"),
         pod("proxy-y", "proxy", "2026-11-28T17:00:00Z", "Running", "chp"),
     ])
@@ -877,8 +833,7 @@ async fn follows_the_proxy_pod_through_its_first_container() {
 /// committed second and adds only what it had not committed (the manifest's stream checkpoint).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_follows_a_pod_into_the_lake_and_resumes_after_sigkill() {
-    let mut api =
-        ScriptedApi::start(vec![hub_pod("hub-a", "2026-11-28T18:00:00Z", "Running")]).await;
+    let mut api = Kube::start(vec![hub_pod("hub-a", "2026-11-28T18:00:00Z", "Running")]).await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
@@ -887,7 +842,7 @@ async fn the_agent_follows_a_pod_into_the_lake_and_resumes_after_sigkill() {
             "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: {}\n\
              contexts:\n- name: t\n  context:\n    cluster: t\n    user: u\n    namespace: jhub\n\
              current-context: t\nusers:\n- name: u\n  user: {{}}\n",
-            api.url
+            api.server.url
         ),
     )
     .unwrap();
@@ -903,7 +858,7 @@ async fn the_agent_follows_a_pod_into_the_lake_and_resumes_after_sigkill() {
     )
     .unwrap();
     let spawn = || {
-        super::bin()
+        crate::support::bin()
             .args(["run", "--config"])
             .arg(&cfg)
             .env("KUBECONFIG", &kubeconfig)
@@ -916,8 +871,8 @@ async fn the_agent_follows_a_pod_into_the_lake_and_resumes_after_sigkill() {
             if !lake.join("events").exists() {
                 return 0;
             }
-            let out = super::run(
-                super::bin()
+            let out = crate::support::run(
+                crate::support::bin()
                     .args(["query", "--format", "csv", "--lake"])
                     .arg(&lake)
                     .arg("SELECT count(*) FROM events WHERE message LIKE 'line %'"),
@@ -974,7 +929,7 @@ async fn the_agent_follows_a_pod_into_the_lake_and_resumes_after_sigkill() {
     wait_rows(6).await;
     let kinds = tokio::task::spawn_blocking({
         let lake = lake.clone();
-        move || super::query_csv(&lake, "SELECT count(DISTINCT message) AS d, count(*) AS n, min(source_file) AS f FROM events")
+        move || crate::support::query_csv(&lake, "SELECT count(DISTINCT message) AS d, count(*) AS n, min(source_file) AS f FROM events")
     })
     .await
     .unwrap();
@@ -983,9 +938,6 @@ async fn the_agent_follows_a_pod_into_the_lake_and_resumes_after_sigkill() {
         Some("6,6,k8s/jhub/hub-a/hub"),
         "{kinds}"
     );
-    std::process::Command::new("kill")
-        .args(["-TERM", &agent.id().to_string()])
-        .status()
-        .unwrap();
+    crate::support::sigterm(&agent);
     assert!(agent.wait().unwrap().success());
 }

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::{bin, fixture_logs, query_csv, query_num, root, run, run_ok};
+use crate::support::{bin, fixture_logs, query_csv, query_num, root, run, run_ok};
 
 fn ingest(lake: &Path, files: &[&Path]) -> String {
     let mut cmd = bin();
@@ -299,7 +299,7 @@ fn compaction_swaps_a_partition_without_a_partial_or_duplicated_view() {
         m.commit_compaction(merged.job.parts, merged.entry).unwrap();
         // Keep the reader checking the swapped directory for a moment of observed listings.
         let seen = checked.load(Ordering::Relaxed);
-        super::agent::wait_for(
+        crate::support::wait_for(
             "a listing after the swap",
             std::time::Duration::from_secs(30),
             || checked.load(Ordering::Relaxed) > seen + 20,

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use super::{bin, python, root, run_ok};
+use crate::support::{bin, python, root, run_ok};
 
 /// One figure: whole seconds, sessions, cost to the cent.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,32 +59,17 @@ fn read_truth(path: &Path) -> Truth {
         .collect()
 }
 
-/// The report's CSV: (section, key) -> (figure, the row's other columns after `section`).
+/// The report's CSV: (section, key) -> (figure, the row's columns from `key` on).
 fn read_report(csv: &str) -> BTreeMap<(String, String), (Fig, String)> {
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
-    let (sec, key, secs, sess, cost) = (
-        col("section"),
-        col("key"),
-        col("server_seconds"),
-        col("sessions"),
-        col("cost"),
-    );
-    lines
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (
-                (f[sec].to_string(), f[key].to_string()),
-                (
-                    Fig {
-                        seconds: f[secs].parse().unwrap(),
-                        sessions: f[sess].parse().unwrap(),
-                        cost: f[cost].to_string(),
-                    },
-                    f[key..].join(","),
-                ),
-            )
+    crate::support::read_report(csv)
+        .into_iter()
+        .map(|(k, r)| {
+            let fig = Fig {
+                seconds: r.seconds,
+                sessions: r.sessions,
+                cost: r.cost,
+            };
+            (k, (fig, r.rest))
         })
         .collect()
 }

@@ -11,7 +11,7 @@ use chrono::Utc;
 use hubpulse::agent::metrics::Metrics;
 
 use super::cull_common::*;
-use super::query_csv;
+use crate::support::query_csv;
 
 /// `jupyterhub_users_active{…window="W"…} V` → V, from the exposition.
 fn gauge(text: &str, window: &str) -> Option<usize> {
@@ -148,7 +148,7 @@ async fn active_user_gauges_equal_the_hubs_count_and_observations_hold_the_hubs_
             .unwrap_or_else(|| panic!("no row for {n}: {rows}"));
         assert!(last.contains(&format!(",{t},true")), "{last} vs {t}");
     }
-    let listings: i64 = super::query_num(
+    let listings: i64 = crate::support::query_num(
         &lake,
         "SELECT COUNT(*) FROM observations WHERE kind = 'listing'",
     );

@@ -8,30 +8,26 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures::channel::mpsc as body_channel;
 use hubpulse::sources::kube::podevents::EventStats;
 use hubpulse::sources::kube::podtable::{PodSink, PodWatch, watch_pods};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
 use crate::kube_fixtures;
-
-type BodyTx = body_channel::UnboundedSender<Result<Bytes, std::io::Error>>;
+use crate::support::api::{RequestLog, ScriptedApi, StreamTx, kube_status, stream};
 
 #[derive(Clone)]
 struct Api {
     pods: Arc<Mutex<Vec<Value>>>,
-    requests: Arc<Mutex<Vec<String>>>,
-    seen: Arc<tokio::sync::watch::Sender<usize>>,
-    watches: tokio::sync::mpsc::UnboundedSender<BodyTx>,
+    /// The requests, recorded by the scripted server.
+    log: RequestLog,
+    watches: tokio::sync::mpsc::UnboundedSender<StreamTx>,
     /// Events listed, and the event watches' bodies (the same technique as pods).
     events: Arc<Mutex<Vec<Value>>>,
-    event_watches: Option<tokio::sync::mpsc::UnboundedSender<BodyTx>>,
+    event_watches: Option<tokio::sync::mpsc::UnboundedSender<StreamTx>>,
     /// Nodes by name; `None`: every node GET is forbidden (403).
     nodes: Option<HashMap<String, Value>>,
     /// Every events request is forbidden (403).
@@ -45,11 +41,10 @@ struct Api {
 }
 
 impl Api {
-    fn new(pods: Vec<Value>, watches: tokio::sync::mpsc::UnboundedSender<BodyTx>) -> Api {
+    fn new(pods: Vec<Value>, watches: tokio::sync::mpsc::UnboundedSender<StreamTx>) -> Api {
         Api {
             pods: Arc::new(Mutex::new(pods)),
-            requests: Arc::default(),
-            seen: Arc::new(tokio::sync::watch::Sender::new(0)),
+            log: RequestLog::default(),
             watches,
             events: Arc::default(),
             event_watches: None,
@@ -62,25 +57,20 @@ impl Api {
     }
 }
 
-async fn events(
-    State(api): State<Api>,
-    uri: Uri,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    api.requests.lock().unwrap().push(uri.to_string());
-    api.seen.send_modify(|n| *n += 1);
+async fn events(State(api): State<Api>, Query(q): Query<HashMap<String, String>>) -> Response {
     if api.events_forbidden {
-        let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
-            "status": "Failure", "reason": "Forbidden", "code": 403,
-            "message": "events is forbidden: User \"system:serviceaccount:jhub:hubpulse\" cannot list resource \"events\" in API group \"\" in the namespace \"jhub\""});
-        return (axum::http::StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+        return kube_status(
+            403,
+            "Forbidden",
+            "events is forbidden: User \"system:serviceaccount:jhub:hubpulse\" cannot list resource \"events\" in API group \"\" in the namespace \"jhub\"",
+        );
     }
     if q.get("watch").map(String::as_str) == Some("true") {
-        let (tx, rx) = body_channel::unbounded();
+        let (tx, response) = stream();
         if let Some(w) = &api.event_watches {
             let _ = w.send(tx);
         }
-        return Body::from_stream(rx).into_response();
+        return response;
     }
     let items = api.events.lock().unwrap().clone();
     let rv = api.events_rv.lock().unwrap().clone();
@@ -91,20 +81,9 @@ async fn events(
 
 async fn node(
     State(api): State<Api>,
-    uri: Uri,
     axum::extract::Path(name): axum::extract::Path<String>,
 ) -> Response {
-    api.requests.lock().unwrap().push(uri.to_string());
-    api.seen.send_modify(|n| *n += 1);
-    let status = |code: u16, reason: &str, message: String| {
-        let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
-            "status": "Failure", "message": message, "reason": reason, "code": code});
-        (
-            axum::http::StatusCode::from_u16(code).unwrap(),
-            axum::Json(body),
-        )
-            .into_response()
-    };
+    let status = |code: u16, reason: &str, message: String| kube_status(code, reason, &message);
     match &api.nodes {
         None => status(
             403,
@@ -120,32 +99,16 @@ async fn node(
     }
 }
 
-async fn pods(
-    State(api): State<Api>,
-    uri: Uri,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    api.requests.lock().unwrap().push(uri.to_string());
-    api.seen.send_modify(|n| *n += 1);
+async fn pods(State(api): State<Api>, Query(q): Query<HashMap<String, String>>) -> Response {
     if q.get("watch").map(String::as_str) == Some("true") {
-        let (tx, rx) = body_channel::unbounded();
+        let (tx, response) = stream();
         let _ = api.watches.send(tx);
-        return Body::from_stream(rx).into_response();
+        return response;
     }
     if api.pods_after_events {
-        let mut seen = api.seen.subscribe();
-        let asked = || {
-            api.requests
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|r| r.contains("/events") && r.contains("watch=true"))
-        };
-        while !asked() {
-            if seen.changed().await.is_err() {
-                break;
-            }
-        }
+        api.log
+            .until(|r| r.contains("/events") && r.contains("watch=true"))
+            .await;
     }
     let items = api.pods.lock().unwrap().clone();
     let rv = api.pods_rv.lock().unwrap().clone();
@@ -189,10 +152,7 @@ async fn pods_are_listed_watched_and_written_once_per_change() {
     ));
     let wait = Duration::from_secs(10);
     let body = next(&mut watches).await;
-    let send = |v: Value| {
-        body.unbounded_send(Ok(Bytes::from(format!("{v}\n"))))
-            .unwrap();
-    };
+    let send = |v: Value| body.line(&v);
     // scheduled and running; an unchanged resync; then deleted
     send(
         json!({"type": "MODIFIED", "object": user_pod("jupyter-alice", "101", "Running", Some("node-a"))}),
@@ -203,14 +163,14 @@ async fn pods_are_listed_watched_and_written_once_per_change() {
     send(
         json!({"type": "DELETED", "object": user_pod("jupyter-alice", "103", "Succeeded", Some("node-a"))}),
     );
-    body.close_channel();
+    body.close();
     // the re-watch comes only after the events above were handled
     let second = next(&mut watches).await;
     stop_tx.send(true).unwrap();
     tokio::time::timeout(wait, task).await.unwrap().unwrap();
     drop(second);
 
-    let reqs = api.requests.lock().unwrap().clone();
+    let reqs = api.log.uris();
     assert!(
         reqs[0].starts_with("/api/v1/namespaces/jhub/pods?"),
         "{reqs:?}"
@@ -229,7 +189,7 @@ async fn pods_are_listed_watched_and_written_once_per_change() {
         "{reqs:?}"
     );
 
-    let csv = crate::query_csv(
+    let csv = crate::support::query_csv(
         &lake,
         "SELECT change, pod, \"user\", phase, node, cpu_request, memory_request FROM pods ORDER BY ts",
     );
@@ -285,10 +245,9 @@ async fn a_pod_that_waited_for_a_node_is_timed_as_unschedulable() {
     // scheduled on a new node, pulling, then running
     for (rv, phase) in [("101", "Pending"), ("102", "Running")] {
         let v = json!({"type": "MODIFIED", "object": pod(rv, phase, Some("node-new"), false)});
-        body.unbounded_send(Ok(Bytes::from(format!("{v}\n"))))
-            .unwrap();
+        body.line(&v);
     }
-    body.close_channel();
+    body.close();
     let second = next(&mut watches).await;
     stop_tx.send(true).unwrap();
     tokio::time::timeout(wait, task).await.unwrap().unwrap();
@@ -396,7 +355,7 @@ async fn preemptions_oom_kills_and_instance_types_reach_the_pods_table_and_metri
     );
     resync["metadata"]["resourceVersion"] = json!("104");
     send(&pods_body, json!({"type": "MODIFIED", "object": resync}));
-    pods_body.close_channel();
+    pods_body.close();
     let pods_again = next(&mut watches).await;
     // the pod's rows are written: now its preemption
     let events_body = next(&mut event_watches).await;
@@ -415,12 +374,12 @@ async fn preemptions_oom_kills_and_instance_types_reach_the_pods_table_and_metri
         &events_body,
         json!({"type": "MODIFIED", "object": preempted}),
     );
-    events_body.close_channel();
+    events_body.close();
     let events_again = next(&mut event_watches).await;
     run.stop().await;
     drop((pods_again, events_again));
 
-    let reqs = api.requests.lock().unwrap().clone();
+    let reqs = api.log.uris();
     let nodes: Vec<&String> = reqs
         .iter()
         .filter(|r| r.starts_with("/api/v1/nodes"))
@@ -438,7 +397,7 @@ async fn preemptions_oom_kills_and_instance_types_reach_the_pods_table_and_metri
         "{ev:?}"
     );
 
-    let csv = crate::query_csv(
+    let csv = crate::support::query_csv(
         &lake,
         "SELECT change, phase, node, instance_type, zone, oom_killed, event, event_message, \
          CAST(event_ts AS VARCHAR) AS event_ts FROM pods ORDER BY ts, change",
@@ -507,13 +466,13 @@ async fn without_nodes_rbac_instance_type_stays_null_after_one_request() {
     let body = next(&mut watches).await;
     run.stop().await;
     drop(body);
-    let reqs = api.requests.lock().unwrap().clone();
+    let reqs = api.log.uris();
     let nodes: Vec<&String> = reqs
         .iter()
         .filter(|r| r.starts_with("/api/v1/nodes"))
         .collect();
     assert_eq!(nodes, vec!["/api/v1/nodes/n1"], "{reqs:?}");
-    let csv = crate::query_csv(
+    let csv = crate::support::query_csv(
         &lake,
         "SELECT pod, node, instance_type IS NULL AS none FROM pods ORDER BY pod",
     );
@@ -533,31 +492,20 @@ async fn without_events_rbac_pods_are_still_written() {
     let mut run = start(client, true, false).await;
     let lake = run.lake.clone();
     let stats = run.stats.clone();
-    let wait = Duration::from_secs(10);
     // the pods list was handled (its watch follows), and the events list was refused
     let body = next(&mut watches).await;
-    let mut seen = api.seen.subscribe();
-    let refused = async {
-        while !api
-            .requests
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|r| r.contains("/events"))
-        {
-            seen.changed().await.unwrap();
-        }
-    };
-    tokio::time::timeout(wait, refused).await.unwrap();
+    api.log
+        .wait("the events list", 1, |r| r.contains("/events"))
+        .await;
     send_line(
         &body,
         json!({"type": "MODIFIED", "object": user_pod("jupyter-alice", "101", "Running", Some("n1"))}),
     );
-    body.close_channel();
+    body.close();
     let again = next(&mut watches).await;
     run.stop().await;
     drop(again);
-    let csv = crate::query_csv(&lake, "SELECT change, phase FROM pods ORDER BY ts");
+    let csv = crate::support::query_csv(&lake, "SELECT change, phase FROM pods ORDER BY ts");
     assert_eq!(
         csv.lines().skip(1).collect::<Vec<_>>(),
         vec!["seen,Pending", "changed,Running"]
@@ -570,9 +518,8 @@ async fn without_events_rbac_pods_are_still_written() {
     );
 }
 
-fn send_raw(body: &BodyTx, line: &str) {
-    body.unbounded_send(Ok(Bytes::from(format!("{line}\n"))))
-        .unwrap();
+fn send_raw(body: &StreamTx, line: &str) {
+    body.send(&format!("{line}\n"));
 }
 
 /// The watch streams of `fixtures/kube/` replayed byte for byte against the scripted API server
@@ -613,13 +560,13 @@ async fn fixture_watch_streams_replayed_reach_the_pods_table_and_metrics() {
     for line in kube_fixtures::watch_lines("events-watch.jsonl") {
         send_raw(&events_body, &line);
     }
-    events_body.close_channel();
+    events_body.close();
     let events_again = next(&mut event_watches).await;
     // the pod scheduled, running, OOM-killed and restarted; then a bookmark
     for line in kube_fixtures::watch_lines("pods-watch.jsonl") {
         send_raw(&pods_body, &line);
     }
-    pods_body.close_channel();
+    pods_body.close();
     let pods_again = next(&mut watches).await;
     // the pod is culled while the watch is down: the re-watch gets 410 Gone, the relist is empty
     *api.pods.lock().unwrap() = culled["items"].as_array().unwrap().clone();
@@ -633,7 +580,7 @@ async fn fixture_watch_streams_replayed_reach_the_pods_table_and_metrics() {
     drop((pods_again, events_again, third));
 
     // request sequence and shape
-    let reqs = api.requests.lock().unwrap().clone();
+    let reqs = api.log.uris();
     let pods: Vec<&String> = reqs.iter().filter(|r| r.contains("/pods")).collect();
     assert_eq!(pods.len(), 5, "{pods:?}");
     let bookmark_rv = pod_watch.last().unwrap()["object"]["metadata"]["resourceVersion"]
@@ -731,7 +678,7 @@ async fn fixture_watch_streams_replayed_reach_the_pods_table_and_metrics() {
     let oom = &pod_watch[2]["object"]["status"]["containerStatuses"][0]["lastState"]["terminated"];
     assert_eq!(oom["reason"], "OOMKilled");
     assert_eq!(gone[0]["object"]["code"], 410);
-    let csv = crate::query_csv(
+    let csv = crate::support::query_csv(
         &lake,
         "SELECT change, pod, \"user\", phase, node, instance_type, zone, cpu_request, cpu_limit, \
          memory_request, memory_limit, unschedulable, oom_killed, event, event_message, \
@@ -822,18 +769,18 @@ async fn events_listed_before_the_pods_still_reach_their_pod() {
     running["metadata"]["resourceVersion"] = json!("4118300");
     running["status"]["phase"] = json!("Running");
     send_line(&pods_body, json!({"type": "MODIFIED", "object": running}));
-    pods_body.close_channel();
+    pods_body.close();
     let again = next(&mut watches).await;
     run.stop().await;
     drop((events_body, again));
 
-    let reqs = api.requests.lock().unwrap().clone();
+    let reqs = api.log.uris();
     // the events were listed (their watch asked for) before the pods watch started
     let at = |f: &dyn Fn(&String) -> bool| reqs.iter().position(f).unwrap();
     let event_watch = at(&|r| r.contains("/events") && r.contains("watch=true"));
     let pods_watch = at(&|r| r.contains("/pods") && r.contains("watch=true"));
     assert!(event_watch < pods_watch, "{reqs:?}");
-    let csv = crate::query_csv(
+    let csv = crate::support::query_csv(
         &lake,
         "SELECT change, pod, phase, event, event_message FROM pods ORDER BY ts, change",
     );
@@ -866,9 +813,8 @@ async fn events_listed_before_the_pods_still_reach_their_pod() {
     );
 }
 
-fn send_line(body: &BodyTx, v: Value) {
-    body.unbounded_send(Ok(Bytes::from(format!("{v}\n"))))
-        .unwrap();
+fn send_line(body: &StreamTx, v: Value) {
+    body.line(&v);
 }
 
 /// The next value on `rx` (a request the scripted API server saw), within 10 s.
@@ -930,16 +876,13 @@ fn user_pods(lake: &std::path::Path, events: Option<Arc<EventStats>>, nodes: boo
     }
 }
 
-/// Serve the scripted pods API on a free loopback port; a kube client pointed at it.
+/// Serve the scripted pods API ([`ScriptedApi`]) on a free loopback port; a kube client
+/// pointed at it.
 async fn serve(api: Api) -> kube::Client {
     let app = Router::new()
         .route("/api/v1/namespaces/{ns}/pods", get(pods))
         .route("/api/v1/namespaces/{ns}/events", get(events))
         .route("/api/v1/nodes/{name}", get(node))
-        .with_state(api);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap()
+        .with_state(api.clone());
+    ScriptedApi::start(api.log, app).await.kube_client()
 }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{bin, check_golden, fixture_logs, query_csv, root, run_ok};
+use crate::support::{bin, check_golden, fixture_logs, query_num, root, run_ok};
 
 /// A time-only line before any dated record (CHP 3.x/4.x) takes its file's modification date:
 /// pin it to the day the golden results were made, so that they hold on any day and any clone.
@@ -75,16 +75,15 @@ fn named_query_files_and_embedded_copies_agree() {
 fn partition_pruning_by_dt_and_formats() {
     let dir = tempfile::tempdir().unwrap();
     let lake = fixture_lake(dir.path());
-    let csv = query_csv(
+    let n = query_num(
         &lake,
         "SELECT count(*) AS n FROM events WHERE dt = '2022-12-12'",
     );
-    let n: i64 = csv.lines().nth(1).unwrap().parse().unwrap();
-    let all = query_csv(
+    let all = query_num(
         &lake,
         "SELECT count(*) AS n FROM events WHERE CAST(ts AS DATE) = DATE '2022-12-12'",
     );
-    assert_eq!(n, all.lines().nth(1).unwrap().parse::<i64>().unwrap());
+    assert_eq!(n, all);
     let json = run_ok(
         bin()
             .args(["query", "--format", "json", "--lake"])

@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use hubpulse::control::admission::{Policy, Running};
 use hubpulse::control::quota::month_usage;
 
-use super::{bin, run_ok};
+use crate::support::{bin, run_ok};
 
 fn at(t: DateTime<Utc>, rest: &str) -> String {
     format!(
@@ -110,7 +110,7 @@ fn a_future_stamped_record_is_kept_flagged_and_out_of_derived_state() {
     log += "[I 9999-01-01 00:00:00.000 JupyterHub base:1192] User mallory took 1.000 seconds to start\n";
     log += "[I 9999-01-01 00:00:01.000 JupyterHub log:192] 200 POST /hub/api/users/mallory/activity (mallory@127.0.0.1) 8.00ms\n";
     ingest(&lake, "hub-a", &log);
-    let q = |sql: &str| super::query_num(&lake, sql);
+    let q = |sql: &str| crate::support::query_num(&lake, sql);
     assert_eq!(
         q("SELECT COUNT(*) FROM events WHERE \"user\" = 'mallory' AND flags LIKE '%future%'"),
         2
@@ -176,7 +176,7 @@ fn a_back_dated_forged_record_is_flagged_late_and_makes_no_session() {
         }
     }
     ingest(&lake, "hub-a", &log);
-    let q = |sql: &str| super::query_num(&lake, sql);
+    let q = |sql: &str| crate::support::query_num(&lake, sql);
     assert_eq!(
         q("SELECT COUNT(*) FROM events WHERE \"user\" = 'mallory' AND flags LIKE '%late%'"),
         2

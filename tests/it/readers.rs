@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use super::{bin, python, query_csv, root, run_ok};
+use crate::support::{bin, python, query_csv, root, run_ok};
 
 #[test]
 fn duckdb_reads_the_lake_and_agrees_with_datafusion() {
@@ -63,7 +63,7 @@ fn duckdb_reads_the_lake_and_agrees_with_datafusion() {
 fn the_duckdb_statements_in_docs_engines_run_as_documented() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let engines = super::root().join("bench/engines");
+    let engines = crate::support::root().join("bench/engines");
     for (script, arg) in [("make_lake.py", &lake), ("check_duckdb.py", &lake)] {
         let out = Command::new(python())
             .arg(engines.join(script))
@@ -86,13 +86,8 @@ fn the_duckdb_statements_in_docs_engines_run_as_documented() {
 fn the_spark_statements_in_docs_engines_run_as_documented() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let engines = super::root().join("bench/engines");
-    let spark_python = std::env::var("HUBPULSE_SPARK_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/hubpulse-spark/venv/bin/python",
-            std::env::var("HOME").unwrap()
-        )
-    });
+    let engines = crate::support::root().join("bench/engines");
+    let spark_python = crate::support::prereq::spark_python();
     for (py, script) in [(python(), "make_lake.py"), (spark_python, "check_spark.py")] {
         let out = Command::new(&py)
             .arg(engines.join(script))

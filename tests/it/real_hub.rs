@@ -1,31 +1,24 @@
 //! Against a real JupyterHub (PyPI) with configurable-http-proxy (npm): the harness drives a
 //! scenario and records what it observed through the API; hubpulse must find it all in the log.
 
-use std::process::Command;
-
-use super::{bin, query_csv, root, run_ok};
-
-use super::harness_python;
+use crate::support::hub::run_scenario;
+use crate::support::{bin, query_csv, query_num, run_ok};
 
 fn count(lake: &std::path::Path, where_: &str) -> u64 {
-    let csv = query_csv(lake, &format!("SELECT count(*) FROM events WHERE {where_}"));
-    csv.lines().nth(1).unwrap().parse().unwrap()
+    let n = query_num(lake, &format!("SELECT count(*) FROM events WHERE {where_}"));
+    u64::try_from(n).unwrap()
 }
 
 #[test]
 fn a_real_hub_session_is_fully_recognised() {
-    let py = harness_python();
-    assert!(
-        py.exists(),
-        "{} missing: run fixtures/harness/setup.sh (.ci/run does)",
-        py.display()
-    );
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     std::fs::create_dir_all(&out).unwrap();
     // The live agent follows the hub's log while the scenario runs.
     let live = dir.path().join("live-lake");
-    let port = super::agent::free_port();
+    let port = crate::support::free_port();
+    // The harness venv before the agent: a missing one fails with how to install it.
+    crate::support::harness_python();
     let mut agent = bin()
         .args(["run", "--flush-interval", "1s", "--hub", "real", "--http"])
         .arg(format!("127.0.0.1:{port}"))
@@ -37,29 +30,28 @@ fn a_real_hub_session_is_fully_recognised() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("spawn hubpulse run");
-    super::agent::wait_for(
+    crate::support::wait_for(
         "the agent's /healthz",
         std::time::Duration::from_secs(30),
-        || super::agent::http_get(port, "/healthz").is_some_and(|(s, _)| s == 200),
+        || crate::support::http_get(port, "/healthz").is_some_and(|(s, _)| s == 200),
     );
-    let status = Command::new(&py)
-        .arg(root().join("fixtures/harness/run_hub.py"))
-        .args(["--layout", "combined", "--scenario", "quick", "--out"])
-        .arg(&out)
-        .status()
-        .expect("run harness");
+    let status = run_scenario(&[
+        "--layout".into(),
+        "combined".into(),
+        "--scenario".into(),
+        "quick".into(),
+        "--out".into(),
+        out.clone().into(),
+    ]);
     assert!(status.success(), "harness failed");
     // The hub has exited: its last record (the shutdown) reaches the live lake within the
     // flush interval; then the agent stops gracefully.
-    super::agent::wait_for(
+    crate::support::wait_for(
         "the hub's shutdown in the live lake",
         std::time::Duration::from_secs(60),
         || live.join("events").exists() && count(&live, "kind = 'hub_shutdown'") == 1,
     );
-    Command::new("kill")
-        .args(["-TERM", &agent.id().to_string()])
-        .status()
-        .unwrap();
+    crate::support::sigterm(&agent);
     assert!(agent.wait().unwrap().success(), "agent exit status");
     let truth: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("truth.json")).unwrap()).unwrap();

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{bin, root, run, run_ok};
+use crate::support::{bin, root, run, run_ok};
 
 const PRICING: &str = r#"currency = "EUR"
 default_profile = "small"
@@ -58,28 +58,9 @@ fn slug(profile_display: &str) -> &'static str {
 
 /// `section -> key -> (server_seconds, sessions, cost)` from the report's CSV.
 fn read_csv(csv: &str) -> BTreeMap<(String, String), (i64, u64, String)> {
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
-    let (sec, key, secs, sess, cost) = (
-        col("section"),
-        col("key"),
-        col("server_seconds"),
-        col("sessions"),
-        col("cost"),
-    );
-    lines
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (
-                (f[sec].to_string(), f[key].to_string()),
-                (
-                    f[secs].parse().unwrap(),
-                    f[sess].parse().unwrap(),
-                    f[cost].to_string(),
-                ),
-            )
-        })
+    crate::support::read_report(csv)
+        .into_iter()
+        .map(|(k, r)| (k, (r.seconds, r.sessions, r.cost)))
         .collect()
 }
 
@@ -202,7 +183,7 @@ fn sessions_crossing_the_month_boundary_are_split_and_gaps_are_flagged() {
         "SELECT \"user\", server_name, profile, start, \"end\", end_reason, flags \
                       FROM sessions ORDER BY \"user\", start",
     );
-    super::check_golden(
+    crate::support::check_golden(
         &root().join("fixtures/reports/month-boundary.sessions.csv"),
         &sessions,
     );
@@ -308,19 +289,12 @@ fn a_bad_pricing_file_or_month_is_one_line_and_exit_2() {
     }
 }
 
-fn browser_dir() -> std::path::PathBuf {
-    std::env::var_os("HUBPULSE_BROWSER_DIR")
-        .map(Into::into)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/hubpulse-browser")
-        })
-}
-
 /// The HTML report opened in headless Chromium (tests/support/render_check.mjs): the charts
 /// and tables render with content, nothing is fetched from outside the file, and the console
 /// stays silent.
 #[test]
 fn the_html_report_renders_in_a_browser_with_charts_tables_and_a_silent_console() {
+    let browser = crate::support::prereq::browser_dir();
     let dir = tempfile::tempdir().unwrap();
     let (log, lake, pricing, html, shot) = (
         dir.path().join("gen.log"),
@@ -358,9 +332,9 @@ fn the_html_report_renders_in_a_browser_with_charts_tables_and_a_silent_console(
         .arg(root().join("tests/support/render_check.mjs"))
         .arg(&html)
         .arg(&shot)
-        .env("HUBPULSE_BROWSER_DIR", browser_dir())
+        .env("HUBPULSE_BROWSER_DIR", &browser)
         .output()
-        .expect("node (tests/support/browser_setup.sh installs what it needs)");
+        .expect("run node");
     assert!(
         out.status.success(),
         "render_check failed: {}",
@@ -546,7 +520,7 @@ fn the_session_rules_follow_the_lifecycle_shapes_jupyterhub_and_kubespawner_log(
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     ingest(&lake, &root().join("fixtures/reports/lifecycle-shapes.log"));
-    super::check_golden(
+    crate::support::check_golden(
         &root().join("fixtures/reports/lifecycle-shapes.sessions.csv"),
         &sessions_csv(&lake),
     );

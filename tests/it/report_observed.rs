@@ -19,7 +19,7 @@ use hubpulse::control::observe::Observations;
 use hubpulse::hub::activity::ActivityView;
 use hubpulse::hub::{Server, User};
 
-use super::{bin, root, run_ok};
+use crate::support::{bin, root, run_ok};
 
 fn t(h: u32, m: u32, day: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, day, h, m, 0).unwrap()

@@ -15,10 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::agent::{
-    Rng, config, each_once, free_port, http_get, line, sigterm, start_env, wait_for,
-};
-use super::{bin, run_ok};
+use super::agent::{Rng, config, each_once, line, start_env};
+use crate::support::{bin, free_port, http_get, run_ok, sigterm, wait_for};
 
 const BANNER: &str = "Loading /usr/local/etc/jupyterhub/secret/values.yaml\nLoading /usr/local/etc/jupyterhub/existing-secret/values.yaml\n";
 
@@ -197,7 +195,7 @@ fn lake_rows(lake: &Path) -> u64 {
     if !lake.join("events").exists() {
         return 0;
     }
-    let out = super::run(
+    let out = crate::support::run(
         bin()
             .args(["query", "--format", "csv", "--lake"])
             .arg(lake)

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::agent::{Env, each_once, free_port, lake_count_env, scenario_on, start_env, wait_for};
-use super::{bin, python, root, run, run_ok};
+use super::agent::{Env, each_once, lake_count_env, scenario_on, start_env};
+use crate::support::{bin, root, run, run_ok};
+use crate::support::{free_port, wait_for};
 
 /// A moto S3 server on 127.0.0.1 with one bucket, killed on drop.
 pub struct Moto {
@@ -23,23 +24,13 @@ pub struct Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::support::kill(&mut self.child);
     }
-}
-
-fn moto_exe() -> PathBuf {
-    std::env::var_os("HUBPULSE_MOTO")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap())
-                .join(".cache/hubpulse-s3/venv/bin/moto_server")
-        })
 }
 
 impl Moto {
     pub fn start() -> Moto {
-        let exe = moto_exe();
+        let exe = crate::support::prereq::moto_server();
         let mut child = Command::new(&exe)
             .args(["-H", "127.0.0.1", "-p", "0"])
             .stdin(Stdio::null())
@@ -285,7 +276,7 @@ for r in rows:
 "#,
         ep = s3.endpoint
     );
-    let out = Command::new(python())
+    let out = Command::new(crate::support::prereq::s3fs_python())
         .arg("-c")
         .arg(&script)
         .output()
@@ -427,7 +418,7 @@ fn check_seqs(env: &Env, lake: &Path, hub: &str, n: u64) {
 }
 
 fn sigterm(child: &mut Child) {
-    super::agent::sigterm(child);
+    crate::support::sigterm(child);
     let st = child.wait().unwrap();
     assert!(st.success(), "agent exited with {st}");
 }
@@ -679,7 +670,7 @@ fn the_agent_applies_its_retention_to_its_own_hub() {
         "the agent's retention pass",
         Duration::from_secs(60),
         || {
-            super::agent::http_get(port, "/metrics").is_some_and(|(_, m)| {
+            crate::support::http_get(port, "/metrics").is_some_and(|(_, m)| {
                 m.contains("hubpulse_lake_retention_dropped_partitions_total 1\n")
             })
         },

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{bin, query_csv, run_ok};
+use crate::support::{bin, query_csv, query_num, run_ok};
 
 /// A named query's result as CSV.
 fn named(lake: &std::path::Path, name: &str) -> String {
@@ -78,11 +78,8 @@ fn generated_log_round_trips_exact_counts() {
     for (k, n) in &truth.kinds {
         assert_eq!(kinds.get(k), Some(n), "kind {k}");
     }
-    let lines = query_csv(&lake, "SELECT sum(lines) FROM events");
-    assert_eq!(
-        lines.lines().nth(1).unwrap().parse::<u64>().unwrap(),
-        truth.lines
-    );
+    let lines = query_num(&lake, "SELECT sum(lines) FROM events");
+    assert_eq!(u64::try_from(lines).unwrap(), truth.lines);
 
     let classes = csv_map(&query_csv(
         &lake,

@@ -12,7 +12,7 @@ use hubpulse::parse::reader::{AtEof, ReaderConfig, RecordReader};
 use hubpulse::parse::scrub::{MARKER, scrub};
 use hubpulse::parse::time::Zone;
 
-use super::{bin, root};
+use crate::support::{bin, root};
 
 /// One corpus record: the line as logged, what it must become, and its planted secrets.
 struct Case {

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::process::Stdio;
 
-use super::{python, root};
+use crate::support::root;
 
 /// Every values snippet in the docs: `deploy/z2jh-values.yaml`, and in `README.md` and
 /// `deploy/*.md` each fenced `yaml` block and each `<<'YAML'` heredoc that is not a Kubernetes
@@ -56,7 +56,7 @@ fn validate(snippets: &[(String, String)]) -> Vec<(String, Vec<String>)> {
         .iter()
         .map(|(n, y)| serde_json::json!({"name": n, "yaml": y}))
         .collect();
-    let mut child = std::process::Command::new(python())
+    let mut child = std::process::Command::new(crate::support::prereq::dd_intake_python())
         .arg(root().join("tests/support/z2jh_validate.py"))
         .arg(root().join("fixtures/z2jh"))
         .stdin(Stdio::piped())
