@@ -21,12 +21,12 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::Query;
 use axum::routing::get;
-use hubpulse::agent::metrics::Metrics;
 use hubpulse::control::admission::Policy;
 use hubpulse::control::decisions::DecisionSink;
 use hubpulse::control::metrics::ControlStats;
 use hubpulse::control::quota::{EndpointConfig, Quotas, router_with};
 use hubpulse::hub::{ApiToken, HubClient, HubConfig};
+use hubpulse::stream::metrics::Metrics;
 use serde_json::json;
 
 const TOKEN: &str = "bench-token";

@@ -16,10 +16,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use hubpulse::agent::config::AgentConfig;
-use hubpulse::agent::metrics::Metrics;
 use hubpulse::lake::batch::SourceInfo;
 use hubpulse::parse::record::Record;
 use hubpulse::stream::Observer;
+use hubpulse::stream::metrics::Metrics;
 
 static BASE: OnceLock<Instant> = OnceLock::new();
 

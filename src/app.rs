@@ -624,7 +624,7 @@ fn agent_err(e: AgentError) -> AppError {
 /// `hubpulse run`: the agent with the Datadog sink as an observer; the sink finishes (sends
 /// or spools what is left) after the pipeline has stopped.
 fn run_agent(cfg: AgentConfig) -> Result<(), AppError> {
-    let metrics = Arc::new(crate::agent::metrics::Metrics::default());
+    let metrics = Arc::new(crate::stream::metrics::Metrics::default());
     let grace = (cfg.shutdown_deadline / 2).min(std::time::Duration::from_secs(5));
     let (obs, sink) = crate::sinks::datadog::sink::start(
         &cfg.datadog,

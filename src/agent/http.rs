@@ -17,7 +17,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::agent::metrics::Metrics;
+use crate::stream::metrics::Metrics;
 
 async fn healthz(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
     if !m.ready() {
@@ -83,6 +83,7 @@ pub async fn serve_limited(
     limits: limits::Limits,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let stats = m.http.clone();
+    let stats = Arc::<limits::HttpStats>::default();
+    m.registry.register(stats.clone());
     limits::serve(listener, router(m).merge(extra), limits, stats, stop).await
 }

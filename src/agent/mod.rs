@@ -15,7 +15,6 @@
 
 pub mod config;
 pub mod http;
-pub mod metrics;
 pub mod pipeline;
 
 use std::collections::HashMap;
@@ -31,9 +30,9 @@ use crate::parse::reader::ReaderConfig;
 use crate::parse::time::Zone;
 use crate::sources::files as tail;
 use crate::sources::kube::{self, PodLines, StreamPos};
+use crate::stream::metrics::Metrics;
 use crate::stream::{self as source, Observer, SourceId, SourceKind, SourceMsg};
 use config::AgentConfig;
-use metrics::Metrics;
 use pipeline::{Pipeline, PipelineConfig};
 
 /// Messages in flight between sources and the pipeline (each at most ~1 MiB of lines).
@@ -352,9 +351,7 @@ fn start_kube(
         .block_on(::kube::Client::try_default())
         .map_err(|e| AgentError::Config(format!("kubernetes: no usable cluster config: {e}")))?;
     let stats = Arc::new(kube::KubeStats::default());
-    if let Ok(mut k) = metrics.kube.lock() {
-        *k = Some(stats.clone());
-    }
+    metrics.registry.register(stats.clone());
     let (ptx, prx) = tokio::sync::mpsc::channel::<PodLines>(CHANNEL_DEPTH);
     let m = metrics.clone();
     std::thread::Builder::new()

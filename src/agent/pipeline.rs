@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::agent::metrics::Metrics;
 use crate::lake::batch::SourceInfo;
 use crate::lake::manifest::StreamPos;
 use crate::lake::manifest::{LakeError, Manifest, SourceProgress, StreamProgress};
@@ -36,6 +35,7 @@ use crate::parse::reader::{AtEof, ReaderConfig, RecordReader};
 use crate::parse::time::Zone;
 use crate::parse::{KIND_UNPARSED, Parser};
 use crate::sinks::lake::{Checkpoints, LakeSink, LakeSinkConfig};
+use crate::stream::metrics::Metrics;
 use crate::stream::{Observer, SourceId, SourceKind, SourceMsg};
 
 const TICK: Duration = Duration::from_millis(10);

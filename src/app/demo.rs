@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use crate::agent::AgentError;
 use crate::agent::config::AgentConfig;
-use crate::agent::metrics::Metrics;
 use crate::query::{self, Format};
+use crate::stream::metrics::Metrics;
 
 use super::AppError;
 use super::out::Out;

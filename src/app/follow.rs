@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::agent::config::FileSourceConfig;
-use crate::agent::metrics::Metrics;
+use crate::stream::metrics::Metrics;
 
 use super::AppError;
 

@@ -89,7 +89,7 @@ pub fn start(
     lake: &Path,
     hub_name: &str,
     rt: &tokio::runtime::Runtime,
-    metrics: &crate::agent::metrics::Metrics,
+    metrics: &crate::stream::metrics::Metrics,
     capacity: Option<Arc<crate::control::admission::wait::CapacityView>>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Started, String> {

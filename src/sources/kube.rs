@@ -165,24 +165,84 @@ impl KubeStats {
 }
 
 impl KubeCounts {
-    /// Prometheus counter names and values (all `_total`, no labels).
-    pub fn metrics(&self) -> [(&'static str, u64); 8] {
+    /// Prometheus counter names, help and values (all `_total`, no labels).
+    pub fn metrics(&self) -> [(&'static str, &'static str, u64); 8] {
         [
-            ("hubpulse_kube_lines_total", self.lines),
-            ("hubpulse_kube_bytes_total", self.bytes),
-            ("hubpulse_kube_attaches_total", self.attaches),
-            ("hubpulse_kube_detaches_total", self.detaches),
-            ("hubpulse_kube_reconnects_total", self.reconnects),
-            ("hubpulse_kube_errors_total", self.errors),
+            (
+                "hubpulse_kube_lines_total",
+                "Pod-log lines sent to the pipeline.",
+                self.lines,
+            ),
+            (
+                "hubpulse_kube_bytes_total",
+                "Pod-log bytes sent to the pipeline (kubelet timestamps stripped).",
+                self.bytes,
+            ),
+            (
+                "hubpulse_kube_attaches_total",
+                "Pod-log streams attached (first connection to a pod's container).",
+                self.attaches,
+            ),
+            (
+                "hubpulse_kube_detaches_total",
+                "Pod-log streams complete (pod gone or finished, log read to the end).",
+                self.detaches,
+            ),
+            (
+                "hubpulse_kube_reconnects_total",
+                "Pod-log connections and watches restarted after a failure.",
+                self.reconnects,
+            ),
+            (
+                "hubpulse_kube_errors_total",
+                "Failed Kubernetes requests and broken pod-log streams (all retried).",
+                self.errors,
+            ),
             (
                 "hubpulse_kube_skipped_on_resume_total",
+                "Pod-log lines received but not sent: a resume or reconnect had delivered them.",
                 self.skipped_on_resume,
             ),
             (
                 "hubpulse_kube_malformed_timestamps_total",
+                "Pod-log lines whose kubelet timestamp did not parse (passed through whole).",
                 self.malformed_ts,
             ),
         ]
+    }
+}
+
+/// The pod-log source's counters on the agent's `/metrics` (registered when the source starts).
+impl crate::telemetry::Collector for KubeStats {
+    fn encode(&self, e: crate::telemetry::DescriptorEncoder) -> std::fmt::Result {
+        let mut f = crate::telemetry::Families::new(e);
+        for (name, help, v) in self.snapshot().metrics() {
+            f.counter(name, help, v)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod metrics_tests {
+    use super::*;
+
+    #[test]
+    fn the_pod_log_counters_are_on_metrics() {
+        let stats = Arc::new(KubeStats::default());
+        stats.lines.fetch_add(3, Relaxed);
+        stats.errors.fetch_add(1, Relaxed);
+        let text = crate::telemetry::encode_one(stats);
+        assert!(
+            text.contains("# TYPE hubpulse_kube_lines_total counter"),
+            "{text}"
+        );
+        assert!(text.contains("\nhubpulse_kube_lines_total 3\n"), "{text}");
+        assert!(text.contains("\nhubpulse_kube_errors_total 1\n"), "{text}");
+        assert!(
+            text.contains("\nhubpulse_kube_reconnects_total 0\n"),
+            "{text}"
+        );
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::time::Instant;
 
-use crate::agent::metrics::Metrics;
+use crate::stream::metrics::Metrics;
 use crate::stream::{SourceKind, SourceMsg, next_id};
 
 /// Read stdin until EOF (or shutdown), delivering complete lines; a last line without newline

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hubpulse::agent::config::AgentConfig;
-use hubpulse::agent::metrics::Metrics;
 use hubpulse::hub::{ApiToken, HubClient, HubConfig, StartOutcome, User};
+use hubpulse::stream::metrics::Metrics;
 
 use crate::support::free_port;
 use crate::support::hub::{HubOptions, RunningHub, token};

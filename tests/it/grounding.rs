@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use hubpulse::agent::metrics::Metrics;
+use hubpulse::stream::metrics::Metrics;
 
 use super::cull_common::*;
 use crate::support::{bin, query_csv, root, run_ok};

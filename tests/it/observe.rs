@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
-use hubpulse::agent::metrics::Metrics;
+use hubpulse::stream::metrics::Metrics;
 
 use super::cull_common::*;
 use crate::support::query_csv;

@@ -38,7 +38,7 @@ pub fn start(
     lake: &Path,
     hub: &str,
     rt: &tokio::runtime::Runtime,
-    agent_metrics: &crate::agent::metrics::Metrics,
+    agent_metrics: &crate::stream::metrics::Metrics,
     view: Option<std::sync::Arc<crate::control::admission::wait::CapacityView>>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), String> {

@@ -27,7 +27,6 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
-use crate::agent::metrics::Metrics;
 use crate::sinks::datadog::Interval;
 use crate::sinks::datadog::config::{self, ApiKey, DatadogConfig, INSTANCE_TAG};
 use crate::sinks::datadog::derive::DeriveConfig;
@@ -45,6 +44,7 @@ use crate::sinks::datadog::sender::{
 use crate::sinks::datadog::spool::{Spool, SpoolConfig};
 pub use crate::sinks::datadog::stats::SinkStats;
 use crate::stream::Observer;
+use crate::stream::metrics::Metrics;
 
 /// Closed intervals in flight from the pipeline to the collector (about 2.8 h at 10 s).
 pub const CHANNEL_DEPTH: usize = 1024;

@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
 
-use crate::agent::metrics::Metrics;
 use crate::lake::batch::{BATCH_BYTES, EventsBuilder, SourceInfo};
 use crate::lake::compact::{Compactor, Job};
 use crate::lake::manifest::{Commit, LakeError, Manifest, SourceProgress, StreamProgress};
@@ -33,6 +32,7 @@ use crate::lake::writer::{PartSet, WriterConfig};
 use crate::parse::record::Record;
 use crate::parse::time::utc_date;
 use crate::stream::SourceId;
+use crate::stream::metrics::Metrics;
 
 /// How often retention runs in the agent.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);

@@ -46,11 +46,11 @@ use std::time::Instant;
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
 use crate::agent::config::{FileSourceConfig, StartAt};
-use crate::agent::metrics::Metrics;
 use crate::lake::manifest::lineage::{
     Known, Lineage, compare_with, digests_at, push_mark, reference_by_path, resolve,
 };
 use crate::lake::manifest::{FP_BYTES, SourceProgress};
+use crate::stream::metrics::Metrics;
 use crate::stream::{SourceId, SourceMsg};
 
 /// Bytes read from one file per turn before the next file gets its turn.

@@ -1,4 +1,4 @@
-//! Self-monitoring: the agent's counters and gauges, and the registry the other components'
+//! Self-monitoring: the pipeline's counters and gauges (every stage updates them), and the registry the other components'
 //! families join, encoded in the Prometheus text format (version 0.0.4) for `/metrics`
 //! ([`crate::telemetry`]).
 //!
@@ -44,8 +44,6 @@ pub struct Metrics {
     /// Source label → newest record timestamp (µs since the epoch).
     pub newest: Mutex<BTreeMap<String, i64>>,
     pub errors: Mutex<BTreeMap<&'static str, u64>>,
-    /// The Kubernetes pod-log source's counters, when it runs.
-    pub kube: Mutex<Option<std::sync::Arc<crate::sources::kube::KubeStats>>>,
     /// The families of the other components (the HTTP server, the Datadog sink's counters and
     /// the derived `jupyterhub_*` metrics, the control loops, the pods watch, the placeholder
     /// loop): each registers its own here when it starts, `/metrics` encodes them.
@@ -53,8 +51,6 @@ pub struct Metrics {
     /// What the hub's API last said of its users' activity (the observations), shared by the
     /// control loops that read the hub and the metrics that count active users.
     pub hub_activity: std::sync::Arc<crate::hub::activity::ActivityView>,
-    /// The HTTP server's connection counters.
-    pub http: std::sync::Arc<crate::agent::http::limits::HttpStats>,
     /// Lake writes that failed for lack of space (ENOSPC, EDQUOT) and were tried again.
     pub lake_write_retries: AtomicU64,
     /// While lake writes fail and are being retried: why, in one line (`/healthz` shows it).
@@ -103,9 +99,7 @@ impl Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let http = std::sync::Arc::<crate::agent::http::limits::HttpStats>::default();
         let registry = telemetry::Registry::default();
-        registry.register(http.clone());
         Metrics {
             bytes_read: AtomicU64::default(),
             lines: AtomicU64::default(),
@@ -128,10 +122,8 @@ impl Default for Metrics {
             kinds: Mutex::default(),
             newest: Mutex::default(),
             errors: Mutex::default(),
-            kube: Mutex::default(),
             registry,
             hub_activity: std::sync::Arc::default(),
-            http,
             lake_write_retries: AtomicU64::default(),
             lake_stalled: Mutex::default(),
         }

@@ -1,9 +1,12 @@
 //! The contract between the pipeline's stages: what sources hand to the pipeline
-//! ([`SourceMsg`]), and what the pipeline hands to every observer ([`Observer`]).
+//! ([`SourceMsg`]), what the pipeline hands to every observer ([`Observer`]), and the counters
+//! every stage updates ([`metrics`]).
 //!
 //! Every source delivers *complete lines*, contiguous, in order, tagged with the byte offset of
 //! their first byte in the source; the pipeline groups them into records and owns the
 //! checkpoint rule (a source's progress advances only with the lake commit that holds it).
+
+pub mod metrics;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
