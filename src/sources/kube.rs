@@ -38,7 +38,7 @@
 //!
 //! # Errors
 //! Network errors, 5xx and 429 answers, expired watches (410) and logs of containers not yet
-//! started (400) are retried with [`backoff_delay`] and counted in [`KubeStats::errors`].
+//! started (400) are retried with [`BACKOFF`] and counted in [`KubeStats::errors`].
 //! [`follow`] returns an error only for what retrying cannot fix: see [`KubeError`].
 
 pub mod enrich;
@@ -64,8 +64,8 @@ use tokio::task::JoinSet;
 
 pub use lines::{LineAssembler, already_delivered, next_pos, parse_kubelet_line, since_second};
 pub use pods::{
-    BACKOFF_BASE, BACKOFF_CAP, Next, PodInfo, StreamEnd, after_stream_end, backoff_delay,
-    choose_pod, container_for, random_jitter,
+    BACKOFF, BACKOFF_BASE, BACKOFF_CAP, Next, PodInfo, StreamEnd, after_stream_end, choose_pod,
+    container_for,
 };
 pub use stream::MAX_BATCH_BYTES;
 use stream::{PodMap, StreamTask, TaskEnd};
@@ -344,7 +344,7 @@ impl SelectorLoop {
                     version = v;
                 }
                 Step::Retry(v) => {
-                    let delay = backoff_delay(attempt, random_jitter());
+                    let delay = BACKOFF.delay(attempt);
                     attempt = attempt.saturating_add(1);
                     if self.pause(delay).await? {
                         return Ok(());
