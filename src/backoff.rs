@@ -22,6 +22,9 @@ pub enum Jitter {
     /// "Equal jitter": the lower half always, the upper half scaled by the draw, so each wait
     /// is at least half the nominal one.
     Equal,
+    /// Up to as much again on top: anywhere in `[nominal, 2 · nominal)` (what kube-rs's
+    /// watchers use).
+    Added,
 }
 
 /// First delay, cap, multiplier and jitter kind.
@@ -63,6 +66,7 @@ impl Policy {
                 let half = nominal / 2;
                 half + half.mul_f64(r)
             }
+            Jitter::Added => nominal.saturating_add(nominal.mul_f64(r)),
         }
     }
 
@@ -117,6 +121,11 @@ impl Backoff {
     /// Failures counted so far.
     pub fn failures(&self) -> u32 {
         self.failures
+    }
+
+    /// Back to the first delay (after a success).
+    pub fn reset(&mut self) {
+        self.failures = 0;
     }
 }
 
@@ -173,6 +182,24 @@ mod tests {
     }
 
     #[test]
+    fn added_jitter_goes_up_to_twice_the_nominal_delay() {
+        let p = Policy::doubling(MS(800), MS(30_000), Jitter::Added);
+        assert_eq!(
+            [p.delay_with(0, 0.0), p.delay_with(0, 0.5)],
+            [MS(800), MS(1200)]
+        );
+        assert_eq!(
+            p.delay_with(9, 1.0),
+            MS(60_000),
+            "the cap is on the nominal delay"
+        );
+        for a in 0..12 {
+            let (d, n) = (p.delay(a), p.nominal(a));
+            assert!(d >= n && d < n * 2, "attempt {a}: {d:?} of {n:?}");
+        }
+    }
+
+    #[test]
     fn draws_are_in_the_unit_interval_and_seeds_repeat() {
         let (mut a, mut b) = (Rng::seeded(7), Rng::seeded(7));
         let xs: Vec<f64> = (0..200).map(|_| a.draw()).collect();
@@ -188,5 +215,7 @@ mod tests {
         let d: Vec<Duration> = (0..8).map(|_| b.next_delay()).collect();
         assert_eq!(b.failures(), 8);
         assert_eq!([d[0], d[1], d[7]], [MS(250), MS(500), MS(10_000)]);
+        b.reset();
+        assert_eq!((b.failures(), b.next_delay()), (0, MS(250)));
     }
 }
