@@ -299,15 +299,12 @@ fn watch_backoff() -> ResetTimerBackoff<WatchBackoff> {
     )
 }
 
+/// A watcher's events, boxed.
+type Watched<K> = futures::stream::BoxStream<'static, watcher::Result<watcher::Event<K>>>;
+
 /// The watchers of [`watch`]: the pods of the selector, and the Events about pods when asked
 /// (else a stream that never yields).
-fn watchers(
-    client: &kube::Client,
-    w: &PodWatch,
-) -> (
-    futures::stream::BoxStream<'static, watcher::Result<watcher::Event<Pod>>>,
-    futures::stream::BoxStream<'static, watcher::Result<watcher::Event<Event>>>,
-) {
+fn watchers(client: &kube::Client, w: &PodWatch) -> (Watched<Pod>, Watched<Event>) {
     use kube::runtime::WatchStreamExt;
     let api: Api<Pod> = Api::namespaced(client.clone(), &w.namespace);
     let cfg = watcher::Config::default().labels(&w.selector);
