@@ -717,7 +717,7 @@ fn cull_cmd(config: &Path, dry_run: bool) -> Result<(), AppError> {
         None,
     );
     let report = runtime()?
-        .block_on(culler.reconcile("once"))
+        .block_on(culler.reconcile("once", chrono::Utc::now()))
         .map_err(|e| AppError::Runtime(format!("hub API: {e}")))?;
     let mut out = Out::stdout();
     let mut counts = std::collections::BTreeMap::new();

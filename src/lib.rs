@@ -6,7 +6,6 @@
 //! built (what the fuzz targets link).
 
 pub mod config;
-pub mod fx;
 pub mod generate;
 pub mod parse;
 
@@ -14,6 +13,8 @@ pub mod parse;
 pub mod agent;
 #[cfg(feature = "lake")]
 pub mod app;
+#[cfg(feature = "lake")]
+pub mod backoff;
 #[cfg(feature = "lake")]
 pub mod cli;
 #[cfg(feature = "lake")]

@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use axum::Json;
 use axum::Router;
@@ -203,12 +203,12 @@ impl Quotas {
         cache: &ViewCache,
         arrived: Instant,
     ) -> (crate::control::admission::Answer, Option<String>, Arc<View>) {
-        let view = cache.get(self, None).await;
+        let view = cache.get(self, None, Utc::now()).await;
         let (a, err) = self.decide_on(req, &view);
         if a.allow || view.at >= arrived {
             return (a, err, view);
         }
-        let view = cache.get(self, Some(arrived)).await;
+        let view = cache.get(self, Some(arrived), Utc::now()).await;
         let (a, err) = self.decide_on(req, &view);
         (a, err, view)
     }
@@ -254,9 +254,14 @@ impl Quotas {
         }
     }
 
-    /// One pass of the quota loop: servers breaking the policy are stopped after `grace`.
-    pub async fn reconcile(&self, first_seen: &mut HashMap<(String, String), DateTime<Utc>>) {
-        let now = Utc::now();
+    /// One pass of the quota loop at `now`: servers breaking the policy are stopped after
+    /// `grace` (counted from the `now` of the pass that first saw them). Rows carry the
+    /// wall-clock time they were written at.
+    pub async fn reconcile(
+        &self,
+        now: DateTime<Utc>,
+        first_seen: &mut HashMap<(String, String), DateTime<Utc>>,
+    ) {
         let running = self.running().await;
         let usage = match &running {
             Ok(r) => self.usage(now, r).await,
@@ -354,7 +359,7 @@ impl Quotas {
         }
         let mut first_seen = HashMap::new();
         loop {
-            self.reconcile(&mut first_seen).await;
+            self.reconcile(Utc::now(), &mut first_seen).await;
             tokio::select! {
                 _ = crate::control::stopped(&mut stop) => return,
                 _ = tokio::time::sleep(every) => {}

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::fx::FxMap;
+use rustc_hash::FxHashMap;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
@@ -138,7 +138,7 @@ fn opt(a: &arrow::array::StringArray, i: usize) -> Option<&str> {
 /// `activity` (user -> times).
 pub fn split(
     batch: &RecordBatch,
-    activity: &mut FxMap<String, Vec<i64>>,
+    activity: &mut FxHashMap<String, Vec<i64>>,
 ) -> Result<Split, ArrowError> {
     let c = cols(&batch.schema())?;
     let strs = |i: usize| {

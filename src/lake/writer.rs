@@ -191,7 +191,7 @@ pub struct PartSet {
     open: BTreeMap<(&'static str, String), OpenPart>,
     /// dt -> user -> activity times, written as `activity` rows when they reach
     /// `activity_flush` times, and at `finish`.
-    activity: BTreeMap<String, crate::fx::FxMap<String, Vec<i64>>>,
+    activity: BTreeMap<String, rustc_hash::FxHashMap<String, Vec<i64>>>,
     /// Activity times held in `activity`.
     activity_times: usize,
     /// The latest `dt` written to so far.

@@ -38,14 +38,14 @@
 
 use std::collections::HashMap;
 
-pub use crate::fx::{Fx, FxMap};
+use rustc_hash::FxHashMap;
 
 /// Hub, user and server names as small integers: the session rules then hash and compare
 /// integers (they look names up several times per record), and each record carries three
 /// `u32`s instead of three allocated strings. One table for all three kinds of name.
 #[derive(Debug, Default, Clone)]
 pub struct Names {
-    ids: FxMap<String, u32>,
+    ids: FxHashMap<String, u32>,
     names: Vec<String>,
 }
 
@@ -82,7 +82,7 @@ pub struct Ev {
 }
 
 /// Activity times per (hub, user) id.
-pub type Activity = FxMap<(u32, u32), Vec<i64>>;
+pub type Activity = FxHashMap<(u32, u32), Vec<i64>>;
 
 /// What a lifecycle record says, with the fields the session rules need.
 #[derive(Debug, Clone, PartialEq)]
@@ -202,7 +202,7 @@ impl Session {
 }
 
 /// Activity times per hub and user, µs, each list sorted (looked up by `&str`, no allocation).
-pub type ActivityIndex = FxMap<String, FxMap<String, Vec<i64>>>;
+pub type ActivityIndex = FxHashMap<String, FxHashMap<String, Vec<i64>>>;
 
 /// Rebuild sessions from lifecycle records in log order. `activity` holds every activity time
 /// of every user (merged with any [`Life::Activity`] record in `events`); `first_ts` gives each
@@ -259,7 +259,7 @@ pub fn derive_interned(
     for v in activity.values_mut() {
         v.sort_unstable();
     }
-    let first_ts: FxMap<u32, i64> = first_ts
+    let first_ts: FxHashMap<u32, i64> = first_ts
         .iter()
         .filter_map(|(k, v)| Some((names.get(k)?, *v)))
         .collect();

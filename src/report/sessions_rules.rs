@@ -2,9 +2,10 @@
 //! `sessions.rs` and `docs/SESSIONS.md`, which cites the upstream code behind each rule).
 
 use std::collections::VecDeque;
-use std::hash::BuildHasherDefault;
 
-use super::{Activity, EndReason, Ev, Fx, FxMap, Life, Names, Session};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::{Activity, EndReason, Ev, Life, Names, Session};
 use crate::report::podname;
 
 /// How long after a stop a DELETE request still belongs to it (the request line is written
@@ -57,34 +58,34 @@ struct Startup {
 
 struct State<'a> {
     names: &'a Names,
-    first_ts: &'a FxMap<u32, i64>,
-    open: FxMap<Key, Session>,
+    first_ts: &'a FxHashMap<u32, i64>,
+    open: FxHashMap<Key, Session>,
     /// The servers in `open`, per (hub, user) (kept by `open_insert` and `open_remove`, the
     /// only writers of `open`).
-    open_servers: FxMap<(u32, u32), Vec<u32>>,
+    open_servers: FxHashMap<(u32, u32), Vec<u32>>,
     done: Vec<(Key, Session)>,
     /// Closed sessions awaiting their DELETE line: key -> index in `done`.
-    just_stopped: FxMap<Key, usize>,
-    cull_at: FxMap<Key, i64>,
+    just_stopped: FxHashMap<Key, usize>,
+    cull_at: FxHashMap<Key, i64>,
     /// Per hub: profiles logged (with their time) and not yet paired with a pod.
-    pending_profiles: FxMap<u32, VecDeque<(i64, String)>>,
+    pending_profiles: FxHashMap<u32, VecDeque<(i64, String)>>,
     /// Per hub: pod name (namespace stripped) -> profile.
-    pod_profiles: FxMap<u32, FxMap<String, String>>,
+    pod_profiles: FxHashMap<u32, FxHashMap<String, String>>,
     /// (hub, pod name) -> the first create line of its current spawn.
-    pod_first_create: FxMap<(u32, String), i64>,
+    pod_first_create: FxHashMap<(u32, String), i64>,
     /// (hub, user) seen in any lifecycle record: activity from others is a server of theirs.
-    known: std::collections::HashSet<(u32, u32), BuildHasherDefault<Fx>>,
-    last_shutdown: FxMap<u32, i64>,
+    known: FxHashSet<(u32, u32)>,
+    last_shutdown: FxHashMap<u32, i64>,
     activity: Activity,
     /// Per (hub, user): servers seen running whose name is not known yet, oldest first.
-    unnamed: FxMap<(u32, u32), Vec<Unnamed>>,
+    unnamed: FxHashMap<(u32, u32), Vec<Unnamed>>,
     /// Latest `still running` confirmation of an open session.
-    alive: FxMap<Key, i64>,
-    startup: FxMap<u32, Startup>,
+    alive: FxHashMap<Key, i64>,
+    startup: FxHashMap<u32, Startup>,
     /// Per (hub, user): `still running` lines counted in a start-up (epoch, count).
-    still_counts: FxMap<(u32, u32), (u64, usize)>,
+    still_counts: FxHashMap<(u32, u32), (u64, usize)>,
     /// Server names of exit and stop lines that have none, from the records around them.
-    named_ends: FxMap<usize, u32>,
+    named_ends: FxHashMap<usize, u32>,
 }
 
 /// The pass over `events` (log order): every session, sorted by start.
@@ -92,26 +93,26 @@ pub(super) fn rebuild(
     events: &[Ev],
     names: &Names,
     activity: Activity,
-    first_ts: &FxMap<u32, i64>,
+    first_ts: &FxHashMap<u32, i64>,
 ) -> Vec<Session> {
     let mut st = State {
         names,
         first_ts,
-        open: FxMap::default(),
-        open_servers: FxMap::default(),
+        open: FxHashMap::default(),
+        open_servers: FxHashMap::default(),
         done: Vec::new(),
-        just_stopped: FxMap::default(),
-        cull_at: FxMap::default(),
-        pending_profiles: FxMap::default(),
-        pod_profiles: FxMap::default(),
-        pod_first_create: FxMap::default(),
+        just_stopped: FxHashMap::default(),
+        cull_at: FxHashMap::default(),
+        pending_profiles: FxHashMap::default(),
+        pod_profiles: FxHashMap::default(),
+        pod_first_create: FxHashMap::default(),
         known: Default::default(),
-        last_shutdown: FxMap::default(),
+        last_shutdown: FxHashMap::default(),
         activity,
-        unnamed: FxMap::default(),
-        alive: FxMap::default(),
-        startup: FxMap::default(),
-        still_counts: FxMap::default(),
+        unnamed: FxHashMap::default(),
+        alive: FxHashMap::default(),
+        startup: FxHashMap::default(),
+        still_counts: FxHashMap::default(),
         named_ends: name_unnamed_ends(events),
     };
     for (i, ev) in events.iter().enumerate() {
@@ -134,9 +135,9 @@ pub(super) fn rebuild(
 /// same user's proxy-route removal logged just after an exit line or just before a stop line
 /// (JupyterHub removes the route first on a stop, and right after the warning on an exit), else
 /// for a stop the server of the DELETE request that follows it. Each removal names one end.
-fn name_unnamed_ends(events: &[Ev]) -> FxMap<usize, u32> {
-    let mut out = FxMap::default();
-    let mut used = std::collections::HashSet::<usize, BuildHasherDefault<Fx>>::default();
+fn name_unnamed_ends(events: &[Ev]) -> FxHashMap<usize, u32> {
+    let mut out = FxHashMap::default();
+    let mut used = FxHashSet::<usize>::default();
     let same = |a: &Ev, b: &Ev| a.hub == b.hub && a.user == b.user;
     for (i, ev) in events.iter().enumerate() {
         if ev.server.is_some() || ev.user.is_none() {

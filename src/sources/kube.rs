@@ -15,9 +15,11 @@
 //!   before them again.
 //!
 //! # How it works
-//! For each selector (`cfg.selector`, and `cfg.proxy_selector` if set) one loop lists the
-//! matching pods in `cfg.namespace`, then watches them from the list's `resourceVersion`
-//! (`GET /api/v1/namespaces/{ns}/pods?labelSelector=…[&watch=true…]`). After every change it
+//! For each selector (`cfg.selector`, and `cfg.proxy_selector` if set) one loop runs kube-rs's
+//! [`watcher`]: it lists the matching pods in `cfg.namespace`, then watches them from the
+//! list's `resourceVersion` (`GET /api/v1/namespaces/{ns}/pods?labelSelector=…[&watch=true…]`),
+//! watches again from the last version seen when a watch ends, and lists again when that
+//! version expired (`410 Gone`). After every change (or a complete list) it
 //! picks the pod to follow with [`choose_pod`] (the newest `Running` pod that is not
 //! terminating) and, if no task follows that pod yet, starts one. A task reads
 //! `GET …/pods/{pod}/log?container=…&follow=true&timestamps=true[&sinceTime=…]` to its end and
@@ -38,7 +40,7 @@
 //!
 //! # Errors
 //! Network errors, 5xx and 429 answers, expired watches (410) and logs of containers not yet
-//! started (400) are retried with [`backoff_delay`] and counted in [`KubeStats::errors`].
+//! started (400) are retried with [`BACKOFF`] and counted in [`KubeStats::errors`].
 //! [`follow`] returns an error only for what retrying cannot fix: see [`KubeError`].
 
 pub mod enrich;
@@ -56,16 +58,17 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::{ListParams, WatchEvent, WatchParams};
+use kube::runtime::watcher;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 pub use lines::{LineAssembler, already_delivered, next_pos, parse_kubelet_line, since_second};
 pub use pods::{
-    BACKOFF_BASE, BACKOFF_CAP, Next, PodInfo, StreamEnd, after_stream_end, backoff_delay,
-    choose_pod, container_for, random_jitter,
+    BACKOFF, BACKOFF_BASE, BACKOFF_CAP, Next, PodInfo, StreamEnd, after_stream_end, choose_pod,
+    container_for,
 };
 pub use stream::MAX_BATCH_BYTES;
 use stream::{PodMap, StreamTask, TaskEnd};
@@ -352,13 +355,14 @@ fn api_code(e: &kube::Error) -> Option<u16> {
     }
 }
 
-/// What one list or watch call led to.
-enum Step {
-    /// Watch from this resource version next (`None`: list first).
-    Continue(Option<String>),
-    /// Same, after a backoff.
-    Retry(Option<String>),
-    Shutdown,
+/// What follows a failed list or watch.
+enum After {
+    /// Go on polling the watcher (it relists by itself after a `410 Gone` watch event).
+    Poll,
+    /// Start a new watcher: list again (a watch request answered `410 Gone`).
+    Relist,
+    /// Poll again after a backoff.
+    Retry,
 }
 
 /// List + watch of one selector, and the stream tasks of the pods it picks.
@@ -389,156 +393,105 @@ impl SelectorLoop {
         result
     }
 
+    /// The watcher of this selector: list, then watch from the list's version (renewed every
+    /// [`WATCH_TIMEOUT_SECS`] from the last version seen), list again when it expired.
+    fn watcher(&self) -> BoxStream<'static, Result<watcher::Event<Pod>, watcher::Error>> {
+        let cfg = watcher::Config {
+            // One list request, as the selector matches a handful of pods.
+            page_size: None,
+            ..watcher::Config::default()
+                .labels(&self.selector)
+                .timeout(WATCH_TIMEOUT_SECS)
+        };
+        watcher(self.api.clone(), cfg).boxed()
+    }
+
     async fn list_and_watch(&mut self) -> Result<(), KubeError> {
-        let mut version: Option<String> = None;
+        let mut events = self.watcher();
+        // The pods of a list in progress (between `Init` and `InitDone`).
+        let mut listing: Option<PodMap> = None;
         let mut attempt: u32 = 0;
         loop {
-            let step = match version.take() {
-                None => self.list().await?,
-                Some(v) => self.watch(v).await?,
-            };
-            match step {
-                Step::Shutdown => return Ok(()),
-                Step::Continue(v) => {
-                    attempt = 0;
-                    version = v;
-                }
-                Step::Retry(v) => {
-                    let delay = backoff_delay(attempt, random_jitter());
-                    attempt = attempt.saturating_add(1);
-                    if self.pause(delay).await? {
-                        return Ok(());
-                    }
-                    self.stats.reconnects.fetch_add(1, Relaxed);
-                    version = v;
-                }
-            }
-        }
-    }
-
-    async fn list(&mut self) -> Result<Step, KubeError> {
-        let api = self.api.clone();
-        let params = ListParams::default().labels(&self.selector);
-        let list = api.list(&params);
-        tokio::pin!(list);
-        let listed = loop {
-            tokio::select! {
-                _ = wait_shutdown(&mut self.shutdown) => return Ok(Step::Shutdown),
-                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => self.reap(done)?,
-                r = &mut list => break r,
-            }
-        };
-        let list = match listed {
-            Ok(list) => list,
-            Err(e) => return self.failed("list pods", e, None),
-        };
-        let pods = list
-            .items
-            .iter()
-            .map(PodInfo::from_pod)
-            .map(|p| (p.name.clone(), p))
-            .collect();
-        self.pods.send_replace(pods);
-        self.reconcile();
-        Ok(Step::Continue(Some(
-            list.metadata.resource_version.unwrap_or_default(),
-        )))
-    }
-
-    async fn watch(&mut self, mut version: String) -> Result<Step, KubeError> {
-        let api = self.api.clone();
-        let params = WatchParams::default()
-            .labels(&self.selector)
-            .timeout(WATCH_TIMEOUT_SECS);
-        let from = version.clone();
-        let opening = api.watch(&params, &from);
-        tokio::pin!(opening);
-        let opened = loop {
-            tokio::select! {
-                _ = wait_shutdown(&mut self.shutdown) => return Ok(Step::Shutdown),
-                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => self.reap(done)?,
-                r = &mut opening => break r,
-            }
-        };
-        let events = match opened {
-            Ok(events) => events,
-            Err(e) => return self.failed("watch pods", e, Some(version)),
-        };
-        tokio::pin!(events);
-        let mut progressed = false;
-        loop {
             let event = tokio::select! {
-                _ = wait_shutdown(&mut self.shutdown) => return Ok(Step::Shutdown),
+                _ = wait_shutdown(&mut self.shutdown) => return Ok(()),
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     self.reap(done)?;
                     continue;
                 }
                 event = events.next() => event,
             };
-            let event = match event {
-                // The server's timeout: watch again from where this one got to.
-                None if progressed => return Ok(Step::Continue(Some(version))),
-                None => return Ok(Step::Retry(Some(version))),
-                Some(Err(e)) => {
-                    self.stats.errors.fetch_add(1, Relaxed);
-                    tracing::warn!(selector = %self.selector, error = %e, "pod watch failed");
-                    return Ok(Step::Retry(Some(version)));
+            let after = match event {
+                Some(Ok(event)) => {
+                    if !matches!(event, watcher::Event::Init) {
+                        attempt = 0;
+                    }
+                    self.apply(event, &mut listing);
+                    continue;
                 }
-                Some(Ok(event)) => event,
+                Some(Err(e)) => self.failed(e)?,
+                // A watcher does not end; should it, start it again.
+                None => After::Relist,
             };
-            progressed = true;
-            if let Some(step) = self.apply(event, &mut version) {
-                return Ok(step);
+            match after {
+                After::Poll => {}
+                After::Relist => {
+                    events = self.watcher();
+                    listing = None;
+                }
+                After::Retry => {
+                    let delay = BACKOFF.delay(attempt);
+                    attempt = attempt.saturating_add(1);
+                    if self.pause(delay).await? {
+                        return Ok(());
+                    }
+                    self.stats.reconnects.fetch_add(1, Relaxed);
+                }
             }
         }
     }
 
-    /// Applies one watch event to the pod map (and `version`); `Some` ends this watch.
-    fn apply(&mut self, event: WatchEvent<Pod>, version: &mut String) -> Option<Step> {
-        let pod = match event {
-            WatchEvent::Added(pod) | WatchEvent::Modified(pod) => {
+    /// Applies one watcher event to the pod map: a list replaces it whole once complete.
+    fn apply(&mut self, event: watcher::Event<Pod>, listing: &mut Option<PodMap>) {
+        match event {
+            watcher::Event::Init => *listing = Some(PodMap::new()),
+            watcher::Event::InitApply(pod) => {
+                let info = PodInfo::from_pod(&pod);
+                listing
+                    .get_or_insert_with(PodMap::new)
+                    .insert(info.name.clone(), info);
+            }
+            watcher::Event::InitDone => {
+                self.pods.send_replace(listing.take().unwrap_or_default());
+                self.reconcile();
+            }
+            watcher::Event::Apply(pod) => {
                 let info = PodInfo::from_pod(&pod);
                 self.pods.send_modify(|m| {
                     m.insert(info.name.clone(), info);
                 });
-                pod
+                self.reconcile();
             }
-            WatchEvent::Deleted(pod) => {
+            watcher::Event::Delete(pod) => {
                 let name = pod.metadata.name.as_deref().unwrap_or_default();
                 self.pods.send_modify(|m| {
                     m.remove(name);
                 });
-                pod
+                self.reconcile();
             }
-            WatchEvent::Bookmark(b) => {
-                *version = b.metadata.resource_version;
-                return None;
-            }
-            // The version is too old to watch from: list again.
-            WatchEvent::Error(status) if status.code == 410 => return Some(Step::Continue(None)),
-            WatchEvent::Error(status) => {
-                self.stats.errors.fetch_add(1, Relaxed);
-                tracing::warn!(selector = %self.selector, ?status, "pod watch error");
-                return Some(Step::Retry(None));
-            }
-        };
-        if let Some(v) = pod.metadata.resource_version {
-            *version = v;
         }
-        self.reconcile();
-        None
     }
 
-    /// A failed list or watch request: fatal, or retried from `version`.
-    fn failed(
-        &self,
-        action: &'static str,
-        e: kube::Error,
-        version: Option<String>,
-    ) -> Result<Step, KubeError> {
+    /// A failed list or watch: fatal, or what to do next.
+    fn failed(&self, e: watcher::Error) -> Result<After, KubeError> {
+        // A request that failed is described by the API's own error, as before the watcher.
+        let (action, code, message) = match &e {
+            watcher::Error::InitialListFailed(e) => ("list pods", api_code(e), e.to_string()),
+            watcher::Error::WatchStartFailed(e) => ("watch pods", api_code(e), e.to_string()),
+            watcher::Error::WatchError(status) if status.code == 410 => return Ok(After::Poll),
+            e => ("watch pods", None, e.to_string()),
+        };
         let namespace = self.namespace.clone();
-        let message = e.to_string();
-        match api_code(&e) {
+        match code {
             Some(code @ (401 | 403)) => Err(KubeError::Forbidden {
                 action,
                 namespace,
@@ -551,11 +504,11 @@ impl SelectorLoop {
                 code,
                 message,
             }),
-            Some(410) => Ok(Step::Continue(None)),
+            Some(410) => Ok(After::Relist),
             _ => {
                 self.stats.errors.fetch_add(1, Relaxed);
                 tracing::warn!(selector = %self.selector, error = %message, "{action} failed");
-                Ok(Step::Retry(version))
+                Ok(After::Retry)
             }
         }
     }

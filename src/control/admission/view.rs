@@ -21,15 +21,17 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex, watch};
+use tokio::time::Instant;
 
 use crate::control::admission::{Running, Usage};
 use crate::control::quota::Quotas;
 
-/// What the hub listed and the lake counted, at `at`.
+/// What the hub listed and the lake counted, at `at` (tokio's clock, so a test on paused time
+/// drives the view's age along with the refresh loop).
 #[derive(Debug, Clone)]
 pub struct View {
     pub at: Instant,
@@ -58,10 +60,15 @@ impl ViewCache {
         self.refresh
     }
 
-    /// The view: the cached one if it is younger than `refresh` and (with `fresher_than`) was
-    /// read after that instant; else a new read. Holding the lock during the read makes every
-    /// concurrent caller wait for that one read.
-    pub async fn get(&self, q: &Quotas, fresher_than: Option<Instant>) -> Arc<View> {
+    /// The view at `now`: the cached one if it is younger than `refresh` and (with
+    /// `fresher_than`) was read after that instant; else a new read. Holding the lock during
+    /// the read makes every concurrent caller wait for that one read.
+    pub async fn get(
+        &self,
+        q: &Quotas,
+        fresher_than: Option<Instant>,
+        now: DateTime<Utc>,
+    ) -> Arc<View> {
         self.used.store(true, Ordering::Relaxed);
         let mut cur = self.current.lock().await;
         if let Some(v) = cur.as_ref()
@@ -70,7 +77,7 @@ impl ViewCache {
         {
             return v.clone();
         }
-        let v = Arc::new(read(q).await);
+        let v = Arc::new(read(q, now).await);
         *cur = Some(v.clone());
         v
     }
@@ -84,7 +91,7 @@ impl ViewCache {
         loop {
             if self.used.swap(false, Ordering::Relaxed) {
                 // Read first, then swap: requests keep the old view meanwhile.
-                let v = Arc::new(read(&q).await);
+                let v = Arc::new(read(&q, Utc::now()).await);
                 *self.current.lock().await = Some(v);
             }
             tokio::select! {
@@ -95,9 +102,9 @@ impl ViewCache {
     }
 }
 
-async fn read(q: &Quotas) -> View {
+/// Reads the running servers and the usage of the month of `now`.
+async fn read(q: &Quotas, now: DateTime<Utc>) -> View {
     let started = Instant::now();
-    let now = Utc::now();
     let data = match q.running().await {
         Ok(r) => q.usage(now, &r).await.map(|u| (r, u)),
         Err(e) => Err(e),

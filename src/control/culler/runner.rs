@@ -132,8 +132,12 @@ impl Culler {
     }
 
     /// The stream's signals: where to look, never what to decide.
-    fn on_signals(&mut self, spawned: Vec<Spawned>, heartbeats: HashMap<String, i64>) {
-        let now = Utc::now();
+    fn on_signals(
+        &mut self,
+        spawned: Vec<Spawned>,
+        heartbeats: HashMap<String, i64>,
+        now: DateTime<Utc>,
+    ) {
         let soon = now + chrono_std(Duration::from_secs(1));
         let min_limit = chrono_std(self.min_limit());
         for s in spawned {
@@ -185,11 +189,16 @@ impl Culler {
         }
     }
 
-    /// A full pass: list every active user (and inactive ones with `cull_users`), decide, act.
+    /// A full pass at `now`: list every active user (and inactive ones with `cull_users`),
+    /// decide, act.
     ///
     /// # Errors
     /// The hub API failed; nothing was stopped.
-    pub async fn reconcile(&mut self, pass: &'static str) -> Result<PassReport, HubError> {
+    pub async fn reconcile(
+        &mut self,
+        pass: &'static str,
+        now: DateTime<Utc>,
+    ) -> Result<PassReport, HubError> {
         let mut users = self.client.users(Some(UserState::Active)).await?;
         if self.policy.cull_users {
             users.extend(self.client.users(Some(UserState::Inactive)).await?);
@@ -204,9 +213,9 @@ impl Culler {
             .store(self.running_total as u64, Ordering::Relaxed);
         self.stats
             .last_reconcile_unix
-            .store(Utc::now().timestamp().max(0) as u64, Ordering::Relaxed);
+            .store(now.timestamp().max(0) as u64, Ordering::Relaxed);
         if let Some(o) = self.obs.as_mut() {
-            o.listing(Utc::now(), &users);
+            o.listing(now, &users);
         }
         self.wake.clear();
         self.snapshot = users.iter().map(|u| (u.name.clone(), u.clone())).collect();
@@ -226,23 +235,23 @@ impl Culler {
             Some(s) => live.contains(&(u.as_str(), s.as_str())),
             None => true,
         });
-        Ok(self.evaluate(&users, pass).await)
+        Ok(self.evaluate(&users, pass, now).await)
     }
 
-    /// Refetch `names` and decide for them (a deadline pass).
-    async fn deadline_pass(&mut self, names: Vec<String>) {
+    /// Refetch `names` and decide for them at `now` (a deadline pass).
+    async fn deadline_pass(&mut self, names: Vec<String>, now: DateTime<Utc>) {
         // A wake-up left over from an earlier schedule finds the cached user not due: it is
         // rescheduled without a request (a stream signal removes the user from the cache).
         let names: Vec<String> = names
             .into_iter()
-            .filter(|n| !self.rescheduled_from_cache(n))
+            .filter(|n| !self.rescheduled_from_cache(n, now))
             .collect();
         if names.is_empty() {
             return;
         }
         let fetched = futures::future::join_all(names.iter().map(|n| self.client.user(n))).await;
         let mut users = Vec::new();
-        let at = Utc::now();
+        let at = now;
         for (name, r) in names.into_iter().zip(fetched) {
             match r {
                 Ok(Some(u)) => {
@@ -261,18 +270,18 @@ impl Culler {
                 Err(e) => {
                     tracing::warn!(user = %name, error = %e, "culler: cannot read user; retrying");
                     self.stats.api_error(e.metric_label());
-                    self.schedule(Utc::now() + chrono_std(RETRY), name);
+                    self.schedule(now + chrono_std(RETRY), name);
                 }
             }
         }
         if !users.is_empty() {
-            self.evaluate(&users, "deadline").await;
+            self.evaluate(&users, "deadline", now).await;
         }
     }
 
     /// True when the cached user is not due for anything yet (so it was rescheduled without a
     /// request). Only a fresh stream can make that call: it is what tells of new servers.
-    fn rescheduled_from_cache(&mut self, name: &str) -> bool {
+    fn rescheduled_from_cache(&mut self, name: &str, now: DateTime<Utc>) -> bool {
         let Some(u) = self.snapshot.get(name) else {
             return false;
         };
@@ -280,7 +289,7 @@ impl Culler {
             return false;
         }
         let inp = PassInput {
-            now: Utc::now(),
+            now,
             freshness: Freshness::Fresh,
             running_total: usize::MAX,
             recent_culls: 0,
@@ -304,11 +313,15 @@ impl Culler {
         self.wake.entry(at).or_default().insert(user);
     }
 
-    async fn evaluate(&mut self, users: &[User], pass: &'static str) -> PassReport {
+    async fn evaluate(
+        &mut self,
+        users: &[User],
+        pass: &'static str,
+        now: DateTime<Utc>,
+    ) -> PassReport {
         self.stats.pass(pass);
         let now_i = Instant::now();
         let rate_room = self.rate_room(now_i);
-        let now = Utc::now();
         let freshness = self.freshness(now_i);
         self.stats
             .stream_stale
@@ -359,7 +372,7 @@ impl Culler {
                 }
             }
         }
-        self.act_all(to_act, pass, &mut report).await;
+        self.act_all(to_act, pass, now, &mut report).await;
         self.record(&report);
         report
     }
@@ -386,14 +399,15 @@ impl Culler {
         }
     }
 
-    /// Acts on the culls (concurrently, bounded by the client), rows into `report`.
+    /// Acts on the culls decided at `now` (concurrently, bounded by the client), rows into
+    /// `report`. Stops, lateness and rows carry the wall-clock time they happened at.
     async fn act_all(
         &mut self,
         to_act: Vec<Decision>,
         pass: &'static str,
+        now: DateTime<Utc>,
         report: &mut PassReport,
     ) {
-        let now = Utc::now();
         let outcomes = futures::future::join_all(to_act.iter().map(|d| self.act(d))).await;
         for (d, (outcome, msg)) in to_act.into_iter().zip(outcomes) {
             if outcome.stopped() {
@@ -522,7 +536,7 @@ impl Culler {
                     match b {
                         Some(b) => {
                             let (spawned, heartbeats) = self.stream.apply(b);
-                            self.on_signals(spawned, heartbeats);
+                            self.on_signals(spawned, heartbeats, Utc::now());
                         }
                         None => rx = None,
                     }
@@ -536,7 +550,7 @@ impl Culler {
                         continue;
                     }
                     if tokio::time::Instant::now() >= next_reconcile {
-                        match self.reconcile("reconcile").await {
+                        match self.reconcile("reconcile", Utc::now()).await {
                             Ok(_) => next_reconcile = tokio::time::Instant::now() + self.policy.reconcile_every,
                             Err(e) => {
                                 tracing::warn!(error = %e, "culler: reconcile failed; nothing stopped, retrying");
@@ -549,7 +563,7 @@ impl Culler {
                         let later = self.wake.split_off(&(now + chrono::Duration::microseconds(1)));
                         let due = std::mem::replace(&mut self.wake, later);
                         let names: HashSet<String> = due.into_values().flatten().collect();
-                        self.deadline_pass(names.into_iter().collect()).await;
+                        self.deadline_pass(names.into_iter().collect(), now).await;
                     }
                     self.observe_flush(false);
                 }

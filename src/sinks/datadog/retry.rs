@@ -14,6 +14,8 @@
 
 use std::time::Duration;
 
+use crate::backoff::{Jitter, Policy};
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
     /// First backoff. Default 1 s.
@@ -64,11 +66,17 @@ pub fn expired(policy: &RetryPolicy, oldest_s: i64, now_s: i64) -> bool {
     oldest_s < now_s - policy.max_age_secs
 }
 
+impl RetryPolicy {
+    /// The waits between attempts: doubling from `base` up to `cap`, full jitter.
+    pub fn backoff(&self) -> Policy {
+        Policy::doubling(self.base, self.cap, Jitter::Full)
+    }
+}
+
 /// Backoff before attempt `attempt + 1` (attempt 0 is the first send): `base · 2^attempt`,
 /// capped, scaled by `jitter` ∈ [0, 1) ("full jitter"; the caller draws it).
 pub fn backoff(policy: &RetryPolicy, attempt: u32, jitter: f64) -> Duration {
-    let exp = policy.base.saturating_mul(1u32 << attempt.min(20));
-    exp.min(policy.cap).mul_f64(jitter.clamp(0.0, 1.0))
+    policy.backoff().delay_with(attempt, jitter)
 }
 
 /// Decide what to do after attempt number `attempt` (0-based) got `answer`.

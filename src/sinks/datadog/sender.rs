@@ -27,6 +27,7 @@ use std::time::Duration;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use tokio::sync::watch;
 
+use crate::backoff;
 use crate::sinks::datadog::config::ApiKey;
 use crate::sinks::datadog::payload::{Codec, Endpoint, Payload, keep_since, split_in_two};
 use crate::sinks::datadog::retry::{self, Action, Answer, RetryPolicy};
@@ -283,7 +284,7 @@ pub struct Sender<T: Transport> {
     pub policy: RetryPolicy,
     pub timer: SharedTimer,
     pub stats: Arc<SinkStats>,
-    rng: u64,
+    rng: backoff::Rng,
     /// No send before this (monotonic ms; a 2xx said the rate limit is spent).
     cooldown_until: Option<u64>,
 }
@@ -301,17 +302,14 @@ impl<T: Transport> Sender<T> {
             policy,
             timer,
             stats,
-            rng: seed | 1,
+            rng: backoff::Rng::seeded(seed),
             cooldown_until: None,
         }
     }
 
-    /// Full jitter in [0, 1) (xorshift64*: no cryptographic need, no extra dependency).
+    /// A draw in [0, 1) for the full jitter of [`RetryPolicy::backoff`].
     fn jitter(&mut self) -> f64 {
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+        self.rng.draw()
     }
 
     /// Deliver `p` (splitting on 413), or drop it counted; `Interrupted` if the deadline passes.

@@ -4,7 +4,7 @@
 //! A full file system (`ENOSPC`) or an exhausted quota (`EDQUOT`) is not the lake's fault and
 //! usually passes (a log rotated away, a volume grown, a retention pass). The pipeline keeps
 //! every batch of the commit in progress ([`super::LakeSink`]'s `retained`), throws the
-//! half-written staging parts of that commit away ([`discard_staging`]), waits ([`Backoff`]),
+//! half-written staging parts of that commit away ([`discard_staging`]), waits ([`BACKOFF`]),
 //! and writes the same batches again under the same commit number. Meanwhile it reads nothing
 //! more (sources block on the bounded channel), `/healthz` answers 503 with the reason, and
 //! `hubpulse_lake_write_retries_total` / `hubpulse_lake_write_stalled` say so on `/metrics`.
@@ -26,6 +26,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::backoff::{Backoff, Jitter, Policy};
 use crate::lake::manifest::{LakeError, Manifest};
 use crate::lake::writer::PartSet;
 use crate::stream::SourceId;
@@ -33,6 +34,9 @@ use crate::stream::SourceId;
 /// The first wait after a failure; each further failure doubles it, up to [`MAX_DELAY`].
 pub const FIRST_DELAY: Duration = Duration::from_millis(250);
 pub const MAX_DELAY: Duration = Duration::from_secs(10);
+/// The waits between attempts: doubling from [`FIRST_DELAY`] up to [`MAX_DELAY`], no jitter
+/// (one writer per lake: nothing to spread).
+pub const BACKOFF: Policy = Policy::doubling(FIRST_DELAY, MAX_DELAY, Jitter::None);
 
 /// `ENOSPC` (28) and `EDQUOT` (122) on Linux.
 fn is_no_space(e: &io::Error) -> bool {
@@ -59,25 +63,6 @@ pub fn no_space(e: &LakeError) -> bool {
     // Some writers keep only the message of an I/O error.
     let text = e.to_string();
     text.contains("(os error 28)") || text.contains("(os error 122)")
-}
-
-/// Capped exponential backoff.
-#[derive(Debug, Default)]
-pub struct Backoff {
-    failures: u32,
-}
-
-impl Backoff {
-    /// The wait before the next attempt, after one more failure.
-    pub fn next_delay(&mut self) -> Duration {
-        let d = FIRST_DELAY.saturating_mul(1u32 << self.failures.min(16));
-        self.failures = self.failures.saturating_add(1);
-        d.min(MAX_DELAY)
-    }
-
-    pub fn failures(&self) -> u32 {
-        self.failures
-    }
 }
 
 /// Sleeps `d` in 50 ms steps; `false` as soon as `shutdown` is set.
@@ -171,7 +156,7 @@ impl super::LakeSink {
         live: &HashSet<SourceId>,
         shutdown: &AtomicBool,
     ) -> Result<bool, LakeError> {
-        let mut backoff = Backoff::default();
+        let mut backoff = Backoff::new(BACKOFF);
         let committed = loop {
             let seq = self.manifest.next_seq();
             let e = match self.try_flush(cp, live) {
@@ -226,7 +211,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_its_cap() {
-        let mut b = Backoff::default();
+        let mut b = Backoff::new(BACKOFF);
         let d: Vec<Duration> = (0..8).map(|_| b.next_delay()).collect();
         assert_eq!(d[0], FIRST_DELAY);
         assert_eq!(d[1], FIRST_DELAY * 2);

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 
+use crate::backoff::{Jitter, Policy};
+
 /// What the source needs to know about a pod, taken from the API's `Pod`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodInfo {
@@ -104,26 +106,10 @@ pub const BACKOFF_BASE: Duration = Duration::from_millis(200);
 /// Longest delay between reconnects.
 pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
 
-/// Delay before retry number `attempt` (0 = first retry): exponential from [`BACKOFF_BASE`],
-/// capped at [`BACKOFF_CAP`], with "equal jitter": the upper half is scaled by `jitter`
-/// (in `[0, 1]`, clamped), so many agents restarting together do not reconnect in lockstep
-/// while each still waits at least half the nominal delay.
-pub fn backoff_delay(attempt: u32, jitter: f64) -> Duration {
-    let nominal = BACKOFF_BASE
-        .saturating_mul(2u32.saturating_pow(attempt.min(31)))
-        .min(BACKOFF_CAP);
-    let half = nominal / 2;
-    half + half.mul_f64(jitter.clamp(0.0, 1.0))
-}
-
-/// A jitter in `[0, 1)` from the process's random hash keys (no RNG dependency needed).
-pub fn random_jitter() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let bits = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    (bits >> 11) as f64 / (1u64 << 53) as f64
-}
+/// The waits between reconnects: doubling from [`BACKOFF_BASE`] up to [`BACKOFF_CAP`], with
+/// "equal jitter" (the upper half drawn), so many agents restarting together do not reconnect
+/// in lockstep while each still waits at least half the nominal delay.
+pub const BACKOFF: Policy = Policy::doubling(BACKOFF_BASE, BACKOFF_CAP, Jitter::Equal);
 
 #[cfg(test)]
 mod tests {
@@ -195,16 +181,16 @@ mod tests {
 
     #[test]
     fn backoff_doubles_then_caps_with_bounded_jitter() {
-        let ms = |a, j| backoff_delay(a, j).as_millis();
+        let ms = |a, j| BACKOFF.delay_with(a, j).as_millis();
         assert_eq!([ms(0, 0.0), ms(0, 1.0)], [100, 200]);
         assert_eq!([ms(1, 0.0), ms(1, 1.0)], [200, 400]);
         assert_eq!(ms(3, 0.5), 1200);
         assert_eq!([ms(8, 0.0), ms(8, 1.0)], [15_000, 30_000]);
         assert_eq!([ms(40, 0.0), ms(u32::MAX, 1.0)], [15_000, 30_000]);
         assert_eq!([ms(0, -3.0), ms(0, 7.0)], [100, 200]);
-        for _ in 0..100 {
-            let j = random_jitter();
-            assert!((0.0..1.0).contains(&j), "{j}");
+        for a in 0..12 {
+            let (d, n) = (BACKOFF.delay(a), BACKOFF.nominal(a));
+            assert!(d >= n / 2 && d <= n, "attempt {a}: {d:?} of {n:?}");
         }
     }
 }

@@ -39,8 +39,10 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::Api;
+use kube::runtime::utils::ResetTimerBackoff;
 use kube::runtime::watcher;
 
+use crate::backoff::{Backoff, Jitter, Policy};
 use crate::lake::tables::pods::{PODS, schema};
 use crate::sources::kube::enrich::{PodEvent, PodRow, pod_row};
 use crate::sources::kube::nodes::{Lookup, NodeCache, lookup};
@@ -263,6 +265,79 @@ pub async fn watch_pods(
     watch(client, w, stop).await;
 }
 
+/// The waits between watcher failures: kube-rs's default timings (800 ms doubling up to 30 s,
+/// up to as much again drawn on top) as a policy of [`crate::backoff`].
+const WATCH_BACKOFF: Policy = Policy::doubling(
+    std::time::Duration::from_millis(800),
+    std::time::Duration::from_secs(30),
+    Jitter::Added,
+);
+
+/// [`WATCH_BACKOFF`] as kube-rs's watchers take it.
+struct WatchBackoff(Backoff);
+
+impl Iterator for WatchBackoff {
+    type Item = std::time::Duration;
+
+    fn next(&mut self) -> Option<std::time::Duration> {
+        Some(self.0.next_delay())
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.0.reset();
+    }
+}
+
+/// [`WATCH_BACKOFF`], back to its first delay once two minutes pass without a failure (as
+/// kube-rs's default does).
+fn watch_backoff() -> ResetTimerBackoff<WatchBackoff> {
+    ResetTimerBackoff::new(
+        WatchBackoff(Backoff::new(WATCH_BACKOFF)),
+        std::time::Duration::from_secs(120),
+    )
+}
+
+/// A watcher's events, boxed.
+type Watched<K> = futures::stream::BoxStream<'static, watcher::Result<watcher::Event<K>>>;
+
+/// The watchers of [`watch`]: the pods of the selector, and the Events about pods when asked
+/// (else a stream that never yields).
+fn watchers(client: &kube::Client, w: &PodWatch) -> (Watched<Pod>, Watched<Event>) {
+    use kube::runtime::WatchStreamExt;
+    let api: Api<Pod> = Api::namespaced(client.clone(), &w.namespace);
+    let cfg = watcher::Config::default().labels(&w.selector);
+    let pods = watcher(api, cfg).backoff(watch_backoff()).boxed();
+    let events = match &w.events {
+        Some(_) => {
+            let api: Api<Event> = Api::namespaced(client.clone(), &w.namespace);
+            let cfg = watcher::Config::default().fields("involvedObject.kind=Pod");
+            watcher(api, cfg).backoff(watch_backoff()).boxed()
+        }
+        None => futures::stream::pending().boxed(),
+    };
+    (pods, events)
+}
+
+/// Fills the row's instance type and zone from its node, reading the node once.
+async fn with_node(row: &mut PodRow, nodes: &mut NodeCache, node_api: &Api<Node>) {
+    let Some(n) = row.node.clone() else {
+        return;
+    };
+    if nodes.needs(&n) {
+        let l = lookup(node_api, &n).await;
+        if let Lookup::Failed(e) = &l {
+            tracing::warn!(node = %n, error = %e, "pods: node not read (retried later)");
+        }
+        if let Some(warning) = nodes.learn(&n, l) {
+            tracing::warn!("{warning}");
+        }
+    }
+    let i = nodes.info(&n);
+    (row.instance_type, row.zone) = (i.instance_type, i.zone);
+}
+
 /// The pods watch of [`PodWatch`] until `stop`: pods (list + watch), and when asked, the
 /// namespace's Events about pods (`fieldSelector=involvedObject.kind=Pod`) and the pods' nodes
 /// (`GET /api/v1/nodes/{name}`, once per node). Watch errors are logged and retried by the
@@ -272,18 +347,7 @@ pub async fn watch(
     w: PodWatch,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    use kube::runtime::WatchStreamExt;
-    let api: Api<Pod> = Api::namespaced(client.clone(), &w.namespace);
-    let cfg = watcher::Config::default().labels(&w.selector);
-    let mut pods = watcher(api, cfg).default_backoff().boxed();
-    let mut events = match &w.events {
-        Some(_) => {
-            let api: Api<Event> = Api::namespaced(client.clone(), &w.namespace);
-            let cfg = watcher::Config::default().fields("involvedObject.kind=Pod");
-            watcher(api, cfg).default_backoff().boxed()
-        }
-        None => futures::stream::pending().boxed(),
-    };
+    let (mut pods, mut events) = watchers(&client, &w);
     let node_api: Api<Node> = Api::all(client);
     let mut nodes = NodeCache::default();
     let mut dedup = Dedup::default();
@@ -324,18 +388,8 @@ pub async fn watch(
                         t.observe(now, &crate::sources::kube::pending::obs(&p));
                     }
                     let mut row = pod_row(&p);
-                    if let (true, Some(n)) = (w.nodes, row.node.clone()) {
-                        if nodes.needs(&n) {
-                            let l = lookup(&node_api, &n).await;
-                            if let Lookup::Failed(e) = &l {
-                                tracing::warn!(node = %n, error = %e, "pods: node not read (retried later)");
-                            }
-                            if let Some(warning) = nodes.learn(&n, l) {
-                                tracing::warn!("{warning}");
-                            }
-                        }
-                        let i = nodes.info(&n);
-                        (row.instance_type, row.zone) = (i.instance_type, i.zone);
+                    if w.nodes {
+                        with_node(&mut row, &mut nodes, &node_api).await;
                     }
                     let was_oom = dedup.last(&row.namespace, &row.pod).map(|r| r.oom_killed);
                     if let (Some(s), Some(false), true) = (&w.events, was_oom, row.oom_killed) {

@@ -19,9 +19,7 @@ use kube::api::LogParams;
 use tokio::sync::{mpsc, watch};
 
 use crate::sources::kube::lines::{LineAssembler, since_second};
-use crate::sources::kube::pods::{
-    Next, PodInfo, StreamEnd, after_stream_end, backoff_delay, random_jitter,
-};
+use crate::sources::kube::pods::{BACKOFF, Next, PodInfo, StreamEnd, after_stream_end};
 use crate::sources::kube::{KubeError, KubeStats, PodLines, StreamPos, api_code, wait_shutdown};
 
 /// Send a batch once it holds this many bytes, even if more could be read without waiting.
@@ -110,7 +108,7 @@ impl StreamTask {
                 tracing::info!(stream = %self.key, "pod log complete");
                 return Ok(true);
             }
-            let delay = backoff_delay(attempt, random_jitter());
+            let delay = BACKOFF.delay(attempt);
             attempt = attempt.saturating_add(1);
             tracing::debug!(stream = %self.key, ?end, ?delay, "log stream ended; reconnecting");
             tokio::select! {
