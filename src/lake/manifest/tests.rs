@@ -21,7 +21,7 @@ fn commit(seq: u64, to: u64) -> Commit {
         }],
         streams: vec![StreamProgress {
             stream: "k8s/ns/hub/hub".into(),
-            pos: crate::sources::kube::StreamPos {
+            pos: super::StreamPos {
                 ts_nanos: seq as i64,
                 same_ts: 1,
             },

@@ -323,38 +323,9 @@ impl<T: Transport> Sender<T> {
         while let Some(mut p) = work.pop() {
             let mut attempt = 0u32;
             loop {
-                // Logs and events are accepted up to 18 h old; metric points are held to 1 h.
-                let policy = match p.endpoint {
-                    Endpoint::Logs | Endpoint::Events => RetryPolicy {
-                        max_age_secs: self.policy.max_age_secs.max(EVENT_MAX_AGE_SECS),
-                        ..self.policy
-                    },
-                    _ => self.policy,
-                };
-                let now = timer.unix_s();
-                if retry::expired(&policy, p.oldest_s, now) {
-                    let cutoff = now.saturating_sub(policy.max_age_secs);
-                    let (rest, removed) = match keep_since(&p, cutoff) {
-                        Ok(r)
-                            if matches!(
-                                p.endpoint,
-                                Endpoint::Series | Endpoint::DistributionPoints
-                            ) =>
-                        {
-                            r
-                        }
-                        _ => (None, p.points as u64),
-                    };
-                    self.stats.drop_points("expired", removed);
-                    tracing::warn!(
-                        points = removed,
-                        endpoint = p.endpoint.path(),
-                        "datadog: points older than Datadog accepts; dropped"
-                    );
-                    match rest {
-                        Some(r) => p = r,
-                        None => break,
-                    }
+                match self.without_expired(p, timer.unix_s()) {
+                    Some(rest) => p = rest,
+                    None => break,
                 }
                 if let Some(until) = self.cooldown_until.take() {
                     tokio::select! {
@@ -366,29 +337,7 @@ impl<T: Transport> Sender<T> {
                     r = self.transport.send(&p) => r,
                     () = deadline_passed(&timer, deadline) => return Delivery::Interrupted,
                 };
-                let jitter = self.jitter();
-                let action = match &reply {
-                    Reply::NoResponse(_) => {
-                        retry::decide(&self.policy, Answer::NoResponse, attempt, jitter)
-                    }
-                    Reply::Http {
-                        status,
-                        body,
-                        rate_limit_reset,
-                        retry_after,
-                        ..
-                    } => retry::decide(
-                        &self.policy,
-                        Answer::Http {
-                            status: *status,
-                            body,
-                            rate_limit_reset: rate_limit_reset.as_deref(),
-                            retry_after: retry_after.as_deref(),
-                        },
-                        attempt,
-                        jitter,
-                    ),
-                };
+                let action = self.decide(&reply, attempt);
                 match action {
                     Action::Done | Action::PartialFailure(_) => {
                         if let Action::PartialFailure(errors) = &action {
@@ -437,6 +386,60 @@ impl<T: Transport> Sender<T> {
             }
         }
         Delivery::Finished
+    }
+
+    /// `p` without the points older than Datadog accepts (dropped and counted): logs and events
+    /// are accepted up to 18 h old, metric points are held to 1 h. `None` when nothing is left.
+    fn without_expired(&mut self, p: Payload, now: i64) -> Option<Payload> {
+        let policy = match p.endpoint {
+            Endpoint::Logs | Endpoint::Events => RetryPolicy {
+                max_age_secs: self.policy.max_age_secs.max(EVENT_MAX_AGE_SECS),
+                ..self.policy
+            },
+            _ => self.policy,
+        };
+        if !retry::expired(&policy, p.oldest_s, now) {
+            return Some(p);
+        }
+        let cutoff = now.saturating_sub(policy.max_age_secs);
+        let (rest, removed) = match keep_since(&p, cutoff) {
+            Ok(r) if matches!(p.endpoint, Endpoint::Series | Endpoint::DistributionPoints) => r,
+            _ => (None, p.points as u64),
+        };
+        self.stats.drop_points("expired", removed);
+        tracing::warn!(
+            points = removed,
+            endpoint = p.endpoint.path(),
+            "datadog: points older than Datadog accepts; dropped"
+        );
+        rest
+    }
+
+    /// What to do about the intake's `reply` to attempt number `attempt`.
+    fn decide(&mut self, reply: &Reply, attempt: u32) -> Action {
+        let jitter = self.jitter();
+        match reply {
+            Reply::NoResponse(_) => {
+                retry::decide(&self.policy, Answer::NoResponse, attempt, jitter)
+            }
+            Reply::Http {
+                status,
+                body,
+                rate_limit_reset,
+                retry_after,
+                ..
+            } => retry::decide(
+                &self.policy,
+                Answer::Http {
+                    status: *status,
+                    body,
+                    rate_limit_reset: rate_limit_reset.as_deref(),
+                    retry_after: retry_after.as_deref(),
+                },
+                attempt,
+                jitter,
+            ),
+        }
     }
 
     fn note_rate_limit(&mut self, reply: &Reply) {
