@@ -63,7 +63,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
 pub async fn serve(
     listener: tokio::net::TcpListener,
     m: Arc<Metrics>,
-    stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
     serve_with(listener, m, Router::new(), stop).await
 }
@@ -73,7 +73,7 @@ pub async fn serve_with(
     listener: tokio::net::TcpListener,
     m: Arc<Metrics>,
     extra: Router,
-    stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
     serve_limited(listener, m, extra, limits::Limits::default(), stop).await
 }
@@ -84,7 +84,7 @@ pub async fn serve_limited(
     m: Arc<Metrics>,
     extra: Router,
     limits: limits::Limits,
-    stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
     let stats = m.http.clone();
     limits::serve(listener, router(m).merge(extra), limits, stats, stop).await

@@ -249,7 +249,7 @@ pub async fn follow(
     cfg: KubeSourceConfig,
     resume: Resume,
     tx: mpsc::Sender<PodLines>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: tokio_util::sync::CancellationToken,
     stats: Arc<KubeStats>,
 ) -> Result<(), KubeError> {
     let mut selectors = vec![(cfg.selector.clone(), cfg.container.clone())];
@@ -274,15 +274,6 @@ pub async fn follow(
         .run()
     });
     futures::future::try_join_all(loops).await.map(|_| ())
-}
-
-/// Resolves when shutdown is asked for, or when its sender is gone (the agent is going away).
-async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
-    loop {
-        if *rx.borrow_and_update() || rx.changed().await.is_err() {
-            return;
-        }
-    }
 }
 
 fn api_code(e: &kube::Error) -> Option<u16> {
@@ -311,7 +302,7 @@ struct SelectorLoop {
     positions: Resume,
     tx: mpsc::Sender<PodLines>,
     stats: Arc<KubeStats>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: tokio_util::sync::CancellationToken,
     /// The pods as last seen; stream tasks read it when their connection ends.
     pods: watch::Sender<PodMap>,
     tasks: JoinSet<TaskEnd>,
@@ -363,7 +354,7 @@ impl SelectorLoop {
         tokio::pin!(list);
         let listed = loop {
             tokio::select! {
-                _ = wait_shutdown(&mut self.shutdown) => return Ok(Step::Shutdown),
+                () = self.shutdown.cancelled() => return Ok(Step::Shutdown),
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => self.reap(done)?,
                 r = &mut list => break r,
             }
@@ -395,7 +386,7 @@ impl SelectorLoop {
         tokio::pin!(opening);
         let opened = loop {
             tokio::select! {
-                _ = wait_shutdown(&mut self.shutdown) => return Ok(Step::Shutdown),
+                () = self.shutdown.cancelled() => return Ok(Step::Shutdown),
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => self.reap(done)?,
                 r = &mut opening => break r,
             }
@@ -408,7 +399,7 @@ impl SelectorLoop {
         let mut progressed = false;
         loop {
             let event = tokio::select! {
-                _ = wait_shutdown(&mut self.shutdown) => return Ok(Step::Shutdown),
+                () = self.shutdown.cancelled() => return Ok(Step::Shutdown),
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     self.reap(done)?;
                     continue;
@@ -506,7 +497,7 @@ impl SelectorLoop {
         tokio::pin!(sleep);
         loop {
             tokio::select! {
-                _ = wait_shutdown(&mut self.shutdown) => return Ok(true),
+                () = self.shutdown.cancelled() => return Ok(true),
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => self.reap(done)?,
                 _ = &mut sleep => return Ok(false),
             }

@@ -368,7 +368,7 @@ impl Placeholders {
         forecast_policy: ForecastPolicy,
         default_profile: String,
         every: StdDuration,
-        stop: tokio::sync::watch::Receiver<bool>,
+        stop: tokio_util::sync::CancellationToken,
     ) {
         run_sets(
             vec![self],
@@ -411,7 +411,7 @@ pub async fn run_sets(
     forecast_policy: ForecastPolicy,
     default_profile: String,
     every: StdDuration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio_util::sync::CancellationToken,
 ) {
     let mut current: Option<(DateTime<Utc>, Forecast)> = None;
     let mut tick = tokio::time::interval(every);
@@ -419,7 +419,7 @@ pub async fn run_sets(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop.wait_for(|s| *s) => return,
+            () = stop.cancelled() => return,
         }
         let now = Utc::now();
         let stale = current

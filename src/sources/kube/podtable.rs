@@ -250,7 +250,7 @@ pub async fn watch_pods(
     selector: &str,
     sink: PodSink,
     pending: Option<Arc<crate::sources::kube::pending::Pending>>,
-    stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio_util::sync::CancellationToken,
 ) {
     let w = PodWatch {
         namespace: namespace.to_string(),
@@ -267,11 +267,7 @@ pub async fn watch_pods(
 /// namespace's Events about pods (`fieldSelector=involvedObject.kind=Pod`) and the pods' nodes
 /// (`GET /api/v1/nodes/{name}`, once per node). Watch errors are logged and retried by the
 /// watcher (with backoff).
-pub async fn watch(
-    client: kube::Client,
-    w: PodWatch,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+pub async fn watch(client: kube::Client, w: PodWatch, stop: tokio_util::sync::CancellationToken) {
     use kube::runtime::WatchStreamExt;
     let api: Api<Pod> = Api::namespaced(client.clone(), &w.namespace);
     let cfg = watcher::Config::default().labels(&w.selector);
@@ -298,7 +294,7 @@ pub async fn watch(
         let (pod_ev, event_ev) = tokio::select! {
             ev = pods.next() => (Some(ev), None),
             ev = events.next() => (None, Some(ev)),
-            _ = stop.wait_for(|s| *s) => return,
+            () = stop.cancelled() => return,
         };
         let now = Utc::now();
         let rows: Vec<(Change, PodRow)> = match (pod_ev, event_ev) {
