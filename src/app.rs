@@ -29,8 +29,9 @@ use std::time::Duration;
 
 use tokio::runtime::{Handle, Runtime};
 
-use crate::agent::config::{AgentConfig, LogFormat};
+use crate::agent::config::LogFormat;
 use crate::cli::{CapacityCommand, Command, DashboardsCmd, ReportCommand};
+use crate::control::capacity::placeholder::Observed;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -113,14 +114,7 @@ fn dispatch(rt: &Rt, cmd: Command) -> Result<(), AppError> {
             events,
             decisions,
             pods,
-        } => {
-            let r = crate::lake::retention::Retention {
-                events,
-                decisions,
-                pods,
-            };
-            lake::retention_cmd(&lake, &hub, r)
-        }
+        } => lake::retention_cmd(&lake, &hub, events, decisions, pods),
         Command::Query {
             lake,
             format,
@@ -141,14 +135,7 @@ fn dispatch(rt: &Rt, cmd: Command) -> Result<(), AppError> {
                     format,
                     out,
                 },
-        } => report::report_monthly(
-            rt.handle()?,
-            &lake,
-            &month,
-            pricing.as_deref(),
-            format,
-            out.as_deref(),
-        ),
+        } => report::report_monthly(rt.handle()?, &lake, &month, pricing, format, out),
         Command::Run {
             config,
             lake,
@@ -176,10 +163,7 @@ fn dispatch(rt: &Rt, cmd: Command) -> Result<(), AppError> {
         Command::Dashboards {
             action: DashboardsCmd::Push { dry_run, dir, url },
         } => dashboards::dashboards_push(rt.handle()?, dir.as_deref(), url, dry_run),
-        Command::CheckConfig { file } => {
-            let cfg = AgentConfig::load(&file).map_err(AppError::Input)?;
-            check_config::print(&file, &cfg)
-        }
+        Command::CheckConfig { file } => check_config::check_config(&file),
         Command::Demo { lake } => demo::demo(rt.handle()?, &lake),
         Command::Cull {
             config, dry_run, ..
@@ -213,7 +197,7 @@ fn dispatch(rt: &Rt, cmd: Command) -> Result<(), AppError> {
                     pending,
                 },
         } => {
-            let seen = crate::control::capacity::placeholder::Observed {
+            let seen = Observed {
                 current: replicas,
                 running,
                 pending,

@@ -14,8 +14,15 @@ use super::out::Out;
 pub(super) fn retention_cmd(
     lake: &Path,
     hub: &str,
-    r: crate::lake::retention::Retention,
+    events: Option<u32>,
+    decisions: Option<u32>,
+    pods: Option<u32>,
 ) -> Result<(), AppError> {
+    let r = crate::lake::retention::Retention {
+        events,
+        decisions,
+        pods,
+    };
     if r.is_off() {
         return Err(AppError::Input(
             "retention: give --events, --decisions and/or --pods (months to keep)".into(),

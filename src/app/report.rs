@@ -1,6 +1,6 @@
 //! `hubpulse report monthly`: the month's report from the lake, to stdout or a file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tokio::runtime::Handle;
 
@@ -13,13 +13,13 @@ pub(super) fn report_monthly(
     rt: &Handle,
     lake: &Path,
     month: &str,
-    pricing: Option<&Path>,
+    pricing: Option<PathBuf>,
     format: crate::report::ReportFormat,
-    out: Option<&Path>,
+    out: Option<PathBuf>,
 ) -> Result<(), AppError> {
     use crate::report::{self, pricing::Pricing};
     let first = report::parse_month(month).map_err(AppError::Input)?;
-    let pricing = match pricing {
+    let pricing = match pricing.as_deref() {
         Some(p) => Pricing::load(p).map_err(AppError::Input)?,
         None => Pricing::default(),
     };
@@ -30,7 +30,7 @@ pub(super) fn report_monthly(
         })
         .map_err(super::query::query_err)?;
     let text = report::render(&m, format);
-    match out {
+    match out.as_deref() {
         Some(path) => std::fs::write(path, text)
             .map_err(|e| AppError::Runtime(format!("{}: {e}", path.display()))),
         None => {
