@@ -8,7 +8,7 @@
 //! server, since no real Kubernetes API server can run here.
 //!
 //! Interface with the agent pipeline (fixed; the pipeline is written against it):
-//! * [`follow`] runs until `shutdown` flips to `true`, sending [`PodLines`] into `tx`.
+//! * [`follow`] runs until `shutdown` is cancelled, sending [`PodLines`] into `tx`.
 //! * A stream is one container of one pod, keyed `k8s/<namespace>/<pod>/<container>`.
 //! * [`StreamPos`] is what the lake's manifest stores per stream as its checkpoint; `follow`
 //!   receives the committed positions at start (`resume`) and must not send any line at or
@@ -33,8 +33,8 @@
 //! * No line is dropped by this module: sending waits for the pipeline (back-pressure).
 //!   Lines can be lost only where Kubernetes itself loses them (a pod deleted before it was
 //!   attached, log files rotated away while the agent was down).
-//! * [`follow`] returns within a few milliseconds of `shutdown` becoming `true` (or its
-//!   sender being dropped); tasks it started have stopped by then.
+//! * [`follow`] returns within a few milliseconds of `shutdown` being cancelled; tasks it
+//!   started have stopped by then.
 //!
 //! # Errors
 //! Network errors, 5xx and 429 answers, expired watches (410) and logs of containers not yet

@@ -505,7 +505,7 @@ impl Culler {
         (label, msg)
     }
 
-    /// Runs until `stop` turns true: reconcile every `reconcile_every`, act on deadlines, take
+    /// Runs until `stop` is cancelled: reconcile every `reconcile_every`, act on deadlines, take
     /// the stream's signals. A pass in progress when `stop` comes is finished and recorded.
     pub async fn run(mut self, stop: tokio_util::sync::CancellationToken) {
         let mut next_reconcile = tokio::time::Instant::now();
