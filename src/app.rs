@@ -7,7 +7,7 @@
 //!
 //! One file per command family (`parse`, `lake`, `query`, `report`, `control`, `agent`,
 //! `dashboards`, `generate`, `demo`, `check_config`). The process's one tokio runtime is built
-//! here, on first use ([`Rt`]), and handed down as a [`Handle`]; the commands block on it from
+//! here, on first use (`Rt`), and handed down as a [`Handle`]; the commands block on it from
 //! the main thread (or, for the agent in `demo`, from a thread of their own), never from one
 //! of its workers.
 

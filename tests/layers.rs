@@ -135,13 +135,22 @@ fn lower_layers_never_import_higher_ones() {
 
 #[test]
 fn the_import_reader_sees_every_form() {
-    assert_eq!(named_modules("use crate::lake::manifest::Manifest;"), ["lake"]);
+    assert_eq!(
+        named_modules("use crate::lake::manifest::Manifest;"),
+        ["lake"]
+    );
     assert_eq!(
         named_modules("use crate::{lake::x, query};"),
         ["lake", "query"]
     );
-    assert_eq!(named_modules("    let m = crate::agent::metrics::Metrics::default();"), ["agent"]);
-    assert_eq!(named_modules("/// see [`crate::report::rebuild`]"), ["report"]);
+    assert_eq!(
+        named_modules("    let m = crate::agent::metrics::Metrics::default();"),
+        ["agent"]
+    );
+    assert_eq!(
+        named_modules("/// see [`crate::report::rebuild`]"),
+        ["report"]
+    );
     assert!(named_modules("let x = 1; // crate::agent in a plain comment").is_empty());
     assert!(named_modules("use other_crate::agent;").is_empty());
 }

@@ -14,10 +14,10 @@
 //! ever cover committed rows.
 //!
 //! One shutdown signal: the caller's [`CancellationToken`]; the agent's parts share a child of
-//! it ([`shutdown`]), which the agent also cancels when the pipeline ends by itself. One
+//! it (`shutdown.rs`), which the agent also cancels when the pipeline ends by itself. One
 //! runtime: the caller's (`hubpulse run` builds the process's only one in `app`); the agent is
-//! run from a thread outside it, and blocks on it there (see [`topology`]). Each part is built
-//! by a function of [`topology`]; [`run_with`] wires them.
+//! run from a thread outside it, and blocks on it there (see `topology.rs`). Each part is built
+//! by a function of `topology.rs`; [`run_with`] wires them.
 
 pub mod config;
 pub mod http;
