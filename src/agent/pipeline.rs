@@ -151,8 +151,8 @@ impl Pipeline {
         }
     }
 
-    /// Run until `shutdown` is cancelled (then drain what is queued, flush, commit) or every sender
-    /// is gone and every source has ended.
+    /// Run until `shutdown` is cancelled (then drain what is queued, flush, commit) or every
+    /// sender is gone and every source has ended.
     pub fn run(
         mut self,
         rx: Receiver<SourceMsg>,
