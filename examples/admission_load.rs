@@ -125,7 +125,7 @@ async fn main() {
     let (router, _view) = router_with(q, EndpointConfig::default());
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1/admission", l.local_addr().unwrap());
-    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let stop = tokio_util::sync::CancellationToken::new();
     let m = Arc::new(Metrics::default());
     tokio::spawn(hubpulse::agent::http::serve_limited(
         l,

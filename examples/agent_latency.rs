@@ -58,11 +58,17 @@ fn main() {
     cfg.lake.flush_interval = Duration::from_secs(1);
     let samples = Arc::new(Mutex::new(Vec::with_capacity((rate * secs) as usize)));
     let metrics = Arc::new(Metrics::default());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let (obs, m) = (Latency(samples.clone()), metrics.clone());
-    let agent = std::thread::spawn(move || {
-        hubpulse::agent::run_with(cfg, vec![Box::new(obs)], m, Some(stop_rx))
-    });
+    // The process's one runtime and shutdown token, as `hubpulse run` makes them.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (obs, m, sd, h) = (
+        Latency(samples.clone()),
+        metrics.clone(),
+        stop.clone(),
+        rt.handle().clone(),
+    );
+    let agent =
+        std::thread::spawn(move || hubpulse::agent::run_with(&h, cfg, vec![Box::new(obs)], m, sd));
     while !metrics.ready() {
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -86,7 +92,7 @@ fn main() {
     while samples.lock().unwrap().len() < n as usize && t0.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let _ = stop_tx.send(true);
+    stop.cancel();
     agent.join().unwrap().unwrap();
     let mut v = samples.lock().unwrap().clone();
     v.sort_unstable();

@@ -60,7 +60,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
 pub async fn serve(
     listener: tokio::net::TcpListener,
     m: Arc<Metrics>,
-    stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
     serve_with(listener, m, Router::new(), stop).await
 }
@@ -70,7 +70,7 @@ pub async fn serve_with(
     listener: tokio::net::TcpListener,
     m: Arc<Metrics>,
     extra: Router,
-    stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
     serve_limited(listener, m, extra, limits::Limits::default(), stop).await
 }
@@ -81,7 +81,7 @@ pub async fn serve_limited(
     m: Arc<Metrics>,
     extra: Router,
     limits: limits::Limits,
-    stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
     let stats = Arc::<limits::HttpStats>::default();
     m.registry.register(stats.clone());

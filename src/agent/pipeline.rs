@@ -19,10 +19,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::lake::batch::SourceInfo;
@@ -150,9 +151,13 @@ impl Pipeline {
         }
     }
 
-    /// Run until `shutdown` is set (then drain what is queued, flush, commit) or every sender
-    /// is gone and every source has ended.
-    pub fn run(mut self, rx: Receiver<SourceMsg>, shutdown: &AtomicBool) -> Result<(), LakeError> {
+    /// Run until `shutdown` is cancelled (then drain what is queued, flush, commit) or every
+    /// sender is gone and every source has ended.
+    pub fn run(
+        mut self,
+        rx: Receiver<SourceMsg>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), LakeError> {
         self.lake.start();
         let r = self.run_loop(rx, shutdown);
         self.lake.stop();
@@ -162,7 +167,7 @@ impl Pipeline {
     fn run_loop(
         &mut self,
         rx: Receiver<SourceMsg>,
-        shutdown: &AtomicBool,
+        shutdown: &CancellationToken,
     ) -> Result<(), LakeError> {
         loop {
             match rx.recv_timeout(TICK) {
@@ -173,7 +178,7 @@ impl Pipeline {
                     break;
                 }
             }
-            if shutdown.load(Ordering::Relaxed) {
+            if shutdown.is_cancelled() {
                 // Stop reading: take what is already queued, then flush and commit.
                 while let Ok(msg) = rx.try_recv() {
                     self.handle(msg)?;
@@ -376,7 +381,7 @@ impl Pipeline {
         Ok(())
     }
 
-    fn tick(&mut self, now: Instant, shutdown: &AtomicBool) -> Result<(), LakeError> {
+    fn tick(&mut self, now: Instant, shutdown: &CancellationToken) -> Result<(), LakeError> {
         let hold = self.cfg.record_hold;
         let quiet: Vec<SourceId> = self
             .sources
@@ -476,7 +481,7 @@ impl Pipeline {
     }
 
     /// Commit what is buffered with the sources' checkpoints; once durable, advance them.
-    fn flush(&mut self, shutdown: &AtomicBool) -> Result<(), LakeError> {
+    fn flush(&mut self, shutdown: &CancellationToken) -> Result<(), LakeError> {
         let cp = self.checkpoints();
         let live: HashSet<SourceId> = self.sources.keys().copied().collect();
         if self.lake.flush(&cp, &live, shutdown)? {

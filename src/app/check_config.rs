@@ -16,6 +16,19 @@ use super::out::Out;
 pub fn summary(cfg: &AgentConfig) -> Vec<String> {
     let mut v = Vec::new();
     let mut row = |k: &str, s: String| v.push(format!("{k:<10} {s}"));
+    agent_and_lake(cfg, &mut row);
+    sources(cfg, &mut row);
+    outputs(cfg, &mut row);
+    control(cfg, &mut row);
+    cluster(cfg, &mut row);
+    v
+}
+
+/// Adds one summary line: the section's key and what it does.
+type Row<'a> = dyn FnMut(&str, String) + 'a;
+
+/// `agent` and `lake`.
+fn agent_and_lake(cfg: &AgentConfig, row: &mut Row<'_>) {
     let fmt = match cfg.log_format {
         LogFormat::Text => "text",
         LogFormat::Json => "JSON",
@@ -55,6 +68,10 @@ pub fn summary(cfg: &AgentConfig) -> Vec<String> {
             }
         ),
     );
+}
+
+/// The sources: `files`, `stdin`, `kubernetes`.
+fn sources(cfg: &AgentConfig, row: &mut Row<'_>) {
     for f in &cfg.files {
         let from = match f.start_at {
             StartAt::Beginning => "from the beginning",
@@ -91,6 +108,10 @@ pub fn summary(cfg: &AgentConfig) -> Vec<String> {
             ),
         );
     }
+}
+
+/// `http` and `datadog`.
+fn outputs(cfg: &AgentConfig, row: &mut Row<'_>) {
     row(
         "http",
         match cfg.http {
@@ -119,6 +140,10 @@ pub fn summary(cfg: &AgentConfig) -> Vec<String> {
             )
         },
     );
+}
+
+/// The hub API, the culler and admission.
+fn control(cfg: &AgentConfig, row: &mut Row<'_>) {
     let c = &cfg.control;
     if let Some(h) = &c.hub {
         row(
@@ -179,6 +204,10 @@ pub fn summary(cfg: &AgentConfig) -> Vec<String> {
             ),
         );
     }
+}
+
+/// `capacity` and `pods`.
+fn cluster(cfg: &AgentConfig, row: &mut Row<'_>) {
     if let Some(cap) = &cfg.capacity {
         for s in &cap.sets {
             let p = &s.policy;
@@ -213,7 +242,12 @@ pub fn summary(cfg: &AgentConfig) -> Vec<String> {
             ),
         );
     }
-    v
+}
+
+/// `hubpulse check-config FILE`: the file loaded and validated, then [`print`]ed.
+pub fn check_config(file: &std::path::Path) -> Result<(), AppError> {
+    let cfg = AgentConfig::load(file).map_err(AppError::Input)?;
+    print(file, &cfg)
 }
 
 /// Prints `FILE: ok` and the summary.

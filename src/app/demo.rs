@@ -13,10 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::agent::AgentError;
 use crate::agent::config::AgentConfig;
 use crate::query::{self, Format};
 use crate::stream::metrics::Metrics;
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
 
 use super::AppError;
 use super::out::Out;
@@ -31,7 +32,7 @@ const QUERIES: [&str; 4] = [
     "failed_spawns",
 ];
 
-pub fn demo(lake: &Path) -> Result<(), AppError> {
+pub fn demo(rt: &Handle, lake: &Path) -> Result<(), AppError> {
     let sample_dir = lake.join("_hubpulse").join("sample");
     std::fs::create_dir_all(&sample_dir)
         .map_err(|e| AppError::Input(format!("{}: {e}", sample_dir.display())))?;
@@ -42,24 +43,21 @@ pub fn demo(lake: &Path) -> Result<(), AppError> {
     cfg.http = None;
     cfg.lake.flush_interval = Duration::from_millis(500);
     let metrics = Arc::new(Metrics::default());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let shutdown = CancellationToken::new();
     let mut out = Out::stdout();
     out.line(format_args!(
         "# hubpulse run --lake {} --follow {}   (the live agent, on the bundled sample log)",
         lake.display(),
         sample.display()
     ))?;
-    let m = metrics.clone();
-    let agent =
-        std::thread::spawn(move || crate::agent::run_with(cfg, Vec::new(), m, Some(stop_rx)));
+    let (m, sd, h) = (metrics.clone(), shutdown.clone(), rt.clone());
+    // The agent blocks on the runtime: from a thread of its own, outside the runtime.
+    let agent = std::thread::spawn(move || crate::agent::run_with(&h, cfg, Vec::new(), m, sd));
     let fed = feed(&sample, &metrics, &agent, &mut out);
     // The agent is stopped in order (flush, commit) whatever happened while feeding it.
-    let _ = stop_tx.send(true);
+    shutdown.cancel();
     let stopped = match agent.join() {
-        Ok(r) => r.map_err(|e| match e {
-            AgentError::Config(m) => AppError::Input(m),
-            AgentError::Runtime(m) => AppError::Runtime(m),
-        }),
+        Ok(r) => r.map_err(AppError::from),
         Err(_) => Err(AppError::Runtime("agent thread panicked".into())),
     };
     fed?;
@@ -74,7 +72,7 @@ pub fn demo(lake: &Path) -> Result<(), AppError> {
             lake.display()
         ))?;
         let sql = query::named(name, None).map_err(AppError::Input)?;
-        let batches = super::run_sql(lake, &sql)?;
+        let batches = super::query::run_sql(rt, lake, &sql)?;
         query::render(&batches, Format::Table, &mut out).map_err(|e| out.error(e))?;
     }
     next_steps(lake, &mut out)?;
@@ -85,7 +83,7 @@ pub fn demo(lake: &Path) -> Result<(), AppError> {
 fn feed(
     sample: &Path,
     metrics: &Metrics,
-    agent: &std::thread::JoinHandle<Result<(), AgentError>>,
+    agent: &std::thread::JoinHandle<Result<(), crate::agent::AgentError>>,
     out: &mut Out,
 ) -> Result<(), AppError> {
     let fresh = !sample.exists();

@@ -11,7 +11,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::agent::config::FileSourceConfig;
 use crate::stream::metrics::Metrics;
@@ -70,13 +69,17 @@ pub fn unmatched(files: &[FileSourceConfig]) -> Vec<String> {
 }
 
 /// Logs [`unmatched`]'s warnings once the agent is ready (its lake open, its sources attached),
-/// on a thread of its own that ends then or when `done` is set (the agent stopped first).
-pub fn warn_when_ready(metrics: Arc<Metrics>, files: Vec<FileSourceConfig>, done: Arc<AtomicBool>) {
+/// on a thread of its own that ends then or when `done` is cancelled (the agent stopped first).
+pub fn warn_when_ready(
+    metrics: Arc<Metrics>,
+    files: Vec<FileSourceConfig>,
+    done: tokio_util::sync::CancellationToken,
+) {
     if !files.iter().flat_map(|f| &f.include).any(|p| is_glob(p)) {
         return;
     }
     std::thread::spawn(move || {
-        while !done.load(Ordering::Relaxed) {
+        while !done.is_cancelled() {
             if metrics.ready() {
                 for w in unmatched(&files) {
                     tracing::warn!("{w}");

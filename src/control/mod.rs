@@ -66,11 +66,6 @@ pub fn hub_client(
     HubClient::new(c).map_err(|e| e.to_string())
 }
 
-/// Resolves once `stop` turns true (or its sender is gone).
-async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
-}
-
 /// What the agent adds for the control loops: observers for the pipeline, routes for its
 /// HTTP server, and the loops' tasks (awaited at shutdown, so a pass in progress is recorded).
 pub struct Started {
@@ -88,10 +83,10 @@ pub fn start(
     cfg: &ControlConfig,
     lake: &Path,
     hub_name: &str,
-    rt: &tokio::runtime::Runtime,
+    rt: &tokio::runtime::Handle,
     metrics: &crate::stream::metrics::Metrics,
     capacity: Option<Arc<crate::control::admission::wait::CapacityView>>,
-    stop: tokio::sync::watch::Receiver<bool>,
+    stop: &tokio_util::sync::CancellationToken,
 ) -> Result<Started, String> {
     let mut started = Started {
         observers: Vec::new(),
@@ -163,7 +158,9 @@ pub fn start(
         started
             .tasks
             .push(rt.spawn(view.run(q.clone(), stop.clone())));
-        started.tasks.push(rt.spawn(q.run(a.reconcile_every, stop)));
+        started
+            .tasks
+            .push(rt.spawn(q.run(a.reconcile_every, stop.clone())));
         tracing::info!("admission endpoint and quota loop started");
     }
     Ok(started)

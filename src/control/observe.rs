@@ -308,13 +308,13 @@ pub async fn observe_loop(
     every: Duration,
     mut obs: Observations,
     stats: Arc<crate::control::metrics::ControlStats>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio_util::sync::CancellationToken,
 ) {
     let mut next = tokio::time::Instant::now();
     loop {
         tokio::select! {
             biased;
-            _ = crate::control::stopped(&mut stop) => break,
+            () = stop.cancelled() => break,
             _ = tokio::time::sleep_until(next) => {}
         }
         match client.users(Some(UserState::Active)).await {

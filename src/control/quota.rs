@@ -34,7 +34,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
-use tokio::sync::watch;
 
 use crate::control::admission::view::{View, ViewCache};
 use crate::control::admission::wait::{CapacityView, Verdict, WaitPolicy};
@@ -353,7 +352,11 @@ impl Quotas {
     }
 
     /// Runs the quota loop every `every` until `stop`.
-    pub async fn run(self: Arc<Self>, every: std::time::Duration, mut stop: watch::Receiver<bool>) {
+    pub async fn run(
+        self: Arc<Self>,
+        every: std::time::Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
         if every.is_zero() {
             return;
         }
@@ -361,7 +364,7 @@ impl Quotas {
         loop {
             self.reconcile(Utc::now(), &mut first_seen).await;
             tokio::select! {
-                _ = crate::control::stopped(&mut stop) => return,
+                () = stop.cancelled() => return,
                 _ = tokio::time::sleep(every) => {}
             }
         }

@@ -138,6 +138,13 @@ pub enum StoreError {
 
 /// A lake root in an object store, driven from synchronous code (the lake writer runs on its own
 /// thread): every call runs on a small private runtime and waits for its answer.
+///
+/// This is the one runtime besides the process's (built in `app`), on purpose: the synchronous
+/// calls are also made from tasks *on* the process's runtime (the decision and pods side tables
+/// publish their parts from the control loops and the pods watch), and they block their thread
+/// until the object store answers. Were that answer computed on the same runtime, every worker
+/// (two) could be blocked waiting for work that needs a worker: a deadlock. On a runtime of its
+/// own the request always has threads to run on, whichever thread waits for it.
 pub struct Remote {
     pub url: String,
     store: Arc<dyn ObjectStore>,

@@ -8,7 +8,7 @@
 //! server, since no real Kubernetes API server can run here.
 //!
 //! Interface with the agent pipeline (fixed; the pipeline is written against it):
-//! * [`follow`] runs until `shutdown` flips to `true`, sending [`PodLines`] into `tx`.
+//! * [`follow`] runs until `shutdown` is cancelled, sending [`PodLines`] into `tx`.
 //! * A stream is one container of one pod, keyed `k8s/<namespace>/<pod>/<container>`.
 //! * [`StreamPos`] is what the lake's manifest stores per stream as its checkpoint; `follow`
 //!   receives the committed positions at start (`resume`) and must not send any line at or
@@ -35,8 +35,8 @@
 //! * No line is dropped by this module: sending waits for the pipeline (back-pressure).
 //!   Lines can be lost only where Kubernetes itself loses them (a pod deleted before it was
 //!   attached, log files rotated away while the agent was down).
-//! * [`follow`] returns within a few milliseconds of `shutdown` becoming `true` (or its
-//!   sender being dropped); tasks it started have stopped by then.
+//! * [`follow`] returns within a few milliseconds of `shutdown` being cancelled; tasks it
+//!   started have stopped by then.
 //!
 //! # Errors
 //! Network errors, 5xx and 429 answers, expired watches (410) and logs of containers not yet
@@ -312,7 +312,7 @@ pub async fn follow(
     cfg: KubeSourceConfig,
     resume: Resume,
     tx: mpsc::Sender<PodLines>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: tokio_util::sync::CancellationToken,
     stats: Arc<KubeStats>,
 ) -> Result<(), KubeError> {
     let mut selectors = vec![(cfg.selector.clone(), cfg.container.clone())];
@@ -337,15 +337,6 @@ pub async fn follow(
         .run()
     });
     futures::future::try_join_all(loops).await.map(|_| ())
-}
-
-/// Resolves when shutdown is asked for, or when its sender is gone (the agent is going away).
-async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
-    loop {
-        if *rx.borrow_and_update() || rx.changed().await.is_err() {
-            return;
-        }
-    }
 }
 
 fn api_code(e: &kube::Error) -> Option<u16> {
@@ -375,7 +366,7 @@ struct SelectorLoop {
     positions: Resume,
     tx: mpsc::Sender<PodLines>,
     stats: Arc<KubeStats>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: tokio_util::sync::CancellationToken,
     /// The pods as last seen; stream tasks read it when their connection ends.
     pods: watch::Sender<PodMap>,
     tasks: JoinSet<TaskEnd>,
@@ -413,7 +404,7 @@ impl SelectorLoop {
         let mut attempt: u32 = 0;
         loop {
             let event = tokio::select! {
-                _ = wait_shutdown(&mut self.shutdown) => return Ok(()),
+                () = self.shutdown.cancelled() => return Ok(()),
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     self.reap(done)?;
                     continue;
@@ -519,7 +510,7 @@ impl SelectorLoop {
         tokio::pin!(sleep);
         loop {
             tokio::select! {
-                _ = wait_shutdown(&mut self.shutdown) => return Ok(true),
+                () = self.shutdown.cancelled() => return Ok(true),
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => self.reap(done)?,
                 _ = &mut sleep => return Ok(false),
             }

@@ -3,9 +3,11 @@
 
 use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
+
 use std::sync::mpsc::SyncSender;
 use std::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::stream::metrics::Metrics;
 use crate::stream::{SourceKind, SourceMsg, next_id};
@@ -14,7 +16,7 @@ use crate::stream::{SourceKind, SourceMsg, next_id};
 /// is delivered at EOF.
 pub fn stdin_thread(
     tx: SyncSender<SourceMsg>,
-    shutdown: Arc<AtomicBool>,
+    shutdown: CancellationToken,
     metrics: Arc<Metrics>,
     chunk: usize,
 ) {
@@ -37,7 +39,7 @@ pub fn stdin_thread(
     let mut offset = 0u64;
     let mut buf = vec![0u8; chunk];
     loop {
-        if shutdown.load(Ordering::Relaxed) {
+        if shutdown.is_cancelled() {
             break;
         }
         let n = match stdin.read(&mut buf) {

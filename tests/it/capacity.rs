@@ -597,7 +597,8 @@ async fn capacity_the_agent_loop_forecasts_from_the_lake_and_reapplies_after_a_r
     };
     let sink = DecisionSink::new(&lake, "hub");
     let p = Placeholders::new(client, target(), policy, Some(sink));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = tokio_util::sync::CancellationToken::new();
+    let stop_rx = stop_tx.clone();
     let task = tokio::spawn(p.run(
         lake.clone(),
         ForecastPolicy::default(),
@@ -610,7 +611,7 @@ async fn capacity_the_agent_loop_forecasts_from_the_lake_and_reapplies_after_a_r
     // a helm upgrade puts 0 back: the loop sets 2 again on a later cycle
     *api.replicas.lock().unwrap() = 0;
     api.wait_for("PATCH", 2).await;
-    stop_tx.send(true).unwrap();
+    stop_tx.cancel();
     tokio::time::timeout(std::time::Duration::from_secs(10), task)
         .await
         .expect("the loop stops when told")

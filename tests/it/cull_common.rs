@@ -202,7 +202,7 @@ pub fn relay(h: &TestHub, dir: &Path) -> Relay {
 
 /// The agent, in-process, following `follow`, with the control sections given.
 pub struct Agent {
-    stop: tokio::sync::watch::Sender<bool>,
+    stop: tokio_util::sync::CancellationToken,
     thread: Option<std::thread::JoinHandle<()>>,
     pub metrics: Arc<Metrics>,
     pub lake: PathBuf,
@@ -210,7 +210,7 @@ pub struct Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        self.stop.cancel();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -274,10 +274,13 @@ pub fn start_agent_with(
     let config = dir.join("agent.toml");
     std::fs::write(&config, &text).unwrap();
     let cfg = AgentConfig::from_toml(&text, "agent.toml").unwrap();
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let m = metrics.clone();
+    let tx = tokio_util::sync::CancellationToken::new();
+    let (m, rx) = (metrics.clone(), tx.clone());
     let thread = std::thread::spawn(move || {
-        hubpulse::agent::run_with(cfg, observers, m, Some(rx)).unwrap();
+        // The agent's runtime (a process's one, as `hubpulse run` builds it).
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        hubpulse::agent::run_with(rt.handle(), cfg, observers, m, rx).unwrap();
+        rt.shutdown_timeout(std::time::Duration::from_millis(500));
     });
     Agent {
         stop: tx,

@@ -20,7 +20,7 @@ use hubpulse::sources::kube::{
     KubeError, KubeSourceConfig, KubeStats, PodLines, Resume, StreamPos, follow,
 };
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::kube_fixtures;
@@ -246,14 +246,15 @@ fn cfg() -> KubeSourceConfig {
 /// A `follow` running in the background.
 struct Source {
     rx: mpsc::Receiver<PodLines>,
-    shutdown: watch::Sender<bool>,
+    shutdown: tokio_util::sync::CancellationToken,
     stats: Arc<KubeStats>,
     task: JoinHandle<Result<(), KubeError>>,
 }
 
 fn start(api: &Kube, cfg: KubeSourceConfig, resume: Resume, capacity: usize) -> Source {
     let (tx, rx) = mpsc::channel(capacity);
-    let (shutdown, shutdown_rx) = watch::channel(false);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let shutdown_rx = shutdown.clone();
     let stats = Arc::new(KubeStats::default());
     let task = tokio::spawn(follow(
         api.client(),
@@ -307,7 +308,7 @@ impl Source {
     /// that nothing else was sent.
     async fn stop(mut self) -> Arc<KubeStats> {
         let asked = Instant::now();
-        self.shutdown.send_replace(true);
+        self.shutdown.cancel();
         let result = tokio::time::timeout(Duration::from_secs(1), self.task)
             .await
             .expect("follow returns within a second of shutdown");
@@ -754,7 +755,7 @@ async fn shutdown_returns_promptly_when_the_pipeline_does_not_read() {
     log.send("2026-11-28T19:00:02Z two\n");
     log.send("2026-11-28T19:00:03Z three\n");
     let asked = Instant::now();
-    source.shutdown.send_replace(true);
+    source.shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(1), source.task)
         .await
         .expect("follow returns within a second")

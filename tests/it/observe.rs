@@ -55,9 +55,14 @@ async fn active_user_gauges_equal_the_hubs_count_and_observations_hold_the_hubs_
         flush_interval: Duration::from_secs(1),
         ..Default::default()
     };
-    let (obs, sink) =
-        hubpulse::sinks::datadog::sink::start(&dd, dir.path(), &metrics, Duration::from_secs(1))
-            .unwrap();
+    let (obs, sink) = hubpulse::sinks::datadog::sink::start(
+        &tokio::runtime::Handle::current(),
+        &dd,
+        dir.path(),
+        &metrics,
+        Duration::from_secs(1),
+    )
+    .unwrap();
     // A bare key first lands in the `[hub]` section the config text ends with.
     let sections = "observe_every = \"1s\"\n";
     let agent = start_agent_with(h, dir.path(), &h.log, sections, vec![obs], metrics.clone());

@@ -141,7 +141,8 @@ async fn pods_are_listed_watched_and_written_once_per_change() {
 
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = tokio_util::sync::CancellationToken::new();
+    let stop_rx = stop_tx.clone();
     let task = tokio::spawn(watch_pods(
         client,
         "jhub",
@@ -166,7 +167,7 @@ async fn pods_are_listed_watched_and_written_once_per_change() {
     body.close();
     // the re-watch comes only after the events above were handled
     let second = next(&mut watches).await;
-    stop_tx.send(true).unwrap();
+    stop_tx.cancel();
     tokio::time::timeout(wait, task).await.unwrap().unwrap();
     drop(second);
 
@@ -227,7 +228,8 @@ async fn a_pod_that_waited_for_a_node_is_timed_as_unschedulable() {
 
     let dir = tempfile::tempdir().unwrap();
     let pending = Arc::new(Pending::default());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_tx = tokio_util::sync::CancellationToken::new();
+    let stop_rx = stop_tx.clone();
     let task = tokio::spawn(watch_pods(
         client,
         "jhub",
@@ -249,7 +251,7 @@ async fn a_pod_that_waited_for_a_node_is_timed_as_unschedulable() {
     }
     body.close();
     let second = next(&mut watches).await;
-    stop_tx.send(true).unwrap();
+    stop_tx.cancel();
     tokio::time::timeout(wait, task).await.unwrap().unwrap();
     drop(second);
 
@@ -830,14 +832,14 @@ struct Running {
     _dir: tempfile::TempDir,
     lake: std::path::PathBuf,
     stats: Arc<EventStats>,
-    stop: tokio::sync::watch::Sender<bool>,
+    stop: tokio_util::sync::CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
     /// Stop the watch and wait (10 s at most) for it to end.
     async fn stop(&mut self) {
-        self.stop.send(true).unwrap();
+        self.stop.cancel();
         if let Some(task) = self.task.take() {
             tokio::time::timeout(Duration::from_secs(10), task)
                 .await
@@ -852,7 +854,8 @@ async fn start(client: kube::Client, events: bool, nodes: bool) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     let stats = Arc::new(EventStats::default());
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stop_rx = stop.clone();
     let w = user_pods(&lake, events.then(|| stats.clone()), nodes);
     let task = tokio::spawn(hubpulse::sources::kube::podtable::watch(client, w, stop_rx));
     Running {

@@ -36,7 +36,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tower_service::Service as _;
 
 /// `[http]` limits (see the module doc).
@@ -255,18 +255,18 @@ fn out_of_descriptors(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12))
 }
 
-/// Serve `app` on `listener` with `limits` until `stop` becomes true.
+/// Serve `app` on `listener` with `limits` until `stop` is cancelled.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     limits: Limits,
     stats: Arc<HttpStats>,
-    mut stop: watch::Receiver<bool>,
+    stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
     let reg = Arc::new(Registry::default());
     loop {
         let accepted = tokio::select! {
-            _ = stop.wait_for(|s| *s) => break,
+            () = stop.cancelled() => break,
             r = listener.accept() => r,
         };
         let stream = match accepted {
@@ -328,7 +328,7 @@ async fn serve_conn(
     app: Router,
     limits: Limits,
     stats: &Arc<HttpStats>,
-    mut stop: watch::Receiver<bool>,
+    stop: tokio_util::sync::CancellationToken,
 ) {
     let svc_conn = conn.clone();
     let svc_stats = stats.clone();
@@ -379,7 +379,7 @@ async fn serve_conn(
                 closing = true;
                 c.as_mut().graceful_shutdown();
             }
-            _ = stop.wait_for(|s| *s), if !closing => {
+            () = stop.cancelled(), if !closing => {
                 if conn.busy.load(Ordering::SeqCst) == 0 {
                     return;
                 }

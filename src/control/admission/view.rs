@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{Mutex, watch};
+use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::control::admission::{Running, Usage};
@@ -84,7 +84,7 @@ impl ViewCache {
 
     /// Refreshes the view every `refresh` until `stop`, so requests rarely wait for a read;
     /// skips a refresh when no request used the view since the last one.
-    pub async fn run(self: Arc<Self>, q: Arc<Quotas>, mut stop: watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, q: Arc<Quotas>, stop: tokio_util::sync::CancellationToken) {
         if self.refresh.is_zero() {
             return;
         }
@@ -95,7 +95,7 @@ impl ViewCache {
                 *self.current.lock().await = Some(v);
             }
             tokio::select! {
-                _ = crate::control::stopped(&mut stop) => return,
+                () = stop.cancelled() => return,
                 _ = tokio::time::sleep(self.refresh) => {}
             }
         }

@@ -37,10 +37,10 @@ pub fn start(
     cfg: &config::CapacityConfig,
     lake: &Path,
     hub: &str,
-    rt: &tokio::runtime::Runtime,
+    rt: &tokio::runtime::Handle,
     agent_metrics: &crate::stream::metrics::Metrics,
     view: Option<std::sync::Arc<crate::control::admission::wait::CapacityView>>,
-    stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio_util::sync::CancellationToken,
 ) -> Result<(), String> {
     let client = rt
         .block_on(kube::Client::try_default())

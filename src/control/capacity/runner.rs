@@ -386,7 +386,7 @@ impl Placeholders {
         forecast_policy: ForecastPolicy,
         default_profile: String,
         every: StdDuration,
-        stop: tokio::sync::watch::Receiver<bool>,
+        stop: tokio_util::sync::CancellationToken,
     ) {
         run_sets(
             vec![self],
@@ -429,7 +429,7 @@ pub async fn run_sets(
     forecast_policy: ForecastPolicy,
     default_profile: String,
     every: StdDuration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio_util::sync::CancellationToken,
 ) {
     let mut current: Option<(DateTime<Utc>, Forecast)> = None;
     let mut tick = tokio::time::interval(every);
@@ -437,7 +437,7 @@ pub async fn run_sets(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop.wait_for(|s| *s) => return,
+            () = stop.cancelled() => return,
         }
         let now = Utc::now();
         let stale = current

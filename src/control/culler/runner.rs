@@ -40,7 +40,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use crate::control::config::CullPolicy;
 use crate::control::culler::decide::{
@@ -505,9 +505,9 @@ impl Culler {
         (outcome, msg)
     }
 
-    /// Runs until `stop` turns true: reconcile every `reconcile_every`, act on deadlines, take
+    /// Runs until `stop` is cancelled: reconcile every `reconcile_every`, act on deadlines, take
     /// the stream's signals. A pass in progress when `stop` comes is finished and recorded.
-    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+    pub async fn run(mut self, stop: tokio_util::sync::CancellationToken) {
         let mut next_reconcile = tokio::time::Instant::now();
         let mut rx = self.stream_rx.take();
         let half_silence = self.policy.stream_max_silence / 2;
@@ -531,7 +531,7 @@ impl Culler {
             tokio::select! {
                 // Stop first: no pass starts once it is asked.
                 biased;
-                _ = crate::control::stopped(&mut stop) => break,
+                () = stop.cancelled() => break,
                 b = async { match rx.as_mut() { Some(r) => r.recv().await, None => std::future::pending().await } } => {
                     match b {
                         Some(b) => {

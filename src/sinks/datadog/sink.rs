@@ -2,7 +2,7 @@
 //! builds payloads every flush interval, the spool, and the sender.
 //!
 //! ```text
-//! pipeline thread                     sink thread (its own current-thread tokio runtime)
+//! pipeline thread                     sink thread (blocks on the process's runtime)
 //! DerivingObserver ─ try_send ─► channel ─► collector ──► PromState (/metrics)
 //!  (never blocks; a full             (1024      │ every flush_interval: payload::build
 //!   channel is a counted drop)     intervals)   ▼
@@ -19,6 +19,12 @@
 //!   deadline; what is left is written to the spool directory and sent by the next run.
 //! * Without a key (or with `enabled = false`) nothing is sent; the derived metrics are still
 //!   exported on `/metrics`.
+//!
+//! The sink runs on a thread of its own that drives it with `Handle::block_on` on the process's
+//! one runtime: its timers and sockets are the runtime's, while building and compressing
+//! payloads and writing the spool (synchronous work) stay off the runtime's worker threads.
+//! [`start`] must therefore be given a handle, and is called from outside or inside the runtime
+//! alike (the thread it starts is never a runtime thread).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -312,13 +318,11 @@ fn spawn<T: Transport>(
     grace: Duration,
     started: oneshot::Receiver<()>,
     status: String,
+    rt: &tokio::runtime::Handle,
 ) -> Result<SinkHandle, String> {
     let timer = sink.timer.clone();
     let (dtx, drx) = watch::channel(None);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("datadog sink runtime: {e}"))?;
+    let rt = rt.clone();
     let thread = std::thread::Builder::new()
         .name("hubpulse-datadog".into())
         .spawn(move || {
@@ -347,6 +351,7 @@ fn spawn<T: Transport>(
 /// # Errors
 /// A bad `DD_SITE` or key, an unusable spool directory or dry-run file (exit 2).
 pub fn start(
+    rt: &tokio::runtime::Handle,
     cfg: &DatadogConfig,
     state: &Path,
     metrics: &Metrics,
@@ -424,11 +429,11 @@ pub fn start(
         opts.spool.dir = None;
         let s = Sender::new(t, policy, timer.clone(), stats.clone(), seed);
         let sink = attach_logs(Sink::new(opts, Some(s), stats, prom, timer)?, logs_rx);
-        spawn(sink, rx, grace, started, status)?
+        spawn(sink, rx, grace, started, status, rt)?
     } else if !cfg.enabled {
         let status = off("disabled ([datadog] enabled = false)");
         let sink = Sink::<HttpTransport>::new(opts, None, stats, prom, timer)?;
-        spawn(sink, rx, grace, started, status)?
+        spawn(sink, rx, grace, started, status, rt)?
     } else if let Some(key) = key {
         let base = config::api_base(cfg)?;
         let t = HttpTransport::new(&base, &key, cfg.request_timeout)?
@@ -449,11 +454,11 @@ pub fn start(
             seed,
         );
         let sink = attach_logs(Sink::new(opts, Some(s), stats, prom, timer)?, logs_rx);
-        spawn(sink, rx, grace, started, status)?
+        spawn(sink, rx, grace, started, status, rt)?
     } else {
         let status = off("DD_API_KEY is not set, the Datadog sink is off");
         let sink = Sink::<HttpTransport>::new(opts, None, stats, prom, timer)?;
-        spawn(sink, rx, grace, started, status)?
+        spawn(sink, rx, grace, started, status, rt)?
     };
     Ok((obs, handle))
 }

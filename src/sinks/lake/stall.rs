@@ -23,8 +23,10 @@
 
 use std::collections::HashSet;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
+
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use crate::backoff::{Backoff, Jitter, Policy};
 use crate::lake::manifest::{LakeError, Manifest};
@@ -65,19 +67,19 @@ pub fn no_space(e: &LakeError) -> bool {
     text.contains("(os error 28)") || text.contains("(os error 122)")
 }
 
-/// Sleeps `d` in 50 ms steps; `false` as soon as `shutdown` is set.
-pub fn wait(d: Duration, shutdown: &AtomicBool) -> bool {
+/// Sleeps `d` in 50 ms steps; `false` as soon as `shutdown` is cancelled.
+pub fn wait(d: Duration, shutdown: &CancellationToken) -> bool {
     let step = Duration::from_millis(50);
     let mut left = d;
     while !left.is_zero() {
-        if shutdown.load(Ordering::Relaxed) {
+        if shutdown.is_cancelled() {
             return false;
         }
         let s = left.min(step);
         std::thread::sleep(s);
         left -= s;
     }
-    !shutdown.load(Ordering::Relaxed)
+    !shutdown.is_cancelled()
 }
 
 /// Deletes the staging files of commit `seq` (`<seq:020>-<n><nonce>.parquet`): parts of a
@@ -154,7 +156,7 @@ impl super::LakeSink {
         &mut self,
         cp: &super::Checkpoints,
         live: &HashSet<SourceId>,
-        shutdown: &AtomicBool,
+        shutdown: &CancellationToken,
     ) -> Result<bool, LakeError> {
         let mut backoff = Backoff::new(BACKOFF);
         let committed = loop {

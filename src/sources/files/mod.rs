@@ -39,10 +39,11 @@ use std::io::Read;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
 use std::time::Instant;
 
+use tokio_util::sync::CancellationToken;
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
 use crate::agent::config::{FileSourceConfig, StartAt};
@@ -146,7 +147,7 @@ impl Watcher {
 pub struct Tailer {
     cfg: FileSourceConfig,
     tx: SyncSender<SourceMsg>,
-    shutdown: Arc<AtomicBool>,
+    shutdown: CancellationToken,
     metrics: Arc<Metrics>,
     /// What is known of every source not followed now: the lake's committed progress at
     /// startup, updated with what this run read of the files it let go (identity → source).
@@ -170,7 +171,7 @@ impl Tailer {
         cfg: FileSourceConfig,
         progress: HashMap<String, SourceProgress>,
         tx: SyncSender<SourceMsg>,
-        shutdown: Arc<AtomicBool>,
+        shutdown: CancellationToken,
         metrics: Arc<Metrics>,
     ) -> Tailer {
         Tailer {
@@ -194,7 +195,7 @@ impl Tailer {
     /// Run until shutdown (or until the pipeline is gone).
     pub fn run(mut self) {
         let mut next_scan = Instant::now();
-        while !self.shutdown.load(Ordering::Relaxed) {
+        while !self.shutdown.is_cancelled() {
             let now = Instant::now();
             if now >= next_scan {
                 if self.scan().is_err() {

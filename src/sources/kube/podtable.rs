@@ -252,7 +252,7 @@ pub async fn watch_pods(
     selector: &str,
     sink: PodSink,
     pending: Option<Arc<crate::sources::kube::pending::Pending>>,
-    stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio_util::sync::CancellationToken,
 ) {
     let w = PodWatch {
         namespace: namespace.to_string(),
@@ -342,11 +342,7 @@ async fn with_node(row: &mut PodRow, nodes: &mut NodeCache, node_api: &Api<Node>
 /// namespace's Events about pods (`fieldSelector=involvedObject.kind=Pod`) and the pods' nodes
 /// (`GET /api/v1/nodes/{name}`, once per node). Watch errors are logged and retried by the
 /// watcher (with backoff).
-pub async fn watch(
-    client: kube::Client,
-    w: PodWatch,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+pub async fn watch(client: kube::Client, w: PodWatch, stop: tokio_util::sync::CancellationToken) {
     let (mut pods, mut events) = watchers(&client, &w);
     let node_api: Api<Node> = Api::all(client);
     let mut nodes = NodeCache::default();
@@ -362,7 +358,7 @@ pub async fn watch(
         let (pod_ev, event_ev) = tokio::select! {
             ev = pods.next() => (Some(ev), None),
             ev = events.next() => (None, Some(ev)),
-            _ = stop.wait_for(|s| *s) => return,
+            () = stop.cancelled() => return,
         };
         let now = Utc::now();
         let rows: Vec<(Change, PodRow)> = match (pod_ev, event_ev) {

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::sources::kube::lines::{LineAssembler, since_second};
 use crate::sources::kube::pods::{BACKOFF, Next, PodInfo, StreamEnd, after_stream_end};
-use crate::sources::kube::{KubeError, KubeStats, PodLines, StreamPos, api_code, wait_shutdown};
+use crate::sources::kube::{KubeError, KubeStats, PodLines, StreamPos, api_code};
 
 /// Send a batch once it holds this many bytes, even if more could be read without waiting.
 pub const MAX_BATCH_BYTES: usize = 64 * 1024;
@@ -39,7 +39,7 @@ pub struct StreamTask {
     pub pods: watch::Receiver<PodMap>,
     pub tx: mpsc::Sender<PodLines>,
     pub stats: Arc<KubeStats>,
-    pub shutdown: watch::Receiver<bool>,
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// How a [`StreamTask`] finished.
@@ -112,7 +112,7 @@ impl StreamTask {
             attempt = attempt.saturating_add(1);
             tracing::debug!(stream = %self.key, ?end, ?delay, "log stream ended; reconnecting");
             tokio::select! {
-                _ = wait_shutdown(&mut self.shutdown) => return Ok(false),
+                () = self.shutdown.cancelled() => return Ok(false),
                 _ = tokio::time::sleep(delay) => {}
             }
             self.stats.reconnects.fetch_add(1, Relaxed);
@@ -133,7 +133,7 @@ impl StreamTask {
             ..LogParams::default()
         };
         let opened = tokio::select! {
-            _ = wait_shutdown(&mut self.shutdown) => return Connect::Shutdown,
+            () = self.shutdown.cancelled() => return Connect::Shutdown,
             r = self.api.log_stream(&self.pod.name, &params) => r,
         };
         match opened {
@@ -164,7 +164,7 @@ impl StreamTask {
             // Wait for data only with nothing to send; otherwise take what is already there.
             let step = if lines.batch_len() == 0 {
                 tokio::select! {
-                    _ = wait_shutdown(&mut self.shutdown) => return Ok(Read::Shutdown),
+                    () = self.shutdown.cancelled() => return Ok(Read::Shutdown),
                     r = read_some(&mut reader, &mut lines, &self.stats) => Some(r),
                 }
             } else if lines.batch_len() >= MAX_BATCH_BYTES {
@@ -205,7 +205,7 @@ impl StreamTask {
         let (n, bytes) = (batch.ends.len() as u64, batch.bytes.len() as u64);
         let last = batch.ends.last().map(|&(_, p)| p);
         tokio::select! {
-            _ = wait_shutdown(&mut self.shutdown) => return Ok(false),
+            () = self.shutdown.cancelled() => return Ok(false),
             r = self.tx.send(batch) => r.map_err(|_| KubeError::PipelineClosed)?,
         }
         self.stats.lines.fetch_add(n, Relaxed);

@@ -1,0 +1,102 @@
+//! `hubpulse ingest` (files into the lake, resumable) and `hubpulse retention` (drop old
+//! partitions).
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::cli::ParseArgs;
+use crate::ingest::{IngestOptions, ingest};
+use crate::lake::manifest::LakeError;
+
+use super::AppError;
+use super::out::Out;
+
+pub(super) fn retention_cmd(
+    lake: &Path,
+    hub: &str,
+    events: Option<u32>,
+    decisions: Option<u32>,
+    pods: Option<u32>,
+) -> Result<(), AppError> {
+    let r = crate::lake::retention::Retention {
+        events,
+        decisions,
+        pods,
+    };
+    if r.is_off() {
+        return Err(AppError::Input(
+            "retention: give --events, --decisions and/or --pods (months to keep)".into(),
+        ));
+    }
+    let mut m = crate::lake::Manifest::open(lake, hub).map_err(|e| match e {
+        LakeError::Locked { .. } => AppError::Input(format!(
+            "{e} (a running agent applies [lake.retention] itself)"
+        )),
+        LakeError::Io { .. } | LakeError::Store { .. } => AppError::Runtime(e.to_string()),
+        e => AppError::Input(e.to_string()),
+    })?;
+    let today = chrono::Utc::now().date_naive();
+    let dropped = crate::lake::retention::apply(&mut m, lake, &r, today)
+        .map_err(|e| AppError::Runtime(e.to_string()))?;
+    let mut out = Out::stdout();
+    for (table, dt) in &dropped.partitions {
+        out.line(format_args!("dropped {table}/hub={hub}/dt={dt}"))?;
+    }
+    out.flush_now()?;
+    let _ = writeln!(
+        io::stderr(),
+        "retention: {} partitions dropped",
+        dropped.partitions.len()
+    );
+    Ok(())
+}
+
+pub(super) fn ingest_cmd(
+    lake: &Path,
+    opts: &ParseArgs,
+    progress: bool,
+    threads: Option<u16>,
+    files: &[PathBuf],
+) -> Result<(), AppError> {
+    let s = super::parse::setup(opts)?;
+    if files.iter().any(|f| f.as_os_str() == "-") {
+        return Err(AppError::Input(
+            "-: ingest reads files (it resumes them by offset); pipe streams to `hubpulse parse -` instead".into(),
+        ));
+    }
+    super::parse::check_inputs(files, false)?;
+    if !crate::lake::store::Location::of(lake).is_remote() {
+        std::fs::create_dir_all(lake)
+            .map_err(|e| AppError::Input(format!("{}: cannot create lake: {e}", lake.display())))?;
+    }
+    let iopts = IngestOptions {
+        // `--threads 1` (the default on two cores) parses on the reading thread: a thread of
+        // its own would only add hand-offs there, the encoder keeping the other core busy.
+        // Beyond two, the writer thread bounds the rate, and each parsing thread adds about
+        // 20 MiB of pieces in flight and allocator arena: two at most by default.
+        workers: match threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).min(2)),
+            usize::from,
+        ) {
+            0 | 1 => 0,
+            n => n,
+        },
+        progress,
+        ..IngestOptions::new(lake, s.zone, &opts.hub, s.catalogue, s.reader)
+    };
+    let summary = ingest(&iopts, files).map_err(|e| match e {
+        LakeError::Locked { .. }
+        | LakeError::Corrupt { .. }
+        | LakeError::Conflict { .. }
+        | LakeError::Config(_)
+        | LakeError::Legacy { .. } => AppError::Input(e.to_string()),
+        LakeError::Io { ref path, .. } if !path.starts_with(lake) => AppError::Input(e.to_string()),
+        e => AppError::Runtime(e.to_string()),
+    })?;
+    for f in &summary.by_file {
+        super::parse::warn_if_unparsed(&f.path.display().to_string(), f.records, f.unparsed);
+    }
+    let mut out = Out::stdout();
+    out.line(&summary)?;
+    out.flush_now()
+}
