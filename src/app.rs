@@ -19,6 +19,7 @@ use crate::agent::AgentError;
 use crate::agent::config::{AgentConfig, LogFormat};
 use crate::cli::{Command, DashboardsCmd, ParseArgs};
 use crate::ingest::{IngestOptions, ingest};
+use crate::lake::LakeLocation;
 use crate::lake::manifest::{FP_BYTES, LakeError, hash_prefix};
 use crate::parse::Parser;
 use crate::parse::catalogue::Catalogue;
@@ -71,7 +72,7 @@ fn dispatch(cmd: Command) -> Result<(), AppError> {
             no_progress,
             threads,
             files,
-        } => ingest_cmd(&lake, &opts, !no_progress, threads, &files),
+        } => ingest_cmd(&lake_at(&lake)?, &opts, !no_progress, threads, &files),
         Command::Retention {
             lake,
             hub,
@@ -79,7 +80,7 @@ fn dispatch(cmd: Command) -> Result<(), AppError> {
             decisions,
             pods,
         } => retention_cmd(
-            &lake,
+            &lake_at(&lake)?,
             &hub,
             crate::lake::retention::Retention {
                 events,
@@ -102,7 +103,7 @@ fn dispatch(cmd: Command) -> Result<(), AppError> {
                 (_, _, Some(n)) => query::named(&n, queries.as_deref()).map_err(AppError::Input)?,
                 _ => return Err(AppError::Input("no SQL given".into())),
             };
-            query_cmd(&lake, &sql, format)
+            query_cmd(&lake_at(&lake)?, &sql, format)
         }
         Command::Report {
             report:
@@ -113,7 +114,13 @@ fn dispatch(cmd: Command) -> Result<(), AppError> {
                     format,
                     out,
                 },
-        } => report_monthly(&lake, &month, pricing.as_deref(), format, out.as_deref()),
+        } => report_monthly(
+            &lake_at(&lake)?,
+            &month,
+            pricing.as_deref(),
+            format,
+            out.as_deref(),
+        ),
         Command::Run {
             config,
             lake,
@@ -128,7 +135,7 @@ fn dispatch(cmd: Command) -> Result<(), AppError> {
             let mut cfg = match (config, lake) {
                 (Some(path), _) => AgentConfig::load(&path).map_err(AppError::Input)?,
                 (None, Some(lake)) => {
-                    let mut c = AgentConfig::zero(lake, &follow).map_err(AppError::Input)?;
+                    let mut c = AgentConfig::zero(lake_at(&lake)?, &follow).map_err(AppError::Input)?;
                     if let Some(h) = http {
                         c.http = match h.as_str() {
                             "off" => None,
@@ -211,7 +218,7 @@ fn dispatch(cmd: Command) -> Result<(), AppError> {
                 running,
                 pending,
             };
-            capacity_plan(&lake, config.as_deref(), at.as_deref(), seen)
+            capacity_plan(&lake_at(&lake)?, config.as_deref(), at.as_deref(), seen)
         }
         Command::Kinds { parsers } => {
             let cat = load_catalogue(parsers.as_deref())?;
@@ -369,8 +376,13 @@ fn warn_if_unparsed(name: &str, records: u64, unparsed: u64) {
     }
 }
 
+/// The `--lake` argument, parsed once: a directory, or a well-formed `s3://bucket/prefix`.
+fn lake_at(arg: &Path) -> Result<LakeLocation, AppError> {
+    LakeLocation::from_path(arg).map_err(AppError::Input)
+}
+
 fn retention_cmd(
-    lake: &Path,
+    lake: &LakeLocation,
     hub: &str,
     r: crate::lake::retention::Retention,
 ) -> Result<(), AppError> {
@@ -387,7 +399,7 @@ fn retention_cmd(
         e => AppError::Input(e.to_string()),
     })?;
     let today = chrono::Utc::now().date_naive();
-    let dropped = crate::lake::retention::apply(&mut m, lake, &r, today)
+    let dropped = crate::lake::retention::apply(&mut m, &r, today)
         .map_err(|e| AppError::Runtime(e.to_string()))?;
     let mut out = Out::stdout();
     for (table, dt) in &dropped.partitions {
@@ -403,7 +415,7 @@ fn retention_cmd(
 }
 
 fn ingest_cmd(
-    lake: &Path,
+    lake: &LakeLocation,
     opts: &ParseArgs,
     progress: bool,
     threads: Option<u16>,
@@ -416,9 +428,9 @@ fn ingest_cmd(
         ));
     }
     check_inputs(files, false)?;
-    if !crate::lake::store::Location::of(lake).is_remote() {
-        std::fs::create_dir_all(lake)
-            .map_err(|e| AppError::Input(format!("{}: cannot create lake: {e}", lake.display())))?;
+    if let Some(dir) = lake.as_local() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| AppError::Input(format!("{}: cannot create lake: {e}", dir.display())))?;
     }
     let iopts = IngestOptions {
         // `--threads 1` (the default on two cores) parses on the reading thread: a thread of
@@ -441,7 +453,9 @@ fn ingest_cmd(
         | LakeError::Conflict { .. }
         | LakeError::Config(_)
         | LakeError::Legacy { .. } => AppError::Input(e.to_string()),
-        LakeError::Io { ref path, .. } if !path.starts_with(lake) => AppError::Input(e.to_string()),
+        LakeError::Io { ref path, .. } if !lake.as_local().is_some_and(|d| path.starts_with(d)) => {
+            AppError::Input(e.to_string())
+        }
         e => AppError::Runtime(e.to_string()),
     })?;
     for f in &summary.by_file {
@@ -473,7 +487,7 @@ fn mentions_sessions(sql: &str) -> bool {
     sql.to_ascii_lowercase().contains("sessions")
 }
 
-fn query_cmd(lake: &Path, sql: &str, format: Format) -> Result<(), AppError> {
+fn query_cmd(lake: &LakeLocation, sql: &str, format: Format) -> Result<(), AppError> {
     let batches = run_sql(lake, sql)?;
     let mut out = Out::stdout();
     query::render(&batches, format, &mut out).map_err(|e| out.error(e))?;
@@ -481,7 +495,7 @@ fn query_cmd(lake: &Path, sql: &str, format: Format) -> Result<(), AppError> {
 }
 
 /// One statement over the lake, collected.
-fn run_sql(lake: &Path, sql: &str) -> Result<Vec<arrow::array::RecordBatch>, AppError> {
+fn run_sql(lake: &LakeLocation, sql: &str) -> Result<Vec<arrow::array::RecordBatch>, AppError> {
     let batches = runtime()?.block_on(async {
         let ctx = query::session(lake).await?;
         if mentions_sessions(sql) {
@@ -494,7 +508,7 @@ fn run_sql(lake: &Path, sql: &str) -> Result<Vec<arrow::array::RecordBatch>, App
 
 /// `hubpulse capacity plan`: the forecast from the lake and the decision, printed; a dry run.
 fn capacity_plan(
-    lake: &Path,
+    lake: &LakeLocation,
     config: Option<&Path>,
     at: Option<&str>,
     seen: crate::capacity::placeholder::Observed,
@@ -559,7 +573,7 @@ fn capacity_plan(
 }
 
 fn report_monthly(
-    lake: &Path,
+    lake: &LakeLocation,
     month: &str,
     pricing: Option<&Path>,
     format: crate::report::ReportFormat,
@@ -628,7 +642,7 @@ fn run_agent(cfg: AgentConfig) -> Result<(), AppError> {
     let grace = (cfg.shutdown_deadline / 2).min(std::time::Duration::from_secs(5));
     let (obs, sink) = crate::datadog::sink::start(
         &cfg.datadog,
-        &crate::lake::store::state_dir(&cfg.lake.path, &cfg.hub),
+        &cfg.lake.path.state_dir(&cfg.hub),
         &metrics,
         grace,
     )

@@ -74,7 +74,8 @@ pub struct PodsConfig {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LakeConfig {
-    pub path: PathBuf,
+    /// Parsed once, here: a directory or an S3 bucket prefix.
+    pub path: crate::lake::LakeLocation,
     /// Commit at least this often while records are buffered (freshness of queries).
     pub flush_interval: Duration,
     /// Commit once this many input bytes are buffered (bounds memory).
@@ -116,7 +117,10 @@ impl Default for FileSourceConfig {
 
 impl AgentConfig {
     /// The zero-config form: `hubpulse run --lake DIR --follow PATH_OR_GLOB…` (`-` = stdin).
-    pub fn zero(lake: PathBuf, follow: &[String]) -> Result<AgentConfig, String> {
+    pub fn zero(
+        lake: crate::lake::LakeLocation,
+        follow: &[String],
+    ) -> Result<AgentConfig, String> {
         let stdin = follow.iter().any(|f| f == "-");
         let include: Vec<String> = follow.iter().filter(|f| *f != "-").cloned().collect();
         for g in &include {
@@ -430,6 +434,8 @@ impl RawConfig {
             &a.shutdown_deadline,
             Duration::from_secs(10),
         )?;
+        let path = crate::lake::LakeLocation::from_path(&self.lake.path)
+            .map_err(|e| ("lake.path".to_string(), e))?;
         let flush_interval = dur(
             "lake.flush_interval",
             &self.lake.flush_interval,
@@ -558,7 +564,7 @@ impl RawConfig {
             log_format: a.log_format.unwrap_or_default(),
             log_level,
             lake: LakeConfig {
-                path: self.lake.path,
+                path,
                 flush_interval,
                 flush_bytes,
                 compact_min_files: self.lake.compact_min_files.unwrap_or(16),

@@ -122,7 +122,6 @@ pub fn run_with(
         record_hold: cfg.record_hold,
         batch_rows: 64 * 1024,
         compact_min_files: cfg.lake.compact_min_files,
-        lake: cfg.lake.path.clone(),
         retention: cfg.lake.retention,
     };
 

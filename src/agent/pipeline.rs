@@ -71,8 +71,6 @@ pub struct PipelineConfig {
     pub batch_rows: usize,
     /// Merge a partition's small parts once it has this many (0: never).
     pub compact_min_files: usize,
-    /// The lake (as configured: a directory or `s3://…`), for retention of the side tables.
-    pub lake: std::path::PathBuf,
     /// `[lake.retention]`, applied at start and then hourly.
     pub retention: crate::lake::retention::Retention,
 }
@@ -525,7 +523,6 @@ impl Pipeline {
         let today = chrono::Utc::now().date_naive();
         let dropped = crate::lake::retention::apply(
             &mut self.manifest,
-            &self.cfg.lake,
             &self.cfg.retention,
             today,
         )?;

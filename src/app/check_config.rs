@@ -46,7 +46,7 @@ pub fn summary(cfg: &AgentConfig) -> Vec<String> {
         "lake",
         format!(
             "{}: commits at least every {} (or at {} MiB read); {}; {keep}",
-            l.path.display(),
+            l.path,
             dur(l.flush_interval),
             l.flush_bytes >> 20,
             match l.compact_min_files {

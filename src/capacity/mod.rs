@@ -27,7 +27,6 @@ pub mod plan;
 pub mod runner;
 pub mod wait;
 
-use std::path::Path;
 
 /// Starts the placeholder loop on `rt` (the agent's `[capacity]` section).
 ///
@@ -36,7 +35,7 @@ use std::path::Path;
 /// `~/.kube/config`): a configuration error (exit 2).
 pub fn start(
     cfg: &config::CapacityConfig,
-    lake: &Path,
+    lake: &crate::lake::LakeLocation,
     hub: &str,
     rt: &tokio::runtime::Runtime,
     agent_metrics: &crate::agent::metrics::Metrics,
@@ -84,7 +83,7 @@ pub fn start(
     }
     rt.spawn(runner::run_sets(
         sets,
-        lake.to_path_buf(),
+        lake.clone(),
         cfg.forecast.clone(),
         cfg.default_profile.clone(),
         cfg.every,

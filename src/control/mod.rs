@@ -32,7 +32,6 @@ pub mod quota;
 pub mod runner;
 pub mod stream;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use crate::agent::pipeline::Observer;
@@ -88,7 +87,7 @@ pub struct Started {
 /// Configuration problems (exit 2): no hub URL or token, unreadable policy.
 pub fn start(
     cfg: &ControlConfig,
-    lake: &Path,
+    lake: &crate::lake::LakeLocation,
     hub_name: &str,
     rt: &tokio::runtime::Runtime,
     metrics: &crate::agent::metrics::Metrics,
@@ -154,7 +153,7 @@ pub fn start(
             policy,
             client: hub_client(cfg.hub.as_ref(), 10, 200)?
                 .with_request_counter(stats.hub_requests.clone()),
-            lake: lake.to_path_buf(),
+            lake: lake.clone(),
             hub: hub_name.to_string(),
             sink,
             stats,

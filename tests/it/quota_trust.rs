@@ -71,7 +71,7 @@ async fn forged_start_and_stop_lines_and_other_hubs_change_no_quota_usage() {
         groups: vec![],
         started: Some(h(2) - Duration::seconds(3)),
     }];
-    let u = month_usage(&lake, &policy, now, Some("hub-a"), Some(&running))
+    let u = month_usage(&hubpulse::lake::LakeLocation::local(&lake), &policy, now, Some("hub-a"), Some(&running))
         .await
         .unwrap();
     let hours = |n: &str| u.user.get(n).copied().unwrap_or(0.0);
@@ -84,7 +84,7 @@ async fn forged_start_and_stop_lines_and_other_hubs_change_no_quota_usage() {
     assert!(!u.user.contains_key("dave"), "{u:?}");
 
     // What the log alone says (the report's view): the forgeries are there.
-    let all = month_usage(&lake, &policy, now, None, None).await.unwrap();
+    let all = month_usage(&hubpulse::lake::LakeLocation::local(&lake), &policy, now, None, None).await.unwrap();
     assert!(all.user["alice"] > 100.0, "{all:?}");
     assert!(all.user["carol"] < 0.2, "{all:?}");
     assert!(all.user.contains_key("dave"), "{all:?}");

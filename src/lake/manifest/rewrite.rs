@@ -44,10 +44,9 @@ impl Manifest {
     }
 
     /// Retention of a side table (`decisions`, `pods`: parts without a manifest): delete this
-    /// hub's partitions of `table` older than `cutoff`. `lake` is where the manifest was opened.
+    /// hub's partitions of `table` older than `cutoff`, in the lake the manifest was opened on.
     pub fn drop_side_before(
         &self,
-        lake: &Path,
         table: &str,
         cutoff: &str,
     ) -> Result<Vec<String>, LakeError> {
@@ -60,7 +59,7 @@ impl Manifest {
         let mut dropped = Vec::new();
         match &self.backend {
             Backend::Local { .. } => {
-                let dir = lake.join(&dir_rel);
+                let dir = self.root.join(&dir_rel);
                 let Some(rd) = read_dir_opt(&dir)? else {
                     return Ok(dropped);
                 };
