@@ -200,3 +200,89 @@ fn a_back_dated_forged_record_is_flagged_late_and_makes_no_session() {
         39_996
     );
 }
+
+/// An admission `allow` of `profile` for `user`'s default server at `ts`, as the admission
+/// endpoint records it.
+fn admitted(ts: DateTime<Utc>, user: &str, profile: &str) -> hubpulse::control::decisions::Row {
+    use hubpulse::control::decide::{Action, ActivitySource, Decision, Reason};
+    hubpulse::control::decisions::Row {
+        ts,
+        component: "admission",
+        pass: "admission",
+        decision: Decision {
+            user: user.into(),
+            server: Some(String::new()),
+            action: Action::Allow,
+            reason: Reason::Allowed,
+            profile: Some(profile.into()),
+            last_activity: None,
+            activity_source: ActivitySource::None,
+            started: None,
+            limit: None,
+            deadline: None,
+            remove: false,
+        },
+        dry_run: false,
+        outcome: None,
+        message: None,
+    }
+}
+
+/// The quota run on a lake in S3 counts a server's hours in the class of the profile its
+/// admission allowed (the `decisions` table), exactly as on a local lake. (It used to look for
+/// a local `decisions/` directory, which a bucket never has: every S3 server then counted in
+/// the default profile's class, and a GPU budget never bit.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_lake_counts_admitted_profiles_like_a_local_one() {
+    use hubpulse::lake::LakeLocation;
+    let s3 = super::s3::Moto::start();
+    let now = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
+    let h = |x: i64| now - Duration::hours(x);
+    let mut log = String::new();
+    // bob: two closed hours on the profile he was admitted to (gpu); carol: one, no admission.
+    log += &at(h(3), "base:1192] User bob took 2.500 seconds to start");
+    log += &at(h(1), "base:1445] User bob server took 0.700 seconds to stop");
+    log += &at(h(3), "base:1192] User carol took 2.500 seconds to start");
+    log += &at(h(2), "base:1445] User carol server took 0.700 seconds to stop");
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("hub.log");
+    std::fs::write(&f, &log).unwrap();
+    let local = dir.path().join("lake");
+    let remote = s3.location("quota/lake");
+    for (lake, env) in [
+        (local.display().to_string(), vec![]),
+        (remote.to_string(), s3.env()),
+    ] {
+        run_ok(
+            bin()
+                .envs(env)
+                .args(["ingest", "--no-progress", "--hub", "hub-a", "--lake", &lake])
+                .arg(&f),
+        );
+    }
+    let policy = Policy::parse(
+        "default_profile = \"small\"\n[profiles.small]\n[profiles.gpu]\nclass = \"gpu\"\n",
+        "p.toml",
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    for lake in [LakeLocation::local(&local), remote] {
+        hubpulse::control::decisions::DecisionSink::new(&lake, "hub-a")
+            .write(&[admitted(h(3) - Duration::seconds(5), "bob", "gpu")])
+            .unwrap();
+        let u = month_usage(&lake, &policy, now, Some("hub-a"), None)
+            .await
+            .unwrap_or_else(|e| panic!("{lake}: {e}"));
+        let class = |c: &str, user: &str| {
+            u.class_user
+                .get(&(c.to_string(), user.to_string()))
+                .copied()
+                .unwrap_or(0.0)
+        };
+        assert!((class("gpu", "bob") - 2.0).abs() < 0.01, "{lake}: {u:?}");
+        assert_eq!(class("small", "bob"), 0.0, "{lake}: {u:?}");
+        assert!((class("small", "carol") - 1.0).abs() < 0.01, "{lake}: {u:?}");
+        seen.push(u.class_user);
+    }
+    assert_eq!(seen[0], seen[1]);
+}
