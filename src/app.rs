@@ -135,7 +135,8 @@ fn dispatch(cmd: Command) -> Result<(), AppError> {
             let mut cfg = match (config, lake) {
                 (Some(path), _) => AgentConfig::load(&path).map_err(AppError::Input)?,
                 (None, Some(lake)) => {
-                    let mut c = AgentConfig::zero(lake_at(&lake)?, &follow).map_err(AppError::Input)?;
+                    let mut c =
+                        AgentConfig::zero(lake_at(&lake)?, &follow).map_err(AppError::Input)?;
                     if let Some(h) = http {
                         c.http = match h.as_str() {
                             "off" => None,

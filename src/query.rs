@@ -17,8 +17,8 @@ use datafusion::datasource::listing::{
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::lake::schema;
 use crate::lake::LakeLocation;
+use crate::lake::schema;
 use object_store::ObjectStore;
 
 mod sql_error;
@@ -61,8 +61,8 @@ fn tables() -> [(&'static str, arrow::datatypes::SchemaRef); 6] {
     ]
 }
 
-/// A DataFusion session with the lake's tables registered. `lake` is a directory or
-/// `s3://bucket/prefix` (credentials and endpoint from the AWS environment, see `lake::store`).
+/// A DataFusion session with the lake's tables registered. `lake` is a directory or an S3
+/// bucket prefix (credentials and endpoint from the AWS environment, see `lake::store`).
 pub async fn session(lake: &LakeLocation) -> Result<SessionContext, QueryError> {
     let runtime = RuntimeEnvBuilder::new()
         .with_object_list_cache_limit(0)

@@ -117,10 +117,7 @@ impl Default for FileSourceConfig {
 
 impl AgentConfig {
     /// The zero-config form: `hubpulse run --lake DIR --follow PATH_OR_GLOB…` (`-` = stdin).
-    pub fn zero(
-        lake: crate::lake::LakeLocation,
-        follow: &[String],
-    ) -> Result<AgentConfig, String> {
+    pub fn zero(lake: crate::lake::LakeLocation, follow: &[String]) -> Result<AgentConfig, String> {
         let stdin = follow.iter().any(|f| f == "-");
         let include: Vec<String> = follow.iter().filter(|f| *f != "-").cloned().collect();
         for g in &include {
@@ -206,43 +203,79 @@ pub(crate) fn line_col(text: &str, byte: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// Best-effort position of a dotted key (`lake.flush_interval`, `files[1].include`) in the text:
-/// the first line, after the table header, that assigns its last segment.
+/// The position of a key path (`lake.flush_interval`, `files[1].include`,
+/// `instance_types."m5.2xlarge".memory`, `datadog.tags[2]`) in the document, from the spans
+/// the TOML parser records: the key as written (under a table header, as a dotted key or in an
+/// inline table alike; an array element by its own span). `None` when the path is not in the
+/// text (a key that is missing, or a value that came from a default).
 pub(crate) fn key_position(text: &str, key: &str) -> Option<(usize, usize)> {
-    let leaf = key.rsplit('.').next()?;
-    let leaf = leaf.split('[').next()?;
-    let table = key
-        .rsplit_once('.')
-        .map(|(t, _)| t.split('[').next().unwrap_or(t));
-    let mut in_table = table.is_none();
-    let mut index: usize = 0;
-    let want_index = key
-        .split_once('[')
-        .and_then(|(_, r)| r.split(']').next()?.parse::<usize>().ok());
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim_start();
-        if let Some(h) = t.strip_prefix("[[") {
-            let name = h.split("]]").next().unwrap_or("").trim();
-            if Some(name) == table {
-                in_table = want_index.is_none_or(|w| w == index);
-                index += 1;
-            } else {
-                in_table = false;
+    let root = toml::de::DeValue::Table(toml::de::DeTable::parse(text).ok()?.into_inner());
+    let mut at = &root;
+    let mut span = None;
+    for seg in key_segments(key)? {
+        span = Some(step(&mut at, &seg)?);
+    }
+    Some(line_col(text, span?.start))
+}
+
+/// One segment of a key path: a (possibly quoted) key, or an array index.
+#[derive(Debug, PartialEq)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// `a."b.c"[2].d` → `a`, `b.c`, `[2]`, `d`.
+fn key_segments(key: &str) -> Option<Vec<Seg>> {
+    let mut out = Vec::new();
+    let mut chars = key.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        match c {
+            '.' => {
+                chars.next();
             }
-            continue;
-        }
-        if let Some(h) = t.strip_prefix('[') {
-            in_table = Some(h.split(']').next().unwrap_or("").trim()) == table;
-            continue;
-        }
-        if in_table
-            && let Some(rest) = t.strip_prefix(leaf)
-            && rest.trim_start().starts_with('=')
-        {
-            return Some((i + 1, line.len() - t.len() + 1));
+            '[' => {
+                chars.next();
+                let n: String = chars.by_ref().take_while(|c| *c != ']').collect();
+                out.push(Seg::Index(n.trim().parse().ok()?));
+            }
+            '"' => {
+                chars.next();
+                let k: String = chars.by_ref().take_while(|c| *c != '"').collect();
+                out.push(Seg::Key(k));
+            }
+            _ => {
+                let mut k = String::new();
+                while let Some(&c) = chars.peek() {
+                    if matches!(c, '.' | '[') {
+                        break;
+                    }
+                    k.push(c);
+                    chars.next();
+                }
+                out.push(Seg::Key(k.trim().to_string()));
+            }
         }
     }
-    None
+    Some(out)
+}
+
+/// Moves `at` to `seg` under it; returns the span that names it (a key's, an element's).
+fn step<'r, 'i>(at: &mut &'r toml::de::DeValue<'i>, seg: &Seg) -> Option<std::ops::Range<usize>> {
+    use toml::de::DeValue;
+    match (seg, *at) {
+        (Seg::Key(k), DeValue::Table(t)) => {
+            let (key, value) = t.get_key_value(k.as_str())?;
+            *at = value.get_ref();
+            Some(key.span())
+        }
+        (Seg::Index(i), DeValue::Array(a)) => {
+            let item = a.get(*i)?;
+            *at = item.get_ref();
+            Some(item.span())
+        }
+        _ => None,
+    }
 }
 
 /// Split `"<integer><unit>"` (spaces around the unit allowed) and look the unit up.
@@ -643,6 +676,53 @@ rotate_wait = "2s"
         let e = AgentConfig::from_toml(&bad, "x.toml").unwrap_err();
         assert!(e.starts_with("x.toml:4:1: agent.tz: "), "{e}");
         assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn positions_come_from_the_parsed_document_not_from_searching_its_lines() {
+        let base = "[lake]\npath = \"/tmp/l\"\n[[files]]\ninclude = [\"/x.log\"]\n";
+        // `max_replicas` twice: a set's (in an inline table over two lines, TOML 1.1) and the
+        // section's. A search for the first `max_replicas =` line under `[capacity]` names the
+        // set's line (9, column 5); the section's key is on line 11.
+        let t = format!(
+            "{base}[capacity]\nnamespace = \"jhub\"\nplaceholders = [\n  {{ statefulset = \"a\",\n    max_replicas = 2 }},\n]\nmax_replicas = 1\nmin_replicas = 3\n"
+        );
+        let e = AgentConfig::from_toml(&t, "a.toml").unwrap_err();
+        assert!(
+            e.starts_with("a.toml:11:1: capacity.max_replicas: 1: must be at least"),
+            "{e}"
+        );
+        // A dotted key, a quoted key and an inline table are found where they are written.
+        let dotted =
+            "lake.path = \"/tmp/l\"\nlake.flush_interval = \"soon\"\nstdin.enabled = true\n";
+        let e = AgentConfig::from_toml(dotted, "a.toml").unwrap_err();
+        assert!(e.starts_with("a.toml:2:6: lake.flush_interval: "), "{e}");
+        let quoted =
+            "[lake]\npath = \"/tmp/l\"\n\"flush_interval\" = \"soon\"\n[stdin]\nenabled = true\n";
+        let e = AgentConfig::from_toml(quoted, "a.toml").unwrap_err();
+        assert!(e.starts_with("a.toml:3:1: lake.flush_interval: "), "{e}");
+        let inline =
+            "lake = { path = \"/tmp/l\", flush_interval = \"soon\" }\nstdin = { enabled = true }\n";
+        let e = AgentConfig::from_toml(inline, "a.toml").unwrap_err();
+        assert!(e.starts_with("a.toml:1:27: lake.flush_interval: "), "{e}");
+        // The second of two [[files]] tables.
+        let t = format!("{base}[[files]]\ninclude = [\"/y.log\"]\npoll_interval = \"soon\"\n");
+        let e = AgentConfig::from_toml(&t, "a.toml").unwrap_err();
+        assert!(e.starts_with("a.toml:7:1: files[1].poll_interval: "), "{e}");
+    }
+
+    #[test]
+    fn a_malformed_bucket_is_refused_at_config_time() {
+        let t = "[lake]\npath = \"s3:///lake\"\n[stdin]\nenabled = true\n";
+        let e = AgentConfig::from_toml(t, "a.toml").unwrap_err();
+        assert!(
+            e.starts_with("a.toml:2:1: lake.path: s3:///lake: no bucket"),
+            "{e}"
+        );
+        let t = t.replace("s3:///lake", "s3://bucket/lake/");
+        let c = AgentConfig::from_toml(&t, "a.toml").unwrap();
+        assert_eq!(c.lake.path.to_string(), "s3://bucket/lake");
+        assert!(c.lake.path.is_remote());
     }
 
     #[test]

@@ -521,11 +521,8 @@ impl Pipeline {
         // Nothing buffered may land in a partition about to go: commit it first.
         self.flush(shutdown)?;
         let today = chrono::Utc::now().date_naive();
-        let dropped = crate::lake::retention::apply(
-            &mut self.manifest,
-            &self.cfg.retention,
-            today,
-        )?;
+        let dropped =
+            crate::lake::retention::apply(&mut self.manifest, &self.cfg.retention, today)?;
         self.metrics
             .retention_dropped
             .fetch_add(dropped.partitions.len() as u64, Ordering::Relaxed);

@@ -27,7 +27,6 @@ pub mod plan;
 pub mod runner;
 pub mod wait;
 
-
 /// Starts the placeholder loop on `rt` (the agent's `[capacity]` section).
 ///
 /// # Errors

@@ -15,8 +15,8 @@
 pub mod batch;
 pub mod compact;
 pub mod derived;
-pub mod manifest;
 pub mod location;
+pub mod manifest;
 pub mod retention;
 pub mod schema;
 pub mod store;

@@ -1,5 +1,6 @@
-//! Where a lake lives: a local directory (or a shared file system such as EFS), or an S3 bucket
-//! prefix (`s3://bucket/prefix`, any S3-compatible store) reached through `object_store`.
+//! A lake in an S3 bucket prefix (`s3://bucket/prefix`, any S3-compatible store; see
+//! [`super::location`]) reached through `object_store`; or else a local directory (or a shared
+//! file system such as EFS).
 //!
 //! The lake's layout is the same on both (see [`super::manifest`]); only the primitive
 //! operations differ. On a file system a part is published by `rename(2)`; on S3 an object

@@ -747,7 +747,10 @@ async fn capacity_a_set_per_profile_gets_one_patch_each_from_its_own_forecast() 
                 profile: profile.map(String::from),
                 ..policy
             },
-            Some(DecisionSink::new(&hubpulse::lake::LakeLocation::local(lake.path()), "hub")),
+            Some(DecisionSink::new(
+                &hubpulse::lake::LakeLocation::local(lake.path()),
+                "hub",
+            )),
         )
         .with_view(view.clone())
     };

@@ -272,7 +272,10 @@ async fn a_pod_that_waited_for_a_node_is_timed_as_unschedulable() {
         client,
         "jhub",
         "component=singleuser-server",
-        PodSink::new(&hubpulse::lake::LakeLocation::local(dir.path().join("lake")), "hub"),
+        PodSink::new(
+            &hubpulse::lake::LakeLocation::local(dir.path().join("lake")),
+            "hub",
+        ),
         Some(pending.clone()),
         stop_rx,
     ));

@@ -71,9 +71,15 @@ async fn forged_start_and_stop_lines_and_other_hubs_change_no_quota_usage() {
         groups: vec![],
         started: Some(h(2) - Duration::seconds(3)),
     }];
-    let u = month_usage(&hubpulse::lake::LakeLocation::local(&lake), &policy, now, Some("hub-a"), Some(&running))
-        .await
-        .unwrap();
+    let u = month_usage(
+        &hubpulse::lake::LakeLocation::local(&lake),
+        &policy,
+        now,
+        Some("hub-a"),
+        Some(&running),
+    )
+    .await
+    .unwrap();
     let hours = |n: &str| u.user.get(n).copied().unwrap_or(0.0);
     assert_eq!(hours("alice"), 0.0, "{u:?}");
     assert!((hours("bob") - 1.0).abs() < 0.01, "{u:?}");
@@ -84,7 +90,15 @@ async fn forged_start_and_stop_lines_and_other_hubs_change_no_quota_usage() {
     assert!(!u.user.contains_key("dave"), "{u:?}");
 
     // What the log alone says (the report's view): the forgeries are there.
-    let all = month_usage(&hubpulse::lake::LakeLocation::local(&lake), &policy, now, None, None).await.unwrap();
+    let all = month_usage(
+        &hubpulse::lake::LakeLocation::local(&lake),
+        &policy,
+        now,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
     assert!(all.user["alice"] > 100.0, "{all:?}");
     assert!(all.user["carol"] < 0.2, "{all:?}");
     assert!(all.user.contains_key("dave"), "{all:?}");
@@ -241,9 +255,15 @@ async fn an_s3_lake_counts_admitted_profiles_like_a_local_one() {
     let mut log = String::new();
     // bob: two closed hours on the profile he was admitted to (gpu); carol: one, no admission.
     log += &at(h(3), "base:1192] User bob took 2.500 seconds to start");
-    log += &at(h(1), "base:1445] User bob server took 0.700 seconds to stop");
+    log += &at(
+        h(1),
+        "base:1445] User bob server took 0.700 seconds to stop",
+    );
     log += &at(h(3), "base:1192] User carol took 2.500 seconds to start");
-    log += &at(h(2), "base:1445] User carol server took 0.700 seconds to stop");
+    log += &at(
+        h(2),
+        "base:1445] User carol server took 0.700 seconds to stop",
+    );
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("hub.log");
     std::fs::write(&f, &log).unwrap();
@@ -281,7 +301,10 @@ async fn an_s3_lake_counts_admitted_profiles_like_a_local_one() {
         };
         assert!((class("gpu", "bob") - 2.0).abs() < 0.01, "{lake}: {u:?}");
         assert_eq!(class("small", "bob"), 0.0, "{lake}: {u:?}");
-        assert!((class("small", "carol") - 1.0).abs() < 0.01, "{lake}: {u:?}");
+        assert!(
+            (class("small", "carol") - 1.0).abs() < 0.01,
+            "{lake}: {u:?}"
+        );
         seen.push(u.class_user);
     }
     assert_eq!(seen[0], seen[1]);

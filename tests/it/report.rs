@@ -733,9 +733,15 @@ async fn the_quota_budgets_count_the_reports_sessions() {
     let now = chrono::DateTime::parse_from_rfc3339("2026-11-02T20:00:00Z")
         .unwrap()
         .with_timezone(&chrono::Utc);
-    let usage = hubpulse::control::quota::month_usage(&hubpulse::lake::LakeLocation::local(&lake), &policy, now, None, None)
-        .await
-        .unwrap();
+    let usage = hubpulse::control::quota::month_usage(
+        &hubpulse::lake::LakeLocation::local(&lake),
+        &policy,
+        now,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
     let mut users = 0;
     for ((section, user), (secs, _, _)) in &report {
         if section != "user" {
@@ -760,7 +766,9 @@ async fn reading_two_windows_at_once_gives_each_what_reading_it_alone_gives() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     ingest(&lake, &root().join("fixtures/reports/closed-month.log"));
-    let ctx = hubpulse::query::session(&hubpulse::lake::LakeLocation::local(&lake)).await.unwrap();
+    let ctx = hubpulse::query::session(&hubpulse::lake::LakeLocation::local(&lake))
+        .await
+        .unwrap();
     let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
     let (oct, sep) = (
         monthly::window(day("2026-10-01")),

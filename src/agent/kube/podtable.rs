@@ -585,7 +585,9 @@ mod tests {
         let mut new_row = row("new", "Running");
         new_row.instance_type = Some("m5.xlarge".into());
         sink.write(ts, &[(Change::Seen, new_row)]).unwrap();
-        let ctx = crate::query::session(&crate::lake::LakeLocation::local(dir.path())).await.unwrap();
+        let ctx = crate::query::session(&crate::lake::LakeLocation::local(dir.path()))
+            .await
+            .unwrap();
         let out = crate::query::run(
             &ctx,
             "SELECT pod, instance_type, event IS NULL AS no_event FROM pods ORDER BY pod",

@@ -45,11 +45,7 @@ impl Manifest {
 
     /// Retention of a side table (`decisions`, `pods`: parts without a manifest): delete this
     /// hub's partitions of `table` older than `cutoff`, in the lake the manifest was opened on.
-    pub fn drop_side_before(
-        &self,
-        table: &str,
-        cutoff: &str,
-    ) -> Result<Vec<String>, LakeError> {
+    pub fn drop_side_before(&self, table: &str, cutoff: &str) -> Result<Vec<String>, LakeError> {
         let dir_rel = format!("{table}/hub={}", self.hub);
         let old = |name: &str| {
             name.strip_prefix("dt=")
