@@ -150,8 +150,8 @@ fn dispatch(cmd: Command) -> Result<(), AppError> {
                             .map_err(|e| AppError::Input(format!("--flush-interval: {e}")))?;
                     }
                     if let Some(z) = tz {
-                        Zone::parse(&z).map_err(|e| AppError::Input(format!("--tz: {e}")))?;
-                        c.tz = z;
+                        c.tz = Zone::parse_tz(&z)
+                            .map_err(|e| AppError::Input(format!("--tz: {e}")))?;
                     }
                     if let Some(h) = hub {
                         c.hub = h;

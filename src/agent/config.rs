@@ -36,7 +36,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentConfig {
     pub hub: String,
-    pub tz: String,
+    /// The time zone of local timestamps, parsed once here.
+    pub tz: chrono_tz::Tz,
     pub parsers: Option<PathBuf>,
     pub log_format: LogFormat,
     pub log_level: String,
@@ -133,7 +134,7 @@ impl AgentConfig {
         };
         Ok(AgentConfig {
             hub: "jupyterhub".into(),
-            tz: "UTC".into(),
+            tz: chrono_tz::Tz::UTC,
             parsers: None,
             log_format: LogFormat::Text,
             log_level: "info".into(),
@@ -444,8 +445,10 @@ impl RawConfig {
     fn validate(self, _text: &str) -> Result<AgentConfig, KeyErr> {
         let zero = FileSourceConfig::default();
         let a = &self.agent;
-        let tz = a.tz.clone().unwrap_or_else(|| "UTC".into());
-        crate::parse::time::Zone::parse(&tz).map_err(|e| ("agent.tz".into(), e.to_string()))?;
+        let tz = match &a.tz {
+            None => chrono_tz::Tz::UTC,
+            Some(z) => crate::parse::time::Zone::parse_tz(z).map_err(|e| ("agent.tz".into(), e))?,
+        };
         if let Some(p) = &a.parsers
             && !p.is_dir()
         {

@@ -73,7 +73,7 @@ pub fn run_with(
     metrics: Arc<Metrics>,
     stop: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> Result<(), AgentError> {
-    let zone = Zone::parse(&cfg.tz).map_err(|e| AgentError::Config(format!("tz: {e}")))?;
+    let zone = Zone::new(cfg.tz);
     let catalogue = match &cfg.parsers {
         Some(d) => Catalogue::from_dir(d),
         None => Catalogue::embedded(),
