@@ -113,10 +113,10 @@ async fn main() {
         )
         .unwrap(),
         client: HubClient::new(HubConfig::new(hub_url, ApiToken::new("hub-token"))).unwrap(),
-        lake: lake.clone(),
+        lake: hubpulse::lake::LakeLocation::local(&lake),
         hub: "jupyterhub".into(),
         // Decisions go to a scratch lake, so the measured lake is not changed.
-        sink: DecisionSink::new(scratch.path(), "jupyterhub"),
+        sink: DecisionSink::new(&hubpulse::lake::LakeLocation::local(scratch.path()), "jupyterhub"),
         stats: Arc::new(ControlStats::default()),
         token: TOKEN.into(),
         dry_run: false,

@@ -53,7 +53,11 @@ fn main() {
         "[I 2026-11-28 12:00:00.000 JupyterHub app:1] start t=0\n",
     )
     .unwrap();
-    let mut cfg = AgentConfig::zero(dir.join("lake"), &[log.display().to_string()]).unwrap();
+    let mut cfg = AgentConfig::zero(
+        hubpulse::lake::LakeLocation::local(dir.join("lake")),
+        &[log.display().to_string()],
+    )
+    .unwrap();
     cfg.http = None;
     cfg.lake.flush_interval = Duration::from_secs(1);
     let samples = Arc::new(Mutex::new(Vec::with_capacity((rate * secs) as usize)));

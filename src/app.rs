@@ -107,14 +107,14 @@ fn dispatch(rt: &Rt, cmd: Command) -> Result<(), AppError> {
             no_progress,
             threads,
             files,
-        } => lake::ingest_cmd(&lake, &opts, !no_progress, threads, &files),
+        } => lake::ingest_cmd(&lake_at(&lake)?, &opts, !no_progress, threads, &files),
         Command::Retention {
             lake,
             hub,
             events,
             decisions,
             pods,
-        } => lake::retention_cmd(&lake, &hub, events, decisions, pods),
+        } => lake::retention_cmd(&lake_at(&lake)?, &hub, events, decisions, pods),
         Command::Query {
             lake,
             format,
@@ -124,7 +124,7 @@ fn dispatch(rt: &Rt, cmd: Command) -> Result<(), AppError> {
             sql,
         } => {
             let sql = query::sql_of(sql, file, name, queries.as_deref())?;
-            query::query_cmd(rt.handle()?, &lake, &sql, format)
+            query::query_cmd(rt.handle()?, &lake_at(&lake)?, &sql, format)
         }
         Command::Report {
             report:
@@ -135,7 +135,7 @@ fn dispatch(rt: &Rt, cmd: Command) -> Result<(), AppError> {
                     format,
                     out,
                 },
-        } => report::report_monthly(rt.handle()?, &lake, &month, pricing, format, out),
+        } => report::report_monthly(rt.handle()?, &lake_at(&lake)?, &month, pricing, format, out),
         Command::Run {
             config,
             lake,
@@ -203,7 +203,13 @@ fn dispatch(rt: &Rt, cmd: Command) -> Result<(), AppError> {
                 pending,
             };
             let handle = rt.handle()?;
-            control::capacity_plan(handle, &lake, config.as_deref(), at.as_deref(), seen)
+            control::capacity_plan(
+                handle,
+                &lake_at(&lake)?,
+                config.as_deref(),
+                at.as_deref(),
+                seen,
+            )
         }
     }
 }
@@ -224,4 +230,9 @@ pub fn init_logging_with(level: &str, format: LogFormat) {
         LogFormat::Json => b.json().try_init(),
         LogFormat::Text => b.try_init(),
     };
+}
+
+/// A `--lake` argument, parsed once: a directory, or a well-formed `s3://bucket/prefix`.
+pub(crate) fn lake_at(arg: &std::path::Path) -> Result<crate::lake::LakeLocation, AppError> {
+    crate::lake::LakeLocation::from_path(arg).map_err(AppError::Input)
 }

@@ -36,7 +36,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentConfig {
     pub hub: String,
-    pub tz: String,
+    /// The time zone of local timestamps, parsed once here.
+    pub tz: chrono_tz::Tz,
     pub parsers: Option<PathBuf>,
     pub log_format: LogFormat,
     pub log_level: String,
@@ -74,7 +75,8 @@ pub struct PodsConfig {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LakeConfig {
-    pub path: PathBuf,
+    /// Parsed once, here: a directory or an S3 bucket prefix.
+    pub path: crate::lake::LakeLocation,
     /// Commit at least this often while records are buffered (freshness of queries).
     pub flush_interval: Duration,
     /// Commit once this many input bytes are buffered (bounds memory).
@@ -116,7 +118,7 @@ impl Default for FileSourceConfig {
 
 impl AgentConfig {
     /// The zero-config form: `hubpulse run --lake DIR --follow PATH_OR_GLOB…` (`-` = stdin).
-    pub fn zero(lake: PathBuf, follow: &[String]) -> Result<AgentConfig, String> {
+    pub fn zero(lake: crate::lake::LakeLocation, follow: &[String]) -> Result<AgentConfig, String> {
         let stdin = follow.iter().any(|f| f == "-");
         let include: Vec<String> = follow.iter().filter(|f| *f != "-").cloned().collect();
         for g in &include {
@@ -132,7 +134,7 @@ impl AgentConfig {
         };
         Ok(AgentConfig {
             hub: "jupyterhub".into(),
-            tz: "UTC".into(),
+            tz: chrono_tz::Tz::UTC,
             parsers: None,
             log_format: LogFormat::Text,
             log_level: "info".into(),
@@ -202,43 +204,79 @@ pub(crate) fn line_col(text: &str, byte: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// Best-effort position of a dotted key (`lake.flush_interval`, `files[1].include`) in the text:
-/// the first line, after the table header, that assigns its last segment.
+/// The position of a key path (`lake.flush_interval`, `files[1].include`,
+/// `instance_types."m5.2xlarge".memory`, `datadog.tags[2]`) in the document, from the spans
+/// the TOML parser records: the key as written (under a table header, as a dotted key or in an
+/// inline table alike; an array element by its own span). `None` when the path is not in the
+/// text (a key that is missing, or a value that came from a default).
 pub(crate) fn key_position(text: &str, key: &str) -> Option<(usize, usize)> {
-    let leaf = key.rsplit('.').next()?;
-    let leaf = leaf.split('[').next()?;
-    let table = key
-        .rsplit_once('.')
-        .map(|(t, _)| t.split('[').next().unwrap_or(t));
-    let mut in_table = table.is_none();
-    let mut index: usize = 0;
-    let want_index = key
-        .split_once('[')
-        .and_then(|(_, r)| r.split(']').next()?.parse::<usize>().ok());
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim_start();
-        if let Some(h) = t.strip_prefix("[[") {
-            let name = h.split("]]").next().unwrap_or("").trim();
-            if Some(name) == table {
-                in_table = want_index.is_none_or(|w| w == index);
-                index += 1;
-            } else {
-                in_table = false;
+    let root = toml::de::DeValue::Table(toml::de::DeTable::parse(text).ok()?.into_inner());
+    let mut at = &root;
+    let mut span = None;
+    for seg in key_segments(key)? {
+        span = Some(step(&mut at, &seg)?);
+    }
+    Some(line_col(text, span?.start))
+}
+
+/// One segment of a key path: a (possibly quoted) key, or an array index.
+#[derive(Debug, PartialEq)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// `a."b.c"[2].d` → `a`, `b.c`, `[2]`, `d`.
+fn key_segments(key: &str) -> Option<Vec<Seg>> {
+    let mut out = Vec::new();
+    let mut chars = key.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        match c {
+            '.' => {
+                chars.next();
             }
-            continue;
-        }
-        if let Some(h) = t.strip_prefix('[') {
-            in_table = Some(h.split(']').next().unwrap_or("").trim()) == table;
-            continue;
-        }
-        if in_table
-            && let Some(rest) = t.strip_prefix(leaf)
-            && rest.trim_start().starts_with('=')
-        {
-            return Some((i + 1, line.len() - t.len() + 1));
+            '[' => {
+                chars.next();
+                let n: String = chars.by_ref().take_while(|c| *c != ']').collect();
+                out.push(Seg::Index(n.trim().parse().ok()?));
+            }
+            '"' => {
+                chars.next();
+                let k: String = chars.by_ref().take_while(|c| *c != '"').collect();
+                out.push(Seg::Key(k));
+            }
+            _ => {
+                let mut k = String::new();
+                while let Some(&c) = chars.peek() {
+                    if matches!(c, '.' | '[') {
+                        break;
+                    }
+                    k.push(c);
+                    chars.next();
+                }
+                out.push(Seg::Key(k.trim().to_string()));
+            }
         }
     }
-    None
+    Some(out)
+}
+
+/// Moves `at` to `seg` under it; returns the span that names it (a key's, an element's).
+fn step<'r, 'i>(at: &mut &'r toml::de::DeValue<'i>, seg: &Seg) -> Option<std::ops::Range<usize>> {
+    use toml::de::DeValue;
+    match (seg, *at) {
+        (Seg::Key(k), DeValue::Table(t)) => {
+            let (key, value) = t.get_key_value(k.as_str())?;
+            *at = value.get_ref();
+            Some(key.span())
+        }
+        (Seg::Index(i), DeValue::Array(a)) => {
+            let item = a.get(*i)?;
+            *at = item.get_ref();
+            Some(item.span())
+        }
+        _ => None,
+    }
 }
 
 /// Split `"<integer><unit>"` (spaces around the unit allowed) and look the unit up.
@@ -407,8 +445,10 @@ impl RawConfig {
     fn validate(self, _text: &str) -> Result<AgentConfig, KeyErr> {
         let zero = FileSourceConfig::default();
         let a = &self.agent;
-        let tz = a.tz.clone().unwrap_or_else(|| "UTC".into());
-        crate::parse::time::Zone::parse(&tz).map_err(|e| ("agent.tz".into(), e.to_string()))?;
+        let tz = match &a.tz {
+            None => chrono_tz::Tz::UTC,
+            Some(z) => crate::parse::time::Zone::parse_tz(z).map_err(|e| ("agent.tz".into(), e))?,
+        };
         if let Some(p) = &a.parsers
             && !p.is_dir()
         {
@@ -430,6 +470,8 @@ impl RawConfig {
             &a.shutdown_deadline,
             Duration::from_secs(10),
         )?;
+        let path = crate::lake::LakeLocation::from_path(&self.lake.path)
+            .map_err(|e| ("lake.path".to_string(), e))?;
         let flush_interval = dur(
             "lake.flush_interval",
             &self.lake.flush_interval,
@@ -558,7 +600,7 @@ impl RawConfig {
             log_format: a.log_format.unwrap_or_default(),
             log_level,
             lake: LakeConfig {
-                path: self.lake.path,
+                path,
                 flush_interval,
                 flush_bytes,
                 compact_min_files: self.lake.compact_min_files.unwrap_or(16),

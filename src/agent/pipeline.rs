@@ -55,8 +55,6 @@ pub struct PipelineConfig {
     pub batch_rows: usize,
     /// Merge a partition's small parts once it has this many (0: never).
     pub compact_min_files: usize,
-    /// The lake (as configured: a directory or `s3://…`), for retention of the side tables.
-    pub lake: std::path::PathBuf,
     /// `[lake.retention]`, applied at start and then hourly.
     pub retention: crate::lake::retention::Retention,
 }
@@ -134,7 +132,6 @@ impl Pipeline {
                 flush_bytes: cfg.flush_bytes,
                 batch_rows: cfg.batch_rows,
                 compact_min_files: cfg.compact_min_files,
-                lake: cfg.lake.clone(),
                 retention: cfg.retention,
             },
             manifest,

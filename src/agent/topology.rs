@@ -39,7 +39,7 @@ pub(super) struct Lake {
 
 /// The zone, the catalogue and the lake; every failure here is a configuration problem.
 pub(super) fn open_lake(cfg: &AgentConfig, metrics: &Metrics) -> Result<Lake, AgentError> {
-    let zone = Zone::parse(&cfg.tz).map_err(|e| AgentError::Config(format!("tz: {e}")))?;
+    let zone = Zone::new(cfg.tz);
     let catalogue = match &cfg.parsers {
         Some(d) => Catalogue::from_dir(d),
         None => Catalogue::embedded(),
@@ -67,7 +67,6 @@ pub(super) fn open_lake(cfg: &AgentConfig, metrics: &Metrics) -> Result<Lake, Ag
         record_hold: cfg.record_hold,
         batch_rows: 64 * 1024,
         compact_min_files: cfg.lake.compact_min_files,
-        lake: cfg.lake.path.clone(),
         retention: cfg.lake.retention,
     };
     Ok(Lake {

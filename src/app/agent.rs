@@ -50,7 +50,8 @@ fn config(f: RunFlags) -> Result<AgentConfig, AppError> {
     let mut cfg = match (f.config, f.lake) {
         (Some(path), _) => AgentConfig::load(&path).map_err(AppError::Input)?,
         (None, Some(lake)) => {
-            let mut c = AgentConfig::zero(lake, &f.follow).map_err(AppError::Input)?;
+            let mut c =
+                AgentConfig::zero(super::lake_at(&lake)?, &f.follow).map_err(AppError::Input)?;
             if let Some(h) = f.http {
                 c.http = match h.as_str() {
                     "off" => None,
@@ -64,8 +65,7 @@ fn config(f: RunFlags) -> Result<AgentConfig, AppError> {
                     .map_err(|e| AppError::Input(format!("--flush-interval: {e}")))?;
             }
             if let Some(z) = f.tz {
-                Zone::parse(&z).map_err(|e| AppError::Input(format!("--tz: {e}")))?;
-                c.tz = z;
+                c.tz = Zone::parse_tz(&z).map_err(|e| AppError::Input(format!("--tz: {e}")))?;
             }
             if let Some(h) = f.hub {
                 c.hub = h;
@@ -96,7 +96,7 @@ fn run_agent(rt: &Handle, cfg: AgentConfig) -> Result<(), AppError> {
     let (obs, sink) = crate::sinks::datadog::sink::start(
         rt,
         &cfg.datadog,
-        &crate::lake::store::state_dir(&cfg.lake.path, &cfg.hub),
+        &cfg.lake.path.state_dir(&cfg.hub),
         &metrics,
         grace,
     )

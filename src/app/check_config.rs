@@ -59,7 +59,7 @@ fn agent_and_lake(cfg: &AgentConfig, row: &mut Row<'_>) {
         "lake",
         format!(
             "{}: commits at least every {} (or at {} MiB read); {}; {keep}",
-            l.path.display(),
+            l.path,
             dur(l.flush_interval),
             l.flush_bytes >> 20,
             match l.compact_min_files {

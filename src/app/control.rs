@@ -14,7 +14,7 @@ use super::out::Out;
 /// `hubpulse capacity plan`: the forecast from the lake and the decision, printed; a dry run.
 pub(super) fn capacity_plan(
     rt: &Handle,
-    lake: &Path,
+    lake: &crate::lake::LakeLocation,
     config: Option<&Path>,
     at: Option<&str>,
     seen: crate::control::capacity::placeholder::Observed,

@@ -37,7 +37,8 @@ pub fn demo(rt: &Handle, lake: &Path) -> Result<(), AppError> {
     std::fs::create_dir_all(&sample_dir)
         .map_err(|e| AppError::Input(format!("{}: {e}", sample_dir.display())))?;
     let sample = sample_dir.join("hub.log");
-    let mut cfg = AgentConfig::zero(lake.to_path_buf(), &[sample.display().to_string()])
+    let location = crate::lake::LakeLocation::local(lake);
+    let mut cfg = AgentConfig::zero(location.clone(), &[sample.display().to_string()])
         .map_err(AppError::Input)?;
     cfg.hub = "sample-hub".into();
     cfg.http = None;
@@ -72,7 +73,7 @@ pub fn demo(rt: &Handle, lake: &Path) -> Result<(), AppError> {
             lake.display()
         ))?;
         let sql = query::named(name, None).map_err(AppError::Input)?;
-        let batches = super::query::run_sql(rt, lake, &sql)?;
+        let batches = super::query::run_sql(rt, &location, &sql)?;
         query::render(&batches, Format::Table, &mut out).map_err(|e| out.error(e))?;
     }
     next_steps(lake, &mut out)?;

@@ -2,7 +2,7 @@
 //! partitions).
 
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::cli::ParseArgs;
 use crate::ingest::{IngestOptions, ingest};
@@ -12,7 +12,7 @@ use super::AppError;
 use super::out::Out;
 
 pub(super) fn retention_cmd(
-    lake: &Path,
+    lake: &crate::lake::LakeLocation,
     hub: &str,
     events: Option<u32>,
     decisions: Option<u32>,
@@ -36,7 +36,7 @@ pub(super) fn retention_cmd(
         e => AppError::Input(e.to_string()),
     })?;
     let today = chrono::Utc::now().date_naive();
-    let dropped = crate::lake::retention::apply(&mut m, lake, &r, today)
+    let dropped = crate::lake::retention::apply(&mut m, &r, today)
         .map_err(|e| AppError::Runtime(e.to_string()))?;
     let mut out = Out::stdout();
     for (table, dt) in &dropped.partitions {
@@ -52,7 +52,7 @@ pub(super) fn retention_cmd(
 }
 
 pub(super) fn ingest_cmd(
-    lake: &Path,
+    lake: &crate::lake::LakeLocation,
     opts: &ParseArgs,
     progress: bool,
     threads: Option<u16>,
@@ -65,9 +65,9 @@ pub(super) fn ingest_cmd(
         ));
     }
     super::parse::check_inputs(files, false)?;
-    if !crate::lake::store::Location::of(lake).is_remote() {
-        std::fs::create_dir_all(lake)
-            .map_err(|e| AppError::Input(format!("{}: cannot create lake: {e}", lake.display())))?;
+    if let Some(dir) = lake.as_local() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| AppError::Input(format!("{}: cannot create lake: {e}", dir.display())))?;
     }
     let iopts = IngestOptions {
         // `--threads 1` (the default on two cores) parses on the reading thread: a thread of
@@ -90,7 +90,9 @@ pub(super) fn ingest_cmd(
         | LakeError::Conflict { .. }
         | LakeError::Config(_)
         | LakeError::Legacy { .. } => AppError::Input(e.to_string()),
-        LakeError::Io { ref path, .. } if !path.starts_with(lake) => AppError::Input(e.to_string()),
+        LakeError::Io { ref path, .. } if !lake.as_local().is_some_and(|d| path.starts_with(d)) => {
+            AppError::Input(e.to_string())
+        }
         e => AppError::Runtime(e.to_string()),
     })?;
     for f in &summary.by_file {

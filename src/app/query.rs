@@ -40,7 +40,7 @@ fn mentions_sessions(sql: &str) -> bool {
 
 pub(super) fn query_cmd(
     rt: &Handle,
-    lake: &Path,
+    lake: &crate::lake::LakeLocation,
     sql: &str,
     format: Format,
 ) -> Result<(), AppError> {
@@ -53,7 +53,7 @@ pub(super) fn query_cmd(
 /// One statement over the lake, collected.
 pub(crate) fn run_sql(
     rt: &Handle,
-    lake: &Path,
+    lake: &crate::lake::LakeLocation,
     sql: &str,
 ) -> Result<Vec<arrow::array::RecordBatch>, AppError> {
     let batches = rt.block_on(async {

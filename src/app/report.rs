@@ -1,6 +1,6 @@
 //! `hubpulse report monthly`: the month's report from the lake, to stdout or a file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use tokio::runtime::Handle;
 
@@ -11,7 +11,7 @@ use super::out::Out;
 
 pub(super) fn report_monthly(
     rt: &Handle,
-    lake: &Path,
+    lake: &crate::lake::LakeLocation,
     month: &str,
     pricing: Option<PathBuf>,
     format: crate::report::ReportFormat,

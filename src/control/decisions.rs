@@ -13,7 +13,7 @@
 //! - No token is ever a column; `user`/`server_name` are data, never metric labels.
 
 use std::fs::{self, File};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -24,6 +24,8 @@ use arrow::array::{
 use chrono::{DateTime, Utc};
 use parquet::arrow::ArrowWriter;
 
+use crate::lake::LakeLocation;
+use crate::lake::store::Remote;
 use crate::lake::tables::decisions::{DECISIONS, schema};
 use crate::lake::writer::{WriterConfig, writer_properties};
 
@@ -157,22 +159,19 @@ pub struct DecisionSink {
     seq: Arc<AtomicU64>,
 }
 
-/// A side table's directory in an object store: the client, and the path under the lake root.
-type RemoteDir = (Arc<crate::lake::store::Remote>, String);
-
 /// Where a side table (`decisions`, `pods`) of one hub is written: `<lake>/<table>/hub=<hub>/`,
-/// in a directory or in an object store (opened on first use).
+/// in a directory or in an object store (its client opened on first use).
 #[derive(Debug, Clone)]
 pub struct SideRoot {
-    /// `<lake>/<table>/hub=<hub>` (a path, or an `s3://` URL held in a path).
-    dir: PathBuf,
-    remote: Arc<std::sync::OnceLock<Result<RemoteDir, String>>>,
+    /// `<lake>/<table>/hub=<hub>`.
+    dir: LakeLocation,
+    remote: Arc<std::sync::OnceLock<Result<Arc<Remote>, String>>>,
 }
 
 impl SideRoot {
-    pub fn new(lake: &Path, table: &str, hub: &str) -> SideRoot {
+    pub fn new(lake: &LakeLocation, table: &str, hub: &str) -> SideRoot {
         SideRoot {
-            dir: lake.join(table).join(format!("hub={hub}")),
+            dir: lake.join(&format!("{table}/hub={hub}")),
             remote: Arc::new(std::sync::OnceLock::new()),
         }
     }
@@ -183,29 +182,17 @@ impl SideRoot {
     /// # Errors
     /// I/O, store or encoding errors, with the path.
     pub fn publish(&self, dt: &str, n: u64, batch: &RecordBatch) -> Result<(), String> {
-        match crate::lake::store::Location::of(&self.dir) {
-            crate::lake::store::Location::Local(d) => {
-                publish(&d.join(format!("dt={dt}")), n, batch)
-            }
-            crate::lake::store::Location::S3(url) => {
-                let (remote, rel) = self
+        match &self.dir {
+            LakeLocation::Local(d) => publish(&d.join(format!("dt={dt}")), n, batch),
+            LakeLocation::S3(url) => {
+                let remote = self
                     .remote
-                    .get_or_init(|| {
-                        // The lake root is two segments up: `<lake>/<table>/hub=<hub>`.
-                        let mut segs: Vec<&str> = url.rsplitn(3, '/').collect();
-                        segs.reverse();
-                        let (root, rel) = match segs.as_slice() {
-                            [root, table, hub] => (root.to_string(), format!("{table}/{hub}")),
-                            _ => return Err(format!("{url}: not a side-table location")),
-                        };
-                        let r = crate::lake::store::Remote::open(&root)?;
-                        Ok((Arc::new(r), rel))
-                    })
+                    .get_or_init(|| Remote::open(url).map(Arc::new))
                     .clone()?;
                 let body = encode(batch).map_err(|e| format!("{url}: {e}"))?;
                 // One PUT: the object appears whole or not at all.
                 remote
-                    .put(&format!("{rel}/dt={dt}/{}", part_name(n)), body)
+                    .put(&format!("dt={dt}/{}", part_name(n)), body)
                     .map_err(|e| format!("{url}: {e}"))
             }
         }
@@ -266,7 +253,7 @@ fn micros(t: Option<DateTime<Utc>>) -> Option<i64> {
 }
 
 impl DecisionSink {
-    pub fn new(lake: &Path, hub: &str) -> Self {
+    pub fn new(lake: &LakeLocation, hub: &str) -> Self {
         DecisionSink {
             root: SideRoot::new(lake, DECISIONS, hub),
             hub: hub.to_string(),

@@ -30,7 +30,6 @@ pub mod metrics;
 pub mod observe;
 pub mod quota;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use crate::hub::{ApiToken, HubClient, HubConfig};
@@ -81,7 +80,7 @@ pub struct Started {
 /// Configuration problems (exit 2): no hub URL or token, unreadable policy.
 pub fn start(
     cfg: &ControlConfig,
-    lake: &Path,
+    lake: &crate::lake::LakeLocation,
     hub_name: &str,
     rt: &tokio::runtime::Handle,
     metrics: &crate::stream::metrics::Metrics,
@@ -145,7 +144,7 @@ pub fn start(
             policy,
             client: hub_client(cfg.hub.as_ref(), 10, 200)?
                 .with_request_counter(stats.hub_requests.clone()),
-            lake: lake.to_path_buf(),
+            lake: lake.clone(),
             hub: hub_name.to_string(),
             sink,
             stats,

@@ -27,7 +27,6 @@
 //! - No token is ever a column; `user`/`server_name` are data, never metric labels.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -100,7 +99,7 @@ pub struct Observations {
 impl Observations {
     /// `lake`: `None` keeps observations in memory only (`hubpulse cull --once`, tests).
     pub fn new(
-        lake: Option<&Path>,
+        lake: Option<&crate::lake::LakeLocation>,
         hub: &str,
         view: Arc<ActivityView>,
         stats: Arc<crate::control::metrics::ControlStats>,

@@ -23,7 +23,6 @@
 //!   (false), `reason` (the message) and `code` (`no_capacity`) for hooks that predate it.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::time::Instant;
@@ -47,7 +46,7 @@ use crate::hub::{HubClient, UserState};
 pub struct Quotas {
     pub policy: Policy,
     pub client: HubClient,
-    pub lake: PathBuf,
+    pub lake: crate::lake::LakeLocation,
     /// This agent's hub: usage is counted per hub.
     pub hub: String,
     pub sink: DecisionSink,
@@ -383,7 +382,7 @@ impl Quotas {
 /// or stop, cannot add or hide usage. `None` (reports, tests) counts the lake's sessions as
 /// they are.
 pub async fn month_usage(
-    lake: &std::path::Path,
+    lake: &crate::lake::LakeLocation,
     policy: &Policy,
     now: DateTime<Utc>,
     hub: Option<&str>,
@@ -403,10 +402,12 @@ pub async fn month_usage(
         .sessions;
     // (user, server) -> [(admitted at, profile)] in time order.
     let mut admitted: HashMap<(String, String), Vec<(i64, String)>> = HashMap::new();
-    if lake
-        .join(crate::lake::tables::decisions::DECISIONS)
-        .is_dir()
-    {
+    // Registered when the lake has the table (a directory; an S3 prefix is asked through the
+    // object store, see `query::session`): never a local `is_dir` check, which a bucket fails.
+    let has_decisions = ctx
+        .table_exist(crate::lake::tables::decisions::DECISIONS)
+        .map_err(|e| e.to_string())?;
+    if has_decisions {
         let look_back = start - chrono::Duration::days(62);
         let sql = format!(
             "SELECT \"user\", COALESCE(server_name, ''), CAST(ts AS BIGINT) AS t, COALESCE(profile, '')

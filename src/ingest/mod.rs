@@ -40,7 +40,7 @@ use piece::Piece;
 
 #[derive(Clone)]
 pub struct IngestOptions {
-    pub lake: PathBuf,
+    pub lake: crate::lake::LakeLocation,
     pub zone: Zone,
     pub hub: String,
     pub catalogue: Arc<Catalogue>,
@@ -65,14 +65,14 @@ pub struct IngestOptions {
 impl IngestOptions {
     /// The options `hubpulse ingest` uses, parsing on the reading thread, with no progress bar.
     pub fn new(
-        lake: &Path,
+        lake: &crate::lake::LakeLocation,
         zone: Zone,
         hub: &str,
         catalogue: Arc<Catalogue>,
         reader: ReaderConfig,
     ) -> Self {
         IngestOptions {
-            lake: lake.to_path_buf(),
+            lake: lake.clone(),
             zone,
             hub: hub.to_string(),
             catalogue,

@@ -9,15 +9,18 @@
 //! * [`manifest`]: the commit protocol, crash recovery, and per-source progress.
 //! * [`compact`]: merging a partition's small parts, swapped in atomically.
 //! * [`retention`]: dropping partitions older than N months, per table.
-//! * [`store`]: where the lake lives: a directory, or an S3 bucket prefix.
+//! * [`location`]: where the lake lives, parsed once: a directory, or an S3 bucket prefix.
+//! * [`store`]: the object-store operations of a lake in a bucket.
 
 pub mod batch;
 pub mod compact;
 pub mod derived;
+pub mod location;
 pub mod manifest;
 pub mod retention;
 pub mod store;
 pub mod tables;
 pub mod writer;
 
+pub use location::{LakeLocation, S3Url};
 pub use manifest::{LakeError, Manifest};

@@ -13,8 +13,6 @@
 //! * `decisions` and `pods` parts are only ever written into the current day's partition
 //!   (and have no manifest), and N ≥ 1 month keeps that one far from the cutoff.
 
-use std::path::Path;
-
 use chrono::{Datelike, NaiveDate};
 
 use super::manifest::{LakeError, Manifest};
@@ -46,13 +44,12 @@ pub struct Dropped {
     pub partitions: Vec<(String, String)>,
 }
 
-/// Apply `r` to `manifest`'s hub in `lake` (the same lake the manifest was opened on).
+/// Apply `r` to `manifest`'s hub in the lake the manifest was opened on.
 ///
 /// # Errors
 /// Store or I/O errors; a commit conflict with another writer of the same hub.
 pub fn apply(
     manifest: &mut Manifest,
-    lake: &Path,
     r: &Retention,
     today: NaiveDate,
 ) -> Result<Dropped, LakeError> {
@@ -70,7 +67,7 @@ pub fn apply(
     for (table, months) in side {
         let Some(n) = months else { continue };
         let cut = cutoff(today, n).format("%Y-%m-%d").to_string();
-        for dt in manifest.drop_side_before(lake, table, &cut)? {
+        for dt in manifest.drop_side_before(table, &cut)? {
             out.partitions.push((table.to_string(), dt));
         }
     }

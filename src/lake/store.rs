@@ -1,5 +1,6 @@
-//! Where a lake lives: a local directory (or a shared file system such as EFS), or an S3 bucket
-//! prefix (`s3://bucket/prefix`, any S3-compatible store) reached through `object_store`.
+//! A lake in an S3 bucket prefix (`s3://bucket/prefix`, any S3-compatible store; see
+//! [`super::location`]) reached through `object_store`; or else a local directory (or a shared
+//! file system such as EFS).
 //!
 //! The lake's layout is the same on both (see [`super::manifest`]); only the primitive
 //! operations differ. On a file system a part is published by `rename(2)`; on S3 an object
@@ -21,47 +22,11 @@ use futures::StreamExt;
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
+use super::location::S3Url;
+
 /// Parts bigger than this go up as a multipart upload (S3 caps a single PUT at 5 GiB).
 const SINGLE_PUT_MAX: u64 = 64 << 20;
 const MULTIPART_CHUNK: usize = 16 << 20;
-
-/// A lake location as given on the command line or in the config.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Location {
-    Local(PathBuf),
-    /// `s3://bucket/prefix` (the prefix may be empty).
-    S3(String),
-}
-
-impl Location {
-    /// `s3://…` (or `s3a://…`) is a bucket; anything else is a local path.
-    pub fn of(p: &Path) -> Location {
-        match p.to_str() {
-            Some(s) if s.starts_with("s3://") || s.starts_with("s3a://") => {
-                Location::S3(s.trim_end_matches('/').to_string())
-            }
-            _ => Location::Local(p.to_path_buf()),
-        }
-    }
-
-    pub fn is_remote(&self) -> bool {
-        matches!(self, Location::S3(_))
-    }
-}
-
-/// A directory on this machine for one hub's local state (the Datadog spool): inside the lake
-/// (`<lake>/_hubpulse/hubs/<hub>`) when the lake is a directory; for a lake in an object store,
-/// `$HUBPULSE_STATE_DIR/<hub>` (default: the system temporary directory), which a Kubernetes
-/// deployment should put on a volume that outlives the pod.
-pub fn state_dir(lake: &Path, hub: &str) -> PathBuf {
-    match Location::of(lake) {
-        Location::Local(root) => root.join(super::manifest::meta_rel(hub)),
-        Location::S3(_) => std::env::var_os("HUBPULSE_STATE_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| std::env::temp_dir().join("hubpulse"))
-            .join(hub),
-    }
-}
 
 /// A hub name is a path segment of the lake (`hub=<name>`): keep it portable across engines.
 pub fn check_hub(hub: &str) -> Result<(), String> {
@@ -80,25 +45,15 @@ pub fn check_hub(hub: &str) -> Result<(), String> {
     }
 }
 
-/// Build the object store for `s3://bucket/prefix`; returns it with the prefix inside the bucket.
-pub fn s3_store(url: &str) -> Result<(Arc<dyn ObjectStore>, ObjPath), String> {
-    s3_store_with(url, &[])
-}
-
-/// [`s3_store`] with explicit settings over the environment's (`object_store`'s `AmazonS3ConfigKey`
-/// names: `aws_endpoint`, `aws_access_key_id`, `aws_secret_access_key`, `aws_region`, …).
-pub fn s3_store_with(
-    url: &str,
+/// The object store of `url`'s bucket, with `options` (`object_store`'s `AmazonS3ConfigKey`
+/// names: `aws_endpoint`, `aws_access_key_id`, `aws_secret_access_key`, `aws_region`, …) over
+/// the environment's; returns it with the prefix inside the bucket. See [`S3Url::store`].
+pub(crate) fn s3_store_with(
+    url: &S3Url,
     options: &[(&str, &str)],
 ) -> Result<(Arc<dyn ObjectStore>, ObjPath), String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
-    let bucket = parsed
-        .host_str()
-        .filter(|b| !b.is_empty())
-        .ok_or_else(|| format!("{url}: no bucket (expected s3://bucket/prefix)"))?;
-    let prefix = ObjPath::parse(parsed.path().trim_matches('/'))
-        .map_err(|e| format!("{url}: bad prefix: {e}"))?;
-    let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+    let prefix = ObjPath::parse(url.prefix()).map_err(|e| format!("{url}: bad prefix: {e}"))?;
+    let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(url.bucket());
     let endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
         .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
         .or_else(|_| std::env::var("AWS_ENDPOINT"))
@@ -168,13 +123,9 @@ impl Drop for Remote {
 }
 
 impl Remote {
-    pub fn open(url: &str) -> Result<Remote, String> {
-        Remote::open_with(url, &[])
-    }
-
-    /// [`Remote::open`] with explicit settings over the environment's (see [`s3_store_with`]).
-    pub fn open_with(url: &str, options: &[(&str, &str)]) -> Result<Remote, String> {
-        let (store, prefix) = s3_store_with(url, options)?;
+    /// A client of the lake root `url` (its settings included, see [`S3Url::store`]).
+    pub fn open(url: &S3Url) -> Result<Remote, String> {
+        let (store, prefix) = url.store()?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("hubpulse-s3")
@@ -369,19 +320,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn locations() {
-        assert_eq!(
-            Location::of(Path::new("s3://b/p/")),
-            Location::S3("s3://b/p".into())
-        );
-        assert_eq!(
-            Location::of(Path::new("/var/lib/lake")),
-            Location::Local("/var/lib/lake".into())
-        );
-        assert!(!Location::of(Path::new("s3:/x")).is_remote());
-    }
-
-    #[test]
     fn hub_names_are_portable_path_segments() {
         for ok in ["jupyterhub", "prod-eu.1", "a", "hub_2"] {
             assert!(check_hub(ok).is_ok(), "{ok}");
@@ -402,15 +340,14 @@ mod tests {
 
     #[test]
     fn keys_are_under_the_prefix() {
-        let r = Remote::open("s3://bucket/some/prefix").unwrap();
+        let r = Remote::open(&S3Url::parse("s3://bucket/some/prefix").unwrap()).unwrap();
         let k = r.key("events/hub=a/dt=2026-11-01/part-1.parquet");
         assert_eq!(
             k.as_ref(),
             "some/prefix/events/hub=a/dt=2026-11-01/part-1.parquet"
         );
         assert_eq!(r.rel_of(&k), "events/hub=a/dt=2026-11-01/part-1.parquet");
-        let bare = Remote::open("s3://bucket").unwrap();
+        let bare = Remote::open(&S3Url::parse("s3://bucket").unwrap()).unwrap();
         assert_eq!(bare.key("x/y").as_ref(), "x/y");
-        assert!(Remote::open("s3:///nobucket").is_err());
     }
 }

@@ -43,7 +43,12 @@ impl Zone {
 
     /// Parse an IANA zone name (`UTC`, `Europe/Paris`); the error names the bad value.
     pub fn parse(name: &str) -> Result<Self, String> {
-        name.parse::<Tz>().map(Zone::new).map_err(|_| {
+        Zone::parse_tz(name).map(Zone::new)
+    }
+
+    /// [`Zone::parse`]'s zone alone, for a config to hold (parsed once, where it is read).
+    pub fn parse_tz(name: &str) -> Result<Tz, String> {
+        name.parse::<Tz>().map_err(|_| {
             format!(
                 "unknown time zone {name:?} (expected an IANA name such as UTC or Europe/Paris)"
             )

@@ -17,7 +17,7 @@ use datafusion::datasource::listing::{
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::lake::store::{Location, s3_store};
+use crate::lake::LakeLocation;
 use crate::lake::tables::events as schema;
 use object_store::ObjectStore;
 
@@ -62,9 +62,9 @@ fn tables() -> [(&'static str, arrow::datatypes::SchemaRef); 6] {
     ]
 }
 
-/// A DataFusion session with the lake's tables registered. `lake` is a directory or
-/// `s3://bucket/prefix` (credentials and endpoint from the AWS environment, see `lake::store`).
-pub async fn session(lake: &Path) -> Result<SessionContext, QueryError> {
+/// A DataFusion session with the lake's tables registered. `lake` is a directory or an S3
+/// bucket prefix (credentials and endpoint from the AWS environment, see `lake::store`).
+pub async fn session(lake: &LakeLocation) -> Result<SessionContext, QueryError> {
     let runtime = RuntimeEnvBuilder::new()
         .with_object_list_cache_limit(0)
         .build_arc()
@@ -73,8 +73,8 @@ pub async fn session(lake: &Path) -> Result<SessionContext, QueryError> {
         .with_information_schema(true)
         .with_target_partitions(2);
     let ctx = SessionContext::new_with_config_rt(config, runtime);
-    let (base, present): (String, Vec<&'static str>) = match Location::of(lake) {
-        Location::Local(dir) => {
+    let (base, present): (String, Vec<&'static str>) = match lake {
+        LakeLocation::Local(dir) => {
             // `lifecycle` and `activity` come with `events`, even where a hub's log had no
             // row for them yet (their directory does not exist then; it lists as empty).
             let events = dir.join(schema::EVENTS).is_dir();
@@ -93,20 +93,17 @@ pub async fn session(lake: &Path) -> Result<SessionContext, QueryError> {
                 .collect();
             if present.is_empty() {
                 return Err(QueryError::NotALake {
-                    path: lake.to_path_buf(),
+                    path: dir.clone(),
                     table: schema::EVENTS,
                 });
             }
-            let abs = std::fs::canonicalize(&dir)
+            let abs = std::fs::canonicalize(dir)
                 .map_err(|e| QueryError::Sql(format!("{}: {e}", dir.display())))?;
             (abs.display().to_string(), present)
         }
-        Location::S3(url) => {
-            let (store, prefix) = s3_store(&url).map_err(QueryError::Sql)?;
-            let parsed = url::Url::parse(&url).map_err(|e| QueryError::Sql(e.to_string()))?;
-            let bucket =
-                url::Url::parse(&format!("s3://{}", parsed.host_str().unwrap_or_default()))
-                    .map_err(|e| QueryError::Sql(e.to_string()))?;
+        LakeLocation::S3(url) => {
+            let (store, prefix) = url.store().map_err(QueryError::Sql)?;
+            let bucket = url.bucket_url().map_err(QueryError::Sql)?;
             let listed = store
                 .list_with_delimiter(Some(&prefix))
                 .await
@@ -125,12 +122,12 @@ pub async fn session(lake: &Path) -> Result<SessionContext, QueryError> {
                 .collect();
             if present.is_empty() {
                 return Err(QueryError::NotALake {
-                    path: lake.to_path_buf(),
+                    path: PathBuf::from(url.to_string()),
                     table: schema::EVENTS,
                 });
             }
             ctx.register_object_store(&bucket, store);
-            (url, present)
+            (url.to_string(), present)
         }
     };
     for (name, file_schema) in tables() {

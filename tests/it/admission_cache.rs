@@ -70,9 +70,9 @@ fn q2(lake: &std::path::Path, hub_url: &str) -> Arc<Quotas> {
             ApiToken::new("hub-token"),
         ))
         .unwrap(),
-        lake: lake.to_path_buf(),
+        lake: hubpulse::lake::LakeLocation::local(lake),
         hub: "hub".into(),
-        sink: DecisionSink::new(lake, "hub"),
+        sink: DecisionSink::new(&hubpulse::lake::LakeLocation::local(lake), "hub"),
         stats: Arc::new(ControlStats::default()),
         token: TOKEN.into(),
         dry_run: false,

@@ -141,9 +141,9 @@ async fn a_spawn_whose_profile_already_waits_for_room_is_told_to_wait_with_an_es
     let q = Arc::new(Quotas {
         policy: Policy::parse("default_profile = \"small\"\n", "policy.toml").unwrap(),
         client: HubClient::new(HubConfig::new(hub_url, ApiToken::new("hub-token"))).unwrap(),
-        lake: lake.clone(),
+        lake: hubpulse::lake::LakeLocation::local(&lake),
         hub: "hub".into(),
-        sink: DecisionSink::new(&lake, "hub"),
+        sink: DecisionSink::new(&hubpulse::lake::LakeLocation::local(&lake), "hub"),
         stats: stats.clone(),
         token: TOKEN.into(),
         dry_run: false,
@@ -260,9 +260,9 @@ async fn with_capacity_forecast_a_spawn_waits_on_the_forecast_before_anything_is
             policy: Policy::parse("default_profile = \"small\"\n", "policy.toml").unwrap(),
             client: HubClient::new(HubConfig::new(hub_url.clone(), ApiToken::new("hub-token")))
                 .unwrap(),
-            lake: lake.clone(),
+            lake: hubpulse::lake::LakeLocation::local(&lake),
             hub: "hub".into(),
-            sink: DecisionSink::new(&lake, "hub"),
+            sink: DecisionSink::new(&hubpulse::lake::LakeLocation::local(&lake), "hub"),
             stats: Arc::new(ControlStats::default()),
             token: TOKEN.into(),
             dry_run: false,

@@ -229,7 +229,7 @@ async fn capacity_scales_up_ahead_of_the_peak_with_one_merge_patch_and_records_i
         user_pod("jupyter-carol", "Succeeded", false),
     ];
     let lake = tempfile::tempdir().unwrap();
-    let sink = DecisionSink::new(lake.path(), "hub");
+    let sink = DecisionSink::new(&hubpulse::lake::LakeLocation::local(lake.path()), "hub");
     let mut p = Placeholders::new(client, target(), policy(false), Some(sink));
     // 08:15, one hour ahead reaches 09:00: 6 expected, alice running (bob is terminating)
     let c = p.reconcile(at(8, 15), &forecast()).await.unwrap();
@@ -371,7 +371,7 @@ async fn capacity_cooldown_holds_a_scale_down_without_patching() {
 async fn capacity_dry_run_reads_decides_and_records_but_never_patches() {
     let (api, client) = Api::start(0).await;
     let lake = tempfile::tempdir().unwrap();
-    let sink = DecisionSink::new(lake.path(), "hub");
+    let sink = DecisionSink::new(&hubpulse::lake::LakeLocation::local(lake.path()), "hub");
     let mut p = Placeholders::new(client, target(), policy(true), Some(sink));
     for (m, recorded) in [(15, true), (20, false)] {
         let c = p.reconcile(at(8, m), &forecast()).await.unwrap();
@@ -400,7 +400,7 @@ async fn capacity_a_forbidden_patch_is_an_error_and_recorded() {
     let (api, client) = Api::start(0).await;
     *api.forbid_patch.lock().unwrap() = true;
     let lake = tempfile::tempdir().unwrap();
-    let sink = DecisionSink::new(lake.path(), "hub");
+    let sink = DecisionSink::new(&hubpulse::lake::LakeLocation::local(lake.path()), "hub");
     let stats = Arc::new(CapacityStats::default());
     let mut p =
         Placeholders::new(client, target(), policy(false), Some(sink)).with_stats(stats.clone());
@@ -595,12 +595,12 @@ async fn capacity_the_agent_loop_forecasts_from_the_lake_and_reapplies_after_a_r
         max_replicas: 2,
         ..policy(false)
     };
-    let sink = DecisionSink::new(&lake, "hub");
+    let sink = DecisionSink::new(&hubpulse::lake::LakeLocation::local(&lake), "hub");
     let p = Placeholders::new(client, target(), policy, Some(sink));
     let stop_tx = tokio_util::sync::CancellationToken::new();
     let stop_rx = stop_tx.clone();
     let task = tokio::spawn(p.run(
-        lake.clone(),
+        hubpulse::lake::LakeLocation::local(&lake),
         ForecastPolicy::default(),
         "default".into(),
         std::time::Duration::from_millis(50),
@@ -687,7 +687,10 @@ async fn capacity_a_set_per_profile_gets_one_patch_each_from_its_own_forecast() 
                 profile: profile.map(String::from),
                 ..policy
             },
-            Some(DecisionSink::new(lake.path(), "hub")),
+            Some(DecisionSink::new(
+                &hubpulse::lake::LakeLocation::local(lake.path()),
+                "hub",
+            )),
         )
         .with_view(view.clone())
     };

@@ -275,3 +275,66 @@ fn the_demo_ends_with_what_to_try_next_and_its_report_has_data() {
     );
     assert!(!md.contains("holds no record"), "{md}");
 }
+
+/// `check-config` with `text`: its one error line (exit 2), the file's path taken out.
+fn config_error(text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("a.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let out = run(bin().arg("check-config").arg(&cfg));
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    one_stderr_line(&out).replace(&cfg.display().to_string(), "a.toml")
+}
+
+/// An error's position is where the TOML parser saw the key, not the first line a search of
+/// the text finds.
+#[test]
+fn config_errors_point_at_the_key_the_parser_read() {
+    let base = "[lake]\npath = \"/tmp/l\"\n[[files]]\ninclude = [\"/x.log\"]\n";
+    // `max_replicas` twice under [capacity]: a set's (an inline table over two lines, TOML 1.1),
+    // line 9, and the section's, line 11. A search for the first `max_replicas =` line under
+    // the header named the set's.
+    let e = config_error(&format!(
+        "{base}[capacity]\nnamespace = \"jhub\"\nplaceholders = [\n  {{ statefulset = \"a\",\n    max_replicas = 2 }},\n]\nmax_replicas = 1\nmin_replicas = 3\n"
+    ));
+    assert!(
+        e.starts_with("hubpulse: a.toml:11:1: capacity.max_replicas: 1: must be at least"),
+        "{e}"
+    );
+    // A dotted key, a quoted key and an inline table (a search found none of them).
+    let e = config_error(
+        "lake.path = \"/tmp/l\"\nlake.flush_interval = \"soon\"\nstdin.enabled = true\n",
+    );
+    assert!(
+        e.starts_with("hubpulse: a.toml:2:6: lake.flush_interval: "),
+        "{e}"
+    );
+    let e = config_error(
+        "[lake]\npath = \"/tmp/l\"\n\"flush_interval\" = \"soon\"\n[stdin]\nenabled = true\n",
+    );
+    assert!(
+        e.starts_with("hubpulse: a.toml:3:1: lake.flush_interval: "),
+        "{e}"
+    );
+    let e = config_error(
+        "lake = { path = \"/tmp/l\", flush_interval = \"soon\" }\nstdin = { enabled = true }\n",
+    );
+    assert!(
+        e.starts_with("hubpulse: a.toml:1:27: lake.flush_interval: "),
+        "{e}"
+    );
+    // The second of two [[files]] tables.
+    let e = config_error(&format!(
+        "{base}[[files]]\ninclude = [\"/y.log\"]\npoll_interval = \"soon\"\n"
+    ));
+    assert!(
+        e.starts_with("hubpulse: a.toml:7:1: files[1].poll_interval: "),
+        "{e}"
+    );
+    // A lake in a bucket without a bucket is refused here, before anything starts.
+    let e = config_error("[lake]\npath = \"s3:///lake\"\n[stdin]\nenabled = true\n");
+    assert!(
+        e.starts_with("hubpulse: a.toml:2:1: lake.path: s3:///lake: no bucket"),
+        "{e}"
+    );
+}

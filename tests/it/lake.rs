@@ -25,7 +25,7 @@ fn field(summary: &str, key: &str) -> u64 {
 /// Ingest options as `hubpulse ingest` sets them (parsing on the reading thread), into `lake`.
 fn options(lake: &Path) -> hubpulse::ingest::IngestOptions {
     hubpulse::ingest::IngestOptions::new(
-        lake,
+        &hubpulse::lake::LakeLocation::local(lake),
         hubpulse::parse::time::Zone::parse("UTC").unwrap(),
         "jupyterhub",
         std::sync::Arc::new(hubpulse::parse::catalogue::Catalogue::embedded().unwrap()),
@@ -281,7 +281,8 @@ fn compaction_swaps_a_partition_without_a_partial_or_duplicated_view() {
             ingest(&lake, &[&f]);
             written += 10 + i as u64;
         }
-        let mut m = Manifest::open(&lake, "jupyterhub").unwrap();
+        let mut m =
+            Manifest::open(&hubpulse::lake::LakeLocation::local(&lake), "jupyterhub").unwrap();
         let parts = m.live_parts()["events/2026-11-28"].clone();
         assert!(parts.len() >= 4);
         let merged = merge(
@@ -352,7 +353,11 @@ fn lifecycle_and_activity_tables_match_the_events_they_come_from() {
     ingest(&lake, &[&fb]);
     check_derived(&lake);
     {
-        let mut m = hubpulse::lake::manifest::Manifest::open(&lake, "jupyterhub").unwrap();
+        let mut m = hubpulse::lake::manifest::Manifest::open(
+            &hubpulse::lake::LakeLocation::local(&lake),
+            "jupyterhub",
+        )
+        .unwrap();
         let live = m.live_parts().clone();
         let mut merged = 0;
         for (key, parts) in live.iter().filter(|(k, _)| k.starts_with("activity/")) {

@@ -147,7 +147,7 @@ async fn pods_are_listed_watched_and_written_once_per_change() {
         client,
         "jhub",
         "component=singleuser-server",
-        PodSink::new(&lake, "hub"),
+        PodSink::new(&hubpulse::lake::LakeLocation::local(&lake), "hub"),
         None,
         stop_rx,
     ));
@@ -234,7 +234,10 @@ async fn a_pod_that_waited_for_a_node_is_timed_as_unschedulable() {
         client,
         "jhub",
         "component=singleuser-server",
-        PodSink::new(&dir.path().join("lake"), "hub"),
+        PodSink::new(
+            &hubpulse::lake::LakeLocation::local(dir.path().join("lake")),
+            "hub",
+        ),
         Some(pending.clone()),
         stop_rx,
     ));
@@ -872,7 +875,7 @@ fn user_pods(lake: &std::path::Path, events: Option<Arc<EventStats>>, nodes: boo
     PodWatch {
         namespace: "jhub".into(),
         selector: "component=singleuser-server".into(),
-        sink: PodSink::new(lake, "hub"),
+        sink: PodSink::new(&hubpulse::lake::LakeLocation::local(lake), "hub"),
         pending: None,
         events,
         nodes,

@@ -8,7 +8,7 @@
 //! holding a newline).
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use hubpulse::control::admission::{Policy, Running};
+use hubpulse::control::admission::{Action, AdmissionDecision, Policy, Reason, Running};
 use hubpulse::control::quota::month_usage;
 
 use crate::support::{bin, run_ok};
@@ -71,9 +71,15 @@ async fn forged_start_and_stop_lines_and_other_hubs_change_no_quota_usage() {
         groups: vec![],
         started: Some(h(2) - Duration::seconds(3)),
     }];
-    let u = month_usage(&lake, &policy, now, Some("hub-a"), Some(&running))
-        .await
-        .unwrap();
+    let u = month_usage(
+        &hubpulse::lake::LakeLocation::local(&lake),
+        &policy,
+        now,
+        Some("hub-a"),
+        Some(&running),
+    )
+    .await
+    .unwrap();
     let hours = |n: &str| u.user.get(n).copied().unwrap_or(0.0);
     assert_eq!(hours("alice"), 0.0, "{u:?}");
     assert!((hours("bob") - 1.0).abs() < 0.01, "{u:?}");
@@ -84,7 +90,15 @@ async fn forged_start_and_stop_lines_and_other_hubs_change_no_quota_usage() {
     assert!(!u.user.contains_key("dave"), "{u:?}");
 
     // What the log alone says (the report's view): the forgeries are there.
-    let all = month_usage(&lake, &policy, now, None, None).await.unwrap();
+    let all = month_usage(
+        &hubpulse::lake::LakeLocation::local(&lake),
+        &policy,
+        now,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
     assert!(all.user["alice"] > 100.0, "{all:?}");
     assert!(all.user["carol"] < 0.2, "{all:?}");
     assert!(all.user.contains_key("dave"), "{all:?}");
@@ -199,4 +213,95 @@ fn a_back_dated_forged_record_is_flagged_late_and_makes_no_session() {
         q("SELECT SUM(count) FROM activity WHERE \"user\" = 'bob'"),
         39_996
     );
+}
+
+/// An admission `allow` of `profile` for `user`'s default server at `ts`, as the admission
+/// endpoint records it.
+fn admitted(
+    ts: DateTime<Utc>,
+    user: &str,
+    profile: &str,
+) -> hubpulse::control::decisions::Row<AdmissionDecision> {
+    hubpulse::control::decisions::Row {
+        ts,
+        pass: "admission",
+        decision: AdmissionDecision {
+            user: user.into(),
+            server: String::new(),
+            profile: profile.into(),
+            action: Action::Allow,
+            reason: Reason::Allowed,
+        },
+        dry_run: false,
+        outcome: None,
+        message: None,
+    }
+}
+
+/// The quota run on a lake in S3 counts a server's hours in the class of the profile its
+/// admission allowed (the `decisions` table), exactly as on a local lake. (It used to look for
+/// a local `decisions/` directory, which a bucket never has: every S3 server then counted in
+/// the default profile's class, and a GPU budget never bit.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_lake_counts_admitted_profiles_like_a_local_one() {
+    use hubpulse::lake::LakeLocation;
+    let s3 = super::s3::Moto::start();
+    let now = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
+    let h = |x: i64| now - Duration::hours(x);
+    let mut log = String::new();
+    // bob: two closed hours on the profile he was admitted to (gpu); carol: one, no admission.
+    log += &at(h(3), "base:1192] User bob took 2.500 seconds to start");
+    log += &at(
+        h(1),
+        "base:1445] User bob server took 0.700 seconds to stop",
+    );
+    log += &at(h(3), "base:1192] User carol took 2.500 seconds to start");
+    log += &at(
+        h(2),
+        "base:1445] User carol server took 0.700 seconds to stop",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("hub.log");
+    std::fs::write(&f, &log).unwrap();
+    let local = dir.path().join("lake");
+    let remote = s3.location("quota/lake");
+    for (lake, env) in [
+        (local.display().to_string(), vec![]),
+        (remote.to_string(), s3.env()),
+    ] {
+        run_ok(
+            bin()
+                .envs(env)
+                .args(["ingest", "--no-progress", "--hub", "hub-a", "--lake", &lake])
+                .arg(&f),
+        );
+    }
+    let policy = Policy::parse(
+        "default_profile = \"small\"\n[profiles.small]\n[profiles.gpu]\nclass = \"gpu\"\n",
+        "p.toml",
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    for lake in [LakeLocation::local(&local), remote] {
+        hubpulse::control::decisions::DecisionSink::new(&lake, "hub-a")
+            .write(&[admitted(h(3) - Duration::seconds(5), "bob", "gpu")])
+            .unwrap();
+        let u = month_usage(&lake, &policy, now, Some("hub-a"), None)
+            .await
+            .unwrap_or_else(|e| panic!("{lake}: {e}"));
+        let class = |c: &str, user: &str| {
+            u.class_user
+                .get(&(c.to_string(), user.to_string()))
+                .copied()
+                .unwrap_or(0.0)
+        };
+        assert!((class("gpu", "bob") - 2.0).abs() < 0.01, "{lake}: {u:?}");
+        assert_eq!(class("small", "bob"), 0.0, "{lake}: {u:?}");
+        assert!(
+            (class("small", "carol") - 1.0).abs() < 0.01,
+            "{lake}: {u:?}"
+        );
+        seen.push(u.class_user);
+    }
+    assert_eq!(seen[0], seen[1]);
 }

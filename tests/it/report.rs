@@ -410,7 +410,7 @@ fn sessions_with_a_pod_on_a_sized_node_are_priced_from_its_requests() {
     let before_md = report("md", "2026-10");
     assert!(!before_md.contains("pod's requests"), "{before_md}");
 
-    let sink = PodSink::new(&lake, "jupyterhub");
+    let sink = PodSink::new(&hubpulse::lake::LakeLocation::local(&lake), "jupyterhub");
     let at = |s: &str| {
         chrono::DateTime::parse_from_rfc3339(s)
             .unwrap()
@@ -707,9 +707,15 @@ async fn the_quota_budgets_count_the_reports_sessions() {
     let now = chrono::DateTime::parse_from_rfc3339("2026-11-02T20:00:00Z")
         .unwrap()
         .with_timezone(&chrono::Utc);
-    let usage = hubpulse::control::quota::month_usage(&lake, &policy, now, None, None)
-        .await
-        .unwrap();
+    let usage = hubpulse::control::quota::month_usage(
+        &hubpulse::lake::LakeLocation::local(&lake),
+        &policy,
+        now,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
     let mut users = 0;
     for ((section, user), (secs, _, _)) in &report {
         if section != "user" {
@@ -734,7 +740,9 @@ async fn reading_two_windows_at_once_gives_each_what_reading_it_alone_gives() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     ingest(&lake, &root().join("fixtures/reports/closed-month.log"));
-    let ctx = hubpulse::query::session(&lake).await.unwrap();
+    let ctx = hubpulse::query::session(&hubpulse::lake::LakeLocation::local(&lake))
+        .await
+        .unwrap();
     let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
     let (oct, sep) = (
         monthly::window(day("2026-10-01")),

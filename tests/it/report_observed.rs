@@ -138,7 +138,7 @@ fn idle_hours_and_active_days_follow_the_hubs_last_activity_where_the_lake_has_i
     }
     // Listings every 5 min while the server ran; ana's time moved until 22:20.
     let mut o = Observations::new(
-        Some(&observed),
+        Some(&hubpulse::lake::LakeLocation::local(&observed)),
         "jupyterhub",
         Arc::new(ActivityView::default()),
         Arc::new(ControlStats::default()),

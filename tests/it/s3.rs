@@ -118,18 +118,26 @@ impl Moto {
         (status, out[split + 4..].to_vec())
     }
 
-    /// A client of this store (signed requests: moto keeps objects private to their writer).
-    pub fn client(&self) -> hubpulse::lake::store::Remote {
-        hubpulse::lake::store::Remote::open_with(
-            &format!("s3://{}", self.bucket),
-            &[
+    /// `s3://<bucket>/<prefix>` with this store's endpoint and credentials as explicit settings
+    /// (the test process's environment stays as it is).
+    pub fn location(&self, prefix: &str) -> hubpulse::lake::LakeLocation {
+        let url = hubpulse::lake::S3Url::parse(&format!("s3://{}/{prefix}", self.bucket))
+            .unwrap()
+            .with_options(&[
                 ("aws_endpoint", self.endpoint.as_str()),
                 ("aws_access_key_id", "testing"),
                 ("aws_secret_access_key", "testing"),
                 ("aws_region", "us-east-1"),
-            ],
-        )
-        .unwrap()
+            ]);
+        hubpulse::lake::LakeLocation::S3(url)
+    }
+
+    /// A client of this store (signed requests: moto keeps objects private to their writer).
+    pub fn client(&self) -> hubpulse::lake::store::Remote {
+        let hubpulse::lake::LakeLocation::S3(url) = self.location("") else {
+            unreachable!("an s3:// location")
+        };
+        hubpulse::lake::store::Remote::open(&url).unwrap()
     }
 
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {

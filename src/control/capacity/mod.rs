@@ -26,8 +26,6 @@ pub mod placeholder;
 pub mod plan;
 pub mod runner;
 
-use std::path::Path;
-
 /// Starts the placeholder loop on `rt` (the agent's `[capacity]` section).
 ///
 /// # Errors
@@ -35,7 +33,7 @@ use std::path::Path;
 /// `~/.kube/config`): a configuration error (exit 2).
 pub fn start(
     cfg: &config::CapacityConfig,
-    lake: &Path,
+    lake: &crate::lake::LakeLocation,
     hub: &str,
     rt: &tokio::runtime::Handle,
     agent_metrics: &crate::stream::metrics::Metrics,
@@ -80,7 +78,7 @@ pub fn start(
         .register(metrics::CapacitySets(all_stats));
     rt.spawn(runner::run_sets(
         sets,
-        lake.to_path_buf(),
+        lake.clone(),
         cfg.forecast.clone(),
         cfg.default_profile.clone(),
         cfg.every,

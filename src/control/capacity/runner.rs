@@ -26,7 +26,6 @@
 //!   only `statefulsets/scale` get + patch, not write access to the whole StatefulSet.
 //! - Single-user pods carry Z2JH's `component=singleuser-server` label (configurable).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -135,7 +134,7 @@ pub async fn set_replicas(
 /// # Errors
 /// Lake or query errors, as one line.
 pub async fn forecast_from_lake(
-    lake: &std::path::Path,
+    lake: &crate::lake::LakeLocation,
     policy: &ForecastPolicy,
     default_profile: &str,
     now: DateTime<Utc>,
@@ -382,7 +381,7 @@ impl Placeholders {
     /// A failed cycle is logged and retried on the next tick.
     pub async fn run(
         self,
-        lake: PathBuf,
+        lake: crate::lake::LakeLocation,
         forecast_policy: ForecastPolicy,
         default_profile: String,
         every: StdDuration,
@@ -425,7 +424,7 @@ pub async fn reconcile_all(
 /// logged (with its set) and retried on the next tick.
 pub async fn run_sets(
     mut sets: Vec<Placeholders>,
-    lake: PathBuf,
+    lake: crate::lake::LakeLocation,
     forecast_policy: ForecastPolicy,
     default_profile: String,
     every: StdDuration,

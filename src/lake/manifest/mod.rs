@@ -107,11 +107,12 @@ struct Snapshot {
 
 impl Manifest {
     /// Open `lake` (a directory or `s3://bucket/prefix`) for writing `hub`'s partitions.
-    pub fn open(lake: &Path, hub: &str) -> Result<Manifest, LakeError> {
+    pub fn open(lake: &super::LakeLocation, hub: &str) -> Result<Manifest, LakeError> {
         super::store::check_hub(hub).map_err(LakeError::Config)?;
         let meta = meta_rel(hub);
-        let (root, backend, nonce) = match super::store::Location::of(lake) {
-            super::store::Location::Local(root) => {
+        let (root, backend, nonce) = match lake {
+            super::LakeLocation::Local(root) => {
+                let root = root.clone();
                 if root.join("_hubpulse").join("manifest").is_dir() {
                     return Err(LakeError::Legacy { path: root });
                 }
@@ -144,8 +145,8 @@ impl Manifest {
                 }
                 (root, Backend::Local { _lock: lock }, String::new())
             }
-            super::store::Location::S3(url) => {
-                let remote = super::store::Remote::open(&url).map_err(LakeError::Config)?;
+            super::LakeLocation::S3(url) => {
+                let remote = super::store::Remote::open(url).map_err(LakeError::Config)?;
                 let nonce = format!(
                     ".{:016x}",
                     xxhash_rust::xxh3::xxh3_64(

@@ -44,13 +44,8 @@ impl Manifest {
     }
 
     /// Retention of a side table (`decisions`, `pods`: parts without a manifest): delete this
-    /// hub's partitions of `table` older than `cutoff`. `lake` is where the manifest was opened.
-    pub fn drop_side_before(
-        &self,
-        lake: &Path,
-        table: &str,
-        cutoff: &str,
-    ) -> Result<Vec<String>, LakeError> {
+    /// hub's partitions of `table` older than `cutoff`, in the lake the manifest was opened on.
+    pub fn drop_side_before(&self, table: &str, cutoff: &str) -> Result<Vec<String>, LakeError> {
         let dir_rel = format!("{table}/hub={}", self.hub);
         let old = |name: &str| {
             name.strip_prefix("dt=")
@@ -60,7 +55,7 @@ impl Manifest {
         let mut dropped = Vec::new();
         match &self.backend {
             Backend::Local { .. } => {
-                let dir = lake.join(&dir_rel);
+                let dir = self.root.join(&dir_rel);
                 let Some(rd) = read_dir_opt(&dir)? else {
                     return Ok(dropped);
                 };

@@ -38,7 +38,7 @@ fn commits_fold_into_a_snapshot_and_reopen_to_the_same_state() {
     let dir = tempfile::tempdir().unwrap();
     let n = FOLD_EVERY as u64 * 2 + 7;
     let (progress, streams, next) = {
-        let mut m = Manifest::open(dir.path(), "h").unwrap();
+        let mut m = Manifest::open(&crate::lake::LakeLocation::local(dir.path()), "h").unwrap();
         for i in 1..=n {
             let seq = m.next_seq();
             m.commit(&commit(seq, i + 10)).unwrap();
@@ -65,7 +65,7 @@ fn commits_fold_into_a_snapshot_and_reopen_to_the_same_state() {
         progress["f1"].to,
         (1..=n).filter(|s| s % 3 == 1).max().unwrap() + 10
     );
-    let m = Manifest::open(dir.path(), "h").unwrap();
+    let m = Manifest::open(&crate::lake::LakeLocation::local(dir.path()), "h").unwrap();
     assert_eq!(m.progress(), &progress);
     assert_eq!(m.stream_positions(), &streams);
     assert_eq!(m.next_seq(), n + 1);

@@ -89,7 +89,7 @@ pub struct DatadogConfig {
     pub compression: Codec,
     /// One request, body included.
     pub request_timeout: Duration,
-    /// Spill directory. Default: `<lake>/_hubpulse/hubs/<hub>/datadog-spool` (see `lake::store::state_dir`).
+    /// Spill directory. Default: `<lake>/_hubpulse/hubs/<hub>/datadog-spool` (see `LakeLocation::state_dir`).
     pub spool_dir: Option<PathBuf>,
     /// Payload bytes kept in memory before spilling to disk. Default 8 MiB.
     pub memory_limit: u64,

@@ -346,7 +346,7 @@ fn spawn<T: Transport>(
 
 /// Start the sink for `hubpulse run`: the observer to give the pipeline, and the handle to
 /// finish it after the pipeline returns. `state` is the default home of the spool
-/// ([`crate::lake::store::state_dir`]).
+/// ([`crate::lake::LakeLocation::state_dir`]).
 ///
 /// # Errors
 /// A bad `DD_SITE` or key, an unusable spool directory or dry-run file (exit 2).

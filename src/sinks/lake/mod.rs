@@ -17,7 +17,6 @@
 mod stall;
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -46,8 +45,6 @@ pub struct LakeSinkConfig {
     pub batch_rows: usize,
     /// Merge a partition's small parts once it has this many (0: never).
     pub compact_min_files: usize,
-    /// The lake (as configured: a directory or `s3://…`), for retention of the side tables.
-    pub lake: PathBuf,
     /// `[lake.retention]`, applied at start and then hourly.
     pub retention: crate::lake::retention::Retention,
 }
@@ -229,12 +226,8 @@ impl LakeSink {
 
     pub fn apply_retention(&mut self) -> Result<(), LakeError> {
         let today = chrono::Utc::now().date_naive();
-        let dropped = crate::lake::retention::apply(
-            &mut self.manifest,
-            &self.cfg.lake,
-            &self.cfg.retention,
-            today,
-        )?;
+        let dropped =
+            crate::lake::retention::apply(&mut self.manifest, &self.cfg.retention, today)?;
         self.metrics
             .retention_dropped
             .fetch_add(dropped.partitions.len() as u64, Ordering::Relaxed);

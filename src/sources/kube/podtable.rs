@@ -27,7 +27,6 @@
 //!   `hubpulse_pod_events_total{pods="other"}`, not written.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -138,7 +137,7 @@ pub struct PodSink {
 }
 
 impl PodSink {
-    pub fn new(lake: &Path, hub: &str) -> Self {
+    pub fn new(lake: &crate::lake::LakeLocation, hub: &str) -> Self {
         PodSink {
             root: crate::control::decisions::SideRoot::new(lake, PODS, hub),
             hub: hub.to_string(),
@@ -584,7 +583,7 @@ mod tests {
     #[tokio::test]
     async fn parts_without_the_new_columns_still_query() {
         let dir = tempfile::tempdir().unwrap();
-        let sink = PodSink::new(dir.path(), "hub");
+        let sink = PodSink::new(&crate::lake::LakeLocation::local(dir.path()), "hub");
         let ts = DateTime::parse_from_rfc3339("2026-11-30T09:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
@@ -597,7 +596,9 @@ mod tests {
         let mut new_row = row("new", "Running");
         new_row.instance_type = Some("m5.xlarge".into());
         sink.write(ts, &[(Change::Seen, new_row)]).unwrap();
-        let ctx = crate::query::session(dir.path()).await.unwrap();
+        let ctx = crate::query::session(&crate::lake::LakeLocation::local(dir.path()))
+            .await
+            .unwrap();
         let out = crate::query::run(
             &ctx,
             "SELECT pod, instance_type, event IS NULL AS no_event FROM pods ORDER BY pod",
@@ -615,7 +616,7 @@ mod tests {
     #[test]
     fn a_part_holds_the_rows_of_one_event() {
         let dir = tempfile::tempdir().unwrap();
-        let sink = PodSink::new(dir.path(), "hub");
+        let sink = PodSink::new(&crate::lake::LakeLocation::local(dir.path()), "hub");
         let ts = DateTime::parse_from_rfc3339("2026-11-30T09:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
