@@ -146,7 +146,7 @@ fn the_import_reader_sees_every_form() {
         ["lake", "query"]
     );
     assert_eq!(
-        named_modules("    let m = crate::stream::metrics::Metrics::default();"),
+        named_modules("    let m = crate::agent::http::Server::default();"),
         ["agent"]
     );
     assert_eq!(

@@ -12,17 +12,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::config::toml::{invalid_key, toml_from_str};
+use crate::config::units::SizeValue;
+pub use crate::config::units::{parse_duration, parse_size};
+pub use crate::sources::files::config::{FileSourceConfig, StartAt};
 use crate::sources::kube::KubeSourceConfig;
-
-/// Where to start in a file seen for the first time (no checkpoint), found at startup.
-/// Files that appear while the agent runs are always read from their beginning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum StartAt {
-    #[default]
-    Beginning,
-    End,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -87,35 +81,6 @@ pub struct LakeConfig {
     pub retention: crate::lake::retention::Retention,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct FileSourceConfig {
-    pub include: Vec<String>,
-    pub exclude: Vec<String>,
-    pub start_at: StartAt,
-    pub max_line_bytes: usize,
-    /// How often files are polled for new bytes when idle (append-to-record latency).
-    pub poll_interval: Duration,
-    /// How often the globs are re-evaluated to discover new and rotated files.
-    pub glob_interval: Duration,
-    /// A rotated (renamed or deleted) file is kept open and read until it has been quiet
-    /// this long; then its held partial last line, if any, is emitted and it is let go.
-    pub rotate_wait: Duration,
-}
-
-impl Default for FileSourceConfig {
-    fn default() -> Self {
-        FileSourceConfig {
-            include: Vec::new(),
-            exclude: Vec::new(),
-            start_at: StartAt::Beginning,
-            max_line_bytes: 64 * 1024,
-            poll_interval: Duration::from_millis(20),
-            glob_interval: Duration::from_millis(500),
-            rotate_wait: Duration::from_secs(5),
-        }
-    }
-}
-
 impl AgentConfig {
     /// The zero-config form: `hubpulse run --lake DIR --follow PATH_OR_GLOB…` (`-` = stdin).
     pub fn zero(lake: crate::lake::LakeLocation, follow: &[String]) -> Result<AgentConfig, String> {
@@ -170,168 +135,6 @@ impl AgentConfig {
         let raw: RawConfig = toml_from_str(text, name)?;
         raw.validate(text)
             .map_err(|(key, why)| invalid_key(text, name, &key, &why))
-    }
-}
-
-/// Deserialize TOML text; a syntax or type error is one line `NAME:LINE:COL: why`. Shared by
-/// every TOML file hubpulse reads (agent config, pricing, admission policy).
-pub(crate) fn toml_from_str<T: serde::de::DeserializeOwned>(
-    text: &str,
-    name: &str,
-) -> Result<T, String> {
-    toml::from_str(text).map_err(|e: toml::de::Error| {
-        let at = e
-            .span()
-            .map(|s| line_col(text, s.start))
-            .map_or(String::new(), |(l, c)| format!(":{l}:{c}"));
-        format!("{name}{at}: {}", e.message().trim().replace('\n', " "))
-    })
-}
-
-/// A validation error as one line `NAME:LINE:COL: key: why`, placed at the key when found.
-pub(crate) fn invalid_key(text: &str, name: &str, key: &str, why: &str) -> String {
-    let at = key_position(text, key).map_or(String::new(), |(l, c)| format!(":{l}:{c}"));
-    format!("{name}{at}: {key}: {why}")
-}
-
-pub(crate) fn line_col(text: &str, byte: usize) -> (usize, usize) {
-    let before = &text[..byte.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rfind('\n')
-        .map_or(before.len(), |i| before.len() - i - 1)
-        + 1;
-    (line, col)
-}
-
-/// The position of a key path (`lake.flush_interval`, `files[1].include`,
-/// `instance_types."m5.2xlarge".memory`, `datadog.tags[2]`) in the document, from the spans
-/// the TOML parser records: the key as written (under a table header, as a dotted key or in an
-/// inline table alike; an array element by its own span). `None` when the path is not in the
-/// text (a key that is missing, or a value that came from a default).
-pub(crate) fn key_position(text: &str, key: &str) -> Option<(usize, usize)> {
-    let root = toml::de::DeValue::Table(toml::de::DeTable::parse(text).ok()?.into_inner());
-    let mut at = &root;
-    let mut span = None;
-    for seg in key_segments(key)? {
-        span = Some(step(&mut at, &seg)?);
-    }
-    Some(line_col(text, span?.start))
-}
-
-/// One segment of a key path: a (possibly quoted) key, or an array index.
-#[derive(Debug, PartialEq)]
-enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-/// `a."b.c"[2].d` → `a`, `b.c`, `[2]`, `d`.
-fn key_segments(key: &str) -> Option<Vec<Seg>> {
-    let mut out = Vec::new();
-    let mut chars = key.chars().peekable();
-    while let Some(&c) = chars.peek() {
-        match c {
-            '.' => {
-                chars.next();
-            }
-            '[' => {
-                chars.next();
-                let n: String = chars.by_ref().take_while(|c| *c != ']').collect();
-                out.push(Seg::Index(n.trim().parse().ok()?));
-            }
-            '"' => {
-                chars.next();
-                let k: String = chars.by_ref().take_while(|c| *c != '"').collect();
-                out.push(Seg::Key(k));
-            }
-            _ => {
-                let mut k = String::new();
-                while let Some(&c) = chars.peek() {
-                    if matches!(c, '.' | '[') {
-                        break;
-                    }
-                    k.push(c);
-                    chars.next();
-                }
-                out.push(Seg::Key(k.trim().to_string()));
-            }
-        }
-    }
-    Some(out)
-}
-
-/// Moves `at` to `seg` under it; returns the span that names it (a key's, an element's).
-fn step<'r, 'i>(at: &mut &'r toml::de::DeValue<'i>, seg: &Seg) -> Option<std::ops::Range<usize>> {
-    use toml::de::DeValue;
-    match (seg, *at) {
-        (Seg::Key(k), DeValue::Table(t)) => {
-            let (key, value) = t.get_key_value(k.as_str())?;
-            *at = value.get_ref();
-            Some(key.span())
-        }
-        (Seg::Index(i), DeValue::Array(a)) => {
-            let item = a.get(*i)?;
-            *at = item.get_ref();
-            Some(item.span())
-        }
-        _ => None,
-    }
-}
-
-/// Split `"<integer><unit>"` (spaces around the unit allowed) and look the unit up.
-fn number_unit<T>(
-    s: &str,
-    what: &str,
-    hint: &str,
-    unit: impl Fn(&str) -> Option<T>,
-) -> Result<(u64, T), String> {
-    let s = s.trim();
-    let bad = || format!("invalid {what} {s:?} (use e.g. {hint})");
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, u) = s.split_at(split);
-    let n: u64 = n.parse().map_err(|_| bad())?;
-    let u = unit(u.trim()).ok_or_else(bad)?;
-    Ok((n, u))
-}
-
-/// Parse `250ms`, `10s`, `5m`, `1h` (an integer and a unit).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (n, ms) = number_unit(s, "duration", "250ms, 10s, 5m, 1h", |u| match u {
-        "ms" => Some(1),
-        "s" => Some(1000),
-        "m" => Some(60_000),
-        "h" => Some(3_600_000),
-        _ => None,
-    })?;
-    Ok(Duration::from_millis(n * ms))
-}
-
-/// Parse `65536`, `64KiB`, `32MiB`, `1GiB`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let (n, mult) = number_unit(s, "size", "65536, 64KiB, 32MiB", |u| match u {
-        "" | "B" => Some(1),
-        "KiB" => Some(1 << 10),
-        "MiB" => Some(1 << 20),
-        "GiB" => Some(1 << 30),
-        _ => None,
-    })?;
-    Ok(n * mult)
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum SizeValue {
-    Int(u64),
-    Text(String),
-}
-
-impl SizeValue {
-    fn get(&self) -> Result<u64, String> {
-        match self {
-            SizeValue::Int(n) => Ok(*n),
-            SizeValue::Text(s) => parse_size(s),
-        }
     }
 }
 
@@ -625,6 +428,10 @@ impl RawConfig {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "config_control_tests.rs"]
+mod control_tests;
 
 #[cfg(test)]
 mod tests {

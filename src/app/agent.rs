@@ -61,7 +61,7 @@ fn config(f: RunFlags) -> Result<AgentConfig, AppError> {
                 };
             }
             if let Some(d) = f.flush_interval {
-                c.lake.flush_interval = crate::agent::config::parse_duration(&d)
+                c.lake.flush_interval = crate::config::units::parse_duration(&d)
                     .map_err(|e| AppError::Input(format!("--flush-interval: {e}")))?;
             }
             if let Some(z) = f.tz {

@@ -2,3 +2,5 @@
 //! Kubernetes quantities; and the TOML helpers that report errors at the exact position.
 
 pub mod quantity;
+pub mod toml;
+pub mod units;

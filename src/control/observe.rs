@@ -35,9 +35,9 @@ use arrow::array::{
 };
 use chrono::{DateTime, Utc};
 
-use crate::control::decisions::SideRoot;
 use crate::hub::activity::{ActivityView, user_activity};
 use crate::hub::{HubClient, Pending, Server, User, UserState};
+use crate::lake::tables::SideRoot;
 use crate::lake::tables::observations::{OBSERVATIONS, schema};
 
 const FLUSH_EVERY: Duration = Duration::from_secs(60);

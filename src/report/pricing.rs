@@ -47,7 +47,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::agent::config::{invalid_key, parse_duration, toml_from_str};
+use crate::config::toml::{invalid_key, toml_from_str};
+use crate::config::units::parse_duration;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -74,7 +74,7 @@ impl Limits {
                 let t = match v {
                     None => return Ok(default),
                     Some(s) => {
-                        crate::agent::config::parse_duration(s).map_err(|e| (key.to_string(), e))?
+                        crate::config::units::parse_duration(s).map_err(|e| (key.to_string(), e))?
                     }
                 };
                 if !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&t) {

@@ -204,10 +204,10 @@ impl Policy {
     }
 
     pub fn parse(text: &str, name: &str) -> Result<Policy, String> {
-        let raw: RawPolicy = crate::agent::config::toml_from_str(text, name)?;
+        let raw: RawPolicy = crate::config::toml::toml_from_str(text, name)?;
         let grace = match &raw.grace {
             None => Duration::from_secs(600),
-            Some(g) => crate::agent::config::parse_duration(g)
+            Some(g) => crate::config::units::parse_duration(g)
                 .map_err(|e| format!("{name}: grace: {e}"))?,
         };
         let bad_hours = |h: f64| !(h.is_finite() && h >= 0.0);

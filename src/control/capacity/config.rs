@@ -50,7 +50,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::agent::config::parse_duration;
+use crate::config::units::parse_duration;
 use crate::control::capacity::forecast::ForecastPolicy;
 use crate::control::capacity::placeholder::PlaceholderPolicy;
 use crate::control::capacity::runner::Target;
@@ -351,20 +351,6 @@ mod tests {
     }
 
     #[test]
-    fn an_agent_config_error_points_at_the_capacity_key() {
-        let text = "[lake]\npath = \"/tmp/l\"\n[stdin]\nenabled = true\n\
-                    [capacity]\nnamespace = \"jhub\"\nquantile = 2.0\n";
-        let e = crate::agent::config::AgentConfig::from_toml(text, "hubpulse.toml").unwrap_err();
-        assert_eq!(
-            e,
-            "hubpulse.toml:7:1: capacity.quantile: 2: must be in [0, 1]"
-        );
-        let text = text.replace("quantile = 2.0", "quantile = 0.5");
-        let c = crate::agent::config::AgentConfig::from_toml(&text, "hubpulse.toml").unwrap();
-        assert_eq!(c.capacity.unwrap().forecast.quantile, 0.5);
-    }
-
-    #[test]
     fn a_full_section_is_taken_as_written() {
         let c = parse(
             "namespace = \"jhub\"\nstatefulset = \"gpu-placeholder\"\nprofile = \"GPU\"\n\
@@ -468,18 +454,5 @@ mod tests {
         );
         assert_eq!(err("log_profile = \"GPU\""), "capacity.log_profile");
         assert!(parse(&format!("namespace = \"jhub\"\n{}replicas = 1", set("a"))).is_err());
-    }
-
-    #[test]
-    fn an_agent_config_error_in_a_set_points_at_its_line() {
-        let text = "[lake]\npath = \"/tmp/l\"\n[stdin]\nenabled = true\n\
-                    [capacity]\nnamespace = \"jhub\"\n\
-                    [[capacity.placeholders]]\nstatefulset = \"a\"\n\
-                    [[capacity.placeholders]]\nstatefulset = \"b\"\nheadroom = 20.0\n";
-        let e = crate::agent::config::AgentConfig::from_toml(text, "hubpulse.toml").unwrap_err();
-        assert_eq!(
-            e,
-            "hubpulse.toml:11:1: capacity.placeholders[1].headroom: 20: must be in [0, 10]"
-        );
     }
 }

@@ -11,3 +11,6 @@ pub mod decisions;
 pub mod events;
 pub mod observations;
 pub mod pods;
+mod side;
+
+pub use side::{SideRoot, publish};

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::agent::config::{parse_duration, parse_size};
+use crate::config::units::{parse_duration, parse_size};
 use crate::sinks::datadog::TAG_KEYS;
 use crate::sinks::datadog::payload::Codec;
 

@@ -323,9 +323,8 @@ impl<T: Transport> Sender<T> {
         while let Some(mut p) = work.pop() {
             let mut attempt = 0u32;
             loop {
-                match self.without_expired(p, timer.unix_s()) {
-                    Some(rest) => p = rest,
-                    None => break,
+                if !self.drop_expired(&mut p, timer.unix_s()) {
+                    break;
                 }
                 if let Some(until) = self.cooldown_until.take() {
                     tokio::select! {
@@ -388,9 +387,9 @@ impl<T: Transport> Sender<T> {
         Delivery::Finished
     }
 
-    /// `p` without the points older than Datadog accepts (dropped and counted): logs and events
-    /// are accepted up to 18 h old, metric points are held to 1 h. `None` when nothing is left.
-    fn without_expired(&mut self, p: Payload, now: i64) -> Option<Payload> {
+    /// Drops (and counts) the points of `p` older than Datadog accepts: logs and events are
+    /// accepted up to 18 h old, metric points are held to 1 h. False when nothing is left.
+    fn drop_expired(&mut self, p: &mut Payload, now: i64) -> bool {
         let policy = match p.endpoint {
             Endpoint::Logs | Endpoint::Events => RetryPolicy {
                 max_age_secs: self.policy.max_age_secs.max(EVENT_MAX_AGE_SECS),
@@ -399,10 +398,10 @@ impl<T: Transport> Sender<T> {
             _ => self.policy,
         };
         if !retry::expired(&policy, p.oldest_s, now) {
-            return Some(p);
+            return true;
         }
         let cutoff = now.saturating_sub(policy.max_age_secs);
-        let (rest, removed) = match keep_since(&p, cutoff) {
+        let (rest, removed) = match keep_since(p, cutoff) {
             Ok(r) if matches!(p.endpoint, Endpoint::Series | Endpoint::DistributionPoints) => r,
             _ => (None, p.points as u64),
         };
@@ -412,7 +411,13 @@ impl<T: Transport> Sender<T> {
             endpoint = p.endpoint.path(),
             "datadog: points older than Datadog accepts; dropped"
         );
-        rest
+        match rest {
+            Some(r) => {
+                *p = r;
+                true
+            }
+            None => false,
+        }
     }
 
     /// What to do about the intake's `reply` to attempt number `attempt`.

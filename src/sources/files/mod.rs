@@ -46,13 +46,13 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
-use crate::agent::config::{FileSourceConfig, StartAt};
 use crate::lake::manifest::lineage::{
     Known, Lineage, compare_with, digests_at, push_mark, reference_by_path, resolve,
 };
 use crate::lake::manifest::{FP_BYTES, SourceProgress};
 use crate::stream::metrics::Metrics;
 use crate::stream::{SourceId, SourceMsg};
+use config::{FileSourceConfig, StartAt};
 
 /// Bytes read from one file per turn before the next file gets its turn.
 const TURN_BYTES: usize = 4 << 20;
@@ -62,6 +62,7 @@ const DORMANT: std::time::Duration = std::time::Duration::from_secs(300);
 /// Last delivered bytes re-read in place before each delivery (see [`Watcher::head_ok`]).
 const TAIL_BYTES: usize = 64;
 
+pub mod config;
 mod discover;
 
 /// A file as last seen: (device, inode, size).

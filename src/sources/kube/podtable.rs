@@ -6,7 +6,7 @@
 //! (`seen`, `changed`, `deleted`, `event`).
 //!
 //! Layout like `decisions`: `DIR/pods/hub=<hub>/dt=YYYY-MM-DD/part-*.parquet`, each part published
-//! atomically ([`crate::control::decisions::publish`]), outside the manifest.
+//! atomically ([`crate::lake::tables::publish`]), outside the manifest.
 //!
 //! # Guarantees
 //! - A pod whose enrichment did not change produces no row (resyncs and status heartbeats are
@@ -131,7 +131,7 @@ impl Dedup {
 /// Writes `pods` parts under a lake root.
 #[derive(Debug, Clone)]
 pub struct PodSink {
-    root: crate::control::decisions::SideRoot,
+    root: crate::lake::tables::SideRoot,
     hub: String,
     seq: Arc<AtomicU64>,
 }
@@ -139,7 +139,7 @@ pub struct PodSink {
 impl PodSink {
     pub fn new(lake: &crate::lake::LakeLocation, hub: &str) -> Self {
         PodSink {
-            root: crate::control::decisions::SideRoot::new(lake, PODS, hub),
+            root: crate::lake::tables::SideRoot::new(lake, PODS, hub),
             hub: hub.to_string(),
             seq: Arc::new(AtomicU64::new(0)),
         }
