@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """hubpulse's culler vs jupyterhub-idle-culler 2.0 on the same scenario against a real hub.
 
-Run with the harness venv's python (fixtures/harness/setup.sh installs jupyterhub 6.1.1,
+Run with the harness venv's python (tests/support/harness/setup.sh installs jupyterhub 6.1.1,
 jupyter-server 2.21.1, configurable-http-proxy 5.3.0 and jupyterhub-idle-culler 2.0.0):
 
     ~/.cache/hubpulse-jh/venv/bin/python bench/cull_compare.py [--tools hubpulse,culler-30,culler-600] \
         [--timeout 60] [--duration 780] [--idle 4] [--busy 2] [--hubpulse PATH]
 
-For each tool, a fresh hub (fixtures/harness/api_hub.py --real-singleuser: loopback, **real
+For each tool, a fresh hub (tests/support/harness/api_hub.py --real-singleuser: loopback, **real
 jupyterhub-singleuser servers** posting their activity every `--activity-interval` s, changed
 or not, the hub folding in the proxy's route activity every `--last-activity-interval` s).
 `--idle` servers are used once (a real request through the proxy) `5 + i * --stagger` s after
@@ -52,7 +52,7 @@ class Hub:
         self.culler = "bench-culler-" + os.urandom(8).hex()
         self.log = os.path.join(workdir, "hub.log")
         env = dict(os.environ, HUBPULSE_HUB_ADMIN_TOKEN=self.admin, HUBPULSE_HUB_CULLER_TOKEN=self.culler)
-        self.proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "fixtures/harness/api_hub.py"),
+        self.proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests/support/harness/api_hub.py"),
                                       "--log", self.log, "--real-singleuser",
                                       "--activity-interval", str(args.activity_interval),
                                       "--last-activity-interval", str(args.last_activity_interval)],

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test. Installs, idempotently, what the tests start or read with:
-#   a real JupyterHub 6.1.1 + configurable-http-proxy 5.3.0 (pip + npm, fixtures/harness/setup.sh)
+#   a real JupyterHub 6.1.1 + configurable-http-proxy 5.3.0 (pip + npm, tests/support/harness/setup.sh)
 #   DuckDB + pyarrow, the independent lake readers (pip, bench/setup.sh)
 #   jsonschema + PyYAML + zstandard for the Datadog test intake (pip, tests/support/dd_intake_setup.sh)
 #   moto (an S3-compatible server) + s3fs for the object-storage lake (pip, tests/support/s3_setup.sh)
@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export HUBPULSE_JH_DIR="${HUBPULSE_JH_DIR:-$HOME/.cache/hubpulse-jh}"
 export HUBPULSE_BENCH_DIR="${HUBPULSE_BENCH_DIR:-$HOME/.cache/hubpulse-bench}"
-bash fixtures/harness/setup.sh >/dev/null
+bash tests/support/harness/setup.sh >/dev/null
 bash bench/setup.sh >/dev/null
 bash tests/support/dd_intake_setup.sh >/dev/null
 export HUBPULSE_S3_DIR="${HUBPULSE_S3_DIR:-$HOME/.cache/hubpulse-s3}"

@@ -1,5 +1,5 @@
 //! Shared set-up for the culler and quota tests against a real JupyterHub 6.1.1, started by
-//! `fixtures/harness/api_hub.py` (through [`crate::support::hub`]) with a culler service token holding exactly the documented
+//! `tests/support/harness/api_hub.py` (through [`crate::support::hub`]) with a culler service token holding exactly the documented
 //! scopes and extra groups. Two hubs, each started once for the test binary:
 //! - [`real_hub`]: **real `jupyterhub-singleuser` servers** (jupyter-server) that post their
 //!   activity every 3 s, changed or not, with the hub folding in the proxy's route activity every

@@ -1,5 +1,5 @@
 //! The hub API client (`hubpulse::hub`) against a real JupyterHub 6.1.1 with
-//! configurable-http-proxy, started on loopback by `fixtures/harness/api_hub.py` through
+//! configurable-http-proxy, started on loopback by `tests/support/harness/api_hub.py` through
 //! [`crate::support::hub`] (free ports,
 //! fast stand-in single-user servers). One hub is shared by the tests of this module (each uses
 //! its own user names); the 429 test starts its own with `concurrent_spawn_limit = 1`.

@@ -1,5 +1,5 @@
 //! The real-JupyterHub launcher: a real JupyterHub 6.1.1 with configurable-http-proxy, started on
-//! loopback by a harness of `fixtures/harness/` in the harness venv ([`super::harness_python`]).
+//! loopback by a harness of `tests/support/harness/` in the harness venv ([`super::harness_python`]).
 //! - [`HubOptions::start`]: `api_hub.py` serves until our end of its stdin closes; it picks its
 //!   own free ports and prints `READY <api url>` once the hub answers. Dropping the
 //!   [`RunningHub`] closes stdin and waits for the hub (and its proxy and servers) to stop.
@@ -30,7 +30,7 @@ pub fn token(prefix: &str) -> String {
     s
 }
 
-/// What `fixtures/harness/api_hub.py` is started with.
+/// What `tests/support/harness/api_hub.py` is started with.
 #[derive(Default)]
 pub struct HubOptions {
     /// Arguments after the script (see its `--help`).
@@ -57,13 +57,13 @@ impl HubOptions {
 
     /// Starts the hub and waits for its `READY` line.
     pub fn start(self) -> RunningHub {
-        let mut child = harness(Path::new("fixtures/harness/api_hub.py"))
+        let mut child = harness(Path::new("tests/support/harness/api_hub.py"))
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .expect("start fixtures/harness/api_hub.py");
+            .expect("start tests/support/harness/api_hub.py");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -120,10 +120,10 @@ impl Drop for RunningHub {
     }
 }
 
-/// Runs `fixtures/harness/run_hub.py` (a scenario against a hub it starts and stops) to its end.
+/// Runs `tests/support/harness/run_hub.py` (a scenario against a hub it starts and stops) to its end.
 pub fn run_scenario(args: &[OsString]) -> ExitStatus {
-    harness(Path::new("fixtures/harness/run_hub.py"))
+    harness(Path::new("tests/support/harness/run_hub.py"))
         .args(args)
         .status()
-        .expect("run fixtures/harness/run_hub.py")
+        .expect("run tests/support/harness/run_hub.py")
 }

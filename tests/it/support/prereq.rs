@@ -71,10 +71,10 @@ fn require_modules(
     }
 }
 
-/// The Python of the real-JupyterHub harness venv (`fixtures/harness/setup.sh`; JupyterHub
+/// The Python of the real-JupyterHub harness venv (`tests/support/harness/setup.sh`; JupyterHub
 /// 6.1.1 + configurable-http-proxy; `HUBPULSE_JH_DIR` moves it).
 pub fn harness_python() -> PathBuf {
-    const INSTALL: &str = "bash fixtures/harness/setup.sh";
+    const INSTALL: &str = "bash tests/support/harness/setup.sh";
     const WHAT: &str = "the real-JupyterHub harness venv";
     let dir = dir_from("HUBPULSE_JH_DIR", ".cache/hubpulse-jh");
     let py = dir.join("venv/bin/python");
