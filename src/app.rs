@@ -33,6 +33,9 @@ use crate::agent::config::LogFormat;
 use crate::cli::{CapacityCommand, Command, DashboardsCmd, ReportCommand};
 use crate::control::capacity::placeholder::Observed;
 
+/// Why a command failed: its `Display` is the one line on stderr, [`AppError::exit_code`] the
+/// process's status. The layers' errors are kept whole (with their `source` chains); each says
+/// whether its kind is the input's fault (`is_input`).
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// Bad usage or bad input: exit 2.
@@ -41,18 +44,33 @@ pub enum AppError {
     /// Something failed while working: exit 1.
     #[error("{0}")]
     Runtime(String),
+    /// The agent (`run`, `demo`) or its configuration file.
+    #[error(transparent)]
+    Agent(#[from] crate::agent::AgentError),
+    /// The control loops (`cull`, `capacity plan`).
+    #[error(transparent)]
+    Control(#[from] crate::control::ControlError),
+    /// The Datadog sink, or `dashboards push`.
+    #[error(transparent)]
+    Sink(#[from] crate::sinks::SinkError),
     /// The reader of stdout went away (`| head`): the command stops, and it is a success.
     #[error("stdout closed")]
     StdoutClosed,
 }
 
 impl AppError {
+    /// 2 for bad usage or input (the configuration, a file, the environment), 1 for a failure
+    /// while working, 0 for a closed stdout.
     pub fn exit_code(&self) -> i32 {
-        match self {
-            AppError::Input(_) => 2,
-            AppError::Runtime(_) => 1,
-            AppError::StdoutClosed => 0,
-        }
+        let input = match self {
+            AppError::Input(_) => true,
+            AppError::Runtime(_) => false,
+            AppError::Agent(e) => e.is_input(),
+            AppError::Control(e) => e.is_input(),
+            AppError::Sink(e) => e.is_input(),
+            AppError::StdoutClosed => return 0,
+        };
+        if input { 2 } else { 1 }
     }
 }
 
