@@ -33,6 +33,9 @@ use crate::agent::config::LogFormat;
 use crate::cli::{CapacityCommand, Command, DashboardsCmd, ReportCommand};
 use crate::control::capacity::placeholder::Observed;
 
+/// Why a command failed: its `Display` is the one line on stderr, [`AppError::exit_code`] the
+/// process's status. The layers' errors are kept whole (with their `source` chains); each says
+/// whether its kind is the input's fault (`is_input`).
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// Bad usage or bad input: exit 2.
@@ -41,18 +44,33 @@ pub enum AppError {
     /// Something failed while working: exit 1.
     #[error("{0}")]
     Runtime(String),
+    /// The agent (`run`, `demo`) or its configuration file.
+    #[error(transparent)]
+    Agent(#[from] crate::agent::AgentError),
+    /// The control loops (`cull`, `capacity plan`).
+    #[error(transparent)]
+    Control(#[from] crate::control::ControlError),
+    /// The Datadog sink, or `dashboards push`.
+    #[error(transparent)]
+    Sink(#[from] crate::sinks::SinkError),
     /// The reader of stdout went away (`| head`): the command stops, and it is a success.
     #[error("stdout closed")]
     StdoutClosed,
 }
 
 impl AppError {
+    /// 2 for bad usage or input (the configuration, a file, the environment), 1 for a failure
+    /// while working, 0 for a closed stdout.
     pub fn exit_code(&self) -> i32 {
-        match self {
-            AppError::Input(_) => 2,
-            AppError::Runtime(_) => 1,
-            AppError::StdoutClosed => 0,
-        }
+        let input = match self {
+            AppError::Input(_) => true,
+            AppError::Runtime(_) => false,
+            AppError::Agent(e) => e.is_input(),
+            AppError::Control(e) => e.is_input(),
+            AppError::Sink(e) => e.is_input(),
+            AppError::StdoutClosed => return 0,
+        };
+        if input { 2 } else { 1 }
     }
 }
 
@@ -235,4 +253,91 @@ pub fn init_logging_with(level: &str, format: LogFormat) {
 /// A `--lake` argument, parsed once: a directory, or a well-formed `s3://bucket/prefix`.
 pub(crate) fn lake_at(arg: &std::path::Path) -> Result<crate::lake::LakeLocation, AppError> {
     crate::lake::LakeLocation::from_path(arg).map_err(AppError::Input)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+    use std::path::PathBuf;
+
+    use super::AppError;
+    use crate::agent::AgentError;
+    use crate::agent::config::AgentConfig;
+    use crate::control::ControlError;
+    use crate::lake::manifest::LakeError;
+    use crate::sinks::SinkError;
+
+    #[test]
+    fn an_unreadable_config_is_exit_2_with_its_io_error_as_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing.toml");
+        let e = AppError::from(AgentConfig::load(&path).unwrap_err());
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string().starts_with(&format!("{}: ", path.display())),
+            "{e}"
+        );
+        let io = e.source().and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            io.map(std::io::Error::kind),
+            Some(std::io::ErrorKind::NotFound)
+        );
+    }
+
+    #[test]
+    fn a_locked_lake_is_the_input_s_fault_and_a_failed_write_is_not() {
+        let locked = AgentError::Lake(LakeError::Locked {
+            path: PathBuf::from("/lake"),
+        });
+        assert_eq!(AppError::from(locked).exit_code(), 2);
+        assert_eq!(
+            AppError::from(AgentError::Lake(LakeError::WriterGone)).exit_code(),
+            1
+        );
+        assert_eq!(AppError::from(AgentError::PipelinePanicked).exit_code(), 1);
+    }
+
+    #[test]
+    fn dashboards_a_missing_directory_is_exit_2_a_refused_push_exit_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let e =
+            crate::sinks::datadog::dashboards::load(Some(&dir.path().join("nope"))).unwrap_err();
+        assert!(matches!(e, SinkError::DashboardsRead { .. }), "{e:?}");
+        assert!(e.source().is_some_and(|s| s.is::<std::io::Error>()));
+        assert_eq!(AppError::from(e).exit_code(), 2);
+        let refused = SinkError::Push {
+            file: "a.json".into(),
+            title: "A".into(),
+            source: Box::new(SinkError::Refused {
+                method: reqwest::Method::PUT,
+                path: "/api/v1/dashboard/x".into(),
+                status: reqwest::StatusCode::FORBIDDEN,
+                body: "no".into(),
+            }),
+        };
+        assert_eq!(
+            refused.to_string(),
+            "a.json (A): PUT /api/v1/dashboard/x: 403 Forbidden: no"
+        );
+        assert_eq!(AppError::from(refused).exit_code(), 1);
+    }
+
+    #[test]
+    fn a_missing_token_is_exit_2_and_names_the_variable_only() {
+        let var = "HUBPULSE_TEST_TOKEN_NEVER_SET";
+        let e = crate::control::config::read_token("hub token", None, var).unwrap_err();
+        assert_eq!(e.to_string(), format!("hub token: {var} is not set"));
+        assert_eq!(AppError::from(e).exit_code(), 2);
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("token");
+        std::fs::write(&f, "  \n").unwrap();
+        let e = crate::control::config::read_token("admission token", Some(&f), var).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("admission token: {}: empty token", f.display())
+        );
+        let api = ControlError::HubApi(crate::hub::HubError::Config("x".into()));
+        assert_eq!(AppError::from(api).exit_code(), 1);
+        assert_eq!(AppError::StdoutClosed.exit_code(), 0);
+    }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::AgentError;
 use crate::config::toml::{invalid_key, toml_from_str};
 use crate::config::units::SizeValue;
 pub use crate::config::units::{parse_duration, parse_size};
@@ -83,11 +84,20 @@ pub struct LakeConfig {
 
 impl AgentConfig {
     /// The zero-config form: `hubpulse run --lake DIR --follow PATH_OR_GLOB…` (`-` = stdin).
-    pub fn zero(lake: crate::lake::LakeLocation, follow: &[String]) -> Result<AgentConfig, String> {
+    ///
+    /// # Errors
+    /// A `--follow` that is not a glob.
+    pub fn zero(
+        lake: crate::lake::LakeLocation,
+        follow: &[String],
+    ) -> Result<AgentConfig, AgentError> {
         let stdin = follow.iter().any(|f| f == "-");
         let include: Vec<String> = follow.iter().filter(|f| *f != "-").cloned().collect();
         for g in &include {
-            glob::Pattern::new(g).map_err(|e| format!("--follow {g:?}: {e}"))?;
+            glob::Pattern::new(g).map_err(|source| AgentError::Follow {
+                glob: g.clone(),
+                source,
+            })?;
         }
         let files = if include.is_empty() {
             Vec::new()
@@ -125,16 +135,25 @@ impl AgentConfig {
     }
 
     /// Read and validate a TOML config file.
-    pub fn load(path: &Path) -> Result<AgentConfig, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    ///
+    /// # Errors
+    /// An unreadable file, or what [`AgentConfig::from_toml`] finds.
+    pub fn load(path: &Path) -> Result<AgentConfig, AgentError> {
+        let text = std::fs::read_to_string(path).map_err(|source| AgentError::ConfigRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::from_toml(&text, &path.display().to_string())
     }
 
     /// Parse and validate TOML text; `name` is used in error messages.
-    pub fn from_toml(text: &str, name: &str) -> Result<AgentConfig, String> {
-        let raw: RawConfig = toml_from_str(text, name)?;
+    ///
+    /// # Errors
+    /// [`AgentError::ConfigInvalid`]: one line naming the file, the line and the key.
+    pub fn from_toml(text: &str, name: &str) -> Result<AgentConfig, AgentError> {
+        let raw: RawConfig = toml_from_str(text, name).map_err(AgentError::ConfigInvalid)?;
         raw.validate(text)
-            .map_err(|(key, why)| invalid_key(text, name, &key, &why))
+            .map_err(|(key, why)| AgentError::ConfigInvalid(invalid_key(text, name, &key, &why)))
     }
 }
 
@@ -470,20 +489,28 @@ rotate_wait = "2s"
     #[test]
     fn errors_name_file_line_key_and_why() {
         let bad = GOOD.replace("\"10s\"", "\"6o s\"");
-        let e = AgentConfig::from_toml(&bad, "x.toml").unwrap_err();
+        let e = AgentConfig::from_toml(&bad, "x.toml")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("x.toml:8:1: lake.flush_interval: invalid duration"),
             "{e}"
         );
         let bad = GOOD.replace("start_at = \"end\"", "start_at = \"middle\"");
-        let e = AgentConfig::from_toml(&bad, "x.toml").unwrap_err();
+        let e = AgentConfig::from_toml(&bad, "x.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("x.toml:16:12: "), "{e}");
         assert!(e.contains("middle"), "{e}");
         let bad = GOOD.replace("hub = \"prod\"", "hubb = \"prod\"");
-        let e = AgentConfig::from_toml(&bad, "x.toml").unwrap_err();
+        let e = AgentConfig::from_toml(&bad, "x.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("x.toml:3:1: unknown field `hubb`"), "{e}");
         let bad = GOOD.replace("Europe/Paris", "Mars/Olympus");
-        let e = AgentConfig::from_toml(&bad, "x.toml").unwrap_err();
+        let e = AgentConfig::from_toml(&bad, "x.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("x.toml:4:1: agent.tz: "), "{e}");
         assert!(!e.contains('\n'));
     }

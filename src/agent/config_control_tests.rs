@@ -34,19 +34,27 @@ fn the_culler_section_becomes_a_policy() {
 #[test]
 fn a_bad_culler_value_is_one_line_with_its_position() {
     let t = format!("{BASE}[culler]\ntimeout = \"10s\"\nmax_cull_fraction = 1.5\n");
-    let e = AgentConfig::from_toml(&t, "a.toml").unwrap_err();
+    let e = AgentConfig::from_toml(&t, "a.toml")
+        .unwrap_err()
+        .to_string();
     assert_eq!(e, "a.toml:7:1: culler.max_cull_fraction: must be in (0, 1]");
     let t = format!("{BASE}[culler]\ntimeout = \"ten\"\n");
-    let e = AgentConfig::from_toml(&t, "a.toml").unwrap_err();
+    let e = AgentConfig::from_toml(&t, "a.toml")
+        .unwrap_err()
+        .to_string();
     assert!(
         e.starts_with("a.toml:6:1: culler.timeout: invalid duration"),
         "{e}"
     );
     let t = format!("{BASE}[culler]\ntimout = \"10s\"\n");
-    let e = AgentConfig::from_toml(&t, "a.toml").unwrap_err();
+    let e = AgentConfig::from_toml(&t, "a.toml")
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("a.toml:6:1: unknown field `timout`"), "{e}");
     let t = format!("{BASE}[admission]\npolicy = \"/nonexistent/p.toml\"\n");
-    let e = AgentConfig::from_toml(&t, "a.toml").unwrap_err();
+    let e = AgentConfig::from_toml(&t, "a.toml")
+        .unwrap_err()
+        .to_string();
     assert!(
         e.starts_with("a.toml:6:1: admission.policy: /nonexistent/p.toml: no such file"),
         "{e}"
@@ -73,25 +81,33 @@ fn capacity_wait_is_opt_in_and_bad_values_are_one_line_with_their_key() {
         .unwrap();
     assert_eq!(w.scale_up, chrono::Duration::minutes(7));
     let t = format!("{base}capacity_wait = true\nscale_up_time = \"3h\"\n");
-    let e = AgentConfig::from_toml(&t, "a.toml").unwrap_err();
+    let e = AgentConfig::from_toml(&t, "a.toml")
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         e,
         "a.toml:12:1: admission.scale_up_time: must be between 10s and 2h"
     );
     let t = format!("{base}capacity_wait = true\nscale_up_time = \"soon\"\n");
-    let e = AgentConfig::from_toml(&t, "a.toml").unwrap_err();
+    let e = AgentConfig::from_toml(&t, "a.toml")
+        .unwrap_err()
+        .to_string();
     assert!(
         e.starts_with("a.toml:12:1: admission.scale_up_time: invalid duration"),
         "{e}"
     );
     let t = format!("{base}capacity_wait = \"yes\"\n");
-    let e = AgentConfig::from_toml(&t, "a.toml").unwrap_err();
+    let e = AgentConfig::from_toml(&t, "a.toml")
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("a.toml:11:17: "), "{e}");
     assert!(!e.contains('\n'), "{e}");
     let no_source = t
         .replace("capacity_wait = \"yes\"", "capacity_wait = true")
         .replace("[pods]\nnamespace = \"jhub\"\n", "");
-    let e = AgentConfig::from_toml(&no_source, "a.toml").unwrap_err();
+    let e = AgentConfig::from_toml(&no_source, "a.toml")
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         e,
         "a.toml:9:1: admission.capacity_wait: needs [pods] or [capacity] to see pods waiting for room"
@@ -106,14 +122,17 @@ fn capacity_forecast_needs_capacity_wait_and_a_capacity_section() {
     let base = format!(
         "{BASE}[http]\nlisten = \"127.0.0.1:0\"\n[pods]\nnamespace = \"jhub\"\n[admission]\npolicy = {policy:?}\n"
     );
-    let e =
-        AgentConfig::from_toml(&format!("{base}capacity_forecast = true\n"), "a.toml").unwrap_err();
+    let e = AgentConfig::from_toml(&format!("{base}capacity_forecast = true\n"), "a.toml")
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         e,
         "a.toml:11:1: admission.capacity_forecast: needs capacity_wait = true (it extends the wait answer)"
     );
     let t = format!("{base}capacity_wait = true\ncapacity_forecast = true\n");
-    let e = AgentConfig::from_toml(&t, "a.toml").unwrap_err();
+    let e = AgentConfig::from_toml(&t, "a.toml")
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         e,
         "a.toml:12:1: admission.capacity_forecast: needs [capacity]: the forecast comes from the placeholder loop"
@@ -127,7 +146,9 @@ fn capacity_forecast_needs_capacity_wait_and_a_capacity_section() {
 fn an_agent_config_error_points_at_the_capacity_key() {
     let text = "[lake]\npath = \"/tmp/l\"\n[stdin]\nenabled = true\n\
                 [capacity]\nnamespace = \"jhub\"\nquantile = 2.0\n";
-    let e = AgentConfig::from_toml(text, "hubpulse.toml").unwrap_err();
+    let e = AgentConfig::from_toml(text, "hubpulse.toml")
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         e,
         "hubpulse.toml:7:1: capacity.quantile: 2: must be in [0, 1]"
@@ -143,7 +164,9 @@ fn an_agent_config_error_in_a_set_points_at_its_line() {
                 [capacity]\nnamespace = \"jhub\"\n\
                 [[capacity.placeholders]]\nstatefulset = \"a\"\n\
                 [[capacity.placeholders]]\nstatefulset = \"b\"\nheadroom = 20.0\n";
-    let e = AgentConfig::from_toml(text, "hubpulse.toml").unwrap_err();
+    let e = AgentConfig::from_toml(text, "hubpulse.toml")
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         e,
         "hubpulse.toml:11:1: capacity.placeholders[1].headroom: 20: must be in [0, 10]"

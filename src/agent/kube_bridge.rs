@@ -28,7 +28,10 @@ pub(super) fn start(
     // In-cluster service account, or KUBECONFIG / ~/.kube/config.
     let client = rt
         .block_on(::kube::Client::try_default())
-        .map_err(|e| AgentError::Config(format!("kubernetes: no usable cluster config: {e}")))?;
+        .map_err(|source| AgentError::Cluster {
+            what: "kubernetes",
+            source,
+        })?;
     let stats = Arc::new(kube::KubeStats::default());
     metrics.registry.register(stats.clone());
     let (ptx, prx) = tokio::sync::mpsc::channel::<PodLines>(CHANNEL_DEPTH);
@@ -36,7 +39,7 @@ pub(super) fn start(
     std::thread::Builder::new()
         .name("hubpulse-kube".into())
         .spawn(move || bridge_pod_lines(prx, tx, m))
-        .map_err(|e| AgentError::Runtime(format!("thread: {e}")))?;
+        .map_err(AgentError::Thread)?;
     let (ns, m) = (cfg.namespace.clone(), metrics.clone());
     let st = stats.clone();
     rt.spawn(async move {

@@ -20,6 +20,7 @@
 //! by a function of `topology.rs`; [`run_with`] wires them.
 
 pub mod config;
+mod error;
 pub mod http;
 mod kube_bridge;
 pub mod pipeline;
@@ -32,33 +33,14 @@ use std::sync::mpsc::sync_channel;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
-use crate::lake::manifest::LakeError;
 use crate::stream::metrics::Metrics;
 use crate::stream::{Observer, SourceMsg};
 use config::AgentConfig;
+pub use error::AgentError;
 pub use kube_bridge::bridge_pod_lines;
 
 /// Messages in flight between sources and the pipeline (each at most ~1 MiB of lines).
 const CHANNEL_DEPTH: usize = 16;
-
-#[derive(Debug, thiserror::Error)]
-pub enum AgentError {
-    /// The configuration or the environment is wrong (exit 2).
-    #[error("{0}")]
-    Config(String),
-    /// Something failed while running (exit 1).
-    #[error("{0}")]
-    Runtime(String),
-}
-
-impl From<LakeError> for AgentError {
-    fn from(e: LakeError) -> Self {
-        match e {
-            LakeError::Locked { .. } => AgentError::Config(e.to_string()),
-            other => AgentError::Runtime(other.to_string()),
-        }
-    }
-}
 
 /// Run the agent on `rt` until a signal, `shutdown` is cancelled, or every source has ended
 /// (e.g. stdin alone at EOF). Call it from a thread outside the runtime.

@@ -45,7 +45,7 @@ impl Signals {
 }
 
 fn panicked<T>(r: Result<T, oneshot::error::RecvError>) -> Result<T, AgentError> {
-    r.map_err(|_| AgentError::Runtime("pipeline thread panicked".into()))
+    r.map_err(|_| AgentError::PipelinePanicked)
 }
 
 /// Runs until the agent has stopped: returns the pipeline's result, or exits the process (1)

@@ -44,10 +44,9 @@ pub(super) fn open_lake(cfg: &AgentConfig, metrics: &Metrics) -> Result<Lake, Ag
         Some(d) => Catalogue::from_dir(d),
         None => Catalogue::embedded(),
     }
-    .map_err(|e| AgentError::Config(format!("catalogue: {e}")))?;
+    .map_err(AgentError::Catalogue)?;
     // A lake that cannot be opened for writing is a configuration problem (exit 2).
-    let manifest = Manifest::open(&cfg.lake.path, &cfg.hub)
-        .map_err(|e| AgentError::Config(format!("lake.path: {e}")))?;
+    let manifest = Manifest::open(&cfg.lake.path, &cfg.hub).map_err(AgentError::LakeOpen)?;
     metrics.lake_open.store(true, Ordering::Relaxed);
     let progress = manifest.progress().clone();
     let resume_streams = manifest.stream_positions().clone();
@@ -87,7 +86,7 @@ pub(super) fn bind_http(
     };
     rt.block_on(http::bind(addr))
         .map(Some)
-        .map_err(|e| AgentError::Config(format!("http.listen {addr}: {e}")))
+        .map_err(|source| AgentError::Listen { addr, source })
 }
 
 fn thread(
@@ -97,7 +96,7 @@ fn thread(
     std::thread::Builder::new()
         .name(name.into())
         .spawn(f)
-        .map_err(|e| AgentError::Runtime(format!("thread: {e}")))
+        .map_err(AgentError::Thread)
 }
 
 /// Starts the file tailers (a thread per `[[files]]`), stdin and the pod-log source, all
@@ -166,8 +165,7 @@ pub(super) fn start_control(
         metrics,
         Some(view.clone()),
         stop,
-    )
-    .map_err(AgentError::Config)?;
+    )?;
     start_pods(rt, cfg, metrics, pending, stop)?;
     if let Some(c) = &cfg.capacity {
         crate::control::capacity::start(
@@ -178,8 +176,7 @@ pub(super) fn start_control(
             metrics,
             Some(view),
             stop.clone(),
-        )
-        .map_err(AgentError::Config)?;
+        )?;
     }
     Ok(control)
 }
@@ -197,7 +194,10 @@ fn start_pods(
     };
     let client = rt
         .block_on(::kube::Client::try_default())
-        .map_err(|e| AgentError::Config(format!("pods: no usable cluster config: {e}")))?;
+        .map_err(|source| AgentError::Cluster {
+            what: "pods",
+            source,
+        })?;
     let events = Arc::new(kube::podevents::EventStats::default());
     metrics.registry.register(events.clone());
     let w = kube::podtable::PodWatch {

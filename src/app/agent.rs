@@ -7,21 +7,11 @@ use std::sync::Arc;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::AgentError;
 use crate::agent::config::AgentConfig;
 use crate::parse::time::Zone;
 
 use super::AppError;
 use super::follow;
-
-impl From<AgentError> for AppError {
-    fn from(e: AgentError) -> Self {
-        match e {
-            AgentError::Config(m) => AppError::Input(m),
-            AgentError::Runtime(m) => AppError::Runtime(m),
-        }
-    }
-}
 
 /// The flags of `hubpulse run`.
 pub(super) struct RunFlags {
@@ -48,10 +38,9 @@ pub(super) fn run_cmd(rt: &Handle, flags: RunFlags) -> Result<(), AppError> {
 /// refine it; the Datadog flags apply to both.
 fn config(f: RunFlags) -> Result<AgentConfig, AppError> {
     let mut cfg = match (f.config, f.lake) {
-        (Some(path), _) => AgentConfig::load(&path).map_err(AppError::Input)?,
+        (Some(path), _) => AgentConfig::load(&path)?,
         (None, Some(lake)) => {
-            let mut c =
-                AgentConfig::zero(super::lake_at(&lake)?, &f.follow).map_err(AppError::Input)?;
+            let mut c = AgentConfig::zero(super::lake_at(&lake)?, &f.follow)?;
             if let Some(h) = f.http {
                 c.http = match h.as_str() {
                     "off" => None,
@@ -99,8 +88,7 @@ fn run_agent(rt: &Handle, cfg: AgentConfig) -> Result<(), AppError> {
         &cfg.lake.path.state_dir(&cfg.hub),
         &metrics,
         grace,
-    )
-    .map_err(AppError::Input)?;
+    )?;
     let shutdown = CancellationToken::new();
     follow::warn_when_ready(metrics.clone(), cfg.files.clone(), shutdown.clone());
     let r = crate::agent::run_with(rt, cfg, vec![obs], metrics, shutdown.clone());

@@ -246,7 +246,7 @@ fn cluster(cfg: &AgentConfig, row: &mut Row<'_>) {
 
 /// `hubpulse check-config FILE`: the file loaded and validated, then [`print`]ed.
 pub fn check_config(file: &std::path::Path) -> Result<(), AppError> {
-    let cfg = AgentConfig::load(file).map_err(AppError::Input)?;
+    let cfg = AgentConfig::load(file)?;
     print(file, &cfg)
 }
 

@@ -22,7 +22,7 @@ pub(super) fn capacity_plan(
     use crate::control::capacity::{forecast::ForecastPolicy, placeholder, plan, runner};
     let (fp, sets, default_profile) = match config {
         Some(path) => {
-            let cfg = AgentConfig::load(path).map_err(AppError::Input)?;
+            let cfg = AgentConfig::load(path)?;
             match cfg.capacity {
                 Some(c) => (
                     c.forecast,
@@ -57,7 +57,7 @@ pub(super) fn capacity_plan(
     };
     let f = rt
         .block_on(runner::forecast_from_lake(lake, &fp, &default_profile, now))
-        .map_err(|e| AppError::Runtime(e.to_string()))?;
+        .map_err(crate::control::ControlError::from)?;
     let decisions: Vec<(String, placeholder::Decision)> = sets
         .into_iter()
         .map(|(name, mut pp)| {
@@ -81,7 +81,7 @@ pub(super) fn capacity_plan(
 /// `hubpulse cull --once [--dry-run]`: one pass, a line per decision, a summary line.
 pub(super) fn cull_cmd(rt: &Handle, config: &Path, dry_run: bool) -> Result<(), AppError> {
     use crate::control::{culler::runner::Culler, decisions::DecisionSink, metrics::ControlStats};
-    let cfg = AgentConfig::load(config).map_err(AppError::Input)?;
+    let cfg = AgentConfig::load(config)?;
     let Some(mut policy) = cfg.control.culler.clone() else {
         return Err(AppError::Input(format!(
             "{}: no enabled [culler] section",
@@ -93,8 +93,7 @@ pub(super) fn cull_cmd(rt: &Handle, config: &Path, dry_run: bool) -> Result<(), 
         cfg.control.hub.as_ref(),
         policy.concurrency,
         policy.page_size,
-    )
-    .map_err(AppError::Input)?;
+    )?;
     let sink = DecisionSink::new(&cfg.lake.path, &cfg.hub);
     let mut culler = Culler::new(
         client,

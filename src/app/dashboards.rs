@@ -16,12 +16,12 @@ pub(super) fn dashboards_push(
 ) -> Result<(), AppError> {
     use crate::sinks::datadog::config::{ApiKey, DatadogConfig, api_base};
     use crate::sinks::datadog::dashboards::{Action, Client, load};
-    let boards = load(dir).map_err(AppError::Input)?;
+    let boards = load(dir)?;
     let cfg = DatadogConfig {
         url,
         ..DatadogConfig::default()
     };
-    let base = api_base(&cfg).map_err(AppError::Input)?;
+    let base = api_base(&cfg)?;
     let keys = (
         ApiKey::from_env("DD_API_KEY"),
         ApiKey::from_env("DD_APP_KEY"),
@@ -41,10 +41,8 @@ pub(super) fn dashboards_push(
             "dashboards push: set DD_API_KEY and DD_APP_KEY (an application key with dashboards_write)".into(),
         ));
     };
-    let client = Client::new(&base, &api, &app).map_err(AppError::Input)?;
-    let out = rt
-        .block_on(client.push(&boards, dry_run))
-        .map_err(AppError::Runtime)?;
+    let client = Client::new(&base, &api, &app)?;
+    let out = rt.block_on(client.push(&boards, dry_run))?;
     for o in out {
         let verb = match (&o.action, dry_run) {
             (Action::Create, true) => "would create",

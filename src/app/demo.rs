@@ -38,8 +38,7 @@ pub fn demo(rt: &Handle, lake: &Path) -> Result<(), AppError> {
         .map_err(|e| AppError::Input(format!("{}: {e}", sample_dir.display())))?;
     let sample = sample_dir.join("hub.log");
     let location = crate::lake::LakeLocation::local(lake);
-    let mut cfg = AgentConfig::zero(location.clone(), &[sample.display().to_string()])
-        .map_err(AppError::Input)?;
+    let mut cfg = AgentConfig::zero(location.clone(), &[sample.display().to_string()])?;
     cfg.hub = "sample-hub".into();
     cfg.http = None;
     cfg.lake.flush_interval = Duration::from_millis(500);

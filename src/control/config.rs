@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::units::parse_duration;
+use crate::control::ControlError;
 
 type KeyErr = (String, String);
 
@@ -276,7 +277,7 @@ pub fn validate(
             }
             // A policy that does not parse is refused at start, with its own file:line.
             crate::control::admission::Policy::load(&a.policy)
-                .map_err(|e| ("admission.policy".into(), e))?;
+                .map_err(|e| ("admission.policy".into(), e.to_string()))?;
             if a.capacity_forecast && !a.capacity_wait {
                 return Err((
                     "admission.capacity_forecast".into(),
@@ -449,20 +450,38 @@ pub fn validate_culler(c: RawCuller) -> Result<CullPolicy, KeyErr> {
     })
 }
 
-/// Reads a token from `file` (trimmed), else from the environment variable `var`.
+/// Reads a token (`what`: which one, for errors) from `file` (trimmed), else from the
+/// environment variable `var`.
 ///
 /// # Errors
 /// One line naming the file or the variable; never the token.
-pub fn read_token(file: Option<&std::path::Path>, var: &str) -> Result<String, String> {
+pub fn read_token(
+    what: &'static str,
+    file: Option<&std::path::Path>,
+    var: &str,
+) -> Result<String, ControlError> {
     let t = match file {
-        Some(f) => std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?,
-        None => std::env::var(var).map_err(|_| format!("{var} is not set"))?,
+        Some(f) => std::fs::read_to_string(f).map_err(|source| ControlError::TokenRead {
+            what,
+            path: f.to_path_buf(),
+            source,
+        })?,
+        None => std::env::var(var).map_err(|_| ControlError::TokenUnset {
+            what,
+            var: var.to_string(),
+        })?,
     };
     let t = t.trim().to_string();
     if t.is_empty() {
         return Err(match file {
-            Some(f) => format!("{}: empty token", f.display()),
-            None => format!("{var} is empty"),
+            Some(f) => ControlError::TokenEmptyFile {
+                what,
+                path: f.to_path_buf(),
+            },
+            None => ControlError::TokenEmpty {
+                what,
+                var: var.to_string(),
+            },
         });
     }
     Ok(t)

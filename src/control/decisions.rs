@@ -21,6 +21,7 @@ use arrow::array::{
 };
 use chrono::{DateTime, Utc};
 
+use crate::control::ControlError;
 use crate::lake::LakeLocation;
 use crate::lake::tables::SideRoot;
 use crate::lake::tables::decisions::{DECISIONS, schema};
@@ -172,7 +173,7 @@ impl DecisionSink {
     ///
     /// # Errors
     /// I/O or encoding errors, with the path.
-    pub fn write<D: Decided>(&self, rows: &[Row<D>]) -> Result<(), String> {
+    pub fn write<D: Decided>(&self, rows: &[Row<D>]) -> Result<(), ControlError> {
         let mut by_day: std::collections::BTreeMap<String, Vec<&Row<D>>> = Default::default();
         for r in rows {
             by_day
@@ -186,12 +187,15 @@ impl DecisionSink {
         Ok(())
     }
 
-    fn write_part<D: Decided>(&self, dt: &str, rows: &[&Row<D>]) -> Result<(), String> {
+    fn write_part<D: Decided>(&self, dt: &str, rows: &[&Row<D>]) -> Result<(), ControlError> {
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
-        let batch = self
-            .batch(rows)
-            .map_err(|e| format!("decisions batch: {e}"))?;
-        self.root.publish(dt, n, &batch)
+        let batch = self.batch(rows).map_err(|source| ControlError::Batch {
+            table: "decisions",
+            source,
+        })?;
+        self.root
+            .publish(dt, n, &batch)
+            .map_err(ControlError::Publish)
     }
 
     fn batch<D: Decided>(&self, rows: &[&Row<D>]) -> Result<RecordBatch, arrow::error::ArrowError> {

@@ -26,6 +26,7 @@ pub mod capacity;
 pub mod config;
 pub mod culler;
 pub mod decisions;
+mod error;
 pub mod metrics;
 pub mod observe;
 pub mod quota;
@@ -35,6 +36,7 @@ use std::sync::Arc;
 use crate::hub::{ApiToken, HubClient, HubConfig};
 use crate::stream::Observer;
 use config::{ControlConfig, HubSection, read_token};
+pub use error::ControlError;
 
 /// The hub client for the control loops: `[hub]` (or `JUPYTERHUB_API_URL`) and the token from
 /// `hub.token_file` (or `JUPYTERHUB_API_TOKEN`).
@@ -45,24 +47,23 @@ pub fn hub_client(
     hub: Option<&HubSection>,
     concurrency: usize,
     page_size: u32,
-) -> Result<HubClient, String> {
+) -> Result<HubClient, ControlError> {
     let url = match hub.and_then(|h| h.api_url.clone()) {
         Some(u) => u,
-        None => std::env::var("JUPYTERHUB_API_URL")
-            .map_err(|_| "hub.api_url is not set and neither is JUPYTERHUB_API_URL".to_string())?,
+        None => std::env::var("JUPYTERHUB_API_URL").map_err(|_| ControlError::NoHubUrl)?,
     };
     let token = read_token(
+        "hub token",
         hub.and_then(|h| h.token_file.as_deref()),
         "JUPYTERHUB_API_TOKEN",
-    )
-    .map_err(|e| format!("hub token: {e}"))?;
+    )?;
     let mut c = HubConfig::new(url, ApiToken::new(token));
     c.max_concurrency = concurrency;
     c.page_size = page_size;
     if let Some(h) = hub {
         c.request_timeout = h.request_timeout;
     }
-    HubClient::new(c).map_err(|e| e.to_string())
+    HubClient::new(c).map_err(ControlError::HubClient)
 }
 
 /// What the agent adds for the control loops: observers for the pipeline, routes for its
@@ -86,7 +87,7 @@ pub fn start(
     metrics: &crate::stream::metrics::Metrics,
     capacity: Option<Arc<crate::control::admission::wait::CapacityView>>,
     stop: &tokio_util::sync::CancellationToken,
-) -> Result<Started, String> {
+) -> Result<Started, ControlError> {
     let mut started = Started {
         observers: Vec::new(),
         router: None,
@@ -138,8 +139,11 @@ pub fn start(
     }
     if let Some(a) = &cfg.admission {
         let policy = admission::Policy::load(&a.policy)?;
-        let token = read_token(a.token_file.as_deref(), "HUBPULSE_ADMISSION_TOKEN")
-            .map_err(|e| format!("admission token: {e}"))?;
+        let token = read_token(
+            "admission token",
+            a.token_file.as_deref(),
+            "HUBPULSE_ADMISSION_TOKEN",
+        )?;
         let q = Arc::new(quota::Quotas {
             policy,
             client: hub_client(cfg.hub.as_ref(), 10, 200)?

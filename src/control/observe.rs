@@ -35,6 +35,7 @@ use arrow::array::{
 };
 use chrono::{DateTime, Utc};
 
+use crate::control::ControlError;
 use crate::hub::activity::{ActivityView, user_activity};
 use crate::hub::{HubClient, Pending, Server, User, UserState};
 use crate::lake::tables::SideRoot;
@@ -225,7 +226,7 @@ impl Observations {
     ///
     /// # Errors
     /// I/O or store errors, with the path; the rows are kept for the next try.
-    pub fn flush(&mut self, force: bool) -> Result<(), String> {
+    pub fn flush(&mut self, force: bool) -> Result<(), ControlError> {
         if self.rows.is_empty()
             || !(force || self.flushed_at.elapsed() >= FLUSH_EVERY || self.rows.len() >= FLUSH_ROWS)
         {
@@ -243,8 +244,12 @@ impl Observations {
                 .push(r);
         }
         for (dt, rows) in by_day {
-            let batch = batch(&self.hub, &rows).map_err(|e| format!("observations batch: {e}"))?;
-            root.publish(&dt, self.seq, &batch)?;
+            let batch = batch(&self.hub, &rows).map_err(|source| ControlError::Batch {
+                table: "observations",
+                source,
+            })?;
+            root.publish(&dt, self.seq, &batch)
+                .map_err(ControlError::Publish)?;
             self.seq += 1;
         }
         self.rows.clear();

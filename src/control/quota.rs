@@ -34,6 +34,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 
+use crate::control::ControlError;
 use crate::control::admission::view::{View, ViewCache};
 use crate::control::admission::wait::{CapacityView, Verdict, WaitPolicy};
 use crate::control::admission::{
@@ -103,6 +104,11 @@ impl Decided for QuotaDecision {
     }
 }
 
+/// A failure reading the month's usage from the lake, as its message.
+fn usage_err(e: impl std::fmt::Display) -> ControlError {
+    ControlError::Usage(e.to_string())
+}
+
 /// The first instant of the UTC month of `now`.
 pub fn month_start(now: DateTime<Utc>) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
@@ -113,14 +119,14 @@ pub fn month_start(now: DateTime<Utc>) -> DateTime<Utc> {
 impl Quotas {
     /// Every active server with its profile and its user's groups (`list:users`,
     /// `read:servers`, `read:users:groups`).
-    pub async fn running(&self) -> Result<Vec<Running>, String> {
+    pub async fn running(&self) -> Result<Vec<Running>, ControlError> {
         let users = self
             .client
             .users(Some(UserState::Active))
             .await
             .map_err(|e| {
                 self.stats.api_error(e.metric_label());
-                e.to_string()
+                ControlError::HubApi(e)
             })?;
         let mut out = Vec::new();
         for u in users {
@@ -139,7 +145,11 @@ impl Quotas {
 
     /// This month's server-hours of this hub: closed sessions from the lake, running servers
     /// from the hub's API (`running`, their `started`), never from log lines alone.
-    pub async fn usage(&self, now: DateTime<Utc>, running: &[Running]) -> Result<Usage, String> {
+    pub async fn usage(
+        &self,
+        now: DateTime<Utc>,
+        running: &[Running],
+    ) -> Result<Usage, ControlError> {
         let mut usage = month_usage(
             &self.lake,
             &self.policy,
@@ -157,7 +167,7 @@ impl Quotas {
         if group_budgets {
             let groups = self.client.groups().await.map_err(|e| {
                 self.stats.api_error(e.metric_label());
-                e.to_string()
+                ControlError::HubApi(e)
             })?;
             for g in groups {
                 let members = g.users.unwrap_or_default().into_iter().collect();
@@ -182,12 +192,12 @@ impl Quotas {
                     reason: Reason::PolicyError,
                     message: format!(
                         "hubpulse could not check the spawn policy ({}); the policy says {} in that case.",
-                        e.lines().next().unwrap_or(""),
+                        e.to_string().lines().next().unwrap_or(""),
                         self.policy.on_error.label()
                     ),
                     profile: self.policy.profile_of(req.profile.as_deref()).to_string(),
                 };
-                (a, Some(e.clone()))
+                (a, Some(e.to_string()))
             }
         }
     }
@@ -260,14 +270,13 @@ impl Quotas {
         now: DateTime<Utc>,
         first_seen: &mut HashMap<(String, String), DateTime<Utc>>,
     ) {
-        let running = self.running().await;
-        let usage = match &running {
-            Ok(r) => self.usage(now, r).await,
-            Err(e) => Err(e.clone()),
+        let read = match self.running().await {
+            Ok(r) => self.usage(now, &r).await.map(|u| (r, u)),
+            Err(e) => Err(e),
         };
-        let (running, usage) = match (running, usage) {
-            (Ok(r), Ok(u)) => (r, u),
-            (Err(e), _) | (_, Err(e)) => {
+        let (running, usage) = match read {
+            Ok(ru) => ru,
+            Err(e) => {
                 tracing::warn!(error = %e, "quota: cannot check running servers; nothing stopped");
                 return;
             }
@@ -387,18 +396,16 @@ pub async fn month_usage(
     now: DateTime<Utc>,
     hub: Option<&str>,
     running: Option<&[Running]>,
-) -> Result<Usage, String> {
+) -> Result<Usage, ControlError> {
     use crate::report::monthly;
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::{DataType, Int64Type};
     let start = month_start(now);
-    let ctx = crate::query::session(lake)
-        .await
-        .map_err(|e| e.to_string())?;
+    let ctx = crate::query::session(lake).await.map_err(usage_err)?;
     // The same rebuild as the report's, checked against the hub's observations.
     let runs = crate::report::rebuild(&ctx, monthly::window(start.date_naive()))
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(usage_err)?
         .sessions;
     // (user, server) -> [(admitted at, profile)] in time order.
     let mut admitted: HashMap<(String, String), Vec<(i64, String)>> = HashMap::new();
@@ -406,7 +413,7 @@ pub async fn month_usage(
     // object store, see `query::session`): never a local `is_dir` check, which a bucket fails.
     let has_decisions = ctx
         .table_exist(crate::lake::tables::decisions::DECISIONS)
-        .map_err(|e| e.to_string())?;
+        .map_err(usage_err)?;
     if has_decisions {
         let look_back = start - chrono::Duration::days(62);
         let sql = format!(
@@ -416,18 +423,15 @@ pub async fn month_usage(
             look_back.format("%Y-%m-%dT%H:%M:%SZ"),
             hub.map_or(String::new(), |h| format!(" AND hub = '{}'", h.replace('\'', "''")))
         );
-        let batches = crate::query::run(&ctx, &sql)
-            .await
-            .map_err(|e| e.to_string())?;
+        let batches = crate::query::run(&ctx, &sql).await.map_err(usage_err)?;
         for b in &batches {
             let col = |i: usize| arrow::compute::cast(b.column(i), &DataType::Utf8);
             let (user, server, prof) = (
-                col(0).map_err(|e| e.to_string())?,
-                col(1).map_err(|e| e.to_string())?,
-                col(3).map_err(|e| e.to_string())?,
+                col(0).map_err(usage_err)?,
+                col(1).map_err(usage_err)?,
+                col(3).map_err(usage_err)?,
             );
-            let t =
-                arrow::compute::cast(b.column(2), &DataType::Int64).map_err(|e| e.to_string())?;
+            let t = arrow::compute::cast(b.column(2), &DataType::Int64).map_err(usage_err)?;
             let t = t.as_primitive::<Int64Type>();
             let (user, server, prof) = (
                 user.as_string::<i32>(),

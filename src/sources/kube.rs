@@ -65,6 +65,7 @@ use kube::runtime::watcher;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::sources::SourceError;
 pub use lines::{LineAssembler, already_delivered, next_pos, parse_kubelet_line, since_second};
 pub use pods::{
     BACKOFF, BACKOFF_BASE, BACKOFF_CAP, Next, PodInfo, StreamEnd, after_stream_end, choose_pod,
@@ -298,7 +299,7 @@ const WATCH_TIMEOUT_SECS: u32 = 290;
 /// Follows the pods selected by `cfg` until `shutdown` is `true`; see the module docs.
 ///
 /// # Errors
-/// [`KubeError::Forbidden`] (RBAC), [`KubeError::Rejected`] (e.g. an invalid selector),
+/// [`SourceError::Kube`]: [`KubeError::Forbidden`] (RBAC), [`KubeError::Rejected`] (e.g. an invalid selector),
 /// [`KubeError::PipelineClosed`] (`tx`'s receiver dropped), [`KubeError::Task`] (a panic).
 ///
 /// # Assumptions
@@ -314,7 +315,7 @@ pub async fn follow(
     tx: mpsc::Sender<PodLines>,
     shutdown: tokio_util::sync::CancellationToken,
     stats: Arc<KubeStats>,
-) -> Result<(), KubeError> {
+) -> Result<(), SourceError> {
     let mut selectors = vec![(cfg.selector.clone(), cfg.container.clone())];
     if let Some(proxy) = &cfg.proxy_selector {
         selectors.push((proxy.clone(), None));
@@ -336,7 +337,8 @@ pub async fn follow(
         }
         .run()
     });
-    futures::future::try_join_all(loops).await.map(|_| ())
+    futures::future::try_join_all(loops).await?;
+    Ok(())
 }
 
 fn api_code(e: &kube::Error) -> Option<u16> {

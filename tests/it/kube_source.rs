@@ -248,7 +248,7 @@ struct Source {
     rx: mpsc::Receiver<PodLines>,
     shutdown: tokio_util::sync::CancellationToken,
     stats: Arc<KubeStats>,
-    task: JoinHandle<Result<(), KubeError>>,
+    task: JoinHandle<Result<(), hubpulse::sources::SourceError>>,
 }
 
 fn start(api: &Kube, cfg: KubeSourceConfig, resume: Resume, capacity: usize) -> Source {
@@ -782,7 +782,10 @@ async fn forbidden_pod_list_is_a_clear_error() {
         .unwrap()
         .unwrap_err();
     assert!(
-        matches!(err, KubeError::Forbidden { code: 403, .. }),
+        matches!(
+            err,
+            hubpulse::sources::SourceError::Kube(KubeError::Forbidden { code: 403, .. })
+        ),
         "{err:?}"
     );
     let msg = err.to_string();

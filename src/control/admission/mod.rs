@@ -36,6 +36,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
+use crate::control::ControlError;
+
 use serde::Deserialize;
 
 /// Why a spawn is allowed, refused or asked to wait: a bounded vocabulary (a metric label and
@@ -198,12 +200,23 @@ impl Policy {
     ///
     /// # Errors
     /// One line `FILE:LINE:COL: why` (or `FILE: why`).
-    pub fn load(path: &Path) -> Result<Policy, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Policy, ControlError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ControlError::PolicyRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(&text, &path.display().to_string())
     }
 
-    pub fn parse(text: &str, name: &str) -> Result<Policy, String> {
+    /// Parses and validates a policy; `name` is used in error messages.
+    ///
+    /// # Errors
+    /// [`ControlError::PolicyInvalid`]: one line `NAME:LINE:COL: why` (or `NAME: why`).
+    pub fn parse(text: &str, name: &str) -> Result<Policy, ControlError> {
+        Self::parse_raw(text, name).map_err(ControlError::PolicyInvalid)
+    }
+
+    fn parse_raw(text: &str, name: &str) -> Result<Policy, String> {
         let raw: RawPolicy = crate::config::toml::toml_from_str(text, name)?;
         let grace = match &raw.grace {
             None => Duration::from_secs(600),
@@ -546,7 +559,9 @@ group_hours = { data-science = 15 }
 
     #[test]
     fn a_bad_policy_is_one_line_with_a_position() {
-        let e = Policy::parse("[profiles.gpu]\ngroupz = []\n", "p.toml").unwrap_err();
+        let e = Policy::parse("[profiles.gpu]\ngroupz = []\n", "p.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("p.toml:2:1: unknown field `groupz`"), "{e}");
         assert!(!e.contains('\n'));
     }

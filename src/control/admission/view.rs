@@ -27,6 +27,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use crate::control::ControlError;
 use crate::control::admission::{Running, Usage};
 use crate::control::quota::Quotas;
 
@@ -36,7 +37,7 @@ use crate::control::quota::Quotas;
 pub struct View {
     pub at: Instant,
     /// `Err`: why the hub or the lake could not be read.
-    pub data: Result<(Vec<Running>, Usage), String>,
+    pub data: Result<(Vec<Running>, Usage), Arc<ControlError>>,
 }
 
 /// One view, refreshed at most every `refresh`, one refresh at a time.
@@ -108,7 +109,8 @@ async fn read(q: &Quotas, now: DateTime<Utc>) -> View {
     let data = match q.running().await {
         Ok(r) => q.usage(now, &r).await.map(|u| (r, u)),
         Err(e) => Err(e),
-    };
+    }
+    .map_err(Arc::new);
     q.stats.admission_view_read(started.elapsed(), data.is_ok());
     View { at: started, data }
 }

@@ -39,10 +39,10 @@ pub fn start(
     agent_metrics: &crate::stream::metrics::Metrics,
     view: Option<std::sync::Arc<crate::control::admission::wait::CapacityView>>,
     stop: tokio_util::sync::CancellationToken,
-) -> Result<(), String> {
+) -> Result<(), crate::control::ControlError> {
     let client = rt
         .block_on(kube::Client::try_default())
-        .map_err(|e| format!("capacity: no usable cluster config: {e}"))?;
+        .map_err(crate::control::ControlError::Cluster)?;
     let many = cfg.sets.len() > 1;
     let mut sets = Vec::with_capacity(cfg.sets.len());
     let mut all_stats = Vec::with_capacity(cfg.sets.len());

@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::units::{parse_duration, parse_size};
+use crate::sinks::SinkError;
 use crate::sinks::datadog::TAG_KEYS;
 use crate::sinks::datadog::payload::Codec;
 
@@ -50,13 +51,14 @@ impl ApiKey {
         (!v.is_empty()).then(|| ApiKey(v.to_string()))
     }
 
-    /// The key as a header value marked sensitive (never printed by the HTTP stack).
+    /// The key as a header value marked sensitive (never printed by the HTTP stack); `var`
+    /// names the key in the error.
     ///
     /// # Errors
     /// A key that is not a valid header value.
-    pub fn header(&self) -> Result<reqwest::header::HeaderValue, String> {
+    pub fn header(&self, var: &'static str) -> Result<reqwest::header::HeaderValue, SinkError> {
         let mut v = reqwest::header::HeaderValue::from_str(&self.0)
-            .map_err(|_| "the key is not a valid header value".to_string())?;
+            .map_err(|source| SinkError::Key { var, source })?;
         v.set_sensitive(true);
         Ok(v)
     }
@@ -130,7 +132,7 @@ impl Default for DatadogConfig {
 ///
 /// # Errors
 /// `DD_SITE` names no known site.
-pub fn api_base(cfg: &DatadogConfig) -> Result<String, String> {
+pub fn api_base(cfg: &DatadogConfig) -> Result<String, SinkError> {
     if let Some(u) = &cfg.url {
         return Ok(u.trim_end_matches('/').to_string());
     }
@@ -139,7 +141,7 @@ pub fn api_base(cfg: &DatadogConfig) -> Result<String, String> {
         None => match std::env::var("DD_SITE") {
             Ok(s) if !s.trim().is_empty() => {
                 let s = s.trim().to_string();
-                check_site(&s).map_err(|e| format!("DD_SITE: {e}"))?;
+                check_site(&s).map_err(SinkError::Site)?;
                 s
             }
             _ => "datadoghq.com".into(),
@@ -153,7 +155,7 @@ pub fn api_base(cfg: &DatadogConfig) -> Result<String, String> {
 ///
 /// # Errors
 /// `DD_SITE` names no known site.
-pub fn logs_base(cfg: &DatadogConfig) -> Result<String, String> {
+pub fn logs_base(cfg: &DatadogConfig) -> Result<String, SinkError> {
     if let Some(u) = &cfg.url {
         return Ok(u.trim_end_matches('/').to_string());
     }
@@ -161,11 +163,16 @@ pub fn logs_base(cfg: &DatadogConfig) -> Result<String, String> {
     Ok(api.replacen("https://api.", "https://http-intake.logs.", 1))
 }
 
-fn check_site(s: &str) -> Result<(), String> {
+/// A Datadog site that is none of [`SITES`].
+#[derive(Debug, thiserror::Error)]
+#[error("unknown site {0:?} (one of {sites})", sites = SITES.join(", "))]
+pub struct UnknownSite(pub String);
+
+fn check_site(s: &str) -> Result<(), UnknownSite> {
     if SITES.contains(&s) {
         Ok(())
     } else {
-        Err(format!("unknown site {s:?} (one of {})", SITES.join(", ")))
+        Err(UnknownSite(s.to_string()))
     }
 }
 
@@ -246,7 +253,7 @@ pub fn validate(raw: Option<RawDatadog>) -> Result<DatadogConfig, KeyErr> {
         Some(s) => parse_size(s).map_err(|e| (key(leaf), e)),
     };
     if let Some(s) = &r.site {
-        check_site(s).map_err(|e| (key("site"), e))?;
+        check_site(s).map_err(|e| (key("site"), e.to_string()))?;
     }
     if let Some(u) = &r.url {
         let parsed = reqwest::Url::parse(u).map_err(|e| (key("url"), format!("{u:?}: {e}")))?;
@@ -356,6 +363,6 @@ mod tests {
     fn the_key_never_prints() {
         let k = ApiKey::new("0123456789abcdef");
         assert_eq!(format!("{k:?}"), "ApiKey(***)");
-        assert!(k.header().unwrap().is_sensitive());
+        assert!(k.header("DD_API_KEY").unwrap().is_sensitive());
     }
 }

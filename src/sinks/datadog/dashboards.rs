@@ -18,6 +18,7 @@ use std::time::Duration;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::Value;
 
+use crate::sinks::SinkError;
 use crate::sinks::datadog::config::ApiKey;
 
 /// The dashboards shipped in the binary: (file name, JSON).
@@ -64,7 +65,7 @@ pub struct Outcome {
 ///
 /// # Errors
 /// An unreadable file, or one that is not a JSON object with a string `title`.
-pub fn load(dir: Option<&Path>) -> Result<Vec<Dashboard>, String> {
+pub fn load(dir: Option<&Path>) -> Result<Vec<Dashboard>, SinkError> {
     let mut files: Vec<(String, String)> = match dir {
         None => EMBEDDED
             .iter()
@@ -72,12 +73,15 @@ pub fn load(dir: Option<&Path>) -> Result<Vec<Dashboard>, String> {
             .collect(),
         Some(d) => {
             let mut v = Vec::new();
-            let rd = std::fs::read_dir(d).map_err(|e| format!("{}: {e}", d.display()))?;
+            let unreadable = |p: &Path| {
+                let path = p.display().to_string();
+                move |source| SinkError::DashboardsRead { path, source }
+            };
+            let rd = std::fs::read_dir(d).map_err(unreadable(d))?;
             for e in rd {
-                let p = e.map_err(|e| format!("{}: {e}", d.display()))?.path();
+                let p = e.map_err(unreadable(d))?.path();
                 if p.extension().is_some_and(|x| x == "json") {
-                    let t =
-                        std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+                    let t = std::fs::read_to_string(&p).map_err(unreadable(&p))?;
                     v.push((p.display().to_string(), t));
                 }
             }
@@ -87,16 +91,17 @@ pub fn load(dir: Option<&Path>) -> Result<Vec<Dashboard>, String> {
     files.sort();
     let mut out = Vec::new();
     for (file, text) in files {
-        let body: Value =
-            serde_json::from_str(&text).map_err(|e| format!("{file}: not JSON: {e}"))?;
-        let title = body["title"]
-            .as_str()
-            .ok_or_else(|| format!("{file}: no string `title`"))?
-            .to_string();
+        let body: Value = match serde_json::from_str(&text) {
+            Ok(b) => b,
+            Err(source) => return Err(SinkError::DashboardJson { file, source }),
+        };
+        let Some(title) = body["title"].as_str().map(str::to_string) else {
+            return Err(SinkError::DashboardTitle { file });
+        };
         out.push(Dashboard { file, title, body });
     }
     if out.is_empty() {
-        return Err("no dashboards (*.json) to push".into());
+        return Err(SinkError::NoDashboards);
     }
     Ok(out)
 }
@@ -112,17 +117,17 @@ pub struct Client {
 impl Client {
     /// # Errors
     /// A key that is not a header value; no HTTP client.
-    pub fn new(base: &str, api: &ApiKey, app: &ApiKey) -> Result<Client, String> {
+    pub fn new(base: &str, api: &ApiKey, app: &ApiKey) -> Result<Client, SinkError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .user_agent(concat!("hubpulse/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+            .map_err(SinkError::Client)?;
         Ok(Client {
             http,
             base: base.trim_end_matches('/').to_string(),
-            api: api.header().map_err(|e| format!("DD_API_KEY: {e}"))?,
-            app: app.header().map_err(|e| format!("DD_APP_KEY: {e}"))?,
+            api: api.header("DD_API_KEY")?,
+            app: app.header("DD_APP_KEY")?,
         })
     }
 
@@ -131,7 +136,12 @@ impl Client {
         method: reqwest::Method,
         path: &str,
         body: Option<&Value>,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, SinkError> {
+        let request = |source: reqwest::Error| SinkError::Request {
+            method: method.clone(),
+            path: path.to_string(),
+            source: source.without_url(),
+        };
         let mut rq = self
             .http
             .request(method.clone(), format!("{}{path}", self.base))
@@ -142,33 +152,40 @@ impl Client {
                 .header(CONTENT_TYPE, "application/json")
                 .body(b.to_string());
         }
-        let resp = rq
-            .send()
-            .await
-            .map_err(|e| format!("{method} {path}: {}", e.without_url()))?;
+        let resp = rq.send().await.map_err(request)?;
         let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| format!("{method} {path}: {}", e.without_url()))?;
+        let bytes = resp.bytes().await.map_err(request)?;
         if !status.is_success() {
-            let text = String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned();
-            return Err(format!("{method} {path}: {status}: {text}"));
+            let body = String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned();
+            return Err(SinkError::Refused {
+                method,
+                path: path.to_string(),
+                status,
+                body,
+            });
         }
-        serde_json::from_slice(&bytes).map_err(|e| format!("{method} {path}: not JSON: {e}"))
+        serde_json::from_slice(&bytes).map_err(|e| SinkError::Reply {
+            what: format!("not JSON: {e}"),
+            method,
+            path: path.to_string(),
+            source: Some(e),
+        })
     }
 
     /// Title → id of every dashboard of the organisation (first of each title).
     ///
     /// # Errors
     /// The request failed or was refused.
-    pub async fn list(&self) -> Result<Vec<(String, String)>, String> {
+    pub async fn list(&self) -> Result<Vec<(String, String)>, SinkError> {
         let v = self
             .call(reqwest::Method::GET, "/api/v1/dashboard", None)
             .await?;
-        let list = v["dashboards"]
-            .as_array()
-            .ok_or("GET /api/v1/dashboard: no `dashboards` list")?;
+        let list = v["dashboards"].as_array().ok_or_else(|| SinkError::Reply {
+            method: reqwest::Method::GET,
+            path: "/api/v1/dashboard".into(),
+            what: "no `dashboards` list".into(),
+            source: None,
+        })?;
         Ok(list
             .iter()
             .filter_map(|d| {
@@ -188,7 +205,7 @@ impl Client {
         &self,
         dashboards: &[Dashboard],
         dry_run: bool,
-    ) -> Result<Vec<Outcome>, String> {
+    ) -> Result<Vec<Outcome>, SinkError> {
         let existing = self.list().await?;
         let mut out = Vec::new();
         for d in dashboards {
@@ -227,7 +244,11 @@ impl Client {
                         .await
                 }
             }
-            .map_err(|e| format!("{} ({}): {e}", d.file, d.title))?;
+            .map_err(|e| SinkError::Push {
+                file: d.file.clone(),
+                title: d.title.clone(),
+                source: Box::new(e),
+            })?;
             out.push(Outcome {
                 title: d.title.clone(),
                 action,

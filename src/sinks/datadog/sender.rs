@@ -28,6 +28,7 @@ use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use tokio::sync::watch;
 
 use crate::backoff;
+use crate::sinks::SinkError;
 use crate::sinks::datadog::config::ApiKey;
 use crate::sinks::datadog::payload::{Codec, Endpoint, Payload, keep_since, split_in_two};
 use crate::sinks::datadog::retry::{self, Action, Answer, RetryPolicy};
@@ -67,18 +68,18 @@ pub struct HttpTransport {
 impl HttpTransport {
     /// # Errors
     /// A key that is not a header value; a client that cannot be built (no TLS provider).
-    pub fn new(base: &str, key: &ApiKey, timeout: Duration) -> Result<HttpTransport, String> {
+    pub fn new(base: &str, key: &ApiKey, timeout: Duration) -> Result<HttpTransport, SinkError> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("hubpulse/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+            .map_err(SinkError::Client)?;
         Ok(HttpTransport {
             client,
             base: base.trim_end_matches('/').to_string(),
             logs_base: None,
-            key: key.header().map_err(|e| format!("DD_API_KEY: {e}"))?,
+            key: key.header("DD_API_KEY")?,
         })
     }
 

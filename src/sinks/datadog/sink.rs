@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
+use crate::sinks::SinkError;
 use crate::sinks::datadog::Interval;
 use crate::sinks::datadog::config::{self, ApiKey, DatadogConfig, INSTANCE_TAG};
 use crate::sinks::datadog::derive::DeriveConfig;
@@ -93,13 +94,13 @@ impl<T: Transport> Sink<T> {
         stats: Arc<SinkStats>,
         prom: Arc<Mutex<PromState>>,
         timer: SharedTimer,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SinkError> {
         if sender.is_none() {
             opts.spool.dir = None;
         }
-        let spool = Spool::open(opts.spool.clone()).map_err(|e| {
-            let dir = opts.spool.dir.as_deref().unwrap_or(Path::new("-"));
-            format!("datadog.spool_dir {}: {e}", dir.display())
+        let spool = Spool::open(opts.spool.clone()).map_err(|source| SinkError::Spool {
+            dir: opts.spool.dir.clone().unwrap_or_else(|| "-".into()),
+            source,
         })?;
         stats.spool(&spool);
         let sending = sender.is_some();
@@ -319,7 +320,7 @@ fn spawn<T: Transport>(
     started: oneshot::Receiver<()>,
     status: String,
     rt: &tokio::runtime::Handle,
-) -> Result<SinkHandle, String> {
+) -> Result<SinkHandle, SinkError> {
     let timer = sink.timer.clone();
     let (dtx, drx) = watch::channel(None);
     let rt = rt.clone();
@@ -335,7 +336,7 @@ fn spawn<T: Transport>(
                 tokio::join!(sink.run(rx, drx), announce);
             });
         })
-        .map_err(|e| format!("thread: {e}"))?;
+        .map_err(SinkError::Thread)?;
     Ok(SinkHandle {
         deadline: dtx,
         thread,
@@ -356,7 +357,7 @@ pub fn start(
     state: &Path,
     metrics: &Metrics,
     grace: Duration,
-) -> Result<(Box<dyn Observer>, SinkHandle), String> {
+) -> Result<(Box<dyn Observer>, SinkHandle), SinkError> {
     let stats = Arc::new(SinkStats::default());
     let prom = Arc::new(Mutex::new(PromState::default()));
     metrics.registry.register(stats.clone());
@@ -414,8 +415,10 @@ pub fn start(
     let seed = u64::from(std::process::id()) ^ timer.unix_s().unsigned_abs();
     let off = |why: &str| format!("datadog: {why}; the derived metrics are on /metrics only");
     let handle = if let Some(path) = &cfg.dry_run {
-        let t = DryRunTransport::create(path)
-            .map_err(|e| format!("--datadog-dry-run {}: {e}", path.display()))?;
+        let t = DryRunTransport::create(path).map_err(|source| SinkError::DryRun {
+            path: path.clone(),
+            source,
+        })?;
         let status = format!(
             "datadog: dry run, payloads are written to {}, nothing is sent",
             path.display()

@@ -43,6 +43,7 @@ use kube::runtime::watcher;
 
 use crate::backoff::{Backoff, Jitter, Policy};
 use crate::lake::tables::pods::{PODS, schema};
+use crate::sources::SourceError;
 use crate::sources::kube::enrich::{PodEvent, PodRow, pod_row};
 use crate::sources::kube::nodes::{Lookup, NodeCache, lookup};
 use crate::sources::kube::podevents::{EventDedup, EventStats, note};
@@ -149,16 +150,15 @@ impl PodSink {
     ///
     /// # Errors
     /// I/O or encoding errors, with the path.
-    pub fn write(&self, ts: DateTime<Utc>, rows: &[(Change, PodRow)]) -> Result<(), String> {
+    pub fn write(&self, ts: DateTime<Utc>, rows: &[(Change, PodRow)]) -> Result<(), SourceError> {
         if rows.is_empty() {
             return Ok(());
         }
-        let batch = self
-            .batch(ts, rows)
-            .map_err(|e| format!("pods batch: {e}"))?;
+        let batch = self.batch(ts, rows).map_err(SourceError::PodsBatch)?;
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
         self.root
             .publish(&ts.format("%Y-%m-%d").to_string(), n, &batch)
+            .map_err(SourceError::Publish)
     }
 
     fn batch(
