@@ -1,8 +1,10 @@
-//! Where parsed records go: the lake (Parquet, committed with the checkpoints) and Datadog
-//! (metrics, events, logs). Their public functions fail with [`SinkError`].
+//! Where parsed records go: the lake (Parquet, committed with the checkpoints), Datadog
+//! (metrics, events, logs), and Prometheus (the same derived metrics on `/metrics`). Their
+//! public functions fail with [`SinkError`].
 
 pub mod datadog;
 mod error;
 pub mod lake;
+pub mod prometheus;
 
 pub use error::SinkError;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use hubpulse::sinks::datadog::config::ApiKey;
 use hubpulse::sinks::datadog::derive::DeriveConfig;
 use hubpulse::sinks::datadog::payload::{Codec, Endpoint, Payload, PayloadConfig, build};
-use hubpulse::sinks::datadog::prom::PromState;
+use hubpulse::sinks::prometheus::PromState;
 use hubpulse::sinks::datadog::retry::RetryPolicy;
 use hubpulse::sinks::datadog::sender::{
     Delivery, HttpTransport, RealTimer, Reply, Sender, SharedTimer, Timer, Transport,

@@ -37,7 +37,6 @@ pub mod events;
 pub mod logs;
 mod observe;
 pub mod payload;
-pub mod prom;
 pub mod retry;
 pub mod sender;
 pub mod sink;

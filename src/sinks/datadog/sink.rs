@@ -42,7 +42,7 @@ use crate::sinks::datadog::logs::{self, LogItem};
 pub use crate::sinks::datadog::observe::observer;
 use crate::sinks::datadog::observe::{Announcing, LogTap, deriving};
 use crate::sinks::datadog::payload::{self, Codec, PayloadConfig};
-use crate::sinks::datadog::prom::PromState;
+use crate::sinks::prometheus::PromState;
 use crate::sinks::datadog::retry::RetryPolicy;
 use crate::sinks::datadog::sender::{
     Delivery, DryRunTransport, HttpTransport, RealTimer, Sender, SharedTimer, Transport,
@@ -363,7 +363,7 @@ pub fn start(
     metrics.registry.register(stats.clone());
     metrics
         .registry
-        .register(crate::sinks::datadog::prom::PromFamilies(prom.clone()));
+        .register(crate::sinks::prometheus::PromFamilies(prom.clone()));
     let host = cfg.host.clone().unwrap_or_else(config::hostname);
     let instance = cfg.instance.clone().unwrap_or_else(|| host.clone());
     let mut pcfg = PayloadConfig::new(host);
