@@ -118,6 +118,16 @@ pub struct Evidence {
     pub due: bool,
 }
 
+/// Whom a decision is about: the `user`, `server_name` and `profile` columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject<'a> {
+    /// Empty for a decision about no user (a placeholder set).
+    pub user: &'a str,
+    /// `None`: about the user; `Some("")`: the default server; a placeholder set's name.
+    pub server: Option<&'a str>,
+    pub profile: Option<&'a str>,
+}
+
 /// A decision as the `decisions` table records it. Every loop has its own decision type (the
 /// culler's, the admission's, the quota loop's, the placeholder sets'); each says here what its
 /// row holds.
@@ -125,10 +135,7 @@ pub trait Decided {
     const COMPONENT: Component;
     fn action(&self) -> &'static str;
     fn reason(&self) -> &'static str;
-    /// Empty for a decision about no user (a placeholder set).
-    fn user(&self) -> &str;
-    fn server(&self) -> Option<&str>;
-    fn profile(&self) -> Option<&str>;
+    fn subject(&self) -> Subject<'_>;
     fn evidence(&self) -> Evidence {
         Evidence::default()
     }
@@ -218,9 +225,10 @@ impl DecisionSink {
             pass.append_value(r.pass);
             action.append_value(d.action());
             reason.append_value(d.reason());
-            user.append_value(d.user());
-            server.append_option(d.server());
-            profile.append_option(d.profile());
+            let who = d.subject();
+            user.append_value(who.user);
+            server.append_option(who.server);
+            profile.append_option(who.profile);
             last.append_option(micros(e.last_activity));
             source.append_option(e.last_activity.and(e.activity_source));
             started.append_option(micros(e.started));

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use hubpulse::sinks::datadog::config::ApiKey;
 use hubpulse::sinks::datadog::derive::DeriveConfig;
 use hubpulse::sinks::datadog::payload::{Codec, Endpoint, Payload, PayloadConfig, build};
-use hubpulse::sinks::prometheus::PromState;
 use hubpulse::sinks::datadog::retry::RetryPolicy;
 use hubpulse::sinks::datadog::sender::{
     Delivery, HttpTransport, RealTimer, Reply, Sender, SharedTimer, Timer, Transport,
@@ -21,6 +20,7 @@ use hubpulse::sinks::datadog::sender::{
 use hubpulse::sinks::datadog::sink::{Sink, SinkOptions, SinkStats};
 use hubpulse::sinks::datadog::spool::SpoolConfig;
 use hubpulse::sinks::datadog::{Interval, Point, Tag, TagValue, Value, names};
+use hubpulse::sinks::prometheus::PromState;
 use serde_json::{Value as Json, json};
 use tokio::sync::{mpsc, oneshot, watch};
 

@@ -110,16 +110,12 @@ impl crate::control::decisions::Decided for AdmissionDecision {
         self.reason.label()
     }
 
-    fn user(&self) -> &str {
-        &self.user
-    }
-
-    fn server(&self) -> Option<&str> {
-        Some(&self.server)
-    }
-
-    fn profile(&self) -> Option<&str> {
-        Some(&self.profile)
+    fn subject(&self) -> crate::control::decisions::Subject<'_> {
+        crate::control::decisions::Subject {
+            user: &self.user,
+            server: Some(&self.server),
+            profile: Some(&self.profile),
+        }
     }
 }
 

@@ -201,16 +201,12 @@ impl Decided for SetDecision<'_> {
         self.d.reason.label()
     }
 
-    fn user(&self) -> &str {
-        ""
-    }
-
-    fn server(&self) -> Option<&str> {
-        Some(self.set)
-    }
-
-    fn profile(&self) -> Option<&str> {
-        self.profile
+    fn subject(&self) -> crate::control::decisions::Subject<'_> {
+        crate::control::decisions::Subject {
+            user: "",
+            server: Some(self.set),
+            profile: self.profile,
+        }
     }
 }
 

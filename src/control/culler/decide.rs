@@ -156,16 +156,12 @@ impl crate::control::decisions::Decided for Decision {
         self.reason.label()
     }
 
-    fn user(&self) -> &str {
-        &self.user
-    }
-
-    fn server(&self) -> Option<&str> {
-        self.server.as_deref()
-    }
-
-    fn profile(&self) -> Option<&str> {
-        self.profile.as_deref()
+    fn subject(&self) -> crate::control::decisions::Subject<'_> {
+        crate::control::decisions::Subject {
+            user: &self.user,
+            server: self.server.as_deref(),
+            profile: self.profile.as_deref(),
+        }
     }
 
     fn evidence(&self) -> crate::control::decisions::Evidence {

@@ -42,7 +42,6 @@ use crate::sinks::datadog::logs::{self, LogItem};
 pub use crate::sinks::datadog::observe::observer;
 use crate::sinks::datadog::observe::{Announcing, LogTap, deriving};
 use crate::sinks::datadog::payload::{self, Codec, PayloadConfig};
-use crate::sinks::prometheus::PromState;
 use crate::sinks::datadog::retry::RetryPolicy;
 use crate::sinks::datadog::sender::{
     Delivery, DryRunTransport, HttpTransport, RealTimer, Sender, SharedTimer, Transport,
@@ -50,6 +49,7 @@ use crate::sinks::datadog::sender::{
 };
 use crate::sinks::datadog::spool::{Spool, SpoolConfig};
 pub use crate::sinks::datadog::stats::SinkStats;
+use crate::sinks::prometheus::PromState;
 use crate::stream::Observer;
 use crate::stream::metrics::Metrics;
 
