@@ -2,25 +2,30 @@
 //! parser's own spans (`toml::Spanned`), never from searching the text. Shared by every TOML
 //! file hubpulse reads (agent config, pricing, admission policy).
 
+use super::{At, ConfigError};
+
 /// Deserialize TOML text; a syntax or type error is one line `NAME:LINE:COL: why`. Shared by
 /// every TOML file hubpulse reads (agent config, pricing, admission policy).
 pub(crate) fn toml_from_str<T: serde::de::DeserializeOwned>(
     text: &str,
     name: &str,
-) -> Result<T, String> {
-    toml::from_str(text).map_err(|e: toml::de::Error| {
-        let at = e
-            .span()
-            .map(|s| line_col(text, s.start))
-            .map_or(String::new(), |(l, c)| format!(":{l}:{c}"));
-        format!("{name}{at}: {}", e.message().trim().replace('\n', " "))
+) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e: toml::de::Error| ConfigError::Toml {
+        file: name.to_string(),
+        at: At(e.span().map(|s| line_col(text, s.start))),
+        why: e.message().trim().replace('\n', " "),
+        source: Box::new(e),
     })
 }
 
 /// A validation error as one line `NAME:LINE:COL: key: why`, placed at the key when found.
-pub(crate) fn invalid_key(text: &str, name: &str, key: &str, why: &str) -> String {
-    let at = key_position(text, key).map_or(String::new(), |(l, c)| format!(":{l}:{c}"));
-    format!("{name}{at}: {key}: {why}")
+pub(crate) fn invalid_key(text: &str, name: &str, key: &str, why: &str) -> ConfigError {
+    ConfigError::Invalid {
+        file: name.to_string(),
+        at: At(key_position(text, key)),
+        key: key.to_string(),
+        why: why.to_string(),
+    }
 }
 
 pub(crate) fn line_col(text: &str, byte: usize) -> (usize, usize) {

@@ -191,7 +191,7 @@ impl DecisionSink {
         let batch = self
             .batch(rows)
             .map_err(|e| format!("decisions batch: {e}"))?;
-        self.root.publish(dt, n, &batch)
+        self.root.publish(dt, n, &batch).map_err(|e| e.to_string())
     }
 
     fn batch<D: Decided>(&self, rows: &[&Row<D>]) -> Result<RecordBatch, arrow::error::ArrowError> {

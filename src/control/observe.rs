@@ -244,7 +244,8 @@ impl Observations {
         }
         for (dt, rows) in by_day {
             let batch = batch(&self.hub, &rows).map_err(|e| format!("observations batch: {e}"))?;
-            root.publish(&dt, self.seq, &batch)?;
+            root.publish(&dt, self.seq, &batch)
+                .map_err(|e| e.to_string())?;
             self.seq += 1;
         }
         self.rows.clear();

@@ -28,10 +28,40 @@ mod sql_error;
 pub enum QueryError {
     #[error("{path}: not a hubpulse lake (no {table}/ directory)")]
     NotALake { path: PathBuf, table: &'static str },
+    /// A statement refused or failed, as one human line (see `sql_error`).
     #[error("{0}")]
     Sql(String),
+    /// DataFusion's own error in its own words (registering a table, scanning one for a report).
+    #[error("{0}")]
+    DataFusion(#[source] Box<datafusion::error::DataFusionError>),
+    /// A batch that could not be built (a report's derived table).
+    #[error("{0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// The lake's location or its store (see [`crate::lake::LakeError`]).
+    #[error(transparent)]
+    Lake(#[from] crate::lake::LakeError),
+    /// A lake's prefix that could not be listed.
+    #[error("{url}: {source}")]
+    List {
+        url: String,
+        source: Box<object_store::Error>,
+    },
+    /// A file that could not be read (the lake's directory, a named query's file).
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no named query {name:?}; available: {}", crate::query::named::NAMES.join(", "))]
+    NoNamedQuery { name: String },
     #[error("{0}")]
     Output(String),
+}
+
+impl From<datafusion::error::DataFusionError> for QueryError {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        QueryError::DataFusion(Box::new(e))
+    }
 }
 
 /// The names of the lake's tables (`sessions`, rebuilt from `lifecycle` when a query names it,
@@ -67,8 +97,7 @@ fn tables() -> [(&'static str, arrow::datatypes::SchemaRef); 6] {
 pub async fn session(lake: &LakeLocation) -> Result<SessionContext, QueryError> {
     let runtime = RuntimeEnvBuilder::new()
         .with_object_list_cache_limit(0)
-        .build_arc()
-        .map_err(|e| QueryError::Sql(e.to_string()))?;
+        .build_arc()?;
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_target_partitions(2);
@@ -97,17 +126,22 @@ pub async fn session(lake: &LakeLocation) -> Result<SessionContext, QueryError> 
                     table: schema::EVENTS,
                 });
             }
-            let abs = std::fs::canonicalize(dir)
-                .map_err(|e| QueryError::Sql(format!("{}: {e}", dir.display())))?;
+            let abs = std::fs::canonicalize(dir).map_err(|source| QueryError::Read {
+                path: dir.clone(),
+                source,
+            })?;
             (abs.display().to_string(), present)
         }
         LakeLocation::S3(url) => {
-            let (store, prefix) = url.store().map_err(QueryError::Sql)?;
-            let bucket = url.bucket_url().map_err(QueryError::Sql)?;
+            let (store, prefix) = url.store()?;
+            let bucket = url.bucket_url()?;
             let listed = store
                 .list_with_delimiter(Some(&prefix))
                 .await
-                .map_err(|e| QueryError::Sql(format!("{url}: {e}")))?;
+                .map_err(|e| QueryError::List {
+                    url: url.to_string(),
+                    source: Box::new(e),
+                })?;
             let dirs: Vec<String> = listed
                 .common_prefixes
                 .iter()
@@ -147,7 +181,7 @@ async fn register(
     url: &str,
     file_schema: arrow::datatypes::SchemaRef,
 ) -> Result<(), QueryError> {
-    let url = ListingTableUrl::parse(url).map_err(|e| QueryError::Sql(e.to_string()))?;
+    let url = ListingTableUrl::parse(url)?;
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
         .with_table_partition_cols(vec![
@@ -165,9 +199,8 @@ async fn register(
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(Arc::new(without_hub));
-    let table = ListingTable::try_new(config).map_err(|e| QueryError::Sql(e.to_string()))?;
-    ctx.register_table(name, Arc::new(table))
-        .map_err(|e| QueryError::Sql(e.to_string()))?;
+    let table = ListingTable::try_new(config)?;
+    ctx.register_table(name, Arc::new(table))?;
     Ok(())
 }
 
@@ -235,17 +268,14 @@ pub fn render(
 }
 
 /// A named query from `queries/`: the embedded copy, or `<dir>/<name>.sql` when a directory is given.
-pub fn named(name: &str, dir: Option<&Path>) -> Result<String, String> {
+pub fn named(name: &str, dir: Option<&Path>) -> Result<String, QueryError> {
     if let Some(d) = dir {
-        let p = d.join(format!("{name}.sql"));
-        return std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()));
+        let path = d.join(format!("{name}.sql"));
+        return std::fs::read_to_string(&path).map_err(|source| QueryError::Read { path, source });
     }
     crate::query::named::get(name)
         .map(str::to_string)
-        .ok_or_else(|| {
-            format!(
-                "no named query {name:?}; available: {}",
-                crate::query::named::NAMES.join(", ")
-            )
+        .ok_or_else(|| QueryError::NoNamedQuery {
+            name: name.to_string(),
         })
 }

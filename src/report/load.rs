@@ -155,7 +155,7 @@ async fn lifecycle(
     let mut files: HashMap<String, u32> = HashMap::new();
     let mut stream = query::stream(ctx, &sql).await?;
     while let Some(b) = stream.next().await {
-        let b = b.map_err(|e| QueryError::Sql(e.to_string()))?;
+        let b = b.map_err(QueryError::from)?;
         decode(&b, &mut files, names, &mut keyed, &mut records);
     }
     // Same order as `ORDER BY ts, source_fp, source_offset`: the keys are sorted, then the
@@ -198,7 +198,7 @@ async fn activity(ctx: SessionContext, w: Window) -> Result<ActivityIndex, Query
     let mut by_hub = ActivityIndex::default();
     let mut stream = query::stream(ctx, &sql).await?;
     while let Some(b) = stream.next().await {
-        let b = b.map_err(|e| QueryError::Sql(e.to_string()))?;
+        let b = b.map_err(QueryError::from)?;
         let (hub, user) = (Strs::of(b.column(0)), Strs::of(b.column(1)));
         let times = b.column(2).as_list::<i32>();
         for i in 0..b.num_rows() {

@@ -159,6 +159,7 @@ impl PodSink {
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
         self.root
             .publish(&ts.format("%Y-%m-%d").to_string(), n, &batch)
+            .map_err(|e| e.to_string())
     }
 
     fn batch(
