@@ -27,7 +27,7 @@ pub(super) fn sql_of(
 
 pub(super) fn query_err(e: QueryError) -> AppError {
     match e {
-        QueryError::Output(m) => AppError::Runtime(m),
+        QueryError::Output(m) => AppError::Runtime(m.to_string()),
         e => AppError::Input(e.to_string()),
     }
 }

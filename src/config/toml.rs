@@ -112,3 +112,33 @@ fn step<'r, 'i>(at: &mut &'r toml::de::DeValue<'i>, seg: &Seg) -> Option<std::op
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct T {
+        #[allow(dead_code)]
+        a: u64,
+    }
+
+    #[test]
+    fn errors_are_one_line_at_their_position_and_keep_their_cause() {
+        let e = toml_from_str::<T>("a = \"x\"\n", "f.toml").unwrap_err();
+        assert!(e.to_string().starts_with("f.toml:1:5: "), "{e}");
+        assert!(!e.to_string().contains('\n'), "{e}");
+        assert!(std::error::Error::source(&e).is_some(), "{e:?}");
+        let text = "a = 1\n[lake]\nflush = 2\n";
+        let e = invalid_key(text, "f.toml", "lake.flush", "too big");
+        assert_eq!(e.to_string(), "f.toml:3:1: lake.flush: too big");
+        let e = invalid_key(text, "f.toml", "lake.missing", "is required");
+        assert_eq!(e.to_string(), "f.toml: lake.missing: is required");
+        let e = crate::config::units::parse_duration("5 minutes").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid duration \"5 minutes\" (use e.g. 250ms, 10s, 5m, 1h)"
+        );
+    }
+}

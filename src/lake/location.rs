@@ -280,6 +280,12 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_prefix_keeps_the_store_s_error_as_its_source() {
+        let e = LakeLocation::parse("s3://b/a//c").unwrap_err();
+        assert!(std::error::Error::source(&e).is_some(), "{e:?}");
+    }
+
+    #[test]
     fn tables_join_under_the_root() {
         let s3 = LakeLocation::parse("s3://b/lake").unwrap();
         assert_eq!(

@@ -28,7 +28,20 @@ mod sql_error;
 pub enum QueryError {
     #[error("{path}: not a hubpulse lake (no {table}/ directory)")]
     NotALake { path: PathBuf, table: &'static str },
-    /// A statement refused or failed, as one human line (see `sql_error`).
+    /// A statement refused or failed: DataFusion's error described as one human line (see
+    /// `sql_error`), the error itself kept as the source.
+    #[error("{why}")]
+    Statement {
+        why: String,
+        source: Box<datafusion::error::DataFusionError>,
+    },
+    /// A step of a read that failed (`activity scan`, `observations`), with its error.
+    #[error("{step}: {source}")]
+    Step {
+        step: &'static str,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A read that went wrong with no error of its own to carry (a report's window not read).
     #[error("{0}")]
     Sql(String),
     /// DataFusion's own error in its own words (registering a table, scanning one for a report).
@@ -54,8 +67,9 @@ pub enum QueryError {
     },
     #[error("no named query {name:?}; available: {}", crate::query::named::NAMES.join(", "))]
     NoNamedQuery { name: String },
+    /// The result could not be rendered or written (Arrow's writers, the output).
     #[error("{0}")]
-    Output(String),
+    Output(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<datafusion::error::DataFusionError> for QueryError {
@@ -206,8 +220,8 @@ async fn register(
 
 /// Run one SQL statement and collect its result.
 pub async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
-    let df = ctx.sql(sql).await.map_err(|e| sql_err(ctx, &e))?;
-    df.collect().await.map_err(|e| sql_err(ctx, &e))
+    let df = ctx.sql(sql).await.map_err(|e| sql_err(ctx, e))?;
+    df.collect().await.map_err(|e| sql_err(ctx, e))
 }
 
 /// Run one SQL statement and stream its result batch by batch (bounded memory).
@@ -215,18 +229,21 @@ pub async fn stream(
     ctx: &SessionContext,
     sql: &str,
 ) -> Result<datafusion::physical_plan::SendableRecordBatchStream, QueryError> {
-    let df = ctx.sql(sql).await.map_err(|e| sql_err(ctx, &e))?;
-    df.execute_stream().await.map_err(|e| sql_err(ctx, &e))
+    let df = ctx.sql(sql).await.map_err(|e| sql_err(ctx, e))?;
+    df.execute_stream().await.map_err(|e| sql_err(ctx, e))
 }
 
 /// One human line (see [`sql_error`]), naming the tables registered in `ctx` when one is unknown.
-fn sql_err(ctx: &SessionContext, e: &datafusion::error::DataFusionError) -> QueryError {
+fn sql_err(ctx: &SessionContext, e: datafusion::error::DataFusionError) -> QueryError {
     let tables: Vec<String> = ctx
         .catalog("datafusion")
         .and_then(|c| c.schema("public"))
         .map(|s| s.table_names())
         .unwrap_or_default();
-    QueryError::Sql(sql_error::describe(e, &tables))
+    QueryError::Statement {
+        why: sql_error::describe(&e, &tables),
+        source: Box::new(e),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -242,11 +259,11 @@ pub fn render(
     format: Format,
     out: &mut impl std::io::Write,
 ) -> Result<(), QueryError> {
-    let err = |e: arrow::error::ArrowError| QueryError::Output(e.to_string());
+    let err = |e: arrow::error::ArrowError| QueryError::Output(Box::new(e));
     match format {
         Format::Table => {
             let t = arrow::util::pretty::pretty_format_batches(batches).map_err(err)?;
-            writeln!(out, "{t}").map_err(|e| QueryError::Output(e.to_string()))
+            writeln!(out, "{t}").map_err(|e| QueryError::Output(Box::new(e)))
         }
         Format::Csv => {
             let mut w = arrow::csv::WriterBuilder::new()

@@ -75,9 +75,10 @@ pub async fn load_windows(
     let mut names = Names::default();
     names.id("");
     let events = lifecycle(ctx, u, &mut names).await?;
-    let activity = activity
-        .await
-        .map_err(|e| QueryError::Sql(format!("activity scan: {e}")))??;
+    let activity = activity.await.map_err(|e| QueryError::Step {
+        step: "activity scan",
+        source: Box::new(e),
+    })??;
     let activity = intern_activity(activity, &mut names);
     let parts: Vec<(Vec<Ev>, Activity)> = if windows.len() == 1 {
         // The union is the window: nothing to cut.

@@ -265,7 +265,10 @@ pub async fn load(ctx: &SessionContext, to: NaiveDate) -> Result<Vec<Row>, Query
         let strs: Result<Vec<_>, _> = (1..6)
             .map(|i| arrow::compute::cast(b.column(i), &DataType::Utf8))
             .collect();
-        let strs = strs.map_err(|e| QueryError::Sql(format!("observations: {e}")))?;
+        let strs = strs.map_err(|e| QueryError::Step {
+            step: "observations",
+            source: Box::new(e),
+        })?;
         let s: Vec<_> = strs.iter().map(|a| a.as_string::<i32>()).collect();
         let ts = b.column(0).as_primitive::<TimestampMicrosecondType>();
         let started = b.column(6).as_primitive::<TimestampMicrosecondType>();

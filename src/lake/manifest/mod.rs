@@ -244,7 +244,7 @@ impl Manifest {
         };
         let snap: Snapshot = serde_json::from_slice(&text).map_err(|e| LakeError::Corrupt {
             path: PathBuf::from(format!("{}/{SNAPSHOT}", self.meta)),
-            msg: e.to_string(),
+            source: e,
         })?;
         self.next_seq = snap.seq + 1;
         for s in snap.progress {
@@ -274,7 +274,7 @@ impl Manifest {
                     let c: Commit =
                         serde_json::from_slice(&text).map_err(|e| LakeError::Corrupt {
                             path: PathBuf::from(&rel),
-                            msg: e.to_string(),
+                            source: e,
                         })?;
                     out.push(c);
                 }
@@ -312,7 +312,7 @@ impl Manifest {
         };
         let body = serde_json::to_vec(&snap).map_err(|e| LakeError::Corrupt {
             path: PathBuf::from(format!("{}/{SNAPSHOT}", self.meta)),
-            msg: e.to_string(),
+            source: e,
         })?;
         match &self.backend {
             Backend::Local { .. } => write_durable(&self.root.join(&self.meta), SNAPSHOT, &body)?,

@@ -13,8 +13,11 @@ pub const FP_BYTES: u64 = 4096;
 pub enum LakeError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
-    #[error("{path}: corrupt manifest: {msg}")]
-    Corrupt { path: PathBuf, msg: String },
+    #[error("{path}: corrupt manifest: {source}")]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("{path}: another hubpulse process is writing to this lake for this hub")]
     Locked { path: PathBuf },
     #[error(
