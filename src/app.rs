@@ -252,7 +252,7 @@ pub fn init_logging_with(level: &str, format: LogFormat) {
 
 /// A `--lake` argument, parsed once: a directory, or a well-formed `s3://bucket/prefix`.
 pub(crate) fn lake_at(arg: &std::path::Path) -> Result<crate::lake::LakeLocation, AppError> {
-    crate::lake::LakeLocation::from_path(arg).map_err(AppError::Input)
+    crate::lake::LakeLocation::from_path(arg).map_err(|e| AppError::Input(e.to_string()))
 }
 
 #[cfg(test)]

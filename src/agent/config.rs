@@ -259,7 +259,7 @@ type KeyErr = (String, String);
 fn dur(key: &str, v: &Option<String>, default: Duration) -> Result<Duration, KeyErr> {
     match v {
         None => Ok(default),
-        Some(s) => parse_duration(s).map_err(|e| (key.to_string(), e)),
+        Some(s) => parse_duration(s).map_err(|e| (key.to_string(), e.to_string())),
     }
 }
 
@@ -269,7 +269,8 @@ impl RawConfig {
         let a = &self.agent;
         let tz = match &a.tz {
             None => chrono_tz::Tz::UTC,
-            Some(z) => crate::parse::time::Zone::parse_tz(z).map_err(|e| ("agent.tz".into(), e))?,
+            Some(z) => crate::parse::time::Zone::parse_tz(z)
+                .map_err(|e| ("agent.tz".into(), e.to_string()))?,
         };
         if let Some(p) = &a.parsers
             && !p.is_dir()
@@ -293,7 +294,7 @@ impl RawConfig {
             Duration::from_secs(10),
         )?;
         let path = crate::lake::LakeLocation::from_path(&self.lake.path)
-            .map_err(|e| ("lake.path".to_string(), e))?;
+            .map_err(|e| ("lake.path".to_string(), e.to_string()))?;
         let flush_interval = dur(
             "lake.flush_interval",
             &self.lake.flush_interval,
@@ -305,7 +306,9 @@ impl RawConfig {
         let datadog = crate::sinks::datadog::config::validate(self.datadog)?;
         let flush_bytes = match &self.lake.flush_bytes {
             None => 32 << 20,
-            Some(v) => v.get().map_err(|e| ("lake.flush_bytes".to_string(), e))?,
+            Some(v) => v
+                .get()
+                .map_err(|e| ("lake.flush_bytes".to_string(), e.to_string()))?,
         };
         if flush_bytes < 4096 {
             return Err(("lake.flush_bytes".into(), "must be at least 4KiB".into()));
@@ -338,7 +341,7 @@ impl RawConfig {
             }
             let max_line_bytes = match &f.max_line_bytes {
                 None => zero.max_line_bytes,
-                Some(v) => v.get().map_err(|e| (k("max_line_bytes"), e))? as usize,
+                Some(v) => v.get().map_err(|e| (k("max_line_bytes"), e.to_string()))? as usize,
             };
             if max_line_bytes < 256 {
                 return Err((k("max_line_bytes"), "must be at least 256".into()));
@@ -367,7 +370,8 @@ impl RawConfig {
         }
         let control = crate::control::config::validate(self.hub, self.culler, self.admission)?;
         if let Some(h) = &a.hub {
-            crate::lake::store::check_hub(h).map_err(|e| ("agent.hub".to_string(), e))?;
+            crate::lake::store::check_hub(h)
+                .map_err(|e| ("agent.hub".to_string(), e.to_string()))?;
         }
         let r = self.lake.retention.unwrap_or_default();
         for (key, v) in [

@@ -3,9 +3,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::config::ConfigError;
 use crate::control::ControlError;
 use crate::lake::manifest::LakeError;
-use crate::parse::catalogue::CatalogueError;
+use crate::parse::ParseError;
 
 /// Every failure of `hubpulse run` below the command line. The `Display` of each is the one
 /// line the CLI prints; the cause is also its [`std::error::Error::source`].
@@ -23,7 +24,7 @@ pub enum AgentError {
     /// The configuration is invalid: the config layer's one line, with the file, the line and
     /// the key.
     #[error("{0}")]
-    ConfigInvalid(String),
+    ConfigInvalid(#[source] ConfigError),
     /// A `--follow` glob that is not a pattern.
     #[error("--follow {glob:?}: {source}")]
     Follow {
@@ -33,7 +34,7 @@ pub enum AgentError {
     },
     /// The parser catalogue cannot be loaded.
     #[error("catalogue: {0}")]
-    Catalogue(#[source] CatalogueError),
+    Catalogue(#[source] ParseError),
     /// The lake cannot be opened for writing.
     #[error("lake.path: {0}")]
     LakeOpen(#[source] LakeError),

@@ -20,14 +20,14 @@ pub(super) fn sql_of(
         (Some(s), _, _) => Ok(s),
         (_, Some(f), _) => std::fs::read_to_string(&f)
             .map_err(|e| AppError::Input(format!("{}: {e}", f.display()))),
-        (_, _, Some(n)) => query::named(&n, queries).map_err(AppError::Input),
+        (_, _, Some(n)) => query::named(&n, queries).map_err(|e| AppError::Input(e.to_string())),
         _ => Err(AppError::Input("no SQL given".into())),
     }
 }
 
 pub(super) fn query_err(e: QueryError) -> AppError {
     match e {
-        QueryError::Output(m) => AppError::Runtime(m),
+        QueryError::Output(m) => AppError::Runtime(m.to_string()),
         e => AppError::Input(e.to_string()),
     }
 }

@@ -18,9 +18,9 @@ pub(super) fn report_monthly(
     out: Option<PathBuf>,
 ) -> Result<(), AppError> {
     use crate::report::{self, pricing::Pricing};
-    let first = report::parse_month(month).map_err(AppError::Input)?;
+    let first = report::parse_month(month).map_err(|e| AppError::Input(e.to_string()))?;
     let pricing = match pricing.as_deref() {
-        Some(p) => Pricing::load(p).map_err(AppError::Input)?,
+        Some(p) => Pricing::load(p).map_err(|e| AppError::Input(e.to_string()))?,
         None => Pricing::default(),
     };
     let m = rt

@@ -2,25 +2,30 @@
 //! parser's own spans (`toml::Spanned`), never from searching the text. Shared by every TOML
 //! file hubpulse reads (agent config, pricing, admission policy).
 
+use super::{At, ConfigError};
+
 /// Deserialize TOML text; a syntax or type error is one line `NAME:LINE:COL: why`. Shared by
 /// every TOML file hubpulse reads (agent config, pricing, admission policy).
 pub(crate) fn toml_from_str<T: serde::de::DeserializeOwned>(
     text: &str,
     name: &str,
-) -> Result<T, String> {
-    toml::from_str(text).map_err(|e: toml::de::Error| {
-        let at = e
-            .span()
-            .map(|s| line_col(text, s.start))
-            .map_or(String::new(), |(l, c)| format!(":{l}:{c}"));
-        format!("{name}{at}: {}", e.message().trim().replace('\n', " "))
+) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e: toml::de::Error| ConfigError::Toml {
+        file: name.to_string(),
+        at: At(e.span().map(|s| line_col(text, s.start))),
+        why: e.message().trim().replace('\n', " "),
+        source: Box::new(e),
     })
 }
 
 /// A validation error as one line `NAME:LINE:COL: key: why`, placed at the key when found.
-pub(crate) fn invalid_key(text: &str, name: &str, key: &str, why: &str) -> String {
-    let at = key_position(text, key).map_or(String::new(), |(l, c)| format!(":{l}:{c}"));
-    format!("{name}{at}: {key}: {why}")
+pub(crate) fn invalid_key(text: &str, name: &str, key: &str, why: &str) -> ConfigError {
+    ConfigError::Invalid {
+        file: name.to_string(),
+        at: At(key_position(text, key)),
+        key: key.to_string(),
+        why: why.to_string(),
+    }
 }
 
 pub(crate) fn line_col(text: &str, byte: usize) -> (usize, usize) {
@@ -105,5 +110,35 @@ fn step<'r, 'i>(at: &mut &'r toml::de::DeValue<'i>, seg: &Seg) -> Option<std::op
             Some(item.span())
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct T {
+        #[allow(dead_code)]
+        a: u64,
+    }
+
+    #[test]
+    fn errors_are_one_line_at_their_position_and_keep_their_cause() {
+        let e = toml_from_str::<T>("a = \"x\"\n", "f.toml").unwrap_err();
+        assert!(e.to_string().starts_with("f.toml:1:5: "), "{e}");
+        assert!(!e.to_string().contains('\n'), "{e}");
+        assert!(std::error::Error::source(&e).is_some(), "{e:?}");
+        let text = "a = 1\n[lake]\nflush = 2\n";
+        let e = invalid_key(text, "f.toml", "lake.flush", "too big");
+        assert_eq!(e.to_string(), "f.toml:3:1: lake.flush: too big");
+        let e = invalid_key(text, "f.toml", "lake.missing", "is required");
+        assert_eq!(e.to_string(), "f.toml: lake.missing: is required");
+        let e = crate::config::units::parse_duration("5 minutes").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid duration \"5 minutes\" (use e.g. 250ms, 10s, 5m, 1h)"
+        );
     }
 }

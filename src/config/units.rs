@@ -5,15 +5,21 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::ConfigError;
+
 /// Split `"<integer><unit>"` (spaces around the unit allowed) and look the unit up.
 fn number_unit<T>(
     s: &str,
-    what: &str,
-    hint: &str,
+    what: &'static str,
+    hint: &'static str,
     unit: impl Fn(&str) -> Option<T>,
-) -> Result<(u64, T), String> {
+) -> Result<(u64, T), ConfigError> {
     let s = s.trim();
-    let bad = || format!("invalid {what} {s:?} (use e.g. {hint})");
+    let bad = || ConfigError::Unit {
+        what,
+        text: s.to_string(),
+        hint,
+    };
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, u) = s.split_at(split);
     let n: u64 = n.parse().map_err(|_| bad())?;
@@ -22,7 +28,7 @@ fn number_unit<T>(
 }
 
 /// Parse `250ms`, `10s`, `5m`, `1h` (an integer and a unit).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, ConfigError> {
     let (n, ms) = number_unit(s, "duration", "250ms, 10s, 5m, 1h", |u| match u {
         "ms" => Some(1),
         "s" => Some(1000),
@@ -34,7 +40,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Parse `65536`, `64KiB`, `32MiB`, `1GiB`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, ConfigError> {
     let (n, mult) = number_unit(s, "size", "65536, 64KiB, 32MiB", |u| match u {
         "" | "B" => Some(1),
         "KiB" => Some(1 << 10),
@@ -54,7 +60,7 @@ pub enum SizeValue {
 }
 
 impl SizeValue {
-    pub fn get(&self) -> Result<u64, String> {
+    pub fn get(&self) -> Result<u64, ConfigError> {
         match self {
             SizeValue::Int(n) => Ok(*n),
             SizeValue::Text(s) => parse_size(s),

@@ -252,7 +252,7 @@ pub struct RawAdmission {
 fn dur(key: &str, v: &Option<String>, default: Duration) -> Result<Duration, KeyErr> {
     match v {
         None => Ok(default),
-        Some(s) => parse_duration(s).map_err(|e| (key.to_string(), e)),
+        Some(s) => parse_duration(s).map_err(|e| (key.to_string(), e.to_string())),
     }
 }
 
@@ -382,7 +382,8 @@ pub fn validate_culler(c: RawCuller) -> Result<CullPolicy, KeyErr> {
     }
     let max_age = match &c.max_age {
         None => None,
-        Some(s) => Some(parse_duration(s).map_err(|e| (k("max_age"), e))?).filter(|d| !d.is_zero()),
+        Some(s) => Some(parse_duration(s).map_err(|e| (k("max_age"), e.to_string()))?)
+            .filter(|d| !d.is_zero()),
     };
     let mut profile_timeouts = BTreeMap::new();
     for (p, v) in &c.profile_timeouts {

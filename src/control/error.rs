@@ -60,9 +60,9 @@ pub enum ControlError {
         #[source]
         source: arrow::error::ArrowError,
     },
-    /// A side-table part that cannot be written (the lake's message, with the path).
+    /// A side-table part that cannot be written (the lake's error, with the path).
     #[error("{0}")]
-    Publish(String),
+    Publish(#[source] crate::lake::LakeError),
     /// The month's usage cannot be read from the lake (the lake's or the query's message).
     #[error("{0}")]
     Usage(String),

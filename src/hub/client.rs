@@ -62,10 +62,12 @@ impl HubClient {
     /// .install_default()`), as every HTTP client in hubpulse does.
     ///
     /// # Errors
-    /// [`HubError::Config`] for an unusable URL, token or limit.
+    /// [`HubError::Config`] (or `BadUrl`, `Client`) for an unusable URL, token or limit.
     pub fn new(config: HubConfig) -> Result<Self, HubError> {
-        let mut base = Url::parse(config.api_url.trim())
-            .map_err(|e| HubError::Config(format!("api_url {:?}: {e}", config.api_url)))?;
+        let mut base = Url::parse(config.api_url.trim()).map_err(|source| HubError::BadUrl {
+            url: config.api_url.clone(),
+            source,
+        })?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             return Err(HubError::Config(format!(
                 "api_url {:?} is not an http(s) URL",
@@ -89,7 +91,7 @@ impl HubClient {
             .connect_timeout(config.connect_timeout)
             .user_agent(concat!("hubpulse/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| HubError::Config(format!("HTTP client: {e}")))?;
+            .map_err(HubError::Client)?;
         Ok(HubClient {
             http,
             base,
@@ -551,7 +553,7 @@ mod tests {
         let _ = rustls::crypto::ring::default_provider().install_default();
         for url in ["not a url", "ftp://hub/api", "http://user:pw@hub/api"] {
             let err = HubClient::new(HubConfig::new(url, ApiToken::new("t"))).unwrap_err();
-            assert!(matches!(err, HubError::Config(_)), "{url}: {err}");
+            assert_eq!(err.metric_label(), "config", "{url}: {err}");
             assert!(!err.to_string().contains("pw@"), "{err}");
         }
         let mut c = HubConfig::new("http://hub/api", ApiToken::new("t"));

@@ -6,8 +6,19 @@ const BAD_CREDENTIALS: &str = "Missing or invalid credentials";
 /// Errors from the hub API. None of them carries the token.
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
+    /// A configuration the client refuses (a limit of 0, credentials in the URL, no token).
     #[error("hub API configuration: {0}")]
     Config(String),
+    /// An `api_url` that is not a URL.
+    #[error("hub API configuration: api_url {url:?}: {source}")]
+    BadUrl {
+        url: String,
+        #[source]
+        source: url::ParseError,
+    },
+    /// The HTTP client could not be built (its TLS set-up).
+    #[error("hub API configuration: HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
     /// 401, or 403 "Missing or invalid credentials.": the token is unknown, expired or absent.
     #[error("the hub rejected the API token ({status} on {method} {path}): {message}")]
     BadCredentials {
@@ -62,7 +73,7 @@ impl HubError {
     /// A bounded label for metrics.
     pub fn metric_label(&self) -> &'static str {
         match self {
-            HubError::Config(_) => "config",
+            HubError::Config(_) | HubError::BadUrl { .. } | HubError::Client(_) => "config",
             HubError::BadCredentials { .. } => "bad_credentials",
             HubError::MissingScope { .. } => "missing_scope",
             HubError::Api { .. } => "status",

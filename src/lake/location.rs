@@ -12,6 +12,8 @@ use std::sync::Arc;
 use object_store::ObjectStore;
 use object_store::path::Path as ObjPath;
 
+use super::{LakeConfigError, LakeError};
+
 /// A lake root: a local directory (or a shared file system), or an S3 bucket prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LakeLocation {
@@ -57,27 +59,31 @@ impl S3Url {
     /// # Errors
     /// One line naming the location: no bucket, a bucket that is not a host name, a prefix
     /// with empty, `.` or `..` segments.
-    pub fn parse(s: &str) -> Result<S3Url, String> {
+    pub fn parse(s: &str) -> Result<S3Url, LakeError> {
+        let url = || s.to_string();
         let rest = s
             .strip_prefix("s3://")
             .or_else(|| s.strip_prefix("s3a://"))
-            .ok_or_else(|| format!("{s}: not an s3:// URL"))?;
+            .ok_or_else(|| LakeConfigError::NotS3 { url: url() })?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Err(format!("{s}: no bucket (expected s3://bucket/prefix)"));
+            return Err(LakeConfigError::NoBucket { url: url() }.into());
         }
         let host_ok = bucket.len() <= 255
             && bucket
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
         if !host_ok {
-            return Err(format!(
-                "{s}: bad bucket name {bucket:?} (expected s3://bucket/prefix)"
-            ));
+            return Err(LakeConfigError::BadBucket {
+                url: url(),
+                bucket: bucket.to_string(),
+            }
+            .into());
         }
         let prefix = prefix.trim_end_matches('/');
         if !prefix.is_empty() {
-            ObjPath::parse(prefix).map_err(|e| format!("{s}: bad prefix: {e}"))?;
+            ObjPath::parse(prefix)
+                .map_err(|source| LakeConfigError::BadPrefix { url: url(), source })?;
         }
         Ok(S3Url {
             bucket: bucket.to_string(),
@@ -126,8 +132,14 @@ impl S3Url {
     ///
     /// # Errors
     /// A bucket name the URL parser refuses.
-    pub fn bucket_url(&self) -> Result<url::Url, String> {
-        url::Url::parse(&format!("s3://{}", self.bucket)).map_err(|e| format!("{self}: {e}"))
+    pub fn bucket_url(&self) -> Result<url::Url, LakeError> {
+        url::Url::parse(&format!("s3://{}", self.bucket)).map_err(|source| {
+            LakeConfigError::BucketUrl {
+                url: self.to_string(),
+                source,
+            }
+            .into()
+        })
     }
 
     /// The object store of this bucket (credentials and endpoint from the AWS environment, see
@@ -135,7 +147,7 @@ impl S3Url {
     ///
     /// # Errors
     /// A setting the store does not know, or a store that cannot be built.
-    pub fn store(&self) -> Result<(Arc<dyn ObjectStore>, ObjPath), String> {
+    pub fn store(&self) -> Result<(Arc<dyn ObjectStore>, ObjPath), LakeError> {
         let options: Vec<(&str, &str)> = self
             .options
             .iter()
@@ -159,7 +171,7 @@ impl LakeLocation {
     ///
     /// # Errors
     /// A malformed `s3://` location (see [`S3Url::parse`]).
-    pub fn parse(s: &str) -> Result<LakeLocation, String> {
+    pub fn parse(s: &str) -> Result<LakeLocation, LakeError> {
         if s.starts_with("s3://") || s.starts_with("s3a://") {
             S3Url::parse(s).map(LakeLocation::S3)
         } else {
@@ -172,7 +184,7 @@ impl LakeLocation {
     ///
     /// # Errors
     /// A malformed `s3://` location.
-    pub fn from_path(p: &Path) -> Result<LakeLocation, String> {
+    pub fn from_path(p: &Path) -> Result<LakeLocation, LakeError> {
         match p.to_str() {
             Some(s) => LakeLocation::parse(s),
             None => Ok(LakeLocation::Local(p.to_path_buf())),
@@ -260,9 +272,17 @@ mod tests {
             ("s3://b/a/../c", "bad prefix"),
         ] {
             let e = LakeLocation::parse(bad).unwrap_err();
+            assert!(matches!(e, LakeError::Config(_)), "{bad}: {e:?}");
+            let e = e.to_string();
             assert!(e.starts_with(bad) && e.contains(why), "{bad}: {e}");
             assert!(!e.contains('\n'), "{e}");
         }
+    }
+
+    #[test]
+    fn a_bad_prefix_keeps_the_store_s_error_as_its_source() {
+        let e = LakeLocation::parse("s3://b/a//c").unwrap_err();
+        assert!(std::error::Error::source(&e).is_some(), "{e:?}");
     }
 
     #[test]

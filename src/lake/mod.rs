@@ -15,6 +15,7 @@
 pub mod batch;
 pub mod compact;
 pub mod derived;
+mod error;
 pub mod location;
 pub mod manifest;
 pub mod retention;
@@ -22,5 +23,6 @@ pub mod store;
 pub mod tables;
 pub mod writer;
 
+pub use error::LakeConfigError;
 pub use location::{LakeLocation, S3Url};
 pub use manifest::{LakeError, Manifest};

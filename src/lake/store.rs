@@ -23,13 +23,14 @@ use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use super::location::S3Url;
+use super::{LakeConfigError, LakeError};
 
 /// Parts bigger than this go up as a multipart upload (S3 caps a single PUT at 5 GiB).
 const SINGLE_PUT_MAX: u64 = 64 << 20;
 const MULTIPART_CHUNK: usize = 16 << 20;
 
 /// A hub name is a path segment of the lake (`hub=<name>`): keep it portable across engines.
-pub fn check_hub(hub: &str) -> Result<(), String> {
+pub fn check_hub(hub: &str) -> Result<(), LakeError> {
     let ok = !hub.is_empty()
         && hub.len() <= 63
         && hub
@@ -39,9 +40,10 @@ pub fn check_hub(hub: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "hub {hub:?}: a hub name is a lake partition (hub={hub}); use 1-63 of A-Z a-z 0-9 . _ -, starting with a letter or digit"
-        ))
+        Err(LakeConfigError::BadHub {
+            hub: hub.to_string(),
+        }
+        .into())
     }
 }
 
@@ -51,8 +53,11 @@ pub fn check_hub(hub: &str) -> Result<(), String> {
 pub(crate) fn s3_store_with(
     url: &S3Url,
     options: &[(&str, &str)],
-) -> Result<(Arc<dyn ObjectStore>, ObjPath), String> {
-    let prefix = ObjPath::parse(url.prefix()).map_err(|e| format!("{url}: bad prefix: {e}"))?;
+) -> Result<(Arc<dyn ObjectStore>, ObjPath), LakeError> {
+    let prefix = ObjPath::parse(url.prefix()).map_err(|source| LakeConfigError::BadPrefix {
+        url: url.to_string(),
+        source,
+    })?;
     let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(url.bucket());
     let endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
         .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
@@ -67,14 +72,21 @@ pub(crate) fn s3_store_with(
     for (k, v) in options {
         let key = k
             .parse::<object_store::aws::AmazonS3ConfigKey>()
-            .map_err(|e| format!("{url}: {k}: {e}"))?;
+            .map_err(|e| LakeConfigError::Setting {
+                url: url.to_string(),
+                key: k.to_string(),
+                source: Box::new(e),
+            })?;
         if matches!(key, object_store::aws::AmazonS3ConfigKey::Endpoint) && v.starts_with("http://")
         {
             b = b.with_allow_http(true);
         }
         b = b.with_config(key, *v);
     }
-    let store = b.build().map_err(|e| format!("{url}: {e}"))?;
+    let store = b.build().map_err(|e| LakeConfigError::Build {
+        url: url.to_string(),
+        source: Box::new(e),
+    })?;
     Ok((Arc::new(store), prefix))
 }
 
@@ -124,14 +136,17 @@ impl Drop for Remote {
 
 impl Remote {
     /// A client of the lake root `url` (its settings included, see [`S3Url::store`]).
-    pub fn open(url: &S3Url) -> Result<Remote, String> {
+    pub fn open(url: &S3Url) -> Result<Remote, LakeError> {
         let (store, prefix) = url.store()?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("hubpulse-s3")
             .enable_all()
             .build()
-            .map_err(|e| format!("{url}: {e}"))?;
+            .map_err(|source| LakeConfigError::Runtime {
+                url: url.to_string(),
+                source,
+            })?;
         Ok(Remote {
             url: url.to_string(),
             store,

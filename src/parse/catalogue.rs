@@ -34,6 +34,7 @@ use regex::Regex;
 use regex_automata::meta;
 use serde::Deserialize;
 
+use super::ParseError;
 use super::prefix::Family;
 
 /// The default catalogue, compiled into the binary from `parsers/`.
@@ -47,25 +48,6 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("chp.toml", include_str!("../../parsers/chp.toml")),
     ("python.toml", include_str!("../../parsers/python.toml")),
 ];
-
-#[derive(Debug, thiserror::Error)]
-pub enum CatalogueError {
-    #[error("{file}: cannot read: {source}")]
-    Io {
-        file: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{file}: {msg}")]
-    Syntax { file: PathBuf, msg: String },
-    #[error("{file}: kind {kind:?}: {msg}")]
-    Entry {
-        file: PathBuf,
-        kind: String,
-        msg: String,
-    },
-    #[error("{dir}: no *.toml catalogue files found")]
-    Empty { dir: PathBuf },
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -175,7 +157,7 @@ fn leak(s: String) -> &'static str {
 
 impl Catalogue {
     /// The catalogue embedded in the binary.
-    pub fn embedded() -> Result<Catalogue, CatalogueError> {
+    pub fn embedded() -> Result<Catalogue, ParseError> {
         let files = EMBEDDED
             .iter()
             .map(|(n, t)| (PathBuf::from(format!("parsers/{n}")), t.to_string()));
@@ -183,8 +165,8 @@ impl Catalogue {
     }
 
     /// Every `*.toml` file in `dir`, in file-name order.
-    pub fn from_dir(dir: &Path) -> Result<Catalogue, CatalogueError> {
-        let rd = std::fs::read_dir(dir).map_err(|source| CatalogueError::Io {
+    pub fn from_dir(dir: &Path) -> Result<Catalogue, ParseError> {
+        let rd = std::fs::read_dir(dir).map_err(|source| ParseError::Io {
             file: dir.into(),
             source,
         })?;
@@ -194,11 +176,11 @@ impl Catalogue {
             .collect();
         paths.sort();
         if paths.is_empty() {
-            return Err(CatalogueError::Empty { dir: dir.into() });
+            return Err(ParseError::Empty { dir: dir.into() });
         }
         let mut files = Vec::new();
         for p in paths {
-            let text = std::fs::read_to_string(&p).map_err(|source| CatalogueError::Io {
+            let text = std::fs::read_to_string(&p).map_err(|source| ParseError::Io {
                 file: p.clone(),
                 source,
             })?;
@@ -207,18 +189,18 @@ impl Catalogue {
         Self::from_files(files)
     }
 
-    fn from_files(files: Vec<(PathBuf, String)>) -> Result<Catalogue, CatalogueError> {
+    fn from_files(files: Vec<(PathBuf, String)>) -> Result<Catalogue, ParseError> {
         let mut per_family: HashMap<Family, Vec<(PathBuf, KindSpec)>> = HashMap::new();
         for (file, text) in files {
-            let spec: FileSpec = toml::from_str(&text).map_err(|e| CatalogueError::Syntax {
+            let spec: FileSpec = toml::from_str(&text).map_err(|e| ParseError::Toml {
                 file: file.clone(),
-                msg: one_line(&e.to_string()),
+                source: Box::new(e),
             })?;
             let _ = spec.description;
             for fam in &spec.families {
-                let family = Family::from_name(fam).ok_or_else(|| CatalogueError::Syntax {
+                let family = Family::from_name(fam).ok_or_else(|| ParseError::UnknownFamily {
                     file: file.clone(),
-                    msg: format!("unknown family {fam:?} (expected one of hub, singleuser, culler, chp, python, unknown)"),
+                    family: fam.clone(),
                 })?;
                 let list = per_family.entry(family).or_default();
                 for k in &spec.kinds {
@@ -261,11 +243,11 @@ impl Catalogue {
     fn check_examples(
         &self,
         examples: &[(Family, PathBuf, &'static str, String)],
-    ) -> Result<(), CatalogueError> {
+    ) -> Result<(), ParseError> {
         for (family, file, kind, example) in examples {
             let got = self.classify(*family, example).map(|(k, _)| k.name);
             if got != Some(*kind) {
-                return Err(CatalogueError::Entry {
+                return Err(ParseError::Entry {
                     file: file.clone(),
                     kind: kind.to_string(),
                     msg: format!(
@@ -278,15 +260,11 @@ impl Catalogue {
     }
 }
 
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn compile_family(specs: &[(PathBuf, KindSpec)]) -> Result<FamilySet, CatalogueError> {
+fn compile_family(specs: &[(PathBuf, KindSpec)]) -> Result<FamilySet, ParseError> {
     let mut kinds = Vec::with_capacity(specs.len());
     let mut patterns = Vec::with_capacity(specs.len());
     for (file, k) in specs {
-        let err = |msg: String| CatalogueError::Entry {
+        let err = |msg: String| ParseError::Entry {
             file: file.clone(),
             kind: k.name.clone(),
             msg,
@@ -304,8 +282,11 @@ fn compile_family(specs: &[(PathBuf, KindSpec)]) -> Result<FamilySet, CatalogueE
                 "pattern must start with ^ (kinds match from the start of the message)".into(),
             ));
         }
-        let regex = Regex::new(&k.pattern)
-            .map_err(|e| err(format!("bad pattern: {}", one_line(&e.to_string()))))?;
+        let regex = Regex::new(&k.pattern).map_err(|e| ParseError::Pattern {
+            file: file.clone(),
+            kind: k.name.clone(),
+            source: Box::new(e),
+        })?;
         let names: BTreeSet<&str> = regex.capture_names().flatten().collect();
         let declared: BTreeSet<&str> = k.fields.iter().map(String::as_str).collect();
         if names != declared {
@@ -325,9 +306,9 @@ fn compile_family(specs: &[(PathBuf, KindSpec)]) -> Result<FamilySet, CatalogueE
             groups,
         });
     }
-    let set = meta::Regex::new_many(&patterns).map_err(|e| CatalogueError::Syntax {
+    let set = meta::Regex::new_many(&patterns).map_err(|e| ParseError::PatternSet {
         file: specs.first().map(|(f, _)| f.clone()).unwrap_or_default(),
-        msg: one_line(&e.to_string()),
+        source: Box::new(e),
     })?;
     Ok(FamilySet { set, kinds })
 }

@@ -18,6 +18,7 @@
 
 pub mod catalogue;
 mod enrich;
+mod error;
 mod fields;
 pub mod prefix;
 pub mod reader;
@@ -28,6 +29,8 @@ pub mod scrub;
 mod state;
 pub mod text;
 pub mod time;
+
+pub use error::ParseError;
 
 use std::borrow::Cow;
 use std::sync::Arc;

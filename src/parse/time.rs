@@ -42,17 +42,17 @@ impl Zone {
     }
 
     /// Parse an IANA zone name (`UTC`, `Europe/Paris`); the error names the bad value.
-    pub fn parse(name: &str) -> Result<Self, String> {
+    pub fn parse(name: &str) -> Result<Self, super::ParseError> {
         Zone::parse_tz(name).map(Zone::new)
     }
 
     /// [`Zone::parse`]'s zone alone, for a config to hold (parsed once, where it is read).
-    pub fn parse_tz(name: &str) -> Result<Tz, String> {
-        name.parse::<Tz>().map_err(|_| {
-            format!(
-                "unknown time zone {name:?} (expected an IANA name such as UTC or Europe/Paris)"
-            )
-        })
+    pub fn parse_tz(name: &str) -> Result<Tz, super::ParseError> {
+        name.parse::<Tz>()
+            .map_err(|source| super::ParseError::UnknownZone {
+                name: name.to_string(),
+                source,
+            })
     }
 
     /// Local stamp → UTC micros since the epoch.
@@ -190,6 +190,7 @@ mod tests {
         assert!(
             Zone::parse("Mars/Olympus")
                 .unwrap_err()
+                .to_string()
                 .contains("Mars/Olympus")
         );
     }

@@ -28,10 +28,54 @@ mod sql_error;
 pub enum QueryError {
     #[error("{path}: not a hubpulse lake (no {table}/ directory)")]
     NotALake { path: PathBuf, table: &'static str },
+    /// A statement refused or failed: DataFusion's error described as one human line (see
+    /// `sql_error`), the error itself kept as the source.
+    #[error("{why}")]
+    Statement {
+        why: String,
+        source: Box<datafusion::error::DataFusionError>,
+    },
+    /// A step of a read that failed (`activity scan`, `observations`), with its error.
+    #[error("{step}: {source}")]
+    Step {
+        step: &'static str,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A read that went wrong with no error of its own to carry (a report's window not read).
     #[error("{0}")]
     Sql(String),
+    /// DataFusion's own error in its own words (registering a table, scanning one for a report).
     #[error("{0}")]
-    Output(String),
+    DataFusion(#[source] Box<datafusion::error::DataFusionError>),
+    /// A batch that could not be built (a report's derived table).
+    #[error("{0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// The lake's location or its store (see [`crate::lake::LakeError`]).
+    #[error(transparent)]
+    Lake(#[from] crate::lake::LakeError),
+    /// A lake's prefix that could not be listed.
+    #[error("{url}: {source}")]
+    List {
+        url: String,
+        source: Box<object_store::Error>,
+    },
+    /// A file that could not be read (the lake's directory, a named query's file).
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no named query {name:?}; available: {}", crate::query::named::NAMES.join(", "))]
+    NoNamedQuery { name: String },
+    /// The result could not be rendered or written (Arrow's writers, the output).
+    #[error("{0}")]
+    Output(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<datafusion::error::DataFusionError> for QueryError {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        QueryError::DataFusion(Box::new(e))
+    }
 }
 
 /// The names of the lake's tables (`sessions`, rebuilt from `lifecycle` when a query names it,
@@ -67,8 +111,7 @@ fn tables() -> [(&'static str, arrow::datatypes::SchemaRef); 6] {
 pub async fn session(lake: &LakeLocation) -> Result<SessionContext, QueryError> {
     let runtime = RuntimeEnvBuilder::new()
         .with_object_list_cache_limit(0)
-        .build_arc()
-        .map_err(|e| QueryError::Sql(e.to_string()))?;
+        .build_arc()?;
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_target_partitions(2);
@@ -97,17 +140,22 @@ pub async fn session(lake: &LakeLocation) -> Result<SessionContext, QueryError> 
                     table: schema::EVENTS,
                 });
             }
-            let abs = std::fs::canonicalize(dir)
-                .map_err(|e| QueryError::Sql(format!("{}: {e}", dir.display())))?;
+            let abs = std::fs::canonicalize(dir).map_err(|source| QueryError::Read {
+                path: dir.clone(),
+                source,
+            })?;
             (abs.display().to_string(), present)
         }
         LakeLocation::S3(url) => {
-            let (store, prefix) = url.store().map_err(QueryError::Sql)?;
-            let bucket = url.bucket_url().map_err(QueryError::Sql)?;
+            let (store, prefix) = url.store()?;
+            let bucket = url.bucket_url()?;
             let listed = store
                 .list_with_delimiter(Some(&prefix))
                 .await
-                .map_err(|e| QueryError::Sql(format!("{url}: {e}")))?;
+                .map_err(|e| QueryError::List {
+                    url: url.to_string(),
+                    source: Box::new(e),
+                })?;
             let dirs: Vec<String> = listed
                 .common_prefixes
                 .iter()
@@ -147,7 +195,7 @@ async fn register(
     url: &str,
     file_schema: arrow::datatypes::SchemaRef,
 ) -> Result<(), QueryError> {
-    let url = ListingTableUrl::parse(url).map_err(|e| QueryError::Sql(e.to_string()))?;
+    let url = ListingTableUrl::parse(url)?;
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
         .with_table_partition_cols(vec![
@@ -165,16 +213,15 @@ async fn register(
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(Arc::new(without_hub));
-    let table = ListingTable::try_new(config).map_err(|e| QueryError::Sql(e.to_string()))?;
-    ctx.register_table(name, Arc::new(table))
-        .map_err(|e| QueryError::Sql(e.to_string()))?;
+    let table = ListingTable::try_new(config)?;
+    ctx.register_table(name, Arc::new(table))?;
     Ok(())
 }
 
 /// Run one SQL statement and collect its result.
 pub async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
-    let df = ctx.sql(sql).await.map_err(|e| sql_err(ctx, &e))?;
-    df.collect().await.map_err(|e| sql_err(ctx, &e))
+    let df = ctx.sql(sql).await.map_err(|e| sql_err(ctx, e))?;
+    df.collect().await.map_err(|e| sql_err(ctx, e))
 }
 
 /// Run one SQL statement and stream its result batch by batch (bounded memory).
@@ -182,18 +229,21 @@ pub async fn stream(
     ctx: &SessionContext,
     sql: &str,
 ) -> Result<datafusion::physical_plan::SendableRecordBatchStream, QueryError> {
-    let df = ctx.sql(sql).await.map_err(|e| sql_err(ctx, &e))?;
-    df.execute_stream().await.map_err(|e| sql_err(ctx, &e))
+    let df = ctx.sql(sql).await.map_err(|e| sql_err(ctx, e))?;
+    df.execute_stream().await.map_err(|e| sql_err(ctx, e))
 }
 
 /// One human line (see [`sql_error`]), naming the tables registered in `ctx` when one is unknown.
-fn sql_err(ctx: &SessionContext, e: &datafusion::error::DataFusionError) -> QueryError {
+fn sql_err(ctx: &SessionContext, e: datafusion::error::DataFusionError) -> QueryError {
     let tables: Vec<String> = ctx
         .catalog("datafusion")
         .and_then(|c| c.schema("public"))
         .map(|s| s.table_names())
         .unwrap_or_default();
-    QueryError::Sql(sql_error::describe(e, &tables))
+    QueryError::Statement {
+        why: sql_error::describe(&e, &tables),
+        source: Box::new(e),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -209,11 +259,11 @@ pub fn render(
     format: Format,
     out: &mut impl std::io::Write,
 ) -> Result<(), QueryError> {
-    let err = |e: arrow::error::ArrowError| QueryError::Output(e.to_string());
+    let err = |e: arrow::error::ArrowError| QueryError::Output(Box::new(e));
     match format {
         Format::Table => {
             let t = arrow::util::pretty::pretty_format_batches(batches).map_err(err)?;
-            writeln!(out, "{t}").map_err(|e| QueryError::Output(e.to_string()))
+            writeln!(out, "{t}").map_err(|e| QueryError::Output(Box::new(e)))
         }
         Format::Csv => {
             let mut w = arrow::csv::WriterBuilder::new()
@@ -235,17 +285,14 @@ pub fn render(
 }
 
 /// A named query from `queries/`: the embedded copy, or `<dir>/<name>.sql` when a directory is given.
-pub fn named(name: &str, dir: Option<&Path>) -> Result<String, String> {
+pub fn named(name: &str, dir: Option<&Path>) -> Result<String, QueryError> {
     if let Some(d) = dir {
-        let p = d.join(format!("{name}.sql"));
-        return std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()));
+        let path = d.join(format!("{name}.sql"));
+        return std::fs::read_to_string(&path).map_err(|source| QueryError::Read { path, source });
     }
     crate::query::named::get(name)
         .map(str::to_string)
-        .ok_or_else(|| {
-            format!(
-                "no named query {name:?}; available: {}",
-                crate::query::named::NAMES.join(", ")
-            )
+        .ok_or_else(|| QueryError::NoNamedQuery {
+            name: name.to_string(),
         })
 }

@@ -75,9 +75,10 @@ pub async fn load_windows(
     let mut names = Names::default();
     names.id("");
     let events = lifecycle(ctx, u, &mut names).await?;
-    let activity = activity
-        .await
-        .map_err(|e| QueryError::Sql(format!("activity scan: {e}")))??;
+    let activity = activity.await.map_err(|e| QueryError::Step {
+        step: "activity scan",
+        source: Box::new(e),
+    })??;
     let activity = intern_activity(activity, &mut names);
     let parts: Vec<(Vec<Ev>, Activity)> = if windows.len() == 1 {
         // The union is the window: nothing to cut.
@@ -155,7 +156,7 @@ async fn lifecycle(
     let mut files: HashMap<String, u32> = HashMap::new();
     let mut stream = query::stream(ctx, &sql).await?;
     while let Some(b) = stream.next().await {
-        let b = b.map_err(|e| QueryError::Sql(e.to_string()))?;
+        let b = b.map_err(QueryError::from)?;
         decode(&b, &mut files, names, &mut keyed, &mut records);
     }
     // Same order as `ORDER BY ts, source_fp, source_offset`: the keys are sorted, then the
@@ -198,7 +199,7 @@ async fn activity(ctx: SessionContext, w: Window) -> Result<ActivityIndex, Query
     let mut by_hub = ActivityIndex::default();
     let mut stream = query::stream(ctx, &sql).await?;
     while let Some(b) = stream.next().await {
-        let b = b.map_err(|e| QueryError::Sql(e.to_string()))?;
+        let b = b.map_err(QueryError::from)?;
         let (hub, user) = (Strs::of(b.column(0)), Strs::of(b.column(1)));
         let times = b.column(2).as_list::<i32>();
         for i in 0..b.num_rows() {

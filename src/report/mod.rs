@@ -43,10 +43,33 @@ pub enum ReportFormat {
     Csv,
 }
 
+/// What a report is asked for that cannot be: a month that does not read, a pricing file that
+/// cannot be read or is refused. (Reading the lake fails with [`QueryError`].)
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("--month {text:?}: expected YYYY-MM, e.g. 2026-10")]
+    BadMonth {
+        text: String,
+        source: chrono::ParseError,
+    },
+    #[error("{path}: {source}")]
+    ReadPricing {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// The pricing file's TOML, at its position (`NAME:LINE:COL: key: why`).
+    #[error(transparent)]
+    Pricing(#[from] crate::config::ConfigError),
+}
+
 /// Parse `YYYY-MM` into the month's first day.
-pub fn parse_month(s: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d")
-        .map_err(|_| format!("--month {s:?}: expected YYYY-MM, e.g. 2026-10"))
+pub fn parse_month(s: &str) -> Result<NaiveDate, ReportError> {
+    NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d").map_err(|source| {
+        ReportError::BadMonth {
+            text: s.to_string(),
+            source,
+        }
+    })
 }
 
 /// The monthly report of the month starting at `first`, over the lake of `ctx`.
@@ -184,7 +207,7 @@ pub fn sessions_schema() -> Arc<Schema> {
 
 /// Registers `sessions` (every session over the whole lake) in `ctx`.
 pub async fn register_sessions(ctx: &SessionContext) -> Result<(), QueryError> {
-    let sql_err = |e: datafusion::error::DataFusionError| QueryError::Sql(e.to_string());
+    let sql_err = QueryError::from;
     let (from, to) = (
         NaiveDate::from_ymd_opt(1, 1, 1),
         NaiveDate::from_ymd_opt(9999, 12, 31),
@@ -229,8 +252,7 @@ pub async fn register_sessions(ctx: &SessionContext) -> Result<(), QueryError> {
                 .collect::<BooleanArray>(),
         ),
     ];
-    let batch = RecordBatch::try_new(sessions_schema(), cols)
-        .map_err(|e| QueryError::Sql(e.to_string()))?;
+    let batch = RecordBatch::try_new(sessions_schema(), cols).map_err(QueryError::from)?;
     let table = MemTable::try_new(sessions_schema(), vec![vec![batch]]).map_err(sql_err)?;
     ctx.register_table("sessions", Arc::new(table))
         .map_err(sql_err)?;

@@ -244,17 +244,14 @@ impl Observed {
 /// The query failed (a lake without the table is not an error: it gives no rows).
 pub async fn load(ctx: &SessionContext, to: NaiveDate) -> Result<Vec<Row>, QueryError> {
     let table = crate::lake::tables::observations::OBSERVATIONS;
-    if !ctx
-        .table_exist(table)
-        .map_err(|e| QueryError::Sql(e.to_string()))?
-    {
+    if !ctx.table_exist(table).map_err(QueryError::from)? {
         return Ok(Vec::new());
     }
     let sql = format!(
         "SELECT ts, hub, kind, via, \"user\", server_name, started, last_activity, ready FROM {table} \
          WHERE dt <= '{to}'"
     );
-    let sql_err = |e: datafusion::error::DataFusionError| QueryError::Sql(e.to_string());
+    let sql_err = QueryError::from;
     let mut stream = ctx
         .sql(&sql)
         .await
@@ -268,7 +265,10 @@ pub async fn load(ctx: &SessionContext, to: NaiveDate) -> Result<Vec<Row>, Query
         let strs: Result<Vec<_>, _> = (1..6)
             .map(|i| arrow::compute::cast(b.column(i), &DataType::Utf8))
             .collect();
-        let strs = strs.map_err(|e| QueryError::Sql(format!("observations: {e}")))?;
+        let strs = strs.map_err(|e| QueryError::Step {
+            step: "observations",
+            source: Box::new(e),
+        })?;
         let s: Vec<_> = strs.iter().map(|a| a.as_string::<i32>()).collect();
         let ts = b.column(0).as_primitive::<TimestampMicrosecondType>();
         let started = b.column(6).as_primitive::<TimestampMicrosecondType>();

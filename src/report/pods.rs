@@ -120,7 +120,7 @@ pub async fn load(ctx: &SessionContext, w: Window) -> Result<PodPrices, QueryErr
     let mut rows = Vec::new();
     let mut stream = query::stream(ctx, &sql).await?;
     while let Some(b) = stream.next().await {
-        let b = b.map_err(|e| QueryError::Sql(e.to_string()))?;
+        let b = b.map_err(QueryError::from)?;
         decode(&b, &mut rows);
     }
     tracing::debug!(rows = rows.len(), "report: pods");

@@ -49,6 +49,7 @@ use serde::Deserialize;
 
 use crate::config::toml::{invalid_key, toml_from_str};
 use crate::config::units::parse_duration;
+use crate::report::ReportError;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -203,15 +204,18 @@ impl Default for Pricing {
 }
 
 impl Pricing {
-    pub fn load(path: &Path) -> Result<Pricing, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Pricing, ReportError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ReportError::ReadPricing {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::from_toml(&text, &path.display().to_string())
     }
 
-    pub fn from_toml(text: &str, name: &str) -> Result<Pricing, String> {
+    pub fn from_toml(text: &str, name: &str) -> Result<Pricing, ReportError> {
         let raw: Raw = toml_from_str(text, name)?;
         raw.validate()
-            .map_err(|(key, why)| invalid_key(text, name, &key, &why))
+            .map_err(|(key, why)| invalid_key(text, name, &key, &why).into())
     }
 
     /// The slug of a logged profile name (`None`: the default profile).
@@ -249,6 +253,7 @@ impl Pricing {
     }
 }
 
+/// A refused key and why: private to validation, placed in the text by `invalid_key`.
 type Invalid = (String, String);
 
 impl Raw {
@@ -259,7 +264,8 @@ impl Raw {
             ..Pricing::default()
         };
         if let Some(t) = self.idle_timeout {
-            p.idle_timeout = parse_duration(&t).map_err(|e| ("idle_timeout".to_string(), e))?;
+            p.idle_timeout =
+                parse_duration(&t).map_err(|e| ("idle_timeout".into(), e.to_string()))?;
         }
         for (slug, prof) in &self.profiles {
             let key = |f: &str| format!("profiles.{slug}.{f}");
@@ -427,24 +433,19 @@ users = ["carol"]
 
     #[test]
     fn errors_say_where_and_why_in_one_line() {
-        let e = Pricing::from_toml(&FILE.replace("0.526", "\"x\""), "p.toml").unwrap_err();
-        assert!(e.starts_with("p.toml:15:10:"), "{e}");
-        let e = Pricing::from_toml(
-            &FILE.replace("\"g4dn.xlarge\"\nnode", "\"m5\"\nnode"),
-            "p.toml",
-        )
-        .unwrap_err();
-        assert!(
-            e.starts_with("p.toml:10:1: profiles.gpu.instance_type:"),
-            "{e}"
-        );
-        let e = Pricing::from_toml(
-            &FILE.replace("default_profile = \"small\"", "default_profile = \"xl\""),
-            "p.toml",
-        )
-        .unwrap_err();
+        let err = Pricing::from_toml(&FILE.replace("0.526", "\"x\""), "p.toml").unwrap_err();
+        assert!(matches!(err, ReportError::Pricing(_)), "{err:?}");
+        assert!(std::error::Error::source(&err).is_some(), "{err:?}");
+        assert!(err.to_string().starts_with("p.toml:15:10:"), "{err}");
+        let e = refused(&FILE.replace("\"g4dn.xlarge\"\nnode", "\"m5\"\nnode"));
+        assert!(e.starts_with("p.toml:10:1: profiles.gpu.instance_type:"));
+        let e = refused(&FILE.replace("default_profile = \"small\"", "default_profile = \"xl\""));
         assert!(e.starts_with("p.toml:2:1: default_profile:"), "{e}");
         assert!(!e.contains('\n'));
+    }
+
+    fn refused(text: &str) -> String {
+        Pricing::from_toml(text, "p.toml").unwrap_err().to_string()
     }
 
     const GI: f64 = 1_073_741_824.0;
@@ -580,7 +581,7 @@ users = ["carol"]
             } else {
                 f.replace("hourly = 0.526\n", "hourly = 0.526\ncpu = 4\n")
             };
-            let e = Pricing::from_toml(&f, "p.toml").unwrap_err();
+            let e = refused(&f);
             assert!(e.starts_with(at), "{bad}: {e}");
             assert!(!e.contains('\n'));
         }

@@ -13,9 +13,9 @@ pub enum SourceError {
     /// Pod rows that cannot be encoded for the `pods` table.
     #[error("pods batch: {0}")]
     PodsBatch(#[source] arrow::error::ArrowError),
-    /// A `pods` part that cannot be written (the lake's message, with the path).
+    /// A `pods` part that cannot be written (the lake's error, with the path).
     #[error("{0}")]
-    Publish(String),
+    Publish(#[source] crate::lake::LakeError),
 }
 
 impl SourceError {

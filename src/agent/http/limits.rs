@@ -73,9 +73,8 @@ impl Limits {
             |key: &str, v: Option<&str>, default: Duration| -> Result<Duration, (String, String)> {
                 let t = match v {
                     None => return Ok(default),
-                    Some(s) => {
-                        crate::config::units::parse_duration(s).map_err(|e| (key.to_string(), e))?
-                    }
+                    Some(s) => crate::config::units::parse_duration(s)
+                        .map_err(|e| (key.to_string(), e.to_string()))?,
                 };
                 if !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&t) {
                     return Err((key.to_string(), "must be between 100ms and 1h".into()));

@@ -213,7 +213,8 @@ impl Policy {
     }
 
     fn parse_raw(text: &str, name: &str) -> Result<Policy, String> {
-        let raw: RawPolicy = crate::config::toml::toml_from_str(text, name)?;
+        let raw: RawPolicy =
+            crate::config::toml::toml_from_str(text, name).map_err(|e| e.to_string())?;
         let grace = match &raw.grace {
             None => Duration::from_secs(600),
             Some(g) => crate::config::units::parse_duration(g)

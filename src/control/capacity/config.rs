@@ -123,7 +123,7 @@ fn key(k: &str) -> String {
 fn dur(k: &str, v: &Option<String>, default: Duration) -> Result<Duration, KeyErr> {
     v.as_deref()
         .map_or(Ok(default), parse_duration)
-        .map_err(|e| (key(k), e))
+        .map_err(|e| (key(k), e.to_string()))
 }
 
 fn chrono_dur(d: Duration) -> chrono::Duration {

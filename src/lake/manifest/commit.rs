@@ -45,7 +45,7 @@ impl Manifest {
         let rel = format!("{}/manifest/{}", self.meta, commit_name(c.seq));
         let body = serde_json::to_vec_pretty(c).map_err(|e| LakeError::Corrupt {
             path: PathBuf::from(&rel),
-            msg: e.to_string(),
+            source: e,
         })?;
         match &self.backend {
             Backend::Local { .. } => write_durable(
@@ -87,7 +87,7 @@ pub fn read_commits(root: &Path, hub: &str) -> Result<Vec<Commit>, LakeError> {
         let text = fs::read(&p).map_err(io_err(&p))?;
         let c: Commit = serde_json::from_slice(&text).map_err(|e| LakeError::Corrupt {
             path: p.clone(),
-            msg: e.to_string(),
+            source: e,
         })?;
         out.push(c);
     }

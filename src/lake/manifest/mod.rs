@@ -108,7 +108,7 @@ struct Snapshot {
 impl Manifest {
     /// Open `lake` (a directory or `s3://bucket/prefix`) for writing `hub`'s partitions.
     pub fn open(lake: &super::LakeLocation, hub: &str) -> Result<Manifest, LakeError> {
-        super::store::check_hub(hub).map_err(LakeError::Config)?;
+        super::store::check_hub(hub)?;
         let meta = meta_rel(hub);
         let (root, backend, nonce) = match lake {
             super::LakeLocation::Local(root) => {
@@ -146,7 +146,7 @@ impl Manifest {
                 (root, Backend::Local { _lock: lock }, String::new())
             }
             super::LakeLocation::S3(url) => {
-                let remote = super::store::Remote::open(url).map_err(LakeError::Config)?;
+                let remote = super::store::Remote::open(url)?;
                 let nonce = format!(
                     ".{:016x}",
                     xxhash_rust::xxh3::xxh3_64(
@@ -244,7 +244,7 @@ impl Manifest {
         };
         let snap: Snapshot = serde_json::from_slice(&text).map_err(|e| LakeError::Corrupt {
             path: PathBuf::from(format!("{}/{SNAPSHOT}", self.meta)),
-            msg: e.to_string(),
+            source: e,
         })?;
         self.next_seq = snap.seq + 1;
         for s in snap.progress {
@@ -274,7 +274,7 @@ impl Manifest {
                     let c: Commit =
                         serde_json::from_slice(&text).map_err(|e| LakeError::Corrupt {
                             path: PathBuf::from(&rel),
-                            msg: e.to_string(),
+                            source: e,
                         })?;
                     out.push(c);
                 }
@@ -312,7 +312,7 @@ impl Manifest {
         };
         let body = serde_json::to_vec(&snap).map_err(|e| LakeError::Corrupt {
             path: PathBuf::from(format!("{}/{SNAPSHOT}", self.meta)),
-            msg: e.to_string(),
+            source: e,
         })?;
         match &self.backend {
             Backend::Local { .. } => write_durable(&self.root.join(&self.meta), SNAPSHOT, &body)?,

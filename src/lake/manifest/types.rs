@@ -13,16 +13,20 @@ pub const FP_BYTES: u64 = 4096;
 pub enum LakeError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
-    #[error("{path}: corrupt manifest: {msg}")]
-    Corrupt { path: PathBuf, msg: String },
+    #[error("{path}: corrupt manifest: {source}")]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("{path}: another hubpulse process is writing to this lake for this hub")]
     Locked { path: PathBuf },
     #[error(
         "{url}: commit {seq} was made by another writer for hub {hub:?}: only one agent may write a hub's partitions"
     )]
     Conflict { url: String, hub: String, seq: u64 },
-    #[error("{0}")]
-    Config(String),
+    /// A lake refused before it is touched (its location, a store setting, the hub's name).
+    #[error(transparent)]
+    Config(#[from] crate::lake::LakeConfigError),
     #[error(
         "{path}: this lake has the single-hub layout of hubpulse before 0.2 (events/dt=…, _hubpulse/manifest/); ingest into a new lake, which is partitioned hub=…/dt=…"
     )]
@@ -40,6 +44,15 @@ pub enum LakeError {
     WriterGone,
     #[error("a parser thread stopped unexpectedly; nothing more was committed")]
     ParserGone,
+    /// A side-table part that could not be encoded or written, at its path or URL.
+    #[error("{at}: {source}")]
+    Encode {
+        at: String,
+        source: parquet::errors::ParquetError,
+    },
+    /// The same error again, from a cache of a first attempt (a side table's store client).
+    #[error(transparent)]
+    Shared(std::sync::Arc<LakeError>),
 }
 
 pub fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LakeError + '_ {

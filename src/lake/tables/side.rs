@@ -16,9 +16,10 @@ use arrow::array::RecordBatch;
 use chrono::Utc;
 use parquet::arrow::ArrowWriter;
 
-use crate::lake::LakeLocation;
+use crate::lake::manifest::io_err;
 use crate::lake::store::Remote;
 use crate::lake::writer::{WriterConfig, writer_properties};
+use crate::lake::{LakeError, LakeLocation};
 
 /// Where a side table (`decisions`, `pods`) of one hub is written: `<lake>/<table>/hub=<hub>/`,
 /// in a directory or in an object store (its client opened on first use).
@@ -26,7 +27,8 @@ use crate::lake::writer::{WriterConfig, writer_properties};
 pub struct SideRoot {
     /// `<lake>/<table>/hub=<hub>`.
     dir: LakeLocation,
-    remote: Arc<std::sync::OnceLock<Result<Arc<Remote>, String>>>,
+    /// The store's client, or why it could not be opened (kept: the next part would fail alike).
+    remote: Arc<std::sync::OnceLock<Result<Arc<Remote>, Arc<LakeError>>>>,
 }
 
 impl SideRoot {
@@ -42,19 +44,26 @@ impl SideRoot {
     ///
     /// # Errors
     /// I/O, store or encoding errors, with the path.
-    pub fn publish(&self, dt: &str, n: u64, batch: &RecordBatch) -> Result<(), String> {
+    pub fn publish(&self, dt: &str, n: u64, batch: &RecordBatch) -> Result<(), LakeError> {
         match &self.dir {
             LakeLocation::Local(d) => publish(&d.join(format!("dt={dt}")), n, batch),
             LakeLocation::S3(url) => {
                 let remote = self
                     .remote
-                    .get_or_init(|| Remote::open(url).map(Arc::new))
-                    .clone()?;
-                let body = encode(batch).map_err(|e| format!("{url}: {e}"))?;
+                    .get_or_init(|| Remote::open(url).map(Arc::new).map_err(Arc::new))
+                    .clone()
+                    .map_err(LakeError::Shared)?;
+                let body = encode(batch).map_err(|source| LakeError::Encode {
+                    at: url.to_string(),
+                    source,
+                })?;
                 // One PUT: the object appears whole or not at all.
                 remote
                     .put(&format!("dt={dt}/{}", part_name(n)), body)
-                    .map_err(|e| format!("{url}: {e}"))
+                    .map_err(|source| LakeError::Store {
+                        url: url.to_string(),
+                        source,
+                    })
             }
         }
     }
@@ -86,25 +95,24 @@ fn encode(batch: &RecordBatch) -> Result<Vec<u8>, parquet::errors::ParquetError>
 ///
 /// # Errors
 /// I/O or encoding errors, with the path.
-pub fn publish(dir: &Path, n: u64, batch: &RecordBatch) -> Result<(), String> {
-    fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+pub fn publish(dir: &Path, n: u64, batch: &RecordBatch) -> Result<(), LakeError> {
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
     let name = part_name(n);
     let tmp = dir.join(format!(".{name}.tmp"));
-    let file = File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let file = File::create(&tmp).map_err(io_err(&tmp))?;
+    let encode_err = |source| LakeError::Encode {
+        at: tmp.display().to_string(),
+        source,
+    };
     let props = writer_properties(&WriterConfig::default());
-    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props))
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    w.write(batch)
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    let file = w
-        .into_inner()
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    file.sync_all()
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(encode_err)?;
+    w.write(batch).map_err(encode_err)?;
+    let file = w.into_inner().map_err(encode_err)?;
+    file.sync_all().map_err(io_err(&tmp))?;
     let dst = dir.join(&name);
-    fs::rename(&tmp, &dst).map_err(|e| format!("{}: {e}", dst.display()))?;
+    fs::rename(&tmp, &dst).map_err(io_err(&dst))?;
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+        .map_err(io_err(dir))?;
     Ok(())
 }

@@ -246,11 +246,11 @@ pub fn validate(raw: Option<RawDatadog>) -> Result<DatadogConfig, KeyErr> {
     let Some(r) = raw else { return Ok(d) };
     let dur = |leaf: &str, v: &Option<String>, default: Duration| match v {
         None => Ok(default),
-        Some(s) => parse_duration(s).map_err(|e| (key(leaf), e)),
+        Some(s) => parse_duration(s).map_err(|e| (key(leaf), e.to_string())),
     };
     let size = |leaf: &str, v: &Option<String>, default: u64| match v {
         None => Ok(default),
-        Some(s) => parse_size(s).map_err(|e| (key(leaf), e)),
+        Some(s) => parse_size(s).map_err(|e| (key(leaf), e.to_string())),
     };
     if let Some(s) = &r.site {
         check_site(s).map_err(|e| (key("site"), e.to_string()))?;
