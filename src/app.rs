@@ -53,6 +53,12 @@ pub enum AppError {
     /// The Datadog sink, or `dashboards push`.
     #[error(transparent)]
     Sink(#[from] crate::sinks::SinkError),
+    /// `query`, and the report's reads of the lake.
+    #[error(transparent)]
+    Query(#[from] crate::query::QueryError),
+    /// `report monthly`: the month or the pricing file.
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
     /// The reader of stdout went away (`| head`): the command stops, and it is a success.
     #[error("stdout closed")]
     StdoutClosed,
@@ -68,6 +74,10 @@ impl AppError {
             AppError::Agent(e) => e.is_input(),
             AppError::Control(e) => e.is_input(),
             AppError::Sink(e) => e.is_input(),
+            // The SQL, the lake it names or a named query: the input. Writing the result: not.
+            AppError::Query(e) => !matches!(e, crate::query::QueryError::Output(_)),
+            // A month or a pricing file: the input.
+            AppError::Report(_) => true,
             AppError::StdoutClosed => return 0,
         };
         if input { 2 } else { 1 }

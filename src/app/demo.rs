@@ -71,7 +71,7 @@ pub fn demo(rt: &Handle, lake: &Path) -> Result<(), AppError> {
             "\n# hubpulse query --lake {} --name {name}",
             lake.display()
         ))?;
-        let sql = query::named(name, None).map_err(|e| AppError::Input(e.to_string()))?;
+        let sql = query::named(name, None)?;
         let batches = super::query::run_sql(rt, &location, &sql)?;
         query::render(&batches, Format::Table, &mut out).map_err(|e| out.error(e))?;
     }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::runtime::Handle;
 
-use crate::query::{self, Format, QueryError};
+use crate::query::{self, Format};
 
 use super::AppError;
 use super::out::Out;
@@ -20,15 +20,8 @@ pub(super) fn sql_of(
         (Some(s), _, _) => Ok(s),
         (_, Some(f), _) => std::fs::read_to_string(&f)
             .map_err(|e| AppError::Input(format!("{}: {e}", f.display()))),
-        (_, _, Some(n)) => query::named(&n, queries).map_err(|e| AppError::Input(e.to_string())),
+        (_, _, Some(n)) => query::named(&n, queries).map_err(AppError::from),
         _ => Err(AppError::Input("no SQL given".into())),
-    }
-}
-
-pub(super) fn query_err(e: QueryError) -> AppError {
-    match e {
-        QueryError::Output(m) => AppError::Runtime(m.to_string()),
-        e => AppError::Input(e.to_string()),
     }
 }
 
@@ -63,5 +56,5 @@ pub(crate) fn run_sql(
         }
         query::run(&ctx, sql).await
     });
-    batches.map_err(query_err)
+    batches.map_err(AppError::from)
 }

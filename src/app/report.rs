@@ -18,17 +18,15 @@ pub(super) fn report_monthly(
     out: Option<PathBuf>,
 ) -> Result<(), AppError> {
     use crate::report::{self, pricing::Pricing};
-    let first = report::parse_month(month).map_err(|e| AppError::Input(e.to_string()))?;
+    let first = report::parse_month(month)?;
     let pricing = match pricing.as_deref() {
-        Some(p) => Pricing::load(p).map_err(|e| AppError::Input(e.to_string()))?,
+        Some(p) => Pricing::load(p)?,
         None => Pricing::default(),
     };
-    let m = rt
-        .block_on(async {
-            let ctx = query::session(lake).await?;
-            report::monthly(&ctx, first, &pricing).await
-        })
-        .map_err(super::query::query_err)?;
+    let m = rt.block_on(async {
+        let ctx = query::session(lake).await?;
+        report::monthly(&ctx, first, &pricing).await
+    })?;
     let text = report::render(&m, format);
     match out.as_deref() {
         Some(path) => std::fs::write(path, text)
