@@ -164,30 +164,7 @@ fn dispatch(rt: &Rt, cmd: Command) -> Result<(), AppError> {
                     out,
                 },
         } => report::report_monthly(rt.handle()?, &lake_at(&lake)?, &month, pricing, format, out),
-        Command::Run {
-            config,
-            lake,
-            follow,
-            http,
-            flush_interval,
-            tz,
-            hub,
-            datadog_dry_run,
-            datadog_url,
-        } => {
-            let flags = agent::RunFlags {
-                config,
-                lake,
-                follow,
-                http,
-                flush_interval,
-                tz,
-                hub,
-                datadog_dry_run,
-                datadog_url,
-            };
-            agent::run_cmd(rt.handle()?, flags)
-        }
+        Command::Run(flags) => agent::run_cmd(rt.handle()?, flags),
         Command::Dashboards {
             action: DashboardsCmd::Push { dry_run, dir, url },
         } => dashboards::dashboards_push(rt.handle()?, dir.as_deref(), url, dry_run),

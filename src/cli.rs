@@ -128,35 +128,7 @@ pub enum Command {
     ///
     /// Either `--config FILE` (see hubpulse.example.toml) or the zero-config form
     /// `--lake DIR --follow PATH_OR_GLOB...` (`-` follows stdin).
-    Run {
-        /// TOML configuration file.
-        #[arg(long, value_name = "FILE", conflicts_with_all = ["lake", "follow"])]
-        config: Option<PathBuf>,
-        /// Lake root directory (zero-config form).
-        #[arg(long, value_name = "DIR", requires = "follow")]
-        lake: Option<PathBuf>,
-        /// Files or glob patterns to follow; `-` is stdin (zero-config form).
-        #[arg(long, value_name = "PATH_OR_GLOB", num_args = 1.., requires = "lake")]
-        follow: Vec<String>,
-        /// HTTP address for /healthz and /metrics (zero-config form; `off` to disable).
-        #[arg(long, value_name = "ADDR")]
-        http: Option<String>,
-        /// Commit at least this often (zero-config form), e.g. 10s.
-        #[arg(long, value_name = "DURATION")]
-        flush_interval: Option<String>,
-        /// Time zone of local timestamps (zero-config form).
-        #[arg(long, value_name = "ZONE")]
-        tz: Option<String>,
-        /// Hub name stored in every row (zero-config form).
-        #[arg(long, value_name = "NAME")]
-        hub: Option<String>,
-        /// Write the Datadog payloads to FILE (JSON Lines) instead of sending them.
-        #[arg(long, value_name = "FILE")]
-        datadog_dry_run: Option<PathBuf>,
-        /// Send Datadog payloads to this base URL instead of https://api.{site}.
-        #[arg(long, value_name = "URL")]
-        datadog_url: Option<String>,
-    },
+    Run(RunArgs),
     /// Datadog dashboards (dashboards/*.json, embedded in the binary).
     Dashboards {
         #[command(subcommand)]
@@ -294,4 +266,36 @@ pub enum CapacityCommand {
         #[arg(long, default_value_t = 0, value_name = "N")]
         pending: u32,
     },
+}
+
+/// The flags of `hubpulse run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["lake", "follow"])]
+    pub config: Option<PathBuf>,
+    /// Lake root directory (zero-config form).
+    #[arg(long, value_name = "DIR", requires = "follow")]
+    pub lake: Option<PathBuf>,
+    /// Files or glob patterns to follow; `-` is stdin (zero-config form).
+    #[arg(long, value_name = "PATH_OR_GLOB", num_args = 1.., requires = "lake")]
+    pub follow: Vec<String>,
+    /// HTTP address for /healthz and /metrics (zero-config form; `off` to disable).
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
+    /// Commit at least this often (zero-config form), e.g. 10s.
+    #[arg(long, value_name = "DURATION")]
+    pub flush_interval: Option<String>,
+    /// Time zone of local timestamps (zero-config form).
+    #[arg(long, value_name = "ZONE")]
+    pub tz: Option<String>,
+    /// Hub name stored in every row (zero-config form).
+    #[arg(long, value_name = "NAME")]
+    pub hub: Option<String>,
+    /// Write the Datadog payloads to FILE (JSON Lines) instead of sending them.
+    #[arg(long, value_name = "FILE")]
+    pub datadog_dry_run: Option<PathBuf>,
+    /// Send Datadog payloads to this base URL instead of https://api.{site}.
+    #[arg(long, value_name = "URL")]
+    pub datadog_url: Option<String>,
 }

@@ -1,7 +1,6 @@
 //! `hubpulse run`: the live agent, from a config file or from the zero-config flags (with the
 //! flags that may refine it), with the Datadog sink as an observer.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::runtime::Handle;
@@ -13,18 +12,7 @@ use crate::parse::time::Zone;
 use super::AppError;
 use super::follow;
 
-/// The flags of `hubpulse run`.
-pub(super) struct RunFlags {
-    pub config: Option<PathBuf>,
-    pub lake: Option<PathBuf>,
-    pub follow: Vec<String>,
-    pub http: Option<String>,
-    pub flush_interval: Option<String>,
-    pub tz: Option<String>,
-    pub hub: Option<String>,
-    pub datadog_dry_run: Option<PathBuf>,
-    pub datadog_url: Option<String>,
-}
+use crate::cli::RunArgs as RunFlags;
 
 /// `hubpulse run`: the configuration from the flags, logging as it says, then the agent.
 pub(super) fn run_cmd(rt: &Handle, flags: RunFlags) -> Result<(), AppError> {
