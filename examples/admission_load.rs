@@ -112,7 +112,7 @@ async fn main() {
             "policy.toml",
         )
         .unwrap(),
-        client: HubClient::new(HubConfig::new(hub_url, ApiToken::new("hub-token"))).unwrap(),
+        client: HubClient::new(HubConfig::new(hub_url.parse().unwrap(), ApiToken::new("hub-token"))).unwrap(),
         lake: hubpulse::lake::LakeLocation::local(&lake),
         hub: "jupyterhub".into(),
         // Decisions go to a scratch lake, so the measured lake is not changed.

@@ -172,3 +172,28 @@ fn an_agent_config_error_in_a_set_points_at_its_line() {
         "hubpulse.toml:11:1: capacity.placeholders[1].headroom: 20: must be in [0, 10]"
     );
 }
+
+#[test]
+fn the_hub_url_is_parsed_once_and_refused_with_credentials_without_echoing_them() {
+    let ok = format!("{BASE}[hub]\napi_url = \"http://hub:8081/hub/api?x=1#f\"\n");
+    let c = AgentConfig::from_toml(&ok, "a.toml").unwrap();
+    let url = c.control.hub.unwrap().api_url.unwrap();
+    assert_eq!(url.as_str(), "http://hub:8081/hub/api");
+    let secret = format!("{BASE}[hub]\napi_url = \"http://bob:hunter2@hub/hub/api\"\n");
+    let e = AgentConfig::from_toml(&secret, "a.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("hub.api_url") && e.contains("credentials"),
+        "{e}"
+    );
+    assert!(!e.contains("hunter2"), "{e}");
+    let ftp = format!("{BASE}[hub]\napi_url = \"ftp://hub/api\"\n");
+    let e = AgentConfig::from_toml(&ftp, "a.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.ends_with("hub.api_url: \"ftp://hub/api\" is not an http(s) URL"),
+        "{e}"
+    );
+}

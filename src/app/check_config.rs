@@ -151,8 +151,8 @@ fn control(cfg: &AgentConfig, row: &mut Row<'_>) {
             format!(
                 "{} with the token from {}{}",
                 h.api_url
-                    .as_deref()
-                    .map(without_credentials)
+                    .as_ref()
+                    .map(|u| u.to_string())
                     .unwrap_or_else(|| "JUPYTERHUB_API_URL".into()),
                 h.token_file
                     .as_ref()

@@ -149,7 +149,7 @@ impl Default for CullPolicy {
 #[derive(Debug, Clone, PartialEq)]
 pub struct HubSection {
     /// `None`: `JUPYTERHUB_API_URL`.
-    pub api_url: Option<String>,
+    pub api_url: Option<crate::hub::ApiUrl>,
     /// `None`: `JUPYTERHUB_API_TOKEN`.
     pub token_file: Option<PathBuf>,
     pub request_timeout: Duration,
@@ -350,14 +350,19 @@ fn wait_policy(a: &RawAdmission) -> Result<crate::control::admission::wait::Wait
 }
 
 fn validate_hub(h: RawHub) -> Result<HubSection, KeyErr> {
-    if let Some(u) = &h.api_url {
-        let ok = u.starts_with("http://") || u.starts_with("https://");
-        if !ok {
-            return Err(("hub.api_url".into(), format!("{u:?} is not an http(s) URL")));
-        }
-    }
+    let api_url = match &h.api_url {
+        Some(u) => Some(crate::hub::ApiUrl::parse(u).map_err(|e| {
+            let why = match e {
+                // The URL is not repeated: it holds a password.
+                crate::hub::HubError::Config(m) if m.contains("credentials") => m,
+                _ => format!("{u:?} is not an http(s) URL"),
+            };
+            ("hub.api_url".to_string(), why)
+        })?),
+        None => None,
+    };
     Ok(HubSection {
-        api_url: h.api_url,
+        api_url,
         token_file: h.token_file,
         request_timeout: dur(
             "hub.request_timeout",

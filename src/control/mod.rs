@@ -50,7 +50,10 @@ pub fn hub_client(
 ) -> Result<HubClient, ControlError> {
     let url = match hub.and_then(|h| h.api_url.clone()) {
         Some(u) => u,
-        None => std::env::var("JUPYTERHUB_API_URL").map_err(|_| ControlError::NoHubUrl)?,
+        None => {
+            let text = std::env::var("JUPYTERHUB_API_URL").map_err(|_| ControlError::NoHubUrl)?;
+            crate::hub::ApiUrl::parse(&text).map_err(ControlError::HubClient)?
+        }
     };
     let token = read_token(
         "hub token",

@@ -64,23 +64,7 @@ impl HubClient {
     /// # Errors
     /// [`HubError::Config`] (or `BadUrl`, `Client`) for an unusable URL, token or limit.
     pub fn new(config: HubConfig) -> Result<Self, HubError> {
-        let mut base = Url::parse(config.api_url.trim()).map_err(|source| HubError::BadUrl {
-            url: config.api_url.clone(),
-            source,
-        })?;
-        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return Err(HubError::Config(format!(
-                "api_url {:?} is not an http(s) URL",
-                config.api_url
-            )));
-        }
-        if !base.username().is_empty() || base.password().is_some() {
-            return Err(HubError::Config(
-                "api_url must not contain credentials".into(),
-            ));
-        }
-        base.set_query(None);
-        base.set_fragment(None);
+        let base = config.api_url.url().clone();
         if config.max_concurrency == 0 || config.page_size == 0 {
             return Err(HubError::Config(
                 "max_concurrency and page_size must be at least 1".into(),
@@ -466,7 +450,7 @@ mod tests {
     #[test]
     fn the_token_never_shows_in_debug() {
         let token = ApiToken::new("s3cr3t-token-value");
-        let config = HubConfig::new("http://127.0.0.1:1/hub/api", token);
+        let config = HubConfig::new("http://127.0.0.1:1/hub/api".parse().unwrap(), token);
         assert!(!format!("{config:?}").contains("s3cr3t"));
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = HubClient::new(config).unwrap();
@@ -519,7 +503,7 @@ mod tests {
     async fn no_more_than_max_concurrency_requests_are_in_flight() {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let (url, max) = slow_server(Duration::from_millis(150)).await;
-        let mut config = HubConfig::new(url, ApiToken::new("t"));
+        let mut config = HubConfig::new(url.parse().unwrap(), ApiToken::new("t"));
         config.max_concurrency = 2;
         let c = HubClient::new(config).unwrap();
         let calls: Vec<_> = (0..6)
@@ -538,7 +522,7 @@ mod tests {
     async fn a_hub_that_does_not_answer_is_a_retriable_timeout() {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let (url, _) = slow_server(Duration::from_secs(30)).await;
-        let mut config = HubConfig::new(url, ApiToken::new("t"));
+        let mut config = HubConfig::new(url.parse().unwrap(), ApiToken::new("t"));
         config.request_timeout = Duration::from_millis(300);
         let err = HubClient::new(config).unwrap().version().await.unwrap_err();
         assert!(
@@ -552,15 +536,18 @@ mod tests {
     fn bad_configurations_are_refused() {
         let _ = rustls::crypto::ring::default_provider().install_default();
         for url in ["not a url", "ftp://hub/api", "http://user:pw@hub/api"] {
-            let err = HubClient::new(HubConfig::new(url, ApiToken::new("t"))).unwrap_err();
+            let err = crate::hub::ApiUrl::parse(url).unwrap_err();
             assert_eq!(err.metric_label(), "config", "{url}: {err}");
             assert!(!err.to_string().contains("pw@"), "{err}");
         }
-        let mut c = HubConfig::new("http://hub/api", ApiToken::new("t"));
+        let mut c = HubConfig::new("http://hub/api".parse().unwrap(), ApiToken::new("t"));
         c.max_concurrency = 0;
         assert!(HubClient::new(c).is_err());
-        let err =
-            HubClient::new(HubConfig::new("http://hub/api", ApiToken::new("a\nb"))).unwrap_err();
+        let err = HubClient::new(HubConfig::new(
+            "http://hub/api".parse().unwrap(),
+            ApiToken::new("a\nb"),
+        ))
+        .unwrap_err();
         assert!(!err.to_string().contains("a\nb"));
     }
 
@@ -568,7 +555,7 @@ mod tests {
     fn user_and_server_names_are_escaped_in_paths() {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let c = HubClient::new(HubConfig::new(
-            "http://127.0.0.1:1/prefix/hub/api/",
+            "http://127.0.0.1:1/prefix/hub/api/".parse().unwrap(),
             ApiToken::new("t"),
         ))
         .unwrap();

@@ -29,11 +29,64 @@ impl std::fmt::Debug for ApiToken {
     }
 }
 
+/// The hub's API root, parsed and checked once (where the configuration or the environment is
+/// read): an `http(s)` URL that can be a base, without credentials; its query and fragment are
+/// dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiUrl(url::Url);
+
+impl ApiUrl {
+    /// # Errors
+    /// [`HubError::BadUrl`] for text that is not a URL, [`HubError::Config`] for a URL that is
+    /// not http(s) or holds credentials (which the message never repeats).
+    pub fn parse(text: &str) -> Result<ApiUrl, HubError> {
+        let mut base = url::Url::parse(text.trim()).map_err(|source| HubError::BadUrl {
+            url: text.to_string(),
+            source,
+        })?;
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err(HubError::Config(
+                "api_url must not contain credentials".into(),
+            ));
+        }
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(HubError::Config(format!(
+                "api_url {text:?} is not an http(s) URL"
+            )));
+        }
+        base.set_query(None);
+        base.set_fragment(None);
+        Ok(ApiUrl(base))
+    }
+
+    pub fn url(&self) -> &url::Url {
+        &self.0
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl std::str::FromStr for ApiUrl {
+    type Err = HubError;
+
+    fn from_str(s: &str) -> Result<ApiUrl, HubError> {
+        ApiUrl::parse(s)
+    }
+}
+
+impl std::fmt::Display for ApiUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
 /// How to reach the hub. `Debug` redacts the token.
 #[derive(Debug, Clone)]
 pub struct HubConfig {
     /// The API root, e.g. `http://hub:8081/hub/api` (what `JUPYTERHUB_API_URL` holds).
-    pub api_url: String,
+    pub api_url: ApiUrl,
     pub token: ApiToken,
     /// Total time for one request, body included. A DELETE can take the hub's
     /// `slow_stop_timeout` (10 s) and a POST its `slow_spawn_timeout` (10 s) before answering.
@@ -46,9 +99,9 @@ pub struct HubConfig {
 }
 
 impl HubConfig {
-    pub fn new(api_url: impl Into<String>, token: ApiToken) -> Self {
+    pub fn new(api_url: ApiUrl, token: ApiToken) -> Self {
         HubConfig {
-            api_url: api_url.into(),
+            api_url,
             token,
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
@@ -72,7 +125,7 @@ impl HubConfig {
                 .filter(|v| !v.trim().is_empty())
                 .ok_or_else(|| HubError::Config(format!("{name} is not set")))
         };
-        let url = var("JUPYTERHUB_API_URL")?;
+        let url = ApiUrl::parse(&var("JUPYTERHUB_API_URL")?)?;
         let token = var("JUPYTERHUB_API_TOKEN")?;
         Ok(HubConfig::new(url, ApiToken::new(token)))
     }
@@ -96,7 +149,7 @@ mod tests {
             }
         }
         let c = HubConfig::from_lookup(env(Some("http://hub:8081/hub/api"), Some("tok"))).unwrap();
-        assert_eq!(c.api_url, "http://hub:8081/hub/api");
+        assert_eq!(c.api_url.as_str(), "http://hub:8081/hub/api");
         assert_eq!(c.token, ApiToken::new("tok"));
         let e =
             HubConfig::from_lookup(env(Some("http://hub:8081/hub/api"), Some(" "))).unwrap_err();

@@ -56,7 +56,7 @@ mod error;
 mod model;
 
 pub use client::{HubClient, PAGINATION_ACCEPT, parse_retry_after};
-pub use config::{ApiToken, HubConfig};
+pub use config::{ApiToken, ApiUrl, HubConfig};
 pub use error::HubError;
 pub use model::{
     Group, Identity, NextPage, Page, Pending, Server, StartOutcome, StopOutcome, User, UserState,

@@ -66,7 +66,7 @@ fn q2(lake: &std::path::Path, hub_url: &str) -> Arc<Quotas> {
     Arc::new(Quotas {
         policy: Policy::parse("[profiles.gpu]\nmax_running = 1\n", "policy.toml").unwrap(),
         client: HubClient::new(HubConfig::new(
-            hub_url.to_string(),
+            hub_url.parse().unwrap(),
             ApiToken::new("hub-token"),
         ))
         .unwrap(),

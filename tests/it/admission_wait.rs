@@ -140,7 +140,11 @@ async fn a_spawn_whose_profile_already_waits_for_room_is_told_to_wait_with_an_es
     let stats = Arc::new(ControlStats::default());
     let q = Arc::new(Quotas {
         policy: Policy::parse("default_profile = \"small\"\n", "policy.toml").unwrap(),
-        client: HubClient::new(HubConfig::new(hub_url, ApiToken::new("hub-token"))).unwrap(),
+        client: HubClient::new(HubConfig::new(
+            hub_url.parse().unwrap(),
+            ApiToken::new("hub-token"),
+        ))
+        .unwrap(),
         lake: hubpulse::lake::LakeLocation::local(&lake),
         hub: "hub".into(),
         sink: DecisionSink::new(&hubpulse::lake::LakeLocation::local(&lake), "hub"),
@@ -258,8 +262,11 @@ async fn with_capacity_forecast_a_spawn_waits_on_the_forecast_before_anything_is
     let serve = |forecast: bool| {
         let q = Arc::new(Quotas {
             policy: Policy::parse("default_profile = \"small\"\n", "policy.toml").unwrap(),
-            client: HubClient::new(HubConfig::new(hub_url.clone(), ApiToken::new("hub-token")))
-                .unwrap(),
+            client: HubClient::new(HubConfig::new(
+                hub_url.parse().unwrap(),
+                ApiToken::new("hub-token"),
+            ))
+            .unwrap(),
             lake: hubpulse::lake::LakeLocation::local(&lake),
             hub: "hub".into(),
             sink: DecisionSink::new(&hubpulse::lake::LakeLocation::local(&lake), "hub"),

@@ -95,7 +95,7 @@ impl TestHub {
     pub fn admin(&self) -> HubClient {
         let _ = rustls::crypto::ring::default_provider().install_default();
         HubClient::new(HubConfig::new(
-            &self.api_url,
+            self.api_url.parse().unwrap(),
             ApiToken::new(&self.admin_token),
         ))
         .unwrap()

@@ -48,7 +48,7 @@ fn shared_hub() -> &'static Hub {
 
 fn client_with(hub: &Hub, token: &str, page_size: u32) -> HubClient {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut config = HubConfig::new(&hub.api_url, ApiToken::new(token));
+    let mut config = HubConfig::new(hub.api_url.parse().unwrap(), ApiToken::new(token));
     config.page_size = page_size;
     HubClient::new(config).unwrap()
 }
