@@ -29,7 +29,6 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::lake::batch::SourceInfo;
 use crate::lake::manifest::StreamPos;
 use crate::lake::manifest::{LakeError, Manifest, SourceProgress, StreamProgress};
-use crate::lake::writer::WriterConfig;
 use crate::parse::catalogue::Catalogue;
 use crate::parse::prefix::starts_record;
 use crate::parse::reader::{AtEof, ReaderConfig, RecordReader};
@@ -47,16 +46,9 @@ pub struct PipelineConfig {
     pub zone: Zone,
     pub catalogue: Arc<Catalogue>,
     pub reader: ReaderConfig,
-    pub writer: WriterConfig,
-    pub flush_interval: Duration,
-    pub flush_bytes: u64,
     pub record_hold: Duration,
-    /// Rows per Arrow batch streamed into the open Parquet parts.
-    pub batch_rows: usize,
-    /// Merge a partition's small parts once it has this many (0: never).
-    pub compact_min_files: usize,
-    /// `[lake.retention]`, applied at start and then hourly.
-    pub retention: crate::lake::retention::Retention,
+    /// Where the records go: batches, commits, the lake's upkeep.
+    pub lake: LakeSinkConfig,
 }
 
 struct Src {
@@ -125,18 +117,7 @@ impl Pipeline {
         metrics: Arc<Metrics>,
         observers: Vec<Box<dyn Observer>>,
     ) -> Pipeline {
-        let lake = LakeSink::new(
-            LakeSinkConfig {
-                writer: cfg.writer,
-                flush_interval: cfg.flush_interval,
-                flush_bytes: cfg.flush_bytes,
-                batch_rows: cfg.batch_rows,
-                compact_min_files: cfg.compact_min_files,
-                retention: cfg.retention,
-            },
-            manifest,
-            metrics.clone(),
-        );
+        let lake = LakeSink::new(cfg.lake.clone(), manifest, metrics.clone());
         Pipeline {
             cfg,
             lake,
@@ -317,14 +298,13 @@ impl Pipeline {
             let bytes = &pending[..upto];
             let mut reader = RecordReader::new(bytes, *pending_start, self.cfg.reader);
             let default_ts = chrono::Utc::now().timestamp_micros();
-            let batch_rows = self.cfg.batch_rows;
             let read_at = *read_at;
             reader
                 .run(AtEof::Finish, |raw| {
                     parser.parse(&raw, |rec| {
                         let ts = rec.ts.or(rec.ts_hint).unwrap_or(default_ts);
                         let day = ts.div_euclid(86_400_000_000);
-                        if lake.append(day, id, info, rec, batch_rows) {
+                        if lake.append(day, id, info, rec) {
                             full_days.push(day);
                         }
                         *kinds.entry(rec.kind).or_default() += 1;

@@ -23,6 +23,7 @@ use crate::lake::writer::WriterConfig;
 use crate::parse::catalogue::Catalogue;
 use crate::parse::reader::ReaderConfig;
 use crate::parse::time::Zone;
+use crate::sinks::lake::LakeSinkConfig;
 use crate::sources::files as tail;
 use crate::sources::kube;
 use crate::sources::kube::pending::Pending;
@@ -60,13 +61,15 @@ pub(super) fn open_lake(cfg: &AgentConfig, metrics: &Metrics) -> Result<Lake, Ag
         zone,
         catalogue: Arc::new(catalogue),
         reader,
-        writer: WriterConfig::default(),
-        flush_interval: cfg.lake.flush_interval,
-        flush_bytes: cfg.lake.flush_bytes,
         record_hold: cfg.record_hold,
-        batch_rows: 64 * 1024,
-        compact_min_files: cfg.lake.compact_min_files,
-        retention: cfg.lake.retention,
+        lake: LakeSinkConfig {
+            writer: WriterConfig::default(),
+            flush_interval: cfg.lake.flush_interval,
+            flush_bytes: cfg.lake.flush_bytes,
+            batch_rows: 64 * 1024,
+            compact_min_files: cfg.lake.compact_min_files,
+            retention: cfg.lake.retention,
+        },
     };
     Ok(Lake {
         manifest,

@@ -560,17 +560,16 @@ fn a_fatal_lake_error_ends_the_agent_non_zero_instead_of_hanging() {
         f.write_all(line(s).as_bytes()).unwrap();
     }
     // No more input after this: the source has nothing to send, only the shutdown flag ends it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the agent hung after a fatal lake error");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let mut exited = None;
+    wait_for(
+        "the agent's exit after a fatal lake error (it must not hang)",
+        Duration::from_secs(30),
+        || {
+            exited = child.try_wait().unwrap();
+            exited.is_some()
+        },
+    );
+    let status = exited.unwrap();
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert_eq!(status.code(), Some(1), "{err}");

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{bin, root, run, run_ok};
+use crate::support::{bin, fixture_lake, root, run, run_ok};
 
 fn one_stderr_line(out: &std::process::Output) -> String {
     let s = String::from_utf8_lossy(&out.stderr).trim_end().to_string();
@@ -169,13 +169,7 @@ fn an_input_that_is_all_unparsed_is_kept_and_warned_about() {
 #[test]
 fn sql_errors_and_unknown_tables_are_one_human_line() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    run_ok(
-        bin()
-            .args(["ingest", "--no-progress", "--lake"])
-            .arg(&lake)
-            .arg(root().join("fixtures/logs/real/hub-only/hub.log")),
-    );
+    let lake = fixture_lake(dir.path(), "fixtures/logs/real/hub-only/hub.log");
     let q = |sql: &str| run(bin().args(["query", "--lake"]).arg(&lake).arg(sql));
     let out = q("SELEC broken");
     assert_eq!(out.status.code(), Some(2));

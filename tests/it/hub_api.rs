@@ -3,6 +3,10 @@
 //! [`crate::support::hub`] (free ports,
 //! fast stand-in single-user servers). One hub is shared by the tests of this module (each uses
 //! its own user names); the 429 test starts its own with `concurrent_spawn_limit = 1`.
+//! The stand-in server is enough here: these tests prove what the hub's own API does (paging,
+//! filters, scopes, stop answers, and `ActivityAPIHandler.post` on activity the test posts
+//! itself); none depends on a single-user server reporting activity. Culling on real
+//! `jupyterhub-singleuser` servers is tested in `cull.rs` on `cull_common::real_hub`.
 //! The harness stops the hub when our end of its stdin closes, i.e. when the test process exits.
 
 use std::io::Write;

@@ -152,14 +152,13 @@ impl LakeSink {
         id: SourceId,
         info: &Arc<SourceInfo>,
         rec: &Record<'_>,
-        batch_rows: usize,
     ) -> bool {
         let b = self
             .builders
             .entry((day, id))
             .or_insert_with(|| EventsBuilder::new(info.clone()));
         b.append(rec);
-        b.full(batch_rows, BATCH_BYTES)
+        b.full(self.cfg.batch_rows, BATCH_BYTES)
     }
 
     /// Count what an emit added to the commit in progress.
