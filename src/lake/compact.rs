@@ -55,14 +55,14 @@ pub fn merge(
     let file = File::create(&staging).map_err(io_err(&staging))?;
     let activity = job.table == derived::ACTIVITY;
     let file_schema = if activity {
-        derived::activity_schema()
+        super::heartbeat::activity_schema()
     } else {
-        schema::events()
+        schema::stored()
     };
     let mut w = ArrowWriter::try_new(file, file_schema, Some(writer_properties(cfg)))?;
     let mut rows = 0u64;
     // `activity` is regrouped to one row per user; the others are concatenated.
-    let mut users = std::collections::BTreeMap::new();
+    let mut users = super::heartbeat::Activity::default();
     for rel in &job.parts {
         let p = root.join(rel);
         let f = File::open(&p).map_err(io_err(&p))?;
@@ -72,7 +72,7 @@ pub fn merge(
         for b in reader {
             let b = b?;
             if activity {
-                derived::fold_activity(&b, &mut users)?;
+                super::heartbeat::fold_activity(&b, &mut users)?;
             } else {
                 rows += b.num_rows() as u64;
                 w.write(&b)?;
@@ -80,7 +80,9 @@ pub fn merge(
         }
     }
     if activity {
-        let b = derived::activity_batch(names.hub(), users.iter())?;
+        let mut users: Vec<_> = users.iter().collect();
+        users.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let b = super::heartbeat::activity_batch(users.into_iter())?;
         rows = b.num_rows() as u64;
         w.write(&b)?;
     }

@@ -1,29 +1,31 @@
-//! Two small tables derived from `events` as each commit is written, so that the reports
-//! never scan the request rows (activity POSTs are most of a hub's log):
+//! What a batch of parsed records becomes in the lake (format 2, see [`super::format`]):
 //!
-//! * `lifecycle`: the `events` rows about servers starting and stopping (same schema as
-//!   `events`; ~2 % of its rows): the spawn, stop, exit, cull, profile, pod and proxy-removal
-//!   lines, and the DELETE requests that stop a server.
-//! * `activity`: per user and commit, the times of their activity POSTs
-//!   (`POST /hub/api/users/{user}/activity`, status < 400) as one sorted list. Compaction
-//!   regroups a partition's rows to one per user.
+//! * `events`: every record but the activity heartbeats folded into `activity`, in the stored
+//!   schema ([`schema::stored`]): `text` holds the message only when the columns do not rebuild
+//!   it ([`super::rebuild`]).
+//! * `lifecycle`: the `events` rows about servers starting and stopping (same stored schema;
+//!   ~2 % of its rows), so the reports never scan the request rows: the spawn, stop, exit,
+//!   cull, profile, pod and proxy-removal lines, and the DELETE requests that stop a server.
+//! * `activity`: per user, the times of their activity POSTs
+//!   (`POST /hub/api/users/{user}/activity`, status < 400), sorted, and for the reports that
+//!   are exactly `log_request` lines every other field of their rows ([`super::heartbeat`]):
+//!   those are stored there only. Compaction regroups a partition's rows.
 //!
-//! Both are written in the same commit as the `events` rows they come from (exactly once, like
+//! All are written in the same commit as the `events` rows they come from (exactly once, like
 //! them), under `<table>/hub=<hub>/dt=<day>/`, and dropped with them by retention.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
-
 use arrow::array::{
-    Array, ArrayRef, AsArray, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
-    TimestampMicrosecondBuilder,
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int32Array, RecordBatch, StringArray,
+    StringBuilder,
 };
-use arrow::datatypes::{
-    DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
-};
+use arrow::datatypes::{Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
 use arrow::error::ArrowError;
+
+use super::heartbeat::{self, Activity};
+use super::rebuild::RequestFields;
+use super::tables::events as schema;
 
 pub const LIFECYCLE: &str = "lifecycle";
 pub const ACTIVITY: &str = "activity";
@@ -79,182 +81,241 @@ pub fn is_activity(
         && route == Some(ACTIVITY_ROUTE)
 }
 
-fn utc() -> DataType {
-    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
-}
-
-/// `activity`: one row per user (per commit, until compaction) and day.
-pub fn activity_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("hub", DataType::Utf8, false),
-        Field::new("user", DataType::Utf8, false),
-        Field::new("first", utc(), false),
-        Field::new("last", utc(), false),
-        Field::new("count", DataType::Int64, false),
-        Field::new(
-            "times",
-            DataType::List(Arc::new(Field::new_list_field(utc(), false))),
-            false,
-        ),
-    ]))
-}
-
-/// A batch of `events` rows split into what the derived tables need.
+/// A batch of `events` rows (as the parser threads build them) split into what the lake stores.
 pub struct Split {
-    /// Row mask of the `lifecycle` rows (`None`: there are none).
+    /// The rows `events` keeps, in the stored schema ([`schema::stored`]).
+    pub stored: RecordBatch,
+    /// Mask over `stored` of the `lifecycle` rows (`None`: there are none).
     pub lifecycle: Option<arrow::array::BooleanArray>,
     /// How many activity times the batch added.
     pub activity_times: usize,
 }
 
-/// Column positions in an `events` batch.
-struct Cols {
-    ts: usize,
-    kind: usize,
-    user: usize,
-    method: usize,
-    status: usize,
-    route: usize,
-    flags: usize,
+/// The columns of an `events` batch.
+struct Cols<'a> {
+    ts: &'a arrow::array::TimestampMicrosecondArray,
+    source: &'a StringArray,
+    level: &'a StringArray,
+    logger: &'a StringArray,
+    module: &'a StringArray,
+    kind: &'a StringArray,
+    user: &'a StringArray,
+    actor: &'a StringArray,
+    server_name: &'a StringArray,
+    method: &'a StringArray,
+    status: &'a Int32Array,
+    route: &'a StringArray,
+    path: &'a StringArray,
+    target: &'a StringArray,
+    client_ip: &'a StringArray,
+    service: &'a StringArray,
+    duration_ms: &'a Float64Array,
+    exit_code: &'a Int32Array,
+    count: &'a arrow::array::Int64Array,
+    attrs: &'a StringArray,
+    message: &'a StringArray,
+    lines: &'a Int32Array,
+    flags: &'a StringArray,
+    source_file: &'a StringArray,
+    source_fp: &'a StringArray,
+    source_offset: &'a arrow::array::Int64Array,
 }
 
-fn cols(schema: &Schema) -> Result<Cols, ArrowError> {
+fn cols(batch: &RecordBatch) -> Result<Cols<'_>, ArrowError> {
+    let s = batch.schema_ref();
+    let col = |n: &str| s.index_of(n).map(|i| batch.column(i));
+    let bad = |n: &str| ArrowError::SchemaError(format!("events.{n}: unexpected type"));
+    let st = |n: &'static str| col(n)?.as_string_opt::<i32>().ok_or_else(|| bad(n));
+    let i32s = |n: &'static str| {
+        col(n)?
+            .as_primitive_opt::<Int32Type>()
+            .ok_or_else(|| bad(n))
+    };
+    let i64s = |n: &'static str| {
+        col(n)?
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| bad(n))
+    };
     Ok(Cols {
-        ts: schema.index_of("ts")?,
-        kind: schema.index_of("kind")?,
-        user: schema.index_of("user")?,
-        method: schema.index_of("method")?,
-        status: schema.index_of("status")?,
-        route: schema.index_of("route")?,
-        flags: schema.index_of("flags")?,
+        ts: col("ts")?
+            .as_primitive_opt::<TimestampMicrosecondType>()
+            .ok_or_else(|| bad("ts"))?,
+        source: st("source")?,
+        level: st("level")?,
+        logger: st("logger")?,
+        module: st("module")?,
+        kind: st("kind")?,
+        user: st("user")?,
+        actor: st("actor")?,
+        server_name: st("server_name")?,
+        method: st("method")?,
+        status: i32s("status")?,
+        route: st("route")?,
+        path: st("path")?,
+        target: st("target")?,
+        client_ip: st("client_ip")?,
+        service: st("service")?,
+        duration_ms: col("duration_ms")?
+            .as_primitive_opt::<Float64Type>()
+            .ok_or_else(|| bad("duration_ms"))?,
+        exit_code: i32s("exit_code")?,
+        count: i64s("count")?,
+        attrs: st("attrs")?,
+        message: st("message")?,
+        lines: i32s("lines")?,
+        flags: st("flags")?,
+        source_file: st("source_file")?,
+        source_fp: st("source_fp")?,
+        source_offset: i64s("source_offset")?,
     })
 }
 
-fn opt(a: &arrow::array::StringArray, i: usize) -> Option<&str> {
+fn opt(a: &StringArray, i: usize) -> Option<&str> {
     a.is_valid(i).then(|| a.value(i))
 }
 
-/// Scan an `events` batch: the mask of its lifecycle rows, and its activity times added to
-/// `activity` (user -> times).
-pub fn split(
-    batch: &RecordBatch,
-    activity: &mut FxHashMap<String, Vec<i64>>,
-) -> Result<Split, ArrowError> {
-    let c = cols(&batch.schema())?;
-    let strs = |i: usize| {
-        batch
-            .column(i)
-            .as_string_opt::<i32>()
-            .ok_or_else(|| ArrowError::SchemaError(format!("events column {i}: not Utf8")))
-    };
-    let (kind, user, method, route, flags) = (
-        strs(c.kind)?,
-        strs(c.user)?,
-        strs(c.method)?,
-        strs(c.route)?,
-        strs(c.flags)?,
-    );
-    let status = batch
-        .column(c.status)
-        .as_primitive_opt::<Int32Type>()
-        .ok_or_else(|| ArrowError::SchemaError("events.status: not Int32".into()))?;
-    let ts = batch
-        .column(c.ts)
-        .as_primitive_opt::<TimestampMicrosecondType>()
-        .ok_or_else(|| ArrowError::SchemaError("events.ts: not a µs timestamp".into()))?;
-    let mut mask = Vec::with_capacity(batch.num_rows());
-    let mut any = false;
+fn num<T: arrow::array::ArrowPrimitiveType>(
+    a: &arrow::array::PrimitiveArray<T>,
+    i: usize,
+) -> Option<T::Native> {
+    a.is_valid(i).then(|| a.value(i))
+}
+
+impl Cols<'_> {
+    /// Whether row `i`'s message is the request line its columns rebuild
+    /// ([`super::rebuild`]).
+    fn rebuilds(&self, i: usize) -> bool {
+        let (Some(status), Some(method), Some(path), Some(ip), Some(ms)) = (
+            num(self.status, i),
+            opt(self.method, i),
+            opt(self.path, i),
+            opt(self.client_ip, i),
+            num(self.duration_ms, i),
+        ) else {
+            return false;
+        };
+        let r = RequestFields {
+            status,
+            method,
+            path,
+            target: opt(self.target, i),
+            actor: opt(self.actor, i),
+            client_ip: ip,
+            duration_ms: ms,
+        };
+        self.kind.value(i) == crate::parse::KIND_REQUEST && r.rebuilds(self.message.value(i))
+    }
+
+    /// Row `i` as a heartbeat to fold into `activity`, if it is exactly one.
+    fn heartbeat(&self, i: usize, user: &str, status: i32) -> Option<i32> {
+        let rest_empty = [
+            self.server_name,
+            self.target,
+            self.service,
+            self.attrs,
+            self.flags,
+        ]
+        .iter()
+        .all(|a| a.is_null(i))
+            && self.exit_code.is_null(i)
+            && self.count.is_null(i);
+        heartbeat::fold_row(&heartbeat::Candidate {
+            source: self.source.value(i),
+            level: opt(self.level, i),
+            user,
+            actor: opt(self.actor, i),
+            path: opt(self.path, i),
+            status,
+            client_ip: opt(self.client_ip, i),
+            duration_ms: num(self.duration_ms, i),
+            lines: self.lines.value(i),
+            message: self.message.value(i),
+            rest_empty,
+        })
+    }
+}
+
+/// Split an `events` batch: its heartbeats folded into `activity` (user → groups), the rows it
+/// keeps in the stored schema (with `text` only where the columns do not rebuild the message),
+/// and the mask of their lifecycle rows.
+pub fn split(batch: &RecordBatch, activity: &mut Activity) -> Result<Split, ArrowError> {
+    let c = cols(batch)?;
+    let n = batch.num_rows();
+    let mut keep: Vec<u32> = Vec::with_capacity(n);
+    let mut text = StringBuilder::with_capacity(n / 8, 0);
+    let mut life = Vec::new();
+    let mut any_life = false;
     let mut activity_times = 0;
-    for i in 0..batch.num_rows() {
-        let k = kind.value(i);
-        let (m, s, r) = (
-            opt(method, i),
-            status.is_valid(i).then(|| status.value(i)),
-            opt(route, i),
-        );
+    for i in 0..n {
+        let k = c.kind.value(i);
+        let (m, s, r) = (opt(c.method, i), num(c.status, i), opt(c.route, i));
         // A record stamped in the future, or far before its stream's order, is kept in
         // `events` but trusted nowhere (`parse::Parser::judge`).
-        let future = flags.is_valid(i) && {
-            let f = flags.value(i);
+        let future = c.flags.is_valid(i) && {
+            let f = c.flags.value(i);
             f.contains("future") || f.contains("late")
         };
-        let life = !future && is_lifecycle(k, m, s, r);
-        any |= life;
-        mask.push(life);
-        if !future && ts.is_valid(i) && user.is_valid(i) && is_activity(k, m, s, r) {
-            let u = user.value(i);
+        if !future && c.ts.is_valid(i) && c.user.is_valid(i) && is_activity(k, m, s, r) {
+            let (u, ts) = (c.user.value(i), c.ts.value(i));
             activity_times += 1;
-            match activity.get_mut(u) {
-                Some(v) => v.push(ts.value(i)),
-                None => {
-                    activity.insert(u.to_string(), vec![ts.value(i)]);
-                }
+            let status = s.unwrap_or_default();
+            if let Some(duration_us) = c.heartbeat(i, u, status) {
+                let meta = heartbeat::MetaRef {
+                    logger: opt(c.logger, i).unwrap_or_default(),
+                    module: opt(c.module, i).unwrap_or_default(),
+                    source_file: c.source_file.value(i),
+                    source_fp: c.source_fp.value(i),
+                };
+                let beat = heartbeat::Beat {
+                    ts,
+                    status,
+                    duration_us,
+                    client_ip: opt(c.client_ip, i).unwrap_or_default(),
+                    offset: c.source_offset.value(i),
+                };
+                heartbeat::add_beat(activity, u, meta, beat);
+                continue;
             }
+            heartbeat::add_time(activity, u, ts);
         }
+        keep.push(i as u32);
+        text.append_option((!c.rebuilds(i)).then(|| c.message.value(i)));
+        let l = !future && is_lifecycle(k, m, s, r);
+        any_life |= l;
+        life.push(l);
     }
+    let stored = stored_rows(batch, &keep, Arc::new(text.finish()))?;
     Ok(Split {
-        lifecycle: any.then(|| arrow::array::BooleanArray::from(mask)),
+        stored,
+        lifecycle: any_life.then(|| BooleanArray::from(life)),
         activity_times,
     })
 }
 
-/// The `activity` rows of one day: one per user, in the order given, times sorted.
-pub fn activity_batch<'a>(
-    hub: &str,
-    by_user: impl ExactSizeIterator<Item = (&'a String, &'a Vec<i64>)>,
-) -> Result<RecordBatch, ArrowError> {
-    let n = by_user.len();
-    let mut hubs = StringBuilder::with_capacity(n, n * hub.len());
-    let mut users = StringBuilder::new();
-    let mut first = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut last = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let mut count = Int64Builder::with_capacity(n);
-    let mut times = ListBuilder::new(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
-        .with_field(Arc::new(Field::new_list_field(utc(), false)));
-    for (u, v) in by_user {
-        let mut v = v.clone();
-        v.sort_unstable();
-        let (Some(&lo), Some(&hi)) = (v.first(), v.last()) else {
-            continue;
-        };
-        hubs.append_value(hub);
-        users.append_value(u);
-        first.append_value(lo);
-        last.append_value(hi);
-        count.append_value(v.len() as i64);
-        times.values().append_slice(&v);
-        times.append(true);
-    }
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(hubs.finish()),
-        Arc::new(users.finish()),
-        Arc::new(first.finish()),
-        Arc::new(last.finish()),
-        Arc::new(count.finish()),
-        Arc::new(times.finish()),
-    ];
-    RecordBatch::try_new(activity_schema(), cols)
-}
-
-/// Fold `activity` rows (as read back from parts) into user -> times.
-pub fn fold_activity(
+/// Rows `keep` of `batch` in the stored schema, `text` in place of `message`.
+fn stored_rows(
     batch: &RecordBatch,
-    into: &mut BTreeMap<String, Vec<i64>>,
-) -> Result<(), ArrowError> {
-    let s = batch.schema();
-    let user = batch
-        .column(s.index_of("user")?)
-        .as_string_opt::<i32>()
-        .ok_or_else(|| ArrowError::SchemaError("activity.user: not Utf8".into()))?;
-    let times = batch.column(s.index_of("times")?).as_list::<i32>();
-    for i in 0..batch.num_rows() {
-        let t = times.value(i);
-        let t = t.as_primitive::<TimestampMicrosecondType>();
-        into.entry(user.value(i).to_string())
-            .or_default()
-            .extend(t.values().iter().copied());
+    keep: &[u32],
+    text: ArrayRef,
+) -> Result<RecordBatch, ArrowError> {
+    let schema = batch.schema_ref();
+    let all = keep.len() == batch.num_rows();
+    let idx = arrow::array::UInt32Array::from(keep.to_vec());
+    let stored = schema::stored();
+    let mut out = Vec::with_capacity(stored.fields().len());
+    for f in stored.fields() {
+        if f.name() == schema::TEXT_COL {
+            out.push(text.clone());
+            continue;
+        }
+        let a = batch.column(schema.index_of(f.name())?);
+        out.push(if all {
+            a.clone()
+        } else {
+            arrow::compute::take(a.as_ref(), &idx, None)?
+        });
     }
-    Ok(())
+    RecordBatch::try_new(stored, out)
 }
 
 #[cfg(test)]
@@ -306,18 +367,5 @@ mod tests {
             Some(200),
             Some(ACTIVITY_ROUTE)
         ));
-    }
-
-    #[test]
-    fn activity_rows_round_trip_sorted() {
-        let mut m = BTreeMap::new();
-        m.insert("bob".to_string(), vec![30, 10, 20]);
-        m.insert("al".to_string(), vec![5]);
-        let b = activity_batch("h", m.iter()).unwrap();
-        assert_eq!(b.num_rows(), 2);
-        let mut back = BTreeMap::new();
-        fold_activity(&b, &mut back).unwrap();
-        assert_eq!(back["bob"], vec![10, 20, 30]);
-        assert_eq!(back["al"], vec![5]);
     }
 }

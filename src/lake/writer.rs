@@ -16,7 +16,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{
     ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
 };
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
@@ -46,6 +46,19 @@ impl Default for WriterConfig {
     }
 }
 
+/// A column by its dotted path (`times.list.item` is a list's values).
+fn column(dotted: &str) -> ColumnPath {
+    ColumnPath::new(dotted.split('.').map(str::to_string).collect())
+}
+
+/// Columns written in another encoding than PLAIN (see [`writer_properties`]).
+const ENCODINGS: &[(&str, Encoding)] = &[
+    ("ts", Encoding::DELTA_BINARY_PACKED),
+    ("source_offset", Encoding::DELTA_BINARY_PACKED),
+    ("offsets.list.item", Encoding::BYTE_STREAM_SPLIT),
+    ("durations_us.list.item", Encoding::BYTE_STREAM_SPLIT),
+];
+
 pub fn writer_properties(cfg: &WriterConfig) -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
@@ -55,14 +68,23 @@ pub fn writer_properties(cfg: &WriterConfig) -> WriterProperties {
         .set_dictionary_enabled(false)
         .set_statistics_enabled(EnabledStatistics::None)
         .set_created_by(format!("hubpulse {}", env!("CARGO_PKG_VERSION")));
-    for c in schema::DICTIONARY_COLUMNS {
-        b = b.set_column_dictionary_enabled(ColumnPath::from(*c), true);
+    for c in schema::DICTIONARY_COLUMNS
+        .iter()
+        .chain(super::heartbeat::DICTIONARY_COLUMNS)
+    {
+        b = b.set_column_dictionary_enabled(column(c), true);
+    }
+    // Encodings chosen by measurement over a generated day (BENCHMARKS.md, round 8): deltas for
+    // the stream-ordered times and offsets of `events`, byte-stream split for the heartbeats'
+    // offsets and durations (each list is one user's, so neighbours share their high bytes).
+    for (c, e) in ENCODINGS {
+        b = b.set_column_encoding(column(c), *e);
     }
     // Page statistics on the time column let readers prune time ranges inside a part.
-    b = b.set_column_statistics_enabled(ColumnPath::from("ts"), EnabledStatistics::Page);
+    b = b.set_column_statistics_enabled(column("ts"), EnabledStatistics::Page);
     // Min/max costs a comparison per value; keep it only where it can prune a row group.
     for c in schema::STATISTICS_COLUMNS {
-        b = b.set_column_statistics_enabled(ColumnPath::from(*c), EnabledStatistics::Chunk);
+        b = b.set_column_statistics_enabled(column(c), EnabledStatistics::Chunk);
     }
     b.build()
 }
@@ -189,9 +211,9 @@ pub struct PartSet {
     activity_flush: usize,
     /// (table, dt) -> its open part.
     open: BTreeMap<(&'static str, String), OpenPart>,
-    /// dt -> user -> activity times, written as `activity` rows when they reach
+    /// dt -> user -> activity reports, written as `activity` rows when they reach
     /// `activity_flush` times, and at `finish`.
-    activity: BTreeMap<String, rustc_hash::FxHashMap<String, Vec<i64>>>,
+    activity: BTreeMap<String, super::heartbeat::Activity>,
     /// Activity times held in `activity`.
     activity_times: usize,
     /// The latest `dt` written to so far.
@@ -218,8 +240,9 @@ impl PartSet {
         }
     }
 
-    /// Append an `events` batch whose rows all belong to partition `dt` (`YYYY-MM-DD`); its
-    /// lifecycle rows also go to `lifecycle`, its activity times to `activity` (see `derived`).
+    /// Append an `events` batch (as the parser threads build it: [`schema::events`]) whose
+    /// rows all belong to partition `dt` (`YYYY-MM-DD`): its heartbeats go to `activity`, the
+    /// other rows to `events` and its lifecycle rows to `lifecycle` too (see `derived`).
     pub fn write(&mut self, dt: &str, batch: &RecordBatch) -> Result<(), LakeError> {
         if batch.num_rows() == 0 {
             return Ok(());
@@ -227,9 +250,9 @@ impl PartSet {
         self.advance(dt)?;
         let split = derived::split(batch, self.activity.entry(dt.to_string()).or_default())?;
         self.activity_times += split.activity_times;
-        self.write_to(schema::EVENTS, dt, batch)?;
+        self.write_to(schema::EVENTS, dt, &split.stored)?;
         if let Some(mask) = split.lifecycle {
-            let rows = arrow::compute::filter_record_batch(batch, &mask)?;
+            let rows = arrow::compute::filter_record_batch(&split.stored, &mask)?;
             self.write_to(derived::LIFECYCLE, dt, &rows)?;
         }
         if self.activity_times >= self.activity_flush {
@@ -257,13 +280,12 @@ impl PartSet {
 
     /// Write the activity times held so far as `activity` rows, and free them.
     fn flush_activity(&mut self) -> Result<(), LakeError> {
-        let hub = self.names.hub().to_string();
         for (dt, users) in std::mem::take(&mut self.activity) {
             if !users.is_empty() {
                 // Rows by user name, so a part's bytes do not depend on hashing.
                 let mut users: Vec<_> = users.iter().collect();
                 users.sort_unstable_by(|a, b| a.0.cmp(b.0));
-                let b = derived::activity_batch(&hub, users.into_iter())?;
+                let b = super::heartbeat::activity_batch(users.into_iter())?;
                 self.write_to(derived::ACTIVITY, &dt, &b)?;
             }
         }

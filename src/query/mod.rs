@@ -23,6 +23,7 @@ use object_store::ObjectStore;
 
 pub mod named;
 mod sql_error;
+pub mod views;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -84,13 +85,23 @@ pub fn table_names() -> Vec<&'static str> {
     tables().iter().map(|(t, _)| *t).collect()
 }
 
-/// The lake's tables, with their file schemas.
+/// The name a table's stored rows are registered under: `events` and `lifecycle` are views
+/// over `events_rows` and `lifecycle_rows` (see [`views`]); the others are their files.
+fn stored_name(table: &'static str) -> &'static str {
+    match table {
+        schema::EVENTS => views::EVENTS_ROWS,
+        crate::lake::derived::LIFECYCLE => views::LIFECYCLE_ROWS,
+        other => other,
+    }
+}
+
+/// The lake's tables (their directories), with their file schemas.
 fn tables() -> [(&'static str, arrow::datatypes::SchemaRef); 6] {
     use crate::lake::derived;
     [
-        (schema::EVENTS, schema::events()),
-        (derived::LIFECYCLE, schema::events()),
-        (derived::ACTIVITY, derived::activity_schema()),
+        (schema::EVENTS, schema::stored()),
+        (derived::LIFECYCLE, schema::stored()),
+        (derived::ACTIVITY, crate::lake::heartbeat::activity_schema()),
         (
             crate::lake::tables::decisions::DECISIONS,
             crate::lake::tables::decisions::schema(),
@@ -140,6 +151,7 @@ pub async fn session(lake: &LakeLocation) -> Result<SessionContext, QueryError> 
                     table: schema::EVENTS,
                 });
             }
+            crate::lake::format::check(lake)?;
             let abs = std::fs::canonicalize(dir).map_err(|source| QueryError::Read {
                 path: dir.clone(),
                 source,
@@ -174,14 +186,41 @@ pub async fn session(lake: &LakeLocation) -> Result<SessionContext, QueryError> 
                     table: schema::EVENTS,
                 });
             }
+            let marker = prefix.clone().join("_hubpulse").join("format.json");
+            let body = match object_store::ObjectStoreExt::get(&store, &marker).await {
+                Ok(r) => Some(r.bytes().await.map_err(|e| QueryError::List {
+                    url: url.to_string(),
+                    source: Box::new(e),
+                })?),
+                Err(object_store::Error::NotFound { .. }) => None,
+                Err(e) => {
+                    return Err(QueryError::List {
+                        url: url.to_string(),
+                        source: Box::new(e),
+                    });
+                }
+            };
+            let has_data = dirs
+                .iter()
+                .any(|d| crate::lake::tables::ALL.contains(&d.as_str()));
+            crate::lake::format::judge(lake, body.as_deref(), has_data)?;
             ctx.register_object_store(&bucket, store);
             (url.to_string(), present)
         }
     };
     for (name, file_schema) in tables() {
         if present.contains(&name) {
-            register(&ctx, name, &format!("{base}/{name}/"), file_schema).await?;
+            register(
+                &ctx,
+                stored_name(name),
+                &format!("{base}/{name}/"),
+                file_schema,
+            )
+            .await?;
         }
+    }
+    if present.contains(&schema::EVENTS) {
+        views::create(&ctx).await?;
     }
     Ok(ctx)
 }

@@ -78,7 +78,7 @@ pub fn fsync_dir(dir: &Path) -> Result<(), LakeError> {
 }
 
 /// Write `dir/name` atomically and durably: a hidden tmp file, fsync, rename, fsync the directory.
-pub(super) fn write_durable(dir: &Path, name: &str, body: &[u8]) -> Result<(), LakeError> {
+pub(crate) fn write_durable(dir: &Path, name: &str, body: &[u8]) -> Result<(), LakeError> {
     let tmp = dir.join(format!(".{name}.tmp"));
     {
         let mut f = File::create(&tmp).map_err(io_err(&tmp))?;

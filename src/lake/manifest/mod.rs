@@ -57,8 +57,9 @@ mod types;
 
 pub use commit::read_commits;
 pub use identity::identify_in;
+pub(crate) use layout::write_durable;
 pub use layout::{Names, fsync_dir, hash_prefix, key_dt, key_table, meta_rel};
-use layout::{commit_name, hex, live_key, read_dir_opt, staged_seq, write_durable};
+use layout::{commit_name, hex, live_key, read_dir_opt, staged_seq};
 pub use position::StreamPos;
 pub use types::{Commit, FP_BYTES, LakeError, PartEntry, SourceProgress, StreamProgress, io_err};
 
@@ -106,8 +107,15 @@ struct Snapshot {
 }
 
 impl Manifest {
-    /// Open `lake` (a directory or `s3://bucket/prefix`) for writing `hub`'s partitions.
+    /// Open `lake` (a directory or `s3://bucket/prefix`) for writing `hub`'s partitions. A lake
+    /// of another format is refused (see [`crate::lake::format`]); a new one is marked.
     pub fn open(lake: &super::LakeLocation, hub: &str) -> Result<Manifest, LakeError> {
+        crate::lake::format::ensure(lake)?;
+        Manifest::open_any_format(lake, hub)
+    }
+
+    /// [`Manifest::open`] whatever the lake's format (`hubpulse migrate`).
+    pub fn open_any_format(lake: &super::LakeLocation, hub: &str) -> Result<Manifest, LakeError> {
         super::store::check_hub(hub)?;
         let meta = meta_rel(hub);
         let (root, backend, nonce) = match lake {

@@ -31,6 +31,12 @@ pub enum LakeError {
         "{path}: this lake has the single-hub layout of hubpulse before 0.2 (events/dt=…, _hubpulse/manifest/); ingest into a new lake, which is partitioned hub=…/dt=…"
     )]
     Legacy { path: PathBuf },
+    /// A lake of another format (see [`crate::lake::format`]).
+    #[error(
+        "{lake}: lake format {found}; this hubpulse reads and writes format {}: convert it with `hubpulse migrate --lake {lake}`",
+        crate::lake::tables::events::FORMAT_VERSION
+    )]
+    Format { lake: String, found: u32 },
     #[error("{url}: {source}")]
     Store {
         url: String,

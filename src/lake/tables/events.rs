@@ -10,15 +10,26 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 pub const EVENTS: &str = "events";
 /// The Hive partition key: the record's UTC day, `dt=YYYY-MM-DD`. Not stored inside the files.
 pub const PARTITION_COL: &str = "dt";
-/// The outer Hive partition key, `hub=<name>`: each hub's writer owns its partitions. The files
-/// carry a `hub` column with the same value, so that one file is self-describing.
+/// The outer Hive partition key, `hub=<name>`: each hub's writer owns its partitions. Since
+/// format 2 the files carry no `hub` column: the value is the same on every row, and readers
+/// take it from the path (Hive partitioning, as Spark, Trino and Athena do).
 pub const HUB_COL: &str = "hub";
 
 fn utf8(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Utf8, nullable)
 }
 
-/// `events`: one row per log record.
+/// The lake's format: 2 stores each fact once (no `message` copy where the columns rebuild it,
+/// activity heartbeats only in `activity`, no `hub` column in the files). See
+/// [`crate::lake::format`].
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The column of the stored rows holding a record's message when its columns cannot rebuild it
+/// (null otherwise; see [`crate::lake::rebuild`]).
+pub const TEXT_COL: &str = "text";
+
+/// `events` as readers see it (the `events` view, `hubpulse parse`): one row per log record,
+/// with its `message`. The batches the parser threads build have this schema too.
 pub fn events() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new(
@@ -55,12 +66,30 @@ pub fn events() -> SchemaRef {
     ]))
 }
 
+/// The rows of `events` and `lifecycle` as stored in their Parquet files: [`events`] without
+/// `hub` (a partition value) and with `text` in place of `message`.
+pub fn stored() -> SchemaRef {
+    let full = events();
+    let fields: Vec<Field> = full
+        .fields()
+        .iter()
+        .filter(|f| f.name() != HUB_COL)
+        .map(|f| {
+            if f.name() == "message" {
+                utf8(TEXT_COL, true)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
 /// Columns with chunk min/max statistics: those whose values cluster enough to prune a row
 /// group (`ts` has page statistics on top). Per-user and free-text columns have none: with
 /// thousands of users interleaved in every row group their min/max would prune nothing, and
 /// computing them costs a comparison per value.
 pub const STATISTICS_COLUMNS: &[&str] = &[
-    "hub",
     "source",
     "level",
     "kind",
@@ -71,9 +100,8 @@ pub const STATISTICS_COLUMNS: &[&str] = &[
 ];
 
 /// Columns whose values repeat a lot and compress best with a Parquet dictionary. The others
-/// (message, path, offsets, times) are written plain: a dictionary would only overflow.
+/// (text, path, offsets, times) are written plain: a dictionary would only overflow.
 pub const DICTIONARY_COLUMNS: &[&str] = &[
-    "hub",
     "source",
     "level",
     "logger",

@@ -13,4 +13,7 @@ pub mod observations;
 pub mod pods;
 mod side;
 
+/// The directories of the tables written through the manifest, under the lake root.
+pub const ALL: [&str; 3] = [events::EVENTS, "lifecycle", "activity"];
+
 pub use side::{SideRoot, publish};

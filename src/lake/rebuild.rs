@@ -1,0 +1,228 @@
+//! Messages rebuilt from their columns, so the lake stores no second copy of them.
+//!
+//! A request line is JupyterHub's `log_request` (`jupyterhub/log.py`, the same from 1.x to
+//! 5.x and in the `jupyterhub-singleuser` extension):
+//!
+//! ```text
+//! msg = "{status} {method} {uri}{location} ({user}@{ip}) {request_time:.2f}ms"
+//! ```
+//!
+//! with `location = " -> {location}"` for a redirect and `user` empty for an anonymous request.
+//! The parser reads those into `status`, `method`, `path`, `target`, `actor`, `client_ip` and
+//! `duration_ms` ([`crate::parse::request`]). A stored row whose message is exactly that rebuild
+//! (checked here, byte for byte, when the row is written) keeps its `text` null; any other row
+//! (another shape, odd spacing, a scrubbed secret, several lines) keeps its text whole.
+//!
+//! The rebuild is one SQL expression ([`request_sql`]) so every reader can run it: the
+//! `events` view of `hubpulse query`, and the views docs/ENGINES.md gives for DuckDB, Spark and
+//! Athena. Durations are written from integer hundredths of a millisecond, `round(ms * 100)`,
+//! which is what `{:.2f}` prints for a duration read from two decimals.
+
+use std::fmt::Write as _;
+
+/// A duration as `log_request` prints it (`12.34`) from its hundredths of a millisecond.
+fn centis(ms: f64) -> Option<i64> {
+    let c = (ms * 100.0).round();
+    (c.is_finite() && (0.0..1e15).contains(&c)).then_some(c as i64)
+}
+
+/// Whether `text` is the duration `ms` as [`request_sql`] prints it.
+pub fn duration_is(text: &str, ms: f64) -> bool {
+    let Some(c) = centis(ms) else {
+        return false;
+    };
+    let mut buf = Small::default();
+    let _ = write!(buf, "{}.{:02}", c / 100, c % 100);
+    buf.as_str() == text
+}
+
+/// The fields of a request row that its message is rebuilt from.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFields<'a> {
+    pub status: i32,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub target: Option<&'a str>,
+    pub actor: Option<&'a str>,
+    pub client_ip: &'a str,
+    pub duration_ms: f64,
+}
+
+impl RequestFields<'_> {
+    /// Whether `message` is exactly this request's `log_request` line.
+    pub fn rebuilds(&self, message: &str) -> bool {
+        let mut buf = Small::default();
+        let _ = write!(buf, "{} ", self.status);
+        let rest = message.strip_prefix(buf.as_str());
+        let rest = rest.and_then(|r| r.strip_prefix(self.method));
+        let rest = rest.and_then(|r| r.strip_prefix(' '));
+        let rest = rest.and_then(|r| r.strip_prefix(self.path));
+        let rest = match self.target {
+            Some(t) => rest
+                .and_then(|r| r.strip_prefix(" -> "))
+                .and_then(|r| r.strip_prefix(t)),
+            None => rest,
+        };
+        let rest = rest.and_then(|r| r.strip_prefix(" ("));
+        let rest = rest.and_then(|r| r.strip_prefix(self.actor.unwrap_or("")));
+        let rest = rest.and_then(|r| r.strip_prefix('@'));
+        let rest = rest.and_then(|r| r.strip_prefix(self.client_ip));
+        let rest = rest.and_then(|r| r.strip_prefix(") "));
+        let rest = rest.and_then(|r| r.strip_suffix("ms"));
+        rest.is_some_and(|d| duration_is(d, self.duration_ms))
+    }
+
+    /// The line itself (what [`request_sql`] computes).
+    pub fn render(&self) -> Option<String> {
+        let c = centis(self.duration_ms)?;
+        let target = self.target.map(|t| format!(" -> {t}")).unwrap_or_default();
+        Some(format!(
+            "{} {} {}{target} ({}@{}) {}.{:02}ms",
+            self.status,
+            self.method,
+            self.path,
+            self.actor.unwrap_or(""),
+            self.client_ip,
+            c / 100,
+            c % 100
+        ))
+    }
+}
+
+/// The SQL dialects the rebuild is written for (they differ in casts and integer division).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// DataFusion (`hubpulse query`), DuckDB.
+    DataFusion,
+    /// Spark SQL.
+    Spark,
+    /// Athena (Trino).
+    Athena,
+}
+
+impl Dialect {
+    fn string(self) -> &'static str {
+        match self {
+            Dialect::Spark => "STRING",
+            Dialect::DataFusion | Dialect::Athena => "VARCHAR",
+        }
+    }
+}
+
+/// `log_request`'s duration from the hundredths of a millisecond `c` (an integer expression).
+fn duration_sql(c: &str, d: Dialect) -> String {
+    let s = d.string();
+    let (div, rem) = match d {
+        // Spark's `/` is a floating division; `div` is the integer one.
+        Dialect::Spark => (format!("({c}) div 100"), format!("({c}) % 100")),
+        _ => (format!("({c}) / 100"), format!("({c}) % 100")),
+    };
+    format!("concat(CAST({div} AS {s}), '.', lpad(CAST({rem} AS {s}), 2, '0'))")
+}
+
+/// The request line rebuilt from the columns `status`, `method`, `path`, `target`, `actor`,
+/// `client_ip` and the hundredths-of-a-millisecond expression `centis`.
+fn request_line(centis: &str, d: Dialect) -> String {
+    let s = d.string();
+    format!(
+        "concat(CAST(status AS {s}), ' ', method, ' ', path, \
+         CASE WHEN target IS NULL THEN '' ELSE concat(' -> ', target) END, \
+         ' (', COALESCE(actor, ''), '@', client_ip, ') ', {}, 'ms')",
+        duration_sql(centis, d)
+    )
+}
+
+/// The message of a stored `events` or `lifecycle` row: its `text`, or the request line its
+/// columns rebuild.
+pub fn message_sql(d: Dialect) -> String {
+    format!(
+        "COALESCE(text, {})",
+        request_line("CAST(round(duration_ms * 100) AS BIGINT)", d)
+    )
+}
+
+/// The request line of a heartbeat unnested from `activity` (its `status`, `user`,
+/// `client_ip`, and `duration_us` in µs, a multiple of 10: see [`crate::lake::heartbeat`]).
+pub fn heartbeat_message_sql(d: Dialect) -> String {
+    let s = d.string();
+    let centis = match d {
+        Dialect::Spark => "duration_us div 10",
+        _ => "duration_us / 10",
+    };
+    format!(
+        "concat(CAST(status AS {s}), ' POST /hub/api/users/', \"user\", '/activity (', \"user\", \
+         '@', client_ip, ') ', {}, 'ms')",
+        duration_sql(centis, d)
+    )
+}
+
+/// A stack buffer for the few short numbers written per row (no allocation on the hot path).
+#[derive(Default)]
+struct Small {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl Small {
+    fn as_str(&self) -> &str {
+        // Only `str`s are written into it.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Write for Small {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req<'a>(target: Option<&'a str>, actor: Option<&'a str>, ms: f64) -> RequestFields<'a> {
+        RequestFields {
+            status: 302,
+            method: "GET",
+            path: "/hub/",
+            target,
+            actor,
+            client_ip: "::ffff:10.244.0.1",
+            duration_ms: ms,
+        }
+    }
+
+    /// Lines as `log_request` writes them (`jupyterhub/log.py`), and near misses.
+    #[test]
+    fn request_lines_rebuild_exactly_or_not_at_all() {
+        let r = req(Some("/hub/spawn"), Some("ana@example.org"), 13.12);
+        let line = "302 GET /hub/ -> /hub/spawn (ana@example.org@::ffff:10.244.0.1) 13.12ms";
+        assert!(r.rebuilds(line));
+        assert_eq!(r.render().as_deref(), Some(line));
+        let anon = req(None, None, 0.5);
+        assert!(anon.rebuilds("302 GET /hub/ (@::ffff:10.244.0.1) 0.50ms"));
+        for miss in [
+            "302 GET /hub/ (@::ffff:10.244.0.1) 0.5ms",
+            "302 GET /hub/ (@::ffff:10.244.0.1)  0.50ms",
+            "302 GET /hub/ (@::ffff:10.244.0.1) 0.50ms ",
+            "302 GET /hub/ → /hub/spawn (@::ffff:10.244.0.1) 0.50ms",
+            "302  GET /hub/ (@::ffff:10.244.0.1) 0.50ms",
+        ] {
+            assert!(!anon.rebuilds(miss), "{miss}");
+        }
+        assert!(!req(None, None, f64::NAN).rebuilds("302 GET /hub/ (@::ffff:10.244.0.1) NaNms"));
+    }
+
+    #[test]
+    fn durations_print_as_log_request_does() {
+        assert!(duration_is("28.73", 28.73));
+        assert!(duration_is("0.07", 0.07));
+        assert!(duration_is("1000.00", 1000.0));
+        assert!(!duration_is("28.730", 28.73));
+        assert!(!duration_is("-1.00", -1.0));
+    }
+}
