@@ -31,15 +31,22 @@ BYTES=$(stat -c %s "$FILE")
 echo "counting lines (also warms the page cache) ..." >&2
 LINES=$(wc -l < "$FILE")
 
-# Sum of Parquet rows under a path (file or directory); for a hubpulse lake, its `events`
-# table only (not the derived `lifecycle` and `activity` rows); for another directory,
-# only files whose path mentions "request" when there are any.
+# Sum of Parquet rows under a path (file or directory); for a hubpulse lake, the rows of
+# its `events` view: the stored `events` rows and the heartbeats folded into `activity`
+# (format 2; not the `lifecycle` copies); for another directory, only files whose path
+# mentions "request" when there are any.
 parquet_rows() {
     "$PY" - "$1" <<'PY'
-import pathlib, sys, pyarrow.parquet as pq
+import pathlib, sys, pyarrow.compute as pc, pyarrow.parquet as pq
 p = pathlib.Path(sys.argv[1])
 if (p / "events").is_dir():
-    p = p / "events"
+    beats = 0
+    for f in sorted((p / "activity").rglob("*.parquet")):
+        t = pq.read_table(f, columns=["count", "offsets"])
+        beats += pc.sum(pc.if_else(pc.is_valid(t["offsets"]), t["count"], 0)).as_py() or 0
+    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in (p / "events").rglob("*.parquet"))
+    print(rows + beats)
+    sys.exit(0)
 files = [p] if p.is_file() else sorted(p.rglob("*.parquet"))
 req = [f for f in files if "request" in str(f.relative_to(p) if p.is_dir() else f.name).lower()]
 print(sum(pq.ParquetFile(f).metadata.num_rows for f in (req or files)))

@@ -6,8 +6,10 @@
 //! another format is refused by writers and readers alike, with one line naming the command
 //! that converts it: `hubpulse migrate --lake <lake>`.
 //!
-//! A lake without the file is a new one (nothing in it yet: the file is written) or a format 1
-//! lake (it has `_hubpulse/hubs/` or a table directory).
+//! A lake without the file is a new one (the file is written) or a format 1 lake: one with a
+//! table directory (`events/`, `lifecycle/`, `activity/`; a format 1 writer makes `events/` as
+//! it opens). `_hubpulse/hubs/` alone says nothing: the Datadog spool lives there, and may be
+//! made before the lake's first commit.
 
 use std::path::Path;
 
@@ -50,9 +52,9 @@ fn body() -> Vec<u8> {
     serde_json::to_vec(&m).unwrap_or_default()
 }
 
-/// Whether a directory entry of a lake's root is data of format 1.
-fn is_v1_entry(name: &str) -> bool {
-    name == "hubs" || super::tables::ALL.contains(&name)
+/// Whether a directory of a lake's root is a table of format 1 (when there is no marker).
+fn is_table_dir(name: &str) -> bool {
+    super::tables::ALL.contains(&name)
 }
 
 /// The format a lake is in.
@@ -75,8 +77,7 @@ fn found_local(root: &Path) -> Result<Found, LakeError> {
             });
         }
     }
-    let v1 = root.join("_hubpulse").join("hubs").is_dir()
-        || super::tables::ALL.iter().any(|t| root.join(t).is_dir());
+    let v1 = super::tables::ALL.iter().any(|t| root.join(t).is_dir());
     Ok(if v1 { Found::Version(1) } else { Found::Empty })
 }
 
@@ -88,9 +89,8 @@ fn found_remote(r: &Remote, url: &str) -> Result<Found, LakeError> {
     if let Some(b) = r.read_opt(MARKER).map_err(store)? {
         return Ok(Found::Version(parse(url, &b)?));
     }
-    let mut dirs = r.list_dirs("").map_err(store)?;
-    dirs.extend(r.list_dirs("_hubpulse").map_err(store)?);
-    Ok(if dirs.iter().any(|d| is_v1_entry(d)) {
+    let dirs = r.list_dirs("").map_err(store)?;
+    Ok(if dirs.iter().any(|d| is_table_dir(d)) {
         Found::Version(1)
     } else {
         Found::Empty
@@ -164,8 +164,12 @@ mod tests {
         assert_eq!(found(&fresh).unwrap(), Found::Version(FORMAT_VERSION));
         check(&fresh).unwrap();
 
+        let spool = LakeLocation::Local(dir.path().join("spool"));
+        std::fs::create_dir_all(dir.path().join("spool/_hubpulse/hubs/h/datadog-spool")).unwrap();
+        ensure(&spool).unwrap();
+
         let old = dir.path().join("old");
-        std::fs::create_dir_all(old.join("_hubpulse/hubs/jupyterhub")).unwrap();
+        std::fs::create_dir_all(old.join("events/hub=h/dt=2026-11-02")).unwrap();
         let old = LakeLocation::Local(old);
         let e = ensure(&old).unwrap_err().to_string();
         assert!(

@@ -274,9 +274,18 @@ async fn day_bounds(
         .map(|d| format!("'{d}'"))
         .collect::<Vec<_>>()
         .join(",");
+    // The `events` view's bounds, read from what it is made of: the stored rows, and the
+    // heartbeats' first and last times in `activity` (no need to unnest them).
     let sql = format!(
-        "SELECT hub, CAST(dt AS VARCHAR), CAST(min(ts) AS BIGINT), CAST(max(ts) AS BIGINT) \
-         FROM events WHERE dt IN ({list}) AND ts IS NOT NULL GROUP BY hub, dt"
+        "SELECT hub, dt, CAST(min(lo) AS BIGINT), CAST(max(hi) AS BIGINT) FROM ( \
+           SELECT hub, CAST(dt AS VARCHAR) AS dt, min(ts) AS lo, max(ts) AS hi FROM {rows} \
+           WHERE dt IN ({list}) AND ts IS NOT NULL GROUP BY hub, dt \
+           UNION ALL \
+           SELECT hub, CAST(dt AS VARCHAR) AS dt, min(\"first\") AS lo, max(\"last\") AS hi \
+           FROM {activity} WHERE dt IN ({list}) GROUP BY hub, dt \
+         ) AS b GROUP BY hub, dt",
+        rows = crate::query::views::EVENTS_ROWS,
+        activity = crate::lake::derived::ACTIVITY,
     );
     for b in &query::run(ctx, &sql).await? {
         let (hub, dt) = (Strs::of(b.column(0)), Strs::of(b.column(1)));
