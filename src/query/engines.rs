@@ -26,7 +26,11 @@ fn stored_tables() -> [(&'static str, &'static str, arrow::datatypes::SchemaRef)
     [
         (super::views::EVENTS_ROWS, schema::EVENTS, schema::stored()),
         (super::views::LIFECYCLE_ROWS, LIFECYCLE, schema::stored()),
-        (ACTIVITY, ACTIVITY, crate::lake::heartbeat::activity_schema()),
+        (
+            ACTIVITY,
+            ACTIVITY,
+            crate::lake::heartbeat::activity_schema(),
+        ),
     ]
 }
 
@@ -193,7 +197,10 @@ pub fn view_columns() -> Vec<String> {
             n => n.to_string(),
         })
         .collect();
-    out.extend([schema::HUB_COL.to_string(), schema::PARTITION_COL.to_string()]);
+    out.extend([
+        schema::HUB_COL.to_string(),
+        schema::PARTITION_COL.to_string(),
+    ]);
     out
 }
 
@@ -323,7 +330,9 @@ mod tests {
     /// The `## ` section of docs/ENGINES.md titled `title`.
     fn section(title: &str) -> &'static str {
         let head = format!("\n## {title}\n");
-        let at = DOC.find(&head).unwrap_or_else(|| panic!("no section {title}"));
+        let at = DOC
+            .find(&head)
+            .unwrap_or_else(|| panic!("no section {title}"));
         let rest = &DOC[at + head.len()..];
         &rest[..rest.find("\n## ").unwrap_or(rest.len())]
     }
@@ -339,7 +348,11 @@ mod tests {
                 &["/data/lake", "s3://bucket/prefix"][..],
             ),
             (Engine::Spark, "Spark", &["/data/lake"][..]),
-            (Engine::Trino, "Trino (Hive connector)", &["s3://bucket/prefix"][..]),
+            (
+                Engine::Trino,
+                "Trino (Hive connector)",
+                &["s3://bucket/prefix"][..],
+            ),
             (Engine::Athena, "Athena", &["s3://bucket/prefix"][..]),
         ] {
             for lake in lakes {
@@ -375,23 +388,48 @@ mod tests {
         }
     }
 
+    /// README.md's table of `events` columns lists the views' columns in their order, and its
+    /// account of `activity` names every column of its files.
+    #[test]
+    fn readme_documents_the_view_and_activity_columns() {
+        let readme = include_str!("../../README.md");
+        let at = readme
+            .find("### Table `events`")
+            .expect("README: Table `events`");
+        let listed: Vec<&str> = readme[at..]
+            .lines()
+            .skip_while(|l| !l.starts_with("|---"))
+            .skip(1)
+            .take_while(|l| l.starts_with("| `"))
+            .filter_map(|l| l.split('`').nth(1))
+            .collect();
+        assert_eq!(listed, view_columns(), "README.md: Table `events`");
+        let lake = &readme[readme.find("## The lake").expect("README: The lake")..at];
+        for f in crate::lake::heartbeat::activity_schema().fields() {
+            assert!(
+                lake.contains(&format!("`{}`", f.name())),
+                "README.md \"The lake\" does not name activity's `{}`",
+                f.name()
+            );
+        }
+    }
+
     /// Spark's double quotes make strings, not names: no double-quoted name in its SQL.
     #[test]
     fn spark_quotes_names_with_backquotes() {
         let all = script(Engine::Spark, "/data/lake");
-        assert!(!all.contains("\"user\"") && !all.contains("\"count\""), "{all}");
-        assert!(all.contains(" div 100") && all.contains("duration_us div 10"), "{all}");
+        assert!(
+            !all.contains("\"user\"") && !all.contains("\"count\""),
+            "{all}"
+        );
+        assert!(
+            all.contains(" div 100") && all.contains("duration_us div 10"),
+            "{all}"
+        );
         let duck = script(Engine::DuckDb, "/data/lake");
-        assert!(duck.contains(") // 100") && duck.contains("duration_us // 10"), "{duck}");
-    }
-}
-#[cfg(test)]
-mod dump_tmp {
-    #[test]
-    fn dump_tmp() {
-        use super::*;
-        for (e, n, l) in [(Engine::DuckDb, "duck", "/data/lake"), (Engine::DuckDb, "duck-s3", "s3://bucket/prefix"), (Engine::Spark, "spark", "/data/lake"), (Engine::Trino, "trino", "s3://bucket/prefix"), (Engine::Athena, "athena", "s3://bucket/prefix")] {
-            std::fs::write(format!("/tmp/docs-ddl-{n}.sql"), script(e, l)).unwrap();
-        }
+        assert!(
+            duck.contains(") // 100") && duck.contains("duration_us // 10"),
+            "{duck}"
+        );
     }
 }

@@ -33,7 +33,10 @@ fn varied_log(dir: &Path) -> PathBuf {
             spaced = true;
         }
     }
-    assert!(request && beat && spaced, "fixtures/logs/real/hub-only/hub.log changed");
+    assert!(
+        request && beat && spaced,
+        "fixtures/logs/real/hub-only/hub.log changed"
+    );
     let path = dir.join("hub.log");
     std::fs::write(&path, out).unwrap();
     path
@@ -54,8 +57,14 @@ fn lake_and_want(dir: &Path) -> PathBuf {
     );
     // What the comparison must cover: each is a way a stored row differs from its view row.
     for (what, sql) in [
-        ("folded heartbeats", "SELECT count(*) FROM activity WHERE offsets IS NOT NULL"),
-        ("times of unfolded heartbeats", "SELECT count(*) FROM activity WHERE offsets IS NULL"),
+        (
+            "folded heartbeats",
+            "SELECT count(*) FROM activity WHERE offsets IS NOT NULL",
+        ),
+        (
+            "times of unfolded heartbeats",
+            "SELECT count(*) FROM activity WHERE offsets IS NULL",
+        ),
         (
             "requests rebuilt, redirects among them",
             "SELECT count(*) FROM events_rows WHERE kind = 'request' AND text IS NULL AND target IS NOT NULL",
@@ -75,9 +84,14 @@ fn lake_and_want(dir: &Path) -> PathBuf {
     let want = dir.join("want");
     std::fs::create_dir_all(&want).unwrap();
     for view in ["events", "lifecycle"] {
-        let rows = run_ok(bin().args(["query", "--format", "json", "--lake"]).arg(&lake).arg(
-            format!("SELECT * FROM {view} ORDER BY source_fp, source_offset"),
-        ));
+        let rows = run_ok(
+            bin()
+                .args(["query", "--format", "json", "--lake"])
+                .arg(&lake)
+                .arg(format!(
+                    "SELECT * FROM {view} ORDER BY source_fp, source_offset"
+                )),
+        );
         std::fs::write(want.join(format!("{view}.jsonl")), rows).unwrap();
     }
     let types = query_csv(
