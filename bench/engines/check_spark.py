@@ -24,17 +24,26 @@ for b in blocks("Spark", "sql"):
         spark.sql(sql).show(truncate=False); ran += 1
 
 def rows(q): return [tuple(r) for r in spark.sql(q).collect()]
-assert rows("SELECT hub, count(*) FROM hubpulse.events GROUP BY hub ORDER BY hub") == [("dev-hub", 9), ("prod-hub", 15)]
-assert rows("SELECT count(*) FROM hubpulse.events WHERE hub = 'DECOY'") == [(0,)]
+assert rows("SELECT hub, count(*) FROM hubpulse.events GROUP BY hub ORDER BY hub") == [("dev-hub", 15), ("prod-hub", 21)]
+assert rows("SELECT hub, count(*) FROM hubpulse.lifecycle GROUP BY hub ORDER BY hub") == [("dev-hub", 3), ("prod-hub", 3)]
 assert rows("SELECT hub, count(*) FROM hubpulse.decisions GROUP BY hub ORDER BY hub") == [("dev-hub", 6), ("prod-hub", 6)]
 assert rows("SELECT hub, count(*) FROM hubpulse.pods GROUP BY hub ORDER BY hub") == [("dev-hub", 3), ("prod-hub", 3)]
-assert len(rows("SHOW PARTITIONS hubpulse.events")) == 6
+assert len(rows("SHOW PARTITIONS hubpulse.events_rows")) == 6
+assert rows("SELECT source_offset, message FROM hubpulse.events WHERE hub = 'dev-hub' AND dt = '2026-11-26' "
+            "ORDER BY source_fp, source_offset") == [
+    (100, "200 POST /hub/api/users/user0/activity (user0@10.0.0.1) 1.23ms"),
+    (200, "200 POST /hub/api/users/user0/activity (user0@10.0.0.1) 45.67ms"),
+    (0, "0 method-0 path-0 (actor-0@client_ip-0) 0.00ms"),
+    (1, "text-1"),
+    (2, "2 method-2 path-2 -> /hub/t2 (actor-2@client_ip-2) 3.00ms")], "messages"
 t = {f.name: f.dataType.simpleString() for f in spark.table("hubpulse.events").schema}
 assert t["dt"] == "string" and t["hub"] == "string" and t["ts"] == "timestamp", t
-assert rows("SELECT unix_micros(ts) % 1000000 FROM hubpulse.events LIMIT 1") == [(123456,)]
-df = spark.read.parquet(f"{lake}/events")
+assert rows("SELECT DISTINCT unix_micros(ts) % 1000000 FROM hubpulse.events") == [(123456,)]
+df = spark.read.parquet(f"{lake}/decisions")
 assert df.columns.count("hub") == 1 and df.schema["dt"].dataType.simpleString() == "string"
 plan = df.where("hub = 'prod-hub' AND dt >= '2026-11-27'")._jdf.queryExecution().executedPlan().toString()
 assert "PartitionFilters" in plan and "prod-hub" in plan, plan
-spark.sql("MSCK REPAIR TABLE hubpulse.events SYNC PARTITIONS")
+plan = spark.table("hubpulse.events").where("hub = 'prod-hub' AND dt >= '2026-11-27'")._jdf.queryExecution().executedPlan().toString()
+assert plan.count("PartitionFilters: [isnotnull(hub") == 2, plan   # events_rows and activity
+spark.sql("MSCK REPAIR TABLE hubpulse.events_rows SYNC PARTITIONS")
 print(f"OK spark {spark.version} on {lake}: {ran} blocks/statements run, assertions passed")

@@ -92,9 +92,11 @@ impl RequestFields<'_> {
 /// The SQL dialects the rebuild is written for (they differ in casts and integer division).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
-    /// DataFusion (`hubpulse query`), DuckDB.
+    /// DataFusion (`hubpulse query`).
     DataFusion,
-    /// Spark SQL.
+    /// DuckDB (its `/` divides as floating point; `//` is the integer division).
+    DuckDb,
+    /// Spark SQL (`div` is the integer division; double quotes make strings, backquotes names).
     Spark,
     /// Athena (Trino).
     Athena,
@@ -104,7 +106,24 @@ impl Dialect {
     fn string(self) -> &'static str {
         match self {
             Dialect::Spark => "STRING",
-            Dialect::DataFusion | Dialect::Athena => "VARCHAR",
+            Dialect::DataFusion | Dialect::DuckDb | Dialect::Athena => "VARCHAR",
+        }
+    }
+
+    /// The integer quotient of `a` by `b` (both integer expressions).
+    fn div(self, a: &str, b: &str) -> String {
+        match self {
+            Dialect::Spark => format!("{a} div {b}"),
+            Dialect::DuckDb => format!("{a} // {b}"),
+            Dialect::DataFusion | Dialect::Athena => format!("{a} / {b}"),
+        }
+    }
+
+    /// `name` quoted as an identifier (for names that are also keywords: `user`, `count`).
+    pub fn quote(self, name: &str) -> String {
+        match self {
+            Dialect::Spark => format!("`{name}`"),
+            _ => format!("\"{name}\""),
         }
     }
 }
@@ -112,11 +131,7 @@ impl Dialect {
 /// `log_request`'s duration from the hundredths of a millisecond `c` (an integer expression).
 fn duration_sql(c: &str, d: Dialect) -> String {
     let s = d.string();
-    let (div, rem) = match d {
-        // Spark's `/` is a floating division; `div` is the integer one.
-        Dialect::Spark => (format!("({c}) div 100"), format!("({c}) % 100")),
-        _ => (format!("({c}) / 100"), format!("({c}) % 100")),
-    };
+    let (div, rem) = (d.div(&format!("({c})"), "100"), format!("({c}) % 100"));
     format!("concat(CAST({div} AS {s}), '.', lpad(CAST({rem} AS {s}), 2, '0'))")
 }
 
@@ -145,14 +160,11 @@ pub fn message_sql(d: Dialect) -> String {
 /// `client_ip`, and `duration_us` in µs, a multiple of 10: see [`crate::lake::heartbeat`]).
 pub fn heartbeat_message_sql(d: Dialect) -> String {
     let s = d.string();
-    let centis = match d {
-        Dialect::Spark => "duration_us div 10",
-        _ => "duration_us / 10",
-    };
+    let user = d.quote("user");
     format!(
-        "concat(CAST(status AS {s}), ' POST /hub/api/users/', \"user\", '/activity (', \"user\", \
+        "concat(CAST(status AS {s}), ' POST /hub/api/users/', {user}, '/activity (', {user}, \
          '@', client_ip, ') ', {}, 'ms')",
-        duration_sql(centis, d)
+        duration_sql(&d.div("duration_us", "10"), d)
     )
 }
 

@@ -21,6 +21,7 @@ use crate::lake::LakeLocation;
 use crate::lake::tables::events as schema;
 use object_store::ObjectStore;
 
+pub mod engines;
 pub mod named;
 mod sql_error;
 pub mod views;
