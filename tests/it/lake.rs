@@ -189,7 +189,7 @@ fn hive_layout_zstd_and_no_partial_files_visible() {
             .is_some()
     };
     assert!(stats_of("kind"), "kind keeps min/max: it prunes row groups");
-    assert!(!stats_of("message"), "free text carries no min/max");
+    assert!(!stats_of("text"), "free text carries no min/max");
     assert!(
         std::fs::read_dir(lake.join("_hubpulse/hubs/jupyterhub/staging"))
             .unwrap()
@@ -375,13 +375,22 @@ fn lifecycle_and_activity_tables_match_the_events_they_come_from() {
         assert!(merged >= 3, "{live:?}");
     }
     check_derived(&lake);
-    // One row per user and day once regrouped.
+    // One row per user, day and group once regrouped (a group: the heartbeats of one source,
+    // logger and module; or the bare times of reports kept as `events` rows).
     assert_eq!(
         query_num(
             &lake,
-            "SELECT count(*) - count(DISTINCT dt || '/' || \"user\") FROM activity"
+            "SELECT count(*) - count(DISTINCT concat_ws('/', dt, \"user\", logger, module, \
+             source_fp, CAST(offsets IS NULL AS VARCHAR))) FROM activity"
         ),
         0
+    );
+    assert!(
+        query_num(
+            &lake,
+            "SELECT count(*) FROM activity WHERE offsets IS NOT NULL"
+        ) > 30,
+        "heartbeats are folded"
     );
 }
 
