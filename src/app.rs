@@ -5,11 +5,11 @@
 //! naming what and where. A reader that closes stdout early (`| head`) is a success: every
 //! command writes through [`out::Out`], and exits 0 quietly (see `out`).
 //!
-//! One file per command family (`parse`, `lake`, `migrate`, `query`, `report`, `control`, `agent`,
-//! `dashboards`, `generate`, `demo`, `check_config`). The process's one tokio runtime is built
-//! here, on first use (`Rt`), and handed down as a [`Handle`]; the commands block on it from
-//! the main thread (or, for the agent in `demo`, from a thread of their own), never from one
-//! of its workers.
+//! One file per command family (`parse`, `lake`, `migrate`, `query`, `report`, `control`,
+//! `agent`, `dashboards`, `generate`, `demo`, `check_config`). The process's one tokio runtime
+//! is built here, on first use (`Rt`), and handed down as a [`Handle`]; the commands block on
+//! it from the main thread (or, for the agent in `demo`, from a thread of their own), never
+//! from one of its workers.
 
 mod agent;
 mod check_config;

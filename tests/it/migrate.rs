@@ -104,7 +104,7 @@ fn migrate_ok(lake: &Path) -> String {
 /// times of each user and day. `activity`'s rows themselves are not compared: how a day's
 /// times are grouped into rows depends on the commits that wrote them (readers fold them,
 /// compaction regroups them); every heartbeat's fields come back through `events`.
-fn dump(lake: &Path) -> Vec<(String, Vec<String>)> {
+fn dump(lake: &Path, env: &[(String, String)]) -> Vec<(String, Vec<String>)> {
     [
         "SELECT * FROM events ORDER BY hub, source_fp, source_offset",
         "SELECT * FROM lifecycle ORDER BY hub, source_fp, source_offset",
@@ -114,6 +114,7 @@ fn dump(lake: &Path) -> Vec<(String, Vec<String>)> {
     .map(|sql| {
         let out = run_ok(
             bin()
+                .envs(env.iter().map(|(k, v)| (k, v)))
                 .args(["query", "--format", "json", "--lake"])
                 .arg(lake)
                 .arg(sql),
@@ -124,7 +125,12 @@ fn dump(lake: &Path) -> Vec<(String, Vec<String>)> {
 }
 
 fn assert_reads_as(migrated: &Path, fresh: &Path) {
-    for ((sql, got), (_, want)) in dump(migrated).into_iter().zip(dump(fresh)) {
+    assert_reads_as_in(migrated, &[], fresh);
+}
+
+/// [`assert_reads_as`], `migrated` read with the environment `env` (a lake in a bucket).
+fn assert_reads_as_in(migrated: &Path, env: &[(String, String)], fresh: &Path) {
+    for ((sql, got), (_, want)) in dump(migrated, env).into_iter().zip(dump(fresh, &[])) {
         assert!(!want.is_empty(), "{sql}: no rows in the fresh lake");
         if let Some(i) = (0..got.len().max(want.len())).find(|&i| got.get(i) != want.get(i)) {
             panic!(
@@ -274,4 +280,56 @@ fn a_migrate_interrupted_is_finished_by_the_next_run() {
         assert!(!swap.exists() || std::fs::read_dir(&swap).unwrap().count() == 0);
         assert_reads_as(&lake, &fresh);
     }
+}
+
+#[test]
+fn a_lake_in_a_bucket_is_migrated_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = fresh_lake(dir.path());
+    let moto = crate::s3::Moto::start();
+    let fixture = root().join(FIXTURE);
+    for (rel, body) in tree(&fixture) {
+        // A lock file is a local writer's; a lake in a bucket has none.
+        if !rel.ends_with("/lock") {
+            moto.put(&format!("v1/{rel}"), &body);
+        }
+    }
+    let lake = moto.lake("v1");
+    let env = moto.env();
+    let migrate = |lake: &Path| {
+        let out = run(bin()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .args(["migrate", "--lake"])
+            .arg(lake));
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "migrate failed: {err}");
+        err
+    };
+    let err = migrate(&lake);
+    assert!(hub_line(&err, "gen").contains("days=3 already=0"), "{err}");
+    assert!(
+        hub_line(&err, "jupyterhub").contains("days=1 already=0"),
+        "{err}"
+    );
+    assert_reads_as_in(&lake, &env, &fresh);
+    // Nothing left in staging, and the replaced parts are gone: a day's commit writes one part
+    // per table, so every partition of the fixture has exactly one part now.
+    let keys = moto.keys("v1");
+    assert!(!keys.iter().any(|k| k.contains("/staging/")), "{keys:#?}");
+    let mut per_partition: BTreeMap<String, usize> = BTreeMap::new();
+    for k in keys.iter().filter(|k| k.ends_with(".parquet")) {
+        let (partition, _) = k.trim_start_matches("v1/").rsplit_once('/').unwrap();
+        *per_partition.entry(partition.to_string()).or_default() += 1;
+    }
+    let fixture_partitions: std::collections::BTreeSet<String> = tree(&fixture)
+        .keys()
+        .filter(|k| k.ends_with(".parquet"))
+        .map(|k| k.rsplit_once('/').unwrap().0.to_string())
+        .collect();
+    assert!(
+        per_partition.keys().eq(fixture_partitions.iter())
+            && per_partition.values().all(|&n| n == 1),
+        "{keys:#?}"
+    );
+    assert!(migrate(&lake).contains("nothing to do"));
 }
