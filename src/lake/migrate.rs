@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -162,6 +162,26 @@ pub fn migrate_hub(
     Ok(counts)
 }
 
+/// A day's format 1 parts: all are replaced, the `events` ones are read.
+#[derive(Default)]
+struct Old {
+    rels: Vec<String>,
+    bytes: u64,
+    /// The `events` parts as local files (in an object store: copies in the scratch directory).
+    events: Vec<PathBuf>,
+}
+
+/// Copies of parts fetched from an object store, removed when the day is done.
+struct Fetched(Vec<PathBuf>);
+
+impl Drop for Fetched {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
 /// Convert one day: its format 1 parts replaced, in one commit, by what their `events` rows
 /// make in format 2.
 fn migrate_day(
@@ -171,41 +191,26 @@ fn migrate_day(
     cfg: &WriterConfig,
     counts: &mut Counts,
 ) -> Result<(), LakeError> {
-    let mut old = Vec::new();
-    let mut events = Vec::new();
-    let mut scratch = Vec::new();
+    let mut old = Old::default();
+    let mut fetched = Fetched(Vec::new());
     for (table, rel) in parts {
         let file = m.part_file(rel)?;
         if m.is_remote() {
-            scratch.push(file.clone());
+            fetched.0.push(file.clone());
         }
         if is_format_1(table, &file)? {
-            old.push(rel.clone());
+            old.bytes += std::fs::metadata(&file).map_err(io_err(&file))?.len();
+            old.rels.push(rel.clone());
             if table == EVENTS {
-                events.push(file);
+                old.events.push(file);
             }
         }
     }
-    let result = convert(m, dt, &old, &events, cfg, counts);
-    for f in scratch {
-        let _ = std::fs::remove_file(f);
-    }
-    result
-}
-
-fn convert(
-    m: &mut Manifest,
-    dt: &str,
-    old: &[String],
-    events: &[std::path::PathBuf],
-    cfg: &WriterConfig,
-    counts: &mut Counts,
-) -> Result<(), LakeError> {
-    if old.is_empty() {
+    if old.rels.is_empty() {
         counts.current_days += 1;
         return Ok(());
     }
-    if events.is_empty() {
+    if old.events.is_empty() {
         // `lifecycle` and `activity` are derived from `events` rows: without them nothing
         // can rebuild these parts, so they are not replaced by nothing.
         return Err(LakeError::Io {
@@ -217,7 +222,7 @@ fn convert(
         });
     }
     let mut set = PartSet::new(m.root().to_path_buf(), m.names(), m.next_seq(), cfg);
-    for file in events {
+    for file in &old.events {
         let f = File::open(file).map_err(io_err(file))?;
         let reader = ParquetRecordBatchReaderBuilder::try_new(f)?
             .with_batch_size(64 * 1024)
@@ -227,13 +232,15 @@ fn convert(
         }
     }
     let parts = set.finish()?;
-    for rel in old {
-        counts.bytes_before += m.part_bytes(rel)?;
-    }
-    counts.days += 1;
-    counts.parts_before += old.len();
-    counts.parts_after += parts.len();
-    counts.bytes_after += parts.iter().map(|p| p.bytes).sum::<u64>();
-    m.commit_replace(old.to_vec(), parts)?;
+    let after = Counts {
+        days: 1,
+        current_days: 0,
+        parts_before: old.rels.len(),
+        bytes_before: old.bytes,
+        parts_after: parts.len(),
+        bytes_after: parts.iter().map(|p| p.bytes).sum(),
+    };
+    m.commit_replace(old.rels, parts)?;
+    counts.add(&after);
     Ok(())
 }

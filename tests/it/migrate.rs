@@ -211,6 +211,15 @@ fn a_second_migrate_changes_nothing() {
     assert!(once == tree(&lake), "the second migrate changed the lake");
 }
 
+#[test]
+fn a_directory_without_a_lake_is_refused_and_left_unmarked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = migrate(dir.path());
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("nothing to migrate"), "{err}");
+    assert!(tree(dir.path()).is_empty(), "{:?}", tree(dir.path()).keys());
+}
+
 /// The lake as a crash during migrate's last commit of hub `gen` leaves it: that day's format 1
 /// parts back in place and its new parts in staging, with the commit file written (`durable`:
 /// the crash came before the partitions were swapped) or not (the crash came before the

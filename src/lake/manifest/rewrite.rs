@@ -91,22 +91,6 @@ impl Manifest {
         Ok(local)
     }
 
-    /// The size in bytes of a published part.
-    pub fn part_bytes(&self, rel: &str) -> Result<u64, LakeError> {
-        match &self.backend {
-            Backend::Local { .. } => {
-                let p = self.root.join(rel);
-                Ok(fs::metadata(&p).map_err(io_err(&p))?.len())
-            }
-            Backend::Remote(r) => Ok(r
-                .list(rel.rsplit_once('/').map_or("", |(dir, _)| dir))
-                .map_err(self.store_err())?
-                .into_iter()
-                .find(|(k, _)| k == rel)
-                .map_or(0, |(_, n)| n)),
-        }
-    }
-
     /// Retention of a side table (`decisions`, `pods`: parts without a manifest): delete this
     /// hub's partitions of `table` older than `cutoff`, in the lake the manifest was opened on.
     pub fn drop_side_before(&self, table: &str, cutoff: &str) -> Result<Vec<String>, LakeError> {
