@@ -198,6 +198,16 @@ fn a_migrated_lake_reads_as_a_fresh_ingest_of_the_same_logs() {
     );
     assert_eq!(err.lines().count(), 3, "{err}");
     assert_reads_as(&lake, &fresh);
+    // The manifest's progress survives: the same log again adds nothing.
+    let again = run_ok(
+        bin()
+            .current_dir(root())
+            .args(["ingest", "--no-progress", "--hub", "gen", "--lake"])
+            .arg(&lake)
+            .arg(GEN_LOG),
+    );
+    assert!(again.contains(" records=0 "), "{again}");
+    assert_reads_as(&lake, &fresh);
 }
 
 #[test]
