@@ -5,11 +5,11 @@
 //! naming what and where. A reader that closes stdout early (`| head`) is a success: every
 //! command writes through [`out::Out`], and exits 0 quietly (see `out`).
 //!
-//! One file per command family (`parse`, `lake`, `query`, `report`, `control`, `agent`,
-//! `dashboards`, `generate`, `demo`, `check_config`). The process's one tokio runtime is built
-//! here, on first use (`Rt`), and handed down as a [`Handle`]; the commands block on it from
-//! the main thread (or, for the agent in `demo`, from a thread of their own), never from one
-//! of its workers.
+//! One file per command family (`parse`, `lake`, `migrate`, `query`, `report`, `control`,
+//! `agent`, `dashboards`, `generate`, `demo`, `check_config`). The process's one tokio runtime
+//! is built here, on first use (`Rt`), and handed down as a [`Handle`]; the commands block on
+//! it from the main thread (or, for the agent in `demo`, from a thread of their own), never
+//! from one of its workers.
 
 mod agent;
 mod check_config;
@@ -19,6 +19,7 @@ mod demo;
 mod follow;
 mod generate;
 mod lake;
+mod migrate;
 pub mod out;
 mod parse;
 mod query;
@@ -143,6 +144,7 @@ fn dispatch(rt: &Rt, cmd: Command) -> Result<(), AppError> {
             decisions,
             pods,
         } => lake::retention_cmd(&lake_at(&lake)?, &hub, events, decisions, pods),
+        Command::Migrate { lake } => migrate::migrate_cmd(&lake_at(&lake)?),
         Command::Query {
             lake,
             format,

@@ -92,6 +92,15 @@ pub enum Command {
         #[arg(long, value_name = "MONTHS", value_parser = clap::value_parser!(u32).range(1..=1200))]
         pods: Option<u32>,
     },
+    /// Convert a lake written by hubpulse before format 2 to format 2, in place.
+    ///
+    /// One commit per hub and day; safe to run again after a crash (days already converted are
+    /// left alone). Stop the agents writing to the lake first.
+    Migrate {
+        /// Lake root: a directory or s3://bucket/prefix.
+        #[arg(long, value_name = "DIR|URL")]
+        lake: PathBuf,
+    },
     /// Run SQL over the lake with DataFusion.
     ///
     /// Tables: events (every log record), lifecycle (server start/stop records), activity

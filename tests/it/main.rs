@@ -28,6 +28,7 @@ mod hub_api;
 mod kube_fixtures;
 mod kube_source;
 mod lake;
+mod migrate;
 mod month_truth;
 mod observe;
 mod pods_table;

@@ -1,6 +1,8 @@
 //! The commits that rewrite a hub's parts without reading a source: compaction (a merged part
-//! replaces its inputs, swapped in atomically) and retention (old partitions dropped).
+//! replaces its inputs, swapped in atomically), `hubpulse migrate` (a day's parts of every
+//! table rewritten in one commit) and retention (old partitions dropped).
 
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -34,13 +36,59 @@ impl Manifest {
         replaces: Vec<String>,
         entry: PartEntry,
     ) -> Result<u64, LakeError> {
-        let c = self.rewrite_commit(replaces, vec![entry]);
-        self.write_commit(&c)?;
-        self.swap(&c)?;
+        self.commit_replace(replaces, vec![entry])
+    }
+
+    /// Make durable a commit whose `parts` (in staging, synced) replace the published parts
+    /// `replaces`, in any partitions of any tables, then swap each partition directory it
+    /// touches ([`Manifest::swap`]; in an object store: publish the parts, delete the
+    /// replaced). Once the commit is written a crash is rolled forward by the next open.
+    pub fn commit_replace(
+        &mut self,
+        replaces: Vec<String>,
+        parts: Vec<PartEntry>,
+    ) -> Result<u64, LakeError> {
+        let c = self.rewrite_commit(replaces, parts);
+        if let Backend::Remote(r) = &self.backend {
+            for p in &c.parts {
+                r.upload(&p.staging, &self.root.join(&p.staging))
+                    .map_err(self.store_err())?;
+            }
+            self.write_commit(&c)?;
+            for p in &c.parts {
+                self.publish_part(p)?;
+            }
+            for gone in &c.replaces {
+                self.delete_rel(gone)?;
+            }
+        } else {
+            self.write_commit(&c)?;
+            self.swap(&c)?;
+        }
         self.note(&c);
         self.unfolded += 1;
         self.maybe_fold()?;
         Ok(c.seq)
+    }
+
+    /// A published part as a local file: the part itself, or (object store) a copy fetched
+    /// into the scratch directory, which the caller removes when done.
+    pub fn part_file(&self, rel: &str) -> Result<PathBuf, LakeError> {
+        let Backend::Remote(r) = &self.backend else {
+            return Ok(self.root.join(rel));
+        };
+        let body = r
+            .read_opt(rel)
+            .map_err(self.store_err())?
+            .ok_or_else(|| LakeError::Io {
+                path: PathBuf::from(rel),
+                source: std::io::ErrorKind::NotFound.into(),
+            })?;
+        let dir = self.root.join(&self.meta).join("fetched");
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let local = dir.join(rel.replace('/', "_"));
+        fs::write(&local, body).map_err(io_err(&local))?;
+        Ok(local)
     }
 
     /// Retention of a side table (`decisions`, `pods`: parts without a manifest): delete this
@@ -129,34 +177,73 @@ impl Manifest {
         Ok(old)
     }
 
-    /// Replace a partition's directory by one holding the compacted part instead of the parts
-    /// it replaces (plus every other part, hard-linked), in one atomic exchange. Idempotent:
-    /// recovery calls it again for a commit whose swap may not have happened.
+    /// Put a rewrite commit's parts in place of those it replaces, one partition directory at
+    /// a time ([`Manifest::swap_dir`]). Idempotent: recovery calls it again for a commit whose
+    /// swaps may not all have happened.
     pub(super) fn swap(&self, c: &Commit) -> Result<(), LakeError> {
-        let Some(entry) = c.parts.first() else {
-            return Ok(());
+        type Dir<'a> = (Vec<&'a PartEntry>, HashSet<PathBuf>);
+        let mut dirs: BTreeMap<PathBuf, Dir> = BTreeMap::new();
+        let dir_of = |rel: &str| {
+            let p = self.root.join(rel);
+            p.parent().map(Path::to_path_buf).map(|d| (d, p))
         };
-        let dst = self.root.join(&entry.path);
-        let Some(part_dir) = dst.parent().map(Path::to_path_buf) else {
+        for p in &c.parts {
+            if let Some((d, _)) = dir_of(&p.path) {
+                dirs.entry(d).or_default().0.push(p);
+            }
+        }
+        for r in &c.replaces {
+            if let Some((d, p)) = dir_of(r) {
+                dirs.entry(d).or_default().1.insert(p);
+            }
+        }
+        for (dir, (parts, replaced)) in &dirs {
+            self.swap_dir(dir, parts, replaced)?;
+        }
+        Ok(())
+    }
+
+    /// Replace a partition's directory by one holding the new `parts` instead of the
+    /// `replaced` ones (plus every other part, hard-linked), in one atomic exchange; a
+    /// directory with nothing replaced has its parts published, one with nothing new its
+    /// replaced parts deleted. Idempotent.
+    fn swap_dir(
+        &self,
+        part_dir: &Path,
+        parts: &[&PartEntry],
+        replaced: &HashSet<PathBuf>,
+    ) -> Result<(), LakeError> {
+        if parts.is_empty() {
+            for r in replaced {
+                if let Ok(rel) = r.strip_prefix(&self.root) {
+                    self.delete_rel(&rel.to_string_lossy())?;
+                }
+            }
+            // Gone already, or holding a file some other tool put there: leave it.
+            let _ = fs::remove_dir(part_dir);
             return Ok(());
-        };
-        let staging = self.root.join(&entry.staging);
-        let pending = c.replaces.iter().any(|r| self.root.join(r).exists());
-        if pending && staging.exists() {
+        }
+        let pending = replaced.iter().any(|r| r.exists());
+        let staged = parts.iter().all(|p| self.root.join(&p.staging).exists());
+        if pending && staged {
             let name = part_dir.file_name().unwrap_or_default();
             let swap = self.root.join(&self.meta).join("swap").join(name);
             if swap.exists() {
                 fs::remove_dir_all(&swap).map_err(io_err(&swap))?;
             }
             fs::create_dir_all(&swap).map_err(io_err(&swap))?;
-            let new_name = dst.file_name().unwrap_or_default();
-            fs::hard_link(&staging, swap.join(new_name)).map_err(io_err(&swap))?;
-            let replaced: std::collections::HashSet<PathBuf> =
-                c.replaces.iter().map(|r| self.root.join(r)).collect();
-            for e in fs::read_dir(&part_dir).map_err(io_err(&part_dir))? {
-                let p = e.map_err(io_err(&part_dir))?.path();
-                if !replaced.contains(&p) && p.file_name() != Some(new_name) {
-                    let to = swap.join(p.file_name().unwrap_or_default());
+            let mut new_names = HashSet::new();
+            for p in parts {
+                let new_name = Path::new(&p.path).file_name().unwrap_or_default();
+                let staging = self.root.join(&p.staging);
+                fs::hard_link(&staging, swap.join(new_name)).map_err(io_err(&swap))?;
+                new_names.insert(new_name.to_os_string());
+            }
+            for e in fs::read_dir(part_dir).map_err(io_err(part_dir))? {
+                let p = e.map_err(io_err(part_dir))?.path();
+                let file = p.file_name().unwrap_or_default();
+                if !replaced.contains(&p) && !new_names.contains(file) {
+                    let to = swap.join(file);
                     fs::hard_link(&p, &to).map_err(io_err(&to))?;
                 }
             }
@@ -165,11 +252,11 @@ impl Manifest {
                 rustix::fs::CWD,
                 &swap,
                 rustix::fs::CWD,
-                &part_dir,
+                part_dir,
                 rustix::fs::RenameFlags::EXCHANGE,
             )
             .map_err(|e| LakeError::Io {
-                path: part_dir.clone(),
+                path: part_dir.to_path_buf(),
                 source: e.into(),
             })?;
             if let Some(events) = part_dir.parent() {
@@ -177,8 +264,17 @@ impl Manifest {
             }
             fs::remove_dir_all(&swap).map_err(io_err(&swap))?;
         }
-        if dst.exists() && staging.exists() {
-            fs::remove_file(&staging).map_err(io_err(&staging))?;
+        for p in parts {
+            let staging = self.root.join(&p.staging);
+            if self.root.join(&p.path).exists() {
+                if staging.exists() {
+                    fs::remove_file(&staging).map_err(io_err(&staging))?;
+                }
+            } else if !pending {
+                // Nothing of this directory replaced (a partition new to the table), or the
+                // replaced parts gone already: the part is published like any other.
+                self.publish_part(p)?;
+            }
         }
         Ok(())
     }
