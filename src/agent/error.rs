@@ -79,7 +79,7 @@ impl AgentError {
             | AgentError::Listen { .. }
             | AgentError::Cluster { .. }
             | AgentError::Control(_)
-            | AgentError::Lake(LakeError::Locked { .. }) => true,
+            | AgentError::Lake(LakeError::Locked { .. } | LakeError::Format { .. }) => true,
             AgentError::Thread(_) | AgentError::PipelinePanicked | AgentError::Lake(_) => false,
         }
     }

@@ -89,7 +89,8 @@ pub(super) fn ingest_cmd(
         | LakeError::Corrupt { .. }
         | LakeError::Conflict { .. }
         | LakeError::Config(_)
-        | LakeError::Legacy { .. } => AppError::Input(e.to_string()),
+        | LakeError::Legacy { .. }
+        | LakeError::Format { .. } => AppError::Input(e.to_string()),
         LakeError::Io { ref path, .. } if !lake.as_local().is_some_and(|d| path.starts_with(d)) => {
             AppError::Input(e.to_string())
         }

@@ -24,7 +24,6 @@ use std::sync::mpsc::{self, Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use arrow::array::RecordBatch;
 use arrow::error::ArrowError;
 use chrono::NaiveDate;
 
@@ -121,7 +120,7 @@ impl std::fmt::Display for IngestSummary {
 
 enum ToWriter {
     Begin(u64),
-    Batch(String, RecordBatch),
+    Batch(String, crate::lake::batch::Rows),
     Finish(SyncSender<Result<Vec<PartEntry>, LakeError>>),
 }
 
@@ -140,7 +139,7 @@ fn writer_thread(root: PathBuf, names: Names, cfg: WriterConfig, rx: Receiver<To
                 // A batch outside a commit would be lost: fail the commit instead.
                 let r = set
                     .as_mut()
-                    .map_or(Err(LakeError::WriterGone), |s| s.write(&dt, &b));
+                    .map_or(Err(LakeError::WriterGone), |s| s.write_rows(&dt, b));
                 if let Err(e) = r {
                     failed = Some(e);
                 }

@@ -25,7 +25,7 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringBuilder};
 use arrow::error::ArrowError;
 use chrono::NaiveDate;
 
-use crate::lake::batch::{EventsBuilder, SourceInfo};
+use crate::lake::batch::{EventsBuilder, Rows, SourceInfo};
 use crate::parse::catalogue::Catalogue;
 use crate::parse::reader::RawRecord;
 use crate::parse::time::Zone;
@@ -159,7 +159,7 @@ pub(super) struct Ctx {
 
 /// A piece parsed into batches (one or more per UTC day it covers).
 pub(super) struct Parsed {
-    pub batches: Vec<(i64, RecordBatch)>,
+    pub batches: Vec<(i64, Rows)>,
     /// Deferred enrichment: batch index, row, what the record needs.
     ops: Vec<(usize, usize, EnrichOp)>,
     /// Parsed without the state before it, and a record needed it.
@@ -267,10 +267,7 @@ fn close(d: &mut DayBuilder, out: &mut Parsed) -> Result<(), ArrowError> {
 impl Parsed {
     /// Apply the deferred enrichment in stream order, and return the batches with the server
     /// names it recovered.
-    pub fn enrich(
-        self,
-        enrichment: &mut Enrichment,
-    ) -> Result<Vec<(i64, RecordBatch)>, ArrowError> {
+    pub fn enrich(self, enrichment: &mut Enrichment) -> Result<Vec<(i64, Rows)>, ArrowError> {
         let mut batches = self.batches;
         let mut patches: Vec<(usize, usize, String)> = self
             .ops
@@ -281,14 +278,14 @@ impl Parsed {
             return Ok(batches);
         }
         patches.sort_by_key(|(b, row, _)| (*b, *row));
-        for (b, (_, batch)) in batches.iter_mut().enumerate() {
+        for (b, (_, rows)) in batches.iter_mut().enumerate() {
             let mine: Vec<(usize, &str)> = patches
                 .iter()
                 .filter(|(pb, _, _)| *pb == b)
                 .map(|(_, row, s)| (*row, s.as_str()))
                 .collect();
             if !mine.is_empty() {
-                *batch = set_server_names(batch, &mine)?;
+                rows.stored = set_server_names(&rows.stored, &mine)?;
             }
         }
         Ok(batches)
@@ -387,6 +384,7 @@ mod tests {
         assert!(!known.needed_state);
         let ts = known.batches[0]
             .1
+            .stored
             .column(0)
             .as_primitive::<TimestampMicrosecondType>();
         assert_eq!(

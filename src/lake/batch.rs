@@ -1,7 +1,10 @@
-//! Records → Arrow `RecordBatch` for the `events` table, column by column.
+//! Records → what the lake stores of them ([`Rows`]), column by column, on the parser threads.
 //!
 //! The builder copies what it needs out of each borrowed [`Record`], so the parser's buffers can
-//! be reused as soon as a record is appended.
+//! be reused as soon as a record is appended. It applies the format 2 rules as it goes (the same
+//! as [`super::derived::split`] applies to a whole batch): an activity heartbeat becomes a few
+//! numbers in its user's group ([`super::heartbeat`]), never a row; a row keeps its message in
+//! `text` only when its columns do not rebuild it ([`super::rebuild`]).
 
 use std::sync::Arc;
 
@@ -13,6 +16,8 @@ use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffe
 use arrow::datatypes::{Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
 use arrow::error::ArrowError;
 
+use super::heartbeat::{self, Activity};
+use super::rebuild::RequestFields;
 use super::tables::events as schema;
 use crate::parse::record::Record;
 
@@ -177,14 +182,28 @@ pub struct EventsBuilder {
     exit_code: Prim<Int32Type>,
     count: Prim<Int64Type>,
     attrs: Str,
-    message: Str,
+    text: Str,
     lines: Prim<Int32Type>,
     flags: Str,
     source_offset: Prim<Int64Type>,
     rows: usize,
-    /// `hub`, `source_file`, `source_fp` columns of `consts_rows` rows, sliced for each batch.
-    consts: Option<[ArrayRef; 3]>,
+    /// Bytes of the messages appended (rows and heartbeats), for [`EventsBuilder::full`].
+    message_bytes: usize,
+    /// The heartbeats appended, by user.
+    beats: Activity,
+    beat_count: usize,
+    /// `source_file`, `source_fp` columns of `consts_rows` rows, sliced for each batch.
+    consts: Option<[ArrayRef; 2]>,
     consts_rows: usize,
+}
+
+/// What a batch of records becomes: the `events` rows kept (the stored schema,
+/// [`schema::stored`]) and the heartbeats folded by user.
+#[derive(Debug, Clone)]
+pub struct Rows {
+    pub stored: RecordBatch,
+    pub beats: Activity,
+    pub beat_count: usize,
 }
 
 impl EventsBuilder {
@@ -212,22 +231,26 @@ impl EventsBuilder {
             exit_code: Prim::new(),
             count: Prim::new(),
             attrs: Str::new(),
-            message: Str::new(),
+            text: Str::new(),
             lines: Prim::new(),
             flags: Str::new(),
             source_offset: Prim::new(),
             rows: 0,
+            message_bytes: 0,
+            beats: Activity::default(),
+            beat_count: 0,
             consts: None,
             consts_rows: 0,
         }
     }
 
+    /// The rows appended so far (heartbeats are not rows: see [`Rows`]).
     pub fn len(&self) -> usize {
         self.rows
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows == 0
+        self.rows == 0 && self.beat_count == 0
     }
 
     /// Whether a batch should be cut now: at `max_rows` rows, or at `max_bytes` bytes of
@@ -235,10 +258,15 @@ impl EventsBuilder {
     /// a percent-decoding), so that a run of huge records (up to `max_record_bytes` each) can
     /// neither overflow Arrow's 32-bit offsets nor hold more than that bound in memory.
     pub fn full(&self, max_rows: usize, max_bytes: usize) -> bool {
-        self.rows >= max_rows || self.message.values.len() >= max_bytes
+        self.rows + self.beat_count >= max_rows || self.message_bytes >= max_bytes
     }
 
     pub fn append(&mut self, r: &Record<'_>) {
+        self.message_bytes += r.message.len();
+        if let Some(us) = heartbeat::fold_record(r) {
+            self.beat(r, us);
+            return;
+        }
         self.ts.option(r.ts);
         self.source.value(r.source.as_str());
         self.level.option(r.level.map(|l| l.as_str()));
@@ -259,25 +287,48 @@ impl EventsBuilder {
         self.exit_code.option(r.exit_code);
         self.count.option(r.count);
         self.attrs.option(r.attrs_json().as_deref());
-        self.message.value(r.message);
+        self.text.option((!rebuilds(r)).then_some(r.message));
         self.lines.value(r.lines as i32);
         self.flags.option(r.flags.names());
         self.source_offset.value(r.offset as i64);
         self.rows += 1;
     }
 
-    /// Take the rows appended so far as a batch; the builder is empty afterwards.
+    /// A heartbeat ([`heartbeat::fold_record`] said so: every field below is set).
+    fn beat(&mut self, r: &Record<'_>, duration_us: i32) {
+        let meta = heartbeat::MetaRef {
+            logger: r.logger.unwrap_or_default(),
+            module: r.module.unwrap_or_default(),
+            source_file: &self.src.file,
+            source_fp: &self.src.fp,
+        };
+        let beat = heartbeat::Beat {
+            ts: r.ts.unwrap_or_default(),
+            status: r.status.map_or(0, i32::from),
+            duration_us,
+            client_ip: r.client_ip.unwrap_or_default(),
+            offset: r.offset as i64,
+        };
+        heartbeat::add_beat(
+            &mut self.beats,
+            r.user.as_deref().unwrap_or_default(),
+            meta,
+            beat,
+        );
+        self.beat_count += 1;
+    }
+
+    /// Take what was appended so far; the builder is empty afterwards.
     ///
     /// Each column's next buffers are allocated at the size this batch reached (regrowing by
     /// doubling would copy every batch once more). Untouched capacity is only reserved address
     /// space, not resident memory.
-    pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+    pub fn finish(&mut self) -> Result<Rows, ArrowError> {
         let rows = self.rows;
-        let [hub, file, fp] = self.consts(rows);
+        let [file, fp] = self.consts(rows);
         let ts: TimestampMicrosecondArray = self.ts.take_array().with_timezone("UTC");
         let cols: Vec<ArrayRef> = vec![
             Arc::new(ts),
-            hub,
             self.source.take()?,
             self.level.take()?,
             self.logger.take()?,
@@ -297,7 +348,7 @@ impl EventsBuilder {
             self.exit_code.take(),
             self.count.take(),
             self.attrs.take()?,
-            self.message.take()?,
+            self.text.take()?,
             self.lines.take(),
             self.flags.take()?,
             file,
@@ -305,18 +356,23 @@ impl EventsBuilder {
             self.source_offset.take(),
         ];
         self.rows = 0;
-        RecordBatch::try_new(schema::events(), cols)
+        self.message_bytes = 0;
+        let stored = RecordBatch::try_new(schema::stored(), cols)?;
+        Ok(Rows {
+            stored,
+            beats: std::mem::take(&mut self.beats),
+            beat_count: std::mem::take(&mut self.beat_count),
+        })
     }
 
     /// The per-source constant columns for a batch of `rows` rows: slices of arrays built once
     /// (zero-copy), so batches in flight share one copy instead of repeating the values per row.
-    fn consts(&mut self, rows: usize) -> [ArrayRef; 3] {
+    fn consts(&mut self, rows: usize) -> [ArrayRef; 2] {
         let cached = match &self.consts {
             Some(c) if self.consts_rows >= rows => c,
             _ => {
                 self.consts_rows = rows;
                 self.consts.insert([
-                    repeat_str(&self.src.hub, rows),
                     repeat_str(&self.src.file, rows),
                     repeat_str(&self.src.fp, rows),
                 ])
@@ -324,6 +380,26 @@ impl EventsBuilder {
         };
         cached.clone().map(|a| a.slice(0, rows))
     }
+}
+
+/// Whether a record's message is the request line its columns rebuild (its `text` stays null).
+fn rebuilds(r: &Record<'_>) -> bool {
+    let (Some(status), Some(method), Some(path), Some(ip), Some(ms)) =
+        (r.status, r.method, r.path, r.client_ip, r.duration_ms)
+    else {
+        return false;
+    };
+    r.kind == crate::parse::KIND_REQUEST
+        && RequestFields {
+            status: i32::from(status),
+            method,
+            path,
+            target: r.target,
+            actor: r.actor,
+            client_ip: ip,
+            duration_ms: ms,
+        }
+        .rebuilds(r.message)
 }
 
 fn repeat_str(value: &str, rows: usize) -> ArrayRef {
@@ -387,7 +463,7 @@ mod tests {
         assert!(b.full(1, 2000));
         b.append(&rec);
         assert!(b.full(10, 2000));
-        let batch = b.finish().unwrap();
+        let batch = b.finish().unwrap().stored;
         assert_eq!(batch.num_rows(), 2);
         assert!(b.is_empty() && !b.full(1, 1));
     }

@@ -23,6 +23,7 @@ use arrow::array::{
 use arrow::datatypes::{Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
 use arrow::error::ArrowError;
 
+use super::batch::Rows;
 use super::heartbeat::{self, Activity};
 use super::rebuild::RequestFields;
 use super::tables::events as schema;
@@ -81,14 +82,58 @@ pub fn is_activity(
         && route == Some(ACTIVITY_ROUTE)
 }
 
-/// A batch of `events` rows (as the parser threads build them) split into what the lake stores.
-pub struct Split {
-    /// The rows `events` keeps, in the stored schema ([`schema::stored`]).
-    pub stored: RecordBatch,
-    /// Mask over `stored` of the `lifecycle` rows (`None`: there are none).
+/// What a commit's writer learns from stored rows: their lifecycle rows, and the activity
+/// reports among them (reports kept as rows: only their times go to `activity`).
+pub struct Scan {
+    /// Mask over the rows of the `lifecycle` rows (`None`: there are none).
     pub lifecycle: Option<arrow::array::BooleanArray>,
-    /// How many activity times the batch added.
+    /// How many activity times the rows added.
     pub activity_times: usize,
+}
+
+/// Scan stored rows ([`schema::stored`]): their lifecycle mask, and their activity reports'
+/// times added to `activity` (user → a group of bare times).
+pub fn scan(stored: &RecordBatch, activity: &mut Activity) -> Result<Scan, ArrowError> {
+    let s = stored.schema_ref();
+    let col = |n: &str| s.index_of(n).map(|i| stored.column(i));
+    let bad = |n: &str| ArrowError::SchemaError(format!("events.{n}: unexpected type"));
+    let st = |n: &'static str| col(n)?.as_string_opt::<i32>().ok_or_else(|| bad(n));
+    let (kind, user, method, route, flags) = (
+        st("kind")?,
+        st("user")?,
+        st("method")?,
+        st("route")?,
+        st("flags")?,
+    );
+    let status = col("status")?
+        .as_primitive_opt::<Int32Type>()
+        .ok_or_else(|| bad("status"))?;
+    let ts = col("ts")?
+        .as_primitive_opt::<TimestampMicrosecondType>()
+        .ok_or_else(|| bad("ts"))?;
+    let mut mask = Vec::with_capacity(stored.num_rows());
+    let (mut any, mut activity_times) = (false, 0);
+    for i in 0..stored.num_rows() {
+        let k = kind.value(i);
+        let (m, st, r) = (opt(method, i), num(status, i), opt(route, i));
+        // A record stamped in the future, or far before its stream's order, is kept in
+        // `events` but trusted nowhere (`parse::Parser::judge`).
+        let future = flags.is_valid(i) && {
+            let f = flags.value(i);
+            f.contains("future") || f.contains("late")
+        };
+        let life = !future && is_lifecycle(k, m, st, r);
+        any |= life;
+        mask.push(life);
+        if !future && ts.is_valid(i) && user.is_valid(i) && is_activity(k, m, st, r) {
+            activity_times += 1;
+            heartbeat::add_time(activity, user.value(i), ts.value(i));
+        }
+    }
+    Ok(Scan {
+        lifecycle: any.then(|| BooleanArray::from(mask)),
+        activity_times,
+    })
 }
 
 /// The columns of an `events` batch.
@@ -235,30 +280,23 @@ impl Cols<'_> {
     }
 }
 
-/// Split an `events` batch: its heartbeats folded into `activity` (user → groups), the rows it
-/// keeps in the stored schema (with `text` only where the columns do not rebuild the message),
-/// and the mask of their lifecycle rows.
-pub fn split(batch: &RecordBatch, activity: &mut Activity) -> Result<Split, ArrowError> {
+/// Split an `events` batch of the readers' schema ([`schema::events`]: a format 1 part, or
+/// rows built for a test) into what format 2 stores: the heartbeats folded by user, and the
+/// other rows in the stored schema, with `text` only where the columns do not rebuild the
+/// message. The rule is [`super::batch::EventsBuilder`]'s, applied to rows.
+pub fn split(batch: &RecordBatch) -> Result<Rows, ArrowError> {
     let c = cols(batch)?;
     let n = batch.num_rows();
+    let mut beats = Activity::default();
+    let mut beat_count = 0;
     let mut keep: Vec<u32> = Vec::with_capacity(n);
     let mut text = StringBuilder::with_capacity(n / 8, 0);
-    let mut life = Vec::new();
-    let mut any_life = false;
-    let mut activity_times = 0;
     for i in 0..n {
         let k = c.kind.value(i);
         let (m, s, r) = (opt(c.method, i), num(c.status, i), opt(c.route, i));
-        // A record stamped in the future, or far before its stream's order, is kept in
-        // `events` but trusted nowhere (`parse::Parser::judge`).
-        let future = c.flags.is_valid(i) && {
-            let f = c.flags.value(i);
-            f.contains("future") || f.contains("late")
-        };
-        if !future && c.ts.is_valid(i) && c.user.is_valid(i) && is_activity(k, m, s, r) {
-            let (u, ts) = (c.user.value(i), c.ts.value(i));
-            activity_times += 1;
-            let status = s.unwrap_or_default();
+        let flagged = c.flags.is_valid(i);
+        if !flagged && c.ts.is_valid(i) && c.user.is_valid(i) && is_activity(k, m, s, r) {
+            let (u, status) = (c.user.value(i), s.unwrap_or_default());
             if let Some(duration_us) = c.heartbeat(i, u, status) {
                 let meta = heartbeat::MetaRef {
                     logger: opt(c.logger, i).unwrap_or_default(),
@@ -267,28 +305,24 @@ pub fn split(batch: &RecordBatch, activity: &mut Activity) -> Result<Split, Arro
                     source_fp: c.source_fp.value(i),
                 };
                 let beat = heartbeat::Beat {
-                    ts,
+                    ts: c.ts.value(i),
                     status,
                     duration_us,
                     client_ip: opt(c.client_ip, i).unwrap_or_default(),
                     offset: c.source_offset.value(i),
                 };
-                heartbeat::add_beat(activity, u, meta, beat);
+                heartbeat::add_beat(&mut beats, u, meta, beat);
+                beat_count += 1;
                 continue;
             }
-            heartbeat::add_time(activity, u, ts);
         }
         keep.push(i as u32);
         text.append_option((!c.rebuilds(i)).then(|| c.message.value(i)));
-        let l = !future && is_lifecycle(k, m, s, r);
-        any_life |= l;
-        life.push(l);
     }
-    let stored = stored_rows(batch, &keep, Arc::new(text.finish()))?;
-    Ok(Split {
-        stored,
-        lifecycle: any_life.then(|| BooleanArray::from(life)),
-        activity_times,
+    Ok(Rows {
+        stored: stored_rows(batch, &keep, Arc::new(text.finish()))?,
+        beats,
+        beat_count,
     })
 }
 

@@ -223,6 +223,64 @@ pub fn fold_row(c: &Candidate<'_>) -> Option<i32> {
     req.rebuilds(c.message).then_some(us as i32)
 }
 
+/// [`fold_row`] on a parsed record, before it becomes a row (the parser threads apply it as
+/// they build batches, [`super::batch`]; [`super::derived::split`] applies it to whole rows):
+/// the same fields, the same rule. Reports with a time in the future or far out of order
+/// (flagged) are never folded, as they never count as activity.
+pub fn fold_record(r: &crate::parse::record::Record<'_>) -> Option<i32> {
+    use crate::parse::prefix::{Family, Level};
+    let (Some(status), Some(user), Some(_)) = (r.status, r.user.as_deref(), r.ts) else {
+        return None;
+    };
+    let status = i32::from(status);
+    let activity = super::derived::is_activity(r.kind, r.method, Some(status), r.route);
+    if !activity || r.source != Family::Hub || r.level != Some(Level::Info) {
+        return None;
+    }
+    let rest_empty = r.server_name.is_none()
+        && r.target.is_none()
+        && r.service.is_none()
+        && r.attrs.is_empty()
+        && r.flags.is_empty()
+        && r.exit_code.is_none()
+        && r.count.is_none()
+        && r.logger.is_some()
+        && r.module.is_some();
+    fold_row(&Candidate {
+        source: "hub",
+        level: Some("INFO"),
+        user,
+        actor: r.actor,
+        path: r.path,
+        status,
+        client_ip: r.client_ip,
+        duration_ms: r.duration_ms,
+        lines: i32::try_from(r.lines).unwrap_or(i32::MAX),
+        message: r.message,
+        rest_empty,
+    })
+}
+
+/// Move `from`'s groups into `into` (a batch's heartbeats into a commit's): per group, not per
+/// report.
+pub fn merge(into: &mut Activity, from: Activity) {
+    for (user, groups) in from {
+        match into.get_mut(&user) {
+            None => {
+                into.insert(user, groups);
+            }
+            Some(mine) => {
+                for g in groups {
+                    match mine.iter_mut().find(|h| h.meta == g.meta) {
+                        Some(h) => h.extend(&g),
+                        None => mine.push(g),
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn utc() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }

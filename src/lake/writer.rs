@@ -22,6 +22,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 
+use super::batch::Rows;
 use super::derived;
 use super::manifest::{LakeError, PartEntry, io_err};
 use super::tables::events as schema;
@@ -240,20 +241,30 @@ impl PartSet {
         }
     }
 
-    /// Append an `events` batch (as the parser threads build it: [`schema::events`]) whose
-    /// rows all belong to partition `dt` (`YYYY-MM-DD`): its heartbeats go to `activity`, the
-    /// other rows to `events` and its lifecycle rows to `lifecycle` too (see `derived`).
+    /// Append an `events` batch of the readers' schema ([`schema::events`]) whose rows all
+    /// belong to partition `dt` (`YYYY-MM-DD`), split as format 2 stores it (`derived::split`).
     pub fn write(&mut self, dt: &str, batch: &RecordBatch) -> Result<(), LakeError> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        self.write_rows(dt, derived::split(batch)?)
+    }
+
+    /// Append rows of partition `dt` as built ([`Rows`]): the heartbeats go to `activity`, the
+    /// stored rows to `events`, and their lifecycle rows to `lifecycle` too (see `derived`).
+    pub fn write_rows(&mut self, dt: &str, rows: Rows) -> Result<(), LakeError> {
+        if rows.stored.num_rows() == 0 && rows.beat_count == 0 {
+            return Ok(());
+        }
         self.advance(dt)?;
-        let split = derived::split(batch, self.activity.entry(dt.to_string()).or_default())?;
-        self.activity_times += split.activity_times;
-        self.write_to(schema::EVENTS, dt, &split.stored)?;
-        if let Some(mask) = split.lifecycle {
-            let rows = arrow::compute::filter_record_batch(&split.stored, &mask)?;
-            self.write_to(derived::LIFECYCLE, dt, &rows)?;
+        let activity = self.activity.entry(dt.to_string()).or_default();
+        super::heartbeat::merge(activity, rows.beats);
+        let scan = derived::scan(&rows.stored, activity)?;
+        self.activity_times += rows.beat_count + scan.activity_times;
+        self.write_to(schema::EVENTS, dt, &rows.stored)?;
+        if let Some(mask) = scan.lifecycle {
+            let life = arrow::compute::filter_record_batch(&rows.stored, &mask)?;
+            self.write_to(derived::LIFECYCLE, dt, &life)?;
         }
         if self.activity_times >= self.activity_flush {
             self.flush_activity()?;

@@ -21,9 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use arrow::record_batch::RecordBatch;
-
-use crate::lake::batch::{BATCH_BYTES, EventsBuilder, SourceInfo};
+use crate::lake::batch::{BATCH_BYTES, EventsBuilder, Rows, SourceInfo};
 use crate::lake::compact::{Compactor, Job};
 use crate::lake::manifest::{Commit, LakeError, Manifest, SourceProgress, StreamProgress};
 use crate::lake::tables::events::EVENTS;
@@ -71,7 +69,7 @@ pub struct LakeSink {
     last_retention: Option<Instant>,
     /// Every batch written into `parts` since the last commit (partition, batch), in order:
     /// what a retry after a lack of space writes again.
-    retained: Vec<(String, RecordBatch)>,
+    retained: Vec<(String, Rows)>,
     /// The staging parts of the commit in progress were thrown away after a failed write:
     /// `retained` must be written again before anything else.
     replay: bool,
@@ -206,7 +204,7 @@ impl LakeSink {
                 &self.cfg.writer,
             )
         });
-        parts.write(&dt, &batch)
+        parts.write_rows(&dt, batch)
     }
 
     /// Retention is due (hourly, and at start): the caller commits what it buffered, then

@@ -142,7 +142,7 @@ impl super::LakeSink {
             &self.cfg.writer,
         );
         for (dt, b) in &self.retained {
-            parts.write(dt, b)?;
+            parts.write_rows(dt, b.clone())?;
         }
         self.parts = Some(parts);
         self.replay = false;
