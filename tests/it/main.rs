@@ -38,6 +38,7 @@ mod real_hub;
 mod report;
 mod report_observed;
 mod rotation;
+mod roundtrip;
 mod s3;
 mod scale;
 mod scrub;
