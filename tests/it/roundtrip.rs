@@ -76,16 +76,16 @@ fn keyed(rows: Vec<Row>, what: &str) -> BTreeMap<Key, Row> {
 /// `hubpulse parse` of `file`: every record, every column present (null or not), but those
 /// of a partial last line (no newline yet): `ingest` leaves that for the next run (README,
 /// "Guarantees"), `parse` reads its input to the end.
-fn parsed(file: &Path) -> BTreeMap<Key, Row> {
+fn parsed(file: &Path, opts: &[&str]) -> BTreeMap<Key, Row> {
     let bytes = std::fs::read(file).unwrap();
     let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) as i64;
-    let mut rows = parsed_all(file);
+    let mut rows = parsed_all(file, opts);
     rows.retain(|k, _| k.1 < complete);
     rows
 }
 
-fn parsed_all(file: &Path) -> BTreeMap<Key, Row> {
-    let out = run_ok(bin().arg("parse").arg(file));
+fn parsed_all(file: &Path, opts: &[&str]) -> BTreeMap<Key, Row> {
+    let out = run_ok(bin().arg("parse").args(opts).arg(file));
     let columns: BTreeSet<String> = hubpulse::lake::tables::events::events()
         .fields()
         .iter()
@@ -134,11 +134,13 @@ fn views(lake: &Path) -> (BTreeMap<Key, Row>, BTreeMap<Key, Row>) {
     (keyed(events, "events"), keyed(lifecycle, "lifecycle"))
 }
 
-fn ingest(lake: &Path, file: &Path) {
+/// `hubpulse ingest` of `file` with `opts` (options `parse` takes too: `--hub`, `--tz`, ...).
+fn ingest(lake: &Path, file: &Path, opts: &[&str]) {
     run_ok(
         bin()
             .args(["ingest", "--no-progress", "--lake"])
             .arg(lake)
+            .args(opts)
             .arg(file),
     );
 }
@@ -236,10 +238,10 @@ fn every_fixture_reads_back_as_parsed() {
         for _ in 0..2 {
             sc.spawn(|| {
                 while let Some(f) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let want = parsed(f);
+                    let want = parsed(f, &[]);
                     records.fetch_add(want.len(), Ordering::Relaxed);
                     let lake = dir.path().join(f.strip_prefix(root()).unwrap());
-                    ingest(&lake, f);
+                    ingest(&lake, f, &[]);
                     compare(&f.display().to_string(), &want, &lake)
                         .unwrap_or_else(|e| panic!("{e}"));
                 }
@@ -260,8 +262,8 @@ fn generated(dir: &Path) -> (BTreeMap<Key, Row>, PathBuf) {
             .arg(&log),
     );
     let lake = dir.join("lake");
-    ingest(&lake, &log);
-    (parsed(&log), lake)
+    ingest(&lake, &log, &[]);
+    (parsed(&log, &[]), lake)
 }
 
 /// `log_request`'s line (`jupyterhub/log.py`), written here independently of src/lake/rebuild.rs.
@@ -616,13 +618,24 @@ fn random_logs_read_back_as_parsed() {
     let n = AtomicUsize::new(0);
     let (beats, near_misses) = (AtomicUsize::new(0), AtomicUsize::new(0));
     let result = runner.run(&random_log(fixture_lines()), |bytes| {
-        let case = dir
-            .path()
-            .join(format!("case{}", n.fetch_add(1, Ordering::Relaxed)));
+        let i = n.fetch_add(1, Ordering::Relaxed);
+        let case = dir.path().join(format!("case{i}"));
         std::fs::create_dir(&case).unwrap();
         let log = case.join("random.log");
         std::fs::write(&log, &bytes).unwrap();
-        let want = parsed(&log);
+        // Every other case with another hub name, zone and line limit.
+        let opts: &[&str] = match i % 2 {
+            0 => &[],
+            _ => &[
+                "--hub",
+                "Prop-hub.2_b",
+                "--tz",
+                "America/Sao_Paulo",
+                "--max-line-bytes",
+                "256",
+            ],
+        };
+        let want = parsed(&log, opts);
         for r in want.values() {
             beats.fetch_add(usize::from(is_plain_heartbeat(r)), Ordering::Relaxed);
             let miss =
@@ -630,7 +643,7 @@ fn random_logs_read_back_as_parsed() {
             near_misses.fetch_add(usize::from(miss), Ordering::Relaxed);
         }
         let lake = case.join("lake");
-        ingest(&lake, &log);
+        ingest(&lake, &log, opts);
         compare("random log", &want, &lake).map_err(TestCaseError::fail)?;
         let (plain, folded) = (plain_heartbeats(&want), folded_offsets(&lake));
         if plain != folded {
