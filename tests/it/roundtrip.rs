@@ -662,3 +662,62 @@ fn random_logs_read_back_as_parsed() {
         "the random logs held {beats} plain heartbeats and {near_misses} other request lines"
     );
 }
+
+/// Lines at the edges of what the lake folds or rebuilds: durations at the limits of the
+/// heartbeats' µs (`i32`) and of the rebuild's hundredths, statuses at the activity bound,
+/// heartbeats that differ from a plain one in one field, lifecycle DELETEs.
+#[test]
+fn boundary_lines_read_back_as_parsed() {
+    let p = "[I 2026-11-28 10:00:00.000 JupyterHub log:192]";
+    let beat = |tail: &str| format!("{p} 200 POST /hub/api/users/ana/activity (ana@::1) {tail}");
+    let mut lines: Vec<String> = [
+        "2147483.64ms",
+        "2147483.65ms",
+        "21474836.47ms",
+        "0.00ms",
+        "0.01ms",
+        "0.005ms",
+        "1e308ms",
+        "9007199254740.99ms",
+    ]
+    .iter()
+    .map(|d| beat(d))
+    .collect();
+    for l in [
+        "399 POST /hub/api/users/ana/activity (ana@::1) 1.00ms",
+        "400 POST /hub/api/users/ana/activity (ana@::1) 1.00ms",
+        "200 POST /hub/api/users/ana/activity (admin@::1) 1.00ms",
+        "200 POST /hub/api/users/ana/activity -> /x (ana@::1) 1.00ms",
+        "200 POST /hub/api/users/a@b@c/activity (a@b@c@fe80::1%eth0) 1.00ms",
+        "200 POST /hub/api/users/ana/activity (ana@) 1.00ms",
+        "204 DELETE /hub/api/users/ana/server (admin@::1) 9999999999999.99ms",
+        "202 DELETE /hub/api/users/ana/servers/gpu (ana@::1) 99999999999999.99ms",
+        "204 DELETE /hub/api/users/ana/servers/ (ana@::1) 3.00ms",
+        "200 GET /hub/api/users (@::1) 00.10ms",
+    ] {
+        lines.push(format!("{p} {l}"));
+    }
+    lines.push(format!(
+        "[W 2026-11-28 10:00:01.000 JupyterHub log:192] {}",
+        "200 POST /hub/api/users/ana/activity (ana@::1) 1.00ms"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("edges.log");
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let want = parsed(&log, &[]);
+    assert_eq!(want.len(), lines.len());
+    let lake = dir.path().join("lake");
+    ingest(&lake, &log, &[]);
+    compare("boundary lines", &want, &lake).unwrap_or_else(|e| panic!("{e}"));
+    let (plain, folded) = (plain_heartbeats(&want), folded_offsets(&lake));
+    // Those with durations beyond an i32 of µs stay rows; every other one is folded.
+    let too_long: BTreeSet<i64> = want
+        .iter()
+        .filter(|(_, r)| r["duration_ms"].as_f64().unwrap() * 1000.0 > f64::from(i32::MAX))
+        .map(|(k, _)| k.1)
+        .collect();
+    assert_eq!(plain.len(), 9, "{plain:?}");
+    assert_eq!(too_long.intersection(&plain).count(), 3, "{too_long:?}");
+    let expected: BTreeSet<i64> = plain.difference(&too_long).copied().collect();
+    assert_eq!(folded, expected);
+}
