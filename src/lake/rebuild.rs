@@ -92,7 +92,7 @@ impl RequestFields<'_> {
 /// The SQL dialects the rebuild is written for (they differ in casts and integer division).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
-    /// DataFusion (`hubpulse query`), DuckDB.
+    /// DataFusion (`hubpulse query`), DuckDB (whose `/` on integers is a floating division).
     DataFusion,
     /// Spark SQL.
     Spark,
@@ -115,7 +115,16 @@ fn duration_sql(c: &str, d: Dialect) -> String {
     let (div, rem) = match d {
         // Spark's `/` is a floating division; `div` is the integer one.
         Dialect::Spark => (format!("({c}) div 100"), format!("({c}) % 100")),
-        _ => (format!("({c}) / 100"), format!("({c}) % 100")),
+        // DuckDB's `/` is a floating division too (and `duration_us / 10` a DOUBLE), DataFusion's
+        // an integer one: an integer `c` and `floor` read the same in both.
+        Dialect::DataFusion => {
+            let c = format!("CAST({c} AS BIGINT)");
+            (
+                format!("CAST(floor({c} / 100) AS BIGINT)"),
+                format!("{c} % 100"),
+            )
+        }
+        Dialect::Athena => (format!("({c}) / 100"), format!("({c}) % 100")),
     };
     format!("concat(CAST({div} AS {s}), '.', lpad(CAST({rem} AS {s}), 2, '0'))")
 }
@@ -215,6 +224,33 @@ mod tests {
             assert!(!anon.rebuilds(miss), "{miss}");
         }
         assert!(!req(None, None, f64::NAN).rebuilds("302 GET /hub/ (@::ffff:10.244.0.1) NaNms"));
+    }
+
+    /// The heartbeats' line in DataFusion with `duration_us` a DOUBLE, as DuckDB computes the
+    /// hundredths (`duration_us / 10`, and `/ 100` after it) with its floating `/`: it once
+    /// printed `7.41.41ms`.
+    #[test]
+    fn heartbeat_line_does_not_depend_on_integer_division() {
+        use datafusion::prelude::SessionContext;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let sql = format!(
+            "SELECT {} AS m FROM (SELECT 200 AS status, 'ana' AS \"user\", '::1' AS client_ip, \
+             CAST(7410 AS DOUBLE) AS duration_us)",
+            heartbeat_message_sql(Dialect::DataFusion)
+        );
+        let batches = rt.block_on(async {
+            let ctx = SessionContext::new();
+            ctx.sql(&sql).await.unwrap().collect().await.unwrap()
+        });
+        let m = arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        assert!(
+            m.contains("| 200 POST /hub/api/users/ana/activity (ana@::1) 7.41ms |"),
+            "{m}"
+        );
     }
 
     #[test]
