@@ -721,3 +721,69 @@ fn boundary_lines_read_back_as_parsed() {
     let expected: BTreeSet<i64> = plain.difference(&too_long).copied().collect();
     assert_eq!(folded, expected);
 }
+
+/// DuckDB runs the views' SQL (`rows_sql`, `heartbeats_sql` in the dialect src/lake/rebuild.rs
+/// gives for DataFusion and DuckDB) over the lake's files and reads every message back as
+/// `hubpulse parse` printed it: DuckDB's `/` on integers is a division into a `DOUBLE`.
+#[test]
+fn duckdb_reads_back_the_messages_of_a_generated_log() {
+    use hubpulse::lake::rebuild::Dialect;
+    use hubpulse::query::views::{heartbeats_sql, rows_sql};
+    let dir = tempfile::tempdir().unwrap();
+    let (want, lake) = generated(dir.path());
+    let script = r#"
+import duckdb, json, sys
+c = duckdb.connect()
+for t, view in (("events", "events_rows"), ("activity", "activity")):
+    src = sys.argv[1] + "/" + t + "/*/*/*.parquet"
+    c.sql(f"CREATE VIEW {view} AS SELECT * FROM read_parquet('{src}', hive_partitioning = true, "
+          "hive_types = {'hub': VARCHAR, 'dt': VARCHAR})")
+sql = sys.stdin.read()
+for off, msg in c.sql(f"SELECT source_offset, message FROM ({sql})").fetchall():
+    print(json.dumps({"o": off, "m": msg}))
+"#;
+    let sql = format!(
+        "{} UNION ALL {}",
+        rows_sql("events_rows", Dialect::DataFusion),
+        heartbeats_sql("activity")
+    );
+    let mut child = std::process::Command::new(crate::support::python())
+        .arg("-c")
+        .arg(script)
+        .arg(&lake)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sql.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: BTreeMap<i64, String> = json_lines(&String::from_utf8(out.stdout).unwrap())
+        .into_iter()
+        .map(|m| {
+            (
+                m["o"].as_i64().unwrap(),
+                m["m"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), want.len());
+    for ((_, off), r) in &want {
+        assert_eq!(
+            got.get(off).map(String::as_str),
+            s(r, "message"),
+            "offset {off}"
+        );
+    }
+}
