@@ -107,6 +107,14 @@ impl Dialect {
             Dialect::DataFusion | Dialect::Athena => "VARCHAR",
         }
     }
+
+    /// The column `user` (a reserved word), quoted: Spark SQL reads `"user"` as a string.
+    fn user(self) -> &'static str {
+        match self {
+            Dialect::Spark => "`user`",
+            Dialect::DataFusion | Dialect::Athena => "\"user\"",
+        }
+    }
 }
 
 /// `log_request`'s duration from the hundredths of a millisecond `c` (an integer expression).
@@ -158,8 +166,9 @@ pub fn heartbeat_message_sql(d: Dialect) -> String {
         Dialect::Spark => "duration_us div 10",
         _ => "duration_us / 10",
     };
+    let user = d.user();
     format!(
-        "concat(CAST(status AS {s}), ' POST /hub/api/users/', \"user\", '/activity (', \"user\", \
+        "concat(CAST(status AS {s}), ' POST /hub/api/users/', {user}, '/activity (', {user}, \
          '@', client_ip, ') ', {}, 'ms')",
         duration_sql(centis, d)
     )
@@ -251,6 +260,18 @@ mod tests {
             m.contains("| 200 POST /hub/api/users/ana/activity (ana@::1) 7.41ms |"),
             "{m}"
         );
+    }
+
+    /// Spark SQL reads a double-quoted word as a string: its heartbeat lines once named the
+    /// user `user` (`POST /hub/api/users/user/activity (user@…)`).
+    #[test]
+    fn heartbeat_line_quotes_user_as_a_column_in_each_dialect() {
+        let spark = heartbeat_message_sql(Dialect::Spark);
+        assert!(!spark.contains("\"user\""), "{spark}");
+        assert_eq!(spark.matches("`user`").count(), 2, "{spark}");
+        for d in [Dialect::DataFusion, Dialect::Athena] {
+            assert_eq!(heartbeat_message_sql(d).matches("\"user\"").count(), 2);
+        }
     }
 
     #[test]
