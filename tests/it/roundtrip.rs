@@ -787,3 +787,63 @@ for off, msg in c.sql(f"SELECT source_offset, message FROM ({sql})").fetchall():
         );
     }
 }
+
+/// Spark runs the rebuild SQL of its dialect (src/lake/rebuild.rs) over a generated lake's
+/// stored rows and folded heartbeats, and reads every message back as `hubpulse parse` printed
+/// it.
+#[test]
+fn spark_reads_back_the_messages_of_a_generated_log() {
+    use hubpulse::lake::rebuild::{Dialect, heartbeat_message_sql, message_sql};
+    let dir = tempfile::tempdir().unwrap();
+    let (want, lake) = generated(dir.path());
+    let script = r#"
+import json, sys
+from pyspark.sql import SparkSession
+lake, rows_sql, beat_sql = sys.argv[1:4]
+spark = (SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false")
+         .getOrCreate())
+spark.sparkContext.setLogLevel("ERROR")
+for t in ("events", "activity"):
+    spark.read.option("basePath", f"{lake}/{t}").parquet(f"{lake}/{t}").createOrReplaceTempView(t)
+rows = spark.sql(f"SELECT source_offset AS o, {rows_sql} AS m FROM events").collect()
+beats = spark.sql(f"""SELECT o, {beat_sql} AS m FROM (SELECT `user`, z.statuses AS status,
+    z.client_ips AS client_ip, z.durations_us AS duration_us, z.offsets AS o FROM activity
+    LATERAL VIEW explode(arrays_zip(statuses, client_ips, durations_us, offsets)) t AS z
+    WHERE offsets IS NOT NULL)""").collect()
+for r in rows + beats:
+    print(json.dumps({"o": r.o, "m": r.m}))
+"#;
+    let out = std::process::Command::new(crate::support::prereq::spark_python())
+        .arg("-c")
+        .arg(script)
+        .arg(&lake)
+        .arg(message_sql(Dialect::Spark))
+        .arg(heartbeat_message_sql(Dialect::Spark))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = String::from_utf8(out.stdout).unwrap();
+    let got: BTreeMap<i64, String> = lines
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|m| {
+            (
+                m["o"].as_i64().unwrap(),
+                m["m"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), want.len());
+    for ((_, off), r) in &want {
+        assert_eq!(
+            got.get(off).map(String::as_str),
+            s(r, "message"),
+            "offset {off}"
+        );
+    }
+}
