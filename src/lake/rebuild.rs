@@ -237,4 +237,16 @@ mod tests {
         assert!(!duration_is("28.730", 28.73));
         assert!(!duration_is("-1.00", -1.0));
     }
+
+    /// Spark reads `"user"` as the string 'user' (every heartbeat became `users/user/activity`
+    /// once): each dialect names the column.
+    #[test]
+    fn heartbeat_line_quotes_user_as_a_column_in_each_dialect() {
+        let spark = heartbeat_message_sql(Dialect::Spark);
+        assert!(!spark.contains("\"user\""), "{spark}");
+        assert_eq!(spark.matches("`user`").count(), 2, "{spark}");
+        for d in [Dialect::DataFusion, Dialect::DuckDb, Dialect::Athena] {
+            assert_eq!(heartbeat_message_sql(d).matches("\"user\"").count(), 2);
+        }
+    }
 }

@@ -39,6 +39,7 @@ mod real_hub;
 mod report;
 mod report_observed;
 mod rotation;
+mod roundtrip;
 mod s3;
 mod scale;
 mod scrub;
