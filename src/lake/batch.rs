@@ -16,7 +16,8 @@ use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffe
 use arrow::datatypes::{Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
 use arrow::error::ArrowError;
 
-use super::heartbeat::{self, Activity};
+use super::activity::{Beat, Beats, MetaRef};
+use super::heartbeat;
 use super::rebuild::RequestFields;
 use super::tables::events as schema;
 use crate::parse::record::Record;
@@ -190,8 +191,7 @@ pub struct EventsBuilder {
     /// Bytes of the messages appended (rows and heartbeats), for [`EventsBuilder::full`].
     message_bytes: usize,
     /// The heartbeats appended, by user.
-    beats: Activity,
-    beat_count: usize,
+    beats: Beats,
     /// `source_file`, `source_fp` columns of `consts_rows` rows, sliced for each batch.
     consts: Option<[ArrayRef; 2]>,
     consts_rows: usize,
@@ -202,8 +202,7 @@ pub struct EventsBuilder {
 #[derive(Debug, Clone)]
 pub struct Rows {
     pub stored: RecordBatch,
-    pub beats: Activity,
-    pub beat_count: usize,
+    pub beats: Beats,
 }
 
 impl EventsBuilder {
@@ -237,8 +236,7 @@ impl EventsBuilder {
             source_offset: Prim::new(),
             rows: 0,
             message_bytes: 0,
-            beats: Activity::default(),
-            beat_count: 0,
+            beats: Beats::default(),
             consts: None,
             consts_rows: 0,
         }
@@ -250,7 +248,7 @@ impl EventsBuilder {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows == 0 && self.beat_count == 0
+        self.rows == 0 && self.beats.is_empty()
     }
 
     /// Whether a batch should be cut now: at `max_rows` rows, or at `max_bytes` bytes of
@@ -258,7 +256,7 @@ impl EventsBuilder {
     /// a percent-decoding), so that a run of huge records (up to `max_record_bytes` each) can
     /// neither overflow Arrow's 32-bit offsets nor hold more than that bound in memory.
     pub fn full(&self, max_rows: usize, max_bytes: usize) -> bool {
-        self.rows + self.beat_count >= max_rows || self.message_bytes >= max_bytes
+        self.rows + self.beats.len() >= max_rows || self.message_bytes >= max_bytes
     }
 
     pub fn append(&mut self, r: &Record<'_>) {
@@ -296,26 +294,21 @@ impl EventsBuilder {
 
     /// A heartbeat ([`heartbeat::fold_record`] said so: every field below is set).
     fn beat(&mut self, r: &Record<'_>, duration_us: i32) {
-        let meta = heartbeat::MetaRef {
+        let meta = MetaRef {
             logger: r.logger.unwrap_or_default(),
             module: r.module.unwrap_or_default(),
             source_file: &self.src.file,
             source_fp: &self.src.fp,
         };
-        let beat = heartbeat::Beat {
+        let beat = Beat {
             ts: r.ts.unwrap_or_default(),
             status: r.status.map_or(0, i32::from),
             duration_us,
             client_ip: r.client_ip.unwrap_or_default(),
             offset: r.offset as i64,
         };
-        heartbeat::add_beat(
-            &mut self.beats,
-            r.user.as_deref().unwrap_or_default(),
-            meta,
-            beat,
-        );
-        self.beat_count += 1;
+        self.beats
+            .push(r.user.as_deref().unwrap_or_default(), meta, beat);
     }
 
     /// Take what was appended so far; the builder is empty afterwards.
@@ -361,7 +354,6 @@ impl EventsBuilder {
         Ok(Rows {
             stored,
             beats: std::mem::take(&mut self.beats),
-            beat_count: std::mem::take(&mut self.beat_count),
         })
     }
 

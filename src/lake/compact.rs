@@ -62,7 +62,7 @@ pub fn merge(
     let mut w = ArrowWriter::try_new(file, file_schema, Some(writer_properties(cfg)))?;
     let mut rows = 0u64;
     // `activity` is regrouped to one row per user; the others are concatenated.
-    let mut users = super::heartbeat::Activity::default();
+    let mut users = super::activity::Activity::default();
     for rel in &job.parts {
         let p = root.join(rel);
         let f = File::open(&p).map_err(io_err(&p))?;
@@ -72,7 +72,7 @@ pub fn merge(
         for b in reader {
             let b = b?;
             if activity {
-                super::heartbeat::fold_activity(&b, &mut users)?;
+                users.fold_batch(&b)?;
             } else {
                 rows += b.num_rows() as u64;
                 w.write(&b)?;
@@ -80,9 +80,7 @@ pub fn merge(
         }
     }
     if activity {
-        let mut users: Vec<_> = users.iter().collect();
-        users.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let b = super::heartbeat::activity_batch(users.into_iter())?;
+        let b = users.to_batch()?;
         rows = b.num_rows() as u64;
         w.write(&b)?;
     }

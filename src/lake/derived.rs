@@ -23,8 +23,9 @@ use arrow::array::{
 use arrow::datatypes::{Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
 use arrow::error::ArrowError;
 
+use super::activity::{Activity, Beat, Beats, MetaRef};
 use super::batch::Rows;
-use super::heartbeat::{self, Activity};
+use super::heartbeat;
 use super::rebuild::RequestFields;
 use super::tables::events as schema;
 
@@ -127,7 +128,7 @@ pub fn scan(stored: &RecordBatch, activity: &mut Activity) -> Result<Scan, Arrow
         mask.push(life);
         if !future && ts.is_valid(i) && user.is_valid(i) && is_activity(k, m, st, r) {
             activity_times += 1;
-            heartbeat::add_time(activity, user.value(i), ts.value(i));
+            activity.add_time(user.value(i), ts.value(i));
         }
     }
     Ok(Scan {
@@ -287,8 +288,7 @@ impl Cols<'_> {
 pub fn split(batch: &RecordBatch) -> Result<Rows, ArrowError> {
     let c = cols(batch)?;
     let n = batch.num_rows();
-    let mut beats = Activity::default();
-    let mut beat_count = 0;
+    let mut beats = Beats::default();
     let mut keep: Vec<u32> = Vec::with_capacity(n);
     let mut text = StringBuilder::with_capacity(n / 8, 0);
     for i in 0..n {
@@ -298,21 +298,20 @@ pub fn split(batch: &RecordBatch) -> Result<Rows, ArrowError> {
         if !flagged && c.ts.is_valid(i) && c.user.is_valid(i) && is_activity(k, m, s, r) {
             let (u, status) = (c.user.value(i), s.unwrap_or_default());
             if let Some(duration_us) = c.heartbeat(i, u, status) {
-                let meta = heartbeat::MetaRef {
+                let meta = MetaRef {
                     logger: opt(c.logger, i).unwrap_or_default(),
                     module: opt(c.module, i).unwrap_or_default(),
                     source_file: c.source_file.value(i),
                     source_fp: c.source_fp.value(i),
                 };
-                let beat = heartbeat::Beat {
+                let beat = Beat {
                     ts: c.ts.value(i),
                     status,
                     duration_us,
                     client_ip: opt(c.client_ip, i).unwrap_or_default(),
                     offset: c.source_offset.value(i),
                 };
-                heartbeat::add_beat(&mut beats, u, meta, beat);
-                beat_count += 1;
+                beats.push(u, meta, beat);
                 continue;
             }
         }
@@ -322,7 +321,6 @@ pub fn split(batch: &RecordBatch) -> Result<Rows, ArrowError> {
     Ok(Rows {
         stored: stored_rows(batch, &keep, Arc::new(text.finish()))?,
         beats,
-        beat_count,
     })
 }
 

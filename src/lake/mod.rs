@@ -13,6 +13,7 @@
 //! * [`location`]: where the lake lives, parsed once: a directory, or an S3 bucket prefix.
 //! * [`store`]: the object-store operations of a lake in a bucket.
 
+pub mod activity;
 pub mod batch;
 pub mod compact;
 pub mod derived;

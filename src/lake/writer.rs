@@ -214,7 +214,7 @@ pub struct PartSet {
     open: BTreeMap<(&'static str, String), OpenPart>,
     /// dt -> user -> activity reports, written as `activity` rows when they reach
     /// `activity_flush` times, and at `finish`.
-    activity: BTreeMap<String, super::heartbeat::Activity>,
+    activity: BTreeMap<String, super::activity::Activity>,
     /// Activity times held in `activity`.
     activity_times: usize,
     /// The latest `dt` written to so far.
@@ -253,14 +253,14 @@ impl PartSet {
     /// Append rows of partition `dt` as built ([`Rows`]): the heartbeats go to `activity`, the
     /// stored rows to `events`, and their lifecycle rows to `lifecycle` too (see `derived`).
     pub fn write_rows(&mut self, dt: &str, rows: Rows) -> Result<(), LakeError> {
-        if rows.stored.num_rows() == 0 && rows.beat_count == 0 {
+        if rows.stored.num_rows() == 0 && rows.beats.is_empty() {
             return Ok(());
         }
         self.advance(dt)?;
         let activity = self.activity.entry(dt.to_string()).or_default();
-        super::heartbeat::merge(activity, rows.beats);
+        activity.absorb(&rows.beats);
         let scan = derived::scan(&rows.stored, activity)?;
-        self.activity_times += rows.beat_count + scan.activity_times;
+        self.activity_times += rows.beats.len() + scan.activity_times;
         self.write_to(schema::EVENTS, dt, &rows.stored)?;
         if let Some(mask) = scan.lifecycle {
             let life = arrow::compute::filter_record_batch(&rows.stored, &mask)?;
@@ -293,10 +293,7 @@ impl PartSet {
     fn flush_activity(&mut self) -> Result<(), LakeError> {
         for (dt, users) in std::mem::take(&mut self.activity) {
             if !users.is_empty() {
-                // Rows by user name, so a part's bytes do not depend on hashing.
-                let mut users: Vec<_> = users.iter().collect();
-                users.sort_unstable_by(|a, b| a.0.cmp(b.0));
-                let b = super::heartbeat::activity_batch(users.into_iter())?;
+                let b = users.to_batch()?;
                 self.write_to(derived::ACTIVITY, &dt, &b)?;
             }
         }

@@ -1,0 +1,507 @@
+//! The `activity` table's rows in the making: heartbeats and activity times gathered per user
+//! and group, then written one row per (user, group) with one list per field.
+//!
+//! The parser threads leave a batch's heartbeats flat ([`Beats`]: a few numbers and two short
+//! strings each, in one arena); the commit's writer sorts them into their users' groups
+//! ([`Activity::absorb`]): a hash lookup per report, no allocation but a user's first.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, TimestampMicrosecondType};
+use arrow::error::ArrowError;
+use rustc_hash::FxHashMap;
+
+use super::heartbeat::{Meta, activity_schema};
+
+/// A [`Meta`] borrowed from a record or a batch.
+#[derive(Clone, Copy, Debug)]
+pub struct MetaRef<'a> {
+    pub logger: &'a str,
+    pub module: &'a str,
+    pub source_file: &'a str,
+    pub source_fp: &'a str,
+}
+
+impl MetaRef<'_> {
+    fn is(&self, m: &Meta) -> bool {
+        m.logger == self.logger
+            && m.module == self.module
+            && m.source_file == self.source_file
+            && m.source_fp == self.source_fp
+    }
+
+    fn owned(self) -> Meta {
+        Meta {
+            logger: self.logger.into(),
+            module: self.module.into(),
+            source_file: self.source_file.into(),
+            source_fp: self.source_fp.into(),
+        }
+    }
+}
+
+/// One folded report.
+#[derive(Clone, Copy, Debug)]
+pub struct Beat<'a> {
+    pub ts: i64,
+    pub status: i32,
+    pub duration_us: i32,
+    pub client_ip: &'a str,
+    pub offset: i64,
+}
+
+/// A heartbeat of a [`Beats`]: its strings are spans of the arena.
+#[derive(Clone, Copy, Debug)]
+struct BeatRow {
+    meta: u32,
+    user: (u32, u32),
+    ip: (u32, u32),
+    ts: i64,
+    offset: i64,
+    status: i32,
+    duration_us: i32,
+}
+
+/// A batch's heartbeats, flat, in the order they came.
+#[derive(Clone, Debug, Default)]
+pub struct Beats {
+    metas: Vec<Meta>,
+    arena: String,
+    rows: Vec<BeatRow>,
+}
+
+impl Beats {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    fn span(&mut self, s: &str) -> (u32, u32) {
+        let at = self.arena.len() as u32;
+        self.arena.push_str(s);
+        (at, s.len() as u32)
+    }
+
+    fn text(&self, (at, len): (u32, u32)) -> &str {
+        &self.arena[at as usize..(at + len) as usize]
+    }
+
+    pub fn push(&mut self, user: &str, meta: MetaRef<'_>, b: Beat<'_>) {
+        // A batch is one source's, and its logger and module rarely change: the last first.
+        let meta = match self.metas.iter().rposition(|m| meta.is(m)) {
+            Some(i) => i,
+            None => {
+                self.metas.push(meta.owned());
+                self.metas.len() - 1
+            }
+        } as u32;
+        let (user, ip) = (self.span(user), self.span(b.client_ip));
+        self.rows.push(BeatRow {
+            meta,
+            user,
+            ip,
+            ts: b.ts,
+            offset: b.offset,
+            status: b.status,
+            duration_us: b.duration_us,
+        });
+    }
+}
+
+/// One user's activity times of one kind: folded reports (`meta` set, every list aligned with
+/// `times`) or the times of reports kept as `events` rows (`meta` unset, `times` only).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Group {
+    /// Index into [`Activity`]'s metas.
+    pub meta: Option<u32>,
+    pub times: Vec<i64>,
+    pub statuses: Vec<i32>,
+    pub durations_us: Vec<i32>,
+    pub offsets: Vec<i64>,
+    /// Index into `ip_names` per report (a server keeps its address for its life).
+    pub ips: Vec<u32>,
+    pub ip_names: Vec<String>,
+}
+
+impl Group {
+    fn push_ip(&mut self, ip: &str) {
+        let at = match self.ip_names.iter().rposition(|n| n == ip) {
+            Some(i) => i,
+            None => {
+                self.ip_names.push(ip.to_string());
+                self.ip_names.len() - 1
+            }
+        };
+        self.ips.push(at as u32);
+    }
+
+    fn push(&mut self, b: Beat<'_>) {
+        self.times.push(b.ts);
+        self.statuses.push(b.status);
+        self.durations_us.push(b.duration_us);
+        self.offsets.push(b.offset);
+        self.push_ip(b.client_ip);
+    }
+
+    /// The order of its reports by (time, offset).
+    fn order(&self) -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..self.times.len()).collect();
+        if self.meta.is_some() {
+            idx.sort_unstable_by_key(|&i| (self.times[i], self.offsets[i]));
+        } else {
+            idx.sort_unstable_by_key(|&i| self.times[i]);
+        }
+        idx
+    }
+}
+
+/// A day's activity in the making: user → their groups (a handful: one per logger, module and
+/// source, and one of bare times).
+#[derive(Debug, Clone, Default)]
+pub struct Activity {
+    metas: Vec<Meta>,
+    users: FxHashMap<String, Vec<Group>>,
+}
+
+impl Activity {
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    /// The groups of `user`.
+    pub fn groups(&self, user: &str) -> &[Group] {
+        self.users.get(user).map_or(&[], Vec::as_slice)
+    }
+
+    /// The shared fields of a group.
+    pub fn meta(&self, g: &Group) -> Option<&Meta> {
+        g.meta.map(|i| &self.metas[i as usize])
+    }
+
+    fn meta_id(&mut self, m: MetaRef<'_>) -> u32 {
+        match self.metas.iter().position(|x| m.is(x)) {
+            Some(i) => i as u32,
+            None => {
+                self.metas.push(m.owned());
+                (self.metas.len() - 1) as u32
+            }
+        }
+    }
+
+    fn group(&mut self, user: &str, meta: Option<u32>) -> &mut Group {
+        if !self.users.contains_key(user) {
+            self.users.insert(user.to_string(), Vec::new());
+        }
+        let groups = self.users.get_mut(user).expect("inserted above");
+        let at = match groups.iter().position(|g| g.meta == meta) {
+            Some(i) => i,
+            None => {
+                groups.push(Group {
+                    meta,
+                    ..Group::default()
+                });
+                groups.len() - 1
+            }
+        };
+        &mut groups[at]
+    }
+
+    /// Add a folded report of `user`.
+    pub fn add_beat(&mut self, user: &str, meta: MetaRef<'_>, b: Beat<'_>) {
+        let id = self.meta_id(meta);
+        self.group(user, Some(id)).push(b);
+    }
+
+    /// Add the time of a report of `user` kept as an `events` row.
+    pub fn add_time(&mut self, user: &str, ts: i64) {
+        self.group(user, None).times.push(ts);
+    }
+
+    /// Sort a batch's heartbeats into their users' groups.
+    pub fn absorb(&mut self, beats: &Beats) {
+        let ids: Vec<u32> = beats
+            .metas
+            .iter()
+            .map(|m| {
+                self.meta_id(MetaRef {
+                    logger: &m.logger,
+                    module: &m.module,
+                    source_file: &m.source_file,
+                    source_fp: &m.source_fp,
+                })
+            })
+            .collect();
+        for r in &beats.rows {
+            let beat = Beat {
+                ts: r.ts,
+                status: r.status,
+                duration_us: r.duration_us,
+                client_ip: beats.text(r.ip),
+                offset: r.offset,
+            };
+            let id = ids[r.meta as usize];
+            self.group(beats.text(r.user), Some(id)).push(beat);
+        }
+    }
+
+    /// The `activity` rows: one per user and group, users by name (so a part's bytes do not
+    /// depend on hashing), groups by their shared fields, reports by time.
+    pub fn to_batch(&self) -> Result<RecordBatch, ArrowError> {
+        let mut users: Vec<_> = self.users.iter().collect();
+        users.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut out = Columns::default();
+        for (u, groups) in users {
+            let mut groups: Vec<&Group> = groups.iter().filter(|g| !g.times.is_empty()).collect();
+            groups.sort_by(|a, b| self.meta(a).cmp(&self.meta(b)));
+            for g in groups {
+                out.row(u, g, self.meta(g));
+            }
+        }
+        out.finish()
+    }
+
+    /// Add `activity` rows read back from parts (compaction regroups a day's rows).
+    pub fn fold_batch(&mut self, batch: &RecordBatch) -> Result<(), ArrowError> {
+        let s = batch.schema();
+        let col = |n: &str| s.index_of(n).map(|i| batch.column(i));
+        let strs = |n: &str| -> Result<_, ArrowError> {
+            col(n)?
+                .as_string_opt::<i32>()
+                .ok_or_else(|| ArrowError::SchemaError(format!("activity.{n}: not Utf8")))
+        };
+        let user = strs("user")?;
+        let meta = [
+            strs("logger")?,
+            strs("module")?,
+            strs("source_file")?,
+            strs("source_fp")?,
+        ];
+        let times = col("times")?.as_list::<i32>();
+        let (statuses, ips, durs, offsets) = (
+            col("statuses")?.as_list::<i32>(),
+            col("client_ips")?.as_list::<i32>(),
+            col("durations_us")?.as_list::<i32>(),
+            col("offsets")?.as_list::<i32>(),
+        );
+        for i in 0..batch.num_rows() {
+            let t = times.value(i);
+            let t = t.as_primitive::<TimestampMicrosecondType>().values();
+            if !offsets.is_valid(i) {
+                for &ts in t.iter() {
+                    self.add_time(user.value(i), ts);
+                }
+                continue;
+            }
+            let m = MetaRef {
+                logger: meta[0].value(i),
+                module: meta[1].value(i),
+                source_file: meta[2].value(i),
+                source_fp: meta[3].value(i),
+            };
+            let (st, du, of, ip) = (
+                statuses.value(i),
+                durs.value(i),
+                offsets.value(i),
+                ips.value(i),
+            );
+            let (st, du) = (
+                st.as_primitive::<Int32Type>(),
+                du.as_primitive::<Int32Type>(),
+            );
+            let (of, ip) = (of.as_primitive::<Int64Type>(), ip.as_string::<i32>());
+            for (k, &ts) in t.iter().enumerate() {
+                let b = Beat {
+                    ts,
+                    status: st.value(k),
+                    duration_us: du.value(k),
+                    client_ip: ip.value(k),
+                    offset: of.value(k),
+                };
+                self.add_beat(user.value(i), m, b);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn utc() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+use arrow::datatypes::TimeUnit;
+
+fn list_field(item: DataType) -> Arc<Field> {
+    Arc::new(Field::new_list_field(item, false))
+}
+
+/// The columns of `activity` rows being built.
+struct Columns {
+    users: StringBuilder,
+    first: TimestampMicrosecondBuilder,
+    last: TimestampMicrosecondBuilder,
+    count: Int64Builder,
+    times: ListBuilder<TimestampMicrosecondBuilder>,
+    meta: [StringBuilder; 4],
+    statuses: ListBuilder<Int32Builder>,
+    ips: ListBuilder<StringBuilder>,
+    durs: ListBuilder<Int32Builder>,
+    offsets: ListBuilder<Int64Builder>,
+}
+
+impl Default for Columns {
+    fn default() -> Self {
+        Columns {
+            users: StringBuilder::new(),
+            first: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            last: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            count: Int64Builder::new(),
+            times: ListBuilder::new(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
+                .with_field(list_field(utc())),
+            meta: std::array::from_fn(|_| StringBuilder::new()),
+            statuses: ListBuilder::new(Int32Builder::new()).with_field(list_field(DataType::Int32)),
+            ips: ListBuilder::new(StringBuilder::new()).with_field(list_field(DataType::Utf8)),
+            durs: ListBuilder::new(Int32Builder::new()).with_field(list_field(DataType::Int32)),
+            offsets: ListBuilder::new(Int64Builder::new()).with_field(list_field(DataType::Int64)),
+        }
+    }
+}
+
+impl Columns {
+    fn row(&mut self, user: &str, g: &Group, meta: Option<&Meta>) {
+        let order = g.order();
+        let (lo, hi) = (g.times[order[0]], g.times[order[order.len() - 1]]);
+        self.users.append_value(user);
+        self.first.append_value(lo);
+        self.last.append_value(hi);
+        self.count.append_value(order.len() as i64);
+        self.times
+            .values()
+            .extend(order.iter().map(|&i| Some(g.times[i])));
+        self.times.append(true);
+        let fields = meta.map(|m| {
+            [
+                m.logger.as_str(),
+                m.module.as_str(),
+                m.source_file.as_str(),
+                m.source_fp.as_str(),
+            ]
+        });
+        for (b, v) in self
+            .meta
+            .iter_mut()
+            .zip(fields.map_or([None; 4], |f| f.map(Some)))
+        {
+            b.append_option(v);
+        }
+        let folded = meta.is_some();
+        if folded {
+            let at = |v: &[i32]| order.iter().map(|&i| Some(v[i])).collect::<Vec<_>>();
+            self.statuses.values().extend(at(&g.statuses));
+            self.durs.values().extend(at(&g.durations_us));
+            self.offsets
+                .values()
+                .extend(order.iter().map(|&i| Some(g.offsets[i])));
+            for &i in &order {
+                self.ips
+                    .values()
+                    .append_value(&g.ip_names[g.ips[i] as usize]);
+            }
+        }
+        self.statuses.append(folded);
+        self.durs.append(folded);
+        self.offsets.append(folded);
+        self.ips.append(folded);
+    }
+
+    fn finish(mut self) -> Result<RecordBatch, ArrowError> {
+        let [logger, module, file, fp] = self.meta.map(|mut b| Arc::new(b.finish()) as ArrayRef);
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.users.finish()),
+            Arc::new(self.first.finish()),
+            Arc::new(self.last.finish()),
+            Arc::new(self.count.finish()),
+            Arc::new(self.times.finish()),
+            logger,
+            module,
+            file,
+            fp,
+            Arc::new(self.statuses.finish()),
+            Arc::new(self.ips.finish()),
+            Arc::new(self.durs.finish()),
+            Arc::new(self.offsets.finish()),
+        ];
+        RecordBatch::try_new(activity_schema(), cols)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(module: &str) -> MetaRef<'_> {
+        MetaRef {
+            logger: "JupyterHub",
+            module,
+            source_file: "hub.log",
+            source_fp: "00ff",
+        }
+    }
+
+    /// Heartbeats through a batch's flat [`Beats`], the writer's groups, the rows and back.
+    #[test]
+    fn groups_round_trip_through_their_rows_sorted_by_time() {
+        let mut beats = Beats::default();
+        for (ts, ip, off) in [
+            (30, "10.0.0.2", 300),
+            (10, "10.0.0.1", 100),
+            (20, "10.0.0.1", 200),
+        ] {
+            let b = Beat {
+                ts,
+                status: 200,
+                duration_us: 7410,
+                client_ip: ip,
+                offset: off,
+            };
+            beats.push("ana", meta("log:192"), b);
+        }
+        let bo = Beat {
+            ts: 5,
+            status: 204,
+            duration_us: 10,
+            client_ip: "::1",
+            offset: 7,
+        };
+        beats.push("bo", meta("log:189"), bo);
+        let mut a = Activity::default();
+        a.absorb(&beats);
+        a.add_time("ana", 15);
+        let b = a.to_batch().unwrap();
+        assert_eq!(b.num_rows(), 3, "ana's bare times are a row of their own");
+        let mut back = Activity::default();
+        back.fold_batch(&b).unwrap();
+        let ana = back.groups("ana");
+        let folded = ana.iter().find(|g| g.meta.is_some()).unwrap();
+        assert_eq!(folded.times, [10, 20, 30]);
+        assert_eq!(folded.offsets, [100, 200, 300]);
+        let ips: Vec<_> = folded
+            .ips
+            .iter()
+            .map(|&i| &folded.ip_names[i as usize])
+            .collect();
+        assert_eq!(ips, ["10.0.0.1", "10.0.0.1", "10.0.0.2"]);
+        assert_eq!(ana.iter().find(|g| g.meta.is_none()).unwrap().times, [15]);
+        let bo = &back.groups("bo")[0];
+        assert_eq!(bo.statuses, [204]);
+        assert_eq!(back.meta(bo).unwrap().module, "log:189");
+        // Rows read back and written again are the same rows.
+        assert_eq!(back.to_batch().unwrap(), b);
+    }
+}
