@@ -65,8 +65,8 @@ pub enum Command {
         /// Do not draw a progress bar even on a terminal.
         #[arg(long)]
         no_progress: bool,
-        /// Threads parsing each file (default: one per core but one, at most two; 1 parses on
-        /// the thread that reads). Each one beyond the first adds about 20 MiB of memory.
+        /// Threads parsing each file (default: one per core, at most two; 1 parses on the thread
+        /// that reads). Each one beyond the first adds about 20 MiB of memory.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
         threads: Option<u16>,
         /// Log files to append (plain or rotated copies; each resumes where it was left).

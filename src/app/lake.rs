@@ -70,12 +70,14 @@ pub(super) fn ingest_cmd(
             .map_err(|e| AppError::Input(format!("{}: cannot create lake: {e}", dir.display())))?;
     }
     let iopts = IngestOptions {
-        // `--threads 1` (the default on two cores) parses on the reading thread: a thread of
-        // its own would only add hand-offs there, the encoder keeping the other core busy.
-        // Beyond two, the writer thread bounds the rate, and each parsing thread adds about
-        // 20 MiB of pieces in flight and allocator arena: two at most by default.
+        // One parsing thread per core, two at most. Since the lake's format 2 the writer has
+        // little left to encode (heartbeats are a few numbers, rebuilt messages are not
+        // stored), so on two cores two parsing threads beat one parsing on the reading thread
+        // with the encoder on the other core (BENCHMARKS.md, round 8: 10.3 s against 14.6 s
+        // on the 1.18 GB file). Beyond two the writer thread bounds the rate, and each parsing
+        // thread adds about 20 MiB of pieces in flight and allocator arena.
         workers: match threads.map_or_else(
-            || std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).min(2)),
+            || std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
             usize::from,
         ) {
             0 | 1 => 0,

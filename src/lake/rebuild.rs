@@ -26,14 +26,41 @@ fn centis(ms: f64) -> Option<i64> {
     (c.is_finite() && (0.0..1e15).contains(&c)).then_some(c as i64)
 }
 
-/// Whether `text` is the duration `ms` as [`request_sql`] prints it.
+/// Whether `text` is the duration `ms` as [`request_sql`] prints it: `{c / 100}.{c % 100:02}`
+/// for `c` its hundredths (so no sign, no leading zero but a lone `0`, exactly two decimals).
+/// Read digit by digit rather than printed (this runs on every request line).
 pub fn duration_is(text: &str, ms: f64) -> bool {
     let Some(c) = centis(ms) else {
         return false;
     };
+    let Some((int, frac)) = text.split_once('.') else {
+        return false;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(int) || frac.len() != 2 || !digits(frac) || (int.len() > 1 && int.starts_with('0')) {
+        return false;
+    }
+    if int.len() > 15 {
+        return false;
+    }
+    let value = |s: &str| s.bytes().fold(0i64, |a, b| a * 10 + i64::from(b - b'0'));
+    value(int) * 100 + value(frac) == c
+}
+
+/// `message` without the status `status` and the space after it.
+fn after_status(message: &str, status: i32) -> Option<&str> {
+    let b = message.as_bytes();
+    if (100..1000).contains(&status) && b.len() > 3 && b[3] == b' ' {
+        let want = [
+            b'0' + (status / 100) as u8,
+            b'0' + (status / 10 % 10) as u8,
+            b'0' + (status % 10) as u8,
+        ];
+        return (b[..3] == want).then(|| &message[4..]);
+    }
     let mut buf = Small::default();
-    let _ = write!(buf, "{}.{:02}", c / 100, c % 100);
-    buf.as_str() == text
+    let _ = write!(buf, "{status} ");
+    message.strip_prefix(buf.as_str())
 }
 
 /// The fields of a request row that its message is rebuilt from.
@@ -51,9 +78,7 @@ pub struct RequestFields<'a> {
 impl RequestFields<'_> {
     /// Whether `message` is exactly this request's `log_request` line.
     pub fn rebuilds(&self, message: &str) -> bool {
-        let mut buf = Small::default();
-        let _ = write!(buf, "{} ", self.status);
-        let rest = message.strip_prefix(buf.as_str());
+        let rest = after_status(message, self.status);
         let rest = rest.and_then(|r| r.strip_prefix(self.method));
         let rest = rest.and_then(|r| r.strip_prefix(' '));
         let rest = rest.and_then(|r| r.strip_prefix(self.path));
@@ -227,6 +252,9 @@ mod tests {
             assert!(!anon.rebuilds(miss), "{miss}");
         }
         assert!(!req(None, None, f64::NAN).rebuilds("302 GET /hub/ (@::ffff:10.244.0.1) NaNms"));
+        let odd = RequestFields { status: 42, ..anon };
+        assert!(odd.rebuilds("42 GET /hub/ (@::ffff:10.244.0.1) 0.50ms"));
+        assert!(!odd.rebuilds("042 GET /hub/ (@::ffff:10.244.0.1) 0.50ms"));
     }
 
     #[test]
@@ -236,6 +264,18 @@ mod tests {
         assert!(duration_is("1000.00", 1000.0));
         assert!(!duration_is("28.730", 28.73));
         assert!(!duration_is("-1.00", -1.0));
+        assert!(!duration_is("028.73", 28.73));
+        assert!(!duration_is("28.7", 28.7));
+        assert!(!duration_is("+28.73", 28.73));
+        assert!(!duration_is("28.74", 28.73));
+        // The reading agrees with the printing it replaces, value by value.
+        for c in [0i64, 1, 9, 10, 99, 100, 101, 999, 1000, 123456] {
+            let ms = c as f64 / 100.0;
+            assert!(
+                duration_is(&format!("{}.{:02}", c / 100, c % 100), ms),
+                "{c}"
+            );
+        }
     }
 
     /// Spark reads `"user"` as the string 'user' (every heartbeat became `users/user/activity`
