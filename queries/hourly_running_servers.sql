@@ -5,13 +5,21 @@
 -- ran are absent (read them as 0).
 -- Output: hour TIMESTAMP (UTC, start of the hour), running_servers BIGINT (servers running at
 -- any moment of the hour), server_hours DOUBLE (server time inside the hour, in hours).
+-- The last record of a source is the later of its last stored row (`events_rows`) and its
+-- last folded heartbeat (`activity`): the `events` view's two parts, read apart, without
+-- unnesting the heartbeats. Lifecycle records are never heartbeats: they are stored rows.
 WITH RECURSIVE source_end AS (
-  SELECT source_fp, max(ts) AS last_ts FROM events GROUP BY source_fp
+  SELECT source_fp, max(last_ts) AS last_ts FROM (
+    SELECT source_fp, max(ts) AS last_ts FROM events_rows GROUP BY source_fp
+    UNION ALL
+    SELECT source_fp, max("last") AS last_ts FROM activity WHERE offsets IS NOT NULL
+    GROUP BY source_fp
+  ) AS ends GROUP BY source_fp
 ),
 lifecycle AS (
   SELECT hub, "user", COALESCE(server_name, '') AS server, kind, ts, source_fp,
          LEAD(ts) OVER (PARTITION BY hub, "user", COALESCE(server_name, '') ORDER BY ts, source_offset) AS next_ts
-  FROM events
+  FROM events_rows
   WHERE kind IN ('spawn_succeeded', 'stop_succeeded', 'server_exited')
     AND ts IS NOT NULL AND "user" IS NOT NULL
 ),
