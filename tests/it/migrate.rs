@@ -64,20 +64,14 @@ fn fresh_lake(dir: &Path) -> PathBuf {
 
 /// Every file of a lake (path from its root → bytes).
 fn tree(lake: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![lake.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(lake).unwrap().to_string_lossy().into_owned();
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
+    crate::support::files_under(lake)
+        .into_iter()
+        .map(|p| {
+            let rel = p.strip_prefix(lake).unwrap().to_string_lossy().into_owned();
+            let bytes = std::fs::read(&p).unwrap();
+            (rel, bytes)
+        })
+        .collect()
 }
 
 fn parquet_files(lake: &Path) -> usize {

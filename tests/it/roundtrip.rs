@@ -206,20 +206,7 @@ fn compare(what: &str, want: &BTreeMap<Key, Row>, lake: &Path) -> Result<(), Str
 
 /// Every file under fixtures/logs (recursively), whatever its extension.
 fn fixture_files() -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root().join("fixtures/logs")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
+    crate::support::files_under(&root().join("fixtures/logs"))
 }
 
 #[test]
@@ -764,8 +751,16 @@ for off, msg in c.sql("SELECT source_offset, message FROM events").fetchall():
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let got: BTreeMap<i64, String> = json_lines(&String::from_utf8(out.stdout).unwrap())
-        .into_iter()
+    let out = String::from_utf8(out.stdout).unwrap();
+    same_messages(&want, out.lines());
+}
+
+/// Every message `want`s, by offset, among the `{"o": offset, "m": message}` JSON `lines`
+/// an engine printed (other lines ignored), and no other.
+fn same_messages<'a>(want: &BTreeMap<Key, Row>, lines: impl Iterator<Item = &'a str>) {
+    let got: BTreeMap<i64, String> = lines
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .map(|m| {
             (
                 m["o"].as_i64().unwrap(),
@@ -774,7 +769,7 @@ for off, msg in c.sql("SELECT source_offset, message FROM events").fetchall():
         })
         .collect();
     assert_eq!(got.len(), want.len());
-    for ((_, off), r) in &want {
+    for ((_, off), r) in want {
         assert_eq!(
             got.get(off).map(String::as_str),
             s(r, "message"),
@@ -822,23 +817,5 @@ for r in rows + beats:
         String::from_utf8_lossy(&out.stderr)
     );
     let lines = String::from_utf8(out.stdout).unwrap();
-    let got: BTreeMap<i64, String> = lines
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .map(|m| {
-            (
-                m["o"].as_i64().unwrap(),
-                m["m"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    assert_eq!(got.len(), want.len());
-    for ((_, off), r) in &want {
-        assert_eq!(
-            got.get(off).map(String::as_str),
-            s(r, "message"),
-            "offset {off}"
-        );
-    }
+    same_messages(&want, lines.lines());
 }

@@ -20,21 +20,28 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Every fixture log (`fixtures/logs/**/*.log`), sorted.
-pub fn fixture_logs() -> Vec<PathBuf> {
+/// Every file under `dir`, recursively, sorted.
+pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let mut stack = vec![root().join("fixtures/logs")];
+    let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(d).unwrap() {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "log") {
+            } else {
                 out.push(p);
             }
         }
     }
     out.sort();
+    out
+}
+
+/// Every fixture log (`fixtures/logs/**/*.log`), sorted.
+pub fn fixture_logs() -> Vec<PathBuf> {
+    let mut out = files_under(&root().join("fixtures/logs"));
+    out.retain(|p| p.extension().is_some_and(|x| x == "log"));
     out
 }
 
