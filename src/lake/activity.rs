@@ -175,11 +175,6 @@ impl Activity {
         self.users.is_empty()
     }
 
-    /// The groups of `user`.
-    pub fn groups(&self, user: &str) -> &[Group] {
-        self.users.get(user).map_or(&[], Vec::as_slice)
-    }
-
     /// The shared fields of a group.
     pub fn meta(&self, g: &Group) -> Option<&Meta> {
         g.meta.map(|i| &self.metas[i as usize])
@@ -487,7 +482,7 @@ mod tests {
         assert_eq!(b.num_rows(), 3, "ana's bare times are a row of their own");
         let mut back = Activity::default();
         back.fold_batch(&b).unwrap();
-        let ana = back.groups("ana");
+        let ana = &back.users["ana"];
         let folded = ana.iter().find(|g| g.meta.is_some()).unwrap();
         assert_eq!(folded.times, [10, 20, 30]);
         assert_eq!(folded.offsets, [100, 200, 300]);
@@ -498,7 +493,7 @@ mod tests {
             .collect();
         assert_eq!(ips, ["10.0.0.1", "10.0.0.1", "10.0.0.2"]);
         assert_eq!(ana.iter().find(|g| g.meta.is_none()).unwrap().times, [15]);
-        let bo = &back.groups("bo")[0];
+        let bo = &back.users["bo"][0];
         assert_eq!(bo.statuses, [204]);
         assert_eq!(back.meta(bo).unwrap().module, "log:189");
         // Rows read back and written again are the same rows.

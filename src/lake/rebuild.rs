@@ -13,7 +13,7 @@
 //! (checked here, byte for byte, when the row is written) keeps its `text` null; any other row
 //! (another shape, odd spacing, a scrubbed secret, several lines) keeps its text whole.
 //!
-//! The rebuild is one SQL expression ([`request_sql`]) so every reader can run it: the
+//! The rebuild is one SQL expression ([`message_sql`]) so every reader can run it: the
 //! `events` view of `hubpulse query`, and the views docs/ENGINES.md gives for DuckDB, Spark and
 //! Athena. Durations are written from integer hundredths of a millisecond, `round(ms * 100)`,
 //! which is what `{:.2f}` prints for a duration read from two decimals.
@@ -26,7 +26,7 @@ fn centis(ms: f64) -> Option<i64> {
     (c.is_finite() && (0.0..1e15).contains(&c)).then_some(c as i64)
 }
 
-/// Whether `text` is the duration `ms` as [`request_sql`] prints it: `{c / 100}.{c % 100:02}`
+/// Whether `text` is the duration `ms` as [`message_sql`] prints it: `{c / 100}.{c % 100:02}`
 /// for `c` its hundredths (so no sign, no leading zero but a lone `0`, exactly two decimals).
 /// Read digit by digit rather than printed (this runs on every request line).
 pub fn duration_is(text: &str, ms: f64) -> bool {
@@ -95,22 +95,6 @@ impl RequestFields<'_> {
         let rest = rest.and_then(|r| r.strip_prefix(") "));
         let rest = rest.and_then(|r| r.strip_suffix("ms"));
         rest.is_some_and(|d| duration_is(d, self.duration_ms))
-    }
-
-    /// The line itself (what [`request_sql`] computes).
-    pub fn render(&self) -> Option<String> {
-        let c = centis(self.duration_ms)?;
-        let target = self.target.map(|t| format!(" -> {t}")).unwrap_or_default();
-        Some(format!(
-            "{} {} {}{target} ({}@{}) {}.{:02}ms",
-            self.status,
-            self.method,
-            self.path,
-            self.actor.unwrap_or(""),
-            self.client_ip,
-            c / 100,
-            c % 100
-        ))
     }
 }
 
@@ -239,7 +223,6 @@ mod tests {
         let r = req(Some("/hub/spawn"), Some("ana@example.org"), 13.12);
         let line = "302 GET /hub/ -> /hub/spawn (ana@example.org@::ffff:10.244.0.1) 13.12ms";
         assert!(r.rebuilds(line));
-        assert_eq!(r.render().as_deref(), Some(line));
         let anon = req(None, None, 0.5);
         assert!(anon.rebuilds("302 GET /hub/ (@::ffff:10.244.0.1) 0.50ms"));
         for miss in [

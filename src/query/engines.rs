@@ -1,7 +1,7 @@
 //! The statements that give DuckDB, Spark, Trino and Athena the tables and views `hubpulse
 //! query` has: the stored tables `events_rows`, `lifecycle_rows` and `activity` (their files,
 //! `hub` and `dt` from the path), and the views `events` and `lifecycle` with the columns, order
-//! and types of [`super::views`] (the stored columns with `message` in place of `text`, then
+//! and types of `hubpulse query`'s own (made here too: [`datafusion_views`]; the stored columns with `message` in place of `text`, then
 //! `hub`, `dt`). docs/ENGINES.md shows exactly what these functions return (a test keeps it so),
 //! and the reader tests run the DuckDB and Spark statements against lakes `hubpulse` wrote.
 
@@ -204,12 +204,12 @@ pub fn view_columns() -> Vec<String> {
     out
 }
 
-/// The stored rows of `rows` with their `message`.
-fn rows_select(e: Engine, rows: &str) -> String {
+/// The stored rows of `rows` with their `message` (rebuilt in dialect `d`).
+fn rows_select(e: Engine, d: Dialect, rows: &str) -> String {
     let cols: Vec<String> = view_columns()
         .iter()
         .map(|c| match c.as_str() {
-            "message" => format!("{} AS message", message_sql(e.dialect())),
+            "message" => format!("{} AS message", message_sql(d)),
             c => e.col(c),
         })
         .collect();
@@ -217,8 +217,9 @@ fn rows_select(e: Engine, rows: &str) -> String {
 }
 
 /// The expression of column `c` of a heartbeat unnested from `activity` (its lists unnested
-/// as `ts`, `status`, `client_ip`, `duration_us` and `source_offset`).
-fn heartbeat_col(e: Engine, c: &str) -> String {
+/// as `ts`, `status`, `client_ip`, `duration_us` and `source_offset`; `message` rebuilt in
+/// dialect `d`).
+fn heartbeat_col(e: Engine, d: Dialect, c: &str) -> String {
     let (s, user) = (e.string(), e.col("user"));
     let null = |t: &str| format!("CAST(NULL AS {t}) AS {}", e.col(c));
     match c {
@@ -233,15 +234,18 @@ fn heartbeat_col(e: Engine, c: &str) -> String {
         "exit_code" => null("INT"),
         "count" => null("BIGINT"),
         "duration_ms" => "CAST(duration_us AS DOUBLE) / 1000.0 AS duration_ms".into(),
-        "message" => format!("{} AS message", heartbeat_message_sql(e.dialect())),
+        "message" => format!("{} AS message", heartbeat_message_sql(d)),
         "lines" => "CAST(1 AS INT) AS lines".into(),
         c => e.col(c),
     }
 }
 
 /// The heartbeats folded into `activity`, as `events` rows.
-fn heartbeats_select(e: Engine) -> String {
-    let cols: Vec<String> = view_columns().iter().map(|c| heartbeat_col(e, c)).collect();
+fn heartbeats_select(e: Engine, d: Dialect) -> String {
+    let cols: Vec<String> = view_columns()
+        .iter()
+        .map(|c| heartbeat_col(e, d, c))
+        .collect();
     let activity = e.name(crate::lake::derived::ACTIVITY);
     let lists = ["times", "statuses", "client_ips", "durations_us", "offsets"];
     let names = ["ts", "status", "client_ip", "duration_us", "source_offset"];
@@ -281,21 +285,39 @@ fn heartbeats_select(e: Engine) -> String {
 
 /// `CREATE … VIEW events`: the stored rows and the folded heartbeats.
 pub fn events_view(e: Engine) -> String {
-    format!(
-        "CREATE OR REPLACE VIEW {} AS\n{}\nUNION ALL\n{}",
-        e.name(schema::EVENTS),
-        rows_select(e, super::views::EVENTS_ROWS),
-        heartbeats_select(e)
-    )
+    events_view_in(e, e.dialect())
 }
 
 /// `CREATE … VIEW lifecycle`: the stored lifecycle rows.
 pub fn lifecycle_view(e: Engine) -> String {
+    lifecycle_view_in(e, e.dialect())
+}
+
+fn events_view_in(e: Engine, d: Dialect) -> String {
+    format!(
+        "CREATE OR REPLACE VIEW {} AS\n{}\nUNION ALL\n{}",
+        e.name(schema::EVENTS),
+        rows_select(e, d, super::views::EVENTS_ROWS),
+        heartbeats_select(e, d)
+    )
+}
+
+fn lifecycle_view_in(e: Engine, d: Dialect) -> String {
     format!(
         "CREATE OR REPLACE VIEW {} AS\n{}",
         e.name(crate::lake::derived::LIFECYCLE),
-        rows_select(e, super::views::LIFECYCLE_ROWS)
+        rows_select(e, d, super::views::LIFECYCLE_ROWS)
     )
+}
+
+/// `hubpulse query`'s own views: DuckDB's statements (unqualified names, several `unnest`s in
+/// one projection walking their lists together, as DataFusion's do), with the rebuild in
+/// DataFusion's dialect (its `/` on integers is the integer division).
+pub fn datafusion_views() -> [String; 2] {
+    [
+        events_view_in(Engine::DuckDb, Dialect::DataFusion),
+        lifecycle_view_in(Engine::DuckDb, Dialect::DataFusion),
+    ]
 }
 
 /// Every statement as one script (`;` after each): the schema, the stored tables, the
@@ -378,7 +400,7 @@ mod tests {
         assert_eq!(view_columns(), want);
         for e in [Engine::DuckDb, Engine::Spark, Engine::Trino, Engine::Athena] {
             for c in &want {
-                let named = heartbeat_col(e, c);
+                let named = heartbeat_col(e, e.dialect(), c);
                 let bare = e.col(c);
                 assert!(
                     named == bare || named.ends_with(&format!(" AS {bare}")),

@@ -51,6 +51,8 @@ fn keep_busy(
                 .unwrap();
             assert_eq!(r.status().as_u16(), 200, "{url}");
             ok += 1;
+            // The user's pace (a request every 2 s keeps the server in use), not a wait for
+            // an event: the loop ends when the test observes the cull of the other servers.
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
         ok

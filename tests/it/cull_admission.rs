@@ -1,5 +1,9 @@
 //! Admission and quotas against a real JupyterHub 6.1.1 whose `pre_spawn_hook` is
 //! `contrib/pre_spawn_hook.py` wired to the agent's `POST /v1/admission` (see `cull_common.rs`).
+//! These run on the hub with stand-in single-user servers: what they prove rests on the hub's
+//! own answers (the hook's verdict at spawn, a server's profile and its `started` time in the
+//! API), never on a single-user server reporting activity or on how long a real one takes to
+//! start.
 
 use std::time::Duration;
 

@@ -724,34 +724,17 @@ for t, view in (("events", "events_rows"), ("activity", "activity")):
     src = sys.argv[1] + "/" + t + "/*/*/*.parquet"
     c.sql(f"CREATE VIEW {view} AS SELECT * FROM read_parquet('{src}', hive_partitioning = true, "
           "hive_types = {'hub': VARCHAR, 'dt': VARCHAR})")
-c.sql(sys.stdin.read())
+c.sql(sys.argv[2])
 for off, msg in c.sql("SELECT source_offset, message FROM events").fetchall():
     print(json.dumps({"o": off, "m": msg}))
 "#;
-    let sql = events_view(Engine::DuckDb);
-    let mut child = std::process::Command::new(crate::support::python())
-        .arg("-c")
-        .arg(script)
-        .arg(&lake)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(sql.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = crate::support::run_ok(
+        std::process::Command::new(crate::support::python())
+            .arg("-c")
+            .arg(script)
+            .arg(&lake)
+            .arg(events_view(Engine::DuckDb)),
     );
-    let out = String::from_utf8(out.stdout).unwrap();
     same_messages(&want, out.lines());
 }
 
@@ -803,19 +786,13 @@ beats = spark.sql(f"""SELECT o, {beat_sql} AS m FROM (SELECT `user`, z.statuses 
 for r in rows + beats:
     print(json.dumps({"o": r.o, "m": r.m}))
 "#;
-    let out = std::process::Command::new(crate::support::prereq::spark_python())
-        .arg("-c")
-        .arg(script)
-        .arg(&lake)
-        .arg(message_sql(Dialect::Spark))
-        .arg(heartbeat_message_sql(Dialect::Spark))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let lines = crate::support::run_ok(
+        std::process::Command::new(crate::support::prereq::spark_python())
+            .arg("-c")
+            .arg(script)
+            .arg(&lake)
+            .arg(message_sql(Dialect::Spark))
+            .arg(heartbeat_message_sql(Dialect::Spark)),
     );
-    let lines = String::from_utf8(out.stdout).unwrap();
     same_messages(&want, lines.lines());
 }
