@@ -14,11 +14,12 @@
 //! * Nothing is dropped: every byte up to the commit offset belongs to exactly one row.
 //!   A partial last line (no newline yet) is left for the next ingest.
 
+mod commits;
 mod piece;
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -29,12 +30,13 @@ use chrono::NaiveDate;
 
 use crate::lake::batch::SourceInfo;
 use crate::lake::manifest::Names;
-use crate::lake::manifest::{Commit, LakeError, Manifest, PartEntry, SourceProgress, io_err};
+use crate::lake::manifest::{LakeError, Manifest, PartEntry, io_err};
 use crate::lake::writer::{PartSet, WriterConfig};
 use crate::parse::catalogue::Catalogue;
 use crate::parse::reader::{AtEof, ReaderConfig, RecordReader};
 use crate::parse::time::{Zone, utc_date};
 use crate::parse::{Enrichment, StreamState};
+use commits::{Commits, Reading};
 use piece::Piece;
 
 #[derive(Clone)]
@@ -156,43 +158,6 @@ fn writer_thread(root: PathBuf, names: Names, cfg: WriterConfig, rx: Receiver<To
     }
 }
 
-/// Hashes a file's bytes `[0, to)` incrementally, for the manifest's prefix guard.
-/// It is fed as pieces are merged, so that a commit does not stop to read the whole stretch
-/// since the last one.
-struct PrefixHasher {
-    file: File,
-    state: xxhash_rust::xxh3::Xxh3,
-    pos: u64,
-    buf: Vec<u8>,
-}
-
-impl PrefixHasher {
-    fn new(path: &Path) -> std::io::Result<Self> {
-        Ok(PrefixHasher {
-            file: File::open(path)?,
-            state: xxhash_rust::xxh3::Xxh3::new(),
-            pos: 0,
-            buf: vec![0u8; 1 << 20],
-        })
-    }
-
-    /// Hash up to `to`; returns the hash of `[0, to)`.
-    fn advance(&mut self, to: u64) -> std::io::Result<String> {
-        let buf = &mut self.buf;
-        self.file.seek(SeekFrom::Start(self.pos))?;
-        while self.pos < to {
-            let want = ((to - self.pos) as usize).min(buf.len());
-            let n = self.file.read(&mut buf[..want])?;
-            if n == 0 {
-                break;
-            }
-            self.state.update(&buf[..n]);
-            self.pos += n as u64;
-        }
-        Ok(format!("{:016x}", self.state.digest()))
-    }
-}
-
 /// The `dt` partition of a UTC day number.
 fn day_name(day: i64) -> String {
     utc_date(day * 86_400_000_000)
@@ -211,6 +176,7 @@ pub fn mtime_date(path: &Path) -> Option<NaiveDate> {
 ///
 /// # Errors
 /// A missing or unreadable file, an unwritable lake, or a lake locked by another writer.
+/// What was read before the error is committed (see [`commits`]).
 pub fn ingest(opts: &IngestOptions, files: &[PathBuf]) -> Result<IngestSummary, LakeError> {
     for f in files {
         File::open(f).map_err(io_err(f))?;
@@ -220,97 +186,26 @@ pub fn ingest(opts: &IngestOptions, files: &[PathBuf]) -> Result<IngestSummary, 
     let (tx, rx) = sync_channel::<ToWriter>(2);
     let (root, names, wcfg) = (manifest.root().to_path_buf(), manifest.names(), opts.writer);
     let handle = std::thread::spawn(move || writer_thread(root, names, wcfg, rx));
-    let mut summary = IngestSummary::default();
-    let mut result = Ok(());
-    for f in files {
-        match ingest_file(opts, &mut manifest, &tx, f) {
-            Ok(s) => {
-                summary.files += 1;
-                summary.records += s.records;
-                summary.unparsed += s.unparsed;
-                summary.bytes += s.bytes;
-                summary.parts += s.parts;
-                summary.by_file.push(FileCounts {
-                    path: f.clone(),
-                    records: s.records,
-                    unparsed: s.unparsed,
-                });
-            }
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
-        }
+    let _ = tx.send(ToWriter::Begin(manifest.next_seq()));
+    let mut commits = Commits::new(opts, &mut manifest, &tx);
+    let mut by_file = Vec::with_capacity(files.len());
+    let mut result = files
+        .iter()
+        .try_for_each(|f| ingest_file(&mut commits, f).map(|c| by_file.push(c)));
+    // One commit for the files read since the last one; after an error, for what was read
+    // before it (as far as the last piece merged of the file that failed).
+    if commits.can_commit() {
+        let r = commits.commit(None, false);
+        result = result.and(r);
     }
+    let mut summary = std::mem::take(&mut commits.out);
     drop(tx);
     let _ = handle.join();
     result?;
+    summary.files = by_file.len() as u64;
+    summary.by_file = by_file;
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
-}
-
-/// A file's progress towards its next commit, on the merging thread.
-struct Commits<'a> {
-    opts: &'a IngestOptions,
-    manifest: &'a mut Manifest,
-    tx: &'a SyncSender<ToWriter>,
-    hasher: PrefixHasher,
-    path: &'a Path,
-    fp: String,
-    head_len: u64,
-    /// Start of the records not committed yet.
-    from: u64,
-    records: u64,
-    unparsed: u64,
-    out: IngestSummary,
-}
-
-impl Commits<'_> {
-    /// Commit the records up to `to` (the end of the last piece merged): the writer closes
-    /// the parts holding them, then the manifest records the parts and the new offset.
-    fn commit(&mut self, to: u64, more: bool) -> Result<(), LakeError> {
-        let (rtx, rrx) = sync_channel(1);
-        let _ = self.tx.send(ToWriter::Finish(rtx));
-        // A writer that died must fail the commit: committing progress without its parts would
-        // skip those records forever.
-        let parts = rrx.recv().unwrap_or_else(|_| Err(LakeError::WriterGone))?;
-        let path = self.path;
-        let prefix_hash = self.hasher.advance(to).map_err(io_err(path))?;
-        let progress = SourceProgress {
-            fp: self.fp.clone(),
-            head_len: self.head_len,
-            path: path.display().to_string(),
-            from: self.from,
-            to,
-            prefix_hash,
-            marks: Vec::new(),
-            file_id: None,
-        };
-        self.out.parts += parts.len() as u64;
-        let seq = self.manifest.next_seq();
-        let commit = Commit {
-            version: 1,
-            seq,
-            created: chrono::Utc::now().to_rfc3339(),
-            table: crate::lake::tables::events::EVENTS.into(),
-            source: Some(progress),
-            sources: Vec::new(),
-            streams: Vec::new(),
-            replaces: Vec::new(),
-            parts,
-            records: self.records,
-            unparsed: self.unparsed,
-        };
-        self.manifest.commit(&commit)?;
-        self.out.records += self.records;
-        self.out.unparsed += self.unparsed;
-        self.out.bytes += to - self.from;
-        (self.records, self.unparsed, self.from) = (0, 0, to);
-        if more {
-            let _ = self.tx.send(ToWriter::Begin(self.manifest.next_seq()));
-        }
-        Ok(())
-    }
 }
 
 /// Merges parsed pieces in stream order (see [`piece`]).
@@ -330,7 +225,11 @@ struct Merge<'a> {
 
 impl Merge<'_> {
     /// Merge every piece whose turn has come.
-    fn drain(&mut self, commits: &mut Commits<'_>) -> Result<(), LakeError> {
+    fn drain(
+        &mut self,
+        commits: &mut Commits<'_>,
+        reading: &mut Reading<'_>,
+    ) -> Result<(), LakeError> {
         while let Some((piece, parsed)) = self.ready.remove(&self.next) {
             self.next += 1;
             let parsed = match parsed {
@@ -345,18 +244,19 @@ impl Merge<'_> {
                 Some(Err(e)) => return Err(e.into()),
             };
             self.state = self.state.then(&parsed.state);
-            commits.records += parsed.records;
-            commits.unparsed += parsed.unparsed;
+            let (records, unparsed) = (parsed.records, parsed.unparsed);
+            // Counted with the rows they are, once those are with the writer.
             for (day, batch) in parsed.enrich(&mut self.enrichment)? {
                 let _ = commits.tx.send(ToWriter::Batch(day_name(day), batch));
             }
+            commits.records += records;
+            commits.unparsed += unparsed;
+            reading.records += records;
+            reading.unparsed += unparsed;
             self.end = piece.end;
-            commits
-                .hasher
-                .advance(piece.end)
-                .map_err(io_err(commits.path))?;
-            if piece.end - commits.from >= commits.opts.commit_bytes {
-                commits.commit(piece.end, true)?;
+            reading.hash_to(piece.end)?;
+            if commits.due(reading, piece.end) {
+                commits.commit(Some((reading, piece.end)), true)?;
             }
         }
         Ok(())
@@ -394,36 +294,21 @@ fn worker(
     }
 }
 
-fn ingest_file(
-    opts: &IngestOptions,
-    manifest: &mut Manifest,
-    tx: &SyncSender<ToWriter>,
-    path: &Path,
-) -> Result<IngestSummary, LakeError> {
-    let (fp, head_len, resume) = manifest.identify(path)?;
+/// Read `path` from where the lake has it (see [`Commits::identify`]) to its last complete
+/// line; its progress waits for the next commit. What it added, on success.
+fn ingest_file(commits: &mut Commits<'_>, path: &Path) -> Result<FileCounts, LakeError> {
+    let opts = commits.opts;
+    let (fp, head_len, resume) = commits.identify(path)?;
     let mut file = File::open(path).map_err(io_err(path))?;
     let size = file.metadata().map_err(io_err(path))?.len();
+    let mut reading = Reading::new(path, fp, head_len, resume);
     if resume >= size {
-        return Ok(IngestSummary::default());
+        return Ok(reading.counts());
     }
     file.seek(SeekFrom::Start(resume)).map_err(io_err(path))?;
-    let ctx = piece_ctx(opts, path, &fp);
-    let mut commits = Commits {
-        opts,
-        manifest,
-        tx,
-        hasher: PrefixHasher::new(path).map_err(io_err(path))?,
-        path,
-        fp,
-        head_len,
-        from: resume,
-        records: 0,
-        unparsed: 0,
-        out: IngestSummary::default(),
-    };
-    let workers = opts.workers;
+    let ctx = piece_ctx(opts, path, reading.fp());
     let bar = progress_bar(opts.progress, size - resume, path);
-    let _ = tx.send(ToWriter::Begin(commits.manifest.next_seq()));
+    // Each file is parsed from a fresh state, as if it were ingested alone.
     let mut merge = Merge {
         ctx: &ctx,
         state: StreamState::default(),
@@ -433,14 +318,35 @@ fn ingest_file(
         next: 0,
         end: resume,
     };
+    let run = read_file(commits, &mut reading, &mut merge, file, &bar);
+    // Whatever happened, the rows merged so far are with the writer: their progress goes
+    // with them into the next commit (or, when it cannot be taken, nothing more commits).
+    let read = commits.file_read(&mut reading, merge.end);
+    run.and(read)?;
+    bar.finish_and_clear();
+    Ok(reading.counts())
+}
+
+/// Read, parse and merge `file` (open at `merge.end`) to its last complete line, handing the
+/// rows to the writer.
+fn read_file(
+    commits: &mut Commits<'_>,
+    reading: &mut Reading<'_>,
+    merge: &mut Merge<'_>,
+    file: File,
+    bar: &indicatif::ProgressBar,
+) -> Result<(), LakeError> {
+    let (opts, resume, ctx) = (commits.opts, merge.end, merge.ctx);
+    let workers = opts.workers;
     type Job = (Piece, Option<StreamState>);
     type Done = (Piece, Result<piece::Parsed, ArrowError>);
     let (job_tx, job_rx) = mpsc::channel::<Job>();
     let (done_tx, done_rx) = mpsc::channel::<Done>();
     let job_rx = Mutex::new(job_rx);
+    let path = reading.path;
     std::thread::scope(|s| -> Result<(), LakeError> {
         for _ in 0..workers {
-            let (job_rx, done_tx, ctx) = (&job_rx, done_tx.clone(), &ctx);
+            let (job_rx, done_tx) = (&job_rx, done_tx.clone());
             s.spawn(move || worker(job_rx, &done_tx, ctx));
         }
         drop(done_tx);
@@ -481,7 +387,7 @@ fn ingest_file(
                         merge.ready.insert(p.seq, (p, Some(r)));
                     }
                     let before = merge.next;
-                    merge.drain(&mut commits)?;
+                    merge.drain(commits, reading)?;
                     in_flight -= (merge.next - before) as usize;
                     bar.set_position(merge.end - resume);
                     if !block {
@@ -496,12 +402,7 @@ fn ingest_file(
         // Workers stop when the job queue closes, whatever happened here.
         drop(job_tx);
         run
-    })?;
-    if merge.end > commits.from {
-        commits.commit(merge.end, false)?;
-    }
-    bar.finish_and_clear();
-    Ok(commits.out)
+    })
 }
 
 /// What the parsing threads need to know of the file: its source columns, and the date (its

@@ -25,6 +25,7 @@ mod golden;
 mod grounding;
 mod http_limits;
 mod hub_api;
+mod ingest_files;
 mod kube_fixtures;
 mod kube_source;
 mod lake;
