@@ -11,6 +11,9 @@
 //!   resumes at the end of its last commit, so only records appended since are added.
 //! * Crash-safe: progress advances only with a commit that lists the parts holding the records
 //!   up to that offset (see `lake::manifest`). A crash replays from the last commit.
+//! * Few parts: a commit covers every file read since the last one (see [`commits`]), so a
+//!   directory of small logs lands as one part per table and day; each file is still parsed
+//!   from a fresh state, as if ingested alone.
 //! * Nothing is dropped: every byte up to the commit offset belongs to exactly one row.
 //!   A partial last line (no newline yet) is left for the next ingest.
 
@@ -176,7 +179,7 @@ pub fn mtime_date(path: &Path) -> Option<NaiveDate> {
 ///
 /// # Errors
 /// A missing or unreadable file, an unwritable lake, or a lake locked by another writer.
-/// What was read before the error is committed (see [`commits`]).
+/// What was read before the error is committed (see `ingest::commits`).
 pub fn ingest(opts: &IngestOptions, files: &[PathBuf]) -> Result<IngestSummary, LakeError> {
     for f in files {
         File::open(f).map_err(io_err(f))?;
