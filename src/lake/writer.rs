@@ -219,8 +219,18 @@ pub struct PartSet {
     activity_times: usize,
     /// The latest `dt` written to so far.
     latest_dt: Option<String>,
+    /// The days written to most recently, the latest last: at most [`OPEN_DAYS`] of them keep
+    /// row groups open (see [`PartSet::touch`]).
+    recent: std::collections::VecDeque<String>,
     counter: usize,
 }
+
+/// Days whose parts may each hold a row group open (its column writers and encoded pages in
+/// memory) at once. One file runs forward in time ([`PartSet::advance`] closes the days behind
+/// it), but a commit covering several files that span the same days goes back to the first
+/// day with each file: without a limit every day of the commit would keep its row groups open,
+/// and memory would grow with the number of days rather than stay bounded.
+const OPEN_DAYS: usize = 4;
 
 impl PartSet {
     /// Parts for commit `seq`, written under `root` (the lake, or the scratch directory of a
@@ -237,6 +247,7 @@ impl PartSet {
             activity: BTreeMap::new(),
             activity_times: 0,
             latest_dt: None,
+            recent: std::collections::VecDeque::new(),
             counter: 0,
         }
     }
@@ -257,6 +268,7 @@ impl PartSet {
             return Ok(());
         }
         self.advance(dt)?;
+        self.touch(dt)?;
         let activity = self.activity.entry(dt.to_string()).or_default();
         activity.absorb(&rows.beats);
         let scan = derived::scan(&rows.stored, activity)?;
@@ -289,6 +301,37 @@ impl PartSet {
         Ok(())
     }
 
+    /// Make `dt` the most recent day; the row groups of a day that falls out of the
+    /// [`OPEN_DAYS`] most recent are closed (a later write to it opens a new one).
+    fn touch(&mut self, dt: &str) -> Result<(), LakeError> {
+        if self.recent.back().is_some_and(|d| d == dt) {
+            return Ok(());
+        }
+        self.recent.retain(|d| d != dt);
+        self.recent.push_back(dt.to_string());
+        if self.recent.len() > OPEN_DAYS {
+            self.recent.pop_front();
+            self.close_stale()?;
+        }
+        Ok(())
+    }
+
+    /// Close the open row groups of the days not among the most recent.
+    fn close_stale(&mut self) -> Result<(), LakeError> {
+        for ((_, d), p) in self.open.iter_mut() {
+            if p.columns.is_some() && !self.recent.contains(d) {
+                p.close_row_group()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Parts holding a row group open (what [`OPEN_DAYS`] bounds).
+    #[cfg(test)]
+    fn open_row_groups(&self) -> usize {
+        self.open.values().filter(|p| p.columns.is_some()).count()
+    }
+
     /// Write the activity times held so far as `activity` rows, and free them.
     fn flush_activity(&mut self) -> Result<(), LakeError> {
         for (dt, users) in std::mem::take(&mut self.activity) {
@@ -298,7 +341,8 @@ impl PartSet {
             }
         }
         self.activity_times = 0;
-        Ok(())
+        // Days held in `activity` need not be recent ones.
+        self.close_stale()
     }
 
     /// Append a batch of `table`'s rows to its part for `dt`.
@@ -368,5 +412,62 @@ impl PartSet {
             out.push(p.entry);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lake::batch::{EventsBuilder, SourceInfo};
+    use crate::parse::prefix::Family;
+    use crate::parse::record::Record;
+
+    fn rows(day: i64, n: usize) -> Rows {
+        let src = std::sync::Arc::new(SourceInfo {
+            hub: "h".into(),
+            file: "f".into(),
+            fp: "0".into(),
+        });
+        let mut b = EventsBuilder::new(src);
+        for i in 0..n {
+            let mut rec = Record::new("message", Family::Hub, "a message kept whole");
+            rec.ts = Some(day * 86_400_000_000 + i as i64);
+            b.append(&rec);
+        }
+        b.finish().expect("rows")
+    }
+
+    /// Files of one commit that each span the same 12 days go back to the first day with each
+    /// file: the row groups held open stay at [`OPEN_DAYS`] days' worth, and every row is
+    /// still written.
+    #[test]
+    fn a_commit_going_back_in_time_holds_few_row_groups_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = crate::lake::LakeLocation::Local(dir.path().to_path_buf());
+        let manifest = crate::lake::manifest::Manifest::open(&lake, "h").unwrap();
+        let names = manifest.names();
+        let mut set = PartSet::new(
+            manifest.root().to_path_buf(),
+            names,
+            1,
+            &WriterConfig::default(),
+        );
+        let (days, files) = (12i64, 3);
+        let mut most = 0;
+        for _ in 0..files {
+            for day in 20_000..20_000 + days {
+                let dt = format!("d{day}");
+                set.write_rows(&dt, rows(day, 5)).unwrap();
+                most = most.max(set.open_row_groups());
+            }
+        }
+        assert_eq!(
+            most, OPEN_DAYS,
+            "events parts with an open row group, at most"
+        );
+        let parts = set.finish().unwrap();
+        assert_eq!(parts.len() as i64, days, "one events part per day");
+        let written: u64 = parts.iter().map(|p| p.rows).sum();
+        assert_eq!(written, (days * files * 5) as u64);
     }
 }
