@@ -55,13 +55,15 @@ pub(super) struct Piece {
 }
 
 impl Piece {
-    /// An empty piece sized like `like` (pieces are alike: growing each from nothing would
-    /// copy every byte once more).
+    /// An empty piece sized like `like`, with an eighth more room (pieces are alike but not
+    /// equal: growing one past its capacity copies its bytes again, which sizing each exactly
+    /// like the one before did for about every other piece).
     fn new(seq: u64, like: Option<&Piece>) -> Self {
+        let room = |n: usize| n + n / 8;
         Piece {
             seq,
-            buf: Vec::with_capacity(like.map_or(0, |p| p.buf.len())),
-            recs: Vec::with_capacity(like.map_or(0, |p| p.recs.len())),
+            buf: Vec::with_capacity(like.map_or(0, |p| room(p.buf.len()))),
+            recs: Vec::with_capacity(like.map_or(0, |p| room(p.recs.len()))),
             anchored: false,
             end: 0,
         }
