@@ -1,0 +1,212 @@
+//! The fast path for the commonest record of a hub's log: a JupyterHub request line, alone on
+//! its line, in printable ASCII, e.g.
+//!
+//! ```text
+//! [I 2026-11-02 00:00:01.234 JupyterHub log:191] 200 POST /hub/api/users/alice/activity (alice@10.0.0.1) 3.21ms
+//! ```
+//!
+//! The prefix is JupyterHub's default `log_format` (`app.py` `_log_format_default`:
+//! `[%(levelname)1.1s %(asctime)s.%(msecs).03d %(name)s %(module)s:%(lineno)d] %(message)s`) and
+//! the message `log.py` `log_request`'s `"{status} {method} {uri}{location} ({user}@{ip})
+//! {request_time:.2f}ms"`. The single-user servers' activity heartbeats alone are most lines of
+//! a busy hub's log (89 % of the generator's and of the real fixtures').
+//!
+//! [`Parser::request_line`] takes a record only when it can tell, cheaply, that the general path
+//! ([`Parser::parse`]) would clean nothing and parse it as a request; it then fills the record
+//! with the same functions the general path uses. Anything else returns `None` before any state
+//! changed, and the general path (the reference) parses the record. Why the shortcuts are exact:
+//!
+//! * Cleaning: a record of printable ASCII (`0x20..=0x7e`, after its trailing newlines) has no
+//!   NUL, escape or carriage return and is valid UTF-8, so the general path's cleaning borrows
+//!   it unchanged and sets no flag; its trimmed body is the same slice.
+//! * Prefix: [`prefix::bracketed_fast`] is the first thing [`prefix::header`] tries on a record
+//!   starting with `[`; when it answers, `header` returns that answer.
+//! * Scrubbing: with a logger and module free of `= % ' " /` the general path prescans the
+//!   message only, with [`scrub::may_hold_secret`]; the fast path calls that same function on
+//!   the same message and leaves the record to the general path when it says yes. (So no record
+//!   the fast path takes can hold what `parse::scrub` removes: the prescan is the scrubber's own
+//!   first step, and `scrub` returns the text unchanged when it says no.)
+//! * Names: printable ASCII holds no control character, and the only names not cut from the
+//!   text as they are, are percent-decoded path segments; so without a `%` in the message, the
+//!   general path's `reject_control_names` finds nothing (it is run when there is a `%`).
+//!   Enrichment changes no name of a `request` record ([`Enricher::apply`] has no arm for it).
+
+use std::borrow::Cow;
+
+use super::enrich::{EnrichOp, Enricher};
+use super::fields::{reject_control_names, set_path};
+use super::prefix::{self, Family, Header};
+use super::reader::RawRecord;
+use super::record::Record;
+use super::request::{self, Request};
+use super::scrub;
+use super::text::Flags;
+use super::{KIND_MESSAGE, KIND_REQUEST, Parser};
+
+/// Whether every byte is printable ASCII (`0x20..=0x7e`): eight bytes at a time.
+pub(super) fn printable_ascii(b: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let mut chunks = b.chunks_exact(8);
+    let mut bad = 0u64;
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let x = u64::from_ne_bytes(w);
+        // A byte below 0x20 borrows into its high bit, a byte above 0x7e carries into it (or
+        // has it set): exact for "is there one" (a false bit only follows a true one).
+        bad |= (x.wrapping_sub(0x20 * ONES) & !x) | x.wrapping_add(ONES) | x;
+    }
+    bad & HIGH == 0 && chunks.remainder().iter().all(|c| (0x20..0x7f).contains(c))
+}
+
+/// A logger or module that could hold a key or value: the scrubber's prescan then looks at the
+/// whole record, not just its message.
+pub(super) fn odd_word(w: Option<&str>) -> bool {
+    w.is_some_and(|w| {
+        w.bytes()
+            .any(|b| matches!(b, b'=' | b'%' | b'\'' | b'"' | b'/'))
+    })
+}
+
+impl Parser {
+    /// Parse a request line the fast path takes (see the module docs) and hand its record to
+    /// `f`; `Err(f)` for any other record, before anything changed (parse it with the general
+    /// path).
+    pub(super) fn request_line<'r, T, F: FnOnce(&Record<'_>) -> T>(
+        &mut self,
+        raw: &RawRecord<'r>,
+        mut flags: Flags,
+        f: F,
+    ) -> Result<T, F> {
+        let Some((h, r)) = self.fast_path.then(|| take(raw)).flatten() else {
+            return Err(f);
+        };
+        self.one_line = true;
+        let mut rec = self.header_record(&h);
+        fill_request(&mut rec, r);
+        self.enrich_or_defer(&mut rec);
+        if memchr::memchr(b'%', h.message.as_bytes()).is_some() {
+            reject_control_names(&mut rec, &mut flags);
+        }
+        self.finish(raw, &mut rec, flags);
+        Ok(f(&rec))
+    }
+
+    /// A `message` record with the header's fields and stamp (the stamp moves the stream state).
+    pub(super) fn header_record<'r>(&mut self, h: &Header<'r>) -> Record<'r> {
+        let mut rec = Record::new(KIND_MESSAGE, h.family, h.message);
+        rec.ts = self.timestamp(h.stamp);
+        rec.level = h.level;
+        rec.logger = h.logger;
+        rec.module = h.module;
+        rec
+    }
+
+    /// Enrichment applied inline, or left to the caller ([`Parser::take_deferred`]).
+    pub(super) fn enrich_or_defer(&mut self, rec: &mut Record<'_>) {
+        if !self.defer {
+            self.enrich.apply(rec);
+        } else if Enricher::wants(rec) {
+            self.deferred = Some(EnrichOp::of(rec));
+        }
+    }
+}
+
+/// The header and request of a record the fast path takes; reads, changes nothing.
+fn take<'r>(raw: &RawRecord<'r>) -> Option<(Header<'r>, Request<'r>)> {
+    if raw.lines != 1 {
+        return None;
+    }
+    let mut b = raw.bytes;
+    while let [rest @ .., b'\n'] = b {
+        b = rest;
+    }
+    if b.first() != Some(&b'[') || !printable_ascii(b) {
+        return None;
+    }
+    let body = std::str::from_utf8(b).ok()?;
+    let h = prefix::bracketed_fast(body)?;
+    if !matches!(h.family, Family::Hub | Family::SingleUser)
+        || odd_word(h.logger)
+        || odd_word(h.module)
+        || scrub::may_hold_secret(h.message)
+    {
+        return None;
+    }
+    let r = request(h.message)?;
+    Some((h, r))
+}
+
+/// [`request::parse`] of a message of printable ASCII, in one scan from its end: `Some` only
+/// where `request::parse` gives the same answer, `None` where it is not sure (a duration that
+/// is not digits and a dot, …).
+fn request(msg: &str) -> Option<Request<'_>> {
+    let (rest, (status, method)) = request::status_method(msg).ok()?;
+    let b = rest.as_bytes();
+    // `{request_time:.2f}ms`, after the last space.
+    let end = b.len().checked_sub(2)?;
+    if b[end..] != *b"ms" {
+        return None;
+    }
+    let mut d = end;
+    while d > 0 && matches!(b[d - 1], b'0'..=b'9' | b'.') {
+        d -= 1;
+    }
+    if d < 2 || b[d - 1] != b' ' || b[d - 2] != b')' {
+        return None;
+    }
+    let duration_ms = request::duration(&rest[d..end])?;
+    // `({user}@{ip})`: opens at the last ` (`; the name ends at the last `@` in it.
+    let close = d - 2;
+    let mut j = close;
+    let mut at = None;
+    let open = loop {
+        j = j.checked_sub(1)?;
+        match b[j] {
+            b'@' if at.is_none() => at = Some(j),
+            b'(' if j > 0 && b[j - 1] == b' ' => break j - 1,
+            _ => {}
+        }
+    };
+    let at = at?;
+    // `{uri}{location}`: ` -> {location}` after the first ` -> `.
+    let target = &b[..open];
+    let arrow = memchr::memchr_iter(b'-', target)
+        .find(|&i| i > 0 && target[i - 1] == b' ' && target.get(i + 1..i + 3) == Some(b"> "));
+    let (path, redirect) = match arrow {
+        Some(i) => (&rest[..i - 1], Some(&rest[i + 3..open])),
+        None => (&rest[..open], None),
+    };
+    if path.is_empty() {
+        return None;
+    }
+    Some(Request {
+        status,
+        method,
+        path,
+        redirect,
+        actor: &rest[open + 2..at],
+        ip: &rest[at + 1..close],
+        duration_ms,
+    })
+}
+
+/// A request line's fields into a record.
+pub(super) fn fill_request<'r>(rec: &mut Record<'r>, r: Request<'r>) {
+    rec.kind = KIND_REQUEST;
+    rec.status = Some(r.status);
+    rec.method = Some(r.method);
+    rec.duration_ms = Some(r.duration_ms);
+    rec.target = r.redirect;
+    rec.client_ip = Some(r.ip);
+    rec.actor = (!r.actor.is_empty()).then_some(r.actor);
+    set_path(rec, r.path);
+    if rec.user.is_none() {
+        rec.user = rec.actor.map(Cow::Borrowed);
+    }
+}
+
+#[cfg(test)]
+#[path = "fastpath_tests.rs"]
+mod tests;
