@@ -19,8 +19,9 @@
 //! * Cleaning: a record of printable ASCII (`0x20..=0x7e`, after its trailing newlines) has no
 //!   NUL, escape or carriage return and is valid UTF-8, so the general path's cleaning borrows
 //!   it unchanged and sets no flag; its trimmed body is the same slice.
-//! * Prefix: [`prefix::bracketed_fast`] is the first thing [`prefix::header`] tries on a record
-//!   starting with `[`; when it answers, `header` returns that answer.
+//! * Prefix: [`Memo::header`] answers as `prefix::bracketed_fast` does, the first thing
+//!   `prefix::header` tries on a record starting with `[`; when it answers, `header` returns
+//!   that answer.
 //! * Scrubbing: with a logger and module free of `= % ' " /` the general path prescans the
 //!   message only, with [`scrub::may_hold_secret`]; the fast path calls that same function on
 //!   the same message and leaves the record to the general path when it says yes. (So no record
@@ -35,7 +36,9 @@ use std::borrow::Cow;
 
 use super::enrich::{EnrichOp, Enricher};
 use super::fields::{reject_control_names, set_path};
-use super::prefix::{self, Family, Header};
+use super::fastprefix::Memo;
+use super::prefix::{Family, Header};
+use super::route;
 use super::reader::RawRecord;
 use super::record::Record;
 use super::request::{self, Request};
@@ -43,21 +46,12 @@ use super::scrub;
 use super::text::Flags;
 use super::{KIND_MESSAGE, KIND_REQUEST, Parser};
 
-/// Whether every byte is printable ASCII (`0x20..=0x7e`): eight bytes at a time.
+/// Whether every byte is printable ASCII (`0x20..=0x7e`). No early exit: the compiler
+/// vectorises the whole scan.
 pub(super) fn printable_ascii(b: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-    let mut chunks = b.chunks_exact(8);
-    let mut bad = 0u64;
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        let x = u64::from_ne_bytes(w);
-        // A byte below 0x20 borrows into its high bit, a byte above 0x7e carries into it (or
-        // has it set): exact for "is there one" (a false bit only follows a true one).
-        bad |= (x.wrapping_sub(0x20 * ONES) & !x) | x.wrapping_add(ONES) | x;
-    }
-    bad & HIGH == 0 && chunks.remainder().iter().all(|c| (0x20..0x7f).contains(c))
+    b.iter()
+        .fold(0u8, |bad, &c| bad | u8::from(c.wrapping_sub(0x20) > 0x5e))
+        == 0
 }
 
 /// A logger or module that could hold a key or value: the scrubber's prescan then looks at the
@@ -79,12 +73,46 @@ impl Parser {
         mut flags: Flags,
         f: F,
     ) -> Result<T, F> {
-        let Some((h, r)) = self.fast_path.then(|| take(raw)).flatten() else {
+        let Some((h, r)) = self
+            .fast_path
+            .then(|| take(raw, &mut self.prefix_memo))
+            .flatten()
+        else {
             return Err(f);
         };
         self.one_line = true;
-        let mut rec = self.header_record(&h);
-        fill_request(&mut rec, r);
+        // The general path's `header_record`, `fill_request` and `set_path`, in one go.
+        let ts = self.timestamp(h.stamp);
+        let info = route::classify(r.path);
+        let actor = (!r.actor.is_empty()).then_some(r.actor);
+        let mut rec = Record {
+            ts,
+            ts_hint: None,
+            source: h.family,
+            level: h.level,
+            logger: h.logger,
+            module: h.module,
+            kind: KIND_REQUEST,
+            user: info.user.or(actor.map(Cow::Borrowed)),
+            actor,
+            server_name: info.server,
+            method: Some(r.method),
+            status: Some(r.status),
+            route: Some(info.route),
+            path: Some(r.path),
+            target: r.redirect,
+            client_ip: Some(r.ip),
+            service: None,
+            duration_ms: Some(r.duration_ms),
+            exit_code: None,
+            count: None,
+            attrs: Vec::new(),
+            message: h.message,
+            lines: 1,
+            flags: Flags::default(),
+            offset: 0,
+            length: 0,
+        };
         self.enrich_or_defer(&mut rec);
         if memchr::memchr(b'%', h.message.as_bytes()).is_some() {
             reject_control_names(&mut rec, &mut flags);
@@ -114,7 +142,7 @@ impl Parser {
 }
 
 /// The header and request of a record the fast path takes; reads, changes nothing.
-fn take<'r>(raw: &RawRecord<'r>) -> Option<(Header<'r>, Request<'r>)> {
+fn take<'r>(raw: &RawRecord<'r>, memo: &mut Memo) -> Option<(Header<'r>, Request<'r>)> {
     if raw.lines != 1 {
         return None;
     }
@@ -126,7 +154,7 @@ fn take<'r>(raw: &RawRecord<'r>) -> Option<(Header<'r>, Request<'r>)> {
         return None;
     }
     let body = std::str::from_utf8(b).ok()?;
-    let h = prefix::bracketed_fast(body)?;
+    let h = memo.header(body)?;
     if !matches!(h.family, Family::Hub | Family::SingleUser)
         || odd_word(h.logger)
         || odd_word(h.module)
@@ -159,17 +187,15 @@ fn request(msg: &str) -> Option<Request<'_>> {
     let duration_ms = request::duration(&rest[d..end])?;
     // `({user}@{ip})`: opens at the last ` (`; the name ends at the last `@` in it.
     let close = d - 2;
-    let mut j = close;
-    let mut at = None;
+    let mut end = close;
     let open = loop {
-        j = j.checked_sub(1)?;
-        match b[j] {
-            b'@' if at.is_none() => at = Some(j),
-            b'(' if j > 0 && b[j - 1] == b' ' => break j - 1,
-            _ => {}
+        let i = memchr::memrchr(b'(', &b[..end])?;
+        if i > 0 && b[i - 1] == b' ' {
+            break i - 1;
         }
+        end = i;
     };
-    let at = at?;
+    let at = memchr::memrchr(b'@', &b[open + 2..close])? + open + 2;
     // `{uri}{location}`: ` -> {location}` after the first ` -> `.
     let target = &b[..open];
     let arrow = memchr::memchr_iter(b'-', target)

@@ -58,7 +58,7 @@ fn same(input: &[u8], chunk_bytes: usize) -> (u64, u64) {
         };
         let mut r = reader::RecordReader::new(input, 0, cfg);
         r.run(reader::AtEof::Finish, |raw| {
-            taken += u64::from(!piece && take(&raw).is_some());
+            taken += u64::from(!piece && take(&raw, &mut Memo::default()).is_some());
             let (a, b) = (observe(&mut fast, &raw), observe(&mut general, &raw));
             requests += u64::from(!piece && b.contains("kind: \"request\""));
             assert_eq!(
@@ -284,6 +284,42 @@ proptest! {
         let msg = s.split_once("] ").map_or(s.as_str(), |(_, m)| m);
         if printable_ascii(msg.as_bytes()) && let Some(r) = request(msg) {
             prop_assert_eq!(Some(r), request::parse(msg));
+        }
+    }
+}
+
+/// A hub or single-user prefix, or a near miss of one, with a message.
+fn prefixed() -> impl Strategy<Value = String> {
+    (
+        (
+            pick(&["I", "W", "X"]),
+            pick(&["2026-11-02", "2026-11-03", "2026-02-30", "2026-1-02"]),
+            pick(&["00:00:01", "23:59:60", "24:00:00", "0:00:01", "12:3a:00"]),
+            pick(&[".", ",", ":"]),
+        ),
+        (
+            pick(&["2", "234", "234567", "234567891", "2345678901", ""]),
+            pick(&["JupyterHub", "SingleUserNotebookApp", "IdleCuller", "Jupyter]Hub", ""]),
+            pick(&[" log:191", " log:19a", "", " l-o.g_:1", " log:191 ", " log:"]),
+            pick(&["] ", "]", "]  ", " ]", ""]),
+        ),
+    )
+        .prop_map(|((l, d, t, sep), (frac, logger, module, close))| {
+            format!("[{l} {d} {t}{sep}{frac} {logger}{module}{close}200 GET /x (a@b) 1.00ms")
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    /// After any line, the remembered prefix reads the next line as `bracketed_fast` does.
+    #[test]
+    fn memo_reads_prefixes_as_bracketed_fast(lines in prop::collection::vec(prefixed(), 1..8)) {
+        let mut memo = Memo::default();
+        for line in &lines {
+            let got = memo.header(line);
+            let want = crate::parse::prefix::bracketed_fast(line);
+            prop_assert!(got.is_none() || got == want, "{line:?}: {got:?} != {want:?}");
+            prop_assert_eq!(got.is_some(), want.is_some(), "{}", line);
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod catalogue;
 mod enrich;
 mod error;
 mod fastpath;
+mod fastprefix;
 mod fields;
 pub mod prefix;
 pub mod reader;
@@ -92,6 +93,8 @@ pub struct Parser {
     judged: Flags,
     /// Request lines may take the fast path ([`fastpath`]).
     fast_path: bool,
+    /// The fast path's last hub prefix.
+    prefix_memo: fastprefix::Memo,
 }
 
 impl Parser {
@@ -114,6 +117,7 @@ impl Parser {
             order: Order::default(),
             judged: Flags::default(),
             fast_path: true,
+            prefix_memo: fastprefix::Memo::default(),
         }
     }
 
