@@ -73,7 +73,7 @@ impl Parser {
         mut flags: Flags,
         f: F,
     ) -> Result<T, F> {
-        let Some((h, r)) = self
+        let Some((h, r, percent)) = self
             .fast_path
             .then(|| take(raw, &mut self.prefix_memo))
             .flatten()
@@ -114,7 +114,7 @@ impl Parser {
             length: 0,
         };
         self.enrich_or_defer(&mut rec);
-        if memchr::memchr(b'%', h.message.as_bytes()).is_some() {
+        if percent {
             reject_control_names(&mut rec, &mut flags);
         }
         self.finish(raw, &mut rec, flags);
@@ -141,8 +141,9 @@ impl Parser {
     }
 }
 
-/// The header and request of a record the fast path takes; reads, changes nothing.
-fn take<'r>(raw: &RawRecord<'r>, memo: &mut Memo) -> Option<(Header<'r>, Request<'r>)> {
+/// The header and request of a record the fast path takes, and whether its message holds a
+/// `%`; reads, changes nothing (but the remembered prefix).
+fn take<'r>(raw: &RawRecord<'r>, memo: &mut Memo) -> Option<(Header<'r>, Request<'r>, bool)> {
     if raw.lines != 1 {
         return None;
     }
@@ -154,23 +155,34 @@ fn take<'r>(raw: &RawRecord<'r>, memo: &mut Memo) -> Option<(Header<'r>, Request
         return None;
     }
     let body = std::str::from_utf8(b).ok()?;
-    let h = memo.header(body)?;
-    if !matches!(h.family, Family::Hub | Family::SingleUser)
-        || odd_word(h.logger)
-        || odd_word(h.module)
-        || scrub::may_hold_secret(h.message)
+    let (h, plain) = memo.header(body)?;
+    if !plain {
+        return None;
+    }
+    // `scrub::may_hold_secret` says no, without a look, to a message without `=`, `%` and `:`
+    // (its syntax) and without `k`, `x` and `z` (needed by its markers).
+    let m = h.message.as_bytes();
+    let syntax = memchr::memchr3(b'=', b'%', b':', m).is_some();
+    if (syntax || memchr::memchr3(b'k', b'x', b'z', m).is_some())
+        && scrub::may_hold_secret(h.message)
     {
         return None;
     }
     let r = request(h.message)?;
-    Some((h, r))
+    Some((h, r, syntax && memchr::memchr(b'%', m).is_some()))
+}
+
+/// Whether a hub or single-user header's logger and module are free of what sends a record's
+/// whole text to the scrubber's prescan ([`odd_word`]), so the prescan looks at its message.
+pub(super) fn plain(h: &Header<'_>) -> bool {
+    matches!(h.family, Family::Hub | Family::SingleUser) && !odd_word(h.logger) && !odd_word(h.module)
 }
 
 /// [`request::parse`] of a message of printable ASCII, in one scan from its end: `Some` only
 /// where `request::parse` gives the same answer, `None` where it is not sure (a duration that
 /// is not digits and a dot, …).
 fn request(msg: &str) -> Option<Request<'_>> {
-    let (rest, (status, method)) = request::status_method(msg).ok()?;
+    let (status, method, rest) = status_method(msg)?;
     let b = rest.as_bytes();
     // `{request_time:.2f}ms`, after the last space.
     let end = b.len().checked_sub(2)?;
@@ -198,8 +210,16 @@ fn request(msg: &str) -> Option<Request<'_>> {
     let at = memchr::memrchr(b'@', &b[open + 2..close])? + open + 2;
     // `{uri}{location}`: ` -> {location}` after the first ` -> `.
     let target = &b[..open];
-    let arrow = memchr::memchr_iter(b'-', target)
-        .find(|&i| i > 0 && target[i - 1] == b' ' && target.get(i + 1..i + 3) == Some(b"> "));
+    let mut arrow = None;
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b'-', &target[from..]) {
+        let i = from + i;
+        if i > 0 && target[i - 1] == b' ' && target.get(i + 1..i + 3) == Some(b"> ") {
+            arrow = Some(i);
+            break;
+        }
+        from = i + 1;
+    }
     let (path, redirect) = match arrow {
         Some(i) => (&rest[..i - 1], Some(&rest[i + 3..open])),
         None => (&rest[..open], None),
@@ -216,6 +236,28 @@ fn request(msg: &str) -> Option<Request<'_>> {
         ip: &rest[at + 1..close],
         duration_ms,
     })
+}
+
+/// [`request::status_method`] (`3DIGIT " " 1*UPPER " "`): status, method, and what follows.
+fn status_method(m: &str) -> Option<(u16, &str, &str)> {
+    let b = m.as_bytes();
+    if b.len() < 5 || b[3] != b' ' {
+        return None;
+    }
+    let (x, y, z) = (
+        b[0].wrapping_sub(b'0'),
+        b[1].wrapping_sub(b'0'),
+        b[2].wrapping_sub(b'0'),
+    );
+    if x > 9 || y > 9 || z > 9 {
+        return None;
+    }
+    let len = b[4..].iter().take_while(|c| c.is_ascii_uppercase()).count();
+    if len == 0 || b.get(4 + len) != Some(&b' ') {
+        return None;
+    }
+    let status = u16::from(x) * 100 + u16::from(y) * 10 + u16::from(z);
+    Some((status, &m[4..4 + len], &m[5 + len..]))
 }
 
 /// A request line's fields into a record.

@@ -316,7 +316,10 @@ proptest! {
     fn memo_reads_prefixes_as_bracketed_fast(lines in prop::collection::vec(prefixed(), 1..8)) {
         let mut memo = Memo::default();
         for line in &lines {
-            let got = memo.header(line);
+            let got = memo.header(line).map(|(h, p)| {
+                assert_eq!(p, plain(&h), "{line:?}");
+                h
+            });
             let want = crate::parse::prefix::bracketed_fast(line);
             prop_assert!(got.is_none() || got == want, "{line:?}: {got:?} != {want:?}");
             prop_assert_eq!(got.is_some(), want.is_some(), "{}", line);

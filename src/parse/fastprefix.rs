@@ -13,6 +13,7 @@
 
 use chrono::NaiveDate;
 
+use super::fastpath::plain;
 use super::prefix::{self, Family, Header, Level, Stamp};
 use super::time::{LocalStamp, micros_of_day};
 
@@ -32,6 +33,8 @@ pub(super) struct Memo {
     logger_len: usize,
     /// Start and end of `module:lineno` in the tail.
     module: Option<(usize, usize)>,
+    /// [`plain`] of the header.
+    plain: bool,
 }
 
 impl Default for Memo {
@@ -46,6 +49,7 @@ impl Default for Memo {
             family: Family::Unknown,
             logger_len: 0,
             module: None,
+            plain: false,
         }
     }
 }
@@ -95,8 +99,8 @@ fn time(b: &[u8]) -> Option<(i64, usize)> {
 
 impl Memo {
     /// [`prefix::bracketed_fast`]`(body)`, or `None` where that gives `None` (and sometimes
-    /// where it does not: then the caller takes the general path).
-    pub(super) fn header<'a>(&mut self, body: &'a str) -> Option<Header<'a>> {
+    /// where it does not: then the caller takes the general path); with [`plain`] of it.
+    pub(super) fn header<'a>(&mut self, body: &'a str) -> Option<(Header<'a>, bool)> {
         let b = body.as_bytes();
         if self.tail_len > 0
             && b.get(..HEAD) == Some(&self.head[..])
@@ -105,7 +109,7 @@ impl Memo {
         {
             let end = at + self.tail_len;
             let rest = &body[end..];
-            return Some(Header {
+            let h = Header {
                 family: self.family,
                 level: self.level,
                 stamp: Stamp::Local(LocalStamp {
@@ -115,11 +119,12 @@ impl Memo {
                 logger: Some(&body[at..at + self.logger_len]),
                 module: self.module.map(|(s, e)| &body[at + s..at + e]),
                 message: rest.strip_prefix(' ').unwrap_or(rest),
-            });
+            };
+            return Some((h, self.plain));
         }
         let h = prefix::bracketed_fast(body)?;
         self.remember(body, &h);
-        Some(h)
+        Some((h, plain(&h)))
     }
 
     /// Keep the bytes around the time of `body`, whose header is `h`.
@@ -147,5 +152,6 @@ impl Memo {
         self.family = h.family;
         self.logger_len = logger.len();
         self.module = module;
+        self.plain = plain(h);
     }
 }

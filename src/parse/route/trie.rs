@@ -237,13 +237,23 @@ enum Direct<'a> {
 /// Answers `Yes` or `No` only where `matches` over the split segments gives that answer.
 fn matches_path<'a>(t: &Template, path: &'a str) -> Direct<'a> {
     let b = path.as_bytes();
-    let mut at = 0;
+    // The leading literals at once: where they are, each followed by a `/` (or the end), the
+    // loop below would find each of them there and set nothing.
+    let lead = t.lead.len();
+    let (mut at, first) = if t.lead_segs > 0
+        && b.starts_with(t.lead.as_bytes())
+        && b.get(lead).is_none_or(|&c| c == b'/')
+    {
+        (lead, t.lead_segs)
+    } else {
+        (0, 0)
+    };
     let mut info = RouteInfo {
         route: t.route,
         user: None,
         server: None,
     };
-    for seg in &t.segs {
+    for seg in &t.segs[first..] {
         if *seg == Seg::Path {
             // At least one non-empty segment must remain.
             return if b[at..].iter().any(|&c| c != b'/') {
