@@ -35,13 +35,13 @@
 use std::borrow::Cow;
 
 use super::enrich::{EnrichOp, Enricher};
-use super::fields::{reject_control_names, set_path};
 use super::fastprefix::Memo;
+use super::fields::{reject_control_names, set_path};
 use super::prefix::{Family, Header};
-use super::route;
 use super::reader::RawRecord;
 use super::record::Record;
 use super::request::{self, Request};
+use super::route;
 use super::scrub;
 use super::text::Flags;
 use super::{KIND_MESSAGE, KIND_REQUEST, Parser};
@@ -159,30 +159,40 @@ fn take<'r>(raw: &RawRecord<'r>, memo: &mut Memo) -> Option<(Header<'r>, Request
     if !plain {
         return None;
     }
+    // Most other messages fail here, before a scan: no `NNN METHOD `.
+    let (status, method, rest) = status_method(h.message)?;
     // `scrub::may_hold_secret` says no, without a look, to a message without `=`, `%` and `:`
     // (its syntax) and without `k`, `x` and `z` (needed by its markers).
     let m = h.message.as_bytes();
-    let syntax = memchr::memchr3(b'=', b'%', b':', m).is_some();
-    if (syntax || memchr::memchr3(b'k', b'x', b'z', m).is_some())
-        && scrub::may_hold_secret(h.message)
-    {
+    let wary = m.iter().fold(false, |any, &c| {
+        any | matches!(c, b'=' | b'%' | b':' | b'k' | b'x' | b'z')
+    });
+    if wary && scrub::may_hold_secret(h.message) {
         return None;
     }
-    let r = request(h.message)?;
-    Some((h, r, syntax && memchr::memchr(b'%', m).is_some()))
+    let r = request_after(status, method, rest)?;
+    Some((h, r, wary && memchr::memchr(b'%', m).is_some()))
 }
 
 /// Whether a hub or single-user header's logger and module are free of what sends a record's
 /// whole text to the scrubber's prescan ([`odd_word`]), so the prescan looks at its message.
 pub(super) fn plain(h: &Header<'_>) -> bool {
-    matches!(h.family, Family::Hub | Family::SingleUser) && !odd_word(h.logger) && !odd_word(h.module)
+    matches!(h.family, Family::Hub | Family::SingleUser)
+        && !odd_word(h.logger)
+        && !odd_word(h.module)
 }
 
 /// [`request::parse`] of a message of printable ASCII, in one scan from its end: `Some` only
 /// where `request::parse` gives the same answer, `None` where it is not sure (a duration that
 /// is not digits and a dot, …).
+#[cfg(test)]
 fn request(msg: &str) -> Option<Request<'_>> {
     let (status, method, rest) = status_method(msg)?;
+    request_after(status, method, rest)
+}
+
+/// [`request`] after its status and method.
+fn request_after<'a>(status: u16, method: &'a str, rest: &'a str) -> Option<Request<'a>> {
     let b = rest.as_bytes();
     // `{request_time:.2f}ms`, after the last space.
     let end = b.len().checked_sub(2)?;

@@ -299,8 +299,21 @@ fn prefixed() -> impl Strategy<Value = String> {
         ),
         (
             pick(&["2", "234", "234567", "234567891", "2345678901", ""]),
-            pick(&["JupyterHub", "SingleUserNotebookApp", "IdleCuller", "Jupyter]Hub", ""]),
-            pick(&[" log:191", " log:19a", "", " l-o.g_:1", " log:191 ", " log:"]),
+            pick(&[
+                "JupyterHub",
+                "SingleUserNotebookApp",
+                "IdleCuller",
+                "Jupyter]Hub",
+                "",
+            ]),
+            pick(&[
+                " log:191",
+                " log:19a",
+                "",
+                " l-o.g_:1",
+                " log:191 ",
+                " log:",
+            ]),
             pick(&["] ", "]", "]  ", " ]", ""]),
         ),
     )

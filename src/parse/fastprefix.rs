@@ -76,7 +76,11 @@ fn time(b: &[u8]) -> Option<(i64, usize)> {
     {
         return None;
     }
-    let (h, m, s) = (digits::<2>(b, 14)?, digits::<2>(b, 17)?, digits::<2>(b, 20)?);
+    let (h, m, s) = (
+        digits::<2>(b, 14)?,
+        digits::<2>(b, 17)?,
+        digits::<2>(b, 20)?,
+    );
     let mut i = 23;
     let mut frac = 0u32;
     while i < b.len() && b[i].is_ascii_digit() && i < 32 {
@@ -103,7 +107,7 @@ impl Memo {
     pub(super) fn header<'a>(&mut self, body: &'a str) -> Option<(Header<'a>, bool)> {
         let b = body.as_bytes();
         if self.tail_len > 0
-            && b.get(..HEAD) == Some(&self.head[..])
+            && b.first_chunk::<HEAD>() == Some(&self.head)
             && let Some((tod, at)) = time(b)
             && b.get(at..at + self.tail_len) == Some(&self.tail[..self.tail_len])
         {
@@ -134,9 +138,12 @@ impl Memo {
         };
         let base = body.as_ptr() as usize;
         let at = logger.as_ptr() as usize - base;
-        let module = h
-            .module
-            .map(|m| (m.as_ptr() as usize - base - at, m.as_ptr() as usize - base - at + m.len()));
+        let module = h.module.map(|m| {
+            (
+                m.as_ptr() as usize - base - at,
+                m.as_ptr() as usize - base - at + m.len(),
+            )
+        });
         // The `]` after the module, or after the logger when there is none.
         let close = module.map_or(logger.len(), |(_, e)| e);
         let tail = &body.as_bytes()[at..];
