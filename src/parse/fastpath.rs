@@ -8,13 +8,16 @@
 //! The prefix is JupyterHub's default `log_format` (`app.py` `_log_format_default`:
 //! `[%(levelname)1.1s %(asctime)s.%(msecs).03d %(name)s %(module)s:%(lineno)d] %(message)s`) and
 //! the message `log.py` `log_request`'s `"{status} {method} {uri}{location} ({user}@{ip})
-//! {request_time:.2f}ms"`. The single-user servers' activity heartbeats alone are most lines of
-//! a busy hub's log (89 % of the generator's and of the real fixtures').
+//! {request_time:.2f}ms"`, `location` being `" -> {uri}"` on redirects. Request lines are about
+//! 89 % of a hub's log (of the generator's output too), nearly all of them the single-user
+//! servers' activity heartbeats.
 //!
 //! [`Parser::request_line`] takes a record only when it can tell, cheaply, that the general path
 //! ([`Parser::parse`]) would clean nothing and parse it as a request; it then fills the record
-//! with the same functions the general path uses. Anything else returns `None` before any state
-//! changed, and the general path (the reference) parses the record. Why the shortcuts are exact:
+//! as the general path does, with the same functions for the stamp and stream state
+//! (`Parser::timestamp`), the route (`route::classify`), enrichment and the counters
+//! (`Parser::finish`). Anything else is handed back (`Err`) before any state changed, and the
+//! general path (the reference) parses the record. Why the shortcuts are exact:
 //!
 //! * Cleaning: a record of printable ASCII (`0x20..=0x7e`, after its trailing newlines) has no
 //!   NUL, escape or carriage return and is valid UTF-8, so the general path's cleaning borrows
@@ -22,11 +25,15 @@
 //! * Prefix: [`Memo::header`] answers as `prefix::bracketed_fast` does, the first thing
 //!   `prefix::header` tries on a record starting with `[`; when it answers, `header` returns
 //!   that answer.
-//! * Scrubbing: with a logger and module free of `= % ' " /` the general path prescans the
-//!   message only, with [`scrub::may_hold_secret`]; the fast path calls that same function on
-//!   the same message and leaves the record to the general path when it says yes. (So no record
-//!   the fast path takes can hold what `parse::scrub` removes: the prescan is the scrubber's own
-//!   first step, and `scrub` returns the text unchanged when it says no.)
+//! * Request: [`request_after`] answers only where `request::parse` gives that answer.
+//! * Scrubbing: with a logger and module free of `= % ' " /` ([`plain`]) the general path
+//!   prescans the message only, with [`scrub::may_hold_secret`]; the fast path leaves the
+//!   record to the general path when that same function says yes on the same message. It skips
+//!   the call for a message without `=`, `%`, `:`, `k`, `x` and `z`, where the function says no
+//!   without looking further (its syntax scan finds no `=`, `%` or `:`, and each of its markers
+//!   holds a `k`, `x` or `z`). So no record the fast path takes can hold what `parse::scrub`
+//!   removes: the prescan is the scrubber's own first step, and `scrub` returns the text
+//!   unchanged when it says no (tested: `scrub::scrub` changes no record the fast path takes).
 //! * Names: printable ASCII holds no control character, and the only names not cut from the
 //!   text as they are, are percent-decoded path segments; so without a `%` in the message, the
 //!   general path's `reject_control_names` finds nothing (it is run when there is a `%`).
