@@ -149,10 +149,17 @@ impl Trie {
     /// The recent templates tried on the path in place (see [`matches_path`]); `None` sends
     /// the path to the full lookup.
     pub(super) fn recent_in_place<'a>(&self, path: &'a str) -> Option<RouteInfo<'a>> {
-        for i in RECENT.with(|r| r.get()) {
+        let recent = RECENT.with(|r| r.get());
+        for (k, &i) in recent.iter().enumerate() {
             let t = self.templates.get(i)?;
             match matches_path(t, path) {
                 Direct::Yes(mut info) => {
+                    // The template found first next time.
+                    if k > 0 {
+                        let mut next = recent;
+                        next[..=k].rotate_right(1);
+                        RECENT.with(|r| r.set(next));
+                    }
                     if info.server.is_none() && t.server_route {
                         info.server = Some(Cow::Borrowed(""));
                     }
@@ -241,6 +248,7 @@ fn matches_path<'a>(t: &Template, path: &'a str) -> Direct<'a> {
     // loop below would find each of them there and set nothing.
     let lead = t.lead.len();
     let (mut at, first) = if t.lead_segs > 0
+        && b.get(1) == t.lead.as_bytes().get(1)
         && b.starts_with(t.lead.as_bytes())
         && b.get(lead).is_none_or(|&c| c == b'/')
     {
