@@ -26,8 +26,9 @@ pub(super) struct Trie {
 }
 
 thread_local! {
-    /// The last few unrivalled templates returned: a log repeats a handful of routes, and
-    /// trying these first (a length check rejects most) skips the walk for most paths.
+    /// The last few unrivalled templates returned, the last found first: a log repeats a
+    /// handful of routes, and trying these first (a first byte or a length rejects most)
+    /// skips the walk for most paths.
     static RECENT: std::cell::Cell<[usize; RECENT_LEN]> = const { std::cell::Cell::new([usize::MAX; RECENT_LEN]) };
 }
 
