@@ -42,13 +42,14 @@
 use std::borrow::Cow;
 
 use super::enrich::{EnrichOp, Enricher};
+use super::fastmemo::Requests;
 use super::fastprefix::Memo;
 use super::fields::{reject_control_names, set_path};
 use super::prefix::{Family, Header};
 use super::reader::RawRecord;
 use super::record::Record;
 use super::request::{self, Request};
-use super::route;
+use super::route::{self, RouteInfo};
 use super::scrub;
 use super::text::Flags;
 use super::{KIND_MESSAGE, KIND_REQUEST, Parser};
@@ -80,9 +81,9 @@ impl Parser {
         mut flags: Flags,
         f: F,
     ) -> Result<T, F> {
-        let Some((h, r, percent)) = self
+        let Some((h, r, info, percent)) = self
             .fast_path
-            .then(|| take(raw, &mut self.prefix_memo))
+            .then(|| take(raw, &mut self.prefix_memo, &mut self.requests))
             .flatten()
         else {
             return Err(f);
@@ -90,7 +91,6 @@ impl Parser {
         self.one_line = true;
         // The general path's `header_record`, `fill_request` and `set_path`, in one go.
         let ts = self.timestamp(h.stamp);
-        let info = route::classify(r.path);
         let actor = (!r.actor.is_empty()).then_some(r.actor);
         let mut rec = Record {
             ts,
@@ -148,9 +148,12 @@ impl Parser {
     }
 }
 
-/// The header and request of a record the fast path takes, and whether its message holds a
-/// `%`; reads, changes nothing (but the remembered prefix).
-fn take<'r>(raw: &RawRecord<'r>, memo: &mut Memo) -> Option<(Header<'r>, Request<'r>, bool)> {
+/// What [`take`] finds: header, request, route, whether the message holds a `%`.
+type Taken<'r> = (Header<'r>, Request<'r>, RouteInfo<'r>, bool);
+
+/// The header, request and route of a record the fast path takes, and whether its message
+/// holds a `%`; reads, changes nothing (but what it remembers of lines before).
+fn take<'r>(raw: &RawRecord<'r>, memo: &mut Memo, requests: &mut Requests) -> Option<Taken<'r>> {
     if raw.lines != 1 {
         return None;
     }
@@ -177,8 +180,41 @@ fn take<'r>(raw: &RawRecord<'r>, memo: &mut Memo) -> Option<(Header<'r>, Request
     if wary && scrub::may_hold_secret(h.message) {
         return None;
     }
+    let (r, info) = request_and_route(h.message, (status, method, rest), requests)?;
+    Some((h, r, info, wary && memchr::memchr(b'%', m).is_some()))
+}
+
+/// [`request_after`] and the route of its path, read from [`Requests`] when the message's text
+/// before its duration was seen before.
+fn request_and_route<'a>(
+    msg: &'a str,
+    (status, method, rest): (u16, &'a str, &'a str),
+    requests: &mut Requests,
+) -> Option<(Request<'a>, RouteInfo<'a>)> {
+    let (d, end) = duration_at(rest.as_bytes())?;
+    let duration_ms = request::duration(&rest[d..end])?;
+    // Up to the `)` before the duration's space.
+    let key = &msg[..msg.len() - rest.len() + d - 1];
+    if let Some(hit) = requests.get(msg, key, duration_ms) {
+        return Some(hit);
+    }
     let r = request_after(status, method, rest)?;
-    Some((h, r, wary && memchr::memchr(b'%', m).is_some()))
+    let info = route::classify(r.path);
+    requests.keep(msg, key, &r, &info);
+    Some((r, info))
+}
+
+/// `) {duration}ms` at the end of `b`: where the duration starts and ends, after `) `.
+fn duration_at(b: &[u8]) -> Option<(usize, usize)> {
+    let end = b.len().checked_sub(2)?;
+    if b[end..] != *b"ms" {
+        return None;
+    }
+    let mut d = end;
+    while d > 0 && matches!(b[d - 1], b'0'..=b'9' | b'.') {
+        d -= 1;
+    }
+    (d >= 2 && b[d - 1] == b' ' && b[d - 2] == b')').then_some((d, end))
 }
 
 /// Whether a hub or single-user header's logger and module are free of what sends a record's
@@ -202,17 +238,7 @@ fn request(msg: &str) -> Option<Request<'_>> {
 fn request_after<'a>(status: u16, method: &'a str, rest: &'a str) -> Option<Request<'a>> {
     let b = rest.as_bytes();
     // `{request_time:.2f}ms`, after the last space.
-    let end = b.len().checked_sub(2)?;
-    if b[end..] != *b"ms" {
-        return None;
-    }
-    let mut d = end;
-    while d > 0 && matches!(b[d - 1], b'0'..=b'9' | b'.') {
-        d -= 1;
-    }
-    if d < 2 || b[d - 1] != b' ' || b[d - 2] != b')' {
-        return None;
-    }
+    let (d, end) = duration_at(b)?;
     let duration_ms = request::duration(&rest[d..end])?;
     // `({user}@{ip})`: opens at the last ` (`; the name ends at the last `@` in it.
     let close = d - 2;

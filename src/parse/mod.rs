@@ -21,6 +21,7 @@
 pub mod catalogue;
 mod enrich;
 mod error;
+mod fastmemo;
 mod fastpath;
 mod fastprefix;
 mod fields;
@@ -97,6 +98,8 @@ pub struct Parser {
     fast_path: bool,
     /// The fast path's last hub prefix.
     prefix_memo: fastprefix::Memo,
+    /// The fast path's request texts seen before.
+    requests: fastmemo::Requests,
 }
 
 impl Parser {
@@ -120,6 +123,7 @@ impl Parser {
             judged: Flags::default(),
             fast_path: true,
             prefix_memo: fastprefix::Memo::default(),
+            requests: fastmemo::Requests::default(),
         }
     }
 
