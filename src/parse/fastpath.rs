@@ -25,7 +25,8 @@
 //! * Prefix: [`Memo::header`] answers as `prefix::bracketed_fast` does, the first thing
 //!   `prefix::header` tries on a record starting with `[`; when it answers, `header` returns
 //!   that answer.
-//! * Request: [`request_after`] answers only where `request::parse` gives that answer.
+//! * Request: [`request_after`] answers only where `request::parse` gives that answer, and
+//!   [`Requests`] answers as it did for the same text before the duration (`fastmemo`).
 //! * Scrubbing: with a logger and module free of `= % ' " /` ([`plain`]) the general path
 //!   prescans the message only, with [`scrub::may_hold_secret`]; the fast path leaves the
 //!   record to the general path when that same function says yes on the same message. It skips
