@@ -41,6 +41,18 @@ struct Fields {
     route: &'static str,
     user: Name,
     server: Name,
+    /// The text holds one of the scrubber's prescan gate bytes; a `%`.
+    wary: bool,
+    percent: bool,
+}
+
+/// A message read from [`Requests`]: its request and route, and whether it holds one of the
+/// scrubber's prescan gate bytes, and a `%` (the duration holds neither).
+pub(super) struct Seen<'a> {
+    pub(super) request: Request<'a>,
+    pub(super) info: RouteInfo<'a>,
+    pub(super) wary: bool,
+    pub(super) percent: bool,
 }
 
 /// rustc's Fx hash, over eight bytes at a time: the keys are short texts, hashed once a line.
@@ -97,12 +109,7 @@ fn name_in(msg: &str, name: &Option<Cow<'_, str>>) -> Option<Name> {
 impl Requests {
     /// The request and route of `msg`, whose text up to the `)` of `({user}@{ip})` is `key`
     /// and whose duration is `duration_ms`, if that text was kept.
-    pub(super) fn get<'a>(
-        &self,
-        msg: &'a str,
-        key: &str,
-        duration_ms: f64,
-    ) -> Option<(Request<'a>, RouteInfo<'a>)> {
+    pub(super) fn get<'a>(&self, msg: &'a str, key: &str, duration_ms: f64) -> Option<Seen<'a>> {
         let f = self.seen.get(key.as_bytes())?;
         let at = |r: &Range<u32>| msg.get(r.start as usize..r.end as usize);
         let name = |n: &Name| match n {
@@ -127,11 +134,24 @@ impl Requests {
             user: name(&f.user)?,
             server: name(&f.server)?,
         };
-        Some((request, info))
+        Some(Seen {
+            request,
+            info,
+            wary: f.wary,
+            percent: f.percent,
+        })
     }
 
-    /// Keep what `msg` (text up to its `)`: `key`) parsed to, if it is all slices of `msg`.
-    pub(super) fn keep(&mut self, msg: &str, key: &str, r: &Request<'_>, info: &RouteInfo<'_>) {
+    /// Keep what `msg` (text up to its `)`: `key`) parsed to, if it is all slices of `msg`,
+    /// with whether it holds a prescan gate byte and a `%`.
+    pub(super) fn keep(
+        &mut self,
+        msg: &str,
+        key: &str,
+        r: &Request<'_>,
+        info: &RouteInfo<'_>,
+        (wary, percent): (bool, bool),
+    ) {
         if self.seen.len() >= CAP {
             return;
         }
@@ -149,6 +169,8 @@ impl Requests {
                 route: info.route,
                 user: name_in(msg, &info.user)?,
                 server: name_in(msg, &info.server)?,
+                wary,
+                percent,
             })
         };
         if let Some(f) = fields() {

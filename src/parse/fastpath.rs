@@ -170,39 +170,35 @@ fn take<'r>(raw: &RawRecord<'r>, memo: &mut Memo, requests: &mut Requests) -> Op
     if !plain {
         return None;
     }
-    // Most other messages fail here, before a scan: no `NNN METHOD `.
-    let (status, method, rest) = status_method(h.message)?;
+    // Most other messages fail here, before a scan: no `) {duration}ms` at the end.
+    let msg = h.message;
+    let (d, end) = duration_at(msg.as_bytes())?;
+    let duration_ms = request::duration(&msg[d..end])?;
+    // The text before the duration: up to the `)` before its space (see `fastmemo`).
+    let key = &msg[..d - 1];
+    if let Some(seen) = requests.get(msg, key, duration_ms) {
+        // Its message is this one but for the duration, which holds none of the prescan's
+        // gate bytes: the same prescan answer.
+        if seen.wary && scrub::may_hold_secret(msg) {
+            return None;
+        }
+        return Some((h, seen.request, seen.info, seen.percent));
+    }
+    let (status, method, rest) = status_method(msg)?;
     // `scrub::may_hold_secret` says no, without a look, to a message without `=`, `%` and `:`
     // (its syntax) and without `k`, `x` and `z` (needed by its markers).
-    let m = h.message.as_bytes();
+    let m = msg.as_bytes();
     let wary = m.iter().fold(false, |any, &c| {
         any | matches!(c, b'=' | b'%' | b':' | b'k' | b'x' | b'z')
     });
-    if wary && scrub::may_hold_secret(h.message) {
+    if wary && scrub::may_hold_secret(msg) {
         return None;
-    }
-    let (r, info) = request_and_route(h.message, (status, method, rest), requests)?;
-    Some((h, r, info, wary && memchr::memchr(b'%', m).is_some()))
-}
-
-/// [`request_after`] and the route of its path, read from [`Requests`] when the message's text
-/// before its duration was seen before.
-fn request_and_route<'a>(
-    msg: &'a str,
-    (status, method, rest): (u16, &'a str, &'a str),
-    requests: &mut Requests,
-) -> Option<(Request<'a>, RouteInfo<'a>)> {
-    let (d, end) = duration_at(rest.as_bytes())?;
-    let duration_ms = request::duration(&rest[d..end])?;
-    // Up to the `)` before the duration's space.
-    let key = &msg[..msg.len() - rest.len() + d - 1];
-    if let Some(hit) = requests.get(msg, key, duration_ms) {
-        return Some(hit);
     }
     let r = request_after(status, method, rest)?;
     let info = route::classify(r.path);
-    requests.keep(msg, key, &r, &info);
-    Some((r, info))
+    let percent = wary && memchr::memchr(b'%', m).is_some();
+    requests.keep(msg, key, &r, &info, (wary, percent));
+    Some((h, r, info, percent))
 }
 
 /// `) {duration}ms` at the end of `b`: where the duration starts and ends, after `) `.
