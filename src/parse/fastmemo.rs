@@ -21,6 +21,10 @@ use super::route::RouteInfo;
 
 /// Most texts kept (a few hundred bytes each).
 const CAP: usize = 4096;
+/// Texts kept before the memo has to pay: past that, a text is kept only while the texts
+/// read from the memo are at least as many as those kept (a log of texts that do not repeat,
+/// a single-user server's file paths, say, stops costing a copy of each).
+pub(super) const TRIAL: usize = 256;
 
 /// A name: a slice of the message, or the default server's `""`.
 #[derive(Debug, Clone)]
@@ -80,6 +84,8 @@ impl Hasher for Fx {
 #[derive(Default)]
 pub(super) struct Requests {
     seen: HashMap<Box<[u8]>, Fields, BuildHasherDefault<Fx>>,
+    /// Messages read from the memo.
+    hits: usize,
 }
 
 impl std::fmt::Debug for Requests {
@@ -107,10 +113,22 @@ fn name_in(msg: &str, name: &Option<Cow<'_, str>>) -> Option<Name> {
 }
 
 impl Requests {
+    /// How many texts are kept.
+    #[cfg(test)]
+    pub(super) fn kept(&self) -> usize {
+        self.seen.len()
+    }
+
     /// The request and route of `msg`, whose text up to the `)` of `({user}@{ip})` is `key`
     /// and whose duration is `duration_ms`, if that text was kept.
-    pub(super) fn get<'a>(&self, msg: &'a str, key: &str, duration_ms: f64) -> Option<Seen<'a>> {
+    pub(super) fn get<'a>(
+        &mut self,
+        msg: &'a str,
+        key: &str,
+        duration_ms: f64,
+    ) -> Option<Seen<'a>> {
         let f = self.seen.get(key.as_bytes())?;
+        self.hits += 1;
         let at = |r: &Range<u32>| msg.get(r.start as usize..r.end as usize);
         let name = |n: &Name| match n {
             Name::Absent => Some(None),
@@ -152,7 +170,8 @@ impl Requests {
         info: &RouteInfo<'_>,
         (wary, percent): (bool, bool),
     ) {
-        if self.seen.len() >= CAP {
+        let n = self.seen.len();
+        if n >= CAP || (n >= TRIAL && self.hits < n) {
             return;
         }
         let fields = || -> Option<Fields> {

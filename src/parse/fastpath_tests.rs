@@ -369,3 +369,28 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_request_memo_keeps_texts_only_while_they_repeat() {
+    let line = |i: usize| {
+        format!(
+            "[I 2026-11-02 00:00:01.234 JupyterHub log:191] 200 GET /user/u{i}/api/contents/f{i} (u{i}@10.0.0.1) 1.{:02}ms\n",
+            i % 100
+        )
+    };
+    let kept = |input: String| {
+        let mut p = parser(true, false, "UTC");
+        let mut r = reader::RecordReader::new(input.as_bytes(), 0, reader::ReaderConfig::default());
+        r.run(reader::AtEof::Finish, |raw| p.parse(&raw, |_| ()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        p.requests.kept()
+    };
+    // Texts that never repeat: the memo stops after its trial.
+    let once: String = (0..1000).map(line).collect();
+    assert_eq!(kept(once), crate::parse::fastmemo::TRIAL);
+    // Each text three times: the memo pays, and keeps them all.
+    let thrice: String = (0..1000)
+        .flat_map(|i| [line(i), line(i), line(i)])
+        .collect();
+    assert_eq!(kept(thrice), 1000);
+}
