@@ -1,5 +1,7 @@
 //! Parse-only throughput on the generator's output: bytes → records → typed `Record`s,
-//! no lake. Run: `cargo bench --bench parse` (figures go to BENCHMARKS.md).
+//! no lake. Run: `cargo bench --bench parse --no-default-features` (figures go to BENCHMARKS.md).
+//! The headline is `generated_hub_log_lines`; `real_fixture_lines` parses the real hub output
+//! under `fixtures/logs/real` (small, and mostly not heartbeats: a second view, not the figure).
 
 use std::sync::Arc;
 
@@ -37,6 +39,30 @@ fn parse_all(cat: &Arc<Catalogue>, data: &[u8]) -> u64 {
     n
 }
 
+/// Every `.log` under `fixtures/logs/real`, each parsed on its own as `ingest` would.
+fn real_fixtures() -> Vec<Vec<u8>> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<Vec<u8>>) {
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .expect("fixtures")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        paths.sort();
+        for p in paths {
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|e| e == "log") {
+                out.push(std::fs::read(&p).expect("read"));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/logs/real"),
+        &mut out,
+    );
+    out
+}
+
 fn bench(c: &mut Criterion) {
     let (data, lines) = input();
     let cat = Arc::new(Catalogue::embedded().expect("catalogue"));
@@ -45,6 +71,15 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("generated_hub_log_lines", |b| {
         b.iter(|| parse_all(&cat, &data))
+    });
+    let real = real_fixtures();
+    let lines = real
+        .iter()
+        .map(|f| f.iter().filter(|&&b| b == b'\n').count() as u64)
+        .sum();
+    g.throughput(Throughput::Elements(lines));
+    g.bench_function("real_fixture_lines", |b| {
+        b.iter(|| real.iter().map(|f| parse_all(&cat, f)).sum::<u64>())
     });
     g.finish();
 }

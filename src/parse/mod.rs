@@ -5,6 +5,8 @@
 //! ([`scrub`]; the prefix is parsed again if anything was scrubbed) →
 //! request line ([`request`], nom) or message kind ([`catalogue`], one `RegexSet` per family) →
 //! fields (`fields`) → enrichment (`enrich`: server names the hub left out) → callback.
+//! Request lines of JupyterHub's own shape, most of a hub's log, take a fast path
+//! (`fastpath`) that reads them in fewer passes and gives the very same records.
 //!
 //! What this is not: it does not read files or write the lake; it never drops a record. A record
 //! whose prefix matches no family is classified by the `python` catalogue or kept as `unparsed`;
@@ -19,6 +21,9 @@
 pub mod catalogue;
 mod enrich;
 mod error;
+mod fastmemo;
+mod fastpath;
+mod fastprefix;
 mod fields;
 pub mod prefix;
 pub mod reader;
@@ -41,7 +46,7 @@ use crate::parse::record::Record;
 use catalogue::Catalogue;
 use enrich::Enricher;
 pub use enrich::{EnrichOp, Enrichment};
-use fields::{apply_field, reject_control_names, set_path};
+use fields::{apply_field, reject_control_names};
 use prefix::{Family, Header, Stamp};
 use reader::RawRecord;
 pub use state::{LATE_SLACK_US, Order, StreamState};
@@ -89,6 +94,12 @@ pub struct Parser {
     order: Order,
     /// What the last stamp was judged (`FUTURE`, `LATE` or empty).
     judged: Flags,
+    /// Request lines may take the fast path ([`fastpath`]).
+    fast_path: bool,
+    /// The fast path's last hub prefix.
+    prefix_memo: fastprefix::Memo,
+    /// The fast path's request texts seen before.
+    requests: fastmemo::Requests,
 }
 
 impl Parser {
@@ -110,6 +121,9 @@ impl Parser {
             future_after: 0,
             order: Order::default(),
             judged: Flags::default(),
+            fast_path: true,
+            prefix_memo: fastprefix::Memo::default(),
+            requests: fastmemo::Requests::default(),
         }
     }
 
@@ -167,16 +181,11 @@ impl Parser {
         if raw.split {
             flags.set(Flags::SPLIT);
         }
-        // One scan finds the records with nothing to clean (most): valid UTF-8, no NUL, no
-        // escape sequence, no carriage return.
-        let text = match memchr::memchr3(0, 0x1b, b'\r', raw.bytes) {
-            None => std::str::from_utf8(raw.bytes).map(Cow::Borrowed).ok(),
-            Some(_) => None,
+        let f = match self.request_line(raw, flags, f) {
+            Ok(out) => return out,
+            Err(f) => f,
         };
-        let text = text.unwrap_or_else(|| {
-            let text = text::decode(raw.bytes, &mut flags);
-            text::strip_controls(text, &mut flags)
-        });
+        let text = clean(raw.bytes, &mut flags);
         let body = text.trim_end_matches(['\n', '\r']);
         // The prefix (level, time, logger, `module:line`) holds no secret, and its colons would
         // slow the scrubber's prescan down: the prescan looks at the message, and a record is
@@ -184,14 +193,8 @@ impl Parser {
         let header = prefix::header(body);
         // The logger and module are free words: one that could hold a key or value sends the
         // whole record to the prescan.
-        let odd = |w: Option<&str>| {
-            w.is_some_and(|w| {
-                w.bytes()
-                    .any(|b| matches!(b, b'=' | b'%' | b'\'' | b'"' | b'/'))
-            })
-        };
         let from = header.as_ref().map_or(0, |h| {
-            if odd(h.logger) || odd(h.module) {
+            if fastpath::odd_word(h.logger) || fastpath::odd_word(h.module) {
                 0
             } else {
                 body.len().saturating_sub(h.message.len())
@@ -209,6 +212,13 @@ impl Parser {
             None => self.unprefixed(body),
         };
         reject_control_names(&mut rec, &mut flags);
+        self.finish(raw, &mut rec, flags);
+        f(&rec)
+    }
+
+    /// What every record gets last, on either path: its flags (with the stamp's judgement),
+    /// place in the stream, time hint, and the counters.
+    fn finish(&mut self, raw: &RawRecord<'_>, rec: &mut Record<'_>, mut flags: Flags) {
         if rec.ts.is_some() {
             flags.set(std::mem::take(&mut self.judged));
         }
@@ -225,7 +235,13 @@ impl Parser {
         self.stats.bytes += rec.length;
         self.stats.unparsed += (rec.kind == KIND_UNPARSED) as u64;
         self.stats.truncated += raw.truncated as u64;
-        f(&rec)
+    }
+
+    /// Whether request lines may take the fast path ([`fastpath`]); tests turn it off to compare
+    /// with the general path.
+    #[cfg(test)]
+    pub(crate) fn set_fast_path(&mut self, on: bool) {
+        self.fast_path = on;
     }
 
     /// Whether a stamp is to be trusted: `FUTURE` (more than 10 min past the wall clock),
@@ -279,34 +295,16 @@ impl Parser {
     }
 
     fn prefixed<'r>(&mut self, h: &Header<'r>) -> Record<'r> {
-        let mut rec = Record::new(KIND_MESSAGE, h.family, h.message);
-        rec.ts = self.timestamp(h.stamp);
-        rec.level = h.level;
-        rec.logger = h.logger;
-        rec.module = h.module;
+        let mut rec = self.header_record(h);
         let first = self.first_line(h.message);
         if matches!(h.family, Family::Hub | Family::SingleUser)
             && let Some(r) = request::parse(first)
         {
-            rec.kind = KIND_REQUEST;
-            rec.status = Some(r.status);
-            rec.method = Some(r.method);
-            rec.duration_ms = Some(r.duration_ms);
-            rec.target = r.redirect;
-            rec.client_ip = Some(r.ip);
-            rec.actor = (!r.actor.is_empty()).then_some(r.actor);
-            set_path(&mut rec, r.path);
-            if rec.user.is_none() {
-                rec.user = rec.actor.map(Cow::Borrowed);
-            }
+            fastpath::fill_request(&mut rec, r);
         } else {
             self.classify(&mut rec, h.family, first);
         }
-        if !self.defer {
-            self.enrich.apply(&mut rec);
-        } else if Enricher::wants(&rec) {
-            self.deferred = Some(EnrichOp::of(&rec));
-        }
+        self.enrich_or_defer(&mut rec);
         rec
     }
 
@@ -342,6 +340,21 @@ impl Parser {
         }
         s.split_once('\n').map_or(s, |(a, _)| a)
     }
+}
+
+/// The record's text as UTF-8 (lossily, flagged), without NULs, escape sequences and carriage
+/// returns; borrowed when there is nothing to clean (most records).
+fn clean<'a>(bytes: &'a [u8], flags: &mut Flags) -> Cow<'a, str> {
+    // One scan finds the records with nothing to clean: valid UTF-8, no NUL, no escape
+    // sequence, no carriage return.
+    let text = match memchr::memchr3(0, 0x1b, b'\r', bytes) {
+        None => std::str::from_utf8(bytes).map(Cow::Borrowed).ok(),
+        Some(_) => None,
+    };
+    text.unwrap_or_else(|| {
+        let text = text::decode(bytes, flags);
+        text::strip_controls(text, flags)
+    })
 }
 
 /// Parse arbitrary bytes end to end and check the accounting invariant: the records tile the

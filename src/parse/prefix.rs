@@ -378,6 +378,12 @@ pub fn header(text: &str) -> Option<Header<'_>> {
     r.ok().map(|(_, h)| h)
 }
 
+/// [`header`] of a record that starts with a hub or single-user stamp, by the byte-level fast
+/// path alone: `None` for anything it does not take (which [`header`] may still parse).
+pub(super) fn bracketed_fast(text: &str) -> Option<Header<'_>> {
+    fast::bracketed(text)
+}
+
 /// Byte-level fast path for the fixed-width stamp of hub and single-user lines
 /// (`[I 2026-11-28 15:30:10.250 JupyterHub log:192] …`), which make up nearly every line of a
 /// hub's log. It accepts a strict subset of what [`bracketed_full`] accepts (ASCII module names

@@ -32,7 +32,8 @@ pub fn micros_of_day(h: u32, m: u32, s: u32, frac_micros: u32) -> Option<i64> {
 #[derive(Debug, Clone)]
 pub struct Zone {
     tz: Tz,
-    /// (local date, local hour) -> offset in micros (local - utc) for that hour.
+    /// (local date, local hour) -> the UTC micros of that date's local midnight, as that
+    /// hour's offset (local - utc) places it.
     cache: Option<(NaiveDate, i64, i64)>,
 }
 
@@ -58,15 +59,16 @@ impl Zone {
     /// Local stamp → UTC micros since the epoch.
     pub fn to_utc(&mut self, st: LocalStamp) -> i64 {
         let hour = st.micros_of_day / MICROS_PER_HOUR;
-        let offset = match self.cache {
-            Some((d, h, off)) if d == st.date && h == hour => off,
+        let midnight = match self.cache {
+            Some((d, h, midnight)) if d == st.date && h == hour => midnight,
             _ => {
                 let off = self.offset_for(st.date, hour);
-                self.cache = Some((st.date, hour, off));
-                off
+                let midnight = days_since_epoch(st.date) * MICROS_PER_DAY - off;
+                self.cache = Some((st.date, hour, midnight));
+                midnight
             }
         };
-        days_since_epoch(st.date) * MICROS_PER_DAY + st.micros_of_day - offset
+        midnight + st.micros_of_day
     }
 
     fn offset_for(&self, date: NaiveDate, hour: i64) -> i64 {

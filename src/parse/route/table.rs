@@ -163,6 +163,9 @@ pub(super) struct Template {
     pub(super) open_ended: bool,
     /// A route of one server: its server is `""` (the default one) unless the path names one.
     pub(super) server_route: bool,
+    /// The leading literal segments, as a path (`/hub/api/users`), and how many they are.
+    pub(super) lead: &'static str,
+    pub(super) lead_segs: usize,
 }
 
 fn leak(s: String) -> &'static str {
@@ -192,7 +195,16 @@ fn compile(route: &'static str) -> Template {
         })
         .collect();
     let open_ended = segs.last() == Some(&Seg::Path);
+    let lits: Vec<&str> = segs
+        .iter()
+        .map_while(|s| match s {
+            Seg::Lit(l) => Some(*l),
+            _ => None,
+        })
+        .collect();
     Template {
+        lead: leak(lits.iter().map(|l| format!("/{l}")).collect()),
+        lead_segs: lits.len(),
         segs,
         route,
         open_ended,

@@ -26,8 +26,9 @@ pub(super) struct Trie {
 }
 
 thread_local! {
-    /// The last few unrivalled templates returned: a log repeats a handful of routes, and
-    /// trying these first (a length check rejects most) skips the walk for most paths.
+    /// The last few unrivalled templates returned, the last found first: a log repeats a
+    /// handful of routes, and trying these first (a first byte or a length rejects most)
+    /// skips the walk for most paths.
     static RECENT: std::cell::Cell<[usize; RECENT_LEN]> = const { std::cell::Cell::new([usize::MAX; RECENT_LEN]) };
 }
 
@@ -149,10 +150,17 @@ impl Trie {
     /// The recent templates tried on the path in place (see [`matches_path`]); `None` sends
     /// the path to the full lookup.
     pub(super) fn recent_in_place<'a>(&self, path: &'a str) -> Option<RouteInfo<'a>> {
-        for i in RECENT.with(|r| r.get()) {
+        let recent = RECENT.with(|r| r.get());
+        for (k, &i) in recent.iter().enumerate() {
             let t = self.templates.get(i)?;
             match matches_path(t, path) {
                 Direct::Yes(mut info) => {
+                    // The template found first next time.
+                    if k > 0 {
+                        let mut next = recent;
+                        next[..=k].rotate_right(1);
+                        RECENT.with(|r| r.set(next));
+                    }
                     if info.server.is_none() && t.server_route {
                         info.server = Some(Cow::Borrowed(""));
                     }
@@ -237,13 +245,24 @@ enum Direct<'a> {
 /// Answers `Yes` or `No` only where `matches` over the split segments gives that answer.
 fn matches_path<'a>(t: &Template, path: &'a str) -> Direct<'a> {
     let b = path.as_bytes();
-    let mut at = 0;
+    // The leading literals at once: where they are, each followed by a `/` (or the end), the
+    // loop below would find each of them there and set nothing.
+    let lead = t.lead.len();
+    let (mut at, first) = if t.lead_segs > 0
+        && b.get(1) == t.lead.as_bytes().get(1)
+        && b.starts_with(t.lead.as_bytes())
+        && b.get(lead).is_none_or(|&c| c == b'/')
+    {
+        (lead, t.lead_segs)
+    } else {
+        (0, 0)
+    };
     let mut info = RouteInfo {
         route: t.route,
         user: None,
         server: None,
     };
-    for seg in &t.segs {
+    for seg in &t.segs[first..] {
         if *seg == Seg::Path {
             // At least one non-empty segment must remain.
             return if b[at..].iter().any(|&c| c != b'/') {

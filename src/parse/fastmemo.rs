@@ -1,0 +1,199 @@
+//! Request lines seen before, for the fast path ([`super::fastpath`]): a hub's log repeats each
+//! server's activity heartbeat (`200 POST /hub/api/users/alice/activity (alice@10.0.0.1) 3.21ms`)
+//! every few minutes, the same text but for the duration. [`Requests`] keeps, per message text
+//! up to the `)` that closes `({user}@{ip})`, where its fields are and the route it took, and
+//! reads a message with the same text by parsing its duration alone.
+//!
+//! Exact: [`super::fastpath`]'s request parser reads every field but the duration from the text
+//! before that `)` (the duration is the digits and dot between the space after it and the
+//! closing `ms`), and `route::classify` is a function of the path; so the same text gives the
+//! same fields, taken at the same places. Only fields that are slices of the message (or the
+//! default server's `""`) are kept: a percent-decoded name is not, and its line is parsed.
+//! Bounded: at most [`CAP`] texts are kept; past that, new ones are parsed and not kept.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Range;
+
+use super::request::Request;
+use super::route::RouteInfo;
+
+/// Most texts kept (a few hundred bytes each).
+const CAP: usize = 4096;
+/// Texts kept before the memo has to pay: past that, a text is kept only while the texts
+/// read from the memo are at least as many as those kept (a log of texts that do not repeat,
+/// a single-user server's file paths, say, stops costing a copy of each).
+pub(super) const TRIAL: usize = 256;
+
+/// A name: a slice of the message, or the default server's `""`.
+#[derive(Debug, Clone)]
+enum Name {
+    Absent,
+    Empty,
+    At(Range<u32>),
+}
+
+#[derive(Debug, Clone)]
+struct Fields {
+    status: u16,
+    method: Range<u32>,
+    path: Range<u32>,
+    redirect: Option<Range<u32>>,
+    actor: Range<u32>,
+    ip: Range<u32>,
+    route: &'static str,
+    user: Name,
+    server: Name,
+    /// The text holds one of the scrubber's prescan gate bytes; a `%`.
+    wary: bool,
+    percent: bool,
+}
+
+/// A message read from [`Requests`]: its request and route, and whether it holds one of the
+/// scrubber's prescan gate bytes, and a `%` (the duration holds neither).
+pub(super) struct Seen<'a> {
+    pub(super) request: Request<'a>,
+    pub(super) info: RouteInfo<'a>,
+    pub(super) wary: bool,
+    pub(super) percent: bool,
+}
+
+/// rustc's Fx hash, over eight bytes at a time: the keys are short texts, hashed once a line.
+#[derive(Default)]
+pub(super) struct Fx(u64);
+
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0xf135_7aea_2e62_a9c5;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Requests {
+    seen: HashMap<Box<[u8]>, Fields, BuildHasherDefault<Fx>>,
+    /// Messages read from the memo.
+    hits: usize,
+}
+
+impl std::fmt::Debug for Requests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Requests({} kept)", self.seen.len())
+    }
+}
+
+/// Where `part` (a slice of `msg`) is in `msg`.
+fn range_in(msg: &str, part: &str) -> Option<Range<u32>> {
+    let start = (part.as_ptr() as usize).checked_sub(msg.as_ptr() as usize)?;
+    (start + part.len() <= msg.len()).then(|| start as u32..(start + part.len()) as u32)
+}
+
+fn name_in(msg: &str, name: &Option<Cow<'_, str>>) -> Option<Name> {
+    match name {
+        None => Some(Name::Absent),
+        Some(Cow::Borrowed(s)) => match range_in(msg, s) {
+            Some(r) => Some(Name::At(r)),
+            None if s.is_empty() => Some(Name::Empty),
+            None => None,
+        },
+        Some(Cow::Owned(_)) => None,
+    }
+}
+
+impl Requests {
+    /// How many texts are kept.
+    #[cfg(test)]
+    pub(super) fn kept(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// The request and route of `msg`, whose text up to the `)` of `({user}@{ip})` is `key`
+    /// and whose duration is `duration_ms`, if that text was kept.
+    pub(super) fn get<'a>(
+        &mut self,
+        msg: &'a str,
+        key: &str,
+        duration_ms: f64,
+    ) -> Option<Seen<'a>> {
+        let f = self.seen.get(key.as_bytes())?;
+        self.hits += 1;
+        let at = |r: &Range<u32>| msg.get(r.start as usize..r.end as usize);
+        let name = |n: &Name| match n {
+            Name::Absent => Some(None),
+            Name::Empty => Some(Some(Cow::Borrowed(""))),
+            Name::At(r) => at(r).map(|s| Some(Cow::Borrowed(s))),
+        };
+        let request = Request {
+            status: f.status,
+            method: at(&f.method)?,
+            path: at(&f.path)?,
+            redirect: match &f.redirect {
+                Some(r) => Some(at(r)?),
+                None => None,
+            },
+            actor: at(&f.actor)?,
+            ip: at(&f.ip)?,
+            duration_ms,
+        };
+        let info = RouteInfo {
+            route: f.route,
+            user: name(&f.user)?,
+            server: name(&f.server)?,
+        };
+        Some(Seen {
+            request,
+            info,
+            wary: f.wary,
+            percent: f.percent,
+        })
+    }
+
+    /// Keep what `msg` (text up to its `)`: `key`) parsed to, if it is all slices of `msg`,
+    /// with whether it holds a prescan gate byte and a `%`.
+    pub(super) fn keep(
+        &mut self,
+        msg: &str,
+        key: &str,
+        r: &Request<'_>,
+        info: &RouteInfo<'_>,
+        (wary, percent): (bool, bool),
+    ) {
+        let n = self.seen.len();
+        if n >= CAP || (n >= TRIAL && self.hits < n) {
+            return;
+        }
+        let fields = || -> Option<Fields> {
+            Some(Fields {
+                status: r.status,
+                method: range_in(msg, r.method)?,
+                path: range_in(msg, r.path)?,
+                redirect: match r.redirect {
+                    Some(t) => Some(range_in(msg, t)?),
+                    None => None,
+                },
+                actor: range_in(msg, r.actor)?,
+                ip: range_in(msg, r.ip)?,
+                route: info.route,
+                user: name_in(msg, &info.user)?,
+                server: name_in(msg, &info.server)?,
+                wary,
+                percent,
+            })
+        };
+        if let Some(f) = fields() {
+            self.seen.insert(key.as_bytes().into(), f);
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! The fast path for the commonest record of a hub's log: a JupyterHub request line, alone on
+//! its line, in printable ASCII, e.g.
+//!
+//! ```text
+//! [I 2026-11-02 00:00:01.234 JupyterHub log:191] 200 POST /hub/api/users/alice/activity (alice@10.0.0.1) 3.21ms
+//! ```
+//!
+//! The prefix is JupyterHub's default `log_format` (`app.py` `_log_format_default`:
+//! `[%(levelname)1.1s %(asctime)s.%(msecs).03d %(name)s %(module)s:%(lineno)d] %(message)s`) and
+//! the message `log.py` `log_request`'s `"{status} {method} {uri}{location} ({user}@{ip})
+//! {request_time:.2f}ms"`, `location` being `" -> {uri}"` on redirects. Request lines are about
+//! 89 % of a hub's log (of the generator's output too), nearly all of them the single-user
+//! servers' activity heartbeats.
+//!
+//! [`Parser::request_line`] takes a record only when it can tell, cheaply, that the general path
+//! ([`Parser::parse`]) would clean nothing and parse it as a request; it then fills the record
+//! as the general path does, with the same functions for the stamp and stream state
+//! (`Parser::timestamp`), the route (`route::classify`), enrichment and the counters
+//! (`Parser::finish`). Anything else is handed back (`Err`) before any state changed, and the
+//! general path (the reference) parses the record. Why the shortcuts are exact:
+//!
+//! * Cleaning: a record of printable ASCII (`0x20..=0x7e`, after its trailing newlines) has no
+//!   NUL, escape or carriage return and is valid UTF-8, so the general path's cleaning borrows
+//!   it unchanged and sets no flag; its trimmed body is the same slice.
+//! * Prefix: [`Memo::header`] answers as `prefix::bracketed_fast` does, the first thing
+//!   `prefix::header` tries on a record starting with `[`; when it answers, `header` returns
+//!   that answer.
+//! * Request: [`request_after`] answers only where `request::parse` gives that answer, and
+//!   [`Requests`] answers as it did for the same text before the duration (`fastmemo`).
+//! * Scrubbing: with a logger and module free of `= % ' " /` ([`plain`]) the general path
+//!   prescans the message only, with [`scrub::may_hold_secret`]; the fast path leaves the
+//!   record to the general path when that same function says yes on the same message. It skips
+//!   the call for a message without `=`, `%`, `:`, `k`, `x` and `z`, where the function says no
+//!   without looking further (its syntax scan finds no `=`, `%` or `:`, and each of its markers
+//!   holds a `k`, `x` or `z`). So no record the fast path takes can hold what `parse::scrub`
+//!   removes: the prescan is the scrubber's own first step, and `scrub` returns the text
+//!   unchanged when it says no (tested: `scrub::scrub` changes no record the fast path takes).
+//! * Names: printable ASCII holds no control character, and the only names not cut from the
+//!   text as they are, are percent-decoded path segments; so without a `%` in the message, the
+//!   general path's `reject_control_names` finds nothing (it is run when there is a `%`).
+//!   Enrichment changes no name of a `request` record ([`Enricher::apply`] has no arm for it).
+
+use std::borrow::Cow;
+
+use super::enrich::{EnrichOp, Enricher};
+use super::fastmemo::Requests;
+use super::fastprefix::Memo;
+use super::fields::{reject_control_names, set_path};
+use super::prefix::{Family, Header};
+use super::reader::RawRecord;
+use super::record::Record;
+use super::request::{self, Request};
+use super::route::{self, RouteInfo};
+use super::scrub;
+use super::text::Flags;
+use super::{KIND_MESSAGE, KIND_REQUEST, Parser};
+
+/// Whether every byte is printable ASCII (`0x20..=0x7e`). No early exit: the compiler
+/// vectorises the whole scan.
+pub(super) fn printable_ascii(b: &[u8]) -> bool {
+    b.iter()
+        .fold(0u8, |bad, &c| bad | u8::from(c.wrapping_sub(0x20) > 0x5e))
+        == 0
+}
+
+/// A logger or module that could hold a key or value: the scrubber's prescan then looks at the
+/// whole record, not just its message.
+pub(super) fn odd_word(w: Option<&str>) -> bool {
+    w.is_some_and(|w| {
+        w.bytes()
+            .any(|b| matches!(b, b'=' | b'%' | b'\'' | b'"' | b'/'))
+    })
+}
+
+impl Parser {
+    /// Parse a request line the fast path takes (see the module docs) and hand its record to
+    /// `f`; `Err(f)` for any other record, before anything changed (parse it with the general
+    /// path).
+    pub(super) fn request_line<'r, T, F: FnOnce(&Record<'_>) -> T>(
+        &mut self,
+        raw: &RawRecord<'r>,
+        mut flags: Flags,
+        f: F,
+    ) -> Result<T, F> {
+        let Some((h, r, info, percent)) = self
+            .fast_path
+            .then(|| take(raw, &mut self.prefix_memo, &mut self.requests))
+            .flatten()
+        else {
+            return Err(f);
+        };
+        self.one_line = true;
+        // The general path's `header_record`, `fill_request` and `set_path`, in one go.
+        let ts = self.timestamp(h.stamp);
+        let actor = (!r.actor.is_empty()).then_some(r.actor);
+        let mut rec = Record {
+            ts,
+            ts_hint: None,
+            source: h.family,
+            level: h.level,
+            logger: h.logger,
+            module: h.module,
+            kind: KIND_REQUEST,
+            user: info.user.or(actor.map(Cow::Borrowed)),
+            actor,
+            server_name: info.server,
+            method: Some(r.method),
+            status: Some(r.status),
+            route: Some(info.route),
+            path: Some(r.path),
+            target: r.redirect,
+            client_ip: Some(r.ip),
+            service: None,
+            duration_ms: Some(r.duration_ms),
+            exit_code: None,
+            count: None,
+            attrs: Vec::new(),
+            message: h.message,
+            lines: 1,
+            flags: Flags::default(),
+            offset: 0,
+            length: 0,
+        };
+        self.enrich_or_defer(&mut rec);
+        if percent {
+            reject_control_names(&mut rec, &mut flags);
+        }
+        self.finish(raw, &mut rec, flags);
+        Ok(f(&rec))
+    }
+
+    /// A `message` record with the header's fields and stamp (the stamp moves the stream state).
+    pub(super) fn header_record<'r>(&mut self, h: &Header<'r>) -> Record<'r> {
+        let mut rec = Record::new(KIND_MESSAGE, h.family, h.message);
+        rec.ts = self.timestamp(h.stamp);
+        rec.level = h.level;
+        rec.logger = h.logger;
+        rec.module = h.module;
+        rec
+    }
+
+    /// Enrichment applied inline, or left to the caller ([`Parser::take_deferred`]).
+    pub(super) fn enrich_or_defer(&mut self, rec: &mut Record<'_>) {
+        if !self.defer {
+            self.enrich.apply(rec);
+        } else if Enricher::wants(rec) {
+            self.deferred = Some(EnrichOp::of(rec));
+        }
+    }
+}
+
+/// What [`take`] finds: header, request, route, whether the message holds a `%`.
+type Taken<'r> = (Header<'r>, Request<'r>, RouteInfo<'r>, bool);
+
+/// The header, request and route of a record the fast path takes, and whether its message
+/// holds a `%`; reads, changes nothing (but what it remembers of lines before).
+fn take<'r>(raw: &RawRecord<'r>, memo: &mut Memo, requests: &mut Requests) -> Option<Taken<'r>> {
+    if raw.lines != 1 {
+        return None;
+    }
+    let mut b = raw.bytes;
+    while let [rest @ .., b'\n'] = b {
+        b = rest;
+    }
+    if b.first() != Some(&b'[') || !printable_ascii(b) {
+        return None;
+    }
+    let body = std::str::from_utf8(b).ok()?;
+    let (h, plain) = memo.header(body)?;
+    if !plain {
+        return None;
+    }
+    // Most other messages fail here, before a scan: no `) {duration}ms` at the end.
+    let msg = h.message;
+    let (d, end) = duration_at(msg.as_bytes())?;
+    let duration_ms = request::duration(&msg[d..end])?;
+    // The text before the duration: up to the `)` before its space (see `fastmemo`).
+    let key = &msg[..d - 1];
+    if let Some(seen) = requests.get(msg, key, duration_ms) {
+        // Its message is this one but for the duration, which holds none of the prescan's
+        // gate bytes: the same prescan answer.
+        if seen.wary && scrub::may_hold_secret(msg) {
+            return None;
+        }
+        return Some((h, seen.request, seen.info, seen.percent));
+    }
+    let (status, method, rest) = status_method(msg)?;
+    // `scrub::may_hold_secret` says no, without a look, to a message without `=`, `%` and `:`
+    // (its syntax) and without `k`, `x` and `z` (needed by its markers).
+    let m = msg.as_bytes();
+    let wary = m.iter().fold(false, |any, &c| {
+        any | matches!(c, b'=' | b'%' | b':' | b'k' | b'x' | b'z')
+    });
+    if wary && scrub::may_hold_secret(msg) {
+        return None;
+    }
+    let r = request_after(status, method, rest)?;
+    let info = route::classify(r.path);
+    let percent = wary && memchr::memchr(b'%', m).is_some();
+    requests.keep(msg, key, &r, &info, (wary, percent));
+    Some((h, r, info, percent))
+}
+
+/// `) {duration}ms` at the end of `b`: where the duration starts and ends, after `) `.
+fn duration_at(b: &[u8]) -> Option<(usize, usize)> {
+    let end = b.len().checked_sub(2)?;
+    if b[end..] != *b"ms" {
+        return None;
+    }
+    let mut d = end;
+    while d > 0 && matches!(b[d - 1], b'0'..=b'9' | b'.') {
+        d -= 1;
+    }
+    (d >= 2 && b[d - 1] == b' ' && b[d - 2] == b')').then_some((d, end))
+}
+
+/// Whether a hub or single-user header's logger and module are free of what sends a record's
+/// whole text to the scrubber's prescan ([`odd_word`]), so the prescan looks at its message.
+pub(super) fn plain(h: &Header<'_>) -> bool {
+    matches!(h.family, Family::Hub | Family::SingleUser)
+        && !odd_word(h.logger)
+        && !odd_word(h.module)
+}
+
+/// [`request::parse`] of a message of printable ASCII, in one scan from its end: `Some` only
+/// where `request::parse` gives the same answer, `None` where it is not sure (a duration that
+/// is not digits and a dot, …).
+#[cfg(test)]
+fn request(msg: &str) -> Option<Request<'_>> {
+    let (status, method, rest) = status_method(msg)?;
+    request_after(status, method, rest)
+}
+
+/// [`request`] after its status and method.
+fn request_after<'a>(status: u16, method: &'a str, rest: &'a str) -> Option<Request<'a>> {
+    let b = rest.as_bytes();
+    // `{request_time:.2f}ms`, after the last space.
+    let (d, end) = duration_at(b)?;
+    let duration_ms = request::duration(&rest[d..end])?;
+    // `({user}@{ip})`: opens at the last ` (`; the name ends at the last `@` in it.
+    let close = d - 2;
+    let mut end = close;
+    let open = loop {
+        let i = memchr::memrchr(b'(', &b[..end])?;
+        if i > 0 && b[i - 1] == b' ' {
+            break i - 1;
+        }
+        end = i;
+    };
+    let at = memchr::memrchr(b'@', &b[open + 2..close])? + open + 2;
+    // `{uri}{location}`: ` -> {location}` after the first ` -> `.
+    let target = &b[..open];
+    let mut arrow = None;
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b'-', &target[from..]) {
+        let i = from + i;
+        if i > 0 && target[i - 1] == b' ' && target.get(i + 1..i + 3) == Some(b"> ") {
+            arrow = Some(i);
+            break;
+        }
+        from = i + 1;
+    }
+    let (path, redirect) = match arrow {
+        Some(i) => (&rest[..i - 1], Some(&rest[i + 3..open])),
+        None => (&rest[..open], None),
+    };
+    if path.is_empty() {
+        return None;
+    }
+    Some(Request {
+        status,
+        method,
+        path,
+        redirect,
+        actor: &rest[open + 2..at],
+        ip: &rest[at + 1..close],
+        duration_ms,
+    })
+}
+
+/// [`request::status_method`] (`3DIGIT " " 1*UPPER " "`): status, method, and what follows.
+fn status_method(m: &str) -> Option<(u16, &str, &str)> {
+    let b = m.as_bytes();
+    if b.len() < 5 || b[3] != b' ' {
+        return None;
+    }
+    let (x, y, z) = (
+        b[0].wrapping_sub(b'0'),
+        b[1].wrapping_sub(b'0'),
+        b[2].wrapping_sub(b'0'),
+    );
+    if x > 9 || y > 9 || z > 9 {
+        return None;
+    }
+    let len = b[4..].iter().take_while(|c| c.is_ascii_uppercase()).count();
+    if len == 0 || b.get(4 + len) != Some(&b' ') {
+        return None;
+    }
+    let status = u16::from(x) * 100 + u16::from(y) * 10 + u16::from(z);
+    Some((status, &m[4..4 + len], &m[5 + len..]))
+}
+
+/// A request line's fields into a record.
+pub(super) fn fill_request<'r>(rec: &mut Record<'r>, r: Request<'r>) {
+    rec.kind = KIND_REQUEST;
+    rec.status = Some(r.status);
+    rec.method = Some(r.method);
+    rec.duration_ms = Some(r.duration_ms);
+    rec.target = r.redirect;
+    rec.client_ip = Some(r.ip);
+    rec.actor = (!r.actor.is_empty()).then_some(r.actor);
+    set_path(rec, r.path);
+    if rec.user.is_none() {
+        rec.user = rec.actor.map(Cow::Borrowed);
+    }
+}
+
+#[cfg(test)]
+#[path = "fastpath_tests.rs"]
+mod tests;

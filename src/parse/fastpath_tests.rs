@@ -1,0 +1,396 @@
+//! The fast path against the general path: every record, its JSON, the parser's counters and
+//! stream state after it, and the enrichment it defers, must be the same with the fast path on
+//! as with it off, on the fixtures (real hub output among them), the generator's output, and
+//! random near misses of the request line's shape.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
+
+use chrono::NaiveDate;
+use proptest::prelude::*;
+
+use super::*;
+use crate::parse::catalogue::Catalogue;
+use crate::parse::reader;
+use crate::parse::time::Zone;
+
+static CATALOGUE: LazyLock<Arc<Catalogue>> =
+    LazyLock::new(|| Arc::new(Catalogue::embedded().unwrap_or_else(|e| panic!("{e}"))));
+
+/// A parser with the fast path on or off; `piece` parses as a piece of a stream (deferred
+/// enrichment, no state before it).
+fn parser(fast: bool, piece: bool, zone: &str) -> Parser {
+    let zone = Zone::parse(zone).unwrap_or_else(|e| panic!("{e}"));
+    let date = NaiveDate::from_ymd_opt(2026, 11, 2);
+    let mut p = if piece {
+        Parser::for_piece(CATALOGUE.clone(), zone, date, None)
+    } else {
+        Parser::new(CATALOGUE.clone(), zone, date)
+    };
+    p.set_fast_path(fast);
+    p
+}
+
+/// Everything observable about one parsed record and the parser after it.
+fn observe(p: &mut Parser, raw: &reader::RawRecord<'_>) -> String {
+    let rec = p.parse(raw, |rec| {
+        format!("{rec:?}\n{}", rec.to_json("h", "f", "fp"))
+    });
+    let deferred = p.take_deferred();
+    format!(
+        "{rec}\n{:?}\n{:?}\n{deferred:?}\n{}",
+        p.stats,
+        p.state(),
+        p.needed_state()
+    )
+}
+
+/// Parse `input` with the fast path on and off, in each mode; panics at the first difference.
+/// Returns how many records the fast path took, and how many were requests (in stream mode).
+fn same(input: &[u8], chunk_bytes: usize) -> (u64, u64) {
+    let (mut taken, mut requests) = (0, 0);
+    for (piece, zone) in [(false, "UTC"), (true, "Europe/Paris")] {
+        let (mut fast, mut general) = (parser(true, piece, zone), parser(false, piece, zone));
+        let cfg = reader::ReaderConfig {
+            max_line_bytes: 400,
+            max_record_bytes: 4000,
+            chunk_bytes,
+        };
+        let mut r = reader::RecordReader::new(input, 0, cfg);
+        r.run(reader::AtEof::Finish, |raw| {
+            if let Some((h, ..)) = take(&raw, &mut Memo::default(), &mut Requests::default()) {
+                taken += u64::from(!piece);
+                // Nothing the fast path takes holds what the scrubber removes.
+                let line = std::str::from_utf8(raw.bytes).unwrap_or_default();
+                assert_eq!(scrub::scrub(line), None, "{line:?}");
+                assert_eq!(scrub::scrub(h.message), None, "{line:?}");
+            }
+            let (a, b) = (observe(&mut fast, &raw), observe(&mut general, &raw));
+            requests += u64::from(!piece && b.contains("kind: \"request\""));
+            assert_eq!(
+                a,
+                b,
+                "record at {} differs: {:?}",
+                raw.offset,
+                String::from_utf8_lossy(raw.bytes)
+            );
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    (taken, requests)
+}
+
+fn logs_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap_or_else(|e| panic!("{e}")).path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            logs_under(&p, out);
+        } else if p.extension().is_some_and(|e| e == "log") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn fixtures_parse_the_same_on_both_paths() {
+    let mut files = Vec::new();
+    logs_under(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/logs"),
+        &mut files,
+    );
+    assert!(files.len() >= 15, "fixtures found: {files:?}");
+    let (mut taken, mut requests) = (0, 0);
+    for f in &files {
+        let data = std::fs::read(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let (t, r) = same(&data, 1 << 20);
+        if f.components().any(|c| c.as_os_str() == "real") {
+            (taken, requests) = (taken + t, requests + r);
+        }
+    }
+    // The comparison means something only if the fast path took the real request lines.
+    assert!(
+        taken * 10 > requests * 9 && requests > 300,
+        "fast path took {taken} of {requests} real requests"
+    );
+}
+
+#[test]
+fn generator_output_parses_the_same_on_both_paths() {
+    let cfg = crate::generate::GenConfig {
+        users: 40,
+        days: 1,
+        start: NaiveDate::from_ymd_opt(2026, 11, 2).unwrap_or_default(),
+        seed: 7,
+        activity_interval_secs: 120,
+    };
+    let mut buf = Vec::new();
+    let truth = crate::generate::generate(&cfg, &mut buf).unwrap_or_else(|e| panic!("{e}"));
+    let (taken, requests) = same(&buf, 4096);
+    assert!(
+        taken * 10 > requests * 9 && requests * 2 > truth.lines,
+        "fast path took {taken} of {requests} requests ({} lines)",
+        truth.lines
+    );
+}
+
+#[test]
+fn printable_ascii_is_exact() {
+    for len in 0..40 {
+        for bad in [0u8, 0x1f, 0x7f, 0x80, 0xff, b'\n', b'\r', 0x1b] {
+            for at in 0..len {
+                let mut v = vec![b'a'; len];
+                v[at] = bad;
+                assert!(!printable_ascii(&v), "{v:?}");
+            }
+        }
+        let v: Vec<u8> = (0..len).map(|i| 0x20 + (i * 7 % 95) as u8).collect();
+        assert!(printable_ascii(&v), "{v:?}");
+    }
+}
+
+const PREFIXES: &[&str] = &[
+    "[I 2026-11-02 00:00:01.234 JupyterHub log:191] ",
+    "[W 2026-11-02 00:00:01.234 JupyterHub log:191] ",
+    "[I 2026-11-02 00:00:01.2 JupyterHub log:191] ",
+    "[I 2026-11-02 00:00:01.234567891 JupyterHub log:191] ",
+    "[I 2026-11-02 23:59:59,999 JupyterHub log:191] ",
+    "[I 2026-11-02 00:00:01.234 JupyterHub log:191]  ",
+    "[I 2026-11-02  00:00:01.234 JupyterHub log:191] ",
+    "[I 2026-11-02 00:00:01.234 JupyterHub log:191]",
+    "[I 2026-11-03 00:00:01.234 SingleUserNotebookApp log:191] ",
+    "[I 2026-11-02 00:00:01.234 ServerApp] ",
+    "[I 2026-11-02 00:00:01.234 IdleCuller log:191] ",
+    "[I 2026-11-02 00:00:01.234 a=b log:191] ",
+    "[I 2026-11-02 00:00:01.234 JupyterHub l/og:191] ",
+    "[I 2026-11-02 00:00:01.234 JupyterHub l\u{e9}g:191] ",
+    "[I 2030-11-02 00:00:01.234 JupyterHub log:191] ",
+    "[I 2020-11-02 00:00:01.234 JupyterHub log:191] ",
+    "[I 2026-02-30 00:00:01.234 JupyterHub log:191] ",
+    "[I 261102 00:00:01 log:191] ",
+    "00:00:01.234 [ConfigProxy] info: ",
+    "2026-11-02T00:00:01.234Z [ConfigProxy] info: ",
+    "\u{1b}[32m[I 2026-11-02 00:00:01.234 JupyterHub log:191]\u{1b}(B\u{1b}[m ",
+    "",
+];
+
+const PATHS: &[&str] = &[
+    "/hub/api/users/{u}/activity",
+    "/user/{u}/api/kernels/5d7c/channels",
+    "/user/{u}/gpu/lab/tree/a.ipynb",
+    "/hub/api/users/{u}/server/progress",
+    "/hub/api/users?state=[secret]",
+    "/hub/api/users?token=abc123",
+    "/hub/oauth_callback?code=8a54&state=eyJ",
+    "/user/{u}%0A/api/status",
+    "/user/{u}/srv%09x/api",
+    "/hub/api/authorizations/token/abc",
+    "/hub/",
+    "//hub//api/users/{u}/activity/",
+    "/hub/spawn-pending/{u}",
+    "",
+];
+
+const USERS: &[&str] = &[
+    "alice",
+    "ana.lopez@example.org",
+    "j\u{fc}rgen",
+    "a%40b",
+    "user(1)",
+    "k8s-x",
+    "xsrf",
+    "cookie",
+    "",
+];
+
+const IPS: &[&str] = &["10.0.0.1", "::ffff:10.0.0.1", "::1", "", "1.2.3.4) (x"];
+
+const DURATIONS: &[&str] = &[
+    "3.21ms", "3.2ms", "3.210ms", "1e3ms", "3.21 ms", "3.21", "NaNms", ".5ms", "12ms", "1.2.3ms",
+    "ms",
+];
+
+const TAILS: &[&str] = &[
+    "",
+    "\r",
+    "\u{1b}[0m",
+    "\0",
+    " ",
+    "\n    continued",
+    "\u{e9}",
+];
+
+fn pick(v: &'static [&'static str]) -> impl Strategy<Value = &'static str> {
+    prop::sample::select(v)
+}
+
+/// A near miss of the fast path's shape (or the shape itself).
+fn line() -> impl Strategy<Value = String> {
+    (
+        (
+            pick(PREFIXES),
+            pick(&["200", "302", "404", "503", "20", "2000"]),
+            pick(&["POST", "GET", "DELETE", "get", ""]),
+            (pick(&[" ", "  "]), pick(&[" ", "  ", "", "x", " ("])),
+        ),
+        (
+            pick(PATHS),
+            pick(&[
+                "",
+                " -> /hub/spawn",
+                " -> /hub/login?next=%2Fhub%2F",
+                " - > x",
+            ]),
+            pick(USERS),
+            pick(IPS),
+        ),
+        (pick(DURATIONS), pick(TAILS), 0..3usize, any::<u8>()),
+    )
+        .prop_map(
+            |((pre, status, method, (sp, sp2)), (path, to, user, ip), (dur, tail, pad, byte))| {
+                let path = path.replace("{u}", user);
+                let mut s =
+                    format!("{pre}{status}{sp}{method} {path}{to} ({user}@{ip}){sp2}{dur}{tail}");
+                if pad == 2 {
+                    s.push_str(&"x".repeat(500));
+                }
+                let mut at = (byte as usize) % s.len().max(1);
+                while !s.is_char_boundary(at) {
+                    at -= 1;
+                }
+                if pad == 1 && byte.is_ascii() {
+                    s.insert(at, byte as char);
+                } else if pad == 0
+                    && byte > 200
+                    && let Some((prev, _)) = s[..at].char_indices().last()
+                {
+                    s.remove(prev);
+                }
+                s
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    /// Streams of near misses parse the same on both paths.
+    #[test]
+    fn near_misses_parse_the_same_on_both_paths(lines in prop::collection::vec(line(), 1..12)) {
+        // Each line again, and with another duration or none, after the others: the text
+        // before the duration is then one seen before (see `fastmemo`).
+        let mut again = lines.clone();
+        for l in &lines {
+            if let Some(i) = l.rfind("ms") {
+                for c in ['7', 'e', ' '] {
+                    let mut v = l.clone();
+                    v.insert(i, c);
+                    again.push(v);
+                }
+            }
+        }
+        let mut input = [lines, again].concat().join("\n");
+        input.push('\n');
+        same(input.as_bytes(), 64);
+    }
+
+    /// The fast request parser answers only where `request::parse` gives that answer.
+    #[test]
+    fn fast_request_agrees_with_request_parse(s in line()) {
+        let msg = s.split_once("] ").map_or(s.as_str(), |(_, m)| m);
+        if printable_ascii(msg.as_bytes()) && let Some(r) = request(msg) {
+            prop_assert_eq!(Some(r), request::parse(msg));
+        }
+    }
+}
+
+/// A hub or single-user prefix, or a near miss of one, with a message.
+fn prefixed() -> impl Strategy<Value = String> {
+    (
+        (
+            pick(&["I", "W", "X"]),
+            pick(&["2026-11-02", "2026-11-03", "2026-02-30", "2026-1-02"]),
+            pick(&["00:00:01", "23:59:60", "24:00:00", "0:00:01", "12:3a:00"]),
+            pick(&[".", ",", ":"]),
+        ),
+        (
+            pick(&["2", "234", "234567", "234567891", "2345678901", ""]),
+            pick(&[
+                "JupyterHub",
+                "SingleUserNotebookApp",
+                "IdleCuller",
+                "Jupyter]Hub",
+                "",
+            ]),
+            pick(&[
+                " log:191",
+                " log:19a",
+                "",
+                " l-o.g_:1",
+                " log:191 ",
+                " log:",
+            ]),
+            pick(&["] ", "]", "]  ", " ]", ""]),
+        ),
+    )
+        .prop_map(|((l, d, t, sep), (frac, logger, module, close))| {
+            format!("[{l} {d} {t}{sep}{frac} {logger}{module}{close}200 GET /x (a@b) 1.00ms")
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    /// After any line, the remembered prefix reads the next line as `bracketed_fast` does.
+    #[test]
+    fn memo_reads_prefixes_as_bracketed_fast(lines in prop::collection::vec(prefixed(), 1..8)) {
+        let mut memo = Memo::default();
+        for line in &lines {
+            let got = memo.header(line).map(|(h, p)| {
+                assert_eq!(p, plain(&h), "{line:?}");
+                h
+            });
+            let want = crate::parse::prefix::bracketed_fast(line);
+            prop_assert!(got.is_none() || got == want, "{line:?}: {got:?} != {want:?}");
+            prop_assert_eq!(got.is_some(), want.is_some(), "{}", line);
+        }
+    }
+}
+
+proptest! {
+    /// The prescan says no to any text without `=`, `%`, `:`, `k`, `x` and `z` (the fast path
+    /// skips it there).
+    #[test]
+    fn prescan_needs_one_of_the_gate_bytes(s in "[ -~]{0,120}", word in pick(&scrub::KEY_WORDS)) {
+        for text in [s.clone(), format!("{s} {word}"), format!("{word}{s}")] {
+            let gate = text.bytes().any(|c| matches!(c, b'=' | b'%' | b':' | b'k' | b'x' | b'z'));
+            prop_assert!(gate || !scrub::may_hold_secret(&text), "{}", text);
+        }
+    }
+}
+
+#[test]
+fn the_request_memo_keeps_texts_only_while_they_repeat() {
+    let line = |i: usize| {
+        format!(
+            "[I 2026-11-02 00:00:01.234 JupyterHub log:191] 200 GET /user/u{i}/api/contents/f{i} (u{i}@10.0.0.1) 1.{:02}ms\n",
+            i % 100
+        )
+    };
+    let kept = |input: String| {
+        let mut p = parser(true, false, "UTC");
+        let mut r = reader::RecordReader::new(input.as_bytes(), 0, reader::ReaderConfig::default());
+        r.run(reader::AtEof::Finish, |raw| p.parse(&raw, |_| ()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        p.requests.kept()
+    };
+    // Texts that never repeat: the memo stops after its trial.
+    let once: String = (0..1000).map(line).collect();
+    assert_eq!(kept(once), crate::parse::fastmemo::TRIAL);
+    // Each text three times: the memo pays, and keeps them all.
+    let thrice: String = (0..1000)
+        .flat_map(|i| [line(i), line(i), line(i)])
+        .collect();
+    assert_eq!(kept(thrice), 1000);
+}
