@@ -76,7 +76,10 @@ struct Open {
 pub struct RecordReader<R> {
     inner: R,
     cfg: ReaderConfig,
+    /// Bytes read but not yet dropped are `buf[..filled]`; the rest of `buf` is room for the next
+    /// read, zeroed once when it was first grown and not again (a refill reads over stale bytes).
     buf: Vec<u8>,
+    filled: usize,
     /// Stream offset of `buf[0]`.
     base: u64,
     /// Next byte of `buf` not yet split into lines.
@@ -120,6 +123,7 @@ impl<R: Read> RecordReader<R> {
             inner,
             cfg,
             buf: Vec::with_capacity(cfg.chunk_bytes * 2),
+            filled: 0,
             base: offset,
             scan: 0,
             open: None,
@@ -151,7 +155,7 @@ impl<R: Read> RecordReader<R> {
             return Ok(false);
         }
         self.scan_lines(f);
-        if self.buf.len() - self.scan > self.cfg.max_line_bytes {
+        if self.filled - self.scan > self.cfg.max_line_bytes {
             self.close(f);
             self.long_line(at_eof, f)?;
         }
@@ -164,21 +168,34 @@ impl<R: Read> RecordReader<R> {
         Ok(self.committed)
     }
 
+    /// Make `buf` at least `len` long, zeroing only what is new.
+    fn room(&mut self, len: usize) {
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+    }
+
     fn fill(&mut self) -> io::Result<usize> {
-        let len = self.buf.len();
-        self.buf.resize(len + self.cfg.chunk_bytes, 0);
+        let len = self.filled;
+        let end = len + self.cfg.chunk_bytes;
+        self.room(end);
         let n = loop {
-            match self.inner.read(&mut self.buf[len..]) {
+            match self.inner.read(&mut self.buf[len..end]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.buf.truncate(len);
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         };
-        self.buf.truncate(len + n);
+        self.filled = len + n;
         Ok(n)
+    }
+
+    /// Append `bytes` to what was read.
+    fn append(&mut self, bytes: &[u8]) {
+        let end = self.filled + bytes.len();
+        self.room(end);
+        self.buf[self.filled..end].copy_from_slice(bytes);
+        self.filled = end;
     }
 
     /// Drop bytes that belong to emitted records.
@@ -187,7 +204,8 @@ impl<R: Read> RecordReader<R> {
         if keep_from == 0 {
             return;
         }
-        self.buf.drain(..keep_from);
+        self.buf.copy_within(keep_from..self.filled, 0);
+        self.filled -= keep_from;
         self.base += keep_from as u64;
         self.scan -= keep_from;
         if let Some(o) = self.open.as_mut() {
@@ -197,7 +215,7 @@ impl<R: Read> RecordReader<R> {
     }
 
     fn scan_lines(&mut self, f: &mut impl FnMut(RawRecord<'_>)) {
-        while let Some(nl) = memchr::memchr(b'\n', &self.buf[self.scan..]) {
+        while let Some(nl) = memchr::memchr(b'\n', &self.buf[self.scan..self.filled]) {
             let (ls, le) = (self.scan, self.scan + nl + 1);
             if le - ls > self.cfg.max_line_bytes + 1 {
                 // Complete but too long: close what is open, emit the line truncated.
@@ -284,8 +302,8 @@ impl<R: Read> RecordReader<R> {
         let ls = self.scan;
         let offset = self.base + ls as u64;
         let head: Vec<u8> = self.buf[ls..ls + self.cfg.max_line_bytes].to_vec();
-        let mut pos = offset + (self.buf.len() - ls) as u64;
-        self.buf.truncate(ls);
+        let mut pos = offset + (self.filled - ls) as u64;
+        self.filled = ls;
         let mut chunk = vec![0u8; self.cfg.chunk_bytes];
         loop {
             let n = match self.inner.read(&mut chunk) {
@@ -322,8 +340,8 @@ impl<R: Read> RecordReader<R> {
                 self.committed = end;
                 f(rec);
                 // Resume normal scanning right after the newline.
-                self.base = end - self.buf.len() as u64;
-                self.buf.extend_from_slice(&chunk[nl + 1..n]);
+                self.base = end - self.filled as u64;
+                self.append(&chunk[nl + 1..n]);
                 return Ok(());
             }
             pos += n as u64;
@@ -331,12 +349,12 @@ impl<R: Read> RecordReader<R> {
     }
 
     fn finish(&mut self, at_eof: AtEof, f: &mut impl FnMut(RawRecord<'_>)) {
-        let partial = self.buf.len() > self.scan;
+        let partial = self.filled > self.scan;
         if partial && at_eof == AtEof::Finish {
-            let (ls, le) = (self.scan, self.buf.len());
-            self.buf.push(b'\n'); // a virtual newline; `end` below stays at the real length
+            let (ls, le) = (self.scan, self.filled);
+            self.append(b"\n"); // a virtual newline; `end` below stays at the real length
             self.push_line(ls, le + 1, f);
-            self.scan = self.buf.len();
+            self.scan = self.filled;
             // The record's bytes and `end` must not include the virtual newline.
             if let Some(o) = self.open.as_mut() {
                 o.end -= 1;

@@ -91,36 +91,49 @@ pub fn decode<'a>(bytes: &'a [u8], flags: &mut Flags) -> Cow<'a, str> {
 }
 
 /// Remove ANSI escape sequences (CSI `ESC [ ... final`, charset `ESC ( B`) and carriage returns.
+///
+/// After an `ESC`: a `[` opens a CSI, dropped up to and with its final byte (`0x40..=0x7e`);
+/// `(`, `)`, `*` or `+` is dropped with the character after it; any other character is dropped.
+/// The text between the `ESC`s and carriage returns is copied a run at a time: every byte this
+/// looks at is ASCII, so each run starts and ends on a character boundary (a CSI's bytes are
+/// skipped one by one up to an ASCII final byte; a UTF-8 sequence holds no byte below `0x80`).
 pub fn strip_controls<'a>(text: Cow<'a, str>, flags: &mut Flags) -> Cow<'a, str> {
-    let bytes = text.as_bytes();
-    if memchr::memchr2(0x1b, b'\r', bytes).is_none() {
+    let s: &str = &text;
+    let b = s.as_bytes();
+    let Some(mut at) = memchr::memchr2(0x1b, b'\r', b) else {
         return text;
-    }
-    let mut out = String::with_capacity(bytes.len());
-    let mut chars = text.char_indices().peekable();
-    while let Some((_, c)) = chars.next() {
-        match c {
-            '\r' => {}
-            '\x1b' => {
-                flags.set(Flags::ANSI);
-                match chars.next() {
-                    Some((_, '[')) => {
-                        // CSI: parameters and intermediates, then one final byte in 0x40..=0x7e.
-                        for (_, c) in chars.by_ref() {
-                            if ('\x40'..='\x7e').contains(&c) {
-                                break;
-                            }
+    };
+    // The end of the character starting at `j` (or `j` at the end of the text).
+    let after_char = |j: usize| s[j..].chars().next().map_or(j, |c| j + c.len_utf8());
+    let mut out = String::with_capacity(b.len());
+    let mut from = 0;
+    loop {
+        out.push_str(&s[from..at]);
+        let mut j = at + 1;
+        if b[at] == 0x1b {
+            flags.set(Flags::ANSI);
+            match b.get(j) {
+                Some(b'[') => {
+                    j += 1;
+                    while let Some(&c) = b.get(j) {
+                        j += 1;
+                        if (0x40..=0x7e).contains(&c) {
+                            break;
                         }
                     }
-                    Some((_, '(' | ')' | '*' | '+')) => {
-                        chars.next();
-                    }
-                    _ => {}
                 }
+                Some(b'(' | b')' | b'*' | b'+') => j = after_char(j + 1),
+                Some(_) => j = after_char(j),
+                None => {}
             }
-            c => out.push(c),
+        }
+        from = j;
+        match memchr::memchr2(0x1b, b'\r', &b[from..]) {
+            Some(k) => at = from + k,
+            None => break,
         }
     }
+    out.push_str(&s[from..]);
     Cow::Owned(out)
 }
 
@@ -153,6 +166,60 @@ pub fn scrub<'a>(text: Cow<'a, str>, flags: &mut Flags) -> Cow<'a, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The character-at-a-time stripper `strip_controls` replaced: the reference it is tested against.
+    fn strip_controls_chars<'a>(text: Cow<'a, str>, flags: &mut Flags) -> Cow<'a, str> {
+        let bytes = text.as_bytes();
+        if memchr::memchr2(0x1b, b'\r', bytes).is_none() {
+            return text;
+        }
+        let mut out = String::with_capacity(bytes.len());
+        let mut chars = text.char_indices().peekable();
+        while let Some((_, c)) = chars.next() {
+            match c {
+                '\r' => {}
+                '\x1b' => {
+                    flags.set(Flags::ANSI);
+                    match chars.next() {
+                        Some((_, '[')) => {
+                            // CSI: parameters and intermediates, then one final byte in 0x40..=0x7e.
+                            for (_, c) in chars.by_ref() {
+                                if ('\x40'..='\x7e').contains(&c) {
+                                    break;
+                                }
+                            }
+                        }
+                        Some((_, '(' | ')' | '*' | '+')) => {
+                            chars.next();
+                        }
+                        _ => {}
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        Cow::Owned(out)
+    }
+
+    proptest! {
+        #[test]
+        fn strip_controls_matches_the_char_at_a_time_stripper(
+            parts in proptest::collection::vec(prop_oneof![
+                Just("\x1b".to_string()), Just("\r".to_string()), Just("[".to_string()),
+                Just("(".to_string()), Just("+".to_string()), Just("m".to_string()),
+                Just("é".to_string()), Just("\u{1f600}".to_string()), Just("31;1".to_string()),
+                "[ -~]{0,6}", ".{0,3}",
+            ], 0..24)
+        ) {
+            let text: String = parts.concat();
+            let (mut f1, mut f2) = (Flags::default(), Flags::default());
+            let got = strip_controls(Cow::Borrowed(&text), &mut f1);
+            let want = strip_controls_chars(Cow::Borrowed(&text), &mut f2);
+            prop_assert_eq!(got, want);
+            prop_assert_eq!(f1, f2);
+        }
+    }
 
     fn clean(s: &str) -> (String, Flags) {
         let mut f = Flags::default();
