@@ -172,8 +172,7 @@ fn take<'r>(raw: &RawRecord<'r>, memo: &mut Memo, requests: &mut Requests) -> Op
     }
     // Most other messages fail here, before a scan: no `) {duration}ms` at the end.
     let msg = h.message;
-    let (d, end) = duration_at(msg.as_bytes())?;
-    let duration_ms = request::duration(&msg[d..end])?;
+    let (d, duration_ms) = duration_back(msg)?;
     // The text before the duration: up to the `)` before its space (see `fastmemo`).
     let key = &msg[..d - 1];
     if let Some(seen) = requests.get(msg, key, duration_ms) {
@@ -202,6 +201,7 @@ fn take<'r>(raw: &RawRecord<'r>, memo: &mut Memo, requests: &mut Requests) -> Op
 }
 
 /// `) {duration}ms` at the end of `b`: where the duration starts and ends, after `) `.
+#[cfg(test)]
 fn duration_at(b: &[u8]) -> Option<(usize, usize)> {
     let end = b.len().checked_sub(2)?;
     if b[end..] != *b"ms" {
@@ -212,6 +212,48 @@ fn duration_at(b: &[u8]) -> Option<(usize, usize)> {
         d -= 1;
     }
     (d >= 2 && b[d - 1] == b' ' && b[d - 2] == b')').then_some((d, end))
+}
+
+/// [`duration_at`] of `m` and [`request::duration`] of the digits and dots it finds, in one
+/// scan back from the `ms`: where the duration starts, and its value.
+///
+/// Exact: the scan stops where `duration_at`'s does. For 1 to 15 digits with at most one dot,
+/// neither first nor last (JupyterHub's `{request_time:.2f}`), `request::duration` computes
+/// the digits as one integer over 10 to the number of digits after the dot, in one division:
+/// so does this, with the integer summed from the right. Anything else is handed to
+/// `request::duration` itself.
+fn duration_back(m: &str) -> Option<(usize, f64)> {
+    let b = m.as_bytes();
+    let end = b.len().checked_sub(2)?;
+    if b[end..] != *b"ms" {
+        return None;
+    }
+    let (mut d, mut mant, mut scale) = (end, 0u64, 1u64);
+    let (mut digits, mut dots, mut frac) = (0usize, 0usize, 0usize);
+    while d > 0 {
+        let c = b[d - 1];
+        if c.is_ascii_digit() {
+            if digits < 15 {
+                mant += u64::from(c - b'0') * scale;
+                scale *= 10;
+            }
+            digits += 1;
+        } else if c == b'.' {
+            dots += 1;
+            frac = digits;
+        } else {
+            break;
+        }
+        d -= 1;
+    }
+    if d < 2 || b[d - 1] != b' ' || b[d - 2] != b')' {
+        return None;
+    }
+    let plain = (1..=15).contains(&digits) && (dots == 0 || dots == 1 && frac > 0 && b[d] != b'.');
+    if !plain {
+        return Some((d, request::duration(&m[d..end])?));
+    }
+    Some((d, mant as f64 / request::POW10[frac]))
 }
 
 /// Whether a hub or single-user header's logger and module are free of what sends a record's
@@ -235,8 +277,7 @@ fn request(msg: &str) -> Option<Request<'_>> {
 fn request_after<'a>(status: u16, method: &'a str, rest: &'a str) -> Option<Request<'a>> {
     let b = rest.as_bytes();
     // `{request_time:.2f}ms`, after the last space.
-    let (d, end) = duration_at(b)?;
-    let duration_ms = request::duration(&rest[d..end])?;
+    let (d, duration_ms) = duration_back(rest)?;
     // `({user}@{ip})`: opens at the last ` (`; the name ends at the last `@` in it.
     let close = d - 2;
     let mut end = close;

@@ -304,6 +304,20 @@ proptest! {
             prop_assert_eq!(Some(r), request::parse(msg));
         }
     }
+
+    /// The one-scan duration gives what `duration_at` and `request::duration` give, to the bit.
+    #[test]
+    fn duration_back_is_duration_at_then_duration(
+        head in "[ -~]{0,6}",
+        close in prop_oneof![Just(") "), Just(")"), Just(" "), Just("x ")],
+        num in prop_oneof!["[0-9]{0,18}", "[0-9]{0,9}\\.[0-9]{0,9}", "[0-9.]{0,8}", "[0-9.e+-]{0,6}"],
+        tail in prop_oneof![Just("ms"), Just("m"), Just("s"), Just("")],
+    ) {
+        let m = format!("{head}{close}{num}{tail}");
+        let want = duration_at(m.as_bytes())
+            .and_then(|(d, end)| Some((d, request::duration(&m[d..end])?.to_bits())));
+        prop_assert_eq!(duration_back(&m).map(|(d, v)| (d, v.to_bits())), want, "{:?}", m);
+    }
 }
 
 /// A hub or single-user prefix, or a near miss of one, with a message.

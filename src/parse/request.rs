@@ -61,10 +61,12 @@ pub fn status_method(i: &str) -> IResult<&str, (u16, &str)> {
 /// Exact: a decimal with at most 15 digits has a mantissa below 2^53 and a power of ten below
 /// 10^22, both exact in an `f64`, so one IEEE division rounds correctly, as `parse` does
 /// (Clinger's fast path). Anything else (exponents, signs, long fractions) goes to `parse`.
+/// Powers of ten exact in an `f64`, for [`duration`].
+pub(super) const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
 pub(super) fn duration(s: &str) -> Option<f64> {
-    const POW10: [f64; 16] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-    ];
     let b = s.as_bytes();
     let (mut mant, mut digits, mut frac, mut dot) = (0u64, 0usize, 0usize, false);
     for &c in b {
