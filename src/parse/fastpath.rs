@@ -200,6 +200,25 @@ fn take<'r>(raw: &RawRecord<'r>, memo: &mut Memo, requests: &mut Requests) -> Op
     Some((h, r, info, percent))
 }
 
+/// [`duration_back`] of `) {digits}.{2 digits}ms` (`end` is where the `ms` starts), with 1 to 13
+/// digits before the dot: the case it reads itself, taken straight (`None`: any other).
+fn two_decimals(b: &[u8], end: usize) -> Option<(usize, f64)> {
+    let digit = |i: usize| b[i].wrapping_sub(b'0');
+    if end < 6 || b[end - 3] != b'.' || digit(end - 1) > 9 || digit(end - 2) > 9 {
+        return None;
+    }
+    let mut mant = u64::from(digit(end - 2)) * 10 + u64::from(digit(end - 1));
+    let (mut i, mut scale) = (end - 3, 100u64);
+    // Stops before a 14th digit: `duration_back` then reads the whole run itself.
+    while i > 2 && end - 3 - i < 13 && digit(i - 1) <= 9 {
+        mant += u64::from(digit(i - 1)) * scale;
+        scale *= 10;
+        i -= 1;
+    }
+    (i < end - 3 && b[i - 1] == b' ' && b[i - 2] == b')')
+        .then(|| (i, mant as f64 / request::POW10[2]))
+}
+
 /// `) {duration}ms` at the end of `b`: where the duration starts and ends, after `) `.
 #[cfg(test)]
 fn duration_at(b: &[u8]) -> Option<(usize, usize)> {
@@ -228,13 +247,16 @@ fn duration_back(m: &str) -> Option<(usize, f64)> {
     if b[end..] != *b"ms" {
         return None;
     }
-    let (mut d, mut mant, mut scale) = (end, 0u64, 1u64);
-    let (mut digits, mut dots, mut frac) = (0usize, 0usize, 0usize);
-    while d > 0 {
-        let c = b[d - 1];
-        if c.is_ascii_digit() {
+    if let Some(found) = two_decimals(b, end) {
+        return Some(found);
+    }
+    let (mut mant, mut scale) = (0u64, 1u64);
+    let (mut n, mut digits, mut dots, mut frac) = (0usize, 0usize, 0usize, 0usize);
+    for &c in b[..end].iter().rev() {
+        let v = c.wrapping_sub(b'0');
+        if v <= 9 {
             if digits < 15 {
-                mant += u64::from(c - b'0') * scale;
+                mant += u64::from(v) * scale;
                 scale *= 10;
             }
             digits += 1;
@@ -244,8 +266,9 @@ fn duration_back(m: &str) -> Option<(usize, f64)> {
         } else {
             break;
         }
-        d -= 1;
+        n += 1;
     }
+    let d = end - n;
     if d < 2 || b[d - 1] != b' ' || b[d - 2] != b')' {
         return None;
     }
