@@ -81,6 +81,13 @@ fn time(b: &[u8]) -> Option<(i64, usize)> {
         digits::<2>(b, 17)?,
         digits::<2>(b, 20)?,
     );
+    // Three digits and a space (JupyterHub's `.%(msecs).03d`), mostly: what the loop below
+    // reads of them, at once.
+    if let Some(ms) = digits::<3>(b, 23)
+        && b.get(26) == Some(&b' ')
+    {
+        return Some((micros_of_day(h, m, s, ms * 1000)?, 27));
+    }
     let mut i = 23;
     let mut frac = 0u32;
     while i < b.len() && b[i].is_ascii_digit() && i < 32 {
