@@ -21,7 +21,9 @@
 //!
 //! * Cleaning: a record of printable ASCII (`0x20..=0x7e`, after its trailing newlines) has no
 //!   NUL, escape or carriage return and is valid UTF-8, so the general path's cleaning borrows
-//!   it unchanged and sets no flag; its trimmed body is the same slice.
+//!   it unchanged and sets no flag; its trimmed body is the same slice. A line both memos answer
+//!   for is not scanned for it: every byte is then one compared equal to a remembered byte of a
+//!   line that was scanned, or one checked to be a digit, `.`, `,`, `:`, space, `)` or `ms`.
 //! * Prefix: [`Memo::header`] answers as `prefix::bracketed_fast` does, the first thing
 //!   `prefix::header` tries on a record starting with `[`; when it answers, `header` returns
 //!   that answer.
@@ -162,11 +164,22 @@ fn take<'r>(raw: &RawRecord<'r>, memo: &mut Memo, requests: &mut Requests) -> Op
     while let [rest @ .., b'\n'] = b {
         b = rest;
     }
-    if b.first() != Some(&b'[') || !printable_ascii(b) {
+    if b.first() != Some(&b'[') {
         return None;
     }
     let body = std::str::from_utf8(b).ok()?;
-    let (h, plain) = memo.header(body)?;
+    // A line is taken only in printable ASCII. A prefix the memo answers for is (`Memo::hit`:
+    // remembered bytes of a line that was, and the time's); so is a message the request memo
+    // answers for (a kept text of a line that was, and `) {digits and dots}ms`). The line is
+    // checked when either memo does not answer, before anything is remembered of it.
+    let (h, plain, checked) = match memo.hit(body) {
+        Some((h, plain)) => (h, plain, false),
+        None if printable_ascii(b) => {
+            let (h, plain) = memo.header(body)?;
+            (h, plain, true)
+        }
+        None => return None,
+    };
     if !plain {
         return None;
     }
@@ -182,6 +195,9 @@ fn take<'r>(raw: &RawRecord<'r>, memo: &mut Memo, requests: &mut Requests) -> Op
             return None;
         }
         return Some((h, seen.request, seen.info, seen.percent));
+    }
+    if !checked && !printable_ascii(b) {
+        return None;
     }
     let (status, method, rest) = status_method(msg)?;
     // `scrub::may_hold_secret` says no, without a look, to a message without `=`, `%` and `:`

@@ -414,3 +414,37 @@ fn the_request_memo_keeps_texts_only_while_they_repeat() {
         .collect();
     assert_eq!(kept(thrice), 1000);
 }
+
+/// A line that both memos know but for one byte is taken only if that byte is printable ASCII
+/// (the memos answer without scanning the line for it).
+#[test]
+fn a_line_both_memos_know_is_taken_only_in_printable_ascii() {
+    let good = "[I 2026-11-02 00:00:01.234 JupyterHub log:191] 200 POST /hub/api/users/alice/activity (alice@10.0.0.1) 3.21ms\n";
+    fn raw(s: &[u8]) -> reader::RawRecord<'_> {
+        reader::RawRecord {
+            offset: 0,
+            end: s.len() as u64,
+            bytes: s,
+            lines: 1,
+            truncated: false,
+            split: false,
+        }
+    }
+    let (mut memo, mut requests) = (Memo::default(), Requests::default());
+    assert!(take(&raw(good.as_bytes()), &mut memo, &mut requests).is_some());
+    let again = good.replace("01.234", "02.345").replace("3.21ms", "4.56ms");
+    assert!(take(&raw(again.as_bytes()), &mut memo, &mut requests).is_some());
+    assert!(memo.hit(&again[..again.len() - 1]).is_some());
+    for i in 0..good.len() - 1 {
+        for bad in [&[0x01][..], &[0x7f], "é".as_bytes(), &[0xff]] {
+            let mut line = good.as_bytes()[..i].to_vec();
+            line.extend_from_slice(bad);
+            line.extend_from_slice(&good.as_bytes()[i + 1..]);
+            let got = take(&raw(&line), &mut memo, &mut requests);
+            assert!(got.is_none(), "{:?}", String::from_utf8_lossy(&line));
+            let mut input = good.as_bytes().to_vec();
+            input.extend_from_slice(&line);
+            same(&input, 4096);
+        }
+    }
+}

@@ -112,6 +112,18 @@ impl Memo {
     /// [`prefix::bracketed_fast`]`(body)`, or `None` where that gives `None` (and sometimes
     /// where it does not: then the caller takes the general path); with [`plain`] of it.
     pub(super) fn header<'a>(&mut self, body: &'a str) -> Option<(Header<'a>, bool)> {
+        if let Some(found) = self.hit(body) {
+            return Some(found);
+        }
+        let h = prefix::bracketed_fast(body)?;
+        self.remember(body, &h);
+        Some((h, plain(&h)))
+    }
+
+    /// [`Memo::header`] when `body` has the remembered bytes around its time, else `None`. Every
+    /// byte of the prefix it answers for is then a remembered one, or a digit, `:`, `.`, `,` or
+    /// space of the time.
+    pub(super) fn hit<'a>(&self, body: &'a str) -> Option<(Header<'a>, bool)> {
         let b = body.as_bytes();
         if self.tail_len > 0
             && b.first_chunk::<HEAD>() == Some(&self.head)
@@ -133,9 +145,7 @@ impl Memo {
             };
             return Some((h, self.plain));
         }
-        let h = prefix::bracketed_fast(body)?;
-        self.remember(body, &h);
-        Some((h, plain(&h)))
+        None
     }
 
     /// Keep the bytes around the time of `body`, whose header is `h`.
