@@ -156,7 +156,11 @@ type Taken<'r> = (Header<'r>, Request<'r>, RouteInfo<'r>, bool);
 
 /// The header, request and route of a record the fast path takes, and whether its message
 /// holds a `%`; reads, changes nothing (but what it remembers of lines before).
-fn take<'r>(raw: &RawRecord<'r>, memo: &mut Memo, requests: &mut Requests) -> Option<Taken<'r>> {
+pub(super) fn take<'r>(
+    raw: &RawRecord<'r>,
+    memo: &mut Memo,
+    requests: &mut Requests,
+) -> Option<Taken<'r>> {
     if raw.lines != 1 {
         return None;
     }

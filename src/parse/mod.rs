@@ -19,6 +19,8 @@
 //! (`state`); the last is the enrichment's.
 
 pub mod catalogue;
+#[doc(hidden)]
+pub mod differential;
 mod enrich;
 mod error;
 mod fastmemo;
@@ -237,9 +239,8 @@ impl Parser {
         self.stats.truncated += raw.truncated as u64;
     }
 
-    /// Whether request lines may take the fast path ([`fastpath`]); tests turn it off to compare
-    /// with the general path.
-    #[cfg(test)]
+    /// Whether request lines may take the fast path ([`fastpath`]); [`differential`] turns it
+    /// off to compare with the general path.
     pub(crate) fn set_fast_path(&mut self, on: bool) {
         self.fast_path = on;
     }

@@ -21,6 +21,7 @@ mod dd_payload;
 mod dd_sink;
 mod dd_truth;
 mod disk_full;
+mod fastpath;
 mod golden;
 mod grounding;
 mod http_limits;
