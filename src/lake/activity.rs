@@ -58,8 +58,7 @@ pub struct Beat<'a> {
 #[derive(Clone, Copy, Debug)]
 struct BeatRow {
     meta: u32,
-    /// Index into [`Beats`]'s users.
-    user: u32,
+    user: (u32, u32),
     ip: (u32, u32),
     ts: i64,
     offset: i64,
@@ -72,11 +71,6 @@ struct BeatRow {
 pub struct Beats {
     metas: Vec<Meta>,
     arena: String,
-    /// The batch's users, each once, by first report: the writer then finds each user's
-    /// groups once per batch rather than once per report (a few hundred users, tens of
-    /// thousands of reports), and the lookups here run on the parser threads.
-    users: Vec<String>,
-    user_ids: FxHashMap<String, u32>,
     rows: Vec<BeatRow>,
 }
 
@@ -108,16 +102,7 @@ impl Beats {
                 self.metas.len() - 1
             }
         } as u32;
-        let user = match self.user_ids.get(user) {
-            Some(&id) => id,
-            None => {
-                let id = self.users.len() as u32;
-                self.users.push(user.to_string());
-                self.user_ids.insert(user.to_string(), id);
-                id
-            }
-        };
-        let ip = self.span(b.client_ip);
+        let (user, ip) = (self.span(user), self.span(b.client_ip));
         self.rows.push(BeatRow {
             meta,
             user,
@@ -182,9 +167,7 @@ impl Group {
 #[derive(Debug, Clone, Default)]
 pub struct Activity {
     metas: Vec<Meta>,
-    /// Each user's place in `users`.
-    index: FxHashMap<String, usize>,
-    users: Vec<(String, Vec<Group>)>,
+    users: FxHashMap<String, Vec<Group>>,
 }
 
 impl Activity {
@@ -207,19 +190,12 @@ impl Activity {
         }
     }
 
-    /// `user`'s place in `users` (added when new).
-    fn slot(&mut self, user: &str) -> usize {
-        if let Some(&i) = self.index.get(user) {
-            return i;
+    fn group(&mut self, user: &str, meta: Option<u32>) -> &mut Group {
+        if !self.users.contains_key(user) {
+            self.users.insert(user.to_string(), Vec::new());
         }
-        self.users.push((user.to_string(), Vec::new()));
-        self.index.insert(user.to_string(), self.users.len() - 1);
-        self.users.len() - 1
-    }
-
-    /// The group of `meta` among `groups` (added when new).
-    fn group_at(groups: &mut Vec<Group>, meta: Option<u32>) -> usize {
-        match groups.iter().position(|g| g.meta == meta) {
+        let groups = self.users.get_mut(user).expect("inserted above");
+        let at = match groups.iter().position(|g| g.meta == meta) {
             Some(i) => i,
             None => {
                 groups.push(Group {
@@ -228,13 +204,7 @@ impl Activity {
                 });
                 groups.len() - 1
             }
-        }
-    }
-
-    fn group(&mut self, user: &str, meta: Option<u32>) -> &mut Group {
-        let i = self.slot(user);
-        let groups = &mut self.users[i].1;
-        let at = Self::group_at(groups, meta);
+        };
         &mut groups[at]
     }
 
@@ -263,8 +233,6 @@ impl Activity {
                 })
             })
             .collect();
-        // Each user is looked up once per batch (a user has a handful of groups at most).
-        let slots: Vec<usize> = beats.users.iter().map(|u| self.slot(u)).collect();
         for r in &beats.rows {
             let beat = Beat {
                 ts: r.ts,
@@ -273,9 +241,8 @@ impl Activity {
                 client_ip: beats.text(r.ip),
                 offset: r.offset,
             };
-            let groups = &mut self.users[slots[r.user as usize]].1;
-            let at = Self::group_at(groups, Some(ids[r.meta as usize]));
-            groups[at].push(beat);
+            let id = ids[r.meta as usize];
+            self.group(beats.text(r.user), Some(id)).push(beat);
         }
     }
 
@@ -283,7 +250,7 @@ impl Activity {
     /// depend on hashing), groups by their shared fields, reports by time.
     pub fn to_batch(&self) -> Result<RecordBatch, ArrowError> {
         let mut users: Vec<_> = self.users.iter().collect();
-        users.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        users.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut out = Columns::default();
         for (u, groups) in users {
             let mut groups: Vec<&Group> = groups.iter().filter(|g| !g.times.is_empty()).collect();
@@ -515,8 +482,7 @@ mod tests {
         assert_eq!(b.num_rows(), 3, "ana's bare times are a row of their own");
         let mut back = Activity::default();
         back.fold_batch(&b).unwrap();
-        let of = |u: &str| &back.users[back.index[u]].1;
-        let ana = of("ana");
+        let ana = &back.users["ana"];
         let folded = ana.iter().find(|g| g.meta.is_some()).unwrap();
         assert_eq!(folded.times, [10, 20, 30]);
         assert_eq!(folded.offsets, [100, 200, 300]);
@@ -527,7 +493,7 @@ mod tests {
             .collect();
         assert_eq!(ips, ["10.0.0.1", "10.0.0.1", "10.0.0.2"]);
         assert_eq!(ana.iter().find(|g| g.meta.is_none()).unwrap().times, [15]);
-        let bo = &of("bo")[0];
+        let bo = &back.users["bo"][0];
         assert_eq!(bo.statuses, [204]);
         assert_eq!(back.meta(bo).unwrap().module, "log:189");
         // Rows read back and written again are the same rows.
