@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::lake::{field, options};
 use crate::support::{bin, files_under, query_csv, root, run_ok, wait_for};
 
 const HUB: &str = "_hubpulse/hubs/jupyterhub";
@@ -17,15 +18,6 @@ fn ingest(lake: &Path, files: &[PathBuf]) -> String {
             .arg(lake)
             .args(files),
     )
-}
-
-fn field(summary: &str, key: &str) -> u64 {
-    summary
-        .split_whitespace()
-        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| panic!("{key} missing in {summary}"))
-        .parse()
-        .unwrap()
 }
 
 /// The real fixture logs (`fixtures/logs/real/**/*.log`), sorted.
@@ -112,16 +104,6 @@ fn one_per_run(lake: &Path, files: &[PathBuf]) -> Vec<u64> {
         .iter()
         .map(|f| field(&ingest(lake, std::slice::from_ref(f)), "records"))
         .collect()
-}
-
-fn options(lake: &Path) -> hubpulse::ingest::IngestOptions {
-    hubpulse::ingest::IngestOptions::new(
-        &hubpulse::lake::LakeLocation::local(lake),
-        hubpulse::parse::time::Zone::parse("UTC").unwrap(),
-        "jupyterhub",
-        std::sync::Arc::new(hubpulse::parse::catalogue::Catalogue::embedded().unwrap()),
-        Default::default(),
-    )
 }
 
 #[test]

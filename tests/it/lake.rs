@@ -13,7 +13,7 @@ fn ingest(lake: &Path, files: &[&Path]) -> String {
     run_ok(&mut cmd)
 }
 
-fn field(summary: &str, key: &str) -> u64 {
+pub(crate) fn field(summary: &str, key: &str) -> u64 {
     summary
         .split_whitespace()
         .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
@@ -23,7 +23,7 @@ fn field(summary: &str, key: &str) -> u64 {
 }
 
 /// Ingest options as `hubpulse ingest` sets them (parsing on the reading thread), into `lake`.
-fn options(lake: &Path) -> hubpulse::ingest::IngestOptions {
+pub(crate) fn options(lake: &Path) -> hubpulse::ingest::IngestOptions {
     hubpulse::ingest::IngestOptions::new(
         &hubpulse::lake::LakeLocation::local(lake),
         hubpulse::parse::time::Zone::parse("UTC").unwrap(),
