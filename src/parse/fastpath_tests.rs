@@ -328,6 +328,43 @@ fn the_request_memo_keeps_texts_only_while_they_repeat() {
     assert_eq!(kept(thrice), 1000);
 }
 
+#[test]
+fn the_request_memo_keeps_the_texts_in_use_and_forgets_the_others() {
+    use crate::parse::fastmemo::GENERATION;
+    let text = |i: usize| format!("200 POST /hub/api/users/u{i}/activity (u{i}@10.0.0.1)");
+    let line = |i: usize, ms: usize| {
+        format!(
+            "[I 2026-11-02 00:00:01.234 JupyterHub log:191] {} 1.{:02}ms\n",
+            text(i),
+            ms % 100
+        )
+    };
+    // Server 0 reports every 100 lines; servers 1.. report twice each, then stop (three
+    // generations' worth of them).
+    let cold = 3 * GENERATION;
+    let mut input = String::new();
+    for i in 1..=cold {
+        input += &line(i, i);
+        input += &line(i, i + 1);
+        if i % 50 == 0 {
+            input += &line(0, i);
+        }
+    }
+    let mut p = parser(true, false, "UTC");
+    let mut r = reader::RecordReader::new(input.as_bytes(), 0, reader::ReaderConfig::default());
+    r.run(reader::AtEof::Finish, |raw| p.parse(&raw, |_| ()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(p.requests.holds(&text(0)), "the text in use is kept");
+    assert!(p.requests.holds(&text(cold)), "the newest text is kept");
+    assert!(
+        !p.requests.holds(&text(1)),
+        "a text unused for two generations is gone"
+    );
+    assert!(p.requests.kept() <= 2 * GENERATION);
+    assert!(p.requests.kept() > GENERATION);
+    same(input.as_bytes(), 4096);
+}
+
 /// A line that both memos know but for one byte is taken only if that byte is printable ASCII
 /// (the memos answer without scanning the line for it).
 #[test]
