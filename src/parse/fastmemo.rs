@@ -21,7 +21,6 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::ops::Range;
 
 use super::request::Request;
 use super::route::RouteInfo;
@@ -33,28 +32,87 @@ pub(super) const GENERATION: usize = 8192;
 /// a single-user server's file paths, say, stops costing a copy of each).
 pub(super) const TRIAL: usize = 256;
 
+/// Where a field is in the text: offset and length (the text is at most [`KEY_MAX`] bytes).
+#[derive(Debug, Clone, Copy)]
+struct Span(u8, u8);
+
+impl Span {
+    fn of(msg: &str, part: &str) -> Option<Span> {
+        let start = (part.as_ptr() as usize).checked_sub(msg.as_ptr() as usize)?;
+        let end = start.checked_add(part.len())?;
+        (end <= KEY_MAX).then(|| Span(start as u8, part.len() as u8))
+    }
+
+    fn get(self, msg: &str) -> Option<&str> {
+        msg.get(usize::from(self.0)..usize::from(self.0) + usize::from(self.1))
+    }
+}
+
 /// A name: a slice of the message, or the default server's `""`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 enum Name {
     Absent,
     Empty,
-    At(Range<u32>),
+    At(Span),
 }
 
 #[derive(Debug, Clone)]
 struct Fields {
     status: u16,
-    method: Range<u32>,
-    path: Range<u32>,
-    redirect: Option<Range<u32>>,
-    actor: Range<u32>,
-    ip: Range<u32>,
+    method: Span,
+    path: Span,
+    redirect: Option<Span>,
+    actor: Span,
+    ip: Span,
     route: &'static str,
     user: Name,
     server: Name,
     /// The text holds one of the scrubber's prescan gate bytes; a `%`.
     wary: bool,
     percent: bool,
+}
+
+/// Longest text kept (a heartbeat's is about 40 bytes and twice its user's name; a longer one
+/// is parsed every time). Kept in place, not behind a pointer: a lookup reads one entry.
+const KEY_MAX: usize = 110;
+
+/// A kept text, in place.
+#[derive(Clone)]
+struct Key {
+    len: u8,
+    bytes: [u8; KEY_MAX],
+}
+
+impl Key {
+    fn new(text: &[u8]) -> Option<Key> {
+        let mut k = Key {
+            len: u8::try_from(text.len()).ok()?,
+            bytes: [0; KEY_MAX],
+        };
+        k.bytes.get_mut(..text.len())?.copy_from_slice(text);
+        Some(k)
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        std::borrow::Borrow::<[u8]>::borrow(self) == std::borrow::Borrow::<[u8]>::borrow(other)
+    }
+}
+
+impl Eq for Key {}
+
+impl std::hash::Hash for Key {
+    /// As the text's `[u8]` hashes (lookups are by `&[u8]`).
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        std::borrow::Borrow::<[u8]>::borrow(self).hash(state);
+    }
 }
 
 /// A message read from [`Requests`]: its request and route, and whether it holds one of the
@@ -88,12 +146,14 @@ impl Hasher for Fx {
     }
 }
 
-type Texts = HashMap<Box<[u8]>, Fields, BuildHasherDefault<Fx>>;
+type Texts = HashMap<Key, Fields, BuildHasherDefault<Fx>>;
 
 /// `f` kept as `key` in the young generation `seen`, which becomes the old one when full.
-fn young<'m>(seen: &'m mut Texts, old: &mut Texts, key: Box<[u8]>, f: Fields) -> &'m Fields {
+/// The old generation's table is reused, cleared: no allocation after the first two.
+fn young<'m>(seen: &'m mut Texts, old: &mut Texts, key: Key, f: Fields) -> &'m Fields {
     if seen.len() >= GENERATION {
-        *old = std::mem::take(seen);
+        std::mem::swap(seen, old);
+        seen.clear();
     }
     seen.entry(key).or_insert(f)
 }
@@ -116,16 +176,10 @@ impl std::fmt::Debug for Requests {
     }
 }
 
-/// Where `part` (a slice of `msg`) is in `msg`.
-fn range_in(msg: &str, part: &str) -> Option<Range<u32>> {
-    let start = (part.as_ptr() as usize).checked_sub(msg.as_ptr() as usize)?;
-    (start + part.len() <= msg.len()).then(|| start as u32..(start + part.len()) as u32)
-}
-
 fn name_in(msg: &str, name: &Option<Cow<'_, str>>) -> Option<Name> {
     match name {
         None => Some(Name::Absent),
-        Some(Cow::Borrowed(s)) => match range_in(msg, s) {
+        Some(Cow::Borrowed(s)) => match Span::of(msg, s) {
             Some(r) => Some(Name::At(r)),
             None if s.is_empty() => Some(Name::Empty),
             None => None,
@@ -163,7 +217,7 @@ impl Requests {
             }
         };
         self.hits += 1;
-        let at = |r: &Range<u32>| msg.get(r.start as usize..r.end as usize);
+        let at = |r: &Span| r.get(msg);
         let name = |n: &Name| match n {
             Name::Absent => Some(None),
             Name::Empty => Some(Some(Cow::Borrowed(""))),
@@ -211,14 +265,14 @@ impl Requests {
         let fields = || -> Option<Fields> {
             Some(Fields {
                 status: r.status,
-                method: range_in(msg, r.method)?,
-                path: range_in(msg, r.path)?,
+                method: Span::of(msg, r.method)?,
+                path: Span::of(msg, r.path)?,
                 redirect: match r.redirect {
-                    Some(t) => Some(range_in(msg, t)?),
+                    Some(t) => Some(Span::of(msg, t)?),
                     None => None,
                 },
-                actor: range_in(msg, r.actor)?,
-                ip: range_in(msg, r.ip)?,
+                actor: Span::of(msg, r.actor)?,
+                ip: Span::of(msg, r.ip)?,
                 route: info.route,
                 user: name_in(msg, &info.user)?,
                 server: name_in(msg, &info.server)?,
@@ -226,9 +280,9 @@ impl Requests {
                 percent,
             })
         };
-        if let Some(f) = fields() {
+        if let (Some(f), Some(key)) = (fields(), Key::new(key.as_bytes())) {
             self.kept += 1;
-            young(&mut self.seen, &mut self.old, key.as_bytes().into(), f);
+            young(&mut self.seen, &mut self.old, key, f);
         }
     }
 }

@@ -365,6 +365,27 @@ fn the_request_memo_keeps_the_texts_in_use_and_forgets_the_others() {
     same(input.as_bytes(), 4096);
 }
 
+#[test]
+fn a_text_longer_than_the_memo_keeps_is_parsed_every_time() {
+    let user = "u".repeat(60);
+    let text = format!("200 POST /hub/api/users/{user}/activity ({user}@10.0.0.1)");
+    let line =
+        |ms: usize| format!("[I 2026-11-02 00:00:01.234 JupyterHub log:191] {text} 1.{ms:02}ms\n");
+    let input: String = (0..10).map(line).collect();
+    let mut p = parser(true, false, "UTC");
+    let mut r = reader::RecordReader::new(input.as_bytes(), 0, reader::ReaderConfig::default());
+    let mut users = Vec::new();
+    r.run(reader::AtEof::Finish, |raw| {
+        p.parse(&raw, |rec| {
+            users.push(rec.user.as_deref().map(str::to_owned))
+        })
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!p.requests.holds(&text));
+    assert_eq!(users, vec![Some(user.clone()); 10]);
+    same(input.as_bytes(), 4096);
+}
+
 /// A line that both memos know but for one byte is taken only if that byte is printable ASCII
 /// (the memos answer without scanning the line for it).
 #[test]
