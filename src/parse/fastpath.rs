@@ -29,6 +29,9 @@
 //!   that answer.
 //! * Request: [`request_after`] answers only where `request::parse` gives that answer, and
 //!   [`Requests`] answers as it did for the same text before the duration (`fastmemo`).
+//!   [`heartbeat`] reads the one text most lines have, a running server's activity report
+//!   (`singleuser/extension.py` posts it; `apihandlers/users.py` `ActivityAPIHandler` answers
+//!   `200`), straight and without a table: see its docs.
 //! * Scrubbing: with a logger and module free of `= % ' " /` ([`plain`]) the general path
 //!   prescans the message only, with [`scrub::may_hold_secret`]; the fast path leaves the
 //!   record to the general path when that same function says yes on the same message. It skips
@@ -171,7 +174,7 @@ pub(super) fn take<'r>(
     if b.first() != Some(&b'[') {
         return None;
     }
-    let body = std::str::from_utf8(b).ok()?;
+    let body = simdutf8::basic::from_utf8(b).ok()?;
     // A line is taken only in printable ASCII. A prefix the memo answers for is (`Memo::hit`:
     // remembered bytes of a line that was, and the time's); so is a message the request memo
     // answers for (a kept text of a line that was, and `) {digits and dots}ms`). The line is
@@ -192,6 +195,14 @@ pub(super) fn take<'r>(
     let (d, duration_ms) = duration_back(msg)?;
     // The text before the duration: up to the `)` before its space (see `fastmemo`).
     let key = &msg[..d - 1];
+    if let Some((r, info, wary)) = heartbeat(key, duration_ms) {
+        // The message is this text, a space, digits, a dot and `ms`: printable ASCII, and
+        // with a prescan gate byte only where the text has one.
+        if wary && scrub::may_hold_secret(msg) {
+            return None;
+        }
+        return Some((h, r, info, false));
+    }
     if let Some(seen) = requests.get(msg, key, duration_ms) {
         // Its message is this one but for the duration, which holds none of the prescan's
         // gate bytes: the same prescan answer.
@@ -218,6 +229,56 @@ pub(super) fn take<'r>(
     let percent = wary && memchr::memchr(b'%', m).is_some();
     requests.keep(msg, key, &r, &info, (wary, percent));
     Some((h, r, info, percent))
+}
+
+/// A byte of the names [`heartbeat`] reads: one that no step of `request::parse` or
+/// `route::classify` treats apart (not `/ ? # % ( ) @`, space, or a prescan gate byte but
+/// `k`, `x`, `z`).
+fn name_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-')
+}
+
+/// `200 POST /hub/api/users/{name}/activity ({name}@{ip})`, the text of a heartbeat up to its
+/// `)`, with `name` of [`name_byte`]s and `ip` of digits and dots: its request and route, and
+/// whether it holds a prescan gate byte (`k`, `x` or `z` in the name). `None` for any other.
+///
+/// Exact: in such a text `request_after` finds the path between the method and the last ` (`
+/// (no ` -> `: no redirect), the name (actor) up to the last `@` and the address up to the `)`;
+/// `route::classify` of a path of plain segments without `?`, `#` or `%` matches the template
+/// `/hub/api/users/{user}/activity`, borrows the name undecoded, and names no server (not a
+/// server route). The differential tests (`parse::differential`) hold both paths to this on
+/// the fixtures' real heartbeats, the generator's output and near misses.
+fn heartbeat(key: &str, duration_ms: f64) -> Option<(Request<'_>, RouteInfo<'_>, bool)> {
+    const HEAD: &str = "200 POST ";
+    const USERS: &str = "/hub/api/users/";
+    let rest = key.strip_prefix(HEAD)?.strip_prefix(USERS)?;
+    let n = rest.bytes().position(|c| !name_byte(c))?;
+    let (name, rest) = rest.split_at(n);
+    let rest = rest.strip_prefix("/activity (")?;
+    let ip = rest
+        .strip_prefix(name)?
+        .strip_prefix('@')?
+        .strip_suffix(')')?;
+    if n == 0 || ip.is_empty() || !ip.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+        return None;
+    }
+    let path = &key[HEAD.len()..HEAD.len() + USERS.len() + n + "/activity".len()];
+    let wary = name.bytes().any(|c| matches!(c, b'k' | b'x' | b'z'));
+    let r = Request {
+        status: 200,
+        method: &key[4..8],
+        path,
+        redirect: None,
+        actor: name,
+        ip,
+        duration_ms,
+    };
+    let info = RouteInfo {
+        route: route::ACTIVITY,
+        user: Some(Cow::Borrowed(name)),
+        server: None,
+    };
+    Some((r, info, wary))
 }
 
 /// [`duration_back`] of `) {digits}.{2 digits}ms` (`end` is where the `ms` starts), with 1 to 13

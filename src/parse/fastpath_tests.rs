@@ -109,6 +109,9 @@ const PATHS: &[&str] = &[
 
 const USERS: &[&str] = &[
     "alice",
+    "Bob_2",
+    "a.b-c",
+    "user1234",
     "ana.lopez@example.org",
     "j\u{fc}rgen",
     "a%40b",
@@ -119,7 +122,16 @@ const USERS: &[&str] = &[
     "",
 ];
 
-const IPS: &[&str] = &["10.0.0.1", "::ffff:10.0.0.1", "::1", "", "1.2.3.4) (x"];
+const IPS: &[&str] = &[
+    "10.0.0.1",
+    "10.0.0.1.",
+    "10..1",
+    "1",
+    "::ffff:10.0.0.1",
+    "::1",
+    "",
+    "1.2.3.4) (x",
+];
 
 const DURATIONS: &[&str] = &[
     "3.21ms", "3.2ms", "3.210ms", "1e3ms", "3.21 ms", "3.21", "NaNms", ".5ms", "12ms", "1.2.3ms",
@@ -331,7 +343,8 @@ fn the_request_memo_keeps_texts_only_while_they_repeat() {
 #[test]
 fn the_request_memo_keeps_the_texts_in_use_and_forgets_the_others() {
     use crate::parse::fastmemo::GENERATION;
-    let text = |i: usize| format!("200 POST /hub/api/users/u{i}/activity (u{i}@10.0.0.1)");
+    // Not heartbeats (`heartbeat` reads those without the memo).
+    let text = |i: usize| format!("200 GET /user/u{i}/api/status (u{i}@10.0.0.1)");
     let line = |i: usize, ms: usize| {
         format!(
             "[I 2026-11-02 00:00:01.234 JupyterHub log:191] {} 1.{:02}ms\n",
@@ -368,7 +381,7 @@ fn the_request_memo_keeps_the_texts_in_use_and_forgets_the_others() {
 #[test]
 fn a_text_longer_than_the_memo_keeps_is_parsed_every_time() {
     let user = "u".repeat(60);
-    let text = format!("200 POST /hub/api/users/{user}/activity ({user}@10.0.0.1)");
+    let text = format!("200 GET /user/{user}/api/status ({user}@10.0.0.1)");
     let line =
         |ms: usize| format!("[I 2026-11-02 00:00:01.234 JupyterHub log:191] {text} 1.{ms:02}ms\n");
     let input: String = (0..10).map(line).collect();

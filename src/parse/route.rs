@@ -13,6 +13,10 @@
 //! entry point, the fallback for paths no template knows, and percent-decoding).
 
 mod table;
+
+/// The route of a single-user server's activity reports (`apihandlers/users.py`
+/// `ActivityAPIHandler`).
+pub const ACTIVITY: &str = "/hub/api/users/{user}/activity";
 mod trie;
 
 use std::borrow::Cow;

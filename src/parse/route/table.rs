@@ -27,7 +27,7 @@ pub(super) const HUB_TEMPLATES: &[&str] = &[
     "/hub/api/user",
     "/hub/api/users",
     "/hub/api/users/{user}",
-    "/hub/api/users/{user}/activity",
+    super::ACTIVITY,
     "/hub/api/users/{user}/server",
     "/hub/api/users/{user}/server/progress",
     "/hub/api/users/{user}/servers/{server}",
