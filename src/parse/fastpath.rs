@@ -174,7 +174,7 @@ pub(super) fn take<'r>(
     if b.first() != Some(&b'[') {
         return None;
     }
-    let body = simdutf8::basic::from_utf8(b).ok()?;
+    let body = std::str::from_utf8(b).ok()?;
     // A line is taken only in printable ASCII. A prefix the memo answers for is (`Memo::hit`:
     // remembered bytes of a line that was, and the time's); so is a message the request memo
     // answers for (a kept text of a line that was, and `) {digits and dots}ms`). The line is
