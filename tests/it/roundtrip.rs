@@ -718,7 +718,11 @@ fn boundary_lines_read_back_as_parsed() {
         .map(|(k, _)| k.1)
         .collect();
     assert_eq!(finer.len(), 1, "one time of 250 µs past the ms");
-    assert!(finer.iter().all(|o| !plain.contains(o) && !folded_offsets(&lake).contains(o)));
+    assert!(
+        finer
+            .iter()
+            .all(|o| !plain.contains(o) && !folded_offsets(&lake).contains(o))
+    );
     assert_eq!(plain.len(), 11, "{plain:?}");
     assert_eq!(too_long.intersection(&plain).count(), 2, "{too_long:?}");
     let expected: BTreeSet<i64> = plain.difference(&too_long).copied().collect();
