@@ -46,7 +46,9 @@ pub fn is_activity_path(path: &str, user: &str) -> bool {
 /// that rebuild, `None` when it must stay an `events` row.
 ///
 /// Its time must be a whole millisecond (`activity.times` is in ms, what the hub's log prefix
-/// prints: `%(msecs).03d`); a time with finer digits is kept whole in its `events` row. Fixed fields: `source` hub, `level` INFO, `kind` request, `actor` = `user`, `method` POST,
+/// prints: `%(msecs).03d`); a time with finer digits is kept whole in its `events` row.
+///
+/// Fixed fields: `source` hub, `level` INFO, `kind` request, `actor` = `user`, `method` POST,
 /// `route` the activity route, `path` = `/hub/api/users/<user>/activity` (so a name that needed
 /// escaping is not folded), one line, no flags, and nothing in `server_name`, `target`,
 /// `service`, `exit_code`, `count`, `attrs`; the message is `log_request`'s line of them.
