@@ -92,7 +92,7 @@ pub enum Command {
         #[arg(long, value_name = "MONTHS", value_parser = clap::value_parser!(u32).range(1..=1200))]
         pods: Option<u32>,
     },
-    /// Convert a lake written by hubpulse before format 2 to format 2, in place.
+    /// Convert a lake of format 1 or 2 (hubpulse before format 3) to format 3, in place.
     ///
     /// One commit per hub and day; safe to run again after a crash (days already converted are
     /// left alone). Stop the agents writing to the lake first.

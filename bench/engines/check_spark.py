@@ -38,7 +38,9 @@ assert rows("SELECT source_offset, message FROM hubpulse.events WHERE hub = 'dev
     (2, "2 method-2 path-2 -> /hub/t2 (actor-2@client_ip-2) 3.00ms")], "messages"
 t = {f.name: f.dataType.simpleString() for f in spark.table("hubpulse.events").schema}
 assert t["dt"] == "string" and t["hub"] == "string" and t["ts"] == "timestamp", t
-assert rows("SELECT DISTINCT unix_micros(ts) % 1000000 FROM hubpulse.events") == [(123456,)]
+# stored rows keep their µs; heartbeats are whole milliseconds (activity.times is in ms)
+assert rows("SELECT unix_micros(ts) % 1000000 AS f, count(*) FROM hubpulse.events GROUP BY 1 ORDER BY 1") == \
+    [(123000, 12), (123456, 24)]
 df = spark.read.parquet(f"{lake}/decisions")
 assert df.columns.count("hub") == 1 and df.schema["dt"].dataType.simpleString() == "string"
 plan = df.where("hub = 'prod-hub' AND dt >= '2026-11-27'")._jdf.queryExecution().executedPlan().toString()

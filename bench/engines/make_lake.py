@@ -1,8 +1,9 @@
-"""Build a small synthetic hubpulse lake of format 2: 2 hubs x 3 days x 5 tables, plus _hubpulse decoys.
+"""Build a small synthetic hubpulse lake of format 3: 2 hubs x 3 days x 5 tables, plus _hubpulse decoys.
 
 Per hub and day: `events` stored rows (even rows: a request line its columns rebuild, `text`
 null; odd rows: `text` kept), one `lifecycle` row, and in `activity` two folded heartbeats of
-user0 (with `offsets`) and one listed time only (`offsets` null: its row is an `events` row).
+user0 (with `offsets`; times in ms, durations in hundredths of a ms) and one listed time only
+(`offsets` null: its row is an `events` row; a time finer than a ms, exact in `first`/`last`).
 """
 import datetime as d, json, os, shutil, sys
 import pyarrow as pa, pyarrow.parquet as pq
@@ -10,6 +11,7 @@ import pyarrow as pa, pyarrow.parquet as pq
 root = sys.argv[1] if len(sys.argv) > 1 else "/tmp/engines-lake"
 shutil.rmtree(root, ignore_errors=True)
 UTC = pa.timestamp("us", tz="UTC")
+UTC_MS = pa.timestamp("ms", tz="UTC")
 HUBS = {"prod-hub": 5, "dev-hub": 3}          # stored events rows per day per hub
 DAYS = ["2026-11-26", "2026-11-27", "2026-11-28"]
 
@@ -23,9 +25,9 @@ STORED = pa.schema([pa.field("ts", UTC), s("source", False), s("level"), s("logg
     s("text"), pa.field("lines", pa.int32(), False), s("flags"), s("source_file", False),
     s("source_fp", False), pa.field("source_offset", pa.int64(), False)])
 ACTIVITY = pa.schema([s("user", False), pa.field("first", UTC, False), pa.field("last", UTC, False),
-    pa.field("count", pa.int64(), False), pa.field("times", pa.list_(pa.field("item", UTC, False)), False),
+    pa.field("count", pa.int64(), False), pa.field("times", pa.list_(pa.field("item", UTC_MS, False)), False),
     s("logger"), s("module"), s("source_file"), s("source_fp"), lst("statuses", pa.int32()),
-    lst("client_ips", pa.string()), lst("durations_us", pa.int32()), lst("offsets", pa.int64())])
+    lst("client_ips", pa.string()), lst("durations_cs", pa.int32()), lst("offsets", pa.int64())])
 DECISIONS = pa.schema([pa.field("ts", UTC), s("hub", False), s("component", False), s("pass", False),
     s("action", False), s("reason", False), s("user", False), s("server_name"), s("profile"),
     pa.field("last_activity", UTC), s("activity_source"), pa.field("started", UTC), f("limit_s"),
@@ -36,8 +38,8 @@ PODS = pa.schema([pa.field("ts", UTC, False), s("hub", False), s("change", False
     f("memory_request"), f("memory_limit"), f("gpus"), s("unschedulable"),
     pa.field("oom_killed", pa.bool_(), False)])
 
-def ts(day, i):  # microsecond-precision timestamps (…123456 µs) to check precision
-    return d.datetime.fromisoformat(day).replace(hour=10, minute=i % 60, second=i // 60, microsecond=123456, tzinfo=d.timezone.utc)
+def ts(day, i, us=123456):  # microsecond-precision timestamps (…123456 µs) to check precision
+    return d.datetime.fromisoformat(day).replace(hour=10, minute=i % 60, second=i // 60, microsecond=us, tzinfo=d.timezone.utc)
 
 def table(schema, n, hub, day):
     cols = {}
@@ -57,14 +59,15 @@ def table(schema, n, hub, day):
     return pa.table(cols, schema=schema)
 
 def activity(day):
-    t = [ts(day, 40), ts(day, 41), ts(day, 42)]
+    t = [ts(day, 40, 123000), ts(day, 41, 123000)]  # folded heartbeats: whole milliseconds
+    bare = ts(day, 42)  # a time finer than a ms: its row's first and last hold it exactly
     rows = [  # two folded heartbeats, then the time of one kept as an events row
-        dict(user="user0", first=t[0], last=t[1], count=2, times=t[:2], logger="JupyterHub",
+        dict(user="user0", first=t[0], last=t[1], count=2, times=t, logger="JupyterHub",
              module="log:192", source_file="hub.log", source_fp="fp0", statuses=[200, 200],
-             client_ips=["10.0.0.1", "10.0.0.1"], durations_us=[1230, 45670], offsets=[100, 200]),
-        dict(user="user0", first=t[2], last=t[2], count=1, times=t[2:], logger=None, module=None,
-             source_file=None, source_fp=None, statuses=None, client_ips=None, durations_us=None,
-             offsets=None)]
+             client_ips=["10.0.0.1", "10.0.0.1"], durations_cs=[123, 4567], offsets=[100, 200]),
+        dict(user="user0", first=bare, last=bare, count=1, times=[ts(day, 42, 123000)], logger=None,
+             module=None, source_file=None, source_fp=None, statuses=None, client_ips=None,
+             durations_cs=None, offsets=None)]
     return pa.Table.from_pylist(rows, schema=ACTIVITY)
 
 seq = 0
@@ -83,7 +86,7 @@ for hub, n in HUBS.items():
 
 # decoys that engines must never read
 os.makedirs(f"{root}/_hubpulse/manifest", exist_ok=True)
-json.dump({"version": 2}, open(f"{root}/_hubpulse/format.json", "w"))
+json.dump({"version": 3}, open(f"{root}/_hubpulse/format.json", "w"))
 json.dump({"commit": 1}, open(f"{root}/_hubpulse/manifest/x.json", "w"))
 os.makedirs(f"{root}/_hubpulse/hubs/a/staging", exist_ok=True)
 pq.write_table(table(STORED, 1000, "DECOY", DAYS[0]), f"{root}/_hubpulse/hubs/a/staging/y.parquet", compression="zstd")

@@ -1,4 +1,4 @@
-//! `hubpulse migrate`: a lake of format 1 converted to format 2 in place (see
+//! `hubpulse migrate`: a lake of format 1 or 2 converted to format 3 in place (see
 //! [`crate::lake::migrate`]). One line per hub on stderr as it is done, and a summary line.
 
 use std::io::{self, Write};

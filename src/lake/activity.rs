@@ -9,13 +9,15 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
-    TimestampMicrosecondBuilder,
+    TimestampMicrosecondBuilder, TimestampMillisecondBuilder,
 };
-use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, TimestampMicrosecondType};
+use arrow::datatypes::{
+    DataType, Field, Int32Type, Int64Type, TimestampMicrosecondType, TimestampMillisecondType,
+};
 use arrow::error::ArrowError;
 use rustc_hash::FxHashMap;
 
-use super::heartbeat::{Meta, activity_schema};
+use super::heartbeat::{Meta, activity_schema, utc_ms};
 
 /// A [`Meta`] borrowed from a record or a batch.
 #[derive(Clone, Copy, Debug)]
@@ -47,9 +49,11 @@ impl MetaRef<'_> {
 /// One folded report.
 #[derive(Clone, Copy, Debug)]
 pub struct Beat<'a> {
+    /// µs, a whole millisecond ([`super::heartbeat::fold_row`]).
     pub ts: i64,
     pub status: i32,
-    pub duration_us: i32,
+    /// Hundredths of a millisecond.
+    pub duration_cs: i32,
     pub client_ip: &'a str,
     pub offset: i64,
 }
@@ -63,7 +67,7 @@ struct BeatRow {
     ts: i64,
     offset: i64,
     status: i32,
-    duration_us: i32,
+    duration_cs: i32,
 }
 
 /// A batch's heartbeats, flat, in the order they came.
@@ -110,7 +114,7 @@ impl Beats {
             ts: b.ts,
             offset: b.offset,
             status: b.status,
-            duration_us: b.duration_us,
+            duration_cs: b.duration_cs,
         });
     }
 }
@@ -123,7 +127,7 @@ pub struct Group {
     pub meta: Option<u32>,
     pub times: Vec<i64>,
     pub statuses: Vec<i32>,
-    pub durations_us: Vec<i32>,
+    pub durations_cs: Vec<i32>,
     pub offsets: Vec<i64>,
     /// Index into `ip_names` per report (a server keeps its address for its life).
     pub ips: Vec<u32>,
@@ -145,7 +149,7 @@ impl Group {
     fn push(&mut self, b: Beat<'_>) {
         self.times.push(b.ts);
         self.statuses.push(b.status);
-        self.durations_us.push(b.duration_us);
+        self.durations_cs.push(b.duration_cs);
         self.offsets.push(b.offset);
         self.push_ip(b.client_ip);
     }
@@ -237,7 +241,7 @@ impl Activity {
             let beat = Beat {
                 ts: r.ts,
                 status: r.status,
-                duration_us: r.duration_us,
+                duration_cs: r.duration_cs,
                 client_ip: beats.text(r.ip),
                 offset: r.offset,
             };
@@ -248,6 +252,10 @@ impl Activity {
 
     /// The `activity` rows: one per user and group, users by name (so a part's bytes do not
     /// depend on hashing), groups by their shared fields, reports by time.
+    ///
+    /// `times` holds milliseconds. A folded report's time is one ([`super::heartbeat::fold_row`]);
+    /// a bare time that is not (a report kept as an `events` row, its prefix printed finer) gets
+    /// a row of its own after its user's bare row, where `first` and `last` hold it exactly.
     pub fn to_batch(&self) -> Result<RecordBatch, ArrowError> {
         let mut users: Vec<_> = self.users.iter().collect();
         users.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -256,7 +264,23 @@ impl Activity {
             let mut groups: Vec<&Group> = groups.iter().filter(|g| !g.times.is_empty()).collect();
             groups.sort_by(|a, b| self.meta(a).cmp(&self.meta(b)));
             for g in groups {
-                out.row(u, g, self.meta(g));
+                if g.meta.is_some() || g.times.iter().all(|t| t % 1000 == 0) {
+                    out.row(u, g, self.meta(g));
+                    continue;
+                }
+                let (whole, mut finer): (Vec<i64>, Vec<i64>) =
+                    g.times.iter().partition(|&&t| t % 1000 == 0);
+                finer.sort_unstable();
+                let bare = |times| Group {
+                    times,
+                    ..Group::default()
+                };
+                if !whole.is_empty() {
+                    out.row(u, &bare(whole), None);
+                }
+                for t in finer {
+                    out.row(u, &bare(vec![t]), None);
+                }
             }
         }
         out.finish()
@@ -279,15 +303,25 @@ impl Activity {
             strs("source_fp")?,
         ];
         let times = col("times")?.as_list::<i32>();
+        let stamp = |n: &str| -> Result<_, ArrowError> {
+            col(n)?
+                .as_primitive_opt::<TimestampMicrosecondType>()
+                .ok_or_else(|| ArrowError::SchemaError(format!("activity.{n}: not µs")))
+        };
+        let (first, last) = (stamp("first")?, stamp("last")?);
         let (statuses, ips, durs, offsets) = (
             col("statuses")?.as_list::<i32>(),
             col("client_ips")?.as_list::<i32>(),
-            col("durations_us")?.as_list::<i32>(),
+            col("durations_cs")?.as_list::<i32>(),
             col("offsets")?.as_list::<i32>(),
         );
         for i in 0..batch.num_rows() {
             let t = times.value(i);
-            let t = t.as_primitive::<TimestampMicrosecondType>().values();
+            let t = us_times(
+                t.as_primitive::<TimestampMillisecondType>().values(),
+                first.value(i),
+                last.value(i),
+            );
             if !offsets.is_valid(i) {
                 for &ts in t.iter() {
                     self.add_time(user.value(i), ts);
@@ -315,7 +349,7 @@ impl Activity {
                 let b = Beat {
                     ts,
                     status: st.value(k),
-                    duration_us: du.value(k),
+                    duration_cs: du.value(k),
                     client_ip: ip.value(k),
                     offset: of.value(k),
                 };
@@ -326,11 +360,18 @@ impl Activity {
     }
 }
 
-fn utc() -> DataType {
-    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+/// A row's times in µs: its list of milliseconds, with the ends read from `first` and `last`
+/// (exact: see [`Activity::to_batch`]).
+pub fn us_times(ms: &[i64], first: i64, last: i64) -> Vec<i64> {
+    let mut out: Vec<i64> = ms.iter().map(|&t| t * 1000).collect();
+    if let Some(t) = out.first_mut() {
+        *t = first;
+    }
+    if let (Some(t), true) = (out.last_mut(), ms.len() > 1) {
+        *t = last;
+    }
+    out
 }
-
-use arrow::datatypes::TimeUnit;
 
 fn list_field(item: DataType) -> Arc<Field> {
     Arc::new(Field::new_list_field(item, false))
@@ -342,7 +383,7 @@ struct Columns {
     first: TimestampMicrosecondBuilder,
     last: TimestampMicrosecondBuilder,
     count: Int64Builder,
-    times: ListBuilder<TimestampMicrosecondBuilder>,
+    times: ListBuilder<TimestampMillisecondBuilder>,
     meta: [StringBuilder; 4],
     statuses: ListBuilder<Int32Builder>,
     ips: ListBuilder<StringBuilder>,
@@ -357,8 +398,8 @@ impl Default for Columns {
             first: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             last: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             count: Int64Builder::new(),
-            times: ListBuilder::new(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
-                .with_field(list_field(utc())),
+            times: ListBuilder::new(TimestampMillisecondBuilder::new().with_timezone("UTC"))
+                .with_field(list_field(utc_ms())),
             meta: std::array::from_fn(|_| StringBuilder::new()),
             statuses: ListBuilder::new(Int32Builder::new()).with_field(list_field(DataType::Int32)),
             ips: ListBuilder::new(StringBuilder::new()).with_field(list_field(DataType::Utf8)),
@@ -376,9 +417,11 @@ impl Columns {
         self.first.append_value(lo);
         self.last.append_value(hi);
         self.count.append_value(order.len() as i64);
+        // Milliseconds: a time finer than that has a row of its own (`to_batch`), exact in
+        // `first` and `last`.
         self.times
             .values()
-            .extend(order.iter().map(|&i| Some(g.times[i])));
+            .extend(order.iter().map(|&i| Some(g.times[i].div_euclid(1000))));
         self.times.append(true);
         let fields = meta.map(|m| {
             [
@@ -399,7 +442,7 @@ impl Columns {
         if folded {
             let at = |v: &[i32]| order.iter().map(|&i| Some(v[i])).collect::<Vec<_>>();
             self.statuses.values().extend(at(&g.statuses));
-            self.durs.values().extend(at(&g.durations_us));
+            self.durs.values().extend(at(&g.durations_cs));
             self.offsets
                 .values()
                 .extend(order.iter().map(|&i| Some(g.offsets[i])));
@@ -454,37 +497,44 @@ mod tests {
     fn groups_round_trip_through_their_rows_sorted_by_time() {
         let mut beats = Beats::default();
         for (ts, ip, off) in [
-            (30, "10.0.0.2", 300),
-            (10, "10.0.0.1", 100),
-            (20, "10.0.0.1", 200),
+            (30_000, "10.0.0.2", 300),
+            (10_000, "10.0.0.1", 100),
+            (20_000, "10.0.0.1", 200),
         ] {
             let b = Beat {
                 ts,
                 status: 200,
-                duration_us: 7410,
+                duration_cs: 741,
                 client_ip: ip,
                 offset: off,
             };
             beats.push("ana", meta("log:192"), b);
         }
         let bo = Beat {
-            ts: 5,
+            ts: 5_000,
             status: 204,
-            duration_us: 10,
+            duration_cs: 1,
             client_ip: "::1",
             offset: 7,
         };
         beats.push("bo", meta("log:189"), bo);
         let mut a = Activity::default();
         a.absorb(&beats);
-        a.add_time("ana", 15);
+        // Bare times: whole milliseconds listed together, a finer one (µs) in a row of its own.
+        for t in [25_000, 15_000, 17_123_456, 16_000_001] {
+            a.add_time("ana", t);
+        }
         let b = a.to_batch().unwrap();
-        assert_eq!(b.num_rows(), 3, "ana's bare times are a row of their own");
+        assert_eq!(
+            b.num_rows(),
+            5,
+            "ana's bare times are a row of their own, and each finer one another"
+        );
         let mut back = Activity::default();
         back.fold_batch(&b).unwrap();
         let ana = &back.users["ana"];
         let folded = ana.iter().find(|g| g.meta.is_some()).unwrap();
-        assert_eq!(folded.times, [10, 20, 30]);
+        assert_eq!(folded.times, [10_000, 20_000, 30_000]);
         assert_eq!(folded.offsets, [100, 200, 300]);
         let ips: Vec<_> = folded
             .ips
@@ -492,7 +542,13 @@ mod tests {
             .map(|&i| &folded.ip_names[i as usize])
             .collect();
         assert_eq!(ips, ["10.0.0.1", "10.0.0.1", "10.0.0.2"]);
-        assert_eq!(ana.iter().find(|g| g.meta.is_none()).unwrap().times, [15]);
+        let mut bare = ana.iter().find(|g| g.meta.is_none()).unwrap().times.clone();
+        bare.sort_unstable();
+        assert_eq!(
+            bare,
+            [15_000, 25_000, 16_000_001, 17_123_456],
+            "exact, in µs"
+        );
         let bo = &back.users["bo"][0];
         assert_eq!(bo.statuses, [204]);
         assert_eq!(back.meta(bo).unwrap().module, "log:189");

@@ -1,7 +1,7 @@
 //! Records → what the lake stores of them ([`Rows`]), column by column, on the parser threads.
 //!
 //! The builder copies what it needs out of each borrowed [`Record`], so the parser's buffers can
-//! be reused as soon as a record is appended. It applies the format 2 rules as it goes (the same
+//! be reused as soon as a record is appended. It applies the format 3 rules as it goes (the same
 //! as [`super::derived::split`] applies to a whole batch): an activity heartbeat becomes a few
 //! numbers in its user's group ([`super::heartbeat`]), never a row; a row keeps its message in
 //! `text` only when its columns do not rebuild it ([`super::rebuild`]).
@@ -261,8 +261,8 @@ impl EventsBuilder {
 
     pub fn append(&mut self, r: &Record<'_>) {
         self.message_bytes += r.message.len();
-        if let Some(us) = heartbeat::fold_record(r) {
-            self.beat(r, us);
+        if let Some(cs) = heartbeat::fold_record(r) {
+            self.beat(r, cs);
             return;
         }
         self.ts.option(r.ts);
@@ -293,7 +293,7 @@ impl EventsBuilder {
     }
 
     /// A heartbeat ([`heartbeat::fold_record`] said so: every field below is set).
-    fn beat(&mut self, r: &Record<'_>, duration_us: i32) {
+    fn beat(&mut self, r: &Record<'_>, duration_cs: i32) {
         let meta = MetaRef {
             logger: r.logger.unwrap_or_default(),
             module: r.module.unwrap_or_default(),
@@ -303,7 +303,7 @@ impl EventsBuilder {
         let beat = Beat {
             ts: r.ts.unwrap_or_default(),
             status: r.status.map_or(0, i32::from),
-            duration_us,
+            duration_cs,
             client_ip: r.client_ip.unwrap_or_default(),
             offset: r.offset as i64,
         };

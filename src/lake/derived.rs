@@ -1,4 +1,4 @@
-//! What a batch of parsed records becomes in the lake (format 2, see [`super::format`]):
+//! What a batch of parsed records becomes in the lake (format 3, see [`super::format`]):
 //!
 //! * `events`: every record but the activity heartbeats folded into `activity`, in the stored
 //!   schema ([`schema::stored`]): `text` holds the message only when the columns do not rebuild
@@ -269,6 +269,7 @@ impl Cols<'_> {
             source: self.source.value(i),
             level: opt(self.level, i),
             user,
+            ts: self.ts.value(i),
             actor: opt(self.actor, i),
             path: opt(self.path, i),
             status,
@@ -282,7 +283,7 @@ impl Cols<'_> {
 }
 
 /// Split an `events` batch of the readers' schema ([`schema::events`]: a format 1 part, or
-/// rows built for a test) into what format 2 stores: the heartbeats folded by user, and the
+/// rows built for a test) into what the lake stores: the heartbeats folded by user, and the
 /// other rows in the stored schema, with `text` only where the columns do not rebuild the
 /// message. The rule is [`super::batch::EventsBuilder`]'s, applied to rows.
 pub fn split(batch: &RecordBatch) -> Result<Rows, ArrowError> {
@@ -297,7 +298,7 @@ pub fn split(batch: &RecordBatch) -> Result<Rows, ArrowError> {
         let flagged = c.flags.is_valid(i);
         if !flagged && c.ts.is_valid(i) && c.user.is_valid(i) && is_activity(k, m, s, r) {
             let (u, status) = (c.user.value(i), s.unwrap_or_default());
-            if let Some(duration_us) = c.heartbeat(i, u, status) {
+            if let Some(duration_cs) = c.heartbeat(i, u, status) {
                 let meta = MetaRef {
                     logger: opt(c.logger, i).unwrap_or_default(),
                     module: opt(c.module, i).unwrap_or_default(),
@@ -307,7 +308,7 @@ pub fn split(batch: &RecordBatch) -> Result<Rows, ArrowError> {
                 let beat = Beat {
                     ts: c.ts.value(i),
                     status,
-                    duration_us,
+                    duration_cs,
                     client_ip: opt(c.client_ip, i).unwrap_or_default(),
                     offset: c.source_offset.value(i),
                 };

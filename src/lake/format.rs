@@ -1,10 +1,12 @@
 //! The lake's format version, in `_hubpulse/format.json` at its root.
 //!
 //! Format 1 (hubpulse before issue 21) stored every record's `message` and every activity
-//! report as an `events` row; format 2 stores each fact once (see [`super::derived`]). Its
-//! files read differently (`text`, not `message`; heartbeats in `activity`), so a lake of
-//! another format is refused by writers and readers alike, with one line naming the command
-//! that converts it: `hubpulse migrate --lake <lake>`.
+//! report as an `events` row; format 2 stores each fact once (see [`super::derived`]); format 3
+//! is format 2 with `activity`'s times in milliseconds and its durations in hundredths of a
+//! millisecond (`durations_cs`, see [`super::heartbeat`]). Their files read differently
+//! (`text`, not `message`; heartbeats in `activity`; its lists' types), so a lake of another
+//! format is refused by writers and readers alike, with one line naming the command that
+//! converts it: `hubpulse migrate --lake <lake>`.
 //!
 //! A lake without the file is a new one (the file is written) or a format 1 lake: one with a
 //! table directory (`events/`, `lifecycle/`, `activity/`; a format 1 writer makes `events/` as

@@ -41,8 +41,12 @@ pub fn is_activity_path(path: &str, user: &str) -> bool {
         .is_some_and(|p| p == "/activity")
 }
 
-/// A report's row as the `events` view rebuilds it, checked field by field: the duration in µs
-/// when the row is exactly that rebuild, `None` when it must stay an `events` row.
+/// A report's row as the `events` view rebuilds it, checked field by field: the duration in
+/// hundredths of a millisecond (what `log_request`'s `{:.2f}` printed) when the row is exactly
+/// that rebuild, `None` when it must stay an `events` row.
+///
+/// Its time must be a whole millisecond (`activity.times` is in ms, what the hub's log prefix
+/// prints: `%(msecs).03d`); a time with finer digits is kept whole in its `events` row.
 ///
 /// Fixed fields: `source` hub, `level` INFO, `kind` request, `actor` = `user`, `method` POST,
 /// `route` the activity route, `path` = `/hub/api/users/<user>/activity` (so a name that needed
@@ -52,6 +56,8 @@ pub struct Candidate<'a> {
     pub source: &'a str,
     pub level: Option<&'a str>,
     pub user: &'a str,
+    /// µs since the epoch.
+    pub ts: i64,
     pub actor: Option<&'a str>,
     pub path: Option<&'a str>,
     pub status: i32,
@@ -71,13 +77,14 @@ pub fn fold_row(c: &Candidate<'_>) -> Option<i32> {
         && c.level == Some("INFO")
         && c.actor == Some(c.user)
         && c.lines == 1
+        && c.ts.rem_euclid(1000) == 0
         && c.rest_empty
         && is_activity_path(path, c.user);
     if !fixed {
         return None;
     }
-    let us = (ms * 100.0).round() * 10.0;
-    if !(0.0..i32::MAX as f64).contains(&us) {
+    let cs = (ms * 100.0).round();
+    if !(0.0..=i32::MAX as f64).contains(&cs) {
         return None;
     }
     let req = RequestFields {
@@ -89,7 +96,7 @@ pub fn fold_row(c: &Candidate<'_>) -> Option<i32> {
         client_ip: ip,
         duration_ms: ms,
     };
-    req.rebuilds(c.message).then_some(us as i32)
+    req.rebuilds(c.message).then_some(cs as i32)
 }
 
 /// [`fold_row`] on a parsed record, before it becomes a row (the parser threads apply it as
@@ -98,7 +105,7 @@ pub fn fold_row(c: &Candidate<'_>) -> Option<i32> {
 /// (flagged) are never folded, as they never count as activity.
 pub fn fold_record(r: &crate::parse::record::Record<'_>) -> Option<i32> {
     use crate::parse::prefix::{Family, Level};
-    let (Some(status), Some(user), Some(_)) = (r.status, r.user.as_deref(), r.ts) else {
+    let (Some(status), Some(user), Some(ts)) = (r.status, r.user.as_deref(), r.ts) else {
         return None;
     };
     let status = i32::from(status);
@@ -119,6 +126,7 @@ pub fn fold_record(r: &crate::parse::record::Record<'_>) -> Option<i32> {
         source: "hub",
         level: Some("INFO"),
         user,
+        ts,
         actor: r.actor,
         path: r.path,
         status,
@@ -134,26 +142,38 @@ fn utc() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
+/// The type of `activity.times`' items: UTC milliseconds.
+pub fn utc_ms() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+}
+
 fn list(item: DataType) -> DataType {
     DataType::List(Arc::new(Field::new_list_field(item, false)))
 }
 
 /// `activity`: per user, day and group (until compaction, per commit too), the times of their
 /// activity reports, and for folded reports (`offsets` not null) every other field of their rows.
+///
+/// `times` are milliseconds (a folded report's time is a whole millisecond, [`fold_row`]);
+/// `first` and `last` are µs, exact. The times of reports kept as `events` rows (`offsets` null)
+/// are an index of those rows: one that is not a whole millisecond is listed in a row of its own
+/// (`count` 1) whose `first` and `last` hold it exactly, so a reader that takes a row's first
+/// and last times from `first` and `last` reads every time exactly (see
+/// [`super::activity::Activity::to_batch`]).
 pub fn activity_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("user", DataType::Utf8, false),
         Field::new("first", utc(), false),
         Field::new("last", utc(), false),
         Field::new("count", DataType::Int64, false),
-        Field::new("times", list(utc()), false),
+        Field::new("times", list(utc_ms()), false),
         Field::new("logger", DataType::Utf8, true),
         Field::new("module", DataType::Utf8, true),
         Field::new("source_file", DataType::Utf8, true),
         Field::new("source_fp", DataType::Utf8, true),
         Field::new("statuses", list(DataType::Int32), true),
         Field::new("client_ips", list(DataType::Utf8), true),
-        Field::new("durations_us", list(DataType::Int32), true),
+        Field::new("durations_cs", list(DataType::Int32), true),
         Field::new("offsets", list(DataType::Int64), true),
     ]))
 }
@@ -177,6 +197,7 @@ mod tests {
             source: "hub",
             level: Some("INFO"),
             user,
+            ts: 1_793_610_037_023_000,
             actor: Some(user),
             path: Some(path),
             status: 200,
@@ -193,7 +214,16 @@ mod tests {
     fn only_exact_reports_fold() {
         let line = "200 POST /hub/api/users/ana/activity (ana@10.244.1.7) 7.41ms";
         let c = cand(line, "/hub/api/users/ana/activity", "ana");
-        assert_eq!(fold_row(&c), Some(7410));
+        assert_eq!(fold_row(&c), Some(741));
+        let sub_ms = Candidate {
+            ts: 1_793_610_037_023_456,
+            ..cand(line, "/hub/api/users/ana/activity", "ana")
+        };
+        assert_eq!(
+            fold_row(&sub_ms),
+            None,
+            "a time finer than 1 ms stays a row"
+        );
         let escaped = "200 POST /hub/api/users/a%20b/activity (a b@10.244.1.7) 7.41ms";
         assert_eq!(
             fold_row(&cand(escaped, "/hub/api/users/a%20b/activity", "a b")),

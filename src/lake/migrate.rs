@@ -1,18 +1,23 @@
-//! `hubpulse migrate`: a lake of format 1 converted to format 2 ([`super::format`]) in place.
+//! `hubpulse migrate`: a lake of format 1 or 2 converted to format 3 ([`super::format`]) in
+//! place.
 //!
 //! Format 1 stored every record whole in `events` (activity reports included), and the
 //! `lifecycle` and `activity` tables derived from it. So for each hub and each live partition
 //! day, that day's format 1 `events` parts are read back, in commit order, and written again
-//! through [`PartSet::write`], which derives the three tables of format 2 exactly as an ingest
-//! does ([`super::derived::split`]). One commit then replaces every format 1 part of the day
-//! (`events`, `lifecycle` and `activity`) by the new ones ([`Manifest::commit_replace`], the
-//! machinery of compaction): a day is converted whole or not at all, and a crash is rolled
-//! forward or back by the next open like any commit.
+//! through [`PartSet::write`], which derives the three tables of format 3 exactly as an ingest
+//! does ([`super::derived::split`]). Format 2 stored `events` and `lifecycle` as format 3 does,
+//! and `activity` with times and durations in µs: its `activity` parts are read back and written
+//! again in format 3 ([`super::migrate_activity`]; a heartbeat whose time is finer than a
+//! millisecond becomes an `events` row, as format 3 keeps it). One commit then replaces every
+//! old part of the day by the new ones ([`Manifest::commit_replace`], the machinery of
+//! compaction): a day is converted whole or not at all, and a crash is rolled forward or back
+//! by the next open like any commit.
 //!
-//! A part already of format 2 (its file has a `text` column; an `activity` part: no `hub`
-//! column) is left alone, so a second run after a crash converts only the days left. When every
-//! hub is done the lake is marked as format 2 ([`super::format::mark`]); until then readers and
-//! writers keep refusing it, so none ever sees a lake half converted.
+//! A part already of format 3 (its file has a `text` column; an `activity` part: neither a
+//! `hub` nor a `durations_us` column) is left alone, so a second run after a crash converts
+//! only the days left. When every hub is done the lake is marked as format 3
+//! ([`super::format::mark`]); until then readers and writers keep refusing it, so none ever sees
+//! a lake half converted.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -24,6 +29,7 @@ use super::LakeLocation;
 use super::derived::ACTIVITY;
 use super::format::{self, Found};
 use super::manifest::{LakeError, Manifest, io_err, key_dt, key_table};
+use super::migrate_activity::{Converter, FORMAT_2_DURATIONS};
 use super::tables::events::{EVENTS, FORMAT_VERSION, HUB_COL, TEXT_COL};
 use super::writer::{PartSet, WriterConfig};
 
@@ -32,7 +38,7 @@ use super::writer::{PartSet, WriterConfig};
 pub struct Counts {
     /// Partition days converted.
     pub days: usize,
-    /// Partition days found of format 2 already (by an interrupted run).
+    /// Partition days found of this format already (by an interrupted run).
     pub current_days: usize,
     /// Parts replaced, and their bytes.
     pub parts_before: usize,
@@ -76,7 +82,7 @@ pub fn migrate(
     match format::found(lake)? {
         Found::Empty => return Ok(Outcome::NoLake),
         Found::Version(FORMAT_VERSION) => return Ok(Outcome::Current),
-        Found::Version(1) => {}
+        Found::Version(1 | 2) => {}
         Found::Version(v) => return Ok(Outcome::Unknown(v)),
     }
     let hubs = hubs(lake)?;
@@ -126,17 +132,27 @@ pub fn hubs(lake: &LakeLocation) -> Result<Vec<String>, LakeError> {
     Ok(out)
 }
 
-/// Whether a published part of `table` is of format 1, from its file's schema.
-fn is_format_1(table: &str, file: &Path) -> Result<bool, LakeError> {
+/// The format of a published part, from its file's schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PartFormat {
+    /// Format 1 (any table): replaced by what the day's format 1 `events` rows make.
+    One,
+    /// A format 2 `activity` part: rewritten ([`super::migrate_activity`]).
+    TwoActivity,
+    /// This format (format 2's `events` and `lifecycle` parts are of it too).
+    Current,
+}
+
+fn part_format(table: &str, file: &Path) -> Result<PartFormat, LakeError> {
     let f = File::open(file).map_err(io_err(file))?;
     let schema = ParquetRecordBatchReaderBuilder::try_new(f)?
         .schema()
         .clone();
     let has = |c: &str| schema.column_with_name(c).is_some();
-    Ok(if table == ACTIVITY {
-        has(HUB_COL)
-    } else {
-        !has(TEXT_COL)
+    Ok(match (table == ACTIVITY, has(HUB_COL), has(TEXT_COL)) {
+        (true, true, _) | (false, _, false) => PartFormat::One,
+        (true, false, _) if has(FORMAT_2_DURATIONS) => PartFormat::TwoActivity,
+        _ => PartFormat::Current,
     })
 }
 
@@ -162,13 +178,19 @@ pub fn migrate_hub(
     Ok(counts)
 }
 
-/// A day's format 1 parts: all are replaced, the `events` ones are read.
+/// A day's old parts: all are replaced, the format 1 `events` ones and format 2 `activity`
+/// ones are read.
 #[derive(Default)]
 struct Old {
     rels: Vec<String>,
     bytes: u64,
-    /// The `events` parts as local files (in an object store: copies in the scratch directory).
+    /// Whether a format 1 part is among them.
+    format_1: bool,
+    /// The format 1 `events` parts as local files (in an object store: copies in the scratch
+    /// directory).
     events: Vec<PathBuf>,
+    /// The format 2 `activity` parts, likewise.
+    activity: Vec<PathBuf>,
 }
 
 /// Copies of parts fetched from an object store, removed when the day is done.
@@ -182,8 +204,15 @@ impl Drop for Fetched {
     }
 }
 
+fn read(file: &Path) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader, LakeError> {
+    let f = File::open(file).map_err(io_err(file))?;
+    Ok(ParquetRecordBatchReaderBuilder::try_new(f)?
+        .with_batch_size(64 * 1024)
+        .build()?)
+}
+
 /// Convert one day: its format 1 parts replaced, in one commit, by what their `events` rows
-/// make in format 2.
+/// make in format 3, and its format 2 `activity` parts by their rows in format 3.
 fn migrate_day(
     m: &mut Manifest,
     dt: &str,
@@ -198,19 +227,27 @@ fn migrate_day(
         if m.is_remote() {
             fetched.0.push(file.clone());
         }
-        if is_format_1(table, &file)? {
-            old.bytes += std::fs::metadata(&file).map_err(io_err(&file))?.len();
-            old.rels.push(rel.clone());
-            if table == EVENTS {
-                old.events.push(file);
+        let format = part_format(table, &file)?;
+        if format == PartFormat::Current {
+            continue;
+        }
+        old.bytes += std::fs::metadata(&file).map_err(io_err(&file))?.len();
+        old.rels.push(rel.clone());
+        match format {
+            PartFormat::One => {
+                old.format_1 = true;
+                if table == EVENTS {
+                    old.events.push(file);
+                }
             }
+            _ => old.activity.push(file),
         }
     }
     if old.rels.is_empty() {
         counts.current_days += 1;
         return Ok(());
     }
-    if old.events.is_empty() {
+    if old.format_1 && old.events.is_empty() {
         // `lifecycle` and `activity` are derived from `events` rows: without them nothing
         // can rebuild these parts, so they are not replaced by nothing.
         return Err(LakeError::Io {
@@ -223,13 +260,22 @@ fn migrate_day(
     }
     let mut set = PartSet::new(m.root().to_path_buf(), m.names(), m.next_seq(), cfg);
     for file in &old.events {
-        let f = File::open(file).map_err(io_err(file))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(f)?
-            .with_batch_size(64 * 1024)
-            .build()?;
-        for b in reader {
+        for b in read(file)? {
             set.write(dt, &b?)?;
         }
+    }
+    let mut two = Converter::new(m.hub());
+    for file in &old.activity {
+        for b in read(file)? {
+            two.add(&b?)?;
+        }
+    }
+    let two = two.finish()?;
+    for rows in two.rows {
+        set.write_rows(dt, rows)?;
+    }
+    if !two.activity.is_empty() {
+        set.write_to(ACTIVITY, dt, &two.activity.to_batch()?)?;
     }
     let parts = set.finish()?;
     let after = Counts {

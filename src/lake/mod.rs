@@ -8,7 +8,7 @@
 //! * [`derived`]: the `lifecycle` and `activity` tables written with `events`, for the reports.
 //! * [`manifest`]: the commit protocol, crash recovery, and per-source progress.
 //! * [`compact`]: merging a partition's small parts, swapped in atomically.
-//! * [`migrate`]: a lake of format 1 converted to format 2 in place (`hubpulse migrate`).
+//! * [`migrate`]: a lake of format 1 or 2 converted to format 3 in place (`hubpulse migrate`).
 //! * [`retention`]: dropping partitions older than N months, per table.
 //! * [`location`]: where the lake lives, parsed once: a directory, or an S3 bucket prefix.
 //! * [`store`]: the object-store operations of a lake in a bucket.
@@ -23,6 +23,7 @@ pub mod heartbeat;
 pub mod location;
 pub mod manifest;
 pub mod migrate;
+pub mod migrate_activity;
 pub mod rebuild;
 pub mod retention;
 pub mod store;

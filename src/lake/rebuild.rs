@@ -166,14 +166,14 @@ pub fn message_sql(d: Dialect) -> String {
 }
 
 /// The request line of a heartbeat unnested from `activity` (its `status`, `user`,
-/// `client_ip`, and `duration_us` in µs, a multiple of 10: see [`crate::lake::heartbeat`]).
+/// `client_ip`, and `duration_cs` in hundredths of a millisecond: see [`crate::lake::heartbeat`]).
 pub fn heartbeat_message_sql(d: Dialect) -> String {
     let s = d.string();
     let user = d.quote("user");
     format!(
         "concat(CAST(status AS {s}), ' POST /hub/api/users/', {user}, '/activity (', {user}, \
          '@', client_ip, ') ', {}, 'ms')",
-        duration_sql(&d.div("duration_us", "10"), d)
+        duration_sql("duration_cs", d)
     )
 }
 

@@ -57,13 +57,20 @@ const ENCODINGS: &[(&str, Encoding)] = &[
     ("ts", Encoding::DELTA_BINARY_PACKED),
     ("source_offset", Encoding::DELTA_BINARY_PACKED),
     ("offsets.list.item", Encoding::BYTE_STREAM_SPLIT),
-    ("durations_us.list.item", Encoding::BYTE_STREAM_SPLIT),
+    ("durations_cs.list.item", Encoding::BYTE_STREAM_SPLIT),
 ];
 
-/// The `activity` lists compressed at [`HEARTBEAT_LISTS_ZSTD`]: the heartbeats' times and
-/// offsets (their durations, byte-stream split, come out smaller at level 1).
-const HEARTBEAT_LISTS: [&str; 2] = ["times.list.item", "offsets.list.item"];
-const HEARTBEAT_LISTS_ZSTD: i32 = 3;
+/// `activity` lists compressed at another zstd level than [`WriterConfig::zstd_level`] (the
+/// heartbeats' numbers are most of a lake's bytes), measured over the 2 M-line slice
+/// (BENCHMARKS.md, round 10; zstd's speeds on 1 MiB pages of the column's values):
+/// * `times` (ms, each list one user's sorted reports): PLAIN at zstd 5, 3.45 MB, where level 3
+///   gives 3.79 MB and level 9 3.28 MB at 233, 118 and 53 MB/s: level 5 is the knee, about
+///   0.25 CPU-s more per GB of log than level 3 for 9 % less (byte-stream split: 3.81 MB at any
+///   level up to 3, 3.68 MB at 5; deltas: 4.9 MB).
+/// * `offsets` (byte-stream split): zstd 3, 4.18 MB (level 1: 4.25; 5: 4.11 at 340 MB/s).
+/// * `durations_cs` (int32 hundredths, byte-stream split) stay at the default level 1: 2.67 MB,
+///   the smallest of levels 1 to 9 (plain: 3.5 MB at level 3).
+const HEARTBEAT_LISTS_ZSTD: [(&str, i32); 2] = [("times.list.item", 5), ("offsets.list.item", 3)];
 
 pub fn writer_properties(cfg: &WriterConfig) -> WriterProperties {
     let mut b = WriterProperties::builder()
@@ -88,12 +95,10 @@ pub fn writer_properties(cfg: &WriterConfig) -> WriterProperties {
     }
     // Page statistics on the time column let readers prune time ranges inside a part.
     b = b.set_column_statistics_enabled(column("ts"), EnabledStatistics::Page);
-    // The heartbeats' numbers are most of a lake's bytes (BENCHMARKS.md, round 9): zstd 3 on
-    // their times and offsets saves 5 % of the lake for about 0.2 CPU-s more per GB of log.
-    for c in HEARTBEAT_LISTS {
+    for (c, level) in HEARTBEAT_LISTS_ZSTD {
         b = b.set_column_compression(
             column(c),
-            Compression::ZSTD(ZstdLevel::try_new(HEARTBEAT_LISTS_ZSTD).unwrap_or_default()),
+            Compression::ZSTD(ZstdLevel::try_new(level).unwrap_or_default()),
         );
     }
     // Min/max costs a comparison per value; keep it only where it can prune a row group.
@@ -266,7 +271,7 @@ impl PartSet {
     }
 
     /// Append an `events` batch of the readers' schema ([`schema::events`]) whose rows all
-    /// belong to partition `dt` (`YYYY-MM-DD`), split as format 2 stores it (`derived::split`).
+    /// belong to partition `dt` (`YYYY-MM-DD`), split as the lake stores it (`derived::split`).
     pub fn write(&mut self, dt: &str, batch: &RecordBatch) -> Result<(), LakeError> {
         if batch.num_rows() == 0 {
             return Ok(());

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
-use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
+use arrow::datatypes::{
+    Float64Type, Int64Type, TimestampMicrosecondType, TimestampMillisecondType,
+};
 use chrono::NaiveDate;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
@@ -190,8 +192,10 @@ async fn activity(ctx: SessionContext, w: Window) -> Result<ActivityIndex, Query
     let t0 = std::time::Instant::now();
     // The `activity` table (`lake::derived`): each user's activity times as lists, a row per
     // user and day (and commit, until compacted), a few thousand rows where `events` has millions.
+    // The lists are in ms, a row's first and last times exact in `first` and `last` (µs): see
+    // `lake::activity::us_times`.
     let sql = format!(
-        "SELECT hub, \"user\", times FROM {table} WHERE {dates}",
+        "SELECT hub, \"user\", times, \"first\", \"last\" FROM {table} WHERE {dates}",
         table = crate::lake::derived::ACTIVITY,
         dates = dates(w.activity),
     );
@@ -202,6 +206,8 @@ async fn activity(ctx: SessionContext, w: Window) -> Result<ActivityIndex, Query
         let b = b.map_err(QueryError::from)?;
         let (hub, user) = (Strs::of(b.column(0)), Strs::of(b.column(1)));
         let times = b.column(2).as_list::<i32>();
+        let first = b.column(3).as_primitive::<TimestampMicrosecondType>();
+        let last = b.column(4).as_primitive::<TimestampMicrosecondType>();
         for i in 0..b.num_rows() {
             let (h, u) = (hub.value(i), user.value(i));
             let users = match by_hub.get_mut(h) {
@@ -209,11 +215,15 @@ async fn activity(ctx: SessionContext, w: Window) -> Result<ActivityIndex, Query
                 None => by_hub.entry(h.to_string()).or_default(),
             };
             let t = times.value(i);
-            let t = t.as_primitive::<TimestampMicrosecondType>().values();
+            let t = crate::lake::activity::us_times(
+                t.as_primitive::<TimestampMillisecondType>().values(),
+                first.value(i),
+                last.value(i),
+            );
             match users.get_mut(u) {
-                Some(v) => v.extend_from_slice(t),
+                Some(v) => v.extend_from_slice(&t),
                 None => {
-                    users.insert(u.to_string(), t.to_vec());
+                    users.insert(u.to_string(), t);
                 }
             }
         }

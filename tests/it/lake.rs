@@ -337,14 +337,24 @@ fn lifecycle_and_activity_tables_match_the_events_they_come_from() {
             .args(["generate", "--users", "30", "--days", "3", "--out"])
             .arg(&log),
     );
-    // Two sources (so two commits) over the same days: the odd and the even lines.
+    // Two sources (so two commits) over the same days: the odd and the even lines. Some
+    // activity reports of the odd ones are stamped to the µs (`.023250`): they stay `events`
+    // rows, and their times are listed exactly.
     let text = std::fs::read_to_string(&log).unwrap();
     let (mut a, mut b) = (String::new(), String::new());
+    let mut finer = 0;
     for (i, l) in text.lines().enumerate() {
         let s = if i % 2 == 0 { &mut a } else { &mut b };
-        s.push_str(l);
+        let ms_prefix = l.len() > 27 && l.as_bytes()[22] == b'.' && l.as_bytes()[26] == b' ';
+        if i % 6 == 1 && ms_prefix && l.contains("/activity (") {
+            s.push_str(&format!("{}250{}", &l[..26], &l[26..]));
+            finer += 1;
+        } else {
+            s.push_str(l);
+        }
         s.push('\n');
     }
+    assert!(finer > 20, "{finer} reports stamped to the µs");
     let (fa, fb) = (dir.path().join("a.log"), dir.path().join("b.log"));
     std::fs::write(&fa, a).unwrap();
     std::fs::write(&fb, b).unwrap();
@@ -376,14 +386,31 @@ fn lifecycle_and_activity_tables_match_the_events_they_come_from() {
     }
     check_derived(&lake);
     // One row per user, day and group once regrouped (a group: the heartbeats of one source,
-    // logger and module; or the bare times of reports kept as `events` rows).
+    // logger and module; or the bare times of reports kept as `events` rows), but for the bare
+    // times finer than a millisecond: a row each, exact in `first` and `last`.
+    let finer = "offsets IS NULL AND CAST(first AS BIGINT) % 1000 <> 0";
     assert_eq!(
         query_num(
             &lake,
-            "SELECT count(*) - count(DISTINCT concat_ws('/', dt, \"user\", logger, module, \
-             source_fp, CAST(offsets IS NULL AS VARCHAR))) FROM activity"
+            &format!(
+                "SELECT count(*) - count(DISTINCT concat_ws('/', dt, \"user\", logger, module, \
+                 source_fp, CAST(offsets IS NULL AS VARCHAR))) FROM activity WHERE NOT ({finer})"
+            )
         ),
         0
+    );
+    let rows = query_num(
+        &lake,
+        &format!("SELECT count(*) FROM activity WHERE {finer} AND count = 1 AND first = last"),
+    );
+    assert!(rows > 20, "{rows} rows of a time finer than a millisecond");
+    assert_eq!(
+        rows,
+        query_num(
+            &lake,
+            "SELECT count(*) FROM events WHERE route = '/hub/api/users/{user}/activity' \
+             AND CAST(ts AS BIGINT) % 1000 <> 0"
+        ),
     );
     assert!(
         query_num(
@@ -501,10 +528,17 @@ fn check_derived(lake: &Path) {
     );
     assert!(act_events.lines().count() > 30, "{act_events}");
     assert_eq!(act_table, act_events);
-    // Every time itself, not only the counts and bounds.
+    // Every time itself, not only the counts and bounds, in µs: `times` lists milliseconds, and
+    // a row's first and last times are exact in `first` and `last` (a time finer than a
+    // millisecond is in a row of its own: `lake::activity`), so the µs past the millisecond
+    // are added from those.
     let unnested = query_csv(
         lake,
-        "SELECT count(*) AS n, sum(CAST(t AS BIGINT)) AS s FROM (SELECT unnest(times) AS t FROM activity)",
+        "SELECT sum(n) AS n, sum(s) AS s FROM ( \
+         SELECT CAST(1 AS BIGINT) AS n, CAST(t AS BIGINT) * 1000 AS s FROM (SELECT \
+           unnest(times) AS t FROM activity) \
+         UNION ALL SELECT 0, CAST(first AS BIGINT) % 1000 + CASE WHEN count > 1 \
+           THEN CAST(last AS BIGINT) % 1000 ELSE 0 END FROM activity)",
     );
     let direct = query_csv(
         lake,

@@ -1,6 +1,7 @@
-//! `hubpulse migrate`: a lake of format 1 (fixtures/lake-v1, written by hubpulse b0ce055; see
-//! its README.txt) converted in place reads exactly as a lake the current hubpulse ingested
-//! from the same logs; a second run does nothing; a run interrupted is finished by the next.
+//! `hubpulse migrate`: a lake of format 1 (fixtures/lake-v1, written by hubpulse b0ce055) or of
+//! format 2 (fixtures/lake-v2, written by hubpulse 6f38148; see their README.txt) converted in
+//! place reads exactly as a lake the current hubpulse ingested from the same logs; a second run
+//! does nothing; a run interrupted is finished by the next.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,9 +10,12 @@ use std::process::Output;
 use crate::support::{bin, root, run, run_ok};
 
 const FIXTURE: &str = "fixtures/lake-v1/lake";
-/// The logs the fixture was ingested from, by hub, as paths from the repository root (they
+const FIXTURE_V2: &str = "fixtures/lake-v2/lake";
+/// The logs the fixtures were ingested from, by hub, as paths from the repository root (they
 /// are stored as `source_file`, so the fresh lake is ingested from the same directory).
 const GEN_LOG: &str = "fixtures/lake-v1/gen.log";
+/// Hub `gen`'s second log in the format 2 fixture: activity reports stamped to the µs.
+const FINER_LOG: &str = "fixtures/lake-v2/finer.log";
 const REAL_LOGS: &str = "fixtures/logs/real/hub-only";
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -34,6 +38,13 @@ fn v1_lake(dir: &Path) -> PathBuf {
     lake
 }
 
+/// A copy of the format 2 fixture at `dir/v2-old`.
+fn v2_lake(dir: &Path) -> PathBuf {
+    let lake = dir.join("v2-old");
+    copy_tree(&root().join(FIXTURE_V2), &lake);
+    lake
+}
+
 fn real_logs() -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir(root().join(REAL_LOGS))
         .unwrap()
@@ -45,9 +56,15 @@ fn real_logs() -> Vec<String> {
     out
 }
 
-/// The same logs ingested by this hubpulse into a new lake at `dir/v2`.
+/// The format 1 fixture's logs ingested by this hubpulse into a new lake at `dir/fresh`.
 fn fresh_lake(dir: &Path) -> PathBuf {
-    let lake = dir.join("v2");
+    fresh_lake_of(dir, "fresh", &[GEN_LOG])
+}
+
+/// The logs of hub `gen` (one commit each) and the real hub logs (hub `jupyterhub`) ingested
+/// by this hubpulse into a new lake at `dir/name`.
+fn fresh_lake_of(dir: &Path, name: &str, gen_logs: &[&str]) -> PathBuf {
+    let lake = dir.join(name);
     let ingest = |hub: &str, files: &[String]| {
         run_ok(
             bin()
@@ -57,7 +74,9 @@ fn fresh_lake(dir: &Path) -> PathBuf {
                 .args(files),
         );
     };
-    ingest("gen", &[GEN_LOG.to_string()]);
+    for log in gen_logs {
+        ingest("gen", &[log.to_string()]);
+    }
     ingest("jupyterhub", &real_logs());
     lake
 }
@@ -173,7 +192,7 @@ fn a_format_1_lake_is_refused_by_query_and_ingest_naming_migrate() {
 }
 
 #[test]
-fn a_migrated_lake_reads_as_a_fresh_ingest_of_the_same_logs() {
+fn a_format_1_lake_migrated_reads_as_a_fresh_ingest_of_the_same_logs() {
     let dir = tempfile::tempdir().unwrap();
     let lake = v1_lake(dir.path());
     let fresh = fresh_lake(dir.path());
@@ -186,7 +205,7 @@ fn a_migrated_lake_reads_as_a_fresh_ingest_of_the_same_logs() {
     );
     let summary = err.lines().last().unwrap();
     assert!(
-        summary.contains("is now format 2")
+        summary.contains("is now format 3")
             && summary.contains(&format!("parts={parts_before}->{}", parquet_files(&lake))),
         "{err}"
     );
@@ -224,11 +243,11 @@ fn a_directory_without_a_lake_is_refused_and_left_unmarked() {
     assert!(tree(dir.path()).is_empty(), "{:?}", tree(dir.path()).keys());
 }
 
-/// The lake as a crash during migrate's last commit of hub `gen` leaves it: that day's format 1
-/// parts back in place and its new parts in staging, with the commit file written (`durable`:
-/// the crash came before the partitions were swapped) or not (the crash came before the
-/// commit); and no format marker (it is written last).
-fn crash_in_last_commit(lake: &Path, durable: bool) {
+/// The lake as a crash during migrate's last commit of hub `gen` leaves it: that day's old parts
+/// (those of `fixture`) back in place and its new parts in staging, with the commit file
+/// written (`durable`: the crash came before the partitions were swapped) or not (the crash
+/// came before the commit); and no format marker (it is written last).
+fn crash_in_last_commit(lake: &Path, fixture: &str, durable: bool) {
     let manifests = lake.join("_hubpulse/hubs/gen/manifest");
     let last = std::fs::read_dir(&manifests)
         .unwrap()
@@ -248,7 +267,7 @@ fn crash_in_last_commit(lake: &Path, durable: bool) {
     for r in replaces {
         let r = r.as_str().unwrap();
         std::fs::create_dir_all(lake.join(r).parent().unwrap()).unwrap();
-        std::fs::copy(root().join(FIXTURE).join(r), lake.join(r)).unwrap();
+        std::fs::copy(root().join(fixture).join(r), lake.join(r)).unwrap();
     }
     if !durable {
         std::fs::remove_file(&last).unwrap();
@@ -260,39 +279,125 @@ fn crash_in_last_commit(lake: &Path, durable: bool) {
 fn a_migrate_interrupted_is_finished_by_the_next_run() {
     let dir = tempfile::tempdir().unwrap();
     let fresh = fresh_lake(dir.path());
-    for durable in [false, true] {
-        let lake = dir.path().join(format!("crashed-{durable}"));
-        copy_tree(&root().join(FIXTURE), &lake);
-        migrate_ok(&lake);
-        crash_in_last_commit(&lake, durable);
-        // Readers still refuse the lake half converted.
-        let q = run(bin()
-            .args(["query", "--lake"])
-            .arg(&lake)
-            .arg("SELECT 1 FROM events"));
-        assert!(!q.status.success(), "durable={durable}: a reader read it");
-        let err = migrate_ok(&lake);
-        // A durable commit is rolled forward when the hub is opened (its day is then of
-        // format 2); one never written is rolled back, and its day converted again.
-        let gen_days = if durable {
-            "days=0 already=3"
-        } else {
-            "days=1 already=2"
-        };
-        assert!(
-            hub_line(&err, "gen").contains(gen_days),
-            "durable={durable}: {err}"
-        );
-        assert!(
-            hub_line(&err, "jupyterhub").contains("days=0 already=1"),
-            "durable={durable}: {err}"
-        );
-        let staging = lake.join("_hubpulse/hubs/gen/staging");
-        assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0);
-        let swap = lake.join("_hubpulse/hubs/gen/swap");
-        assert!(!swap.exists() || std::fs::read_dir(&swap).unwrap().count() == 0);
-        assert_reads_as(&lake, &fresh);
+    let fresh_v2 = fresh_lake_of(dir.path(), "fresh-v2", &[GEN_LOG, FINER_LOG]);
+    for (i, (fixture, fresh)) in [(FIXTURE, &fresh), (FIXTURE_V2, &fresh_v2)]
+        .into_iter()
+        .enumerate()
+    {
+        for durable in [false, true] {
+            let lake = dir.path().join(format!("crashed-{i}-{durable}"));
+            copy_tree(&root().join(fixture), &lake);
+            migrate_ok(&lake);
+            crash_in_last_commit(&lake, fixture, durable);
+            let at = format!("{fixture} durable={durable}");
+            // Readers still refuse the lake half converted.
+            let q = run(bin()
+                .args(["query", "--lake"])
+                .arg(&lake)
+                .arg("SELECT 1 FROM events"));
+            assert!(!q.status.success(), "{at}: a reader read it");
+            let err = migrate_ok(&lake);
+            // A durable commit is rolled forward when the hub is opened (its day is then of
+            // format 3); one never written is rolled back, and its day converted again.
+            let gen_days = if durable {
+                "days=0 already=3"
+            } else {
+                "days=1 already=2"
+            };
+            assert!(hub_line(&err, "gen").contains(gen_days), "{at}: {err}");
+            assert!(
+                hub_line(&err, "jupyterhub").contains("days=0 already=1"),
+                "{at}: {err}"
+            );
+            let staging = lake.join("_hubpulse/hubs/gen/staging");
+            assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0);
+            let swap = lake.join("_hubpulse/hubs/gen/swap");
+            assert!(!swap.exists() || std::fs::read_dir(&swap).unwrap().count() == 0);
+            assert_reads_as(&lake, fresh);
+        }
     }
+}
+
+/// A format 2 lake: refused until migrated; then its `activity` parts are rewritten (times in
+/// ms, durations in hundredths) and every reader's answer is a fresh ingest's, message for
+/// message. Its heartbeats stamped finer than a millisecond become `events` rows with their µs.
+#[test]
+fn a_format_2_lake_is_migrated_to_read_as_a_fresh_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = v2_lake(dir.path());
+    let fresh = fresh_lake_of(dir.path(), "fresh-v2", &[GEN_LOG, FINER_LOG]);
+    let q = run(bin()
+        .args(["query", "--lake"])
+        .arg(&lake)
+        .arg("SELECT count(*) FROM events"));
+    let refused = String::from_utf8_lossy(&q.stderr);
+    assert!(
+        !q.status.success() && refused.contains("lake format 2") && refused.lines().count() == 1,
+        "{refused}"
+    );
+    let parts_before = parquet_files(&lake);
+    let activity_parts = tree(&lake)
+        .keys()
+        .filter(|k| k.starts_with("activity/") && k.ends_with(".parquet"))
+        .count();
+    let err = migrate_ok(&lake);
+    assert!(hub_line(&err, "gen").contains("days=3 already=0"), "{err}");
+    assert!(
+        hub_line(&err, "jupyterhub").contains("days=1 already=0"),
+        "{err}"
+    );
+    // Only the `activity` parts are replaced (by `activity` parts, and `events` parts for the
+    // heartbeats now rows); `events` and `lifecycle` parts of format 2 are of format 3.
+    let summary = err.lines().last().unwrap();
+    let head = format!("parts={activity_parts}->");
+    let written: usize = summary
+        .split_once(&head)
+        .and_then(|(_, r)| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(summary.contains("is now format 3"), "{err}");
+    assert_eq!(
+        parquet_files(&lake),
+        parts_before - activity_parts + written
+    );
+    assert_reads_as(&lake, &fresh);
+    let finer = |lake: &Path, table: &str| {
+        let sql = format!(
+            "SELECT source_offset, CAST(ts AS BIGINT) AS us FROM {table} \
+             WHERE route = '/hub/api/users/{{user}}/activity' AND CAST(ts AS BIGINT) % 1000 <> 0 \
+             ORDER BY source_offset"
+        );
+        run_ok(
+            bin()
+                .args(["query", "--format", "csv", "--lake"])
+                .arg(lake)
+                .arg(sql),
+        )
+    };
+    // Four heartbeats format 2 folded, and one WARNING it kept as a row: all rows now.
+    let rows = finer(&lake, "events_rows");
+    assert_eq!(rows.lines().count(), 1 + 5, "{rows}");
+    assert_eq!(rows, finer(&fresh, "events_rows"));
+    assert!(rows.contains("1793610037023456"), "{rows}");
+    // Their times, listed in `activity`, exactly.
+    let listed = run_ok(
+        bin()
+            .args(["query", "--format", "csv", "--lake"])
+            .arg(&lake)
+            .arg(
+                "SELECT CAST(first AS BIGINT) AS us FROM activity WHERE offsets IS NULL \
+                 AND count = 1 AND CAST(first AS BIGINT) % 1000 <> 0 ORDER BY us",
+            ),
+    );
+    let mut want: Vec<&str> = rows
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    want.sort();
+    assert_eq!(listed.lines().skip(1).collect::<Vec<_>>(), want, "{listed}");
+    let again = migrate_ok(&lake);
+    assert!(again.contains("nothing to do"), "{again}");
 }
 
 #[test]

@@ -8,10 +8,11 @@ use hubpulse::query::engines::{Engine, script};
 
 use crate::support::{bin, python, query_csv, query_num, root, run_ok};
 
-/// A real hub's log (fixtures/logs/real) with three lines added next to the lines they copy:
+/// A real hub's log (fixtures/logs/real) with four lines added next to the lines they copy:
 /// a request whose duration has three decimals and a heartbeat whose has one (both parsed as
-/// requests that `log_request` did not write, so their text is kept), and a request with two
-/// spaces after its status (a `message` row).
+/// requests that `log_request` did not write, so their text is kept), a heartbeat stamped to
+/// the µs (a row, its time listed exactly), and a request with two spaces after its status (a
+/// `message` row).
 fn varied_log(dir: &Path) -> PathBuf {
     let real = std::fs::read_to_string(root().join("fixtures/logs/real/hub-only/hub.log")).unwrap();
     let mut out = String::new();
@@ -25,6 +26,9 @@ fn varied_log(dir: &Path) -> PathBuf {
             request = true;
         } else if !beat && line.contains("/activity (alice@127.0.0.1) 43.39ms") {
             out.push_str(&line.replace("43.39ms", "43.4ms"));
+            out.push('\n');
+            // `[I 2026-11-28 17:04:22.197 JupyterHub …`: three more digits after the ms.
+            out.push_str(&format!("{}250{}", &line[..26], &line[26..]));
             out.push('\n');
             beat = true;
         } else if !spaced && line.contains("log:192] 302 GET /hub/logout -> ") {
@@ -64,6 +68,11 @@ fn lake_and_want(dir: &Path) -> PathBuf {
         (
             "times of unfolded heartbeats",
             "SELECT count(*) FROM activity WHERE offsets IS NULL",
+        ),
+        (
+            "heartbeats stamped finer than a millisecond",
+            "SELECT count(*) FROM events_rows WHERE route = '/hub/api/users/{user}/activity' \
+             AND text IS NULL AND CAST(ts AS BIGINT) % 1000 <> 0",
         ),
         (
             "requests rebuilt, redirects among them",

@@ -1,4 +1,4 @@
-//! Lake format 2 is lossless: every record read back from the lake (`events` and `lifecycle`,
+//! Lake format 3 is lossless: every record read back from the lake (`events` and `lifecycle`,
 //! views over the stored rows and the heartbeats folded into `activity`) is the record
 //! `hubpulse parse` prints, column for column and byte for byte in `message`. Inputs: every file
 //! under fixtures/logs, a generated log, and random mixtures of lines in each family's shapes
@@ -291,7 +291,8 @@ fn is_plain_heartbeat(r: &Row) -> bool {
             .and_then(Value::as_i64)
             .is_some_and(|v| v < 400)
         && r.get("lines") == Some(&Value::from(1))
-        && r.get("ts").is_some()
+        // `activity.times` are milliseconds: a finer time stays a row.
+        && r.get("ts").and_then(Value::as_i64).is_some_and(|t| t % 1000 == 0)
         && log_request(r).as_deref() == s(r, "message")
         && [
             "server_name",
@@ -651,8 +652,9 @@ fn random_logs_read_back_as_parsed() {
 }
 
 /// Lines at the edges of what the lake folds or rebuilds: durations at the limits of the
-/// heartbeats' µs (`i32`) and of the rebuild's hundredths, statuses at the activity bound,
-/// heartbeats that differ from a plain one in one field, lifecycle DELETEs.
+/// heartbeats' hundredths of a ms (`i32`) and of the rebuild's, statuses at the activity bound,
+/// heartbeats that differ from a plain one in one field or in a time finer than a millisecond,
+/// lifecycle DELETEs.
 #[test]
 fn boundary_lines_read_back_as_parsed() {
     let p = "[I 2026-11-28 10:00:00.000 JupyterHub log:192]";
@@ -661,6 +663,7 @@ fn boundary_lines_read_back_as_parsed() {
         "2147483.64ms",
         "2147483.65ms",
         "21474836.47ms",
+        "21474836.48ms",
         "0.00ms",
         "0.01ms",
         "0.005ms",
@@ -684,10 +687,15 @@ fn boundary_lines_read_back_as_parsed() {
     ] {
         lines.push(format!("{p} {l}"));
     }
-    lines.push(format!(
-        "[W 2026-11-28 10:00:01.000 JupyterHub log:192] {}",
-        "200 POST /hub/api/users/ana/activity (ana@::1) 1.00ms"
-    ));
+    for prefix in [
+        "[W 2026-11-28 10:00:01.000 JupyterHub log:192]",
+        "[I 2026-11-28 10:00:02.000250 JupyterHub log:192]",
+        "[I 2026-11-28 10:00:03.5 JupyterHub log:192]",
+    ] {
+        lines.push(format!(
+            "{prefix} 200 POST /hub/api/users/ana/activity (ana@::1) 1.00ms"
+        ));
+    }
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("edges.log");
     std::fs::write(&log, lines.join("\n") + "\n").unwrap();
@@ -697,14 +705,26 @@ fn boundary_lines_read_back_as_parsed() {
     ingest(&lake, &log, &[]);
     compare("boundary lines", &want, &lake).unwrap_or_else(|e| panic!("{e}"));
     let (plain, folded) = (plain_heartbeats(&want), folded_offsets(&lake));
-    // Those with durations beyond an i32 of µs stay rows; every other one is folded.
+    // Those with durations beyond an i32 of hundredths stay rows; every other one is folded.
     let too_long: BTreeSet<i64> = want
         .iter()
-        .filter(|(_, r)| r["duration_ms"].as_f64().unwrap() * 1000.0 > f64::from(i32::MAX))
+        .filter(|(_, r)| r["duration_ms"].as_f64().unwrap() * 100.0 > f64::from(i32::MAX))
         .map(|(k, _)| k.1)
         .collect();
-    assert_eq!(plain.len(), 9, "{plain:?}");
-    assert_eq!(too_long.intersection(&plain).count(), 3, "{too_long:?}");
+    // The heartbeats of times finer than a millisecond are rows too, and not plain ones.
+    let finer: Vec<i64> = want
+        .iter()
+        .filter(|(_, r)| r["ts"].as_i64().unwrap() % 1000 != 0)
+        .map(|(k, _)| k.1)
+        .collect();
+    assert_eq!(finer.len(), 1, "one time of 250 µs past the ms");
+    assert!(
+        finer
+            .iter()
+            .all(|o| !plain.contains(o) && !folded_offsets(&lake).contains(o))
+    );
+    assert_eq!(plain.len(), 11, "{plain:?}");
+    assert_eq!(too_long.intersection(&plain).count(), 2, "{too_long:?}");
     let expected: BTreeSet<i64> = plain.difference(&too_long).copied().collect();
     assert_eq!(folded, expected);
 }
@@ -780,8 +800,8 @@ for t in ("events", "activity"):
     spark.read.option("basePath", f"{lake}/{t}").parquet(f"{lake}/{t}").createOrReplaceTempView(t)
 rows = spark.sql(f"SELECT source_offset AS o, {rows_sql} AS m FROM events").collect()
 beats = spark.sql(f"""SELECT o, {beat_sql} AS m FROM (SELECT `user`, z.statuses AS status,
-    z.client_ips AS client_ip, z.durations_us AS duration_us, z.offsets AS o FROM activity
-    LATERAL VIEW explode(arrays_zip(statuses, client_ips, durations_us, offsets)) t AS z
+    z.client_ips AS client_ip, z.durations_cs AS duration_cs, z.offsets AS o FROM activity
+    LATERAL VIEW explode(arrays_zip(statuses, client_ips, durations_cs, offsets)) t AS z
     WHERE offsets IS NOT NULL)""").collect()
 for r in rows + beats:
     print(json.dumps({"o": r.o, "m": r.m}))

@@ -19,10 +19,10 @@ fn utf8(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Utf8, nullable)
 }
 
-/// The lake's format: 2 stores each fact once (no `message` copy where the columns rebuild it,
-/// activity heartbeats only in `activity`, no `hub` column in the files). See
-/// [`crate::lake::format`].
-pub const FORMAT_VERSION: u32 = 2;
+/// The lake's format: since 2 each fact is stored once (no `message` copy where the columns
+/// rebuild it, activity heartbeats only in `activity`, no `hub` column in the files); 3 lists
+/// `activity`'s times in ms and durations in hundredths of a ms. See [`crate::lake::format`].
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The column of the stored rows holding a record's message when its columns cannot rebuild it
 /// (null otherwise; see [`crate::lake::rebuild`]).
