@@ -13,10 +13,13 @@
 //! text is looked up in the young one, then the old one (and moved to the young one); when the
 //! young one is full it becomes the old one and the old one is dropped. So a text in use stays
 //! and one no longer used (a server's address after it stopped) goes, as in a least-recently-used
-//! cache, with no bookkeeping per lookup. A hub's working set is its running servers' texts: on
-//! the benchmark log (8,400 users a day, 158,062 texts over 7 days, 9.4 M request lines) a
-//! simulation of this memo misses 4.3 % of the lines at 8,192 per generation; keeping the first
-//! 4,096 texts for good, as before, missed 97.8 %.
+//! cache, with no bookkeeping per lookup. The heartbeats, most of a hub's request lines, do not
+//! come here (`fastpath::heartbeat` reads them straight), nor do names that needed decoding;
+//! what does are other texts that repeat: the idle culler's and the probes' polls, a dashboard's
+//! or a user's API calls, a few hundred at a time on a large hub. (Measured on the benchmark
+//! log's request lines, 8,400 users a day: with its heartbeats in it, this memo missed 4.3 % of
+//! them at 8,192 a generation, where keeping the first 4,096 texts for good, as before, missed
+//! 97.8 %; without them, 2,048 a generation keeps the memo under 2 MB a parser thread.)
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -25,8 +28,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 use super::request::Request;
 use super::route::RouteInfo;
 
-/// Most texts in a generation (a few hundred bytes each: at most two generations, ~4 MB).
-pub(super) const GENERATION: usize = 8192;
+/// Most texts in a generation (under 200 bytes each: at most two generations, ~1.5 MB with
+/// the table's room).
+pub(super) const GENERATION: usize = 2048;
 /// Texts kept before the memo has to pay: past that, a text is kept only while the texts
 /// read from the memo are at least as many as those kept (a log of texts that do not repeat,
 /// a single-user server's file paths, say, stops costing a copy of each).

@@ -239,8 +239,9 @@ fn name_byte(c: u8) -> bool {
 }
 
 /// `200 POST /hub/api/users/{name}/activity ({name}@{ip})`, the text of a heartbeat up to its
-/// `)`, with `name` of [`name_byte`]s and `ip` of digits and dots: its request and route, and
-/// whether it holds a prescan gate byte (`k`, `x` or `z` in the name). `None` for any other.
+/// `)`, with `name` of [`name_byte`]s and `ip` of hex digits, dots and colons (IPv4 or IPv6, as
+/// Tornado's `remote_ip` prints them): its request and route, and whether it holds a prescan
+/// gate byte (`k`, `x` or `z` in the name, `:` in the address). `None` for any other.
 ///
 /// Exact: in such a text `request_after` finds the path between the method and the last ` (`
 /// (no ` -> `: no redirect), the name (actor) up to the last `@` and the address up to the `)`;
@@ -259,11 +260,12 @@ fn heartbeat(key: &str, duration_ms: f64) -> Option<(Request<'_>, RouteInfo<'_>,
         .strip_prefix(name)?
         .strip_prefix('@')?
         .strip_suffix(')')?;
-    if n == 0 || ip.is_empty() || !ip.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+    let ip_byte = |c: u8| c.is_ascii_hexdigit() || c == b'.' || c == b':';
+    if n == 0 || ip.is_empty() || !ip.bytes().all(ip_byte) {
         return None;
     }
     let path = &key[HEAD.len()..HEAD.len() + USERS.len() + n + "/activity".len()];
-    let wary = name.bytes().any(|c| matches!(c, b'k' | b'x' | b'z'));
+    let wary = name.bytes().any(|c| matches!(c, b'k' | b'x' | b'z')) || ip.contains(':');
     let r = Request {
         status: 200,
         method: &key[4..8],
