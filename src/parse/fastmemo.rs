@@ -44,7 +44,7 @@ impl Span {
     fn of(msg: &str, part: &str) -> Option<Span> {
         let start = (part.as_ptr() as usize).checked_sub(msg.as_ptr() as usize)?;
         let end = start.checked_add(part.len())?;
-        (end <= KEY_MAX).then(|| Span(start as u8, part.len() as u8))
+        (end <= KEY_MAX).then_some(Span(start as u8, part.len() as u8))
     }
 
     fn get(self, msg: &str) -> Option<&str> {

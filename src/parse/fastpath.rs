@@ -231,15 +231,34 @@ pub(super) fn take<'r>(
     Some((h, r, info, percent))
 }
 
-/// A byte of the names [`heartbeat`] reads: one that no step of `request::parse` or
-/// `route::classify` treats apart (not `/ ? # % ( ) @`, space, or a prescan gate byte but
-/// `k`, `x`, `z`).
-fn name_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-')
-}
+/// What a byte can be in the texts [`heartbeat`] reads, as bits of one table lookup: a byte of
+/// a name ([`NAME`]: one that no step of `request::parse` or `route::classify` treats apart, so
+/// not `/ ? # % ( ) @` or space), of an address ([`IP`]), a prescan gate byte ([`GATE`]: the
+/// ones names and addresses can hold, `k x z :`).
+const NAME: u8 = 1;
+const IP: u8 = 2;
+const GATE: u8 = 4;
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+            t[c] |= NAME;
+        }
+        if b.is_ascii_hexdigit() || matches!(b, b'.' | b':') {
+            t[c] |= IP;
+        }
+        if matches!(b, b'k' | b'x' | b'z' | b':') {
+            t[c] |= GATE;
+        }
+        c += 1;
+    }
+    t
+};
 
 /// `200 POST /hub/api/users/{name}/activity ({name}@{ip})`, the text of a heartbeat up to its
-/// `)`, with `name` of [`name_byte`]s and `ip` of hex digits, dots and colons (IPv4 or IPv6, as
+/// `)`, with `name` of [`NAME`] bytes and `ip` of hex digits, dots and colons (IPv4 or IPv6, as
 /// Tornado's `remote_ip` prints them): its request and route, and whether it holds a prescan
 /// gate byte (`k`, `x` or `z` in the name, `:` in the address). `None` for any other.
 ///
@@ -250,26 +269,38 @@ fn name_byte(c: u8) -> bool {
 /// server route). The differential tests (`parse::differential`) hold both paths to this on
 /// the fixtures' real heartbeats, the generator's output and near misses.
 fn heartbeat(key: &str, duration_ms: f64) -> Option<(Request<'_>, RouteInfo<'_>, bool)> {
-    const HEAD: &str = "200 POST ";
-    const USERS: &str = "/hub/api/users/";
-    let rest = key.strip_prefix(HEAD)?.strip_prefix(USERS)?;
-    let n = rest.bytes().position(|c| !name_byte(c))?;
-    let (name, rest) = rest.split_at(n);
-    let rest = rest.strip_prefix("/activity (")?;
-    let ip = rest
+    const HEAD: &str = "200 POST /hub/api/users/";
+    const TAIL: &str = "/activity (";
+    let b = key.as_bytes();
+    let rest = b.strip_prefix(HEAD.as_bytes())?;
+    let (mut n, mut seen) = (0, 0u8);
+    while let Some(&c) = rest.get(n) {
+        let class = CLASS[usize::from(c)];
+        if class & NAME == 0 {
+            break;
+        }
+        seen |= class;
+        n += 1;
+    }
+    let name = rest.get(..n).filter(|_| n > 0)?;
+    let after = rest[n..].strip_prefix(TAIL.as_bytes())?;
+    let ip = after
         .strip_prefix(name)?
-        .strip_prefix('@')?
-        .strip_suffix(')')?;
-    let ip_byte = |c: u8| c.is_ascii_hexdigit() || c == b'.' || c == b':';
-    if n == 0 || ip.is_empty() || !ip.bytes().all(ip_byte) {
+        .strip_prefix(b"@")?
+        .strip_suffix(b")")?;
+    let all = ip.iter().fold(IP, |all, &c| all & CLASS[usize::from(c)]);
+    let any = ip.iter().fold(seen, |any, &c| any | CLASS[usize::from(c)]);
+    if ip.is_empty() || all & IP == 0 {
         return None;
     }
-    let path = &key[HEAD.len()..HEAD.len() + USERS.len() + n + "/activity".len()];
-    let wary = name.bytes().any(|c| matches!(c, b'k' | b'x' | b'z')) || ip.contains(':');
+    // Every byte checked is ASCII: these are char boundaries.
+    let at = HEAD.len();
+    let name = &key[at..at + n];
+    let ip = &key[key.len() - 1 - ip.len()..key.len() - 1];
     let r = Request {
         status: 200,
         method: &key[4..8],
-        path,
+        path: &key["200 POST ".len()..at + n + "/activity".len()],
         redirect: None,
         actor: name,
         ip,
@@ -280,7 +311,7 @@ fn heartbeat(key: &str, duration_ms: f64) -> Option<(Request<'_>, RouteInfo<'_>,
         user: Some(Cow::Borrowed(name)),
         server: None,
     };
-    Some((r, info, wary))
+    Some((r, info, any & GATE != 0))
 }
 
 /// [`duration_back`] of `) {digits}.{2 digits}ms` (`end` is where the `ms` starts), with 1 to 13
