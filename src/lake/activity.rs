@@ -8,15 +8,14 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
+    ArrayRef, AsArray, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
     TimestampMicrosecondBuilder, TimestampMillisecondBuilder,
 };
-use arrow::datatypes::{
-    DataType, Field, Int32Type, Int64Type, TimestampMicrosecondType, TimestampMillisecondType,
-};
+use arrow::datatypes::{DataType, Field, TimestampMicrosecondType, TimestampMillisecondType};
 use arrow::error::ArrowError;
 use rustc_hash::FxHashMap;
 
+use super::activity_rows::ActivityRows;
 use super::heartbeat::{Meta, activity_schema, utc_ms};
 
 /// A [`Meta`] borrowed from a record or a batch.
@@ -288,72 +287,35 @@ impl Activity {
 
     /// Add `activity` rows read back from parts (compaction regroups a day's rows).
     pub fn fold_batch(&mut self, batch: &RecordBatch) -> Result<(), ArrowError> {
-        let s = batch.schema();
-        let col = |n: &str| s.index_of(n).map(|i| batch.column(i));
-        let strs = |n: &str| -> Result<_, ArrowError> {
-            col(n)?
-                .as_string_opt::<i32>()
-                .ok_or_else(|| ArrowError::SchemaError(format!("activity.{n}: not Utf8")))
-        };
-        let user = strs("user")?;
-        let meta = [
-            strs("logger")?,
-            strs("module")?,
-            strs("source_file")?,
-            strs("source_fp")?,
-        ];
-        let times = col("times")?.as_list::<i32>();
+        let rows = ActivityRows::of(batch, "durations_cs")?;
         let stamp = |n: &str| -> Result<_, ArrowError> {
-            col(n)?
+            batch
+                .column(batch.schema_ref().index_of(n)?)
                 .as_primitive_opt::<TimestampMicrosecondType>()
                 .ok_or_else(|| ArrowError::SchemaError(format!("activity.{n}: not µs")))
         };
         let (first, last) = (stamp("first")?, stamp("last")?);
-        let (statuses, ips, durs, offsets) = (
-            col("statuses")?.as_list::<i32>(),
-            col("client_ips")?.as_list::<i32>(),
-            col("durations_cs")?.as_list::<i32>(),
-            col("offsets")?.as_list::<i32>(),
-        );
-        for i in 0..batch.num_rows() {
-            let t = times.value(i);
-            let t = us_times(
-                t.as_primitive::<TimestampMillisecondType>().values(),
-                first.value(i),
-                last.value(i),
-            );
-            if !offsets.is_valid(i) {
-                for &ts in t.iter() {
-                    self.add_time(user.value(i), ts);
+        for i in 0..rows.len() {
+            let t = rows.times.value(i);
+            let ms = t
+                .as_primitive_opt::<TimestampMillisecondType>()
+                .ok_or_else(|| ArrowError::SchemaError("activity.times: not ms".into()))?;
+            let t = us_times(ms.values(), first.value(i), last.value(i));
+            let user = rows.user.value(i);
+            match rows.reports(i)? {
+                None => t.iter().for_each(|&ts| self.add_time(user, ts)),
+                Some((meta, reports)) => {
+                    for (&ts, r) in t.iter().zip(reports) {
+                        let b = Beat {
+                            ts,
+                            status: r.status,
+                            duration_cs: r.duration,
+                            client_ip: r.client_ip,
+                            offset: r.offset,
+                        };
+                        self.add_beat(user, meta, b);
+                    }
                 }
-                continue;
-            }
-            let m = MetaRef {
-                logger: meta[0].value(i),
-                module: meta[1].value(i),
-                source_file: meta[2].value(i),
-                source_fp: meta[3].value(i),
-            };
-            let (st, du, of, ip) = (
-                statuses.value(i),
-                durs.value(i),
-                offsets.value(i),
-                ips.value(i),
-            );
-            let (st, du) = (
-                st.as_primitive::<Int32Type>(),
-                du.as_primitive::<Int32Type>(),
-            );
-            let (of, ip) = (of.as_primitive::<Int64Type>(), ip.as_string::<i32>());
-            for (k, &ts) in t.iter().enumerate() {
-                let b = Beat {
-                    ts,
-                    status: st.value(k),
-                    duration_cs: du.value(k),
-                    client_ip: ip.value(k),
-                    offset: of.value(k),
-                };
-                self.add_beat(user.value(i), m, b);
             }
         }
         Ok(())

@@ -13,11 +13,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{Int32Type, Int64Type, TimestampMicrosecondType};
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::TimestampMicrosecondType;
 use arrow::error::ArrowError;
 
 use super::activity::{Activity, Beat, MetaRef};
+use super::activity_rows::ActivityRows;
 use super::batch::{EventsBuilder, Rows, SourceInfo};
 use super::derived::ACTIVITY_ROUTE;
 use crate::parse::prefix::{Family, Level};
@@ -65,70 +66,31 @@ impl Converter {
 
     /// Add the rows of a format 2 `activity` batch.
     pub fn add(&mut self, batch: &RecordBatch) -> Result<(), ArrowError> {
-        let s = batch.schema();
-        let col = |n: &str| s.index_of(n).map(|i| batch.column(i));
-        let strs = |n: &str| -> Result<_, ArrowError> {
-            col(n)?
-                .as_string_opt::<i32>()
-                .ok_or_else(|| ArrowError::SchemaError(format!("activity.{n}: not Utf8")))
-        };
-        let user = strs("user")?;
-        let meta = [
-            strs("logger")?,
-            strs("module")?,
-            strs("source_file")?,
-            strs("source_fp")?,
-        ];
-        let list = |n: &str| -> Result<_, ArrowError> {
-            col(n)?
-                .as_list_opt::<i32>()
-                .ok_or_else(|| ArrowError::SchemaError(format!("activity.{n}: not a list")))
-        };
-        let (times, statuses, ips, durs, offsets) = (
-            list("times")?,
-            list("statuses")?,
-            list("client_ips")?,
-            list(FORMAT_2_DURATIONS)?,
-            list("offsets")?,
-        );
-        for i in 0..batch.num_rows() {
-            let t = times.value(i);
+        let rows = ActivityRows::of(batch, FORMAT_2_DURATIONS)?;
+        for i in 0..rows.len() {
+            let t = rows.times.value(i);
             let t = t
                 .as_primitive_opt::<TimestampMicrosecondType>()
                 .ok_or_else(|| ArrowError::SchemaError("activity.times: not µs".into()))?;
-            if !offsets.is_valid(i) {
-                for &ts in t.values() {
-                    self.activity.add_time(user.value(i), ts);
+            let user = rows.user.value(i);
+            match rows.reports(i)? {
+                None => t
+                    .values()
+                    .iter()
+                    .for_each(|&ts| self.activity.add_time(user, ts)),
+                Some((meta, reports)) => {
+                    for (&ts, r) in t.values().iter().zip(reports) {
+                        self.beat(Old {
+                            user,
+                            meta,
+                            ts,
+                            status: r.status,
+                            duration_us: r.duration,
+                            client_ip: r.client_ip,
+                            offset: r.offset,
+                        });
+                    }
                 }
-                continue;
-            }
-            let meta = MetaRef {
-                logger: meta[0].value(i),
-                module: meta[1].value(i),
-                source_file: meta[2].value(i),
-                source_fp: meta[3].value(i),
-            };
-            let (st, du, of, ip) = (
-                statuses.value(i),
-                durs.value(i),
-                offsets.value(i),
-                ips.value(i),
-            );
-            let (st, du) = (
-                st.as_primitive::<Int32Type>(),
-                du.as_primitive::<Int32Type>(),
-            );
-            let (of, ip) = (of.as_primitive::<Int64Type>(), ip.as_string::<i32>());
-            for (k, &ts) in t.values().iter().enumerate() {
-                self.beat(Old {
-                    user: user.value(i),
-                    meta,
-                    ts,
-                    status: st.value(k),
-                    duration_us: du.value(k),
-                    client_ip: ip.value(k),
-                    offset: of.value(k),
-                });
             }
         }
         Ok(())

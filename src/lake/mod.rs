@@ -14,6 +14,7 @@
 //! * [`store`]: the object-store operations of a lake in a bucket.
 
 pub mod activity;
+pub mod activity_rows;
 pub mod batch;
 pub mod compact;
 pub mod derived;
