@@ -191,6 +191,16 @@ fn a_format_1_lake_is_refused_by_query_and_ingest_naming_migrate() {
     assert!(before == tree(&lake), "a refused command changed the lake");
 }
 
+/// `migrate`'s lines say it converted each hub's days of the fixture lakes (three of the
+/// generator's, one of the real hub's), none of them converted before.
+fn migrated_every_day(err: &str) {
+    assert!(hub_line(err, "gen").contains("days=3 already=0"), "{err}");
+    assert!(
+        hub_line(err, "jupyterhub").contains("days=1 already=0"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_format_1_lake_migrated_reads_as_a_fresh_ingest_of_the_same_logs() {
     let dir = tempfile::tempdir().unwrap();
@@ -198,11 +208,7 @@ fn a_format_1_lake_migrated_reads_as_a_fresh_ingest_of_the_same_logs() {
     let fresh = fresh_lake(dir.path());
     let parts_before = parquet_files(&lake);
     let err = migrate_ok(&lake);
-    assert!(hub_line(&err, "gen").contains("days=3 already=0"), "{err}");
-    assert!(
-        hub_line(&err, "jupyterhub").contains("days=1 already=0"),
-        "{err}"
-    );
+    migrated_every_day(&err);
     let summary = err.lines().last().unwrap();
     assert!(
         summary.contains("is now format 3")
@@ -341,11 +347,7 @@ fn a_format_2_lake_is_migrated_to_read_as_a_fresh_ingest() {
         .filter(|k| k.starts_with("activity/") && k.ends_with(".parquet"))
         .count();
     let err = migrate_ok(&lake);
-    assert!(hub_line(&err, "gen").contains("days=3 already=0"), "{err}");
-    assert!(
-        hub_line(&err, "jupyterhub").contains("days=1 already=0"),
-        "{err}"
-    );
+    migrated_every_day(&err);
     // Only the `activity` parts are replaced (by `activity` parts, and `events` parts for the
     // heartbeats now rows); `events` and `lifecycle` parts of format 2 are of format 3.
     let summary = err.lines().last().unwrap();
@@ -424,11 +426,7 @@ fn a_lake_in_a_bucket_is_migrated_in_place() {
         err
     };
     let err = migrate(&lake);
-    assert!(hub_line(&err, "gen").contains("days=3 already=0"), "{err}");
-    assert!(
-        hub_line(&err, "jupyterhub").contains("days=1 already=0"),
-        "{err}"
-    );
+    migrated_every_day(&err);
     assert_reads_as_in(&lake, &env, &fresh);
     // Nothing left in staging, and the replaced parts are gone: a day's commit writes one part
     // per table, so every partition of the fixture has exactly one part now.
