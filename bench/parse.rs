@@ -41,26 +41,11 @@ fn parse_all(cat: &Arc<Catalogue>, data: &[u8]) -> u64 {
 
 /// Every `.log` under `fixtures/logs/real`, each parsed on its own as `ingest` would.
 fn real_fixtures() -> Vec<Vec<u8>> {
-    fn walk(dir: &std::path::Path, out: &mut Vec<Vec<u8>>) {
-        let mut paths: Vec<_> = std::fs::read_dir(dir)
-            .expect("fixtures")
-            .map(|e| e.expect("entry").path())
-            .collect();
-        paths.sort();
-        for p in paths {
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.extension().is_some_and(|e| e == "log") {
-                out.push(std::fs::read(&p).expect("read"));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/logs/real"),
-        &mut out,
-    );
-    out
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/logs/real");
+    hubpulse::parse::differential::fixture_logs(&dir)
+        .iter()
+        .map(|p| std::fs::read(p).expect("read"))
+        .collect()
 }
 
 fn bench(c: &mut Criterion) {

@@ -19,6 +19,28 @@ use super::time::Zone;
 static CATALOGUE: LazyLock<Arc<Catalogue>> =
     LazyLock::new(|| Arc::new(Catalogue::embedded().unwrap_or_else(|e| panic!("{e}"))));
 
+/// Every `.log` file under `dir` (in the repository, `fixtures/logs`), sorted by path: the
+/// inputs of the differential test and of the parse benchmark's real-log case.
+pub fn fixture_logs(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap_or_else(|e| panic!("{e}")).path())
+            .collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|e| e == "log") {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out
+}
+
 /// A parser with the fast path on or off; `piece` parses as a piece of a stream (deferred
 /// enrichment, no state before it).
 pub(crate) fn parser(fast: bool, piece: bool, zone: &str) -> Parser {

@@ -21,9 +21,11 @@
 //!
 //! * Cleaning: a record of printable ASCII (`0x20..=0x7e`, after its trailing newlines) has no
 //!   NUL, escape or carriage return and is valid UTF-8, so the general path's cleaning borrows
-//!   it unchanged and sets no flag; its trimmed body is the same slice. A line both memos answer
-//!   for is not scanned for it: every byte is then one compared equal to a remembered byte of a
-//!   line that was scanned, or one checked to be a digit, `.`, `,`, `:`, space, `)` or `ms`.
+//!   it unchanged and sets no flag; its trimmed body is the same slice. A line whose prefix the
+//!   prefix memo answers for and whose message [`heartbeat`] or the request memo does is not
+//!   scanned for it: every byte is then one compared equal to a remembered byte of a line that
+//!   was scanned or to a literal, or one checked to be a digit, `.`, `,`, `:`, space, `)` or
+//!   `ms`, or one of `heartbeat`'s name and address bytes.
 //! * Prefix: [`Memo::header`] answers as `prefix::bracketed_fast` does, the first thing
 //!   `prefix::header` tries on a record starting with `[`; when it answers, `header` returns
 //!   that answer.
@@ -177,8 +179,10 @@ pub(super) fn take<'r>(
     let body = std::str::from_utf8(b).ok()?;
     // A line is taken only in printable ASCII. A prefix the memo answers for is (`Memo::hit`:
     // remembered bytes of a line that was, and the time's); so is a message the request memo
-    // answers for (a kept text of a line that was, and `) {digits and dots}ms`). The line is
-    // checked when either memo does not answer, before anything is remembered of it.
+    // answers for (a kept text of a line that was, and `) {digits and dots}ms`), and one
+    // `heartbeat` reads (every byte of its text checked against its classes). The line is
+    // checked when the prefix memo does not answer, or neither of those does, before
+    // anything is remembered of it.
     let (h, plain, checked) = match memo.hit(body) {
         Some((h, plain)) => (h, plain, false),
         None if printable_ascii(b) => {
@@ -215,12 +219,8 @@ pub(super) fn take<'r>(
         return None;
     }
     let (status, method, rest) = status_method(msg)?;
-    // `scrub::may_hold_secret` says no, without a look, to a message without `=`, `%` and `:`
-    // (its syntax) and without `k`, `x` and `z` (needed by its markers).
     let m = msg.as_bytes();
-    let wary = m.iter().fold(false, |any, &c| {
-        any | matches!(c, b'=' | b'%' | b':' | b'k' | b'x' | b'z')
-    });
+    let wary = m.iter().fold(false, |any, &c| any | gate_byte(c));
     if wary && scrub::may_hold_secret(msg) {
         return None;
     }
@@ -229,6 +229,12 @@ pub(super) fn take<'r>(
     let percent = wary && memchr::memchr(b'%', m).is_some();
     requests.keep(msg, key, &r, &info, (wary, percent));
     Some((h, r, info, percent))
+}
+
+/// A byte without which `scrub::may_hold_secret` says no without a look: `=`, `%` and `:` (its
+/// syntax), `k`, `x` and `z` (each of its markers holds one).
+pub(super) const fn gate_byte(c: u8) -> bool {
+    matches!(c, b'=' | b'%' | b':' | b'k' | b'x' | b'z')
 }
 
 /// What a byte can be in the texts [`heartbeat`] reads, as bits of one table lookup: a byte of
@@ -249,7 +255,7 @@ static CLASS: [u8; 256] = {
         if b.is_ascii_hexdigit() || matches!(b, b'.' | b':') {
             t[c] |= IP;
         }
-        if matches!(b, b'k' | b'x' | b'z' | b':') {
+        if gate_byte(b) {
             t[c] |= GATE;
         }
         c += 1;

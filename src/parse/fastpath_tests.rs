@@ -3,37 +3,18 @@
 //! as with it off, on the fixtures (real hub output among them), the generator's output, and
 //! random near misses of the request line's shape.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use proptest::prelude::*;
 
 use super::*;
 use crate::parse::reader;
 
-use crate::parse::differential::{parser, same};
-
-fn logs_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap_or_else(|e| panic!("{e}")).path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            logs_under(&p, out);
-        } else if p.extension().is_some_and(|e| e == "log") {
-            out.push(p);
-        }
-    }
-}
+use crate::parse::differential::{fixture_logs, parser, same};
 
 #[test]
 fn fixtures_parse_the_same_on_both_paths() {
-    let mut files = Vec::new();
-    logs_under(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/logs"),
-        &mut files,
-    );
+    let files = fixture_logs(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/logs"));
     assert!(files.len() >= 15, "fixtures found: {files:?}");
     let (mut taken, mut requests) = (0, 0);
     for f in &files {
@@ -309,7 +290,7 @@ proptest! {
     #[test]
     fn prescan_needs_one_of_the_gate_bytes(s in "[ -~]{0,120}", word in pick(&scrub::KEY_WORDS)) {
         for text in [s.clone(), format!("{s} {word}"), format!("{word}{s}")] {
-            let gate = text.bytes().any(|c| matches!(c, b'=' | b'%' | b':' | b'k' | b'x' | b'z'));
+            let gate = text.bytes().any(gate_byte);
             prop_assert!(gate || !scrub::may_hold_secret(&text), "{}", text);
         }
     }
